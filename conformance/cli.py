@@ -23,9 +23,10 @@ def _cmd_requirements(args: argparse.Namespace) -> int:
             print(f"unknown profile {args.profile!r}; known: {', '.join(sorted(profiles))}", file=sys.stderr)
             return 2
         wanted = set(profiles[args.profile].requirements)
-    for req in catalogue.requirements.values():
-        if wanted is None or req.id in wanted:
-            print(f"{req.id:<28} {req.level:<8} {req.area:<12} {req.role:<8} {req.source} §{req.section}")
+    shown = [req for req in catalogue.requirements.values() if wanted is None or req.id in wanted]
+    width = max((len(req.id) for req in shown), default=0)
+    for req in shown:
+        print(f"{req.id:<{width}}  {req.level:<8} {req.area:<12} {req.role:<8} {req.source} §{req.section}")
     return 0
 
 
@@ -75,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors; keep that contract explicit
         return int(exc.code or 0)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
