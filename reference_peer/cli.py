@@ -1,0 +1,112 @@
+"""``reference-peer``: run the reference MIMI provider, or make a test PKI for it.
+
+    reference-peer pki --out DIR --domain a.example --domain b.example
+    reference-peer serve --config peer.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from reference_peer.config import ConfigError, PeerConfig, build_server, load_config
+from reference_peer.pki import DEFAULT_LEAF_DAYS, CertificateAuthority, write_test_pki
+from reference_peer.server.names import normalize_domain
+from reference_peer.server.transport import MimiServer
+
+log = logging.getLogger("reference_peer")
+
+
+async def serve(
+    config: PeerConfig,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[MimiServer], None] | None = None,
+) -> None:
+    """Serve ``config`` until ``stop`` is set (or SIGINT/SIGTERM when run from the command line)."""
+    stop = stop or asyncio.Event()
+    server = build_server(config)
+    await server.start()
+    try:
+        if on_ready is not None:
+            on_ready(server)
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"reference-peer: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+    def ready(server: MimiServer) -> None:
+        # One parseable line per served domain, so a harness that spawns us learns the real port.
+        for domain in config.domains:
+            print(f"serving {domain} at {server.base_url(domain)} (listening on {server.host}:{server.port})",
+                  flush=True)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(config, stop=stop, on_ready=ready)
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        print(f"reference-peer: cannot listen on {config.listen_address}:{config.listen_port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_pki(args: argparse.Namespace) -> int:
+    try:
+        domains = [normalize_domain(d) for d in args.domain]
+        if args.days < 1:
+            raise ValueError("--days must be at least 1")
+        _, files = write_test_pki(args.out, domains, ca=CertificateAuthority.create(), days=args.days)
+    except ValueError as exc:
+        print(f"reference-peer: {exc}", file=sys.stderr)
+        return 2
+    print(f"CA certificate: {files.ca_cert}")
+    print(f"CA key:         {files.ca_key}")
+    for domain, provider in files.providers.items():
+        print(f"{domain}: {provider.cert} {provider.key}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reference-peer", description="The reference MIMI provider.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", help="serve MIMI over HTTPS with mutual TLS")
+    serve_cmd.add_argument("--config", required=True, help="peer configuration (YAML)")
+    serve_cmd.set_defaults(run=_cmd_serve)
+
+    pki_cmd = commands.add_parser("pki", help="write a test CA and one certificate per provider domain")
+    pki_cmd.add_argument("--out", required=True, help="directory for the PEM files")
+    pki_cmd.add_argument("--domain", action="append", required=True, help="a provider domain (repeatable)")
+    pki_cmd.add_argument("--days", type=int, default=DEFAULT_LEAF_DAYS, help="provider certificate validity")
+    pki_cmd.set_defaults(run=_cmd_pki)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The MIMI endpoint catalogue (draft-ietf-mimi-protocol-06 §5), the directory document (§5.1) and
+parsing of endpoint paths.
+
+Each endpoint takes exactly one path variable, percent-encoded into a single path segment: a room
+id is a whole ``mimi://`` URI, so its slashes travel as ``%2F``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, unquote_to_bytes
+
+DIRECTORY_PATH = "/.well-known/mimi-protocol-directory"
+API_PREFIX = "/v1/"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    method: str
+    variable: str
+
+
+# Variable names follow the endpoint sections; the §5.1 example disagrees for the consent endpoints
+# ({targetUser}/{requesterUser}) but §5.7 defines the paths with domains.
+ENDPOINTS: dict[str, Endpoint] = {
+    e.name: e
+    for e in (
+        Endpoint("keyMaterial", "POST", "targetUser"),
+        Endpoint("update", "POST", "roomId"),
+        Endpoint("notify", "POST", "roomId"),
+        Endpoint("submitMessage", "POST", "roomId"),
+        Endpoint("groupInfo", "POST", "roomId"),
+        Endpoint("requestConsent", "POST", "targetDomain"),
+        Endpoint("updateConsent", "POST", "requesterDomain"),
+        Endpoint("identifierQuery", "POST", "domain"),
+        Endpoint("reportAbuse", "POST", "roomId"),
+        Endpoint("proxyDownload", "GET", "downloadUrl"),
+    )
+}
+
+
+def directory_document(authority: str) -> dict[str, str]:
+    """The §5.1 directory for a provider reached at ``authority`` (``host`` or ``host:port``)."""
+    return {e.name: f"https://{authority}{API_PREFIX}{e.name}/{{{e.variable}}}" for e in ENDPOINTS.values()}
+
+
+def directory_json(authority: str) -> bytes:
+    return json.dumps(directory_document(authority), indent=2).encode()
+
+
+class PathError(ValueError):
+    """A path that names an endpoint but carries a malformed variable (answered 400)."""
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def decode_segment(segment: str) -> str:
+    """Percent-decode one path segment strictly: every ``%`` starts a valid escape and the result is UTF-8."""
+    if _BAD_ESCAPE.search(segment):
+        raise PathError(f"invalid percent-escape in path segment {segment!r}")
+    try:
+        value = unquote_to_bytes(segment).decode("utf-8")
+    except UnicodeDecodeError:
+        raise PathError(f"path segment {segment!r} does not decode to UTF-8") from None
+    if not value:
+        raise PathError("empty path variable")
+    return value
+
+
+def encode_segment(value: str) -> str:
+    """Percent-encode ``value`` into one path segment (everything outside RFC 3986 unreserved is escaped)."""
+    return quote(value, safe="")
+
+
+def match_endpoint(raw_path: str) -> tuple[Endpoint, str] | None:
+    """(endpoint, raw variable segment) for ``/v1/<name>/<segment>``; None when no endpoint has that shape.
+
+    ``raw_path`` must be the undecoded request path without the query: decoding first would turn an
+    encoded ``%2F`` into a segment separator.
+    """
+    if not raw_path.startswith(API_PREFIX):
+        return None
+    name, sep, segment = raw_path[len(API_PREFIX) :].partition("/")
+    endpoint = ENDPOINTS.get(name)
+    if endpoint is None or not sep or not segment or "/" in segment:
+        return None
+    return endpoint, segment
+
+
+def expand_template(template: str, value: str) -> str:
+    """Fill the single ``{variable}`` of a directory URL template with the percent-encoded ``value``."""
+    match = re.search(r"\{[A-Za-z][A-Za-z0-9_]*\}", template)
+    if match is None:
+        raise ValueError(f"directory template has no variable: {template!r}")
+    return template[: match.start()] + encode_segment(value) + template[match.end() :]
