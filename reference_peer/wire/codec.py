@@ -19,12 +19,18 @@ inconsistencies allow (declared per field with ``alt=``) and records each one us
 
 Large opaque fields declared ``opaque_view`` decode to read-only memoryview slices of the input
 (zero copy); everything else decodes to ``bytes``.
+
+Speed: when a struct class is created, its field list is compiled into one Python decode and one
+encode function (integers, enums, opaque, fixed, optional and vector fields inlined; nested
+structs called directly). The per-codec ``decode``/``encode`` methods define the behaviour and
+serve every codec the generator does not inline. benchmarks/bench_codec.py measures the result.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import struct
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, NamedTuple
 
@@ -80,7 +86,7 @@ class Decoded(NamedTuple):
 class _Ctx:
     """Per-decode state: the input, the position, the scopes of enclosing structs."""
 
-    __slots__ = ("buf", "pos", "forced", "leniencies", "scopes", "defaults")
+    __slots__ = ("buf", "pos", "forced", "leniencies", "scopes", "defaults", "scope", "raw")
 
     def __init__(self, buf: memoryview, forced: frozenset[int], defaults: dict[str, Any]) -> None:
         self.buf = buf
@@ -89,6 +95,12 @@ class _Ctx:
         self.leniencies: list[Leniency] = []
         self.scopes: list[dict[str, Any]] = []
         self.defaults = defaults
+        # One Scope for the whole decode: it reads ``scopes`` live, which grows and shrinks in place.
+        self.scope = Scope(self.scopes, defaults)
+        # Same bytes, same positions, faster to index and to copy small slices from: the input's
+        # bytes object when the view covers all of it, else the view itself.
+        obj = buf.obj
+        self.raw = obj if type(obj) is bytes and buf.format == "B" and buf.nbytes == len(obj) else buf
 
     def take(self, n: int) -> memoryview:
         pos = self.pos
@@ -109,7 +121,10 @@ class Scope:
         self._defaults = defaults
 
     def get(self, name: str) -> Any:
-        for values in reversed(self._chain):
+        chain = self._chain
+        if chain and name in chain[-1]:  # the usual case: a field of the struct being read
+            return chain[-1][name]
+        for values in reversed(chain):
             if name in values:
                 return values[name]
         if name in self._defaults:
@@ -175,31 +190,32 @@ VARINT_MAX = (1 << 30) - 1
 
 def read_varint(ctx: _Ctx) -> int:
     """RFC 9420 §2.1.2 variable-size length; non-minimal encodings are rejected."""
-    buf = ctx.buf
-    pos = ctx.pos
+    value, ctx.pos = varint_at(ctx.buf, ctx.pos)
+    return value
+
+
+def varint_at(buf: memoryview, pos: int) -> tuple[int, int]:
+    """The varint at ``pos`` and the position after it (see :func:`read_varint`)."""
     if pos >= len(buf):
         raise DecodeError("truncated: need a length prefix", pos)
     first = buf[pos]
     prefix = first >> 6
     if prefix == 0:
-        ctx.pos = pos + 1
-        return first
+        return first, pos + 1
     if prefix == 1:
         if pos + 2 > len(buf):
             raise DecodeError("truncated: 2-byte length prefix", pos)
         value = ((first & 0x3F) << 8) | buf[pos + 1]
         if value < 64:
             raise DecodeError(f"non-minimal length prefix for {value}", pos)
-        ctx.pos = pos + 2
-        return value
+        return value, pos + 2
     if prefix == 2:
         if pos + 4 > len(buf):
             raise DecodeError("truncated: 4-byte length prefix", pos)
         value = int.from_bytes(buf[pos : pos + 4], "big") & 0x3FFFFFFF
         if value < 16384:
             raise DecodeError(f"non-minimal length prefix for {value}", pos)
-        ctx.pos = pos + 4
-        return value
+        return value, pos + 4
     raise DecodeError("invalid length prefix 0b11", pos)
 
 
@@ -393,16 +409,26 @@ class EnumCodec(Codec):
 
 
 class Implicit(Codec):
-    """A field the as-written struct does not carry: takes its value from the scope."""
+    """A field the as-written struct does not carry: takes its value from the scope.
 
-    __slots__ = ("key", "name")
+    With ``kind`` (an IntEnum class), a value that is one of its members is returned as that
+    member (``Protocol.mls10`` rather than ``1``); any other value is returned as it is.
+    """
 
-    def __init__(self, key: str) -> None:
+    __slots__ = ("key", "name", "members")
+
+    def __init__(self, key: str, kind: type[enum.IntEnum] | None = None) -> None:
         self.key = key
         self.name = f"implicit({key})"
+        self.members = {int(m): m for m in kind} if kind is not None else None
+
+    def convert(self, value: Any) -> Any:
+        if self.members is not None and isinstance(value, int):
+            return self.members.get(value, value)
+        return value
 
     def decode(self, ctx: _Ctx) -> Any:
-        return Scope(ctx.scopes, ctx.defaults).get(self.key)
+        return self.convert(ctx.scope.get(self.key))
 
     def encode(self, out: bytearray, value: Any, scope: list[dict[str, Any]]) -> None:
         pass
@@ -475,6 +501,14 @@ class Case:
             return False
         return (got in self.values) != self.negate
 
+    def holds_in(self, scope: Scope) -> bool:
+        """:meth:`holds` for a ready :class:`Scope` (what generated decoders call)."""
+        try:
+            got = self.selector(scope) if callable(self.selector) else scope.get(self.selector)
+        except KeyError:
+            return False
+        return (got in self.values) != self.negate
+
     def describe(self) -> str:
         sel = self.selector if isinstance(self.selector, str) else getattr(self.selector, "__name__", "?")
         names = ", ".join(getattr(v, "name", str(v)) for v in self.values)
@@ -521,62 +555,398 @@ def wire(spec: Any, *, when: Case | None = None, alt: tuple[Any, str, str] | Non
 
 
 class StructCodec(Codec):
-    __slots__ = ("cls", "name", "fields", "simple")
+    __slots__ = ("cls", "name", "fields", "simple", "decode_fn", "encode_fn", "_alt_sites")
 
     def __init__(self, cls: type[Struct], fields: list[tuple[str, WireField]]) -> None:
         self.cls = cls
         self.name = cls.__name__
         self.fields = fields
         self.simple = all(f.when is None and f.alt is None for _, f in fields)
+        self.decode_fn: Callable[[_Ctx], Struct] = _compile_struct_decoder(self)
+        self.encode_fn: Callable[[bytearray, Any, list[dict[str, Any]]], None] = _compile_struct_encoder(self)
+        self._alt_sites: list[int] | None = None
+
+    def alt_sites(self) -> list[int]:
+        """:func:`alternative_sites` of this struct, computed once (tolerant decoding asks often)."""
+        if self._alt_sites is None:
+            self._alt_sites = alternative_sites(self)
+        return self._alt_sites
 
     def decode(self, ctx: _Ctx) -> Struct:
+        return self.decode_fn(ctx)
+
+    def encode(self, out: bytearray, value: Any, scope: list[dict[str, Any]]) -> None:
+        self.encode_fn(out, value, scope)
+
+
+# --------------------------------------------------------------------------------------------
+# Generated decoders
+#
+# Each StructCodec gets a decode function generated from its field list: integers, enums, opaque,
+# fixed, optional and vector fields are read inline from locals (``raw``/``buf``/``pos``/``size``);
+# selects on an earlier field of the same struct compare inline; small structs made only of such
+# fields ("flat") are inlined into their parent; anything else calls its codec. The behaviour
+# (values, errors and their paths, leniencies) is that of the per-codec ``decode`` methods and of
+# ``_interpreted_decoder``, which tests/wire/test_generated_coders.py checks on random input.
+
+
+_INLINE_LEAVES = (UInt, EnumCodec, Opaque, Fixed, Empty)
+
+
+def _is_leaf(codec: Codec) -> bool:
+    """Read entirely inline, so nothing inside can look at the scope chain."""
+    kind = type(codec)
+    if kind in (Vector, Optional):
+        return _is_leaf(codec.elem)
+    if kind is StructCodec:
+        return _is_flat_struct(codec)
+    return kind in _INLINE_LEAVES
+
+
+def _is_flat_struct(sc: StructCodec) -> bool:
+    """A leaf struct with no struct inside: small enough to inline wherever it appears (inlining
+    deeper structs would multiply the generated code and its block nesting)."""
+    return _is_leaf_struct(sc) and not any(
+        type(_innermost(f.codec)) is StructCodec or (f.alt is not None and type(_innermost(f.alt.codec)) is StructCodec)
+        for _, f in sc.fields
+    )
+
+
+def _innermost(codec: Codec) -> Codec:
+    while type(codec) in (Vector, Optional):
+        codec = codec.elem
+    return codec
+
+
+def _is_leaf_struct(sc: StructCodec) -> bool:
+    """Only inline fields, selects only on its own earlier fields: such a struct keeps its values
+    in locals, never joins the scope chain (no code inside it could look there) and is inlined
+    into the decoder of any struct that contains it."""
+    earlier: set[str] = set()
+    for name, fld in sc.fields:
+        if not _is_leaf(fld.codec) or (fld.alt is not None and not _is_leaf(fld.alt.codec)):
+            return False
+        if fld.when is not None and not (isinstance(fld.when.selector, str) and fld.when.selector in earlier):
+            return False
+        earlier.add(name)
+    return True
+
+
+def _field_lines(sc: StructCodec, i: int, tag: str, env: dict[str, Any], leaf: bool) -> list[str]:
+    """Decode field ``i`` of ``sc`` into its slot: a local ``f{tag}_{i}`` (leaf) or ``values[name]``."""
+    name, fld = sc.fields[i]
+    body: list[str] = []
+    if fld.alt is not None:
+        env[f"ALT_ID{tag}_{i}"] = fld.alt_id
+        env[f"LENIENCY{tag}_{i}"] = Leniency(fld.alt.ambiguity, f"{sc.name}.{name}", fld.alt.detail)
+        body.append(f"if ctx.forced and ALT_ID{tag}_{i} in ctx.forced:")
+        body += _indent(_read_lines(fld.alt.codec, f"{tag}_a{i}", env))
+        body.append(f"    ctx.leniencies.append(LENIENCY{tag}_{i})")
+        body.append("else:")
+        body += _indent(_read_lines(fld.codec, f"{tag}_{i}", env))
+    else:
+        body += _read_lines(fld.codec, f"{tag}_{i}", env)
+    if fld.when is not None:
+        when = fld.when
+        env[f"WHEN{tag}_{i}"] = when
+        env[f"VALUES{tag}_{i}"] = when.values
+        test = f"{'not in' if when.negate else 'in'} VALUES{tag}_{i}"
+        own = {n: j for j, (n, _) in enumerate(sc.fields[:i])}
+        if isinstance(when.selector, str) and when.selector in own:
+            earlier = f"f{tag}_{own[when.selector]}" if leaf else f"values{tag}[{when.selector!r}]"
+            select = [f"if {earlier} {test}:"]
+        elif callable(when.selector):
+            env[f"SELECTOR{tag}_{i}"] = when.selector
+            select = [
+                "try:",
+                f"    selected = SELECTOR{tag}_{i}(ctx.scope) {test}",
+                "except KeyError:",
+                "    selected = False",
+                "if selected:",
+            ]
+        else:
+            select = [f"if WHEN{tag}_{i}.holds_in(ctx.scope):"]
+        body = select + _indent(body) + ["else:", "    v = None"]
+    return [
+        "try:",
+        *_indent(body),
+        f"    f{tag}_{i} = v" if leaf else f"    values{tag}[{name!r}] = v",
+        "except DecodeError as exc:",
+        f"    exc.push({name!r})",
+        *([] if leaf else ["    scopes.pop()"]),
+        "    raise",
+    ]
+
+
+def _construct_lines(sc: StructCodec, tag: str, env: dict[str, Any], leaf: bool) -> list[str]:
+    """Build the instance into ``v`` from the decoded field slots."""
+    env[f"CLS{tag}"] = sc.cls
+    lines = []
+    if leaf:
+        lines.append(f"values{tag} = {{" + ", ".join(f"{n!r}: f{tag}_{j}" for j, (n, _) in enumerate(sc.fields)) + "}")
+    if hasattr(sc.cls, "__post_init__"):
+        return lines + [f"v = CLS{tag}(**values{tag})"]
+    # Same object the dataclass __init__ would build (every field is set), without the call.
+    return lines + [f"v = new_instance(CLS{tag})", f"v.__dict__ = values{tag}"]
+
+
+def _compile_struct_decoder(sc: StructCodec) -> Callable[[_Ctx], Struct]:
+    env: dict[str, Any] = {"DecodeError": DecodeError, "varint_at": varint_at, "new_instance": object.__new__}
+    leaf = _is_leaf_struct(sc)
+    lines = ["buf = ctx.buf", "raw = ctx.raw", "pos = ctx.pos", "size = len(buf)"]
+    if not leaf:
+        lines += ["values = {}", "scopes = ctx.scopes", "scopes.append(values)"]
+    for i in range(len(sc.fields)):
+        lines += _field_lines(sc, i, "", env, leaf)
+    if not leaf:
+        lines.append("scopes.pop()")
+    lines += _construct_lines(sc, "", env, leaf)
+    lines += ["ctx.pos = pos", "return v"]
+    source = "def decode(ctx):\n" + "\n".join(_indent(lines)) + "\n"
+    try:
+        exec(compile(source, f"<decoder {sc.name}>", "exec"), env)  # noqa: S102 - generated from our own field list
+    except (SyntaxError, RecursionError):  # e.g. too many nested blocks for CPython: stay correct, be slower
+        return _interpreted_decoder(sc)
+    return env["decode"]
+
+
+def _interpreted_decoder(sc: StructCodec) -> Callable[[_Ctx], Struct]:
+    """The plain field loop (the reference behaviour the generated decoders reproduce)."""
+
+    def decode(ctx: _Ctx) -> Struct:
         values: dict[str, Any] = {}
         scopes = ctx.scopes
         scopes.append(values)
         name = ""
         try:
-            if self.simple:
-                for name, fld in self.fields:
+            for name, fld in sc.fields:
+                if fld.when is not None and not fld.when.holds_in(ctx.scope):
+                    values[name] = None
+                    continue
+                if fld.alt is not None and fld.alt_id in ctx.forced:
+                    values[name] = fld.alt.codec.decode(ctx)
+                    ctx.leniencies.append(Leniency(fld.alt.ambiguity, f"{sc.name}.{name}", fld.alt.detail))
+                else:
                     values[name] = fld.codec.decode(ctx)
-            else:
-                for name, fld in self.fields:
-                    if fld.when is not None and not fld.when.holds(scopes, ctx.defaults):
-                        values[name] = None
-                        continue
-                    if fld.alt is not None and fld.alt_id in ctx.forced:
-                        values[name] = fld.alt.codec.decode(ctx)
-                        ctx.leniencies.append(Leniency(fld.alt.ambiguity, f"{self.name}.{name}", fld.alt.detail))
-                    else:
-                        values[name] = fld.codec.decode(ctx)
         except DecodeError as exc:
             exc.push(name)
             raise
         finally:
             scopes.pop()
-        return self.cls(**values)
+        return sc.cls(**values)
 
-    def encode(self, out: bytearray, value: Any, scope: list[dict[str, Any]]) -> None:
-        if not isinstance(value, self.cls):
-            raise EncodeError(f"{self.name} expected, got {type(value).__name__}")
-        values = value.__dict__
-        scope.append(values)
-        try:
-            for name, fld in self.fields:
-                item = values[name]
-                if fld.when is not None and not fld.when.holds(scope, DEFAULT_SCOPE):
-                    if item is not None:
-                        raise EncodeError(f"{self.name}.{name} is set but its select ({fld.when.describe()}) does not hold")
-                    continue
-                if item is None and not isinstance(fld.codec, (Optional, Implicit, Empty)):
-                    raise EncodeError(f"{self.name}.{name} is required")
-                try:
-                    fld.codec.encode(out, item, scope)
-                except EncodeError as exc:
-                    if str(exc).startswith(f"{self.name}."):
-                        raise
-                    raise EncodeError(f"{self.name}.{name}: {exc}") from None
-        finally:
-            scope.pop()
+    return decode
+
+
+_UNPACK = {2: struct.Struct(">H").unpack_from, 4: struct.Struct(">I").unpack_from, 8: struct.Struct(">Q").unpack_from}
+
+
+def _length_lines() -> list[str]:
+    """Read a varint length into ``n``: one-octet lengths inline, the rest via varint_at."""
+    return [
+        "if pos < size:",
+        "    n = raw[pos]",
+        "    if n < 64:",
+        "        pos += 1",
+        "    else:",
+        "        n, pos = varint_at(buf[:size], pos)",
+        "else:",
+        "    n, pos = varint_at(buf[:size], pos)",
+    ]
+
+
+def _indent(lines: list[str], by: str = "    ") -> list[str]:
+    return [by + line for line in lines]
+
+
+def _read_lines(codec: Codec, tag: str, env: dict[str, Any]) -> list[str]:
+    """Source lines that read one value of ``codec`` at ``pos`` into ``v`` and advance ``pos``.
+
+    ``size`` is where the readable input ends (a vector's end while reading its elements);
+    ``ctx.buf`` ends there too whenever a codec's own ``decode`` is called.
+    """
+    kind = type(codec)
+    if kind is UInt and codec.size == 1:
+        return [
+            f"if pos >= size: raise DecodeError('truncated: need 1 bytes for {codec.name}', pos)",
+            "v = raw[pos]",
+            "pos += 1",
+        ]
+    if kind is UInt:
+        env[f"UNPACK_{codec.size}"] = _UNPACK[codec.size]
+        return [
+            f"if pos + {codec.size} > size: raise DecodeError('truncated: need {codec.size} bytes for {codec.name}', pos)",
+            f"v = UNPACK_{codec.size}(raw, pos)[0]",
+            f"pos += {codec.size}",
+        ]
+    if kind is EnumCodec:
+        env[f"MEMBERS_{tag}"] = codec._members
+        return _read_lines(codec.uint, tag, env) + [
+            f"code, v = v, MEMBERS_{tag}.get(v)",
+            f"if v is None: raise DecodeError(f'value {{code}} is not a {codec.name}', pos - {codec.uint.size})",
+        ]
+    if kind is Opaque:
+        return [
+            *_length_lines(),
+            "end = pos + n",
+            "if end > size: raise DecodeError(f'truncated: need {n} bytes, {size - pos} left', pos)",
+            # Views slice the memoryview (zero copy); copies slice ``raw``, which is the input
+            # bytes object itself when it can be (one step instead of slice-then-copy).
+            "v = buf[pos:end]" if codec.view else "v = bytes(raw[pos:end])",
+            "pos = end",
+        ]
+    if kind is Fixed:
+        return [
+            f"end = pos + {codec.size}",
+            f"if end > size: raise DecodeError(f'truncated: need {codec.size} bytes, {{size - pos}} left', pos)",
+            "v = bytes(raw[pos:end])",
+            "pos = end",
+        ]
+    if kind is Optional:
+        return [
+            "if pos >= size: raise DecodeError('truncated: need an optional presence octet', pos)",
+            "flag = raw[pos]",
+            "pos += 1",
+            "if flag == 0:",
+            "    v = None",
+            "elif flag != 1:",
+            "    raise DecodeError(f'optional presence octet must be 0 or 1, got {flag}', pos - 1)",
+            "else:",
+            *_indent(_read_lines(codec.elem, tag + "o", env)),
+        ]
+    if kind is Vector:
+        t = tag + "v"
+        return [
+            *_length_lines(),
+            f"end_{t} = pos + n",
+            f"if end_{t} > size: raise DecodeError(f'truncated: vector of {{n}} bytes, {{size - pos}} left', pos)",
+            f"items_{t} = []",
+            # Elements see the vector's end as the end of the input: an element that overruns
+            # the vector is truncation, not a read into the next field.
+            f"size_{t}, ctx_buf_{t}, size, ctx.buf = size, ctx.buf, end_{t}, buf[:end_{t}]",
+            f"while pos < end_{t}:",
+            "    try:",
+            *_indent(_read_lines(codec.elem, t, env), "        "),
+            "    except DecodeError as exc:",
+            f"        exc.push(f'[{{len(items_{t})}}]')",
+            "        raise",
+            f"    items_{t}.append(v)",
+            f"size, ctx.buf = size_{t}, ctx_buf_{t}",
+            f"v = items_{t}",
+        ]
+    if kind is Empty:
+        return ["v = None"]
+    if kind is Implicit and codec.members is None:
+        env[f"KEY_{tag}"] = codec.key
+        return [f"v = ctx.scope.get(KEY_{tag})"]
+    if kind is StructCodec and _is_flat_struct(codec):
+        lines: list[str] = []
+        for i in range(len(codec.fields)):
+            lines += _field_lines(codec, i, tag, env, leaf=True)
+        return lines + _construct_lines(codec, tag, env, leaf=True)
+    if kind is StructCodec:
+        env[f"SUB_{tag}"] = codec.decode_fn
+        return ["ctx.pos = pos", f"v = SUB_{tag}(ctx)", "pos = ctx.pos"]
+    env[f"CODEC_{tag}"] = codec.decode
+    return ["ctx.pos = pos", f"v = CODEC_{tag}(ctx)", "pos = ctx.pos"]
+
+
+# --------------------------------------------------------------------------------------------
+# Generated encoders: the same idea for encoding. Errors read as before: "Struct.field: reason",
+# "Struct.field is required", "Struct.field is set but its select (...) does not hold".
+
+
+def _compile_struct_encoder(sc: StructCodec) -> Callable[[bytearray, Any, list[dict[str, Any]]], None]:
+    env: dict[str, Any] = {
+        "EncodeError": EncodeError,
+        "DEFAULT_SCOPE": DEFAULT_SCOPE,
+        "write_varint": write_varint,
+        "cls": sc.cls,
+    }
+    own_fields = {name for name, _ in sc.fields}
+    lines = [
+        "def encode(out, value, scope):",
+        "    if value.__class__ is not cls and not isinstance(value, cls):",
+        f"        raise EncodeError(f'{sc.name} expected, got {{type(value).__name__}}')",
+        "    values = value.__dict__",
+        "    scope.append(values)",
+        "    try:",
+    ]
+    for i, (name, fld) in enumerate(sc.fields):
+        path = f"{sc.name}.{name}"
+        body: list[str] = []
+        if not isinstance(fld.codec, (Optional, Implicit, Empty)):
+            body.append(f"if v is None: raise EncodeError({path + ' is required'!r})")
+        body += [
+            "try:",
+            *_indent(_write_lines(fld.codec, str(i), env)),
+            "except EncodeError as exc:",
+            f"    if str(exc).startswith({sc.name + '.'!r}): raise",
+            f"    raise EncodeError(f'{path}: {{exc}}') from None",
+        ]
+        lines.append(f"        v = values[{name!r}]")
+        if fld.when is None:
+            lines += _indent(body, "        ")
+            continue
+        when = fld.when
+        env[f"WHEN_{i}"] = when
+        env[f"VALUES_{i}"] = when.values
+        if isinstance(when.selector, str) and when.selector in own_fields:
+            test = f"values[{when.selector!r}] {'not in' if when.negate else 'in'} VALUES_{i}"
+        else:
+            test = f"WHEN_{i}.holds(scope, DEFAULT_SCOPE)"
+        message = f"{path} is set but its select ({when.describe()}) does not hold"
+        lines += [
+            f"        if not ({test}):",
+            f"            if v is not None: raise EncodeError({message!r})",
+            "        else:",
+            *_indent(body, "            "),
+        ]
+    if not sc.fields:
+        lines.append("        pass")
+    lines += ["    finally:", "        scope.pop()"]
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, f"<encoder {sc.name}>", "exec"), env)  # noqa: S102 - generated from our own field list
+    return env["encode"]
+
+
+_PACK = {2: struct.Struct(">H").pack, 4: struct.Struct(">I").pack, 8: struct.Struct(">Q").pack}
+
+
+def _write_lines(codec: Codec, tag: str, env: dict[str, Any]) -> list[str]:
+    """Source lines that append the encoding of ``v`` (one value of ``codec``) to ``out``."""
+    kind = type(codec)
+    if kind is EnumCodec:
+        codec = codec.uint
+        kind = UInt
+    if kind is UInt:
+        env[f"PACK_{codec.size}"] = _PACK.get(codec.size)
+        append = "out.append(v)" if codec.size == 1 else f"out += PACK_{codec.size}(v)"
+        return [
+            f"if not isinstance(v, int): raise EncodeError(f'{codec.name} needs an int, got {{type(v).__name__}}')",
+            f"if not 0 <= v <= {codec.max}: raise EncodeError(f'{{v}} out of range for {codec.name}')",
+            append,
+        ]
+    if kind is Opaque:
+        return [
+            "if not isinstance(v, (bytes, bytearray, memoryview)):",
+            "    raise EncodeError(f'opaque needs bytes, got {type(v).__name__}')",
+            "n = len(v)",
+            "if n < 64: out.append(n)",
+            "else: write_varint(out, n)",
+            "out += v",
+        ]
+    if kind is Fixed:
+        return [
+            f"if not isinstance(v, (bytes, bytearray, memoryview)) or len(v) != {codec.size}:",
+            f"    raise EncodeError({codec.name + ' needs exactly ' + str(codec.size) + ' bytes'!r})",
+            "out += v",
+        ]
+    if kind is StructCodec:
+        env[f"SUB_{tag}"] = codec.encode_fn
+        return [f"SUB_{tag}(out, v, scope)"]
+    env[f"CODEC_{tag}"] = codec.encode
+    return [f"CODEC_{tag}(out, v, scope)"]
 
 
 class Struct:
@@ -592,12 +962,14 @@ class Struct:
             if not isinstance(spec, WireField):
                 raise TypeError(f"{cls.__name__}.{name} must be declared with wire(...)")
             fields.append((name, spec))
-            needs_default = spec.when is not None or isinstance(spec.codec, (Optional, Implicit, Empty))
-            setattr(
-                cls,
-                name,
-                dataclasses.field(default=None, kw_only=True) if needs_default else dataclasses.field(kw_only=True),
-            )
+            if isinstance(spec.codec, Implicit):
+                # What decoding yields when the bytes do not carry it: the room's value.
+                default = dataclasses.field(default=spec.codec.convert(DEFAULT_SCOPE.get(spec.codec.key)), kw_only=True)
+            elif spec.when is not None or isinstance(spec.codec, (Optional, Empty)):
+                default = dataclasses.field(default=None, kw_only=True)
+            else:
+                default = dataclasses.field(kw_only=True)
+            setattr(cls, name, default)
         dataclasses.dataclass(cls, eq=True, repr=False)
         cls.__wire__ = StructCodec(cls, fields)
 
@@ -606,16 +978,16 @@ class Struct:
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview, *, scope: dict[str, Any] | None = None) -> Any:
         """Strict decode of exactly one value; trailing bytes are an error."""
-        value, _ = _decode_with(cls.__wire__, data, frozenset(), scope)
+        value, _ = _decode_with(cls.__wire__, data, _NOTHING_FORCED, scope)
         return value
 
     @classmethod
     def decode_tolerant(cls, data: bytes | bytearray | memoryview, *, scope: dict[str, Any] | None = None) -> Decoded:
         """Decode, accepting the alternative layouts the drafts allow; report each one used."""
         try:
-            return Decoded(*_decode_with(cls.__wire__, data, frozenset(), scope))
+            return Decoded(*_decode_with(cls.__wire__, data, _NOTHING_FORCED, scope))
         except DecodeError as first:
-            for alt_id in alternative_sites(cls.__wire__):
+            for alt_id in cls.__wire__.alt_sites():
                 try:
                     return Decoded(*_decode_with(cls.__wire__, data, frozenset({alt_id}), scope))
                 except DecodeError:
@@ -671,10 +1043,15 @@ class Struct:
         return dataclasses.replace(self, **changes)
 
 
+_NOTHING_FORCED: frozenset[int] = frozenset()
+
+
 def _decode_with(codec: Codec, data: Any, forced: frozenset[int], scope: dict[str, Any] | None) -> tuple[Any, tuple[Leniency, ...]]:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"bytes expected, got {type(data).__name__}")
-    view = memoryview(data).toreadonly()
+    view = memoryview(data)
+    if not view.readonly:
+        view = view.toreadonly()
     ctx = _Ctx(view, forced, {**DEFAULT_SCOPE, **scope} if scope else DEFAULT_SCOPE)
     try:
         value = codec.decode(ctx)
