@@ -1,0 +1,363 @@
+"""Consent state of the target provider (docs/extensions/consent-modes.md, protocol-06 §5.7, §8).
+
+Model
+-----
+* A **scope** is ``(requester, target, room)``; ``room=None`` covers every room.
+* **Requests** (``requestConsent`` ``request``) are pending entries; a ``cancel`` removes the
+  pending entry with the identical scope and nothing else.
+* **Decisions** (``grant`` / ``revoke``, a local user action or an incoming ``updateConsent``)
+  are kept per scope; a later decision on the identical scope replaces the earlier one.
+  Requests and decisions are stored apart on purpose: a requester sending a new ``request`` must
+  never erase the target's ``revoke`` (the doc's "latest operation replaces" is read per kind).
+  A decision resolves the pending requests it covers.
+* **Precedence** (the doc's wording, read literally): a revoke covering a request wins over any
+  grant. A revoke without a room covers every room of that requester; a room revoke covers only
+  that room. A grant replaces a revoke only on the identical scope.
+* **Modes**: per provider, overridable per user. immediate and quarantine open keyMaterial unless
+  a revoke covers the request; consent-first only when a grant covers it.
+* **Quarantine**: a room a requester without a covering grant added the user to is *held*; its
+  fan-out items are stored in arrival order and released (moved to the inbox) exactly once on
+  accept, or dropped on reject. Later items of a released room go straight to the inbox; of a
+  rejected room, nowhere.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..wire.identity import MimiUri, MimiUriError
+from .inbox import Inbox
+from .store import Clock, Store
+
+
+class ConsentMode(enum.StrEnum):
+    immediate = "immediate"
+    quarantine = "quarantine"
+    consent_first = "consent-first"
+
+
+class ConsentVerdict(enum.Enum):
+    """What consent says about a keyMaterial request (the last two are -06 user codes)."""
+
+    allowed = "allowed"
+    noConsent = "noConsent"
+    noConsentForThisRoom = "noConsentForThisRoom"
+
+
+class Decision(enum.StrEnum):
+    grant = "grant"
+    revoke = "revoke"
+
+
+class RoomState(enum.StrEnum):
+    held = "held"
+    released = "released"
+    rejected = "rejected"
+
+
+@dataclass(frozen=True)
+class ConsentScope:
+    requester: str
+    target: str
+    room: str | None = None
+
+    @property
+    def room_key(self) -> str:
+        return self.room or ""
+
+
+@dataclass(frozen=True)
+class PendingRequest:
+    requester: str
+    target: str
+    room: str | None
+    received_at: int
+
+
+@dataclass(frozen=True)
+class HeldRoom:
+    user: str
+    room: str
+    requester: str
+    state: RoomState
+    held_items: int
+
+
+@dataclass(frozen=True)
+class ReleasedItem:
+    room: str
+    clients: tuple[str, ...]
+    item: bytes
+
+
+@dataclass(frozen=True)
+class ConsentSettings:
+    default_mode: ConsentMode = ConsentMode.immediate
+    allow_user_override: bool = True
+    # -06 §5.2: a provider that does not wish to distinguish may answer noConsent instead.
+    distinguish_room: bool = True
+
+
+class ConsentDomainError(ValueError):
+    """A ConsentEntry whose URIs do not belong to the providers §5.7 requires."""
+
+
+def uri_domain(uri: str) -> str:
+    try:
+        return MimiUri.parse(uri).domain.lower()
+    except MimiUriError as exc:
+        raise ConsentDomainError(f"not a mimi:// URI: {uri!r} ({exc})") from None
+
+
+def check_consent_domains(
+    operation: str,
+    requester_uri: str,
+    target_uri: str,
+    *,
+    peer_domain: str | Iterable[str],
+    local_domains: Iterable[str],
+) -> None:
+    """§5.7: for ``request``/``cancel`` (requestConsent) the target is in one of our domains and
+    the requester in one of the sending provider's (the authenticated peer: one domain, or all of
+    its names); for ``grant``/``revoke`` (updateConsent) the reverse. Raises
+    :class:`ConsentDomainError`; the handler answers it with an error status."""
+    local = {d.lower() for d in local_domains}
+    peer = {peer_domain.lower()} if isinstance(peer_domain, str) else {d.lower() for d in peer_domain}
+    if operation in ("request", "cancel"):
+        ours, theirs = ("targetUri", target_uri), ("requesterUri", requester_uri)
+    elif operation in ("grant", "revoke"):
+        ours, theirs = ("requesterUri", requester_uri), ("targetUri", target_uri)
+    else:
+        raise ConsentDomainError(f"unknown consent operation {operation!r}")
+    if uri_domain(ours[1]) not in local:
+        raise ConsentDomainError(f"{operation}: {ours[0]} {ours[1]!r} is not in this provider's domains")
+    if uri_domain(theirs[1]) not in peer:
+        raise ConsentDomainError(
+            f"{operation}: {theirs[0]} {theirs[1]!r} is not in the sending provider's domains {sorted(peer)}"
+        )
+
+
+class ConsentState:
+    def __init__(self, store: Store, settings: ConsentSettings, clock: Clock, inbox: Inbox) -> None:
+        self._store = store
+        self.settings = settings
+        self._clock = clock
+        self._inbox = inbox
+
+    # -- modes ----------------------------------------------------------------------------------
+
+    def mode_for(self, user: str) -> ConsentMode:
+        if self.settings.allow_user_override:
+            row = self._store.conn.execute("SELECT consent_mode FROM users WHERE uri = ?", (user,)).fetchone()
+            if row is not None and row[0] is not None:
+                return ConsentMode(row[0])
+        return self.settings.default_mode
+
+    def set_user_mode(self, user: str, mode: ConsentMode | None) -> None:
+        if mode is not None and not self.settings.allow_user_override:
+            raise ValueError("this provider does not allow per-user consent modes")
+        with self._store.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE users SET consent_mode = ? WHERE uri = ?", (None if mode is None else str(mode), user)
+            )
+            if cur.rowcount != 1:
+                raise KeyError(user)
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def record_request(self, scope: ConsentScope) -> None:
+        now = int(self._clock())
+        with self._store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO consent_requests (requester, target, room_id, received_at, seq) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (requester, target, room_id) DO UPDATE SET "
+                "received_at = excluded.received_at, seq = excluded.seq",
+                (scope.requester, scope.target, scope.room_key, now, self._next_seq(conn)),
+            )
+
+    def cancel_request(self, scope: ConsentScope) -> bool:
+        """Remove the pending request with exactly this scope; False (and nothing changed) if none."""
+        with self._store.transaction() as conn:
+            cur = conn.execute(
+                "DELETE FROM consent_requests WHERE requester = ? AND target = ? AND room_id = ?",
+                (scope.requester, scope.target, scope.room_key),
+            )
+            return cur.rowcount == 1
+
+    def pending_requests(self, target: str) -> list[PendingRequest]:
+        rows = self._store.conn.execute(
+            "SELECT requester, target, room_id, received_at FROM consent_requests WHERE target = ? ORDER BY seq",
+            (target,),
+        ).fetchall()
+        return [PendingRequest(r, t, room or None, at) for r, t, room, at in rows]
+
+    # -- decisions --------------------------------------------------------------------------------
+
+    def record_decision(self, scope: ConsentScope, decision: Decision) -> None:
+        """Store a grant or revoke for ``scope`` and resolve the pending requests it covers."""
+        now = int(self._clock())
+        with self._store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO consent_decisions (requester, target, room_id, decision, decided_at, seq) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (requester, target, room_id) DO UPDATE SET decision = excluded.decision, "
+                "decided_at = excluded.decided_at, seq = excluded.seq",
+                (scope.requester, scope.target, scope.room_key, str(decision), now, self._next_seq(conn)),
+            )
+            if scope.room is None:
+                conn.execute(
+                    "DELETE FROM consent_requests WHERE requester = ? AND target = ?", (scope.requester, scope.target)
+                )
+            else:
+                conn.execute(
+                    "DELETE FROM consent_requests WHERE requester = ? AND target = ? AND room_id = ?",
+                    (scope.requester, scope.target, scope.room_key),
+                )
+
+    def decision(self, scope: ConsentScope) -> Decision | None:
+        row = self._store.conn.execute(
+            "SELECT decision FROM consent_decisions WHERE requester = ? AND target = ? AND room_id = ?",
+            (scope.requester, scope.target, scope.room_key),
+        ).fetchone()
+        return None if row is None else Decision(row[0])
+
+    def _decisions(self, requester: str, target: str) -> dict[str, Decision]:
+        rows = self._store.conn.execute(
+            "SELECT room_id, decision FROM consent_decisions WHERE requester = ? AND target = ?", (requester, target)
+        ).fetchall()
+        return {room: Decision(d) for room, d in rows}
+
+    def revoked(self, requester: str, target: str, room: str | None) -> bool:
+        decisions = self._decisions(requester, target)
+        return decisions.get("") == Decision.revoke or (room is not None and decisions.get(room) == Decision.revoke)
+
+    def granted(self, requester: str, target: str, room: str | None) -> bool:
+        """A grant covers the request and no revoke does."""
+        decisions = self._decisions(requester, target)
+        if decisions.get("") == Decision.revoke or (room is not None and decisions.get(room) == Decision.revoke):
+            return False
+        return decisions.get("") == Decision.grant or (room is not None and decisions.get(room) == Decision.grant)
+
+    def decide_keymaterial(self, requester: str, target: str, room: str | None) -> ConsentVerdict:
+        """May ``requester`` claim ``target``'s KeyPackages for ``room`` (None: no room context)?"""
+        decisions = self._decisions(requester, target)
+        any_room = decisions.get("")
+        this_room = decisions.get(room) if room is not None else None
+        revoked = any_room == Decision.revoke or this_room == Decision.revoke
+        if not revoked:
+            if any_room == Decision.grant or this_room == Decision.grant:
+                return ConsentVerdict.allowed
+            if self.mode_for(target) in (ConsentMode.immediate, ConsentMode.quarantine):
+                return ConsentVerdict.allowed
+        other_room_grant = any(d == Decision.grant for key, d in decisions.items() if key not in ("", room or ""))
+        if self.settings.distinguish_room and any_room != Decision.revoke and other_room_grant:
+            return ConsentVerdict.noConsentForThisRoom
+        return ConsentVerdict.noConsent
+
+    # -- quarantine -------------------------------------------------------------------------------
+
+    def room_state(self, user: str, room: str) -> RoomState | None:
+        row = self._store.conn.execute(
+            "SELECT state FROM held_rooms WHERE user_uri = ? AND room_id = ?", (user, room)
+        ).fetchone()
+        return None if row is None else RoomState(row[0])
+
+    def note_added(self, user: str, room: str, requester: str) -> RoomState | None:
+        """``user``'s clients were added to ``room`` by ``requester`` (a Welcome arrived): hold the
+        room when the user is in quarantine mode and no grant covers it. Returns the room's state."""
+        with self._store.transaction() as conn:
+            state = self.room_state(user, room)
+            if state is not None:
+                return state
+            if self.mode_for(user) != ConsentMode.quarantine or self.granted(requester, user, room):
+                return None
+            conn.execute(
+                "INSERT INTO held_rooms (user_uri, room_id, requester, state, since) VALUES (?, ?, ?, 'held', ?)",
+                (user, room, requester, int(self._clock())),
+            )
+            return RoomState.held
+
+    def deliver(self, user: str, room: str, clients: Sequence[str], item: bytes) -> RoomState | None:
+        """Hand one fan-out item to ``user``'s ``clients`` unless the room is held (stored) or
+        rejected (dropped). Returns the room's quarantine state (None: not quarantined)."""
+        with self._store.transaction() as conn:
+            state = self.room_state(user, room)
+            if state == RoomState.held:
+                conn.execute(
+                    "INSERT INTO held_items (user_uri, room_id, clients, item, received_at) VALUES (?, ?, ?, ?, ?)",
+                    (user, room, json.dumps(list(clients)), bytes(item), int(self._clock())),
+                )
+            elif state != RoomState.rejected:
+                self._inbox.deliver(room, clients, item)
+            return state
+
+    def held_rooms(self, user: str) -> list[HeldRoom]:
+        rows = self._store.conn.execute(
+            "SELECT h.room_id, h.requester, h.state, "
+            "(SELECT COUNT(*) FROM held_items i WHERE i.user_uri = h.user_uri AND i.room_id = h.room_id) "
+            "FROM held_rooms h WHERE h.user_uri = ? AND h.state = 'held' ORDER BY h.since, h.room_id",
+            (user,),
+        ).fetchall()
+        return [HeldRoom(user, room, requester, RoomState(state), count) for room, requester, state, count in rows]
+
+    def _rooms_from(self, user: str, requester: str, room: str | None) -> list[str]:
+        rows = self._store.conn.execute(
+            "SELECT room_id FROM held_rooms WHERE user_uri = ? AND requester = ? AND state = 'held' "
+            "AND (? IS NULL OR room_id = ?) ORDER BY since, room_id",
+            (user, requester, room, room),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def accept(self, user: str, requester: str, room: str | None) -> list[ReleasedItem]:
+        """Release the held rooms from ``requester`` (one room, or all of them when ``room`` is
+        None): their items move to the inbox in arrival order, in this transaction, exactly once."""
+        released: list[ReleasedItem] = []
+        with self._store.transaction() as conn:
+            for room_id in self._rooms_from(user, requester, room):
+                rows = conn.execute(
+                    "SELECT id, clients, item FROM held_items WHERE user_uri = ? AND room_id = ? ORDER BY id",
+                    (user, room_id),
+                ).fetchall()
+                for _, clients_json, item in rows:
+                    clients = tuple(json.loads(clients_json))
+                    self._inbox.deliver(room_id, clients, bytes(item))
+                    released.append(ReleasedItem(room_id, clients, bytes(item)))
+                conn.execute("DELETE FROM held_items WHERE user_uri = ? AND room_id = ?", (user, room_id))
+                conn.execute(
+                    "UPDATE held_rooms SET state = 'released' WHERE user_uri = ? AND room_id = ?", (user, room_id)
+                )
+            # A room rejected earlier stays rejected for what it dropped, but a later accept lets the
+            # room's future items through (the user changed their mind).
+            conn.execute(
+                "UPDATE held_rooms SET state = 'released' WHERE user_uri = ? AND requester = ? AND state = 'rejected' "
+                "AND (? IS NULL OR room_id = ?)",
+                (user, requester, room, room),
+            )
+        return released
+
+    def reject(self, user: str, requester: str, room: str | None) -> int:
+        """Drop the held items of the rooms from ``requester``; they are never delivered. Returns
+        how many items were dropped."""
+        dropped = 0
+        with self._store.transaction() as conn:
+            for room_id in self._rooms_from(user, requester, room):
+                cur = conn.execute("DELETE FROM held_items WHERE user_uri = ? AND room_id = ?", (user, room_id))
+                dropped += cur.rowcount
+                conn.execute(
+                    "UPDATE held_rooms SET state = 'rejected' WHERE user_uri = ? AND room_id = ?", (user, room_id)
+                )
+        return dropped
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _next_seq(conn) -> int:
+        # One counter across requests and decisions keeps their relative order for the event list.
+        row = conn.execute(
+            "SELECT MAX(m) FROM (SELECT MAX(seq) AS m FROM consent_requests "
+            "UNION ALL SELECT MAX(seq) FROM consent_decisions)"
+        ).fetchone()
+        return int(row[0] or 0) + 1

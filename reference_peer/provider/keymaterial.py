@@ -1,0 +1,388 @@
+"""Target-provider side of ``keyMaterial`` (protocol-06 §5.2): KeyPackage upload and one-time claims.
+
+Rules implemented here:
+
+* one KeyPackage per client per request; a KeyPackage given out once is never given out again
+  ("Keying material provided from one response MUST NOT be provided in any other response"),
+  except a *last-resort* one (the ``last_resort_key_package`` extension 0x000A of
+  draft-ietf-mls-extensions, or a flag at upload), served only when the client has nothing else;
+* never an expired KeyPackage (``leaf_node.lifetime.not_after`` before the injected clock's now),
+  nor one not yet valid (``not_before`` in the future);
+* compatibility: the KeyPackage's cipher suite is one of ``acceptableCiphersuites`` and its
+  LeafNode capabilities cover ``requiredCapabilities`` (RFC 9420 §7.2 default extension and
+  proposal types count as supported);
+* consent gating and privacy: a refused, unknown or deleted user answers with an empty client list;
+  unknown and deleted users look exactly like a refused one unless the provider reveals them.
+
+A claim is one ``BEGIN IMMEDIATE`` transaction: choosing and marking a KeyPackage cannot interleave
+with another claim, even from another connection to the same database.
+
+Signatures are not checked here (the store keeps what a local client uploaded; the uploading
+client is trusted by its own provider). Uploads are parsed strictly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ..mls.crypto import cipher_suite
+from ..mls.errors import UnsupportedCipherSuite
+from ..wire.codec import DecodeError
+from ..wire.identity import IdentifierUri
+from ..wire.mimi import (
+    ClientKeyMaterial,
+    KeyMaterialClientCode,
+    KeyMaterialResponse,
+    KeyMaterialUserCode,
+    Protocol,
+)
+from ..wire.mls import Capabilities, KeyPackage, LeafNodeSource, MLSMessage, ProtocolVersion, WireFormat
+from .consent import ConsentState, ConsentVerdict
+from .store import Clock, Store
+
+LAST_RESORT_EXTENSION = 0x000A  # draft-ietf-mls-extensions last_resort_key_package
+KEY_PACKAGE_REF_LABEL = "MLS 1.0 KeyPackage Reference"
+# RFC 9420 §7.2: types every client supports whether or not its capabilities list them.
+DEFAULT_EXTENSION_TYPES = frozenset({1, 2, 3, 4, 5})
+DEFAULT_PROPOSAL_TYPES = frozenset({1, 2, 3, 4, 5, 6, 7})
+
+
+class InvalidUpload(ValueError):
+    """An uploaded KeyPackage the store refuses (malformed, not a KeyPackage, unknown client...)."""
+
+
+@dataclass(frozen=True)
+class ParsedKeyPackage:
+    key_package: KeyPackage
+    encoded: bytes  # the bare KeyPackage encoding
+    ref: bytes
+    last_resort: bool
+
+
+def parse_key_package(data: bytes) -> ParsedKeyPackage:
+    """A KeyPackage from its MLSMessage wrapper or its bare encoding, with its KeyPackageRef."""
+    kp: KeyPackage | None = None
+    try:
+        msg = MLSMessage.decode(data)
+    except DecodeError:
+        try:
+            kp = KeyPackage.decode(data)
+        except DecodeError as exc:
+            raise InvalidUpload(f"not a KeyPackage: {exc}") from None
+    else:
+        if msg.wire_format != WireFormat.mls_key_package:
+            raise InvalidUpload(f"MLSMessage carries {msg.wire_format.name}, not a KeyPackage")
+        kp = msg.key_package
+    if kp.version != ProtocolVersion.mls10:
+        raise InvalidUpload("KeyPackage version is not mls10")
+    if kp.leaf_node.leaf_node_source != LeafNodeSource.key_package:
+        raise InvalidUpload("KeyPackage leaf_node_source is not key_package")
+    encoded = kp.encode()
+    try:
+        suite = cipher_suite(kp.cipher_suite)
+    except UnsupportedCipherSuite as exc:  # no hash to compute the ref with
+        raise InvalidUpload(str(exc)) from None
+    ref = suite.ref_hash(KEY_PACKAGE_REF_LABEL, encoded)
+    last_resort = any(e.extension_type == LAST_RESORT_EXTENSION for e in kp.extensions)
+    return ParsedKeyPackage(kp, encoded, ref, last_resort)
+
+
+@dataclass(frozen=True)
+class KeyMaterialQuery:
+    """The parts of a KeyMaterialRequest that decide the answer (the handler checks the signature)."""
+
+    requester: str
+    target: str
+    room: str | None
+    acceptable_ciphersuites: Sequence[int]
+    required_extensions: Sequence[int] = ()
+    required_proposals: Sequence[int] = ()
+    required_credentials: Sequence[int] = ()
+    protocol: int = Protocol.mls10
+
+
+@dataclass(frozen=True)
+class ClientMaterial:
+    client_uri: str
+    code: KeyMaterialClientCode
+    key_package: bytes | None = None  # bare KeyPackage encoding, for success
+    ref: bytes | None = None
+    capabilities: Capabilities | None = None  # for nothingCompatible, when the provider reveals them
+
+
+@dataclass(frozen=True)
+class KeyMaterialResult:
+    user_code: KeyMaterialUserCode
+    user_uri: str
+    clients: tuple[ClientMaterial, ...] = field(default_factory=tuple)
+
+    def to_response(self) -> KeyMaterialResponse:
+        """The wire struct the keyMaterial handler sends."""
+        return KeyMaterialResponse(
+            protocol=Protocol.mls10,
+            userStatus=self.user_code,
+            userUri=IdentifierUri(uri=self.user_uri.encode()),
+            clients=[
+                ClientKeyMaterial(
+                    clientStatus=c.code,
+                    clientUri=IdentifierUri(uri=c.client_uri.encode()),
+                    keyPackage=KeyPackage.decode(c.key_package) if c.code == KeyMaterialClientCode.success else None,
+                    clientCapabilities=c.capabilities if c.code == KeyMaterialClientCode.nothingCompatible else None,
+                )
+                for c in self.clients
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class KeyMaterialSettings:
+    reveal_unknown_users: bool = False  # False: unknown users answer noConsent (privacy-preserving)
+    reveal_deleted_users: bool = False  # False: deleted users answer like unknown ones
+    reveal_capabilities: bool = True  # include clientCapabilities for nothingCompatible
+    list_clients_when_nothing_compatible: bool = True  # §5.2: MAY populate for noCompatibleMaterial
+
+
+@dataclass
+class _Candidate:
+    row_id: int
+    encoded: bytes
+    ref: bytes
+    suite: int
+    not_after: int
+    last_resort: bool
+    capabilities: Capabilities
+
+
+class KeyMaterialService:
+    def __init__(self, store: Store, consent: ConsentState, clock: Clock, settings: KeyMaterialSettings) -> None:
+        self._store = store
+        self._consent = consent
+        self._clock = clock
+        self.settings = settings
+
+    # -- upload ----------------------------------------------------------------------------------
+
+    def upload(self, client_uri: str, key_packages: Iterable[bytes], *, last_resort: bool = False) -> list[bytes]:
+        """Store KeyPackages for a local client; returns their KeyPackageRefs. A KeyPackage already
+        stored (same ref) is refused: it may already have been given out."""
+        parsed = [parse_key_package(data) for data in key_packages]
+        now = int(self._clock())
+        with self._store.transaction() as conn:
+            if conn.execute("SELECT 1 FROM clients WHERE uri = ?", (client_uri,)).fetchone() is None:
+                raise InvalidUpload(f"unknown client {client_uri!r}")
+            for p in parsed:
+                if conn.execute("SELECT 1 FROM key_packages WHERE ref = ?", (p.ref,)).fetchone() is not None:
+                    raise InvalidUpload(f"KeyPackage {p.ref.hex()} was already uploaded")
+                lifetime = p.key_package.leaf_node.lifetime
+                conn.execute(
+                    "INSERT INTO key_packages (client_uri, ref, key_package, cipher_suite, not_before, not_after, "
+                    "last_resort, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        client_uri,
+                        p.ref,
+                        p.encoded,
+                        p.key_package.cipher_suite,
+                        lifetime.not_before,
+                        lifetime.not_after,
+                        int(last_resort or p.last_resort),
+                        now,
+                    ),
+                )
+        return [p.ref for p in parsed]
+
+    def available(self, client_uri: str) -> int:
+        """Unclaimed, unexpired, non-last-resort KeyPackages of a client."""
+        now = int(self._clock())
+        row = self._store.conn.execute(
+            "SELECT COUNT(*) FROM key_packages WHERE client_uri = ? AND claimed_at IS NULL AND last_resort = 0 "
+            "AND not_after >= ? AND not_before <= ?",
+            (client_uri, now, now),
+        ).fetchone()
+        return int(row[0])
+
+    def purge_expired(self) -> int:
+        """Delete expired KeyPackages and routes (§5.2: routes may go once not_after has passed)."""
+        now = int(self._clock())
+        with self._store.transaction() as conn:
+            n = conn.execute("DELETE FROM key_packages WHERE not_after < ?", (now,)).rowcount
+            conn.execute("DELETE FROM kp_routes WHERE not_after < ?", (now,))
+            conn.execute("DELETE FROM hub_kp_routes WHERE not_after < ?", (now,))
+        return n
+
+    # -- claim -----------------------------------------------------------------------------------
+
+    def claim(self, query: KeyMaterialQuery) -> KeyMaterialResult:
+        refused = KeyMaterialUserCode.noConsent
+        if int(query.protocol) != Protocol.mls10:
+            return KeyMaterialResult(KeyMaterialUserCode.incompatibleProtocol, query.target)
+        with self._store.transaction() as conn:
+            row = conn.execute("SELECT status FROM users WHERE uri = ?", (query.target,)).fetchone()
+            if row is None:
+                code = KeyMaterialUserCode.userUnknown if self.settings.reveal_unknown_users else refused
+                return KeyMaterialResult(code, query.target)
+            if row[0] == "deleted":
+                if self.settings.reveal_deleted_users:
+                    code = KeyMaterialUserCode.userDeleted
+                elif self.settings.reveal_unknown_users:
+                    code = KeyMaterialUserCode.userUnknown
+                else:
+                    code = refused
+                return KeyMaterialResult(code, query.target)
+            verdict = self._consent.decide_keymaterial(query.requester, query.target, query.room)
+            if verdict != ConsentVerdict.allowed:
+                return KeyMaterialResult(KeyMaterialUserCode[verdict.value], query.target)
+
+            now = int(self._clock())
+            clients = [
+                r[0] for r in conn.execute("SELECT uri FROM clients WHERE user_uri = ? ORDER BY uri", (query.target,))
+            ]
+            results = [self._claim_for_client(conn, client, query, now) for client in clients]
+            codes = [r.code for r in results]
+            if codes and all(c == KeyMaterialClientCode.success for c in codes):
+                user_code = KeyMaterialUserCode.success
+            elif KeyMaterialClientCode.success in codes:
+                user_code = KeyMaterialUserCode.partialSuccess
+            else:
+                # No client could supply anything, whether incompatible or exhausted: -06 has no
+                # "exhausted" user code, and noCompatibleMaterial is the one that may list clients.
+                user_code = KeyMaterialUserCode.noCompatibleMaterial
+                if not self.settings.list_clients_when_nothing_compatible:
+                    results = []
+            return KeyMaterialResult(user_code, query.target, tuple(results))
+
+    def _claim_for_client(self, conn, client: str, query: KeyMaterialQuery, now: int) -> ClientMaterial:
+        rows = conn.execute(
+            "SELECT id, key_package, ref, cipher_suite, not_after, last_resort FROM key_packages "
+            "WHERE client_uri = ? AND (claimed_at IS NULL OR last_resort = 1) AND not_after >= ? AND not_before <= ? "
+            "ORDER BY not_after, id",
+            (client, now, now),
+        ).fetchall()
+        candidates = [
+            _Candidate(
+                rid, bytes(kp), bytes(ref), suite, not_after, bool(lr), KeyPackage.decode(kp).leaf_node.capabilities
+            )
+            for rid, kp, ref, suite, not_after, lr in rows
+        ]
+        if not candidates:
+            return ClientMaterial(client, KeyMaterialClientCode.keyMaterialExhausted)
+        compatible = [c for c in candidates if self._compatible(c, query)]
+        if not compatible:
+            caps = candidates[0].capabilities if self.settings.reveal_capabilities else None
+            return ClientMaterial(client, KeyMaterialClientCode.nothingCompatible, capabilities=caps)
+        # Soonest-expiring one-time KeyPackage first; the newest last-resort one only if none.
+        one_time = [c for c in compatible if not c.last_resort]
+        chosen = one_time[0] if one_time else max(compatible, key=lambda c: c.row_id)
+        if chosen.last_resort:
+            conn.execute(
+                "UPDATE key_packages SET times_served = times_served + 1, claimed_by = ?, claimed_at = ? WHERE id = ?",
+                (query.requester, now, chosen.row_id),
+            )
+        else:
+            cur = conn.execute(
+                "UPDATE key_packages SET claimed_by = ?, claimed_at = ?, times_served = 1 "
+                "WHERE id = ? AND claimed_at IS NULL",
+                (query.requester, now, chosen.row_id),
+            )
+            if cur.rowcount != 1:  # impossible inside BEGIN IMMEDIATE; fail loudly rather than double-serve
+                raise RuntimeError(f"KeyPackage {chosen.ref.hex()} was claimed concurrently")
+        conn.execute(
+            "INSERT OR REPLACE INTO kp_routes (ref, client_uri, user_uri, requester, room_id, not_after, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (chosen.ref, client, query.target, query.requester, query.room or "", chosen.not_after, now),
+        )
+        return ClientMaterial(client, KeyMaterialClientCode.success, key_package=chosen.encoded, ref=chosen.ref)
+
+    @staticmethod
+    def _compatible(candidate: _Candidate, query: KeyMaterialQuery) -> bool:
+        caps = candidate.capabilities
+        return (
+            candidate.suite in set(query.acceptable_ciphersuites)
+            and all(t in caps.extensions or t in DEFAULT_EXTENSION_TYPES for t in query.required_extensions)
+            and all(t in caps.proposals or t in DEFAULT_PROPOSAL_TYPES for t in query.required_proposals)
+            and all(t in caps.credentials for t in query.required_credentials)
+        )
+
+
+def query_from_request(request) -> KeyMaterialQuery:
+    """A :class:`KeyMaterialQuery` from a decoded ``KeyMaterialRequest`` (an empty roomId: no room)."""
+    room = bytes(request.roomId.uri).decode("utf-8") or None
+    required = request.requiredCapabilities
+    return KeyMaterialQuery(
+        requester=bytes(request.requestingUser.uri).decode("utf-8"),
+        target=bytes(request.targetUser.uri).decode("utf-8"),
+        room=room,
+        acceptable_ciphersuites=tuple(request.acceptableCiphersuites or ()),
+        required_extensions=tuple(required.extension_types) if required else (),
+        required_proposals=tuple(required.proposal_types) if required else (),
+        required_credentials=tuple(required.credential_types) if required else (),
+        protocol=int(request.protocol),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# KeyPackageRef routing (§5.2 last paragraph, §5.5 NOTE)
+
+
+@dataclass(frozen=True)
+class WelcomeRoute:
+    """Target provider: where a claimed KeyPackage went, to deliver the Welcome that uses it."""
+
+    ref: bytes
+    client_uri: str
+    user_uri: str
+    requester: str
+    room: str | None
+
+
+class KeyPackageRoutes:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    # target provider side: filled by KeyMaterialService.claim
+
+    def welcome_routes(self, refs: Iterable[bytes]) -> list[WelcomeRoute]:
+        """Routes for the refs of a Welcome's ``secrets`` that this provider handed out (others are
+        skipped: they belong to other providers)."""
+        out = []
+        for ref in refs:
+            row = self._store.conn.execute(
+                "SELECT client_uri, user_uri, requester, room_id FROM kp_routes WHERE ref = ?", (bytes(ref),)
+            ).fetchone()
+            if row is not None:
+                out.append(WelcomeRoute(bytes(ref), row[0], row[1], row[2], row[3] or None))
+        return out
+
+    def forget_welcome_routes(self, refs: Iterable[bytes]) -> None:
+        """§5.2: an association can go once its Welcome has been forwarded."""
+        with self._store.transaction() as conn:
+            conn.executemany("DELETE FROM kp_routes WHERE ref = ?", [(bytes(r),) for r in refs])
+
+    # hub side: the hub records, per claimed KeyPackage, the provider it came from
+
+    def record_hub_routes(self, room: str, provider_domain: str, key_packages: Iterable[bytes]) -> list[bytes]:
+        """Record ref -> provider for KeyPackages (bare or MLSMessage encodings) a hub obtained
+        from ``provider_domain`` for ``room``; returns the refs."""
+        parsed = [parse_key_package(kp) for kp in key_packages]
+        now = int(self._clock())
+        with self._store.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO hub_kp_routes (ref, provider_domain, room_id, not_after, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (p.ref, provider_domain.lower(), room, p.key_package.leaf_node.lifetime.not_after, now)
+                    for p in parsed
+                ],
+            )
+        return [p.ref for p in parsed]
+
+    def hub_route(self, ref: bytes) -> str | None:
+        row = self._store.conn.execute(
+            "SELECT provider_domain FROM hub_kp_routes WHERE ref = ?", (bytes(ref),)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def forget_hub_routes(self, refs: Iterable[bytes]) -> None:
+        with self._store.transaction() as conn:
+            conn.executemany("DELETE FROM hub_kp_routes WHERE ref = ?", [(bytes(r),) for r in refs])
