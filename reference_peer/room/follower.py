@@ -1,0 +1,416 @@
+"""The follower side for a provider's own users (draft-ietf-mimi-protocol-06 §3, §5.3-§5.5): simulated
+clients that hold real MLS state, consume FanoutMessages in order and produce the provider's
+outgoing traffic (UpdateRequest, SubmitMessageRequest, GroupInfoRequest bodies). No HTTP here.
+
+:class:`SimulatedClient` is the unit the control API drives ("send a message from client X",
+"read what client X received"); :class:`LocalClients` is a provider's set of them, which routes a
+/notify body to every local client of the room.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..mls import (
+    Group,
+    KeyPackageBundle,
+    MLSError,
+    add_proposal,
+    app_data_update_proposal,
+    basic_credential,
+    cipher_suite,
+    make_key_package,
+    remove_proposal,
+    self_remove_proposal,
+)
+from ..mls.group import decode_message, proposal_ref
+from ..mls.tree import RatchetTree as TreeState
+from ..wire.codec import DecodeError, EncodeError
+from ..wire.identity import IdentifierUri
+from ..wire.mimi import (
+    COMPONENT_PARTICIPANT_LIST,
+    FanoutMessage,
+    GroupInfoOption,
+    GroupInfoRepresentation,
+    GroupInfoRequest,
+    HandshakeBundle,
+    ParticipantListData,
+    Protocol,
+    SubmitMessageRequest,
+    UpdateRequest,
+)
+from ..wire.mls import ContentType, KeyPackage, MLSMessage, Proposal, SenderType, WireFormat
+from ..wire.ratchet_tree_options import RatchetTreeOption, RatchetTreeRepresentation
+from . import participants as plist_mod
+from .naming import client_uri, user_of_credential, user_uri
+
+MLS10 = {"protocol": Protocol.mls10}
+
+
+@dataclasses.dataclass(frozen=True)
+class InboxEntry:
+    """An application message as the receiving client sees it (the hub never tells the sender)."""
+
+    data: bytes
+    sender_leaf: int
+    sender_identity: bytes
+    epoch: int
+    timestamp: int
+
+
+@dataclasses.dataclass
+class OutgoingCommit:
+    """A commit waiting for the hub's answer: ``request`` is the UpdateRequest body."""
+
+    request: bytes
+    commit: bytes
+    welcome: bytes | None
+    group_info: bytes
+
+
+class SimulatedClient:
+    """One MLS client of a local user: credential, signature key, KeyPackages, its Group, its inbox."""
+
+    def __init__(self, domain: str, user: str, name: str, *, suite_id: int = 1) -> None:
+        self.domain = domain
+        self.uri = client_uri(domain, user, name)
+        self.user_uri = user_uri(domain, user)
+        self.suite_id = suite_id
+        self.credential = basic_credential(self.uri.encode())
+        self.signature_priv, self.signature_pub = cipher_suite(suite_id).generate_signature_key_pair()
+        self.key_packages: dict[bytes, KeyPackageBundle] = {}
+        self.group: Group | None = None
+        self.inbox: list[InboxEntry] = []
+        self.errors: list[str] = []  # fan-out this client could not process, for diagnosis
+        self.removed = False
+        self._outgoing: OutgoingCommit | None = None
+        self._sent: set[bytes] = set()  # own application messages and external commits, to recognise echoes
+
+    def __repr__(self) -> str:
+        return f"SimulatedClient({self.uri})"
+
+    # -- key material and membership ----------------------------------------------------------
+
+    def make_key_package(self) -> KeyPackageBundle:
+        bundle = make_key_package(self.suite_id, self.credential, self.signature_priv)
+        self.key_packages[bundle.ref()] = bundle
+        return bundle
+
+    def _adopt(self, group: Group) -> Group:
+        plist_mod.install_handler(group)
+        self.group = group
+        self.removed = False
+        return group
+
+    def create_group(self, extensions: list, *, group_id: bytes | None = None) -> Group:
+        return self._adopt(
+            Group.create(self.suite_id, self.credential, self.signature_priv, group_id=group_id, extensions=extensions)
+        )
+
+    def join_external(self, group_info: bytes, ratchet_tree: bytes | None, *, pending: list[bytes] = ()) -> bytes:
+        """Join by external commit; returns the UpdateRequest body. The group is adopted at once: if the hub
+        refuses, :meth:`abandon` drops it."""
+        group, commit = Group.join_external(group_info, self.credential, self.signature_priv, ratchet_tree=ratchet_tree)
+        self._adopt(group)
+        self._sent.add(commit)
+        info = decode_message(group.group_info(ratchet_tree=False)).group_info
+        return self._update_request(commit, None, info, group)
+
+    def abandon(self) -> None:
+        self.group = None
+
+    @property
+    def epoch(self) -> int | None:
+        return self.group.epoch if self.group is not None else None
+
+    def participant_list(self) -> ParticipantListData:
+        if self.group is None:
+            return plist_mod.EMPTY
+        return plist_mod.decode_list(self.group.app_data().get(int(COMPONENT_PARTICIPANT_LIST)))
+
+    def leaf_of(self, client: SimulatedClient) -> int | None:
+        return self.group.find_member(client.signature_pub) if self.group is not None else None
+
+    def leaves_of_user(self, user: bytes) -> list[int]:
+        if self.group is None:
+            return []
+        return [i for i, leaf in self.group.members() if user_of_credential(leaf.credential) == user]
+
+    # -- outgoing -----------------------------------------------------------------------------
+
+    def _require_group(self) -> Group:
+        if self.group is None:
+            raise MLSError(f"{self.uri} is not in a group")
+        return self.group
+
+    @staticmethod
+    def _tree_option(group: Group) -> RatchetTreeOption:
+        return RatchetTreeOption(representation=RatchetTreeRepresentation.full, ratchet_tree=group.tree.to_wire())
+
+    def _update_request(self, commit: bytes, welcome: bytes | None, info: object, next_state: Group) -> bytes:
+        bundle = HandshakeBundle(
+            proposalOrCommit=decode_message(commit),
+            welcome=decode_message(welcome).welcome if welcome is not None else None,
+            groupInfoOption=GroupInfoOption(representation=GroupInfoRepresentation.full, groupInfo=info),
+            ratchetTreeOption=self._tree_option(next_state),
+        )
+        return UpdateRequest(protocol=Protocol.mls10, bundle=bundle).encode()
+
+    def commit(
+        self,
+        proposals: list[Proposal] = (),
+        *,
+        by_reference: list[bytes] | None = None,  # type: ignore[assignment]
+        include_cached: bool = True,
+        **kwargs: object,
+    ) -> OutgoingCommit:
+        """A commit (cached proposals by reference, ``proposals`` by value) as an UpdateRequest body; the
+        group stays in its epoch until :meth:`commit_accepted` or :meth:`commit_refused`."""
+        group = self._require_group()
+        out = group.commit(
+            list(proposals),
+            by_reference=by_reference,
+            include_cached=include_cached,
+            **kwargs,  # type: ignore[arg-type]
+        )
+        # The GroupInfo for the hub has no embedded tree (PROTO-GROUPINFO-TREE-SEPARATE): the tree
+        # travels in ratchetTreeOption. It is built from the pending next epoch.
+        nxt = group._pending  # noqa: SLF001 - the library keeps the next epoch there until merge
+        info = decode_message(nxt.group_info(ratchet_tree=False)).group_info
+        request = self._update_request(out.commit, out.welcome, info, nxt)
+        self._outgoing = OutgoingCommit(request, out.commit, out.welcome, nxt.group_info(ratchet_tree=False))
+        return self._outgoing
+
+    def add_users(
+        self,
+        key_packages: list[KeyPackage],
+        new_users: list[tuple[bytes, int]] = (),  # type: ignore[assignment]
+        **kwargs: object,
+    ) -> OutgoingCommit:
+        """Add clients, with the participant-list AppDataUpdate adding their users in the same commit
+        (PROTO-UPDATE-ADD-PLIST-FIRST)."""
+        proposals: list[Proposal] = []
+        if new_users:
+            update = plist_mod.make_update(added=new_users).encode()
+            proposals.append(app_data_update_proposal(int(COMPONENT_PARTICIPANT_LIST), update))
+        proposals += [add_proposal(kp) for kp in key_packages]
+        return self.commit(proposals, **kwargs)
+
+    def remove_user(self, user: bytes, **kwargs: object) -> OutgoingCommit:
+        """Remove a user: the participant-list removal and Removes for all its clients in one commit."""
+        index = plist_mod.index_of(self.participant_list(), user)
+        proposals: list[Proposal] = []
+        if index is not None:
+            proposals.append(
+                app_data_update_proposal(
+                    int(COMPONENT_PARTICIPANT_LIST), plist_mod.make_update(removed=[index]).encode()
+                )
+            )
+        proposals += [remove_proposal(leaf) for leaf in self.leaves_of_user(user)]
+        return self.commit(proposals, **kwargs)
+
+    def change_role(self, user: bytes, role: int, *, remove_clients: bool = False, **kwargs: object) -> OutgoingCommit:
+        """A role change (ban: role 1 with ``remove_clients``; unban: from role 1)."""
+        index = plist_mod.index_of(self.participant_list(), user)
+        if index is None:
+            raise MLSError(f"{user!r} is not in the participant list")
+        proposals: list[Proposal] = [
+            app_data_update_proposal(
+                int(COMPONENT_PARTICIPANT_LIST), plist_mod.make_update(role_changes=[(index, role)]).encode()
+            )
+        ]
+        if remove_clients:
+            proposals += [remove_proposal(leaf) for leaf in self.leaves_of_user(user)]
+        return self.commit(proposals, **kwargs)
+
+    def wrap_commit(self, commit: bytes, welcome: bytes | None = None, group_info: bytes | None = None) -> bytes:
+        """Any commit (e.g. a crafted one) as an UpdateRequest body, with the given or the current GroupInfo."""
+        group = self._require_group()
+        info = decode_message(group_info or group.group_info(ratchet_tree=False)).group_info
+        return self._update_request(commit, welcome, info, group)
+
+    def commit_accepted(self) -> None:
+        self._require_group().merge_pending_commit()
+        self._outgoing = None
+
+    def commit_refused(self) -> None:
+        self._require_group().discard_pending_commit()
+        self._outgoing = None
+
+    def proposals_request(self, proposals: list[Proposal]) -> bytes:
+        """Proposals as one UpdateRequest: the first in proposalOrCommit, the rest in moreProposals."""
+        group = self._require_group()
+        messages = [group.propose(p) for p in proposals]
+        return self.proposal_messages_request(messages)
+
+    @staticmethod
+    def proposal_messages_request(messages: list[bytes]) -> bytes:
+        head, *rest = [decode_message(m) for m in messages]
+        bundle = HandshakeBundle(proposalOrCommit=head, moreProposals=rest)
+        return UpdateRequest(protocol=Protocol.mls10, bundle=bundle).encode()
+
+    def self_leave_request(self) -> bytes:
+        """Self-leave (§3.5): SelfRemove for this client, Remove for the user's other clients and the
+        participant-list removal of the user, sent together for the hub to cache."""
+        group = self._require_group()
+        index = plist_mod.index_of(self.participant_list(), self.user_uri.encode())
+        proposals: list[Proposal] = [self_remove_proposal()]
+        proposals += [
+            remove_proposal(leaf) for leaf in self.leaves_of_user(self.user_uri.encode()) if leaf != group.own_leaf
+        ]
+        if index is not None:
+            proposals.append(
+                app_data_update_proposal(
+                    int(COMPONENT_PARTICIPANT_LIST), plist_mod.make_update(removed=[index]).encode()
+                )
+            )
+        return self.proposals_request(proposals)
+
+    def send(self, text: bytes) -> bytes:
+        """An application message as a SubmitMessageRequest body, with the user's URI as sendingUri."""
+        message = self._require_group().protect(text)
+        self._sent.add(message)
+        return SubmitMessageRequest(
+            protocol=Protocol.mls10,
+            appMessage=decode_message(message),
+            sendingUri=IdentifierUri(uri=self.user_uri.encode()),
+        ).encode()
+
+    def group_info_request(self, hpke_public_key: bytes) -> GroupInfoRequest:
+        """A signed GroupInfoRequest (§5.6) made with this client's credential and key."""
+        suite = cipher_suite(self.suite_id)
+        req = GroupInfoRequest(
+            protocol=Protocol.mls10,
+            cipher_suite=self.suite_id,
+            requestingSignatureKey=self.signature_pub,
+            requestingCredential=self.credential,
+            groupInfoPublicKey=hpke_public_key,
+            joiningCode=b"",
+            signature=b"",
+        )
+        return req.replace(
+            signature=suite.sign_with_label(self.signature_priv, "GroupInfoRequestTBS", req.tbs().encode())
+        )
+
+    # -- incoming -----------------------------------------------------------------------------
+
+    def receive(self, fanout: FanoutMessage) -> str:
+        """Process one FanoutMessage; returns what happened ("joined", "commit", "proposal",
+        "application", "ignored", "own", or "error: ...")."""
+        msg = fanout.message
+        try:
+            if msg.wire_format == WireFormat.mls_welcome:
+                return self._receive_welcome(fanout)
+            if self.group is None or self.removed:
+                return "ignored"
+            content_type = msg.content_type()
+            if content_type == ContentType.commit:
+                return self._receive_commit(fanout)
+            if content_type == ContentType.proposal:
+                for proposal in [msg, *fanout.moreProposals]:
+                    if not self._is_own(proposal) and not self._is_cached(proposal):
+                        self.group.process(proposal.encode())
+                return "proposal"
+            received = self.group.process(msg.encode())
+            leaf = received.sender.leaf_index
+            member = self.group.tree.leaf(leaf)
+            identity = bytes(member.credential.identity) if member is not None else b""
+            self.inbox.append(InboxEntry(received.application_data, leaf, identity, received.epoch, fanout.timestamp))
+            return "application"
+        except MLSError as exc:
+            if (
+                msg.private_message is not None
+                and msg.private_message.content_type == ContentType.application
+                and self._is_own_application(msg)
+            ):
+                return "own"  # our own message echoed back: PROTO-FANOUT-NOT-ECHOED-REQUIRED
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            return f"error: {exc}"
+
+    def _is_own(self, msg: MLSMessage) -> bool:
+        pub = msg.public_message
+        return (
+            pub is not None
+            and pub.content.sender.sender_type == SenderType.member
+            and self.group is not None
+            and pub.content.sender.leaf_index == self.group.own_leaf
+        )
+
+    def _is_cached(self, msg: MLSMessage) -> bool:
+        """Already known (a proposal may reach a provider twice, e.g. after a Welcome)."""
+        pub = msg.public_message
+        if pub is None or self.group is None or pub.content.epoch != self.group.epoch:
+            return False
+        return (
+            proposal_ref(self.group.suite, WireFormat.mls_public_message, pub.content, pub.auth)
+            in self.group.proposal_cache
+        )
+
+    def _is_own_application(self, msg: MLSMessage) -> bool:
+        return msg.encode() in self._sent  # a sender cannot decrypt its own ciphertext
+
+    def _receive_welcome(self, fanout: FanoutMessage) -> str:
+        welcome = fanout.message.welcome
+        mine = [bytes(s.new_member) for s in welcome.secrets if bytes(s.new_member) in self.key_packages]
+        if not mine or (self.group is not None and not self.removed):
+            return "ignored"
+        tree = None
+        option = fanout.ratchetTreeOption
+        if option is not None and option.representation == RatchetTreeRepresentation.full:
+            tree = TreeState.from_wire(cipher_suite(welcome.cipher_suite), option.ratchet_tree).encode()
+        self._adopt(Group.join(fanout.message.encode(), self.key_packages.pop(mine[0]), ratchet_tree=tree))
+        return "joined"
+
+    def _receive_commit(self, fanout: FanoutMessage) -> str:
+        group = self.group
+        assert group is not None
+        if self._is_own(fanout.message) or fanout.message.encode() in self._sent:
+            if self._outgoing is not None and self._outgoing.commit == fanout.message.encode():
+                self.commit_accepted()
+            result = "own"
+        else:
+            if group._pending is not None:  # noqa: SLF001 - another commit won the epoch
+                group.discard_pending_commit()
+                self._outgoing = None
+            received = group.process(fanout.message.encode())
+            result = "commit"
+            if received.removed_self or not group.active:
+                self.removed = True
+                return "removed"
+        for proposal in fanout.externalProposals:  # the hub's proposals for the new epoch
+            if not self._is_cached(proposal):
+                group.process(proposal.encode())
+        return result
+
+
+class LocalClients:
+    """A provider's simulated clients for one room, keyed by client URI."""
+
+    def __init__(self, domain: str) -> None:
+        self.domain = domain
+        self.clients: dict[str, SimulatedClient] = {}
+
+    def add(self, user: str, name: str, *, suite_id: int = 1) -> SimulatedClient:
+        client = SimulatedClient(self.domain, user, name, suite_id=suite_id)
+        self.clients[client.uri] = client
+        return client
+
+    def of_user(self, user: str) -> list[SimulatedClient]:
+        uri = user_uri(self.domain, user)
+        return [c for c in self.clients.values() if c.user_uri == uri]
+
+    def deliver(self, body: bytes | list[FanoutMessage]) -> dict[str, list[str]]:
+        """A /notify body (one or more concatenated FanoutMessages) to every local client, in order.
+        Returns, per client URI, what each message did; a body that does not decode raises ValueError."""
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            try:
+                messages = FanoutMessage.decode_sequence(bytes(body), scope=MLS10)
+            except (DecodeError, EncodeError) as exc:
+                raise ValueError(f"malformed /notify body: {exc}") from None
+        else:
+            messages = list(body)
+        outcome: dict[str, list[str]] = {uri: [] for uri in self.clients}
+        for message in messages:
+            for uri, client in self.clients.items():
+                outcome[uri].append(client.receive(message))
+        return outcome

@@ -1,0 +1,51 @@
+"""Who a leaf or a URI belongs to: the reference peer's naming of users and clients.
+
+A client's MLS credential is a basic credential whose identity is its client URI in the two-segment
+form ``mimi://b.example/d/bob/phone`` (draft-mahy-mimi-identity), so that the hub can tell the user
+(``mimi://b.example/u/bob``, the participant-list entry: PROTO-PLIST-ONE-ENTRY-PER-USER) and the
+provider (``b.example``) of every member without any directory lookup.
+"""
+
+from __future__ import annotations
+
+from ..wire.identity import MimiUri, MimiUriError, UriKind
+from ..wire.mls import Credential, CredentialType
+
+
+def _text(uri: bytes | str) -> str:
+    return uri if isinstance(uri, str) else bytes(uri).decode("utf-8")
+
+
+def client_uri(domain: str, user: str, client: str) -> str:
+    return MimiUri.for_client(domain, client, user=user).format()
+
+
+def user_uri(domain: str, user: str) -> str:
+    return MimiUri.for_user(domain, user).format()
+
+
+def user_of_uri(uri: bytes | str) -> bytes | None:
+    """The user URI (bytes) of a user URI or a two-segment client URI; None otherwise."""
+    try:
+        parsed = MimiUri.parse(_text(uri))
+    except (MimiUriError, UnicodeDecodeError):
+        return None
+    if parsed.kind is UriKind.user:
+        return parsed.format().encode()
+    if parsed.kind is UriKind.client and parsed.user is not None:
+        return MimiUri.for_user(parsed.domain, parsed.user).format().encode()
+    return None
+
+
+def domain_of_uri(uri: bytes | str) -> str | None:
+    try:
+        return MimiUri.parse(_text(uri)).domain
+    except (MimiUriError, UnicodeDecodeError):
+        return None
+
+
+def user_of_credential(credential: Credential) -> bytes | None:
+    """The user a basic credential's client URI names (None for other credential types or bad URIs)."""
+    if credential.credential_type != CredentialType.basic or credential.identity is None:
+        return None
+    return user_of_uri(bytes(credential.identity))
