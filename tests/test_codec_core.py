@@ -164,3 +164,14 @@ def test_repr_and_as_dict_are_readable() -> None:
     value = Outer(kind=7, items=[Inner(color=Color.red, blob=b"\xff" * 40)], maybe=None, extra=b"")
     assert "Color.red" in repr(value) and "+24" in repr(value)
     assert value.as_dict()["items"][0] == {"color": "red", "blob": "ff" * 40}
+
+
+def test_prefix_reader_reads_values_in_sequence_and_reports_truncation() -> None:
+    from reference_peer.wire.codec import PrefixReader
+
+    data = Inner(color=Color.green, blob=b"ab").encode() + b"\x00\x00"
+    reader = PrefixReader(data)
+    assert reader.value(Inner) == Inner(color=Color.green, blob=b"ab")
+    assert reader.remaining == 2 and reader.fixed(2) == b"\x00\x00" and reader.remaining == 0
+    with pytest.raises(DecodeError, match="truncated"):
+        PrefixReader(b"\x05ab").opaque()

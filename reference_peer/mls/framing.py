@@ -8,7 +8,7 @@ import contextvars
 import os
 from collections.abc import Iterator
 
-from ..wire.codec import DecodeError
+from ..wire.codec import DecodeError, PrefixReader
 from ..wire.mls import (
     Commit,
     ContentType,
@@ -24,7 +24,6 @@ from ..wire.mls import (
 from .crypto import CipherSuite, vl
 from .errors import CryptoError, MalformedMessage
 from .secret_tree import SecretTree, sender_data_key_nonce
-from .wire_prefix import PrefixReader
 
 
 def _sender_has_context(sender: Sender) -> bool:

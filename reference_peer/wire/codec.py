@@ -447,6 +447,38 @@ class Empty(Codec):
             raise EncodeError("struct{} takes no value")
 
 
+class PrefixReader:
+    """Reads values one after another from a buffer, for layouts the struct language cannot say.
+
+    RFC 9420 has a few: PrivateMessageContent (content, auth, then zero padding to the end), and
+    headers read before the value they describe. Every failure is a :class:`DecodeError`.
+    """
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._ctx = _Ctx(memoryview(data).toreadonly(), frozenset(), DEFAULT_SCOPE)
+
+    @property
+    def pos(self) -> int:
+        return self._ctx.pos
+
+    @property
+    def remaining(self) -> int:
+        return len(self._ctx.buf) - self._ctx.pos
+
+    def value(self, spec: Any) -> Any:
+        """One value of a wire type (a Struct class, an enum class or a codec)."""
+        return as_codec(spec).decode(self._ctx)
+
+    def varint(self) -> int:
+        return read_varint(self._ctx)
+
+    def opaque(self) -> bytes:
+        return bytes(self._ctx.take(read_varint(self._ctx)))
+
+    def fixed(self, n: int) -> bytes:
+        return bytes(self._ctx.take(n))
+
+
 def as_codec(spec: Any) -> Codec:
     if isinstance(spec, Codec):
         return spec

@@ -15,8 +15,7 @@ from reference_peer.mls.group import Group, PublicGroup, decode_message, proposa
 from reference_peer.mls.leaf import KeyPackageBundle, key_package_ref, validate_leaf_node
 from reference_peer.mls.secret_tree import SecretTree, sender_data_key_nonce
 from reference_peer.mls.tree import RatchetTree
-from reference_peer.mls.wire_prefix import PrefixReader
-from reference_peer.wire.codec import decode_value, encode_value
+from reference_peer.wire.codec import PrefixReader, decode_value, encode_value
 from reference_peer.wire.mls import (
     Add,
     Commit,
