@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,17 @@ demo: $(STAMP)
 	$(BIN)/mimi-conformance run
 
 ## test: lint, then the project's own tests
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(BIN)/pytest -q
+
+# The HTML report is checked in headless Chromium. Install Debian's package where we can (root
+# with apt-get); elsewhere the browser tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	        || echo "note: chromium could not be installed; the HTML report's browser tests will skip"; \
+	    else echo "note: no chromium and no root apt-get; the HTML report's browser tests will skip"; fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,109 @@
+"""JUnit XML for CI systems (GitLab, Jenkins, GitHub test reporters).
+
+One ``<testsuite>`` per area, one ``<testcase>`` per check (``classname`` from the module of the
+pytest node ID, ``name`` the test and its parameters). Each testcase carries ``<properties>``: one
+``requirement`` property per judged requirement ID, plus ``verdict``, ``role``, ``transcript`` and
+``ambiguity`` when present.
+
+Verdict mapping:
+
+==============  =================================================================================
+FAIL            ``<failure type="FAIL">``
+HARNESS_ERROR   ``<error type="HARNESS_ERROR">`` (the suite broke, not the SUT)
+NOT_APPLICABLE  ``<skipped message="reason">``
+WARN            passed, with the message in ``<system-out>`` prefixed ``WARN:``; with
+                ``warn_as_failure=True`` a ``<failure type="WARN">`` instead (for pipelines that want
+                SHOULD misses to show red)
+AMBIGUOUS       passed, with ``AMBIGUOUS <AMB-IDs>:`` and the message in ``<system-out>``
+PASS            passed
+==============  =================================================================================
+
+Characters XML 1.0 cannot carry (most C0 controls, which a decoded wire message may contain) are
+replaced by U+FFFD.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+
+from .model import CheckRecord, RunResults, Verdict
+
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _clean(text: str) -> str:
+    return _XML_ILLEGAL.sub("\ufffd", text)
+
+
+def split_check_id(check_id: str) -> tuple[str, str]:
+    """``a/b/test_x.py::Class::test_y[p]`` -> (``a.b.test_x.Class``, ``test_y[p]``), as pytest's junitxml."""
+    parts = check_id.split("::")
+    if len(parts) == 1:
+        return "", check_id
+    module = parts[0].removesuffix(".py").replace("/", ".").replace("\\", ".")
+    return ".".join([module, *parts[1:-1]]), parts[-1]
+
+
+def _testcase(check: CheckRecord, warn_as_failure: bool) -> ET.Element:
+    classname, name = split_check_id(check.check_id)
+    case = ET.Element("testcase", classname=_clean(classname), name=_clean(name), time=f"{check.duration_s:.3f}")
+    properties = ET.SubElement(case, "properties")
+    for req_id in check.requirement_ids:
+        ET.SubElement(properties, "property", name="requirement", value=req_id)
+    ET.SubElement(properties, "property", name="verdict", value=str(check.verdict))
+    ET.SubElement(properties, "property", name="role", value=check.role)
+    for amb in check.ambiguity_ids:
+        ET.SubElement(properties, "property", name="ambiguity", value=amb)
+    if check.transcript_ref:
+        ET.SubElement(properties, "property", name="transcript", value=_clean(check.transcript_ref))
+    message = _clean(check.message)
+    detail = _clean(f"{check.message}\nrequirements: {', '.join(check.requirement_ids)}")
+    if check.verdict is Verdict.FAIL:
+        ET.SubElement(case, "failure", message=message, type="FAIL").text = detail
+    elif check.verdict is Verdict.HARNESS_ERROR:
+        ET.SubElement(case, "error", message=message, type="HARNESS_ERROR").text = detail
+    elif check.verdict is Verdict.NOT_APPLICABLE:
+        ET.SubElement(case, "skipped", message=message or "not applicable")
+    elif check.verdict is Verdict.WARN:
+        if warn_as_failure:
+            ET.SubElement(case, "failure", message=message, type="WARN").text = detail
+        else:
+            ET.SubElement(case, "system-out").text = f"WARN: {message}"
+    elif check.verdict is Verdict.AMBIGUOUS:
+        ET.SubElement(case, "system-out").text = f"AMBIGUOUS {' '.join(check.ambiguity_ids)}: {message}"
+    return case
+
+
+def _counts(checks: Sequence[CheckRecord], warn_as_failure: bool) -> dict[str, str]:
+    failures = sum(1 for c in checks if c.verdict is Verdict.FAIL or (warn_as_failure and c.verdict is Verdict.WARN))
+    return {
+        "tests": str(len(checks)),
+        "failures": str(failures),
+        "errors": str(sum(1 for c in checks if c.verdict is Verdict.HARNESS_ERROR)),
+        "skipped": str(sum(1 for c in checks if c.verdict is Verdict.NOT_APPLICABLE)),
+        "time": f"{sum(c.duration_s for c in checks):.3f}",
+    }
+
+
+def render_junit(results: RunResults, *, warn_as_failure: bool = False) -> str:
+    """The JUnit XML document (UTF-8, with declaration) for a run."""
+    root = ET.Element("testsuites", name="mimi-conformance", **_counts(results.checks, warn_as_failure))
+    by_area: dict[str, list[CheckRecord]] = {}
+    for check in results.checks:
+        by_area.setdefault(check.area or "unknown", []).append(check)
+    for area in sorted(by_area):
+        checks = by_area[area]
+        suite = ET.SubElement(root, "testsuite", name=area, timestamp=results.started_at,
+                              **_counts(checks, warn_as_failure))  # fmt: skip
+        properties = ET.SubElement(suite, "properties")
+        ET.SubElement(properties, "property", name="suite_version", value=results.suite_version)
+        ET.SubElement(properties, "property", name="seed", value=str(results.seed))
+        ET.SubElement(properties, "property", name="sut_manifest_sha256", value=results.sut_manifest_sha256)
+        for draft in results.draft_revisions:
+            ET.SubElement(properties, "property", name="draft", value=draft)
+        for check in checks:
+            suite.append(_testcase(check, warn_as_failure))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

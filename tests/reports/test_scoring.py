@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import pytest
+from report_builders import FOLLOWER_PROFILE, HUB_PROFILE, check, hub_checks, mixed_results, results
+
+from reports.model import ProfileVerdict, RequirementStatus, Verdict
+from reports.scoring import requirement_status, score_profile
+
+
+def hub_verdict(**verdicts: str) -> ProfileVerdict:
+    return score_profile(HUB_PROFILE, hub_checks(**verdicts)).verdict
+
+
+def test_all_pass_is_conformant():
+    assert hub_verdict() is ProfileVerdict.CONFORMANT
+
+
+def test_must_fail_is_not_conformant():
+    assert hub_verdict(mtls="FAIL") is ProfileVerdict.NOT_CONFORMANT
+
+
+def test_should_miss_only_is_conformant_with_warnings():
+    assert hub_verdict(https="WARN") is ProfileVerdict.CONFORMANT_WITH_WARNINGS
+
+
+def test_fail_of_a_requirement_scored_should_counts_as_a_warning():
+    # The check's FAIL came from a stricter level elsewhere; this profile scores the requirement SHOULD.
+    result = score_profile(HUB_PROFILE, hub_checks(https="FAIL"))
+    assert result.verdict is ProfileVerdict.CONFORMANT_WITH_WARNINGS
+    assert {o.id: o.status for o in result.requirements}["PROTO-DIRECTORY-HTTPS-URLS"] is RequirementStatus.WARN
+
+
+def test_warn_on_a_must_requirement_is_a_warning_not_a_failure():
+    assert hub_verdict(mtls="WARN") is ProfileVerdict.CONFORMANT_WITH_WARNINGS
+
+
+def test_untested_requirement_is_incomplete():
+    checks = hub_checks()[:2]  # nothing judges PROTO-KEYMAT-NO-REUSE
+    result = score_profile(HUB_PROFILE, checks)
+    assert result.verdict is ProfileVerdict.INCOMPLETE
+    assert result.counts["requirements_untested"] == 1
+
+
+def test_harness_error_only_is_incomplete():
+    assert hub_verdict(reuse="HARNESS_ERROR") is ProfileVerdict.INCOMPLETE
+
+
+def test_harness_error_next_to_a_pass_is_still_incomplete():
+    checks = [*hub_checks(), check("test_reuse_again", "HARNESS_ERROR", ["PROTO-KEYMAT-NO-REUSE"])]
+    assert score_profile(HUB_PROFILE, checks).verdict is ProfileVerdict.INCOMPLETE
+
+
+def test_must_fail_wins_over_incomplete():
+    assert hub_verdict(mtls="FAIL", reuse="HARNESS_ERROR") is ProfileVerdict.NOT_CONFORMANT
+
+
+def test_incomplete_wins_over_warnings():
+    assert hub_verdict(https="WARN", reuse="HARNESS_ERROR") is ProfileVerdict.INCOMPLETE
+
+
+def test_worst_check_decides_the_requirement():
+    checks = [*hub_checks(), check("test_mtls_second", "FAIL", ["PROTO-TRANSPORT-MTLS"])]
+    result = score_profile(HUB_PROFILE, checks)
+    assert {o.id: o.status for o in result.requirements}["PROTO-TRANSPORT-MTLS"] is RequirementStatus.FAIL
+    assert result.verdict is ProfileVerdict.NOT_CONFORMANT
+
+
+def test_ambiguous_is_neither_not_conformant_nor_incomplete():
+    result = score_profile(HUB_PROFILE, hub_checks(mtls="AMBIGUOUS"))
+    assert result.verdict is ProfileVerdict.CONFORMANT
+    assert result.counts["requirements_ambiguous"] == 1
+    assert result.counts["checks_ambiguous"] == 1
+
+
+def test_not_applicable_on_must_or_should_is_incomplete():
+    assert hub_verdict(reuse="NOT_APPLICABLE") is ProfileVerdict.INCOMPLETE
+    assert hub_verdict(https="NOT_APPLICABLE") is ProfileVerdict.INCOMPLETE
+
+
+def test_not_applicable_on_may_is_fine():
+    profile = HUB_PROFILE.__class__(**{**HUB_PROFILE.__dict__, "requirements": {"PROTO-IDQUERY-PARTIALNAME": "MAY"}})
+    checks = [check("test_partial_name", "NOT_APPLICABLE", ["PROTO-IDQUERY-PARTIALNAME"], area="discovery")]
+    assert score_profile(profile, checks).verdict is ProfileVerdict.CONFORMANT
+
+
+def test_not_applicable_next_to_a_pass_counts_as_pass():
+    assert requirement_status([Verdict.NOT_APPLICABLE, Verdict.PASS], "MUST") is RequirementStatus.PASS
+
+
+def test_checks_of_the_other_role_do_not_count():
+    # A follower-role FAIL of a role-neutral requirement says nothing about the SUT as hub.
+    checks = [*hub_checks(), check("test_mtls_as_follower", "FAIL", ["PROTO-TRANSPORT-MTLS"], role="follower")]
+    assert score_profile(HUB_PROFILE, checks).verdict is ProfileVerdict.CONFORMANT
+    follower = score_profile(FOLLOWER_PROFILE, checks)
+    assert {o.id: o.status for o in follower.requirements}["PROTO-TRANSPORT-MTLS"] is RequirementStatus.FAIL
+
+
+def test_counts_of_the_mixed_run():
+    run = mixed_results()
+    hub, follower = run.profiles
+    assert hub.verdict is ProfileVerdict.NOT_CONFORMANT
+    assert dict(hub.counts) == {
+        "requirements": 3, "requirements_pass": 1, "requirements_fail": 1, "requirements_warn": 1,
+        "requirements_harness_error": 0, "requirements_untested": 0, "requirements_not_applicable": 0,
+        "requirements_ambiguous": 0,
+        "checks": 3, "checks_pass": 1, "checks_fail": 1, "checks_warn": 1, "checks_not_applicable": 0,
+        "checks_harness_error": 0, "checks_ambiguous": 0,
+    }  # fmt: skip
+    assert follower.verdict is ProfileVerdict.INCOMPLETE
+    statuses = {o.id: o.status for o in follower.requirements}
+    assert statuses == {"PROTO-TRANSPORT-MTLS": RequirementStatus.AMBIGUOUS,
+                        "PROTO-FANOUT-NOTIFY-201": RequirementStatus.HARNESS_ERROR}  # fmt: skip
+
+
+def test_results_keep_only_the_requirements_involved():
+    run = results(hub_checks())
+    assert [req.id for req in run.requirements] == sorted(HUB_PROFILE.requirements)
+
+
+@pytest.mark.parametrize("verdict", list(Verdict))
+def test_every_check_verdict_maps_to_a_requirement_status(verdict):
+    assert isinstance(requirement_status([verdict], "MUST"), RequirementStatus)
