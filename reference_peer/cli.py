@@ -13,7 +13,12 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from reference_peer.config import ConfigError, PeerConfig, build_server, load_config
+from aiohttp import web
+
+from reference_peer.config import ConfigError, PeerConfig, load_config
+from reference_peer.control.app import make_control_app
+from reference_peer.control.backend import ReferenceBackend
+from reference_peer.peer import ReferenceProvider, providers_from_config
 from reference_peer.pki import DEFAULT_LEAF_DAYS, CertificateAuthority, write_test_pki
 from reference_peer.server.names import normalize_domain
 from reference_peer.server.transport import MimiServer
@@ -26,17 +31,51 @@ async def serve(
     *,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[MimiServer], None] | None = None,
+    on_control_ready: Callable[[str, str], None] | None = None,
 ) -> None:
-    """Serve ``config`` until ``stop`` is set (or SIGINT/SIGTERM when run from the command line)."""
+    """Serve ``config`` until ``stop`` is set (or SIGINT/SIGTERM when run from the command line): the
+    MIMI endpoints of every configured provider, their outbox workers, and one control API listener
+    per provider (``on_control_ready(domain, url)`` once each listens)."""
     stop = stop or asyncio.Event()
-    server = build_server(config)
-    await server.start()
+    providers = providers_from_config(config)
+    server = MimiServer(
+        [p.transport for p in providers], config.ca, host=config.listen_address, port=config.listen_port,
+        limits=config.limits,
+    )
+    runners: list[web.AppRunner] = []
+    started: list[ReferenceProvider] = []
     try:
+        await server.start()
+        for provider in providers:
+            await provider.start()
+            started.append(provider)
+        controls = []
+        for index, provider in enumerate(providers):
+            app = make_control_app(ReferenceBackend(provider), token=config.control.token)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            runners.append(runner)
+            port = config.control.port + index if config.control.port else 0
+            site = web.TCPSite(runner, config.control.address, port)
+            await site.start()
+            bound = runner.addresses[0][1]
+            controls.append((provider.domain, f"http://{config.control.address}:{bound}"))
         if on_ready is not None:
             on_ready(server)
+        if on_control_ready is not None:
+            for domain, url in controls:
+                on_control_ready(domain, url)
         await stop.wait()
     finally:
+        # Listeners first, so that no request reaches a provider whose state is closed.
+        for runner in runners:
+            await runner.cleanup()
         await server.stop()
+        for provider in providers:
+            if provider in started:
+                await provider.stop()
+            else:
+                provider.state.close()
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -52,12 +91,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             print(f"serving {domain} at {server.base_url(domain)} (listening on {server.host}:{server.port})",
                   flush=True)
 
+    def control_ready(domain: str, url: str) -> None:
+        print(f"control {domain} at {url}", flush=True)
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(config, stop=stop, on_ready=ready)
+        await serve(config, stop=stop, on_ready=ready, on_control_ready=control_ready)
 
     try:
         asyncio.run(main())

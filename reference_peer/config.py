@@ -17,9 +17,24 @@
       body_read_timeout: 10
       handshake_timeout: 10
     storage:
-      path: state/            # durable state (used by later work)
+      path: state/            # directory of the durable state: one SQLite file per provider,
+                              # <domain>.sqlite; absent: in memory (lost at exit)
     consent_mode: immediate   # immediate | quarantine | consent-first
     faults: []                # named deliberate violations to switch on (used by later work)
+    control:                  # the SUT control API (HTTP+JSON), one listener per provider
+      address: 127.0.0.1      # loopback by default: the API acts for users and must not be exposed
+      port: 0                 # the first provider's port (the next ones +1, +2...); 0 picks free ports
+      token: null             # when set, every call needs "Authorization: Bearer <token>"
+    peers:                    # where peer providers are reached (domain: host:port); default: the domain
+      b.example: b.example:8443
+    peers_file: peers.yaml    # optional, same shape, re-read whenever it changes (harness-written)
+    resolve:                  # domain: IP address, instead of DNS (TLS and Host still use the domain)
+      b.example: 127.0.0.1
+    asset_hosts: []           # asset-server hosts of peer providers that proxyDownload may fetch from
+    outbox:                   # /notify delivery retries (exponential backoff, Retry-After honoured)
+      base_delay: 0.5
+      max_delay: 30
+      max_attempts: 1000      # then the item is given up (logged as failed)
 
 Relative paths are resolved against the configuration file's directory. Unknown keys are errors, so
 a typo never silently falls back to a default.
@@ -56,6 +71,13 @@ class ProviderConfig:
 
 
 @dataclass(frozen=True)
+class ControlConfig:
+    address: str = "127.0.0.1"
+    port: int = 0
+    token: str | None = None
+
+
+@dataclass(frozen=True)
 class PeerConfig:
     providers: tuple[ProviderConfig, ...]
     ca: Path
@@ -65,6 +87,14 @@ class PeerConfig:
     storage_path: Path | None = None
     consent_mode: str = "immediate"
     faults: tuple[str, ...] = ()
+    control: ControlConfig = field(default_factory=lambda: ControlConfig())
+    peers: Mapping[str, str] = field(default_factory=dict)
+    peers_file: Path | None = None
+    resolve: Mapping[str, str] = field(default_factory=dict)
+    asset_hosts: tuple[str, ...] = ()
+    outbox_base_delay: float = 0.5
+    outbox_max_delay: float = 30.0
+    outbox_max_attempts: int = 1000
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -109,12 +139,21 @@ def _number(value: Any, where: str, *, integer: bool, minimum: float) -> Any:
     return value
 
 
+def _authority(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not re.match(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$", value):
+        raise ConfigError(f"{where}: expected host or host:port, got {value!r}")
+    return value
+
+
 def parse_config(document: Any, base_dir: str | os.PathLike[str] = ".") -> PeerConfig:
     """Validate a parsed YAML document into a :class:`PeerConfig`."""
     base = Path(base_dir)
     top = _mapping(
         document, "config",
-        {"listen", "tls", "providers", "limits", "storage", "consent_mode", "faults"},
+        {
+            "listen", "tls", "providers", "limits", "storage", "consent_mode", "faults",
+            "control", "peers", "peers_file", "resolve", "asset_hosts", "outbox",
+        },
         {"tls", "providers"},
     )
 
@@ -188,7 +227,51 @@ def parse_config(document: Any, base_dir: str | os.PathLike[str] = ".") -> PeerC
     if len(set(faults_raw)) != len(faults_raw):
         raise ConfigError("faults: a fault is listed twice")
 
+    raw_control = _mapping(top.get("control", {}) or {}, "control", {"address", "port", "token"})
+    control_address = raw_control.get("address", "127.0.0.1")
+    if not isinstance(control_address, str) or not control_address:
+        raise ConfigError("control.address: expected a host address")
+    control_port = _number(raw_control.get("port", 0), "control.port", integer=True, minimum=0)
+    if control_port > 65535:
+        raise ConfigError(f"control.port: must be <= 65535, got {control_port}")
+    token = raw_control.get("token")
+    if token is not None and (not isinstance(token, str) or not token):
+        raise ConfigError("control.token: expected a non-empty string")
+
+    peers = {
+        _domain(k, f"peers.{k}"): _authority(v, f"peers.{k}")
+        for k, v in _mapping(top.get("peers", {}) or {}, "peers", set(top.get("peers", {}) or {})).items()
+    }
+    peers_file = None
+    if top.get("peers_file") is not None:
+        raw = top["peers_file"]
+        if not isinstance(raw, str) or not raw:
+            raise ConfigError("peers_file: expected a path")
+        peers_file = Path(raw) if os.path.isabs(raw) else base / raw
+    resolve_raw = _mapping(top.get("resolve", {}) or {}, "resolve", set(top.get("resolve", {}) or {}))
+    resolve = {}
+    for key, value in resolve_raw.items():
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"resolve.{key}: expected an IP address")
+        resolve[_domain(key, f"resolve.{key}")] = value
+    asset_raw = top.get("asset_hosts", [])
+    if not isinstance(asset_raw, list):
+        raise ConfigError("asset_hosts: expected a list of host names")
+    asset_hosts = tuple(_domain(h, f"asset_hosts[{i}]") for i, h in enumerate(asset_raw))
+    outbox = _mapping(top.get("outbox", {}) or {}, "outbox", {"base_delay", "max_delay", "max_attempts"})
+    max_attempts = _number(outbox.get("max_attempts", 1000), "outbox.max_attempts", integer=True, minimum=1)
+    base_delay = float(_number(outbox.get("base_delay", 0.5), "outbox.base_delay", integer=False, minimum=0.001))
+    max_delay = float(_number(outbox.get("max_delay", 30.0), "outbox.max_delay", integer=False, minimum=0.001))
+
     return PeerConfig(
+        control=ControlConfig(control_address, control_port, token),
+        peers=peers,
+        peers_file=peers_file,
+        resolve=resolve,
+        asset_hosts=asset_hosts,
+        outbox_base_delay=base_delay,
+        outbox_max_delay=max(max_delay, base_delay),
+        outbox_max_attempts=max_attempts,
         providers=tuple(providers),
         ca=ca,
         listen_address=address,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -684,6 +685,32 @@ class Group(PublicGroup):
     active: bool
     past_epochs: dict[int, _PastEpoch]  # earlier epochs kept for late application messages
     retained_epochs: int
+
+    # -- reference-peer-internal persistence ---------------------------------------------------------
+
+    # A member's state holds secrets and callables (app-data handlers) that RFC 9420 gives no encoding
+    # for. The reference peer persists it as a pickle, prefixed by a magic and a format version so that
+    # a state written by an incompatible version is refused instead of misread. The bytes are trusted
+    # input (the peer's own database), never something received from a peer.
+    STATE_MAGIC = b"RPGROUP"
+    STATE_VERSION = 1
+
+    def to_bytes(self) -> bytes:
+        """This member's whole state (pending commit and proposal cache included), for :meth:`from_bytes`."""
+        return self.STATE_MAGIC + bytes([self.STATE_VERSION]) + pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Group:
+        """A member saved by :meth:`to_bytes` of this format version; ValueError otherwise."""
+        head = len(cls.STATE_MAGIC)
+        if data[:head] != cls.STATE_MAGIC or len(data) <= head:
+            raise ValueError("not a saved reference-peer Group state")
+        if data[head] != cls.STATE_VERSION:
+            raise ValueError(f"saved Group state has format version {data[head]}, this code reads {cls.STATE_VERSION}")
+        group = pickle.loads(data[head + 1 :])
+        if not isinstance(group, cls):
+            raise ValueError(f"saved state is a {type(group).__name__}, not a {cls.__name__}")
+        return group
 
     # -- creation ---------------------------------------------------------------------------------------
 

@@ -177,7 +177,56 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending ON outbox(state, destination, id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+# Version 2: the reference peer's own state (reference_peer/peer.py). Blobs are reference-peer-internal
+# versioned pickles (reference_peer/peer_store.py), never read from the network:
+# * peer_meta: provider-wide values (the hub's external-sender signature key);
+# * peer_hub_rooms: one HubRoom per room this provider hosts;
+# * peer_client_keys: a local client's identity (signature key) and its unclaimed KeyPackage privates;
+# * peer_members: a local client's MLS state in one room (a SimulatedClient);
+# * peer_cursors: how far each local client has consumed its inbox (fan-out items, in order);
+# * peer_received: the application messages a local client decrypted (the control API's read).
+_SCHEMA_V2 = """
+CREATE TABLE peer_meta (
+    name    TEXT PRIMARY KEY,
+    value   BLOB NOT NULL
+);
+
+CREATE TABLE peer_hub_rooms (
+    room_id     TEXT PRIMARY KEY,
+    state       BLOB NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE peer_client_keys (
+    client_uri  TEXT PRIMARY KEY,
+    state       BLOB NOT NULL
+);
+
+CREATE TABLE peer_members (
+    room_id     TEXT NOT NULL,
+    client_uri  TEXT NOT NULL,
+    state       BLOB NOT NULL,
+    PRIMARY KEY (room_id, client_uri)
+);
+
+CREATE TABLE peer_cursors (
+    client_uri  TEXT PRIMARY KEY,
+    inbox_seq   INTEGER NOT NULL
+);
+
+CREATE TABLE peer_received (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_uri      TEXT NOT NULL,
+    room_id         TEXT NOT NULL,
+    sender          TEXT NOT NULL,
+    epoch           INTEGER NOT NULL,
+    data            BLOB NOT NULL,
+    received_at     INTEGER NOT NULL
+);
+CREATE INDEX peer_received_by_client ON peer_received(client_uri, id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,739 @@
+"""The reference MIMI provider: the building blocks assembled into one provider domain.
+
+A :class:`ReferenceProvider` is hub for the rooms it hosts and follower for the others, per room
+(draft-ietf-mimi-protocol-06 §3). It owns
+
+* ``state``: the durable :class:`ProviderState` (users, clients, KeyPackages, consent, dedup, outbox),
+  plus the peer's own tables (``peer_store.py``) in the same SQLite store;
+* ``hub_rooms``: one :class:`HubRoom` per hosted room;
+* ``members``: one :class:`SimulatedClient` per (room, local client), the provider's own users' MLS
+  state, for rooms hosted anywhere;
+* ``transport``: the :class:`Provider` (endpoint handlers) a :class:`MimiServer` serves;
+* an :class:`OutboxWorker` delivering /notify (and consent calls) with a :class:`MimiClient`.
+
+Every state change and the fan-out it causes are written in one transaction (the outbox), and a
+/notify body is deduplicated in the transaction that processes it, so a crash loses no accepted
+message and no follower processes one twice.
+
+Fan-out intake: every FanoutMessage for a local client goes through the provider inbox (where
+quarantine can hold it, consent-modes extension), and each client consumes its inbox in order with a
+persisted cursor (:meth:`ReferenceProvider.pump`). Decrypted application messages land in
+``peer_received``, the control API's read.
+
+::
+
+    provider = ReferenceProvider(ProviderOptions("a.example", cert, key, ca, peers={"b.example": "127.0.0.1:8444"}))
+    server = MimiServer([provider.transport], ca)
+    await server.start(); await provider.start()
+    ...
+    await provider.stop(); await server.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import yaml
+
+from .mls import MLSError, basic_credential, cipher_suite
+from .mls.leaf import is_last_resort, key_package_ref, make_key_package
+from .mls.tree import RatchetTree
+from .peer_store import PeerStore
+from .provider import ProviderState
+from .provider.consent import ConsentDomainError, ConsentMode, ConsentSettings
+from .provider.directory_search import elements_from_request
+from .provider.keymaterial import query_from_request
+from .provider.outbox import DeliveryResult, OutboxItem, OutboxWorker, RetryPolicy
+from .provider.provider import ProviderSettings
+from .provider.store import Store
+from .room import HubIdentity, HubRoom, SimulatedClient, open_group_info_response
+from .room.hub import group_info_refusal
+from .room.naming import domain_of_uri
+from .server.client import MimiClient, PeerError
+from .server.names import normalize_domain
+from .server.transport import MimiHTTPError, MimiRequest, MimiResponse, Provider
+from .wire.codec import DecodeError, EncodeError
+from .wire.identity import IdentifierUri, MimiUri, MimiUriError, UriKind
+from .wire.mimi import (
+    AbuseReport,
+    ConsentEntry,
+    FanoutMessage,
+    GroupInfoCode,
+    GroupInfoResponse,
+    IdentifierRequest,
+    KeyMaterialRequest,
+    KeyMaterialResponse,
+    Protocol,
+    SubmitMessageResponse,
+    UpdateResponseCode,
+    UpdateRoomResponse,
+)
+from .wire.mls import ExtensionType, ExternalSender, MLSMessage, ProposalType, RequiredCapabilities, WireFormat
+
+log = logging.getLogger(__name__)
+
+MLS10 = {"protocol": Protocol.mls10}
+KEY_PACKAGES_PER_CLIENT = 8
+HUB_KEY_META = "hub_signature_key"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class PeerBook:
+    """Where each peer provider is reached: ``domain -> authority`` (``host:port``), from a mapping
+    and/or a YAML file re-read when it changes (a harness that starts providers on port 0 writes
+    the file once it knows their ports). A domain not listed is reached by its own name on 443."""
+
+    def __init__(self, peers: Mapping[str, str] | None = None, peers_file: str | os.PathLike[str] | None = None) -> None:
+        self._static = {normalize_domain(k): v for k, v in (peers or {}).items()}
+        self._file = Path(peers_file) if peers_file is not None else None
+        self._file_stamp: tuple[float, int] | None = None
+        self._from_file: dict[str, str] = {}
+
+    def _reload(self) -> None:
+        if self._file is None:
+            return
+        try:
+            stat = self._file.stat()
+        except FileNotFoundError:
+            self._from_file = {}
+            return
+        stamp = (stat.st_mtime, stat.st_size)
+        if stamp == self._file_stamp:
+            return
+        try:
+            loaded = yaml.safe_load(self._file.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            log.warning("peers file %s unreadable, keeping the previous one: %s", self._file, exc)
+            return
+        if isinstance(loaded, Mapping):
+            self._from_file = {normalize_domain(str(k)): str(v) for k, v in loaded.items()}
+            self._file_stamp = stamp
+
+    def set(self, domain: str, authority: str) -> None:
+        self._static[normalize_domain(domain)] = authority
+
+    def authority(self, domain: str) -> str:
+        self._reload()
+        domain = normalize_domain(domain)
+        return self._from_file.get(domain) or self._static.get(domain) or domain
+
+
+@dataclass(frozen=True)
+class ProviderOptions:
+    domain: str
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+    aliases: tuple[str, ...] = ()
+    storage_path: Path | None = None  # None: in-memory SQLite
+    consent_mode: str = "immediate"
+    peers: PeerBook = field(default_factory=PeerBook)
+    resolve: Mapping[str, str] = field(default_factory=dict)  # domain -> IP address, no DNS
+    asset_hosts: tuple[str, ...] = ()  # hosts of peer providers' asset servers (proxyDownload)
+    # A follower may be away for a while: keep trying (per-destination order means a given-up head
+    # item would be a lost message).
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(base_delay=0.5, max_delay=30.0, max_attempts=1000))
+
+
+@dataclass
+class RoomCall:
+    """What the room's hub answered to an update or submitMessage (local or remote)."""
+
+    http_status: int
+    update: UpdateRoomResponse | None = None
+    submit: SubmitMessageResponse | None = None
+    error: str = ""
+
+
+class ReferenceProvider:
+    """One provider domain: its MIMI endpoint handlers (``transport``), state, rooms and clients.
+
+    Construct (opens or creates the store and reloads rooms, clients and keys), serve ``transport``
+    with a :class:`MimiServer`, then ``await start()`` (outgoing client, outbox worker) and finally
+    ``await stop()`` after the server has stopped."""
+
+    def __init__(self, options: ProviderOptions) -> None:
+        self.options = options
+        self.domain = normalize_domain(options.domain)
+        self.domains = (self.domain, *(normalize_domain(a) for a in options.aliases))
+        consent = ConsentSettings(default_mode=ConsentMode(options.consent_mode))
+        settings = ProviderSettings(domains=self.domains, consent=consent)
+        if options.storage_path is None:
+            store = Store.memory()
+        else:
+            Path(options.storage_path).parent.mkdir(parents=True, exist_ok=True)
+            store = Store.open(options.storage_path)
+        self.state = ProviderState(settings, store)
+        self.peer_store = PeerStore(store, time.time)
+        self.identity = self._load_identity()
+        self.hub_rooms: dict[str, HubRoom] = {room_id: room for room_id, room in self.peer_store.hub_rooms()}
+        self.client_keys: dict[str, SimulatedClient] = dict(self.peer_store.client_keys())
+        self.members: dict[tuple[str, str], SimulatedClient] = {
+            (room_id, uri): member for room_id, uri, member in self.peer_store.members()
+        }
+        self.transport = Provider(self.domain, options.cert_file, options.key_file, aliases=options.aliases)
+        for endpoint, handler in (
+            ("keyMaterial", self.handle_key_material),
+            ("update", self.handle_update),
+            ("notify", self.handle_notify),
+            ("submitMessage", self.handle_submit),
+            ("groupInfo", self.handle_group_info),
+            ("requestConsent", self.handle_consent),
+            ("updateConsent", self.handle_consent),
+            ("identifierQuery", self.handle_identifier_query),
+            ("reportAbuse", self.handle_report_abuse),
+            ("proxyDownload", self.handle_proxy_download),
+        ):
+            self.transport.register(endpoint, handler)
+        self.client: MimiClient | None = None
+        self.worker: OutboxWorker | None = None
+        self._worker_stop: asyncio.Event | None = None
+        self._worker_task: asyncio.Task | None = None
+        # Test hook (fault injection): answer /notify with this status instead of processing it.
+        self.refuse_notify_status: int | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def _load_identity(self) -> HubIdentity:
+        saved = self.peer_store.meta(HUB_KEY_META)
+        if saved is None:
+            saved = cipher_suite(1).generate_signature_key_pair()
+            self.peer_store.set_meta(HUB_KEY_META, saved)
+        priv, pub = saved  # type: ignore[misc]
+        sender = ExternalSender(signature_key=pub, credential=basic_credential(f"mimi://{self.domain}".encode()))
+        return HubIdentity(self.domain, priv, sender)
+
+    async def start(self) -> None:
+        """Open the outgoing client and start the outbox worker (on the running loop)."""
+        if self._worker_task is not None:
+            raise RuntimeError("already started")
+        o = self.options
+        self.client = MimiClient(self.domain, o.cert_file, o.key_file, o.ca_file, resolve=o.resolve)
+        self.worker = OutboxWorker(self.state.outbox, self._deliver_item, policy=o.retry, clock=time.time)
+        self._worker_stop = asyncio.Event()
+        self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop), name=f"outbox-{self.domain}")
+
+    async def stop(self) -> None:
+        if self._worker_task is not None:
+            assert self._worker_stop is not None
+            self._worker_stop.set()
+            try:
+                await asyncio.wait_for(self._worker_task, 5)
+            except (TimeoutError, asyncio.CancelledError):
+                self._worker_task.cancel()
+            self._worker_task = None
+        if self.client is not None:
+            await self.client.aclose()
+            self.client = None
+        self.state.close()
+
+    def _client(self) -> MimiClient:
+        if self.client is None:
+            raise RuntimeError(f"provider {self.domain} not started")
+        return self.client
+
+    def authority(self, domain: str) -> str:
+        return self.options.peers.authority(domain)
+
+    def is_local_domain(self, domain: str | None) -> bool:
+        return domain is not None and domain.lower() in self.domains
+
+    async def _deliver_item(self, item: OutboxItem) -> DeliveryResult:
+        value = next(iter(item.path_vars.values()))
+        reply = await self._client().call(self.authority(item.destination), item.endpoint, value, item.body)
+        return DeliveryResult(reply.status, retry_after=reply.headers.get("retry-after"))
+
+    # -- local clients ------------------------------------------------------------------------------
+
+    def provision_client_keys(self, client_uri: str, count: int = KEY_PACKAGES_PER_CLIENT) -> SimulatedClient:
+        """A local client's identity (signature key) and ``count`` KeyPackages, uploaded for keyMaterial."""
+        parsed = MimiUri.parse(client_uri)
+        name = client_uri.rsplit("/", 1)[1]
+        keys = self.client_keys.get(client_uri) or SimulatedClient(parsed.domain, parsed.user or name, name)
+        bundles = [keys.make_key_package() for _ in range(count)]
+        with self.state.store.transaction():
+            self.state.upload_key_packages(client_uri, [b.key_package.encode() for b in bundles])
+            self.peer_store.save_client_keys(client_uri, keys)
+        self.client_keys[client_uri] = keys
+        return keys
+
+    def publish_key_packages(
+        self, client_uri: str, count: int, *, last_resort: bool = True, lifetime_seconds: int | None = None,
+        replace: bool = False,
+    ) -> tuple[int, int, bool]:
+        """More KeyPackages for a local client (control API publishKeyPackages): ``count`` one-time
+        ones; the last-resort one replaced (``last_resort``) or withdrawn; with ``replace``, unused
+        one-time ones withdrawn first. Returns (published, available one-time, has last resort)."""
+        keys = self.client_keys[client_uri]
+        lifetime = {} if lifetime_seconds is None else {"lifetime_seconds": lifetime_seconds}
+        with self.state.store.transaction() as conn:
+            withdrawn = [
+                bytes(ref)
+                for (ref,) in conn.execute(
+                    "SELECT ref FROM key_packages WHERE client_uri = ? AND "
+                    "(last_resort = 1 OR (? AND claimed_at IS NULL))",
+                    (client_uri, int(replace)),
+                )
+            ]
+            conn.executemany("DELETE FROM key_packages WHERE ref = ?", [(ref,) for ref in withdrawn])
+            for ref in withdrawn:
+                keys.key_packages.pop(ref, None)
+            bundles = [
+                make_key_package(keys.suite_id, keys.credential, keys.signature_priv, **lifetime) for _ in range(count)
+            ]
+            if bundles:
+                self.state.upload_key_packages(client_uri, [b.key_package.encode() for b in bundles])
+            if last_resort:
+                spare = make_key_package(keys.suite_id, keys.credential, keys.signature_priv, last_resort=True, **lifetime)
+                self.state.upload_key_packages(client_uri, [spare.key_package.encode()], last_resort=True)
+                bundles.append(spare)
+            for bundle in bundles:
+                keys.key_packages[bundle.ref()] = bundle
+            self.peer_store.save_client_keys(client_uri, keys)
+        return count, self.state.keymaterial.available(client_uri), last_resort
+
+    def forget_client(self, client_uri: str) -> None:
+        with self.state.store.transaction():
+            self.peer_store.delete_client(client_uri)
+        self.client_keys.pop(client_uri, None)
+        for key in [k for k in self.members if k[1] == client_uri]:
+            del self.members[key]
+
+    def new_member(self, room_id: str, client_uri: str) -> SimulatedClient:
+        """A fresh per-room MLS client for a local client: same credential and signature key, no group."""
+        keys = self.client_keys[client_uri]
+        member = copy.copy(keys)
+        member.key_packages = {}
+        member.group = None
+        member.inbox = []
+        member.errors = []
+        member.removed = False
+        member._outgoing = None  # noqa: SLF001 - a copy must not share the template's bookkeeping
+        member._sent = set()  # noqa: SLF001
+        return member
+
+    def save_member(self, room_id: str, client_uri: str, member: SimulatedClient) -> None:
+        self.members[(room_id, client_uri)] = member
+        self.peer_store.save_member(room_id, client_uri, member)
+
+    def active_member(self, room_id: str, client_uri: str) -> SimulatedClient | None:
+        member = self.members.get((room_id, client_uri))
+        if member is None or member.group is None or member.removed:
+            return None
+        return member
+
+    def room_clients(self, room_id: str) -> list[str]:
+        return sorted(uri for (room, uri) in self.members if room == room_id and self.active_member(room, uri))
+
+    def known_rooms(self) -> set[str]:
+        return set(self.hub_rooms) | {room for room, _ in self.members}
+
+    # -- fan-out intake (follower side, and the hub's own clients) ---------------------------------
+
+    def intake(self, room_id: str, messages: Iterable[FanoutMessage]) -> None:
+        """Put FanoutMessages for ``room_id`` into the local clients' inboxes (Welcomes by
+        KeyPackageRef; the rest to the room's local members), then let every client consume them.
+        Call inside the transaction that accepted the body."""
+        touched: set[str] = set()
+        with self.state.store.transaction():
+            for message in messages:
+                item = message.encode()
+                if message.message.wire_format == WireFormat.mls_welcome:
+                    refs = [bytes(s.new_member) for s in message.message.welcome.secrets]
+                    for delivery in self.state.receive_welcome(room_id, refs, item):
+                        touched.update(delivery.clients)
+                else:
+                    # Members, and the clients of users whose Welcome quarantine holds: the room's
+                    # later items are held with it, to be released in order on consent.
+                    clients = sorted(set(self.room_clients(room_id)) | set(self._held_clients(room_id)))
+                    self.state.deliver_to_clients(room_id, clients, item)
+                    touched.update(clients)
+            self.pump(touched)
+
+    def _held_clients(self, room_id: str) -> list[str]:
+        rows = self.state.store.conn.execute(
+            "SELECT user_uri FROM held_rooms WHERE room_id = ? AND state = 'held'", (room_id,)
+        ).fetchall()
+        return [client for (user,) in rows for client in self.state.clients_of(user)]
+
+    def pump(self, clients: Iterable[str]) -> None:
+        """Each client consumes its inbox items in order, exactly once (cursor in the same transaction)."""
+        with self.state.store.transaction():
+            for client_uri in sorted(set(clients)):
+                if client_uri not in self.client_keys:
+                    continue
+                cursor = self.peer_store.cursor(client_uri)
+                for entry in self.state.received(client_uri, after=cursor):
+                    self._consume(client_uri, entry.room_id, entry.item)
+                    cursor = entry.seq
+                self.peer_store.set_cursor(client_uri, cursor)
+
+    def _consume(self, client_uri: str, room_id: str, item: bytes) -> None:
+        try:
+            message = FanoutMessage.decode(item, scope=MLS10)
+        except (DecodeError, EncodeError) as exc:  # our own inbox: only a bug gets here
+            log.error("%s: undecodable inbox item for %s: %s", self.domain, client_uri, exc)
+            return
+        member = self.members.get((room_id, client_uri))
+        mine: list[bytes] = []
+        if message.message.wire_format == WireFormat.mls_welcome:
+            keys = self.client_keys[client_uri]
+            mine = [bytes(s.new_member) for s in message.message.welcome.secrets if bytes(s.new_member) in keys.key_packages]
+            if not mine:
+                return
+            if member is None or member.group is None or member.removed:
+                member = self.new_member(room_id, client_uri)
+            member.key_packages[mine[0]] = keys.key_packages[mine[0]]
+        elif member is None:
+            return
+        try:
+            outcome = member.receive(message)
+        except Exception as exc:  # a bug, not bad input (MLS errors are outcomes): log it, keep serving
+            log.exception("%s: %s failed on fan-out of %s", self.domain, client_uri, room_id)
+            outcome = f"error: {type(exc).__name__}: {exc}"
+        if outcome == "joined":
+            keys = self.client_keys[client_uri]
+            for ref in mine:
+                if not is_last_resort(keys.key_packages[ref].key_package):  # a last-resort one serves again
+                    keys.key_packages.pop(ref, None)
+            self.peer_store.save_client_keys(client_uri, keys)
+        elif outcome.startswith("error"):
+            log.warning("%s: %s could not process fan-out of %s: %s", self.domain, client_uri, room_id, outcome)
+        for entry in member.inbox:
+            sender = entry.sender_identity.decode("utf-8", "replace")
+            self.peer_store.add_received(client_uri, room_id, sender, entry.epoch, entry.data, entry.timestamp)
+        member.inbox = []
+        if member.group is not None:
+            self.save_member(room_id, client_uri, member)
+
+    # -- hub side -----------------------------------------------------------------------------------
+
+    def commit_room_change(self, room_id: str, room: HubRoom, plan) -> None:
+        """Persist the room and turn its FanoutPlan into outbox items (one /notify body per remote
+        provider, in order) in one transaction; the hub's own clients get theirs directly."""
+        with self.state.store.transaction():
+            self.peer_store.save_hub_room(room_id, room)
+            for domain in sorted(plan.domains()):
+                if self.is_local_domain(domain):
+                    self.intake(room_id, plan.messages_for(domain))
+                else:
+                    self.state.queue_notify(domain, room_id, plan.body_for(domain))
+
+    def host_room(self, room_id: str, room: HubRoom) -> None:
+        self.hub_rooms[room_id] = room
+        self.peer_store.save_hub_room(room_id, room)
+
+    def _hub_room(self, room_id: str) -> HubRoom:
+        room = self.hub_rooms.get(room_id)
+        if room is None:
+            raise MimiHTTPError(404, "unknown-room", f"{self.domain} hosts no room {room_id!r}")
+        return room
+
+    async def handle_update(self, request: MimiRequest) -> MimiResponse:
+        room = self._hub_room(request.value)
+        response, plan = room.handle_update(request.peer_domain, request.body, now_ms())
+        self.commit_room_change(request.value, room, plan)
+        return MimiResponse(response.encode())
+
+    async def handle_submit(self, request: MimiRequest) -> MimiResponse:
+        room = self._hub_room(request.value)
+        response, plan = room.handle_submit(request.peer_domain, request.body, now_ms())
+        self.commit_room_change(request.value, room, plan)
+        return MimiResponse(response.encode())
+
+    async def handle_group_info(self, request: MimiRequest) -> MimiResponse:
+        room = self.hub_rooms.get(request.value)
+        if room is None:  # notAuthorized, not a 404: room existence must not leak (PROTO-GROUPINFO-NO-SUCH-ROOM)
+            return MimiResponse(group_info_refusal(request.value.encode()).encode())
+        return MimiResponse(room.group_info_response(request.peer_domain, request.body, now_ms()).encode())
+
+    async def handle_report_abuse(self, request: MimiRequest) -> MimiResponse:
+        AbuseReport.decode(request.body)  # malformed: 400 by the transport
+        self._hub_room(request.value)
+        # Accepted with no body (PROTO-ABUSE-ACCEPT-NO-BODY); franking, when absent, cannot be checked.
+        log.info("%s: abuse report for %s from %s", self.domain, request.value, request.peer_domain)
+        return MimiResponse(status=201)
+
+    async def handle_proxy_download(self, request: MimiRequest) -> MimiResponse:
+        url = urlsplit(request.value)
+        host = (url.hostname or "").lower()
+        if url.scheme != "https" or host not in self.options.asset_hosts:
+            # PROTO-ASSETS-PROXY-NO-OPEN-PROXY: only asset servers of peer providers, nothing is fetched.
+            raise MimiHTTPError(403, "not-an-asset-host", f"{host!r} is no peer provider's asset domain")
+        try:
+            async with httpx.AsyncClient(timeout=5.0, trust_env=False, follow_redirects=False) as fetcher:
+                reply = await fetcher.get(request.value)
+        except httpx.HTTPError as exc:
+            raise MimiHTTPError(502, "asset-fetch-failed", str(exc)) from None
+        if reply.status_code != 200:
+            raise MimiHTTPError(502, "asset-fetch-failed", f"asset server answered {reply.status_code}")
+        return MimiResponse(reply.content)
+
+    # -- keyMaterial (target, and hub relay) -------------------------------------------------------
+
+    async def handle_key_material(self, request: MimiRequest) -> MimiResponse:
+        req = KeyMaterialRequest.decode(request.body)
+        target = request.value
+        if bytes(req.targetUser.uri).decode("utf-8", "replace") != target:
+            raise MimiHTTPError(400, "target-mismatch", "targetUser differs from the path (PROTO-KEYMAT-TARGET-IN-PATH)")
+        target_domain = domain_of_uri(target)
+        if self.is_local_domain(target_domain):
+            if req.protocol == Protocol.mls10 and not self._key_material_signature_ok(req):
+                raise MimiHTTPError(400, "bad-signature", "KeyMaterialRequest signature (PROTO-KEYMAT-SIGNATURE-CHECKED)")
+            result = self.state.claim_key_material(query_from_request(req))
+            return MimiResponse(result.to_response().encode())
+        room_id = bytes(req.roomId.uri).decode("utf-8", "replace")
+        room = self.hub_rooms.get(room_id)
+        if room is None or target_domain is None:
+            raise MimiHTTPError(404, "not-relayable", f"{target!r} is not local and {room_id!r} is not hosted here")
+        reply = await self.fetch_key_material(room_id, target, request.body)
+        return MimiResponse(reply[1], status=reply[0])
+
+    def _key_material_signature_ok(self, req: KeyMaterialRequest) -> bool:
+        suites = [s for s in (req.acceptableCiphersuites or []) if s in range(1, 8)] or [1]
+        try:
+            suite = cipher_suite(suites[0])
+            return suite.verify_with_label(
+                bytes(req.requesterSignatureKey), "KeyMaterialRequestTBS", req.tbs().encode(),
+                bytes(req.key_material_request_signature),
+            )
+        except (MLSError, ValueError):
+            return False
+
+    async def fetch_key_material(self, room_id: str, target: str, body: bytes) -> tuple[int, bytes]:
+        """The hub asks the target's provider (PROTO-KEYMAT-HUB-RELAY) and records KeyPackageRef ->
+        provider for the Welcome routing (PROTO-KEYMAT-KPREF-HUB-PROVIDER)."""
+        target_domain = domain_of_uri(target) or ""
+        try:
+            reply = await self._client().call(self.authority(target_domain), "keyMaterial", target, body)
+        except PeerError as exc:
+            raise MimiHTTPError(502, "target-unreachable", str(exc)) from None
+        room = self.hub_rooms[room_id]
+        if reply.status == 200:
+            try:
+                response = KeyMaterialResponse.decode(reply.body)
+            except (DecodeError, EncodeError) as exc:
+                raise MimiHTTPError(502, "bad-target-answer", f"undecodable KeyMaterialResponse: {exc}") from None
+            for entry in response.clients:
+                if entry.keyPackage is not None:
+                    room.record_key_package(key_package_ref(room.view.suite, entry.keyPackage), target_domain)
+            self.peer_store.save_hub_room(room_id, room)
+        return reply.status, reply.body
+
+    # -- notify (follower) -------------------------------------------------------------------------
+
+    async def handle_notify(self, request: MimiRequest) -> MimiResponse:
+        room_id = request.value
+        if self.refuse_notify_status is not None:
+            return MimiResponse(status=self.refuse_notify_status)
+        if not _is_room_uri(room_id):
+            raise MimiHTTPError(400, "malformed-room-id", f"{room_id!r} is not a mimi:// room URI")
+        if domain_of_uri(room_id) != request.peer_domain:
+            raise MimiHTTPError(403, "not-the-hub", f"{request.peer_domain} is not the hub of {room_id}")
+        messages = FanoutMessage.decode_sequence(request.body, scope=MLS10)
+        if not messages:
+            raise MimiHTTPError(400, "empty-notify", "a /notify body carries at least one FanoutMessage")
+        with self.state.store.transaction():
+            # A byte-identical duplicate from the same hub is answered 201 and not processed again
+            # (PROTO-FANOUT-DUP-NOTIFY-201, PROTO-FANOUT-DUP-NOTIFY-PROCESS-ONCE).
+            if self.state.notify_is_new(request.peer_domain, request.body):
+                self.intake(room_id, messages)
+        return MimiResponse(status=201)
+
+    # -- consent, identifierQuery ------------------------------------------------------------------
+
+    async def handle_consent(self, request: MimiRequest) -> MimiResponse:
+        entry = ConsentEntry.decode(request.body)
+        try:
+            receipt = self.state.receive_consent_entry(entry, peer_domain=request.peer_domain)
+        except ConsentDomainError as exc:
+            raise MimiHTTPError(403, "consent-domain-mismatch", str(exc)) from None
+        except (ValueError, MimiUriError) as exc:
+            raise MimiHTTPError(400, "malformed-consent", str(exc)) from None
+        return MimiResponse(status=receipt.status)
+
+    async def handle_identifier_query(self, request: MimiRequest) -> MimiResponse:
+        query = IdentifierRequest.decode(request.body)
+        result = self.state.identifier_query(elements_from_request(query))
+        return MimiResponse(result.to_response().encode())
+
+    # -- outgoing room traffic (the provider acting for its local clients) -------------------------
+
+    def hub_of(self, room_id: str) -> str:
+        domain = domain_of_uri(room_id)
+        if domain is None:
+            raise ValueError(f"not a room URI: {room_id!r}")
+        return domain
+
+    async def send_update(self, room_id: str, body: bytes) -> RoomCall:
+        hub = self.hub_of(room_id)
+        if self.is_local_domain(hub):
+            room = self.hub_rooms[room_id]
+            response, plan = room.handle_update(self.domain, body, now_ms())
+            self.commit_room_change(room_id, room, plan)
+            return RoomCall(200, update=response)
+        try:
+            reply = await self._client().call(self.authority(hub), "update", room_id, body)
+        except PeerError as exc:
+            return RoomCall(0, error=str(exc))
+        if reply.status != 200:
+            return RoomCall(reply.status, error=reply.body[:200].decode("utf-8", "replace"))
+        try:
+            return RoomCall(200, update=UpdateRoomResponse.decode(reply.body))
+        except (DecodeError, EncodeError) as exc:
+            return RoomCall(200, error=f"undecodable UpdateRoomResponse: {exc}")
+
+    async def send_submit(self, room_id: str, body: bytes) -> RoomCall:
+        hub = self.hub_of(room_id)
+        if self.is_local_domain(hub):
+            room = self.hub_rooms[room_id]
+            response, plan = room.handle_submit(self.domain, body, now_ms())
+            self.commit_room_change(room_id, room, plan)
+            return RoomCall(200, submit=response)
+        try:
+            reply = await self._client().call(self.authority(hub), "submitMessage", room_id, body)
+        except PeerError as exc:
+            return RoomCall(0, error=str(exc))
+        if reply.status != 200:
+            return RoomCall(reply.status, error=reply.body[:200].decode("utf-8", "replace"))
+        try:
+            return RoomCall(200, submit=SubmitMessageResponse.decode(reply.body))
+        except (DecodeError, EncodeError) as exc:
+            return RoomCall(200, error=f"undecodable SubmitMessageResponse: {exc}")
+
+    async def request_group_info(self, room_id: str, body: bytes) -> tuple[int, GroupInfoResponse | None, str]:
+        """POST /groupInfo to the room's hub (answered in-process when it is this provider)."""
+        hub = self.hub_of(room_id)
+        if self.is_local_domain(hub):
+            room = self.hub_rooms.get(room_id)
+            answer = room.group_info_response(self.domain, body, now_ms()) if room else group_info_refusal(room_id.encode())
+            return 200, answer, ""
+        try:
+            reply = await self._client().call(self.authority(hub), "groupInfo", room_id, body)
+        except PeerError as exc:
+            return 0, None, str(exc)
+        if reply.status != 200:
+            return reply.status, None, reply.body[:200].decode("utf-8", "replace")
+        try:
+            return 200, GroupInfoResponse.decode(reply.body), ""
+        except (DecodeError, EncodeError) as exc:
+            return 200, None, f"undecodable GroupInfoResponse: {exc}"
+
+    async def join_external(self, room_id: str, client_uri: str) -> tuple[RoomCall, SimulatedClient | None, str]:
+        """A local client joins ``room_id`` by external commit (§5.6 groupInfo, then /update).
+        Returns the hub's answer, the member on success, and a reason on failure."""
+        member = self.new_member(room_id, client_uri)
+        suite = cipher_suite(member.suite_id)
+        hpke_priv, hpke_pub = suite.generate_hpke_key_pair()
+        status, answer, error = await self.request_group_info(room_id, member.group_info_request(hpke_pub).encode())
+        if answer is None or answer.status != GroupInfoCode.success:
+            reason = error or (answer.status.name if answer is not None else "no GroupInfo")
+            return RoomCall(status, error=reason), None, reason
+        try:
+            tbe = open_group_info_response(answer, hpke_priv)
+            tree = RatchetTree.from_wire(suite, tbe.ratchetTreeOption.ratchet_tree).encode()
+            info = MLSMessage(version=1, wire_format=WireFormat.mls_group_info, group_info=tbe.groupInfo).encode()
+            request = member.join_external(info, tree)
+        except (MLSError, ValueError, DecodeError, EncodeError) as exc:
+            return RoomCall(status, error=str(exc)), None, f"unusable GroupInfo: {exc}"
+        # Registered before sending: the fan-out of its own commit (with the hub's external proposals
+        # for the new epoch) may arrive before the hub's answer.
+        previous = self.members.get((room_id, client_uri))
+        self.members[(room_id, client_uri)] = member
+        call = await self.send_update(room_id, request)
+        if call.update is not None and call.update.responseCode == UpdateResponseCode.success:
+            self.save_member(room_id, client_uri, member)
+            return call, member, ""
+        member.abandon()
+        if previous is None:
+            self.members.pop((room_id, client_uri), None)
+        else:
+            self.members[(room_id, client_uri)] = previous
+        return call, None, call.update.errorDescription if call.update is not None else call.error
+
+    def key_material_request(self, member: SimulatedClient, room_id: str, target: str) -> bytes:
+        """A signed KeyMaterialRequest (§5.2) from ``member``'s user for ``target`` in ``room_id``."""
+        req = KeyMaterialRequest(
+            protocol=Protocol.mls10,
+            requestingUser=IdentifierUri(uri=member.user_uri.encode()),
+            targetUser=IdentifierUri(uri=target.encode()),
+            roomId=IdentifierUri(uri=room_id.encode()),
+            acceptableCiphersuites=[member.suite_id],
+            requiredCapabilities=RequiredCapabilities(
+                extension_types=[int(ExtensionType.app_data_dictionary)],
+                proposal_types=[int(ProposalType.app_data_update), int(ProposalType.self_remove)],
+                credential_types=[],
+            ),
+            requesterSignatureKey=member.signature_pub,
+            requesterCredential=member.credential,
+            key_material_request_signature=b"",
+        )
+        signature = cipher_suite(member.suite_id).sign_with_label(
+            member.signature_priv, "KeyMaterialRequestTBS", req.tbs().encode()
+        )
+        return req.replace(key_material_request_signature=signature).encode()
+
+    async def obtain_key_material(self, member: SimulatedClient, room_id: str, target: str) -> tuple[int, bytes]:
+        """KeyMaterialResponse for ``target``: claimed here for a local user, fetched from the target
+        provider when this provider is the hub, else asked of the hub (PROTO-KEYMAT-VIA-HUB)."""
+        body = self.key_material_request(member, room_id, target)
+        if self.is_local_domain(domain_of_uri(target)):
+            result = self.state.claim_key_material(query_from_request(KeyMaterialRequest.decode(body)))
+            return 200, result.to_response().encode()
+        hub = self.hub_of(room_id)
+        if self.is_local_domain(hub):
+            try:
+                return await self.fetch_key_material(room_id, target, body)
+            except MimiHTTPError as exc:
+                return exc.status, exc.detail.encode()
+        try:
+            reply = await self._client().call(self.authority(hub), "keyMaterial", target, body)
+        except PeerError as exc:
+            return 0, str(exc).encode()
+        return reply.status, reply.body
+
+
+def _is_room_uri(value: str) -> bool:
+    try:
+        return MimiUri.parse(value).kind is UriKind.room
+    except MimiUriError:
+        return False
+
+
+def fresh_name(prefix: str) -> str:
+    """A new local name for something the caller did not name (user, room)."""
+    return f"{prefix}{secrets.token_hex(5)}"
+
+
+def providers_from_config(config) -> list[ReferenceProvider]:
+    """One :class:`ReferenceProvider` per provider of a :class:`~reference_peer.config.PeerConfig`."""
+    peers = PeerBook(config.peers, config.peers_file)
+    retry = RetryPolicy(
+        base_delay=config.outbox_base_delay, max_delay=config.outbox_max_delay, max_attempts=config.outbox_max_attempts
+    )
+    out = []
+    for provider in config.providers:
+        storage = None if config.storage_path is None else Path(config.storage_path) / f"{provider.domain}.sqlite"
+        out.append(
+            ReferenceProvider(
+                ProviderOptions(
+                    provider.domain, provider.cert, provider.key, config.ca, aliases=provider.aliases,
+                    storage_path=storage, consent_mode=config.consent_mode, peers=peers, resolve=config.resolve,
+                    asset_hosts=config.asset_hosts, retry=retry,
+                )
+            )
+        )
+    return out

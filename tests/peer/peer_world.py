@@ -1,0 +1,69 @@
+"""In-process MIMI world for the peer tests: real ReferenceProviders behind one mTLS MimiServer on
+loopback (virtual hosting by Host/SNI), driven only through their control backends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from reference_peer.control.backend import ReferenceBackend
+from reference_peer.peer import PeerBook, ProviderOptions, ReferenceProvider
+from reference_peer.provider.outbox import RetryPolicy
+from reference_peer.server.transport import MimiServer
+
+FAST_RETRY = RetryPolicy(base_delay=0.05, max_delay=0.5, jitter=0.0, max_attempts=10_000)
+
+
+async def poll(check: Callable[[], Awaitable[object]], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""):
+    """Await ``check()`` until it returns a truthy value; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = await check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: last value {last!r}")
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class World:
+    providers: dict[str, ReferenceProvider]
+    backends: dict[str, ReferenceBackend]
+    server: MimiServer
+    peers: PeerBook
+
+
+@contextlib.asynccontextmanager
+async def world(
+    pki, domains=("a.example", "b.example", "c.example"), *, storage: Path | None = None, consent: dict | None = None
+):
+    peers = PeerBook()
+    providers = {}
+    for domain in domains:
+        files = pki.providers[domain]
+        providers[domain] = ReferenceProvider(
+            ProviderOptions(
+                domain, files.cert, files.key, pki.ca_cert,
+                storage_path=None if storage is None else storage / f"{domain}.sqlite",
+                peers=peers, resolve={d: "127.0.0.1" for d in domains}, retry=FAST_RETRY,
+                consent_mode=(consent or {}).get(domain, "immediate"),
+            )
+        )
+    server = MimiServer([p.transport for p in providers.values()], pki.ca_cert)
+    await server.start()
+    for domain in domains:
+        peers.set(domain, server.authority(domain))
+    for provider in providers.values():
+        await provider.start()
+    try:
+        yield World(providers, {d: ReferenceBackend(p) for d, p in providers.items()}, server, peers)
+    finally:
+        await server.stop()  # first: no request may reach a stopped provider
+        for provider in providers.values():
+            await provider.stop()
