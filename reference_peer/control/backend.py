@@ -24,12 +24,14 @@ from ..provider.consent import ConsentDomainError, ConsentMode
 from ..provider.directory_search import Profile, SearchPolicy
 from ..room import ROLE_ADMIN, ROLE_MEMBER, HubRoom, SimulatedClient, default_policy, room_extensions
 from ..room.naming import domain_of_uri, user_of_credential, user_of_uri
+from ..room.policy import PolicyError, RoomPolicy
 from ..wire.codec import DecodeError, EncodeError
 from ..wire.identity import MimiUri, MimiUriError, UriKind
 from ..wire.mimi import KeyMaterialResponse, SubmitResponseCode, UpdateResponseCode
 from ..wire.room_policy import ROLE_INDEX_BANNED
 from . import CONTRACT_VERSION
 from .errors import ControlError
+from .policy_json import policy_from_json, policy_to_json
 
 # The contract's SearchPolicy names -> the provider's.
 SEARCH_POLICIES = {
@@ -328,8 +330,7 @@ class ReferenceBackend:
 
     async def createRoom(self, body: Any) -> dict[str, Any]:
         body = _closed(body, "createRoom", {"creator", "room", "name", "creatorRole", "policy"}, {"creator"})
-        if body.get("policy"):
-            raise ControlError.policy_unsupported("the reference peer creates rooms with its default policy only")
+        policy = policy_from_json(body["policy"], default_policy()) if "policy" in body else default_policy()
         raw = body.get("room") or fresh_name("room-")
         if isinstance(raw, str) and raw.startswith("mimi://"):
             parsed = _parse(raw, UriKind.room, "room")
@@ -353,7 +354,6 @@ class ReferenceBackend:
             raise ControlError.conflict(f"{creator} has no client to create the room with")
         role = _int(body.get("creatorRole"), "creatorRole", default=ROLE_ADMIN)
         member = self.provider.new_member(room, client)
-        policy = default_policy()
         try:
             member.create_group(
                 room_extensions(self.provider.identity.external_sender, member.user_uri.encode(), role, policy)
@@ -395,7 +395,7 @@ class ReferenceBackend:
                 None,
             )
             if member is None:
-                return {"epoch": 0, "participants": [], "externalSenders": [], "groupId": None}
+                return {"epoch": 0, "participants": [], "externalSenders": [], "groupId": None, "policy": {}}
             group, plist = member.group, member.participant_list()
         clients_by_user: dict[bytes, list[str]] = {}
         for _, leaf in group.members():
@@ -407,7 +407,12 @@ class ReferenceBackend:
             for p in plist.participants
         ]
         senders = [domain_of_uri(bytes(s.credential.identity or b"")) for s in group.external_senders()]
+        try:
+            policy = policy_to_json(RoomPolicy.from_components(group.app_data()))
+        except PolicyError:  # a room created elsewhere without room-policy components
+            policy = {}
         return {
+            "policy": policy,
             "epoch": group.epoch,
             "groupId": base64.b64encode(bytes(group.group_id)).decode(),
             "participants": participants,
@@ -424,7 +429,7 @@ class ReferenceBackend:
             "epoch": view["epoch"],
             "participants": view["participants"],
             "externalSenders": view["externalSenders"],
-            "policy": {},
+            "policy": view["policy"],
         }
         if view["groupId"] is not None:
             out["groupId"] = view["groupId"]
