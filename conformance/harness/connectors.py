@@ -1,0 +1,580 @@
+"""SUT connectors: one interface, four ways to get a SUT running and reachable.
+
+``connector.start() -> ConnectedSut`` and ``connector.stop()``:
+
+* ``reference``: the embedded reference peer, spawned as ``reference-peer serve --config peer.yaml``
+  with certificates from the run's PKI (see :class:`ReferencePeerProcess` for what it expects).
+* ``url``: a SUT that is already running; the manifest gives MIMI endpoints, CA and control URL.
+* ``command``: spawn ``argv`` (own process group, stdout/stderr captured to files), poll the
+  control API ``GET /v1/info`` until it answers (deadline ``timeouts.startup``), kill the group at the end.
+* ``image``: a container via testcontainers. Where testcontainers or a Docker engine is missing,
+  :class:`ConnectorUnavailable` says so plainly and the checks needing the SUT are NOT_APPLICABLE.
+
+The suite's own reference hub and follower (the peers that drive the SUT) are
+:class:`ReferencePeerProcess` instances too, under their own domains, with the run's CA.
+
+Environment given to a ``command``/``image`` SUT: ``MIMI_CONFORMANCE_SUITE_CA`` (PEM of the CA of
+the suite's reference peers: trust it for their client certificates) and ``MIMI_CONFORMANCE_RUN_DIR``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import ipaddress
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from reference_peer.pki import CertificateAuthority, write_test_pki
+
+from ..verdicts import NotApplicable, SutMisbehaviour
+from .control import ControlApiError, ControlClient
+from .manifest import MimiEndpoint, SutManifest
+from .polling import PollTimeout, poll_until
+from .processes import ManagedProcess, ProcessExited, ProcessNotReady
+
+REFERENCE_HUB_DOMAIN = "hub.ref.test"
+REFERENCE_FOLLOWER_DOMAIN = "follower.ref.test"
+
+_SERVING = re.compile(r"^serving (\S+) at (https://\S+) \(listening on (\S+):(\d+)\)", re.MULTILINE)
+_CONTROL = re.compile(r"^control (\S+) at (https?://\S+)", re.MULTILINE)
+_UNKNOWN_KEYS = re.compile(r"^config: unknown key\(s\) (\[[^\]]*\]);")
+OPTIONAL_SECTIONS = ("control", "peers_file", "resolve")
+
+
+class ConnectorUnavailable(NotApplicable):
+    """This connector cannot run here (no Docker engine, no testcontainers): checks are NOT_APPLICABLE."""
+
+
+class SutStartError(SutMisbehaviour):
+    """The SUT did not start or never became healthy within its deadline: FAIL with the diagnosis."""
+
+
+class SutConfigurationError(ValueError):
+    """The manifest and the SUT's own getInfo disagree: a usage error reported before any check runs."""
+
+
+# --------------------------------------------------------------------------------------------
+# The run's PKI
+
+
+@dataclasses.dataclass
+class SuitePki:
+    """The run's CA and certificates for the suite's peers (and the reference SUT when it is one)."""
+
+    directory: Path
+    ca: CertificateAuthority
+    ca_cert: Path
+    certs: dict[str, tuple[Path, Path]]  # domain -> (cert, key)
+
+    @classmethod
+    def create(cls, directory: Path, domains: list[str]) -> SuitePki:
+        ca, files = write_test_pki(directory, domains)
+        return cls(directory, ca, files.ca_cert, {d: (p.cert, p.key) for d, p in files.providers.items()})
+
+    def issue(self, domain: str) -> tuple[Path, Path]:
+        if domain not in self.certs:
+            self.certs[domain] = self.ca.issue_provider(domain).write(self.directory, domain)
+        return self.certs[domain]
+
+    def trust_bundle(self, name: str, *extra_cas: Path | None) -> Path:
+        """``<name>.pem``: the run's CA and ``extra_cas`` (e.g. the SUT's CA) in one PEM file."""
+        parts = [self.ca_cert.read_bytes()] + [Path(p).read_bytes() for p in extra_cas if p is not None]
+        bundle = self.directory / f"{name}.pem"
+        bundle.write_bytes(b"\n".join(parts))
+        return bundle
+
+
+@dataclasses.dataclass
+class RunEnvironment:
+    """What connectors need from the run: where to write, the PKI, the Python to spawn peers with, and
+    where every provider of the run is reached (written to ``peers.yaml``, which reference peers re-read)."""
+
+    output_dir: Path
+    pki: SuitePki
+    python: str = sys.executable
+    # domain -> IP address to connect to (no DNS): the reference peers' ``resolve`` configuration.
+    resolve: dict[str, str] = dataclasses.field(
+        default_factory=lambda: {REFERENCE_HUB_DOMAIN: "127.0.0.1", REFERENCE_FOLLOWER_DOMAIN: "127.0.0.1"}
+    )
+    # domain -> authority (domain:port) of every provider started or declared so far.
+    authorities: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def peers_file(self) -> Path:
+        return self.output_dir / "peers.yaml"
+
+    def publish(self, endpoints: dict[str, MimiEndpoint]) -> None:
+        """Record where ``endpoints`` are reached, for the reference peers (they re-read peers.yaml)."""
+        for domain, endpoint in endpoints.items():
+            self.authorities[domain] = urlsplit(endpoint.base_url).netloc
+            if endpoint.connect and _is_ip(endpoint.connect):
+                self.resolve.setdefault(domain, endpoint.connect)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        temporary = self.peers_file.with_suffix(".tmp")
+        temporary.write_text(yaml.safe_dump(self.authorities, sort_keys=True), encoding="utf-8")
+        temporary.replace(self.peers_file)  # atomic: a peer never reads half a file
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# The connected SUT
+
+
+@dataclasses.dataclass
+class ConnectedSut:
+    manifest: SutManifest
+    endpoints: dict[str, MimiEndpoint]  # domain -> where its MIMI server is
+    ca: Path | None  # CA of the SUT's TLS certificate
+    control: ControlClient | None
+    control_unavailable: str | None = None  # why ``control`` is None
+    info: dict[str, Any] | None = None  # getInfo, when the control API answered
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        return tuple(self.endpoints)
+
+    @property
+    def primary_domain(self) -> str:
+        return self.manifest.domains[0]
+
+    @property
+    def base_urls(self) -> dict[str, str]:
+        return {d: e.base_url for d, e in self.endpoints.items()}
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return self.manifest.roles
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.manifest.features
+
+    @property
+    def hosts(self) -> set[str]:
+        """Host names and addresses that mean "the SUT" in a URL (to blame a failed exchange correctly)."""
+        # Only names in URLs count: the connect address (127.0.0.1) is shared with the suite's own peers.
+        hosts = set(self.endpoints)
+        hosts.update((urlsplit(e.base_url).hostname or "").lower() for e in self.endpoints.values())
+        hosts.discard("")
+        return hosts
+
+    def resolve(self) -> dict[str, str]:
+        """domain -> connect address, for MimiClient(resolve=...)."""
+        return {d: e.connect for d, e in self.endpoints.items() if e.connect}
+
+    def require_control(self) -> ControlClient:
+        if self.control is None:
+            raise NotApplicable(f"no SUT control API: {self.control_unavailable}")
+        return self.control
+
+
+def check_info_matches(manifest: SutManifest, info: dict[str, Any]) -> None:
+    """The manifest's claims must equal the SUT's getInfo (docs/control-api.md)."""
+    problems = []
+    if sorted(info.get("roles", [])) != sorted(manifest.roles):
+        problems.append(f"roles: manifest {sorted(manifest.roles)}, getInfo {sorted(info.get('roles', []))}")
+    if sorted(info.get("providerDomains", [])) != sorted(manifest.domains):
+        problems.append(
+            f"domains: manifest {sorted(manifest.domains)}, getInfo {sorted(info.get('providerDomains', []))}"
+        )
+    if manifest.control_operations is not None:
+        declared = set(manifest.control_operations) | {"getInfo"}
+        reported = set(info.get("supportedOperations", [])) | {"getInfo"}
+        if declared != reported:
+            problems.append(
+                f"control.operations: only in manifest {sorted(declared - reported)}, "
+                f"only in getInfo {sorted(reported - declared)}"
+            )
+    if problems:
+        raise SutConfigurationError("the SUT manifest and GET /v1/info disagree: " + "; ".join(problems))
+
+
+def wait_healthy(control: ControlClient, *, timeout: float, process: ManagedProcess | None = None) -> dict[str, Any]:
+    """Poll GET /v1/info until it answers; a dead process or the deadline is a :class:`SutStartError`."""
+
+    def probe() -> dict[str, Any] | None:
+        if process is not None and not process.running():
+            raise SutStartError(
+                f"{process.name} exited with code {process.returncode} before its control API answered; "
+                f"stderr: {process.tail() or '(empty)'}"
+            )
+        return control.get_info(refresh=True, timeout=min(2.0, timeout))
+
+    try:
+        return poll_until(probe, timeout=timeout, interval=0.1, what=f"GET {control.base_url}/v1/info to answer",
+                          retry_on=(ControlApiError,))
+    except PollTimeout as exc:
+        raise SutStartError(f"the SUT never became healthy: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Reference peer processes
+
+
+class ReferencePeerProcess:
+    """``reference-peer serve --config <generated peer.yaml>`` for ``domains``.
+
+    What it expects from the reference peer:
+
+    * peer.yaml keys ``listen`` (address 127.0.0.1, port 0), ``tls.ca`` (the trust bundle),
+      ``providers`` (domain, cert, key), ``storage.path``, ``consent_mode``, ``faults``;
+    * optional keys, left out when the peer's own parser refuses them as unknown:
+      ``control: {address: 127.0.0.1, port: 0}``, ``peers_file`` (the run's peers.yaml,
+      ``domain: domain:port`` of every provider, rewritten as providers start) and ``resolve``
+      (``domain: 127.0.0.1`` for every provider of the run, so no DNS is needed);
+    * one stdout line per domain ``serving <domain> at https://<domain>:<port> (listening on <addr>:<port>)``;
+    * with a ``control`` section, one line per domain ``control <domain> at http://127.0.0.1:<port>``.
+      Without one (a peer that does not take the section), the control client is unavailable and
+      checks that need it are NOT_APPLICABLE with that reason.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        domains: list[str],
+        env: RunEnvironment,
+        *,
+        trust: Path,
+        consent_mode: str = "immediate",
+        faults: tuple[str, ...] = (),
+        startup_timeout: float = 30.0,
+        control_timeout: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.domains = domains
+        self.env = env
+        self.trust = trust
+        self.consent_mode = consent_mode
+        self.faults = faults
+        self.startup_timeout = startup_timeout
+        self.control_timeout = control_timeout
+        self.process: ManagedProcess | None = None
+        self.endpoints: dict[str, MimiEndpoint] = {}
+        self.control_urls: dict[str, str] = {}
+        self.control_unavailable: str | None = None
+
+    def _config(self, workdir: Path) -> dict[str, Any]:
+        providers = []
+        for domain in self.domains:
+            cert, key = self.env.pki.issue(domain)
+            providers.append({"domain": domain, "cert": str(cert), "key": str(key)})
+        config: dict[str, Any] = {
+            "listen": {"address": "127.0.0.1", "port": 0},
+            "tls": {"ca": str(self.trust)},
+            "providers": providers,
+            "storage": {"path": str(workdir / "state")},
+            "consent_mode": self.consent_mode,
+            "faults": list(self.faults),
+            # Optional sections (OPTIONAL_SECTIONS), dropped when this reference peer does not know them yet.
+            "control": {"address": "127.0.0.1", "port": 0},
+            "peers_file": str(self.env.peers_file),
+            "resolve": dict(self.env.resolve),
+        }
+        return config
+
+    def _supported_config(self, workdir: Path) -> dict[str, Any]:
+        """The generated configuration, without the optional sections this reference peer refuses as
+        unknown keys (checked in-process with its own parser, so the spawned peer never refuses it)."""
+        from reference_peer.config import ConfigError, parse_config
+
+        config = self._config(workdir)
+        for _ in range(len(OPTIONAL_SECTIONS) + 1):
+            try:
+                parse_config(config, workdir)
+                return config
+            except ConfigError as exc:
+                match = _UNKNOWN_KEYS.match(str(exc))
+                unknown = set(ast.literal_eval(match.group(1))) if match else set()
+                if not unknown or not unknown <= set(OPTIONAL_SECTIONS):
+                    raise SutStartError(f"{self.name}: the generated peer.yaml is refused: {exc}") from exc
+                for key in unknown:
+                    del config[key]
+        raise SutStartError(f"{self.name}: cannot generate an acceptable peer.yaml")
+
+    def start(self) -> None:
+        workdir = self.env.output_dir / "peers" / self.name
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = self._supported_config(workdir)
+        with_control = "control" in config
+        if not with_control:
+            self.control_unavailable = "this reference peer's configuration has no control section yet"
+        config_path = workdir / "peer.yaml"
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        argv = [self.env.python, "-m", "reference_peer.cli", "serve", "--config", str(config_path)]
+        self.process = ManagedProcess(
+            self.name, argv, self.env.output_dir / "logs", env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
+        wanted = set(self.domains)
+
+        def ready(text: str) -> bool:
+            serving = {m.group(1): m for m in _SERVING.finditer(text)}
+            control = {m.group(1): m.group(2) for m in _CONTROL.finditer(text)}
+            if not wanted <= set(serving):
+                return False
+            if with_control and not wanted <= set(control):
+                return False
+            for domain in self.domains:
+                match = serving[domain]
+                self.endpoints[domain] = MimiEndpoint(domain, match.group(2).rstrip("/"), match.group(3))
+                if domain in control:
+                    self.control_urls[domain] = control[domain].rstrip("/")
+            return True
+
+        what = "a 'serving <domain> at ...' line for " + ", ".join(self.domains)
+        if with_control:
+            what += " and a 'control <domain> at ...' line"
+        try:
+            self.process.wait_for_output(ready, timeout=self.startup_timeout, what=what)
+        except (ProcessExited, ProcessNotReady) as exc:
+            self.stop()
+            raise SutStartError(str(exc)) from exc
+        self.env.publish(self.endpoints)
+
+    def control_client(self, domain: str, observer=None) -> ControlClient | None:
+        url = self.control_urls.get(domain)
+        if url is None:
+            return None
+        return ControlClient(url, timeout=self.control_timeout, observer=observer)
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.process is not None:
+            self.process.stop(grace)
+
+
+# --------------------------------------------------------------------------------------------
+# Connectors
+
+
+class Connector:
+    """Base: ``start()`` returns the :class:`ConnectedSut`; ``stop()`` releases everything (idempotent)."""
+
+    def __init__(self, manifest: SutManifest, env: RunEnvironment) -> None:
+        self.manifest = manifest
+        self.env = env
+        self.connected: ConnectedSut | None = None
+
+    def start(self) -> ConnectedSut:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.connected is not None and self.connected.control is not None:
+            self.connected.control.close()
+
+    def _control(self, url: str | None) -> ControlClient | None:
+        if url is None:
+            return None
+        verify: Any = str(self.manifest.control_ca) if self.manifest.control_ca else True
+        return ControlClient(
+            url, token=self.manifest.control_token(), timeout=self.manifest.timeouts.control, verify=verify
+        )
+
+    def _sut_env(self) -> dict[str, str]:
+        return {
+            "MIMI_CONFORMANCE_SUITE_CA": str(self.env.pki.ca_cert),
+            "MIMI_CONFORMANCE_RUN_DIR": str(self.env.output_dir),
+        }
+
+
+class ReferenceConnector(Connector):
+    """The embedded reference peer as SUT, under the manifest's domains, with the run's CA."""
+
+    def __init__(self, manifest: SutManifest, env: RunEnvironment) -> None:
+        super().__init__(manifest, env)
+        self.peer: ReferencePeerProcess | None = None
+
+    def start(self) -> ConnectedSut:
+        for domain in self.manifest.domains:
+            self.env.resolve[domain] = "127.0.0.1"
+        consent = self.manifest.consent_mode if self.manifest.consent_mode != "none" else "immediate"
+        self.peer = ReferencePeerProcess(
+            "sut", list(self.manifest.domains), self.env, trust=self.env.pki.trust_bundle("trust-sut"),
+            consent_mode=consent, faults=tuple(self.manifest.connector.get("faults", ())),
+            startup_timeout=self.manifest.timeouts.startup, control_timeout=self.manifest.timeouts.control,
+        )
+        self.peer.start()
+        control = self.peer.control_client(self.manifest.domains[0])
+        info = None
+        if control is not None:
+            info = wait_healthy(control, timeout=self.manifest.timeouts.startup, process=self.peer.process)
+        self.connected = ConnectedSut(
+            self.manifest, dict(self.peer.endpoints), self.env.pki.ca_cert, control,
+            control_unavailable=self.peer.control_unavailable, info=info,
+        )
+        return self.connected
+
+    def stop(self) -> None:
+        super().stop()
+        if self.peer is not None:
+            self.peer.stop(self.manifest.timeouts.shutdown)
+
+
+class UrlConnector(Connector):
+    """A SUT that is already running: nothing to start, the control API must answer now."""
+
+    def start(self) -> ConnectedSut:
+        control = self._control(self.manifest.control_url)
+        info = None
+        if control is not None:
+            try:
+                info = wait_healthy(control, timeout=self.manifest.timeouts.startup)
+                check_info_matches(self.manifest, info)
+            except BaseException:
+                control.close()
+                raise
+        self.env.publish(dict(self.manifest.endpoints))
+        self.connected = ConnectedSut(
+            self.manifest, dict(self.manifest.endpoints), self.manifest.ca, control, info=info
+        )
+        return self.connected
+
+
+class CommandConnector(Connector):
+    """Spawn the SUT, health-check its control API with a deadline, kill its process group at the end."""
+
+    def __init__(self, manifest: SutManifest, env: RunEnvironment) -> None:
+        super().__init__(manifest, env)
+        self.process: ManagedProcess | None = None
+
+    def start(self) -> ConnectedSut:
+        spec = self.manifest.connector
+        child_env = {**os.environ, **self._sut_env(), **spec.get("env", {})}
+        try:
+            self.process = ManagedProcess(
+                "sut", spec["argv"], self.env.output_dir / "logs", env=child_env, cwd=spec.get("cwd")
+            )
+        except OSError as exc:
+            raise SutStartError(f"cannot run {spec['argv'][0]!r}: {exc}") from exc
+        control = self._control(self.manifest.control_url)
+        assert control is not None  # the schema requires control for the command connector
+        try:
+            info = wait_healthy(control, timeout=self.manifest.timeouts.startup, process=self.process)
+            check_info_matches(self.manifest, info)
+        except BaseException:
+            control.close()
+            self.process.stop(self.manifest.timeouts.shutdown)
+            raise
+        self.env.publish(dict(self.manifest.endpoints))
+        self.connected = ConnectedSut(
+            self.manifest, dict(self.manifest.endpoints), self.manifest.ca, control, info=info
+        )
+        return self.connected
+
+    def stop(self) -> None:
+        super().stop()
+        if self.process is not None:
+            self.process.stop(self.manifest.timeouts.shutdown)
+
+
+def docker_unavailable_reason() -> str | None:
+    """Why the image connector cannot run here, or None when testcontainers and a Docker engine are present."""
+    try:
+        import docker  # noqa: F401 - testcontainers' own dependency
+        import testcontainers.core.container  # noqa: F401
+    except ImportError as exc:
+        return f"the image connector needs the 'testcontainers' package, which is not installed ({exc.name})"
+    try:
+        import docker as docker_sdk
+
+        docker_sdk.from_env(timeout=5).ping()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the engine means "no engine here"
+        return f"no Docker engine is reachable from here ({type(exc).__name__}: {exc})"
+    return None
+
+
+class ImageConnector(Connector):
+    """A container image via testcontainers; the suite's CA is mounted at /mimi-conformance/ca.pem."""
+
+    def __init__(self, manifest: SutManifest, env: RunEnvironment) -> None:
+        super().__init__(manifest, env)
+        self.container: Any = None
+
+    def start(self) -> ConnectedSut:
+        reason = docker_unavailable_reason()
+        if reason is not None:
+            raise ConnectorUnavailable(reason)
+        from testcontainers.core.container import DockerContainer
+
+        spec = self.manifest.connector
+        mimi_port, control_port = spec.get("mimiPort", 8443), spec.get("controlPort", 8480)
+        container = DockerContainer(spec["image"])
+        for key, value in {**spec.get("env", {}), "MIMI_CONFORMANCE_SUITE_CA": "/mimi-conformance/ca.pem"}.items():
+            container = container.with_env(key, value)
+        container = container.with_volume_mapping(str(self.env.pki.ca_cert), "/mimi-conformance/ca.pem", "ro")
+        container = container.with_exposed_ports(mimi_port, control_port)
+        self.container = container.start()
+        host = self.container.get_container_host_ip()
+        control = self._control(f"http://{host}:{self.container.get_exposed_port(control_port)}")
+        assert control is not None
+        try:
+            info = wait_healthy(control, timeout=self.manifest.timeouts.startup)
+            check_info_matches(self.manifest, info)
+        except BaseException:
+            control.close()
+            self.container.stop()
+            self.container = None
+            raise
+        port = self.container.get_exposed_port(mimi_port)
+        endpoints = {d: MimiEndpoint(d, f"https://{d}:{port}", host) for d in self.manifest.domains}
+        self.env.publish(endpoints)
+        self.connected = ConnectedSut(self.manifest, endpoints, self.manifest.ca, control, info=info)
+        return self.connected
+
+    def stop(self) -> None:
+        super().stop()
+        if self.container is not None:
+            self.container.stop()
+
+
+CONNECTORS: dict[str, type[Connector]] = {
+    "reference": ReferenceConnector,
+    "url": UrlConnector,
+    "command": CommandConnector,
+    "image": ImageConnector,
+}
+
+
+def make_connector(manifest: SutManifest, env: RunEnvironment) -> Connector:
+    return CONNECTORS[manifest.connector_type](manifest, env)
+
+
+class ReferencePeers:
+    """The suite's own reference hub and follower, each in its own process under its own domain."""
+
+    def __init__(self, env: RunEnvironment, *, sut_ca: Path | None, startup_timeout: float = 30.0) -> None:
+        trust = env.pki.trust_bundle("trust-reference-peers", sut_ca if sut_ca != env.pki.ca_cert else None)
+        self.hub = ReferencePeerProcess(
+            "ref-hub", [REFERENCE_HUB_DOMAIN], env, trust=trust, startup_timeout=startup_timeout
+        )
+        self.follower = ReferencePeerProcess(
+            "ref-follower", [REFERENCE_FOLLOWER_DOMAIN], env, trust=trust, startup_timeout=startup_timeout
+        )
+
+    def start(self) -> ReferencePeers:
+        try:
+            for peer in (self.hub, self.follower):
+                peer.start()
+        except SutStartError as exc:
+            self.stop()
+            # A reference peer that does not start is the suite's problem, never the SUT's.
+            from ..verdicts import HarnessError
+
+            raise HarnessError(f"a reference peer of the suite did not start: {exc.message}") from exc
+        return self
+
+    def stop(self) -> None:
+        for peer in (self.hub, self.follower):
+            peer.stop()

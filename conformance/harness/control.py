@@ -1,0 +1,358 @@
+"""A client of the SUT control API (reference_peer/control/openapi.yaml, docs/control-api.md).
+
+One generic entry point, :meth:`ControlClient.call` ``(operation_id, path_params, query, body)``,
+checked against the contract before anything is sent: the operation must exist, path parameters
+must be exactly the template's, query names must be declared, and the body must match the
+operation's request schema (a mismatch is a bug of the check: :class:`ControlRequestInvalid`).
+A handful of named helpers cover the calls every scenario makes.
+
+Every call has a timeout (one overall deadline, not only per socket operation) and reads at most
+``max_response_bytes``. RFC 9457 problem documents become :class:`ControlProblem`; an operation the
+SUT does not list in ``getInfo.supportedOperations``, or answers 501, raises :class:`NotSupported`,
+which makes the check NOT_APPLICABLE. Every exchange is reported to ``observer`` (the recorder).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from jsonschema import Draft202012Validator
+
+from reference_peer.control import load_openapi
+
+DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+class ControlApiError(Exception):
+    """A control call produced no usable answer (timeout, unreachable, garbage, an error status)."""
+
+    def __init__(self, message: str, *, operation: str | None = None, status: int | None = None) -> None:
+        super().__init__(f"{operation}: {message}" if operation else message)
+        self.operation = operation
+        self.status = status
+
+
+class ControlTimeout(ControlApiError):
+    pass
+
+
+class ControlUnreachable(ControlApiError):
+    pass
+
+
+class ControlResponseError(ControlApiError):
+    """The answer is not what the contract allows: not JSON, too large, not a problem document on error."""
+
+
+class ControlProblem(ControlApiError):
+    """The SUT answered with an RFC 9457 problem document."""
+
+    def __init__(self, operation: str, status: int, problem: Mapping[str, Any]) -> None:
+        self.problem = dict(problem)
+        self.type = str(problem.get("type", "about:blank"))
+        detail = problem.get("detail") or problem.get("title") or ""
+        super().__init__(f"HTTP {status} {self.type}: {detail}", operation=operation, status=status)
+
+
+class NotSupported(ControlApiError):
+    """The SUT does not implement the operation (not declared in getInfo, or 501): NOT_APPLICABLE."""
+
+
+class ControlRequestInvalid(ValueError):
+    """The suite built a request the contract does not allow (a bug in the check, never the SUT's)."""
+
+
+@dataclass(frozen=True)
+class ControlExchange:
+    """One control call as the recorder keeps it."""
+
+    operation: str
+    method: str
+    url: str
+    request_body: bytes
+    status: int | None = None
+    response_headers: Mapping[str, str] = field(default_factory=dict)
+    response_body: bytes = b""
+    error: str | None = None
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True)
+class Operation:
+    operation_id: str
+    method: str
+    path: str
+    path_params: tuple[str, ...]
+    query_params: tuple[str, ...]
+    body_schema: Mapping[str, Any] | None
+    body_required: bool
+
+
+@dataclass(frozen=True)
+class ControlReply:
+    status: int
+    headers: httpx.Headers
+    body: Any  # the parsed JSON answer (None when empty)
+
+
+class Contract:
+    """The operations of the OpenAPI document, with validators for their request bodies."""
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        self.document = document
+        self.version = str(document["info"]["version"])
+        self.operations: dict[str, Operation] = {}
+        for path, item in document["paths"].items():
+            shared = [self._deref(p) for p in item.get("parameters", [])]
+            for method in _METHODS:
+                spec = item.get(method)
+                if spec is None:
+                    continue
+                params = shared + [self._deref(p) for p in spec.get("parameters", [])]
+                body = spec.get("requestBody")
+                schema = None
+                if body is not None:
+                    schema = body["content"]["application/json"]["schema"]
+                self.operations[spec["operationId"]] = Operation(
+                    operation_id=spec["operationId"],
+                    method=method.upper(),
+                    path=path,
+                    path_params=tuple(p["name"] for p in params if p["in"] == "path"),
+                    query_params=tuple(p["name"] for p in params if p["in"] == "query"),
+                    body_schema=schema,
+                    body_required=bool(body and body.get("required")),
+                )
+
+    def _deref(self, node: Mapping[str, Any]) -> Mapping[str, Any]:
+        ref = node.get("$ref")
+        if ref is None:
+            return node
+        target: Any = self.document
+        for part in ref.removeprefix("#/").split("/"):
+            target = target[part]
+        return target
+
+    @functools.cache  # noqa: B019 - one Contract per process; validators are costly to build
+    def validator(self, operation_id: str) -> Draft202012Validator | None:
+        schema = self.operations[operation_id].body_schema
+        if schema is None:
+            return None
+        # Refs in the document point at #/components/...: give the schema the document's components.
+        return Draft202012Validator({**schema, "components": self.document["components"]})
+
+
+@functools.cache
+def default_contract() -> Contract:
+    return Contract(load_openapi())
+
+
+def encode_segment(value: str) -> str:
+    """A whole mimi URI as one path segment: every octet outside RFC 3986 unreserved is encoded."""
+    return quote(value, safe="")
+
+
+class ControlClient:
+    """Synchronous control API client (the checks are synchronous; MIMI traffic has its own loop)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 10.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        verify: Any = True,
+        observer: Callable[[ControlExchange], None] | None = None,
+        contract: Contract | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.max_response_bytes = max_response_bytes
+        self.observer = observer
+        self.contract = contract or default_contract()
+        headers = {"Accept": "application/json, application/problem+json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        # trust_env=False: a proxy from the environment must never sit between the suite and the SUT.
+        self._http = httpx.Client(headers=headers, verify=verify, trust_env=False, follow_redirects=False)
+        self._supported: frozenset[str] | None = None
+        self._info: dict[str, Any] | None = None
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- contract -------------------------------------------------------------------------------
+
+    def build_request(
+        self,
+        operation_id: str,
+        path_params: Mapping[str, str] | None = None,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+    ) -> tuple[Operation, str, dict[str, Any]]:
+        """(operation, URL, query) for a call, or :class:`ControlRequestInvalid` naming what is wrong."""
+        operation = self.contract.operations.get(operation_id)
+        if operation is None:
+            raise ControlRequestInvalid(f"{operation_id}: no such operation in control API {self.contract.version}")
+        given = dict(path_params or {})
+        if set(given) != set(operation.path_params):
+            raise ControlRequestInvalid(
+                f"{operation_id}: path parameters must be {sorted(operation.path_params)}, got {sorted(given)}"
+            )
+        path = operation.path
+        for name, value in given.items():
+            path = path.replace("{" + name + "}", encode_segment(str(value)))
+        params = {k: v for k, v in (query or {}).items() if v is not None}
+        unknown = set(params) - set(operation.query_params)
+        if unknown:
+            raise ControlRequestInvalid(f"{operation_id}: undeclared query parameter(s) {sorted(unknown)}")
+        validator = self.contract.validator(operation_id)
+        if validator is None and body is not None:
+            raise ControlRequestInvalid(f"{operation_id}: takes no request body")
+        if validator is not None:
+            if body is None and operation.body_required:
+                raise ControlRequestInvalid(f"{operation_id}: a request body is required")
+            if body is not None:
+                errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+                if errors:
+                    where = "/".join(map(str, errors[0].absolute_path)) or "(body)"
+                    raise ControlRequestInvalid(f"{operation_id}: request body {where}: {errors[0].message}")
+        return operation, self.base_url + path, params
+
+    # --- calls ----------------------------------------------------------------------------------
+
+    def call(
+        self,
+        operation_id: str,
+        path_params: Mapping[str, str] | None = None,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        *,
+        timeout: float | None = None,
+    ) -> ControlReply:
+        """Perform one operation; raises :class:`NotSupported` for an operation the SUT did not declare."""
+        operation, url, params = self.build_request(operation_id, path_params, query, body)
+        if operation_id != "getInfo" and operation_id not in self.supported_operations():
+            raise NotSupported("the SUT does not declare this operation in getInfo", operation=operation_id)
+        return self._send(operation, url, params, body, timeout if timeout is not None else self.timeout)
+
+    def _send(
+        self, operation: Operation, url: str, params: Mapping[str, Any], body: Any, timeout: float
+    ) -> ControlReply:
+        op = operation.operation_id
+        content = b"" if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        started = time.monotonic()
+        status: int | None = None
+        response_headers: httpx.Headers = httpx.Headers()
+        received = bytearray()
+        error: ControlApiError | None = None
+        try:
+            try:
+                with self._http.stream(
+                    operation.method, url, params=params, content=content, headers=headers,
+                    timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
+                ) as response:
+                    status, response_headers = response.status_code, response.headers
+                    for chunk in response.iter_raw():
+                        received += chunk
+                        if len(received) > self.max_response_bytes:
+                            raise ControlResponseError(
+                                f"response passed the {self.max_response_bytes}-byte cap", operation=op, status=status
+                            )
+                        # Per-read timeouts do not bound a trickling answer: enforce the overall deadline.
+                        if time.monotonic() - started > timeout:
+                            raise ControlTimeout(f"no complete answer within {timeout:g}s", operation=op)
+            except httpx.TimeoutException as exc:
+                raise ControlTimeout(
+                    f"no complete answer within {timeout:g}s ({type(exc).__name__})", operation=op
+                ) from exc
+            except httpx.TransportError as exc:
+                raise ControlUnreachable(f"{type(exc).__name__}: {exc}", operation=op) from exc
+            reply = self._interpret(op, status, response_headers, bytes(received))
+        except ControlApiError as exc:
+            error = exc
+            raise
+        finally:
+            if self.observer is not None:
+                self.observer(
+                    ControlExchange(
+                        operation=op, method=operation.method, url=str(httpx.URL(url, params=params)),
+                        request_body=content, status=status, response_headers=dict(response_headers),
+                        response_body=bytes(received), error=str(error) if error else None,
+                        elapsed=time.monotonic() - started,
+                    )
+                )
+        return reply
+
+    @staticmethod
+    def _interpret(op: str, status: int | None, headers: httpx.Headers, body: bytes) -> ControlReply:
+        assert status is not None
+        parsed: Any = None
+        if body:
+            try:
+                parsed = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ControlResponseError(
+                    f"HTTP {status} with a body that is not JSON: {exc}", operation=op, status=status
+                ) from None
+        if status == 501:
+            raise NotSupported("the SUT answered 501 not implemented", operation=op, status=status)
+        if status >= 400:
+            if not isinstance(parsed, dict):
+                raise ControlResponseError(f"HTTP {status} without a problem document", operation=op, status=status)
+            raise ControlProblem(op, status, parsed)
+        if not 200 <= status < 300:
+            raise ControlResponseError(f"unexpected HTTP {status}", operation=op, status=status)
+        return ControlReply(status, headers, parsed)
+
+    # --- info -----------------------------------------------------------------------------------
+
+    def get_info(self, *, refresh: bool = False, timeout: float | None = None) -> dict[str, Any]:
+        if self._info is None or refresh:
+            info = self.call("getInfo", timeout=timeout).body
+            if not isinstance(info, dict) or not isinstance(info.get("supportedOperations"), list):
+                raise ControlResponseError("getInfo answer lacks supportedOperations", operation="getInfo")
+            self._info = info
+            self._supported = frozenset(str(op) for op in info["supportedOperations"]) | {"getInfo"}
+        return self._info
+
+    def supported_operations(self) -> frozenset[str]:
+        if self._supported is None:
+            self.get_info()
+        assert self._supported is not None
+        return self._supported
+
+    # --- named helpers for the common calls -----------------------------------------------------
+
+    def create_user(self, **body: Any) -> dict[str, Any]:
+        return self.call("createUser", body=body).body
+
+    def create_room(self, **body: Any) -> dict[str, Any]:
+        return self.call("createRoom", body=body).body
+
+    def get_room(self, room: str) -> dict[str, Any]:
+        return self.call("getRoom", {"room": room}).body
+
+    def add_participant(self, room: str, **body: Any) -> dict[str, Any]:
+        return self.call("addParticipant", {"room": room}, body=body).body
+
+    def send_message(self, room: str, **body: Any) -> dict[str, Any]:
+        return self.call("sendMessage", {"room": room}, body=body).body
+
+    def list_received_messages(self, client: str, **query: Any) -> dict[str, Any]:
+        return self.call("listReceivedMessages", {"client": client}, query=query).body

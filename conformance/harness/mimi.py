@@ -1,0 +1,63 @@
+"""Synchronous MIMI calls for checks, as one of the suite's reference domains, through the recorder.
+
+Checks are plain synchronous pytest functions; :class:`MimiSession` owns a private event loop and a
+:class:`MimiClient` whose ``observer`` is the check's recorder, so every exchange is kept. Each call
+runs under the SUT's request timeout (the client enforces it and raises a ``PeerError`` subclass,
+which the verdict logic turns into FAIL with a diagnosis when the URL is the SUT's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from reference_peer.server.client import ClientLimits, MimiClient, PeerReply
+
+from .recorder import Recorder
+
+T = TypeVar("T")
+
+
+class MimiSession:
+    def __init__(
+        self,
+        domain: str,
+        cert: Path,
+        key: Path,
+        trust: Path,
+        *,
+        resolve: dict[str, str],
+        recorder: Recorder | None,
+        timeout: float,
+    ) -> None:
+        self.domain = domain
+        self.timeout = timeout
+        self._loop = asyncio.new_event_loop()
+        self.client = MimiClient(
+            domain, cert, key, trust, limits=ClientLimits(timeout=timeout), resolve=resolve,
+            observer=recorder.record_mimi if recorder is not None else None,
+        )
+
+    def run(self, coroutine: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
+        """Run a coroutine on the session's loop with a deadline (the client's own is inside it)."""
+        budget = (timeout if timeout is not None else self.timeout) + 5.0
+
+        async def bounded() -> T:
+            async with asyncio.timeout(budget):
+                return await coroutine
+
+        return self._loop.run_until_complete(bounded())
+
+    def request(self, method: str, url: str, body: bytes = b"", **options: Any) -> PeerReply:
+        return self.run(self.client.request(method, url, body, **options))
+
+    def get(self, url: str, **options: Any) -> PeerReply:
+        return self.request("GET", url, **options)
+
+    def close(self) -> None:
+        try:
+            self._loop.run_until_complete(self.client.aclose())
+        finally:
+            self._loop.close()

@@ -1,0 +1,532 @@
+"""The mimi-conformance pytest plugin (entry point ``pytest11: mimi_conformance``).
+
+A *check* is a test in ``conformance/scenarios/`` (or any test when ``--sut`` is given). For
+everything else the plugin is inert, so the project's own tests in ``tests/`` are unaffected.
+
+Markers::
+
+    @pytest.mark.requirements("PROTO-DIRECTORY-WELL-KNOWN", ...)   # required: what the check judges
+    @pytest.mark.role("hub")        # the SUT role the check needs (hub | follower); none: any role
+    @pytest.mark.feature("identifierQuery")   # an optional SUT feature the check needs
+
+A check without requirement IDs, with an ID not in the catalogue, or with an unknown role or
+feature is an error at collection. A check whose role or feature the SUT does not declare is
+NOT_APPLICABLE before it runs.
+
+Options: ``--sut reference|MANIFEST``, ``--seed N``, ``--mimi-results PATH`` (CheckResults as JSON
+lines), ``--mimi-output DIR`` (transcripts, logs, PKI), ``--mimi-profile NAME`` (score levels by it).
+
+Fixtures: ``sut`` (the ConnectedSut), ``recorder`` (this check's), ``mimi`` (MIMI calls to the SUT
+as the suite's hub domain, recorded), ``reference_peers`` (the suite's hub and follower, started on
+first use), ``deadline``, ``poll_until``, ``rng`` (seeded per check), ``mimi_run``.
+
+Each check's verdict (conformance.verdicts) is computed from its outcome, shown per area in the
+terminal summary, attached to the JUnit report as the ``mimi_verdict`` property, and written to
+``--mimi-results``. FAIL and HARNESS_ERROR make pytest's outcome "failed"; NOT_APPLICABLE becomes
+"skipped"; WARN and AMBIGUOUS stay "passed" (they do not fail a run on their own). Results travel
+on the test reports, so under pytest-xdist the controller writes one results file (each worker
+connects its own SUT).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import random
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .verdicts import (
+    CheckResult,
+    Judgement,
+    LevelResolver,
+    NotApplicable,
+    Verdict,
+    judge,
+    strictest_profile_levels,
+)
+
+SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
+ROLES = ("hub", "follower")
+_STATE = pytest.StashKey["_CheckState"]()
+_RUN = pytest.StashKey["MimiRun"]()
+
+
+@dataclasses.dataclass
+class _CheckState:
+    judgement: Judgement | None = None
+    duration: float = 0.0
+    transcript: str | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Options and configuration
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mimi-conformance", "MIMI conformance suite")
+    group.addoption("--sut", default=None, metavar="reference|MANIFEST",
+                    help="the system under test: 'reference' (embedded reference peer, the default) or a SUT manifest")
+    group.addoption("--seed", type=int, default=None, metavar="N", help="seed of the run (default: random, recorded)")
+    group.addoption("--mimi-results", default=None, metavar="PATH", help="write check results as JSON lines to PATH")
+    group.addoption("--mimi-output", default=None, metavar="DIR",
+                    help="the run's output dir: transcripts, logs, PKI (default: a pytest temporary dir)")
+    group.addoption("--mimi-profile", default=None, metavar="NAME", help="score requirement levels by this profile")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "requirements(*ids): the requirement IDs a conformance check judges")
+    config.addinivalue_line("markers", "role(name): the SUT role a conformance check needs (hub or follower)")
+    config.addinivalue_line("markers", "feature(*names): optional SUT features a conformance check needs")
+    run = MimiRun(config)
+    config.stash[_RUN] = run
+    if not hasattr(config, "workerinput"):  # an xdist worker forwards its reports instead of recording
+        config.pluginmanager.register(_ResultCollector(run), "mimi-conformance-results")
+
+
+class MimiRun:
+    """Per-session state: options, the SUT manifest, the catalogue, results."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.sut_option: str | None = config.getoption("sut")
+        seed = config.getoption("seed")
+        self.seed: int = seed if seed is not None else random.SystemRandom().randrange(2**32)
+        self.results: list[CheckResult] = []
+        self._manifest = None
+        self._catalogue = None
+        self._levels: LevelResolver | None = None
+        self._results_file = None
+        self.output_dir: Path | None = None
+        self.sut_hosts: set[str] = set()
+        # A bad manifest or profile name is a usage error before anything is collected.
+        if self.sut_option not in (None, "reference"):
+            self.manifest  # noqa: B018
+        if config.getoption("mimi_profile") is not None:
+            self.levels  # noqa: B018
+
+    @property
+    def explicit(self) -> bool:
+        """Whether --sut was given: then every collected test is a check."""
+        return self.sut_option is not None
+
+    @property
+    def manifest(self):
+        from .harness.manifest import ManifestError, load_manifest, reference_manifest
+
+        if self._manifest is None:
+            if self.sut_option in (None, "reference"):
+                self._manifest = reference_manifest()
+            else:
+                try:
+                    self._manifest = load_manifest(self.sut_option)
+                except ManifestError as exc:
+                    raise pytest.UsageError(str(exc)) from None
+        return self._manifest
+
+    @property
+    def catalogue(self):
+        if self._catalogue is None:
+            from .catalogue import load_catalogue
+
+            self._catalogue = load_catalogue()
+        return self._catalogue
+
+    @property
+    def levels(self) -> LevelResolver:
+        if self._levels is None:
+            from .profiles import ProfileError, load_profiles
+
+            catalogue_levels = {req.id: req.level for req in self.catalogue}
+            try:
+                profiles = load_profiles(self.catalogue)
+            except ProfileError:
+                profiles = {}  # profiles are read from the source tree; without them IMPLIED scores SHOULD
+            name = self.config.getoption("mimi_profile")
+            selected = None
+            if name is not None:
+                if name not in profiles:
+                    raise pytest.UsageError(f"--mimi-profile: unknown profile {name!r}; known: {sorted(profiles)}")
+                selected = profiles[name].requirements
+            self._levels = LevelResolver(catalogue_levels, selected, strictest_profile_levels(profiles.values()))
+        return self._levels
+
+    def is_check(self, item: pytest.Item) -> bool:
+        if self.explicit:
+            return True
+        return Path(str(item.path)).resolve().is_relative_to(SCENARIOS_DIR)
+
+    def record(self, result: CheckResult) -> None:
+        self.results.append(result)
+        path = self.config.getoption("mimi_results")
+        if path is None:
+            return
+        if self._results_file is None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._results_file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed at session end
+            self._results_file.write(json.dumps(self.header()) + "\n")
+        self._results_file.write(json.dumps({"kind": "check", **result.as_dict()}) + "\n")
+        self._results_file.flush()
+
+    def header(self) -> dict[str, Any]:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            suite_version = version("mimi-conformance")
+        except PackageNotFoundError:
+            suite_version = "unknown"
+        manifest = self.manifest
+        return {
+            "kind": "run",
+            "suiteVersion": suite_version,
+            "drafts": sorted(self.catalogue.documents),
+            "seed": self.seed,
+            "sut": {"name": manifest.name, "vendor": manifest.vendor, "version": manifest.version,
+                    "connector": manifest.connector_type, "manifestSha256": manifest.sha256},
+            "profile": self.config.getoption("mimi_profile"),
+            "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+
+    def close(self) -> None:
+        if self._results_file is not None:
+            self._results_file.close()
+            self._results_file = None
+
+
+def _run(config: pytest.Config) -> MimiRun:
+    return config.stash[_RUN]
+
+
+# --------------------------------------------------------------------------------------------
+# Collection: every check declares what it judges
+
+
+def _marker_args(item: pytest.Item, name: str) -> list[Any]:
+    return [arg for marker in item.iter_markers(name) for arg in marker.args]
+
+
+def requirement_ids(item: pytest.Item) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for arg in _marker_args(item, "requirements"):
+        seen[arg] = None
+    return tuple(seen)
+
+
+def check_role(item: pytest.Item) -> str:
+    roles = _marker_args(item, "role")
+    return roles[0] if roles else "any"
+
+
+def _problems(item: pytest.Item, run: MimiRun) -> list[str]:
+    from .harness.manifest import FEATURES
+
+    problems = []
+    ids = requirement_ids(item)
+    if not ids:
+        problems.append('declares no requirement IDs (add @pytest.mark.requirements("PROTO-...", ...))')
+    bad = [i for i in ids if not isinstance(i, str)]
+    if bad:
+        problems.append(f"requirement IDs must be strings, got {bad!r}")
+    unknown = [i for i in ids if isinstance(i, str) and i not in run.catalogue]
+    if unknown:
+        problems.append(f"unknown requirement ID(s) {unknown} (not in the requirement catalogue)")
+    roles = _marker_args(item, "role")
+    if len(roles) > 1 or any(r not in ROLES for r in roles):
+        problems.append(f"role marker must name exactly one of {list(ROLES)}, got {roles!r}")
+    features = _marker_args(item, "feature")
+    unknown_features = [f for f in features if f not in FEATURES]
+    if unknown_features:
+        problems.append(f"unknown feature(s) {unknown_features}; the vocabulary is {list(FEATURES)}")
+    return problems
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    report = yield
+    if not report.passed or not isinstance(collector, pytest.Module | pytest.Class):
+        return report
+    run = _run(collector.config)
+    lines = []
+    for node in report.result:
+        if isinstance(node, pytest.Function) and run.is_check(node):
+            lines += [f"{node.nodeid}: {problem}" for problem in _problems(node, run)]
+    if lines:
+        report.outcome = "failed"
+        report.longrepr = "mimi-conformance: invalid check(s):\n  " + "\n  ".join(lines)
+        report.result = []
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Running: gate, judge, record
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    run = _run(item.config)
+    if not run.is_check(item):
+        return
+    item.stash[_STATE] = _CheckState()
+    manifest = run.manifest
+    role = check_role(item)
+    if role != "any" and role not in manifest.roles:
+        raise NotApplicable(f"the SUT does not declare the {role} role (manifest roles: {list(manifest.roles)})")
+    missing = [f for f in _marker_args(item, "feature") if f not in manifest.features]
+    if missing:
+        raise NotApplicable(f"the SUT does not declare the optional feature(s) {missing}")
+
+
+def _skip_reason(exc: BaseException) -> str:
+    return str(getattr(exc, "msg", "") or exc) or "skipped"
+
+
+def _judge_excinfo(item: pytest.Item, run: MimiRun, exc: BaseException | None) -> Judgement:
+    if exc is not None and isinstance(exc, pytest.skip.Exception):
+        return Judgement(Verdict.NOT_APPLICABLE, _skip_reason(exc))
+    if exc is not None and isinstance(exc, pytest.fail.Exception):
+        # pytest.fail() is how a fixture or helper says the check is broken, not the SUT.
+        return Judgement(Verdict.HARNESS_ERROR, f"pytest.fail: {_skip_reason(exc)}")
+    try:
+        return judge(exc, requirement_ids(item), run.levels, sut_hosts=run.sut_hosts)
+    except Exception as err:  # noqa: BLE001 - the verdict logic itself must never crash a run
+        return Judgement(
+            Verdict.HARNESS_ERROR, f"cannot judge the outcome ({type(err).__name__}: {err}); outcome: {exc!r}"
+        )
+
+
+def _apply(report: pytest.TestReport, item: pytest.Item, judgement: Judgement) -> None:
+    verdict = judgement.verdict
+    report.sections.append(("mimi-conformance verdict", f"{verdict}: {judgement.message}".rstrip(": ")))
+    if verdict is Verdict.NOT_APPLICABLE:
+        report.outcome = "skipped"
+        path, lineno, _ = item.location
+        report.longrepr = (str(path), (lineno or 0) + 1, f"NOT_APPLICABLE: {judgement.message}")
+    elif verdict in (Verdict.WARN, Verdict.AMBIGUOUS, Verdict.PASS):
+        report.outcome = "passed"
+        report.longrepr = None
+    else:
+        report.outcome = "failed"
+        if report.longrepr is None:
+            report.longrepr = f"{verdict}: {judgement.message}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    report = yield
+    run = _run(item.config)
+    if not run.is_check(item):
+        return report
+    state = item.stash.setdefault(_STATE, _CheckState())
+    state.duration += report.duration
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if call.when in ("setup", "call"):
+        if exc is not None or call.when == "call":
+            state.judgement = _judge_excinfo(item, run, exc)
+            _apply(report, item, state.judgement)
+    elif call.when == "teardown":
+        judgement = state.judgement or Judgement(Verdict.HARNESS_ERROR, "the check never ran")
+        if exc is not None and not judgement.verdict.fails_run:
+            judgement = Judgement(Verdict.HARNESS_ERROR, f"teardown failed: {type(exc).__name__}: {exc}")
+        elif exc is not None:
+            report.sections.append(("mimi-conformance", f"teardown also failed: {type(exc).__name__}: {exc}"))
+        state.judgement = judgement
+        result = CheckResult(
+            check_id=item.nodeid,
+            requirements=requirement_ids(item),
+            role=check_role(item),
+            verdict=judgement.verdict,
+            message=judgement.message,
+            duration=state.duration,
+            transcript=state.transcript,
+            area=_area(item),
+            ambiguity=judgement.ambiguity,
+            scored_level=judgement.scored_level,
+        )
+        # Carried on the report (not recorded here) so that under pytest-xdist the controller, which
+        # sees every worker's reports, writes the one results file and the one summary.
+        report.mimi_result = result.as_dict()
+        item.user_properties.append(("mimi_verdict", str(judgement.verdict)))
+        report.user_properties.append(("mimi_verdict", str(judgement.verdict)))
+    return report
+
+
+class _ResultCollector:
+    """Registered per session: receives every check's result from the reports (also xdist workers')."""
+
+    def __init__(self, run: MimiRun) -> None:
+        self.run = run
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "mimi_result", None)
+        if data is not None and report.when == "teardown":
+            self.run.record(CheckResult.from_dict(data))
+
+
+def _area(item: pytest.Item) -> str:
+    stem = Path(str(item.path)).stem
+    return stem.removeprefix("test_")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    run = config.stash.get(_RUN, None)
+    if run is None or not run.results:
+        return
+    per_area: dict[str, Counter[str]] = defaultdict(Counter)
+    for result in run.results:
+        per_area[result.area][str(result.verdict)] += 1
+    terminalreporter.write_sep("=", "mimi-conformance verdicts")
+    order = [str(v) for v in Verdict]
+    for area in sorted(per_area):
+        counts = ", ".join(f"{v} {per_area[area][v]}" for v in order if per_area[area][v])
+        terminalreporter.write_line(f"{area:<20} {counts}")
+    total = Counter(str(r.verdict) for r in run.results)
+    terminalreporter.write_line(f"{'total':<20} " + ", ".join(f"{v} {total[v]}" for v in order if total[v]))
+    for result in run.results:
+        if result.verdict not in (Verdict.PASS,):
+            terminalreporter.write_line(f"  {result.verdict:<14} {result.check_id}: {result.message}")
+    terminalreporter.write_line(f"seed {run.seed}; SUT manifest sha256 {run.manifest.sha256}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    run = session.config.stash.get(_RUN, None)
+    if run is not None:
+        run.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture(scope="session")
+def mimi_run(request: pytest.FixtureRequest) -> MimiRun:
+    return _run(request.config)
+
+
+@pytest.fixture(scope="session")
+def mimi_output_dir(mimi_run: MimiRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    option = mimi_run.config.getoption("mimi_output")
+    directory = Path(option) if option else tmp_path_factory.mktemp("mimi-run")
+    directory.mkdir(parents=True, exist_ok=True)
+    mimi_run.output_dir = directory
+    return directory
+
+
+@pytest.fixture(scope="session")
+def run_env(mimi_output_dir: Path):
+    from .harness.connectors import REFERENCE_FOLLOWER_DOMAIN, REFERENCE_HUB_DOMAIN, RunEnvironment, SuitePki
+
+    pki = SuitePki.create(mimi_output_dir / "pki", [REFERENCE_HUB_DOMAIN, REFERENCE_FOLLOWER_DOMAIN])
+    return RunEnvironment(mimi_output_dir, pki)
+
+
+@pytest.fixture(scope="session")
+def sut_session(mimi_run: MimiRun, run_env):
+    """The SUT, connected once per run (the connector's stop() runs at the end of the session)."""
+    from .harness.connectors import SutConfigurationError, make_connector
+    from .harness.manifest import ManifestError
+
+    connector = make_connector(mimi_run.manifest, run_env)
+    try:
+        connected = connector.start()
+    except (SutConfigurationError, ManifestError) as exc:
+        # A configuration problem is reported as such, never as a verdict on the SUT.
+        pytest.exit(f"SUT configuration error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    mimi_run.sut_hosts = connected.hosts
+    try:
+        yield connected
+    finally:
+        connector.stop()
+
+
+@pytest.fixture
+def recorder(request: pytest.FixtureRequest, mimi_output_dir: Path):
+    from .harness.recorder import Recorder
+
+    item = request.node
+    rec = Recorder(item.nodeid, requirement_ids(item))
+    yield rec
+    relative = rec.write(mimi_output_dir)
+    state = item.stash.get(_STATE, None)
+    if state is not None:
+        state.transcript = relative
+
+
+@pytest.fixture
+def sut(sut_session, recorder):
+    """The connected SUT; its control API calls during this check go to this check's recorder."""
+    if sut_session.control is not None:
+        sut_session.control.observer = recorder.record_control
+    try:
+        yield sut_session
+    finally:
+        if sut_session.control is not None:
+            sut_session.control.observer = None
+
+
+@pytest.fixture(scope="session")
+def reference_peers(run_env, sut_session):
+    """The suite's reference hub and follower, started on first use and stopped at the end of the run."""
+    from .harness.connectors import ReferencePeers
+
+    peers = ReferencePeers(run_env, sut_ca=sut_session.ca)
+    peers.start()
+    try:
+        yield peers
+    finally:
+        peers.stop()
+
+
+@pytest.fixture
+def mimi(sut, run_env, recorder, mimi_run: MimiRun):
+    """MIMI calls to the SUT as the suite's hub domain (hub.ref.test), every exchange recorded."""
+    from .harness.connectors import REFERENCE_HUB_DOMAIN
+    from .harness.mimi import MimiSession
+
+    cert, key = run_env.pki.issue(REFERENCE_HUB_DOMAIN)
+    trust = run_env.pki.trust_bundle("trust-mimi-client", sut.ca if sut.ca != run_env.pki.ca_cert else None)
+    session = MimiSession(REFERENCE_HUB_DOMAIN, cert, key, trust, resolve=sut.resolve(), recorder=recorder,
+                          timeout=mimi_run.manifest.timeouts.request)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture
+def deadline(mimi_run: MimiRun):
+    """A Deadline the SUT's poll timeout from now."""
+    from .harness.polling import Deadline
+
+    return Deadline.after(mimi_run.manifest.timeouts.poll)
+
+
+@pytest.fixture
+def poll_until(mimi_run: MimiRun, recorder):
+    """``poll_until(predicate, timeout=None, interval=0.1, what=...)``: the harness poller, defaulting to
+    the SUT's poll timeout, noting in the transcript what was awaited and how it ended."""
+    from .harness.polling import PollTimeout
+    from .harness.polling import poll_until as _poll
+
+    def poll(predicate, timeout: float | None = None, interval: float = 0.1, *, what: str, retry_on=()):
+        budget = timeout if timeout is not None else mimi_run.manifest.timeouts.poll
+        recorder.note(f"waiting up to {budget:g}s for {what}")
+        try:
+            value = _poll(predicate, timeout=budget, interval=interval, what=what, retry_on=retry_on)
+        except PollTimeout as exc:
+            recorder.note(str(exc))
+            raise
+        recorder.note(f"done waiting for {what}")
+        return value
+
+    return poll
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest, mimi_run: MimiRun) -> random.Random:
+    """A random generator seeded from the run's seed and the check's ID (reproducible per check)."""
+    return random.Random(f"{mimi_run.seed}:{request.node.nodeid}")
+
