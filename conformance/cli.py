@@ -1,26 +1,68 @@
 """The ``mimi-conformance`` command.
 
-Subcommands so far: ``run`` (until the harness exists it prints the catalogue and the profiles
-it would score), ``requirements`` and ``profiles``. Exit codes: 0 success, 1 failure, 2 usage.
+Subcommands: ``run`` (run the suite against a SUT and write the reports), ``profiles``,
+``requirements`` (also ``--diff A B`` between two catalogue revisions), ``verify`` (a signed
+results.json), ``diff`` (two results.json), ``keygen`` (an Ed25519 key pair for ``run --sign-key``).
+Exit codes: 0 success, 1 failure, 2 usage error; never a count. The README documents the contract.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
+from pathlib import Path
 
 
-def _cmd_requirements(args: argparse.Namespace) -> int:
+def _error(message: str) -> None:
+    print(f"mimi-conformance: {message}", file=sys.stderr)
+
+
+def _load_catalogue_and_profiles():
     from .catalogue import load_catalogue
     from .profiles import load_profiles
 
     catalogue = load_catalogue()
+    return catalogue, load_profiles(catalogue)
+
+
+def _catalogue_revision(spec: str):
+    """``requirements --diff`` operands: an existing directory is loaded as a whole catalogue;
+    anything else must be a document ID of the packaged catalogue. Returns (label, requirements)."""
+    from .catalogue import CatalogueError, load_catalogue
+
+    path = Path(spec)
+    if path.is_dir():
+        try:
+            return str(path), list(load_catalogue(path))
+        except CatalogueError as exc:
+            raise ValueError(f"{spec}: {exc}") from None
+    catalogue = load_catalogue()
+    if spec not in catalogue.documents:
+        known = ", ".join(sorted(catalogue.documents))
+        raise ValueError(f"{spec!r} is neither a catalogue directory nor a document ID of the catalogue ({known})")
+    return spec, catalogue.from_document(spec)
+
+
+def _cmd_requirements(args: argparse.Namespace) -> int:
+    if args.diff:
+        if args.profile:
+            _error("requirements: --diff and --profile cannot be combined")
+            return 2
+        from reports.diff import diff_catalogues, format_catalogue_diff, requirement_infos
+
+        try:
+            (old_label, old), (new_label, new) = (_catalogue_revision(spec) for spec in args.diff)
+        except ValueError as exc:
+            _error(f"requirements --diff: {exc}")
+            return 2
+        diff = diff_catalogues(requirement_infos(old), requirement_infos(new))
+        print(format_catalogue_diff(diff, old_label, new_label))
+        return 0
+    catalogue, profiles = _load_catalogue_and_profiles()
     wanted = None
     if args.profile:
-        profiles = load_profiles(catalogue)
         if args.profile not in profiles:
-            print(f"unknown profile {args.profile!r}; known: {', '.join(sorted(profiles))}", file=sys.stderr)
+            _error(f"requirements: unknown profile {args.profile!r}; known: {', '.join(sorted(profiles))}")
             return 2
         wanted = set(profiles[args.profile].requirements)
     shown = [req for req in catalogue.requirements.values() if wanted is None or req.id in wanted]
@@ -31,42 +73,136 @@ def _cmd_requirements(args: argparse.Namespace) -> int:
 
 
 def _cmd_profiles(args: argparse.Namespace) -> int:
-    from .catalogue import load_catalogue
-    from .profiles import load_profiles
-
-    for profile in load_profiles(load_catalogue()).values():
+    _, profiles = _load_catalogue_and_profiles()
+    for profile in profiles.values():
         print(f"{profile.name:<32} {profile.role:<9} {len(profile.requirements):>4} requirements  {profile.title}")
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .catalogue import load_catalogue
-    from .profiles import load_profiles
+    from .run import RunOptions, execute
 
-    catalogue = load_catalogue()
-    print(f"Requirement catalogue: {len(catalogue.requirements)} requirements")
-    per_doc = Counter(req.source for req in catalogue.requirements.values())
-    for source, count in sorted(per_doc.items()):
-        print(f"  {source:<48} {count:>4}")
-    profiles = load_profiles(catalogue)
-    print(f"Profiles: {len(profiles)}")
-    for profile in profiles.values():
-        print(f"  {profile.name:<32} {profile.role:<9} {len(profile.requirements):>4} requirements")
-    print("The scenario harness is not built yet: nothing was run against the SUT.")
+    options = RunOptions(
+        sut=args.sut,
+        profiles=args.profile or (),
+        out=Path(args.out),
+        baseline=Path(args.baseline) if args.baseline else None,
+        seed=args.seed,
+        workers=args.workers,
+        sign_key=Path(args.sign_key) if args.sign_key else None,
+        timeout_total=args.timeout_total,
+        allow_untested=args.allow_untested,
+    )
+    return execute(options)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from reports.signing import verify_file
+
+    code, message = verify_file(Path(args.file), trusted_key_file=Path(args.key) if args.key else None)
+    if code == 2:
+        _error(f"verify: {message}")
+    else:
+        print(message)
+    return code
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from reports.diff import diff_results_files
+
+    code, text = diff_results_files(Path(args.old), Path(args.new), fail_on_regression=args.fail_on_regression)
+    if code == 2:
+        _error(f"diff: {text}")
+    else:
+        print(text)
+    return code
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    from reports.signing import generate_key, key_id, save_private_key, save_public_key
+
+    private_path = Path(args.out)
+    public_path = private_path.with_name(private_path.name + ".pub")
+    existing = [str(p) for p in (private_path, public_path) if p.exists()]
+    if existing and not args.force:
+        _error(f"keygen: {', '.join(existing)} already exist(s); pass --force to overwrite")
+        return 2
+    if not private_path.parent.is_dir():
+        _error(f"keygen: no such directory: {private_path.parent}")
+        return 2
+    key = generate_key()
+    save_private_key(key, private_path)
+    save_public_key(key, public_path)
+    print(f"private key {private_path} (keep it secret), public key {public_path}, key id {key_id(key)}")
     return 0
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """Usage errors are one line on stderr (exit 2), not argparse's usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mimi-conformance", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the suite against a SUT")
-    run.add_argument("--sut", default="reference", help="'reference' (embedded) or a SUT manifest file")
+    from .run import DEFAULT_OUT, DEFAULT_TIMEOUT_TOTAL
+
+    parser = _OneLineErrorParser(prog="mimi-conformance", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineErrorParser)
+
+    run = sub.add_parser("run", help="run the suite against a SUT and write the reports")
+    run.add_argument("--sut", default="reference", metavar="reference|MANIFEST",
+                     help="'reference' (the embedded reference peer, default) or a SUT manifest file")
+    run.add_argument("--profile", action="append", metavar="NAME",
+                     help="score this profile (repeatable; default: every profile whose role the SUT declares)")
+    run.add_argument("--out", default=str(DEFAULT_OUT), metavar="DIR", help=f"output directory (default: {DEFAULT_OUT})")
+    run.add_argument("--baseline", metavar="FILE", help="vendor baseline of expected failures (YAML)")
+    run.add_argument("--seed", type=int, metavar="N", help="seed of the run (default: random, printed)")
+    run.add_argument("-n", dest="workers", type=int, default=1, metavar="WORKERS",
+                     help="run checks in parallel in WORKERS processes (pytest-xdist; default 1)")
+    run.add_argument("--sign-key", metavar="FILE", help="Ed25519 private key (PEM) to sign results.json with")
+    run.add_argument("--timeout-total", type=_positive_seconds, default=DEFAULT_TIMEOUT_TOTAL, metavar="SECONDS",
+                     help=f"stop the run after this long (default {DEFAULT_TIMEOUT_TOTAL:g})")
+    run.add_argument("--allow-untested", action="store_true",
+                     help="exit 0 when profiles are INCOMPLETE only because requirements have no check yet "
+                          "(verdicts unchanged; for demos and suite development, never for certification)")
     run.set_defaults(func=_cmd_run)
-    reqs = sub.add_parser("requirements", help="list the requirement catalogue")
+
+    reqs = sub.add_parser("requirements", help="list the requirement catalogue, or diff two revisions")
     reqs.add_argument("--profile", help="only the requirements of this profile")
+    reqs.add_argument("--diff", nargs=2, metavar=("A", "B"),
+                      help="requirements added, removed and changed from A to B; each a catalogue directory "
+                           "or a document ID of the packaged catalogue")
     reqs.set_defaults(func=_cmd_requirements)
+
     profiles = sub.add_parser("profiles", help="list the requirement profiles")
     profiles.set_defaults(func=_cmd_profiles)
+
+    verify = sub.add_parser("verify", help="verify a signed results.json")
+    verify.add_argument("file", metavar="FILE")
+    verify.add_argument("--key", metavar="PUBKEY", help="the publisher's public key (PEM or hex) the signer must match")
+    verify.set_defaults(func=_cmd_verify)
+
+    diff = sub.add_parser("diff", help="verdict changes between two results.json files")
+    diff.add_argument("old", metavar="A")
+    diff.add_argument("new", metavar="B")
+    diff.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a verdict got worse")
+    diff.set_defaults(func=_cmd_diff)
+
+    keygen = sub.add_parser("keygen", help="write an Ed25519 key pair: OUT (private) and OUT.pub")
+    keygen.add_argument("out", metavar="OUT")
+    keygen.add_argument("--force", action="store_true", help="overwrite existing key files")
+    keygen.set_defaults(func=_cmd_keygen)
     return parser
 
 
@@ -74,13 +210,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on usage errors; keep that contract explicit
+    except SystemExit as exc:  # argparse exits 2 on usage errors and 0 for --help; keep that contract explicit
         return int(exc.code or 0)
     try:
         return int(args.func(args))
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         sys.stderr.close()
         return 0
+    except KeyboardInterrupt:  # the run's pytest process group is already stopped (conformance.run)
+        _error("interrupted")
+        return 1
 
 
 if __name__ == "__main__":
