@@ -75,6 +75,7 @@ from .wire.mimi import (
     KeyMaterialResponse,
     Protocol,
     SubmitMessageResponse,
+    SubmitResponseCode,
     UpdateResponseCode,
     UpdateRoomResponse,
 )
@@ -421,11 +422,14 @@ class ReferenceProvider:
 
     # -- hub side -----------------------------------------------------------------------------------
 
-    def commit_room_change(self, room_id: str, room: HubRoom, plan) -> None:
+    def commit_room_change(self, room_id: str, room: HubRoom, plan, *, room_changed: bool = True) -> None:
         """Persist the room and turn its FanoutPlan into outbox items (one /notify body per remote
-        provider, in order) in one transaction; the hub's own clients get theirs directly."""
+        provider, in order) in one transaction; the hub's own clients get theirs directly.
+        ``room_changed=False`` (an accepted submitMessage: the room only reads its state) skips
+        re-writing the unchanged room, a pickle of the whole MLS hub view, per message."""
         with self.state.store.transaction():
-            self.peer_store.save_hub_room(room_id, room)
+            if room_changed:
+                self.peer_store.save_hub_room(room_id, room)
             for domain in sorted(plan.domains()):
                 if self.is_local_domain(domain):
                     self.intake(room_id, plan.messages_for(domain))
@@ -445,13 +449,15 @@ class ReferenceProvider:
     async def handle_update(self, request: MimiRequest) -> MimiResponse:
         room = self._hub_room(request.value)
         response, plan = room.handle_update(request.peer_domain, request.body, now_ms())
-        self.commit_room_change(request.value, room, plan)
+        if response.responseCode == UpdateResponseCode.success:  # a refusal leaves the room, and the store, as they were
+            self.commit_room_change(request.value, room, plan)
         return MimiResponse(response.encode())
 
     async def handle_submit(self, request: MimiRequest) -> MimiResponse:
         room = self._hub_room(request.value)
         response, plan = room.handle_submit(request.peer_domain, request.body, now_ms())
-        self.commit_room_change(request.value, room, plan)
+        if response.statusCode == SubmitResponseCode.accepted:  # a refusal writes nothing
+            self.commit_room_change(request.value, room, plan, room_changed=False)
         return MimiResponse(response.encode())
 
     async def handle_group_info(self, request: MimiRequest) -> MimiResponse:
@@ -489,7 +495,7 @@ class ReferenceProvider:
         target = request.value
         if bytes(req.targetUser.uri).decode("utf-8", "replace") != target:
             raise MimiHTTPError(400, "target-mismatch", "targetUser differs from the path (PROTO-KEYMAT-TARGET-IN-PATH)")
-        target_domain = domain_of_uri(target)
+        target_domain = _provider_domain(target)
         if self.is_local_domain(target_domain):
             if req.protocol == Protocol.mls10 and not self._key_material_signature_ok(req):
                 raise MimiHTTPError(400, "bad-signature", "KeyMaterialRequest signature (PROTO-KEYMAT-SIGNATURE-CHECKED)")
@@ -516,7 +522,9 @@ class ReferenceProvider:
     async def fetch_key_material(self, room_id: str, target: str, body: bytes) -> tuple[int, bytes]:
         """The hub asks the target's provider (PROTO-KEYMAT-HUB-RELAY) and records KeyPackageRef ->
         provider for the Welcome routing (PROTO-KEYMAT-KPREF-HUB-PROVIDER)."""
-        target_domain = domain_of_uri(target) or ""
+        target_domain = _provider_domain(target)
+        if target_domain is None:
+            raise MimiHTTPError(404, "not-relayable", f"{target!r} names no provider domain")
         try:
             reply = await self._client().call(self.authority(target_domain), "keyMaterial", target, body)
         except PeerError as exc:
@@ -583,7 +591,8 @@ class ReferenceProvider:
         if self.is_local_domain(hub):
             room = self.hub_rooms[room_id]
             response, plan = room.handle_update(self.domain, body, now_ms())
-            self.commit_room_change(room_id, room, plan)
+            if response.responseCode == UpdateResponseCode.success:
+                self.commit_room_change(room_id, room, plan)
             return RoomCall(200, update=response)
         try:
             reply = await self._client().call(self.authority(hub), "update", room_id, body)
@@ -601,7 +610,8 @@ class ReferenceProvider:
         if self.is_local_domain(hub):
             room = self.hub_rooms[room_id]
             response, plan = room.handle_submit(self.domain, body, now_ms())
-            self.commit_room_change(room_id, room, plan)
+            if response.statusCode == SubmitResponseCode.accepted:
+                self.commit_room_change(room_id, room, plan, room_changed=False)
             return RoomCall(200, submit=response)
         try:
             reply = await self._client().call(self.authority(hub), "submitMessage", room_id, body)
@@ -704,6 +714,19 @@ class ReferenceProvider:
         except PeerError as exc:
             return 0, str(exc).encode()
         return reply.status, reply.body
+
+
+def _provider_domain(uri: str) -> str | None:
+    """The domain of a mimi:// URI when it can be a provider's (None otherwise): URI syntax admits
+    authorities such as ``mimi://0/u/x`` that are no DNS name, and the peer book refuses to look
+    those up (ValueError), so they must be turned away before any call is attempted."""
+    domain = domain_of_uri(uri)
+    if domain is None:
+        return None
+    try:
+        return normalize_domain(domain)
+    except ValueError:
+        return None
 
 
 def _is_room_uri(value: str) -> bool:

@@ -8,6 +8,8 @@ provider (``b.example``) of every member without any directory lookup.
 
 from __future__ import annotations
 
+import functools
+
 from ..wire.identity import MimiUri, MimiUriError, UriKind
 from ..wire.mls import Credential, CredentialType
 
@@ -27,8 +29,20 @@ def user_uri(domain: str, user: str) -> str:
 def user_of_uri(uri: bytes | str) -> bytes | None:
     """The user URI (bytes) of a user URI or a two-segment client URI; None otherwise."""
     try:
-        parsed = MimiUri.parse(_text(uri))
-    except (MimiUriError, UnicodeDecodeError):
+        text = _text(uri)
+    except UnicodeDecodeError:
+        return None
+    return _user_of_text(text)
+
+
+# The hub asks these of every leaf's credential for each message it accepts (active users, active
+# providers): pure functions of the text, memoised (bounded) so that a URI is parsed once, not per
+# message. The results are immutable (bytes, str, None).
+@functools.lru_cache(maxsize=4096)
+def _user_of_text(text: str) -> bytes | None:
+    try:
+        parsed = MimiUri.parse(text)
+    except MimiUriError:
         return None
     if parsed.kind is UriKind.user:
         return parsed.format().encode()
@@ -39,8 +53,17 @@ def user_of_uri(uri: bytes | str) -> bytes | None:
 
 def domain_of_uri(uri: bytes | str) -> str | None:
     try:
-        return MimiUri.parse(_text(uri)).domain
-    except (MimiUriError, UnicodeDecodeError):
+        text = _text(uri)
+    except UnicodeDecodeError:
+        return None
+    return _domain_of_text(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _domain_of_text(text: str) -> str | None:
+    try:
+        return MimiUri.parse(text).domain
+    except MimiUriError:
         return None
 
 
