@@ -15,9 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,mls-interop]' || echo "note: mls-rs bindings unavailable here; MLS interop tests will skip"
 	touch $(STAMP)
 
-## demo: run the suite against the embedded reference SUT and write a report
+## demo: run the suite against the embedded reference SUT and write the reports to out/demo
+# Most requirements have no check yet, so the profiles score INCOMPLETE (exit 1). --allow-untested
+# exits 0 only when that is the sole reason: any FAIL, HARNESS_ERROR, crash or usage error still
+# fails the demo, and the reports keep the INCOMPLETE verdicts.
 demo: $(STAMP)
-	$(BIN)/mimi-conformance run
+	$(BIN)/mimi-conformance run --out out/demo --allow-untested
+	@cat out/demo/summary.md
 
 ## test: lint, then the project's own tests
 test: $(STAMP) lint browser
@@ -39,6 +43,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_codec.py
 	$(BIN)/python benchmarks/bench_mls.py
+	$(BIN)/python benchmarks/bench_peer.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
