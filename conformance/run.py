@@ -54,7 +54,7 @@ from reports.model import (
     RequirementStatus,
     RunResults,
     Verdict,
-    check_record_from_line,
+    load_check_file,
     utc_timestamp,
 )
 from reports.scoring import rescore, score_run
@@ -361,26 +361,10 @@ def _feed(progress: AreaProgress, progress_tail: _LineTail, checks_tail: _LineTa
 
 
 def read_checks_file(path: Path) -> tuple[dict[str, Any] | None, list[CheckRecord]]:
-    """The plugin's JSON-lines file: its ``run`` header (None if absent) and its checks.
-
-    reports.model.load_check_lines would read the header as a malformed check, so it is split off here.
-    """
-    header = None
-    records = []
+    """The plugin's JSON-lines file: its ``run`` header (None if absent) and its checks."""
     if not path.exists():
         return None, []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        data = json.loads(line)
-        if data.get("kind") == "run":
-            header = data
-            continue
-        try:
-            records.append(check_record_from_line(data))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: not a check record: {exc!r}") from exc
-    return header, records
+    return load_check_file(path)
 
 
 def _suite_version() -> str:

@@ -395,14 +395,25 @@ def check_record_from_line(data: Mapping[str, Any]) -> CheckRecord:
     )
 
 
-def load_check_lines(path: Path) -> list[CheckRecord]:
-    """Every check of a JSON-lines file (blank lines skipped); a bad line raises ValueError naming it."""
+def load_check_file(path: Path) -> tuple[dict[str, Any] | None, list[CheckRecord]]:
+    """The harness's JSON-lines file: its ``kind: run`` header (None if absent) and every check
+    (blank lines skipped); a bad line raises ValueError naming it."""
+    header = None
     records = []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            records.append(check_record_from_line(json.loads(line)))
+            data = json.loads(line)
+            if isinstance(data, dict) and data.get("kind") == "run":
+                header = data
+                continue
+            records.append(check_record_from_line(data))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{number}: not a check record: {exc!r}") from exc
-    return records
+    return header, records
+
+
+def load_check_lines(path: Path) -> list[CheckRecord]:
+    """Every check of a JSON-lines file, without its run header."""
+    return load_check_file(path)[1]
