@@ -74,8 +74,9 @@ def _cmd_requirements(args: argparse.Namespace) -> int:
 
 def _cmd_profiles(args: argparse.Namespace) -> int:
     _, profiles = _load_catalogue_and_profiles()
+    width = max((len(name) for name in profiles), default=0)
     for profile in profiles.values():
-        print(f"{profile.name:<32} {profile.role:<9} {len(profile.requirements):>4} requirements  {profile.title}")
+        print(f"{profile.name:<{width}}  {profile.role:<9} {len(profile.requirements):>4} requirements  {profile.title}")
     return 0
 
 

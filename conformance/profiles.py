@@ -16,6 +16,7 @@ Any violation raises :class:`ProfileError` naming the profile file and the requi
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from .catalogue import Catalogue, CatalogueError, load_yaml
+from .harness.manifest import FEATURES
 
 SOURCE_TREE_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 PROFILE_SCHEMA_FILE_NAME = "profile.schema.json"
@@ -42,6 +44,16 @@ class Profile:
     role: str  # hub | follower | any
     requirements: dict[str, str]  # requirement ID -> scored level (MUST | SHOULD | MAY)
     file: Path | None = field(default=None, compare=False)
+    # What a SUT must declare for the profile to apply by default: {"consentMode": ..., "features": [...]}.
+    requires: dict[str, Any] = field(default_factory=dict)
+
+    def applies_to(self, roles: Sequence[str], consent_mode: str, features: Sequence[str]) -> bool:
+        """Whether a SUT declaring these roles, this consent mode and these features is scored by it."""
+        if self.role != "any" and self.role not in roles:
+            return False
+        if "consentMode" in self.requires and self.requires["consentMode"] != consent_mode:
+            return False
+        return all(feature in features for feature in self.requires.get("features", ()))
 
     def scored_at(self, level: str) -> list[str]:
         return [req_id for req_id, scored in self.requirements.items() if scored == level]
@@ -108,7 +120,11 @@ def load_profiles(catalogue: Catalogue, directory: Path | None = None) -> dict[s
             role=data["role"],
             requirements=dict(data["requirements"]),
             file=path,
+            requires=dict(data.get("requires", {})),
         )
+        unknown_features = set(profile.requires.get("features", ())) - set(FEATURES)
+        if unknown_features:
+            raise ProfileError(f"{path.name}: requires.features: unknown feature(s) {sorted(unknown_features)}")
         _check_against_catalogue(profile, catalogue, path.name)
         profiles[profile.name] = profile
     if not profiles:

@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reports.baseline import (
     EMPTY_BASELINE,
@@ -60,6 +60,10 @@ from reports.model import (
 from reports.scoring import rescore, score_run
 
 from .progress import PROGRESS_ENV
+
+if TYPE_CHECKING:
+    from .harness.manifest import SutManifest
+    from .profiles import Profile
 
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 # Check IDs are pytest node IDs relative to the rootdir; pinning it to the folder holding the
@@ -119,9 +123,10 @@ def _profile_info(profile: Any) -> ProfileInfo:
     )
 
 
-def profile_applies(profile_role: str, sut_roles: Sequence[str]) -> bool:
-    """A profile applies to a SUT that declares its role (an ``any`` profile applies to every SUT)."""
-    return profile_role == "any" or profile_role in sut_roles
+def profile_applies(profile: Profile, manifest: SutManifest) -> bool:
+    """A profile applies to a SUT that declares its role (an ``any`` profile to every SUT) and what the
+    profile requires: the extension profiles apply only to SUTs declaring that consent mode or feature."""
+    return profile.applies_to(manifest.roles, manifest.consent_mode, manifest.features)
 
 
 def plan_run(options: RunOptions) -> RunPlan:
@@ -153,13 +158,14 @@ def plan_run(options: RunOptions) -> RunPlan:
         if unknown:
             raise RunUsageError(f"--profile: unknown profile(s) {unknown}; known: {', '.join(sorted(all_profiles))}")
         selected = [all_profiles[name] for name in dict.fromkeys(options.profiles)]
-        misfit = [p.name for p in selected if not profile_applies(p.role, manifest.roles)]
+        misfit = [p.name for p in selected if not profile_applies(p, manifest)]
         if misfit:
             raise RunUsageError(
-                f"--profile: {misfit} score a role the SUT does not declare (SUT roles: {list(manifest.roles)})"
+                f"--profile: {misfit} need a role, consent mode or feature the SUT does not declare (SUT roles: "
+                f"{list(manifest.roles)}, consent mode: {manifest.consent_mode}, features: {list(manifest.features)})"
             )
     else:
-        selected = [p for p in all_profiles.values() if profile_applies(p.role, manifest.roles)]
+        selected = [p for p in all_profiles.values() if profile_applies(p, manifest)]
         if not selected:
             raise RunUsageError(f"no profile applies to the SUT's roles {list(manifest.roles)}")
     baseline = EMPTY_BASELINE

@@ -239,3 +239,40 @@ def test_profile_schema_rejects_bad_profiles(bad):
     }
     assert list(validator.iter_errors(good)) == []
     assert list(validator.iter_errors({**good, **bad})), f"schema accepted {bad}"
+
+
+def test_extension_profiles_apply_only_to_suts_declaring_their_mode_or_feature() -> None:
+    from conformance.catalogue import load_catalogue
+    from conformance.profiles import load_profiles
+
+    profiles = load_profiles(load_catalogue())
+    roles = ("hub", "follower")
+
+    def applicable(consent_mode: str, features: tuple[str, ...]) -> set[str]:
+        return {name for name, p in profiles.items() if p.applies_to(roles, consent_mode, features)}
+
+    core = {"hub-core-06", "follower-core-06"}
+    assert applicable("none", ()) == core
+    assert applicable("quarantine", ()) == core | {"consent-quarantine"}
+    assert applicable("consent-first", ("hubTransfer",)) == core | {
+        "consent-first",
+        "portability-experimental",
+        "portability-experimental-follower",
+    }
+    assert "multi-device" not in {n for n, p in profiles.items() if p.applies_to(("follower",), "none", ("multiDevice",))}
+
+
+def test_a_profile_requiring_an_unknown_feature_is_rejected(tmp_path) -> None:
+    import shutil
+
+    import pytest
+
+    from conformance.catalogue import load_catalogue
+    from conformance.profiles import ProfileError, load_profiles
+
+    source = Path(__file__).resolve().parents[1] / "profiles"
+    shutil.copy(source / "profile.schema.json", tmp_path)
+    text = (source / "multi-device.yaml").read_text(encoding="utf-8").replace("[multiDevice]", "[teleportation]")
+    (tmp_path / "multi-device.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ProfileError, match="teleportation"):
+        load_profiles(load_catalogue(), tmp_path)

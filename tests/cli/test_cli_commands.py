@@ -51,7 +51,17 @@ def test_profiles_lists_every_profile_with_its_role(capsys):
     code, out, _ = run_cli(capsys, "profiles")
     assert code == 0
     rows = {line.split()[0]: line.split()[1] for line in out.splitlines()}
-    assert rows == {"follower-core-06": "follower", "hub-core-06": "hub"}
+    assert rows == {
+        "follower-core-06": "follower",
+        "hub-core-06": "hub",
+        "consent-immediate": "any",
+        "consent-quarantine": "any",
+        "consent-first": "any",
+        "privacy-minimal-metadata-06": "hub",
+        "multi-device": "hub",
+        "portability-experimental": "hub",
+        "portability-experimental-follower": "follower",
+    }
 
 
 def test_requirements_of_a_profile_and_an_unknown_profile(capsys):

@@ -23,7 +23,9 @@ REPORTS = ("results.json", "junit.xml", "report.html", "summary.md")
 
 def test_a_default_run_writes_the_four_reports_and_exits_1_while_profiles_are_incomplete(reference_runs):
     run = reference_runs["plain"]
-    # Both applicable profiles are INCOMPLETE (most requirements have no check yet): documented exit 1.
+    # The applicable profiles (both cores, and consent-immediate: the reference SUT declares that mode;
+    # the other extension profiles need a mode or feature it does not declare) are INCOMPLETE (most
+    # requirements have no check yet): documented exit 1.
     assert run.returncode == 1, run.stderr
     for name in REPORTS:
         assert (run.out / name).is_file(), f"{name} missing; stdout:\n{run.stdout}"
@@ -35,6 +37,7 @@ def test_a_default_run_writes_the_four_reports_and_exits_1_while_profiles_are_in
     assert {p.name: str(p.verdict) for p in results.profiles} == {
         "follower-core-06": "INCOMPLETE",
         "hub-core-06": "INCOMPLETE",
+        "consent-immediate": "INCOMPLETE",
     }
     cases = ET.parse(run.out / "junit.xml").getroot().iter("testcase")
     verdicts = {
@@ -175,7 +178,12 @@ def test_profiles_apply_by_the_roles_the_sut_declares(tmp_path, monkeypatch, cap
     assert "--mimi-profile" in run_module.pytest_argv(plan)  # exactly one profile: its levels score the checks
     monkeypatch.setattr(run_module, "run_checks", _must_not_run)
     assert main(["run", "--sut", str(manifest), "--profile", "hub-core-06", "--out", str(tmp_path / "o")]) == 2
-    assert "score a role the SUT does not declare" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "['hub-core-06'] need a role, consent mode or feature the SUT does not declare" in err
+    assert "SUT roles: ['follower']" in err
+    # An extension profile needs what it requires: this SUT declares no consent mode.
+    assert main(["run", "--sut", str(manifest), "--profile", "consent-quarantine", "--out", str(tmp_path / "o")]) == 2
+    assert "['consent-quarantine'] need a role, consent mode or feature" in capsys.readouterr().err
 
 
 def test_the_pytest_command_pins_the_rootdir_and_passes_the_options(tmp_path):
