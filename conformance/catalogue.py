@@ -115,7 +115,11 @@ class Catalogue:
         return {amb for req in self.requirements.values() for amb in req.ambiguities}
 
 
-class _StringDatesLoader(yaml.SafeLoader):
+# The C loader where PyYAML has it (about 6x faster: every check process loads the catalogue).
+_BaseSafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StringDatesLoader(_BaseSafeLoader):
     """SafeLoader that keeps dates as strings (the schema wants 'YYYY-MM-DD', not datetime.date) and
     refuses duplicate mapping keys (PyYAML would silently keep the last one)."""
 

@@ -76,6 +76,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mimi-output", default=None, metavar="DIR",
                     help="the run's output dir: transcripts, logs, PKI (default: a pytest temporary dir)")
     group.addoption("--mimi-profile", default=None, metavar="NAME", help="score requirement levels by this profile")
+    group.addoption("--mimi-inventory", default=None, metavar="PATH",
+                    help="write the collected checks (ID, requirements, role, area, features) as JSON to PATH")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -261,6 +263,22 @@ def pytest_make_collect_report(collector: pytest.Collector):
     return report
 
 
+def check_inventory(items: list[pytest.Item], run: MimiRun) -> list[dict[str, Any]]:
+    """What each collected check judges, without running it (selftest, coverage manifest)."""
+    return [
+        {"id": item.nodeid, "requirements": list(requirement_ids(item)), "role": check_role(item),
+         "area": _area(item), "features": list(_marker_args(item, "feature"))}
+        for item in items if run.is_check(item)
+    ]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    path = session.config.getoption("mimi_inventory")
+    if path is not None and not hasattr(session.config, "workerinput"):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(check_inventory(session.items, _run(session.config)), indent=1) + "\n")
+
+
 # --------------------------------------------------------------------------------------------
 # Running: gate, judge, record
 
@@ -275,9 +293,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     role = check_role(item)
     if role != "any" and role not in manifest.roles:
         raise NotApplicable(f"the SUT does not declare the {role} role (manifest roles: {list(manifest.roles)})")
+    _label_for_allure(item, run)
     missing = [f for f in _marker_args(item, "feature") if f not in manifest.features]
     if missing:
         raise NotApplicable(f"the SUT does not declare the optional feature(s) {missing}")
+
+
+def _label_for_allure(item: pytest.Item, run: MimiRun) -> None:
+    """With allure-pytest active (``--alluredir``): epic = area, a feature per requirement, severity by level."""
+    if not item.config.pluginmanager.hasplugin("allure_pytest") or not item.config.getoption("allure_report_dir", None):
+        return
+    from reports.allure import SEVERITY_BY_LEVEL, AllureLabels, apply_allure_labels, strictest_level
+
+    ids = requirement_ids(item)
+    levels = {}
+    for requirement in ids:
+        try:
+            levels[requirement] = run.levels.level(requirement)
+        except (KeyError, ValueError):
+            continue
+    severity = SEVERITY_BY_LEVEL.get(strictest_level(ids, levels) or "", "normal")
+    apply_allure_labels(AllureLabels(_area(item), ids, severity, (f"role:{check_role(item)}",)))
 
 
 def _skip_reason(exc: BaseException) -> str:
@@ -416,11 +452,15 @@ def mimi_output_dir(mimi_run: MimiRun, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
-def run_env(mimi_output_dir: Path):
+def run_env(mimi_output_dir: Path, request: pytest.FixtureRequest):
     from .harness.connectors import REFERENCE_FOLLOWER_DOMAIN, REFERENCE_HUB_DOMAIN, RunEnvironment, SuitePki
 
-    pki = SuitePki.create(mimi_output_dir / "pki", [REFERENCE_HUB_DOMAIN, REFERENCE_FOLLOWER_DOMAIN])
-    return RunEnvironment(mimi_output_dir, pki)
+    # Under pytest-xdist each worker starts its own SUT and peers: their state, logs and PKI go to a
+    # folder of their own (transcripts stay in the run's folder, named by check).
+    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    directory = mimi_output_dir / "workers" / worker if worker else mimi_output_dir
+    pki = SuitePki.create(directory / "pki", [REFERENCE_HUB_DOMAIN, REFERENCE_FOLLOWER_DOMAIN])
+    return RunEnvironment(directory, pki)
 
 
 @pytest.fixture(scope="session")
@@ -494,6 +534,87 @@ def mimi(sut, run_env, recorder, mimi_run: MimiRun):
         yield session
     finally:
         session.close()
+
+
+@pytest.fixture
+def mimi_as(sut, run_env, recorder, mimi_run: MimiRun):
+    """``mimi_as(domain)``: MIMI calls to the SUT as one of the suite's reference domains (recorded)."""
+    from .harness.mimi import MimiSession
+
+    sessions = []
+
+    def session_for(domain: str) -> MimiSession:
+        cert, key = run_env.pki.issue(domain)
+        trust = run_env.pki.trust_bundle("trust-mimi-client", sut.ca if sut.ca != run_env.pki.ca_cert else None)
+        session = MimiSession(domain, cert, key, trust, resolve={**run_env.resolve, **sut.resolve()},
+                              recorder=recorder, timeout=mimi_run.manifest.timeouts.request)
+        sessions.append(session)
+        return session
+
+    try:
+        yield session_for
+    finally:
+        for session in sessions:
+            session.close()
+
+
+@pytest.fixture
+def names(request: pytest.FixtureRequest, mimi_run: MimiRun):
+    """``names(prefix)``: user, client and room names unique to this check in this run."""
+    from .harness.actors import unique_names
+
+    return unique_names(f"{mimi_run.seed}:{request.node.nodeid}")
+
+
+def _party(name, domain, control, names, poll, introspection_url=None):
+    from .harness.actors import Party
+
+    return Party(name, domain, control, names, poll, introspection_url=introspection_url)
+
+
+@pytest.fixture
+def sut_party(sut, names, poll_until):
+    """The SUT as a :class:`~conformance.harness.actors.Party` (its primary domain)."""
+    return _party("sut", sut.primary_domain, sut.require_control(), names, poll_until)
+
+
+@pytest.fixture
+def ref_hub(reference_peers, recorder, names, poll_until):
+    """The suite's reference hub as a Party (with traffic and state introspection)."""
+    yield from _reference_party("ref-hub", reference_peers.hub, recorder, names, poll_until)
+
+
+@pytest.fixture
+def ref_follower(reference_peers, recorder, names, poll_until):
+    """The suite's reference follower as a Party (with traffic and state introspection)."""
+    yield from _reference_party("ref-follower", reference_peers.follower, recorder, names, poll_until)
+
+
+def _reference_party(name, peer, recorder, names, poll):
+    domain = peer.domains[0]
+    control = peer.control_client(domain, observer=recorder.record_control)
+    if control is None:
+        from .verdicts import HarnessError
+
+        raise HarnessError(f"the suite's {name} has no control API: {peer.control_unavailable}")
+    try:
+        yield _party(name, domain, control, names, poll, introspection_url=peer.control_urls[domain])
+    finally:
+        control.close()
+
+
+@pytest.fixture
+def cast(request: pytest.FixtureRequest, sut_party, names):
+    """Who hosts the room and who follows it, by the SUT's role in this check (parametrise ``cast``
+    indirectly with :data:`conformance.scenarios.roles.BOTH_ROLES`, or one of its entries)."""
+    from .harness.actors import Cast
+
+    role = getattr(request, "param", None)
+    if role not in ROLES:
+        raise pytest.UsageError(f"{request.node.nodeid}: the cast fixture needs a role parameter, got {role!r}")
+    other = request.getfixturevalue("ref_follower" if role == "hub" else "ref_hub")
+    hub, follower = (sut_party, other) if role == "hub" else (other, sut_party)
+    return Cast(role, hub, follower, sut_party, other, names)
 
 
 @pytest.fixture

@@ -460,6 +460,7 @@ class CommandConnector(Connector):
             raise SutStartError(f"cannot run {spec['argv'][0]!r}: {exc}") from exc
         control = self._control(self.manifest.control_url)
         assert control is not None  # the schema requires control for the command connector
+        control.explain_unreachable = self.process_state
         try:
             info = wait_healthy(control, timeout=self.manifest.timeouts.startup, process=self.process)
             check_info_matches(self.manifest, info)
@@ -472,6 +473,12 @@ class CommandConnector(Connector):
             self.manifest, dict(self.manifest.endpoints), self.manifest.ca, control, info=info
         )
         return self.connected
+
+    def process_state(self) -> str | None:
+        """Why the SUT may be unreachable: its process has exited (None while it runs)."""
+        if self.process is None or self.process.running():
+            return None
+        return f"the SUT process has exited with code {self.process.returncode}; stderr: {self.process.tail() or '(empty)'}"
 
     def stop(self) -> None:
         super().stop()

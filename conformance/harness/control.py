@@ -14,14 +14,17 @@ which makes the check NOT_APPLICABLE. Every exchange is reported to ``observer``
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import httpcore
 import httpx
 from jsonschema import Draft202012Validator
 
@@ -94,6 +97,8 @@ class Operation:
     query_params: tuple[str, ...]
     body_schema: Mapping[str, Any] | None
     body_required: bool
+    # status code -> JSON schema of the documented 2xx answer (only those with a JSON body)
+    response_schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,11 @@ class Contract:
                     query_params=tuple(p["name"] for p in params if p["in"] == "query"),
                     body_schema=schema,
                     body_required=bool(body and body.get("required")),
+                    response_schemas={
+                        status: self._deref(answer["content"]["application/json"]["schema"])
+                        for status, answer in spec.get("responses", {}).items()
+                        if status.startswith("2") and "application/json" in self._deref(answer).get("content", {})
+                    },
                 )
 
     def _deref(self, node: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -154,9 +164,98 @@ def default_contract() -> Contract:
     return Contract(load_openapi())
 
 
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    return {dict: "a JSON object", list: "a JSON array", str: "a JSON string", bool: "a JSON boolean"}.get(
+        type(value), "a JSON number"
+    )
+
+
+def _article(kind: str) -> str:
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
+
+
 def encode_segment(value: str) -> str:
     """A whole mimi URI as one path segment: every octet outside RFC 3986 unreserved is encoded."""
     return quote(value, safe="")
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's synchronous network backend, with every connect, read and write also bounded by
+    the calling thread's overall deadline (set with :meth:`deadline`).
+
+    httpx's timeouts are per socket operation: a SUT that trickles its status line or headers one
+    byte at a time never trips them, and the answer's headers arrive before the caller can look at
+    the clock. Shrinking each operation's timeout to what is left of the deadline bounds the whole
+    exchange, headers included."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        previous = getattr(self._local, "at", None)
+        self._local.at = time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            self._local.at = previous
+
+    def bounded(self, timeout: float | None, error: type[Exception]) -> float | None:
+        at = getattr(self._local, "at", None)
+        if at is None:
+            return timeout
+        left = at - time.monotonic()
+        if left <= 0:
+            raise error("the overall deadline of the exchange passed")
+        return left if timeout is None else min(timeout, left)
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        stream = self._inner.connect_tcp(host, port, self.bounded(timeout, httpcore.ConnectTimeout), local_address,
+                                         socket_options)
+        return _DeadlineStream(stream, self)
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):  # pragma: no cover - no uds here
+        return _DeadlineStream(
+            self._inner.connect_unix_socket(path, self.bounded(timeout, httpcore.ConnectTimeout), socket_options), self
+        )
+
+    def sleep(self, seconds: float) -> None:  # pragma: no cover - only with retries, which are off
+        self._inner.sleep(seconds)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream, backend: _DeadlineBackend) -> None:
+        self._inner = inner
+        self._backend = backend
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._backend.bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._backend.bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        stream = self._inner.start_tls(ssl_context, server_hostname, self._backend.bounded(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(stream, self._backend)
+
+    def get_extra_info(self, info: str):
+        return self._inner.get_extra_info(info)
+
+
+def _deadline_transport(verify: Any, backend: _DeadlineBackend) -> httpx.HTTPTransport:
+    """httpx's default transport (no proxy from the environment) on the deadline-bounded backend."""
+    transport = httpx.HTTPTransport(verify=verify, trust_env=False)
+    # httpx has no public way to pass a network backend; its pool is rebuilt with the same SSL settings.
+    transport._pool = httpcore.ConnectionPool(  # noqa: SLF001
+        ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False), network_backend=backend
+    )
+    return transport
 
 
 class ControlClient:
@@ -182,9 +281,15 @@ class ControlClient:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         # trust_env=False: a proxy from the environment must never sit between the suite and the SUT.
-        self._http = httpx.Client(headers=headers, verify=verify, trust_env=False, follow_redirects=False)
+        self._deadlines = _DeadlineBackend()
+        self._http = httpx.Client(
+            headers=headers, transport=_deadline_transport(verify, self._deadlines), trust_env=False,
+            follow_redirects=False,
+        )
         self._supported: frozenset[str] | None = None
         self._info: dict[str, Any] | None = None
+        # Set by a connector that knows more when the SUT cannot be reached (e.g. its process exited).
+        self.explain_unreachable: Callable[[], str | None] | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -263,11 +368,17 @@ class ControlClient:
         error: ControlApiError | None = None
         try:
             try:
-                with self._http.stream(
+                with self._deadlines.deadline(timeout), self._http.stream(
                     operation.method, url, params=params, content=content, headers=headers,
                     timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
                 ) as response:
                     status, response_headers = response.status_code, response.headers
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > self.max_response_bytes:
+                        raise ControlResponseError(
+                            f"answer declares a {declared}-byte body, over the {self.max_response_bytes}-byte cap",
+                            operation=op, status=status,
+                        )
                     for chunk in response.iter_raw():
                         received += chunk
                         if len(received) > self.max_response_bytes:
@@ -281,9 +392,15 @@ class ControlClient:
                 raise ControlTimeout(
                     f"no complete answer within {timeout:g}s ({type(exc).__name__})", operation=op
                 ) from exc
+            except httpx.RemoteProtocolError as exc:
+                raise ControlResponseError(
+                    f"not a valid HTTP answer: {type(exc).__name__}: {exc}{self._explanation()}",
+                    operation=op, status=status,
+                ) from exc
             except httpx.TransportError as exc:
-                raise ControlUnreachable(f"{type(exc).__name__}: {exc}", operation=op) from exc
+                raise ControlUnreachable(f"{type(exc).__name__}: {exc}{self._explanation()}", operation=op) from exc
             reply = self._interpret(op, status, response_headers, bytes(received))
+            self._check_shape(op, reply.status, reply.body)
         except ControlApiError as exc:
             error = exc
             raise
@@ -298,6 +415,10 @@ class ControlClient:
                     )
                 )
         return reply
+
+    def _explanation(self) -> str:
+        note = self.explain_unreachable() if self.explain_unreachable is not None else None
+        return f" ({note})" if note else ""
 
     @staticmethod
     def _interpret(op: str, status: int | None, headers: httpx.Headers, body: bytes) -> ControlReply:
@@ -316,9 +437,40 @@ class ControlClient:
             if not isinstance(parsed, dict):
                 raise ControlResponseError(f"HTTP {status} without a problem document", operation=op, status=status)
             raise ControlProblem(op, status, parsed)
+        if 300 <= status < 400 and "location" in headers:
+            raise ControlResponseError(
+                f"unexpected HTTP {status} redirect to {headers['location']} (redirects are not followed)",
+                operation=op, status=status,
+            )
         if not 200 <= status < 300:
             raise ControlResponseError(f"unexpected HTTP {status}", operation=op, status=status)
         return ControlReply(status, headers, parsed)
+
+    def _check_shape(self, op: str, status: int, parsed: Any) -> None:
+        """The outline of a 2xx answer (top-level JSON type and required members) must be the contract's:
+        a check reading ``body["user"]`` must not die on a list with a TypeError that blames nobody."""
+        operation = self.contract.operations.get(op)
+        if operation is None or not operation.response_schemas:
+            return
+        schemas = operation.response_schemas
+        # An undocumented 2xx (200 for a documented 201) is held to the only documented one, if one.
+        schema = schemas.get(str(status)) or (next(iter(schemas.values())) if len(schemas) == 1 else None)
+        if not schema:
+            return
+        kinds = {"object": dict, "array": list, "string": str}
+        expected = kinds.get(schema.get("type", ""))
+        if expected is not None and not isinstance(parsed, expected):
+            raise ControlResponseError(
+                f"HTTP {status} answer is {_json_kind(parsed)}, where the contract has {_article(schema['type'])}",
+                operation=op, status=status,
+            )
+        if isinstance(parsed, dict):
+            missing = [name for name in schema.get("required", ()) if name not in parsed]
+            if missing:
+                raise ControlResponseError(
+                    f"HTTP {status} answer lacks the member(s) the contract requires: {', '.join(missing)}",
+                    operation=op, status=status,
+                )
 
     # --- info -----------------------------------------------------------------------------------
 

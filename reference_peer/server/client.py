@@ -217,9 +217,20 @@ class MimiClient:
             except TimeoutError:
                 raise PeerTimeout(f"no complete response within {deadline}s", url=url) from None
             except httpx.TimeoutException as exc:
-                raise PeerTimeout(f"{type(exc).__name__}: {exc}", url=url) from exc
+                phase = {
+                    "ConnectTimeout": "no connection and TLS handshake within "
+                                      f"{self._phase_timeouts(deadline).connect:g}s",
+                    "ReadTimeout": f"the peer sent nothing for {deadline:g}s",
+                    "WriteTimeout": f"the peer took nothing for {deadline:g}s",
+                }.get(type(exc).__name__, "timed out")
+                raise PeerTimeout(f"{type(exc).__name__}: {phase}" + (f" ({exc})" if str(exc) else ""),
+                                  url=url) from exc
             except httpx.TransportError as exc:
-                raise _classify(exc, url) from exc
+                raise _classify(exc, url, status, response_headers, len(received)) from exc
+            except OSError as exc:
+                # Not every socket or TLS error passes through httpx's mapping: a TLS 1.3 alert
+                # read after the handshake (a refused client certificate) surfaces as ssl.SSLError.
+                raise _classify(exc, url, status, response_headers, len(received)) from exc
         except PeerError as error:
             self._observe(method, url, send_headers, body, status, response_headers, bytes(received), error, started)
             raise
@@ -284,13 +295,41 @@ class MimiClient:
         return await self.request(ENDPOINTS[endpoint].method, url, body, **options)
 
 
-def _classify(exc: httpx.TransportError, url: str) -> PeerError:
+_CERTIFICATE_ALERTS = ("unknown ca", "bad certificate", "certificate required", "certificate unknown",
+                       "unsupported certificate", "access denied", "certificate revoked", "certificate expired")
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message``; for an exception without a message, the first cause that has one."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if not str(exc):
+        cause = exc.__cause__ or exc.__context__
+        while cause is not None and not str(cause):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            text += f" ({type(cause).__name__}: {cause})"
+    return text
+
+
+def _classify(
+    exc: Exception, url: str, status: int | None = None, headers: httpx.Headers | None = None,
+    received: int = 0,
+) -> PeerError:
+    text = _describe(exc)
+    if status is not None:
+        # The answer had started: say how far it got (a reset mid-body is not a rejected certificate).
+        declared = (headers or {}).get("content-length")
+        of = f" of {declared} declared" if declared else ""
+        text += f"; after HTTP {status} and {received}{of} body bytes"
     if is_tls_failure(exc):
+        if "alert" in text.lower() and any(alert in text.lower() for alert in _CERTIFICATE_ALERTS):
+            text += " (the peer refused our client certificate)"
         return PeerTLSError(f"TLS failure: {text}", url=url)
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, httpx.ConnectError | ConnectionRefusedError):
         return PeerConnectionError(f"cannot connect: {text}", url=url)
-    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.CloseError):
+    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.CloseError | OSError):
+        if status is not None:
+            return PeerConnectionError(f"connection broken in the middle of the answer: {text}", url=url)
         # Under TLS 1.3 a server verifies the client certificate after the client's handshake has
         # finished, and asyncio servers close without an alert: a rejected certificate looks like this.
         return PeerConnectionError(

@@ -346,3 +346,25 @@ def test_results_are_collected_once_under_xdist(pytester, tmp_path):
         ("test_many[0]", "PASS"), ("test_many[1]", "PASS"), ("test_many[2]", "PASS"), ("test_many[3]", "FAIL"),
     ]
     result.stdout.fnmatch_lines(["total * PASS 3, FAIL 1"])
+
+
+def test_allure_results_carry_area_requirement_and_severity_labels(pytester):
+    pytest.importorskip("allure_pytest")
+    pytester.makepyfile(test_transport="""
+import pytest
+
+@pytest.mark.requirements("PROTO-TRANSPORT-MTLS", "PROTO-DIRECTORY-HTTPS-URLS")
+@pytest.mark.role("hub")
+def test_labelled():
+    pass
+""")
+    result = pytester.runpytest_subprocess("--sut", "reference", "--alluredir", "allure", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    import json
+
+    (document,) = [json.loads(p.read_text()) for p in (pytester.path / "allure").glob("*-result.json")]
+    labels = {(label["name"], label["value"]) for label in document["labels"]}
+    assert ("epic", "transport") in labels
+    assert {("feature", "PROTO-TRANSPORT-MTLS"), ("feature", "PROTO-DIRECTORY-HTTPS-URLS")} <= labels
+    assert ("severity", "critical") in labels  # MUST (mTLS) is the strictest level judged
+    assert ("tag", "role:hub") in labels

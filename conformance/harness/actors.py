@@ -1,0 +1,321 @@
+"""Parties a check drives: the SUT and the suite's reference hub and follower, through control APIs.
+
+A :class:`Party` wraps one provider's control API with the calls scenarios make (users, rooms,
+participants, messages, consent, events) and polls with deadlines for their effects. The SUT and
+the reference peers are driven the same way, so one scenario body runs with the SUT as hub (the
+room on the SUT, members on the reference follower) and as follower (the room on the reference hub,
+members on the SUT): see :class:`Cast`.
+
+Reference peers additionally expose what they saw on the wire (:meth:`Party.traffic`) and a local
+member's MLS state (:meth:`Party.member_state`), so a check can judge the bytes a SUT sent and act
+as one of the reference peer's clients towards the SUT.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import itertools
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from ..verdicts import HarnessError
+from .control import ControlClient
+
+Poller = Callable[..., Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+    uri: str
+    clients: tuple[str, ...]
+    party: Party
+
+    @property
+    def client(self) -> str:
+        return self.clients[0]
+
+    @property
+    def domain(self) -> str:
+        return self.party.domain
+
+
+@dataclasses.dataclass(frozen=True)
+class Traffic:
+    """One MIMI request a reference peer received (``direction == "in"``) or sent (``"out"``)."""
+
+    seq: int
+    direction: str
+    endpoint: str
+    peer: str
+    value: str
+    request: bytes
+    status: int | None
+    response: bytes
+    error: str | None
+    time: float = 0.0  # when the reference peer logged it (its clock, seconds since the epoch)
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> Traffic:
+        return cls(
+            item["seq"], item["direction"], item["endpoint"], item["peer"], item["value"],
+            base64.b64decode(item["request"]), item["status"], base64.b64decode(item["response"]), item["error"],
+            item.get("time", 0.0),
+        )
+
+
+class Party:
+    """One provider driven through its control API (``name``: "sut", "ref-hub" or "ref-follower")."""
+
+    def __init__(
+        self, name: str, domain: str, control: ControlClient, names: Callable[[str], str], poll: Poller,
+        *, introspection_url: str | None = None,
+    ) -> None:
+        self.name = name
+        self.domain = domain
+        self.control = control
+        self._names = names
+        self._poll = poll
+        self._introspection_url = introspection_url
+
+    def __repr__(self) -> str:
+        return f"Party({self.name}, {self.domain})"
+
+    @property
+    def is_reference(self) -> bool:
+        return self._introspection_url is not None
+
+    def supports(self, operation: str) -> bool:
+        return operation in self.control.supported_operations()
+
+    # --- users and clients ----------------------------------------------------------------------
+
+    def create_user(self, name: str = "user", *, clients: int = 1, **extra: Any) -> User:
+        body = self.control.call("createUser", body={"user": self._names(name), "clients": clients, **extra}).body
+        return User(body["user"], tuple(body["clients"]), self)
+
+    def delete_user(self, user: User) -> dict[str, Any]:
+        return self.control.call("deleteUser", {"user": user.uri}).body
+
+    def add_client(self, user: User, *, join_rooms: bool = True) -> str:
+        body = {"client": self._names("device"), "joinRooms": join_rooms}
+        return self.control.call("addClient", {"user": user.uri}, body=body).body["client"]
+
+    def delete_client(self, client: str) -> dict[str, Any]:
+        return self.control.call("deleteClient", {"client": client}).body
+
+    def publish_key_packages(self, client: str, count: int, **extra: Any) -> dict[str, Any]:
+        return self.control.call("publishKeyPackages", {"client": client}, body={"count": count, **extra}).body
+
+    # --- rooms ----------------------------------------------------------------------------------
+
+    def create_room(self, creator: User, *, policy: dict[str, Any] | None = None, **extra: Any) -> str:
+        body: dict[str, Any] = {"creator": creator.uri, "room": self._names("room"), **extra}
+        if policy is not None:
+            body["policy"] = policy
+        return self.control.call("createRoom", body=body).body["room"]
+
+    def room(self, room: str) -> dict[str, Any] | None:
+        """getRoom, or None when this provider has no state of the room (404)."""
+        from .control import ControlProblem
+
+        try:
+            return self.control.call("getRoom", {"room": room}).body
+        except ControlProblem as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def participants(self, room: str) -> dict[str, dict[str, Any]]:
+        info = self.room(room)
+        return {} if info is None else {p["user"]: p for p in info["participants"]}
+
+    def add(self, room: str, actor: User | str, user: User | str, **extra: Any) -> dict[str, Any]:
+        """addParticipant; the raw ActionResult (``outcome`` may be a remote refusal)."""
+        body = {"actor": _uri(actor), "user": _uri(user), **extra}
+        return self.control.call("addParticipant", {"room": room}, body=body).body
+
+    def add_ok(self, room: str, actor: User | str, user: User | str, **extra: Any) -> dict[str, Any]:
+        """addParticipant that must be accepted: anything else is a failed precondition of the check."""
+        result = self.add(room, actor, user, **extra)
+        _expect_accepted(self, "addParticipant", result)
+        return result
+
+    def remove(self, room: str, actor: User | str, user: User | str, mode: str | None = None) -> dict[str, Any]:
+        query = {"actor": _uri(actor), "mode": mode}
+        return self.control.call("removeParticipant", {"room": room, "user": _uri(user)}, query=query).body
+
+    def unban(self, room: str, actor: User | str, user: User | str, role: int = 2) -> dict[str, Any]:
+        body = {"actor": _uri(actor), "user": _uri(user), "role": role}
+        return self.control.call("unbanParticipant", {"room": room}, body=body).body
+
+    def leave(self, room: str, actor: User | str) -> dict[str, Any]:
+        return self.control.call("leaveRoom", {"room": room}, body={"actor": _uri(actor)}).body
+
+    def remove_client(self, room: str, client: str, actor: str | None = None) -> dict[str, Any]:
+        body = {} if actor is None else {"actor": actor}
+        return self.control.call("removeClientFromRoom", {"room": room, "client": client}, body=body).body
+
+    # --- messages -------------------------------------------------------------------------------
+
+    def send(self, room: str, client: str, data: bytes) -> dict[str, Any]:
+        body = {"from": client, "content": {"base64": base64.b64encode(data).decode()}}
+        return self.control.call("sendMessage", {"room": room}, body=body).body
+
+    def send_ok(self, room: str, client: str, data: bytes) -> dict[str, Any]:
+        result = self.send(room, client, data)
+        _expect_accepted(self, "sendMessage", result)
+        return result
+
+    def received(self, client: str, room: str | None = None) -> list[bytes]:
+        """The application data ``client`` received and decrypted, oldest first (every page)."""
+        out: list[bytes] = []
+        after = None
+        while True:
+            page = self.control.call(
+                "listReceivedMessages", {"client": client}, query={"room": room, "after": after}
+            ).body
+            for item in page["items"]:
+                content = item["content"]
+                out.append(base64.b64decode(content["base64"]) if "base64" in content else content.get("text", "").encode())
+            after = page.get("next")
+            if not after or not page["items"]:
+                return out
+
+    def wait_received(self, client: str, data: bytes, *, room: str | None = None, what: str = "") -> None:
+        self._poll(lambda: data in self.received(client, room),
+                   what=what or f"{client} at {self.name} to receive {data!r}")
+
+    def events(self, user: User | str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        after = None
+        while True:
+            page = self.control.call("listUserEvents", {"user": _uri(user)}, query={"after": after}).body
+            out += page["items"]
+            after = page.get("next")
+            if not after or not page["items"]:
+                return out
+
+    def wait_event(self, user: User | str, event_type: str, *, room: str | None = None, what: str = "") -> dict:
+        def found() -> dict | None:
+            for event in self.events(user):
+                if event["type"] == event_type and (room is None or event.get("room") == room):
+                    return event
+            return None
+
+        return self._poll(found, what=what or f"a {event_type} event for {_uri(user)} at {self.name}")
+
+    def wait_epoch(self, room: str, epoch: int, *, what: str = "") -> dict[str, Any]:
+        return self._poll(
+            lambda: (info := self.room(room)) is not None and info["epoch"] >= epoch and info,
+            what=what or f"{self.name} to reach epoch {epoch} of {room}",
+        )
+
+    def wait_member(self, room: str, user: User | str, *, what: str = "") -> dict[str, Any]:
+        return self._poll(lambda: self.participants(room).get(_uri(user)),
+                          what=what or f"{_uri(user)} to be a participant of {room} at {self.name}")
+
+    # --- consent --------------------------------------------------------------------------------
+
+    def consent_state(self, user: User | str) -> list[dict[str, Any]]:
+        return self.control.call("getConsentState", {"user": _uri(user)}).body["entries"]
+
+    def request_consent(self, user: User | str, target: User | str, room: str | None = None) -> dict[str, Any]:
+        body = {"target": _uri(target), **({"room": room} if room else {})}
+        return self.control.call("requestConsent", {"user": _uri(user)}, body=body).body
+
+    def cancel_consent(self, user: User | str, target: User | str, room: str | None = None) -> dict[str, Any]:
+        body = {"target": _uri(target), **({"room": room} if room else {})}
+        return self.control.call("cancelConsentRequest", {"user": _uri(user)}, body=body).body
+
+    def grant_consent(self, user: User | str, requester: User | str, room: str | None = None) -> dict[str, Any]:
+        body = {"requester": _uri(requester), **({"room": room} if room else {})}
+        return self.control.call("grantConsent", {"user": _uri(user)}, body=body).body
+
+    def revoke_consent(self, user: User | str, requester: User | str, room: str | None = None) -> dict[str, Any]:
+        body = {"requester": _uri(requester), **({"room": room} if room else {})}
+        return self.control.call("revokeConsent", {"user": _uri(user)}, body=body).body
+
+    # --- reference peers only: what they saw, and their members' MLS state ------------------------
+
+    def _introspect(self, path: str, **query: Any) -> dict[str, Any]:
+        if self._introspection_url is None:
+            raise HarnessError(f"{self.name} is not a reference peer: it has no introspection routes")
+        try:
+            reply = httpx.get(f"{self._introspection_url}/x-reference/v1/{path}", params=query, timeout=10.0,
+                              trust_env=False)
+        except httpx.HTTPError as exc:
+            raise HarnessError(f"{self.name} introspection {path}: {type(exc).__name__}: {exc}") from exc
+        if reply.status_code != 200:
+            raise HarnessError(f"{self.name} introspection {path}: HTTP {reply.status_code} {reply.text[:200]}")
+        return reply.json()
+
+    def traffic_mark(self) -> int:
+        """The sequence number of the last MIMI request logged so far: pass it to :meth:`traffic`."""
+        return self._introspect("traffic", after=2**62)["last"]
+
+    def traffic(self, after: int = 0, *, endpoint: str | None = None, direction: str | None = None,
+                peer: str | None = None) -> list[Traffic]:
+        items: list[Traffic] = []
+        while True:
+            page = self._introspect("traffic", after=after, limit=1000)
+            items += [Traffic.from_json(i) for i in page["items"]]
+            if not page["items"]:
+                break
+            after = page["last"]
+        return [
+            t for t in items
+            if (endpoint is None or t.endpoint == endpoint) and (direction is None or t.direction == direction)
+            and (peer is None or t.peer == peer)
+        ]
+
+    def refuse_notifies(self, statuses: list[int], retry_after: str | None = None) -> None:
+        """Make this reference peer answer its next /notify requests with ``statuses``, one each."""
+        if self._introspection_url is None:
+            raise HarnessError(f"{self.name} is not a reference peer")
+        reply = httpx.post(f"{self._introspection_url}/x-reference/v1/refuse-notify", trust_env=False, timeout=10.0,
+                           json={"statuses": statuses, **({"retryAfter": retry_after} if retry_after else {})})
+        if reply.status_code != 200:
+            raise HarnessError(f"{self.name} refuse-notify: HTTP {reply.status_code} {reply.text[:200]}")
+
+    def member_state(self, room: str, client: str) -> Any:
+        """A copy of a reference client's member state (a SimulatedClient) in ``room``."""
+        return pickle.loads(base64.b64decode(self._introspect("member-state", room=room, client=client)["pickle"]))
+
+    def hub_state(self, room: str) -> Any:
+        """A copy of the reference hub's HubRoom for ``room``."""
+        return pickle.loads(base64.b64decode(self._introspect("hub-state", room=room)["pickle"]))
+
+
+def _uri(value: User | str) -> str:
+    return value.uri if isinstance(value, User) else value
+
+
+def _expect_accepted(party: Party, operation: str, result: dict[str, Any]) -> None:
+    if result.get("outcome") != "accepted":
+        # Setting up a check is not what it judges; the precondition failing is reported, not scored.
+        raise HarnessError(f"{party.name} {operation} was not accepted, so the check cannot proceed: {result}")
+
+
+def unique_names(seed: str) -> Callable[[str], str]:
+    """LocalNames unique to one check of one run: ``<prefix>-<8 hex of seed>-<n>``."""
+    tag = hashlib.sha256(seed.encode()).hexdigest()[:8]
+    counter = itertools.count(1)
+    return lambda prefix: f"{prefix}-{tag}-{next(counter)}"
+
+
+@dataclasses.dataclass
+class Cast:
+    """Who plays what in a scenario: ``hub`` hosts the room, ``follower`` is a provider with members
+    there, and ``sut`` is whichever of the two the SUT is (``sut_role``)."""
+
+    sut_role: str
+    hub: Party
+    follower: Party
+    sut: Party
+    reference: Party  # the other party: the suite's reference peer in the other role
+    names: Callable[[str], str]
