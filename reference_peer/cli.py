@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from aiohttp import web
@@ -18,12 +19,25 @@ from aiohttp import web
 from reference_peer.config import ConfigError, PeerConfig, load_config
 from reference_peer.control.app import make_control_app
 from reference_peer.control.backend import ReferenceBackend
+from reference_peer.control.introspection import add_introspection_routes
+from reference_peer.faults import REGISTRY as FAULTS
+from reference_peer.faults import activate as activate_faults
 from reference_peer.peer import ReferenceProvider, providers_from_config
 from reference_peer.pki import DEFAULT_LEAF_DAYS, CertificateAuthority, write_test_pki
 from reference_peer.server.names import normalize_domain
+from reference_peer.server.traffic import HANDLER_CLOCK
 from reference_peer.server.transport import MimiServer
 
 log = logging.getLogger("reference_peer")
+
+
+@web.middleware
+async def _timed_control(request: web.Request, handler):
+    started = time.perf_counter()
+    try:
+        return await handler(request)
+    finally:
+        HANDLER_CLOCK.add("control", time.perf_counter() - started)
 
 
 async def serve(
@@ -37,6 +51,9 @@ async def serve(
     MIMI endpoints of every configured provider, their outbox workers, and one control API listener
     per provider (``on_control_ready(domain, url)`` once each listens)."""
     stop = stop or asyncio.Event()
+    activate_faults(config.faults)
+    if config.faults:
+        log.warning("deliberate faults switched on: %s", ", ".join(config.faults))
     providers = providers_from_config(config)
     server = MimiServer(
         [p.transport for p in providers], config.ca, host=config.listen_address, port=config.listen_port,
@@ -52,6 +69,8 @@ async def serve(
         controls = []
         for index, provider in enumerate(providers):
             app = make_control_app(ReferenceBackend(provider), token=config.control.token)
+            add_introspection_routes(app, provider)
+            app.middlewares.append(_timed_control)
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             runners.append(runner)
@@ -67,6 +86,7 @@ async def serve(
                 on_control_ready(domain, url)
         await stop.wait()
     finally:
+        print(HANDLER_CLOCK.line(), flush=True)
         # Listeners first, so that no request reaches a provider whose state is closed.
         for runner in runners:
             await runner.cleanup()
@@ -125,6 +145,14 @@ def _cmd_pki(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_faults(args: argparse.Namespace) -> int:
+    for fault in sorted(FAULTS.values(), key=lambda f: (f.area, f.name)):
+        print(f"{fault.area:<12} {fault.name:<44} {' '.join(fault.requirements)}")
+        if args.verbose:
+            print(f"{'':<12} {fault.description}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reference-peer", description="The reference MIMI provider.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -139,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     pki_cmd.add_argument("--domain", action="append", required=True, help="a provider domain (repeatable)")
     pki_cmd.add_argument("--days", type=int, default=DEFAULT_LEAF_DAYS, help="provider certificate validity")
     pki_cmd.set_defaults(run=_cmd_pki)
+
+    faults_cmd = commands.add_parser("faults", help="list the named deliberate faults (area, name, requirements)")
+    faults_cmd.set_defaults(run=_cmd_faults)
     return parser
 
 

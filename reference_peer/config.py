@@ -20,7 +20,7 @@
       path: state/            # directory of the durable state: one SQLite file per provider,
                               # <domain>.sqlite; absent: in memory (lost at exit)
     consent_mode: immediate   # immediate | quarantine | consent-first
-    faults: []                # named deliberate violations to switch on (used by later work)
+    faults: []                # named deliberate violations to switch on (reference-peer faults lists them)
     control:                  # the SUT control API (HTTP+JSON), one listener per provider
       address: 127.0.0.1      # loopback by default: the API acts for users and must not be exposed
       port: 0                 # the first provider's port (the next ones +1, +2...); 0 picks free ports
@@ -226,6 +226,11 @@ def parse_config(document: Any, base_dir: str | os.PathLike[str] = ".") -> PeerC
             raise ConfigError(f"faults[{j}]: not a fault name: {name!r}")
     if len(set(faults_raw)) != len(faults_raw):
         raise ConfigError("faults: a fault is listed twice")
+    from reference_peer.faults import REGISTRY
+
+    unknown_faults = [name for name in faults_raw if name not in REGISTRY]
+    if unknown_faults:
+        raise ConfigError(f"faults: unknown fault(s) {unknown_faults}; 'reference-peer faults' lists them")
 
     raw_control = _mapping(top.get("control", {}) or {}, "control", {"address", "port", "token"})
     control_address = raw_control.get("address", "127.0.0.1")

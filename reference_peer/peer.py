@@ -45,6 +45,11 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
+from .faults import active
+from .faults import consent as consent_faults
+from .faults import discovery as faults
+from .faults import fanout as fanout_faults
+from .faults import transport as transport_faults
 from .mls import MLSError, basic_credential, cipher_suite
 from .mls.leaf import is_last_resort, key_package_ref, make_key_package
 from .mls.tree import RatchetTree
@@ -61,6 +66,7 @@ from .room.hub import group_info_refusal
 from .room.naming import domain_of_uri
 from .server.client import MimiClient, PeerError
 from .server.names import normalize_domain
+from .server.traffic import HANDLER_CLOCK, TrafficLog
 from .server.transport import MimiHTTPError, MimiRequest, MimiResponse, Provider
 from .wire.codec import DecodeError, EncodeError
 from .wire.identity import IdentifierUri, MimiUri, MimiUriError, UriKind
@@ -73,13 +79,23 @@ from .wire.mimi import (
     IdentifierRequest,
     KeyMaterialRequest,
     KeyMaterialResponse,
+    KeyMaterialUserCode,
     Protocol,
     SubmitMessageResponse,
     SubmitResponseCode,
     UpdateResponseCode,
     UpdateRoomResponse,
 )
-from .wire.mls import ExtensionType, ExternalSender, MLSMessage, ProposalType, RequiredCapabilities, WireFormat
+from .wire.mls import (
+    AppDataDictionary,
+    ComponentData,
+    ExtensionType,
+    ExternalSender,
+    MLSMessage,
+    ProposalType,
+    RequiredCapabilities,
+    WireFormat,
+)
 
 log = logging.getLogger(__name__)
 
@@ -198,13 +214,16 @@ class ReferenceProvider:
             ("reportAbuse", self.handle_report_abuse),
             ("proxyDownload", self.handle_proxy_download),
         ):
-            self.transport.register(endpoint, handler)
+            self.transport.register(endpoint, self._recorded(endpoint, handler))
+        self.traffic = TrafficLog()
         self.client: MimiClient | None = None
         self.worker: OutboxWorker | None = None
         self._worker_stop: asyncio.Event | None = None
         self._worker_task: asyncio.Task | None = None
-        # Test hook (fault injection): answer /notify with this status instead of processing it.
+        # Test hooks: answer /notify with this status instead of processing it (while set), and answer
+        # the next notifies with these (status, Retry-After) pairs, one each (the suite's retry checks).
         self.refuse_notify_status: int | None = None
+        self.notify_refusals: list[tuple[int, str | None]] = []
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -241,6 +260,46 @@ class ReferenceProvider:
             self.client = None
         self.state.close()
 
+    def _recorded(self, endpoint: str, handler):
+        """``handler``, with each request and its answer kept in the traffic log."""
+
+        async def recorded(request: MimiRequest):
+            started = time.perf_counter()
+            try:
+                response = await handler(request)
+            except MimiHTTPError as exc:
+                self.traffic.add("in", endpoint=endpoint, peer=request.peer_domain, value=request.value,
+                                 request=request.body, status=exc.status, error=str(exc))
+                raise
+            except Exception as exc:
+                self.traffic.add("in", endpoint=endpoint, peer=request.peer_domain, value=request.value,
+                                 request=request.body, status=None, error=f"{type(exc).__name__}: {exc}")
+                raise
+            if isinstance(response, MimiResponse):
+                self.traffic.add("in", endpoint=endpoint, peer=request.peer_domain, value=request.value,
+                                 request=request.body, status=response.status, response=response.body)
+            else:
+                self.traffic.add("in", endpoint=endpoint, peer=request.peer_domain, value=request.value,
+                                 request=request.body, status=getattr(response, "status", None))
+            HANDLER_CLOCK.add("mimi", time.perf_counter() - started)
+            return response
+
+        return recorded
+
+    async def _call(self, authority: str, endpoint: str, value: str, body: bytes = b"", **options):
+        """Call a peer's endpoint through the outgoing client, keeping the exchange in the traffic log."""
+        peer = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+        body, options = transport_faults.outgoing(self.domain, body, options)
+        try:
+            reply = await self._client().call(authority, endpoint, value, body, **options)
+        except Exception as exc:
+            self.traffic.add("out", endpoint=endpoint, peer=peer, value=value, request=body, status=None,
+                             error=f"{type(exc).__name__}: {exc}")
+            raise
+        self.traffic.add("out", endpoint=endpoint, peer=peer, value=value, request=body, status=reply.status,
+                         response=reply.body)
+        return reply
+
     def _client(self) -> MimiClient:
         if self.client is None:
             raise RuntimeError(f"provider {self.domain} not started")
@@ -254,8 +313,9 @@ class ReferenceProvider:
 
     async def _deliver_item(self, item: OutboxItem) -> DeliveryResult:
         value = next(iter(item.path_vars.values()))
-        reply = await self._client().call(self.authority(item.destination), item.endpoint, value, item.body)
-        return DeliveryResult(reply.status, retry_after=reply.headers.get("retry-after"))
+        reply = await self._call(self.authority(item.destination), item.endpoint, value, item.body)
+        status, retry_after = fanout_faults.delivery_result(item.endpoint, reply.status, reply.headers.get("retry-after"))
+        return DeliveryResult(status, retry_after=retry_after)
 
     # -- local clients ------------------------------------------------------------------------------
 
@@ -265,6 +325,8 @@ class ReferenceProvider:
         name = client_uri.rsplit("/", 1)[1]
         keys = self.client_keys.get(client_uri) or SimulatedClient(parsed.domain, parsed.user or name, name)
         bundles = [keys.make_key_package() for _ in range(count)]
+        if active(faults.KEYMAT_SERVE_EXPIRED) and count:
+            bundles.append(_expired_key_package(keys))
         with self.state.store.transaction():
             self.state.upload_key_packages(client_uri, [b.key_package.encode() for b in bundles])
             self.peer_store.save_client_keys(client_uri, keys)
@@ -295,6 +357,8 @@ class ReferenceProvider:
             bundles = [
                 make_key_package(keys.suite_id, keys.credential, keys.signature_priv, **lifetime) for _ in range(count)
             ]
+            if active(faults.KEYMAT_SERVE_EXPIRED) and count:
+                bundles.append(_expired_key_package(keys))
             if bundles:
                 self.state.upload_key_packages(client_uri, [b.key_package.encode() for b in bundles])
             if last_resort:
@@ -434,7 +498,10 @@ class ReferenceProvider:
                 if self.is_local_domain(domain):
                     self.intake(room_id, plan.messages_for(domain))
                 else:
-                    self.state.queue_notify(domain, room_id, plan.body_for(domain))
+                    bodies = fanout_faults.notify_bodies(self, room_id, domain, plan.messages_for(domain),
+                                                         plan.body_for(domain))
+                    for body in bodies:
+                        self.state.queue_notify(domain, room_id, body)
 
     def host_room(self, room_id: str, room: HubRoom) -> None:
         self.hub_rooms[room_id] = room
@@ -463,6 +530,11 @@ class ReferenceProvider:
     async def handle_group_info(self, request: MimiRequest) -> MimiResponse:
         room = self.hub_rooms.get(request.value)
         if room is None:  # notAuthorized, not a 404: room existence must not leak (PROTO-GROUPINFO-NO-SUCH-ROOM)
+            from .faults import active
+            from .faults.privacy import GROUPINFO_UNKNOWN_ROOM_404
+
+            if active(GROUPINFO_UNKNOWN_ROOM_404):
+                raise MimiHTTPError(404, "unknown-room", f"{self.domain} hosts no room {request.value!r}")
             return MimiResponse(group_info_refusal(request.value.encode()).encode())
         return MimiResponse(room.group_info_response(request.peer_domain, request.body, now_ms()).encode())
 
@@ -476,7 +548,10 @@ class ReferenceProvider:
     async def handle_proxy_download(self, request: MimiRequest) -> MimiResponse:
         url = urlsplit(request.value)
         host = (url.hostname or "").lower()
-        if url.scheme != "https" or host not in self.options.asset_hosts:
+        from .faults import active
+        from .faults.privacy import OPEN_DOWNLOAD_PROXY
+
+        if (url.scheme != "https" or host not in self.options.asset_hosts) and not active(OPEN_DOWNLOAD_PROXY):
             # PROTO-ASSETS-PROXY-NO-OPEN-PROXY: only asset servers of peer providers, nothing is fetched.
             raise MimiHTTPError(403, "not-an-asset-host", f"{host!r} is no peer provider's asset domain")
         try:
@@ -497,7 +572,8 @@ class ReferenceProvider:
             raise MimiHTTPError(400, "target-mismatch", "targetUser differs from the path (PROTO-KEYMAT-TARGET-IN-PATH)")
         target_domain = _provider_domain(target)
         if self.is_local_domain(target_domain):
-            if req.protocol == Protocol.mls10 and not self._key_material_signature_ok(req):
+            if (req.protocol == Protocol.mls10 and not active(faults.KEYMAT_SKIP_SIGNATURE_CHECK)
+                    and not self._key_material_signature_ok(req)):
                 raise MimiHTTPError(400, "bad-signature", "KeyMaterialRequest signature (PROTO-KEYMAT-SIGNATURE-CHECKED)")
             result = self.state.claim_key_material(query_from_request(req))
             return MimiResponse(result.to_response().encode())
@@ -505,6 +581,10 @@ class ReferenceProvider:
         room = self.hub_rooms.get(room_id)
         if room is None or target_domain is None:
             raise MimiHTTPError(404, "not-relayable", f"{target!r} is not local and {room_id!r} is not hosted here")
+        if active(faults.KEYMAT_HUB_DOES_NOT_RELAY):
+            refused = KeyMaterialResponse(protocol=Protocol.mls10, userStatus=KeyMaterialUserCode.noConsent,
+                                          userUri=req.targetUser, clients=[])
+            return MimiResponse(refused.encode())
         reply = await self.fetch_key_material(room_id, target, request.body)
         return MimiResponse(reply[1], status=reply[0])
 
@@ -526,7 +606,7 @@ class ReferenceProvider:
         if target_domain is None:
             raise MimiHTTPError(404, "not-relayable", f"{target!r} names no provider domain")
         try:
-            reply = await self._client().call(self.authority(target_domain), "keyMaterial", target, body)
+            reply = await self._call(self.authority(target_domain), "keyMaterial", target, body)
         except PeerError as exc:
             raise MimiHTTPError(502, "target-unreachable", str(exc)) from None
         room = self.hub_rooms[room_id]
@@ -547,6 +627,9 @@ class ReferenceProvider:
         room_id = request.value
         if self.refuse_notify_status is not None:
             return MimiResponse(status=self.refuse_notify_status)
+        if self.notify_refusals:
+            status, retry_after = self.notify_refusals.pop(0)
+            return MimiResponse(status=status, headers={"Retry-After": retry_after} if retry_after else {})
         if not _is_room_uri(room_id):
             raise MimiHTTPError(400, "malformed-room-id", f"{room_id!r} is not a mimi:// room URI")
         if domain_of_uri(room_id) != request.peer_domain:
@@ -554,12 +637,16 @@ class ReferenceProvider:
         messages = FanoutMessage.decode_sequence(request.body, scope=MLS10)
         if not messages:
             raise MimiHTTPError(400, "empty-notify", "a /notify body carries at least one FanoutMessage")
+        if fanout_faults.refuse_own_echo(self, room_id, messages):
+            return MimiResponse(status=409)
         with self.state.store.transaction():
             # A byte-identical duplicate from the same hub is answered 201 and not processed again
             # (PROTO-FANOUT-DUP-NOTIFY-201, PROTO-FANOUT-DUP-NOTIFY-PROCESS-ONCE).
             if self.state.notify_is_new(request.peer_domain, request.body):
-                self.intake(room_id, messages)
-        return MimiResponse(status=201)
+                self.intake(room_id, fanout_faults.intake_messages(messages))
+            else:
+                return MimiResponse(status=fanout_faults.duplicate_notify_status(self, room_id, messages))
+        return MimiResponse(consent_faults.notify_body(self.state, room_id), status=201)
 
     # -- consent, identifierQuery ------------------------------------------------------------------
 
@@ -571,12 +658,22 @@ class ReferenceProvider:
             raise MimiHTTPError(403, "consent-domain-mismatch", str(exc)) from None
         except (ValueError, MimiUriError) as exc:
             raise MimiHTTPError(400, "malformed-consent", str(exc)) from None
-        return MimiResponse(status=receipt.status)
+        from .faults import privacy as privacy_faults  # deliberate faults, off unless configured
+
+        if active(privacy_faults.CONSENT_UNKNOWN_USER_REVEALED) or active(privacy_faults.CONSENT_DECISION_REVEALED):
+            faulty = privacy_faults.consent_answer(self.state, entry, receipt)
+            if faulty is not None:
+                return MimiResponse(faulty[1], status=faulty[0])
+        return MimiResponse(consent_faults.consent_answer_body(entry.consentOperation.name), status=receipt.status)
 
     async def handle_identifier_query(self, request: MimiRequest) -> MimiResponse:
         query = IdentifierRequest.decode(request.body)
         result = self.state.identifier_query(elements_from_request(query))
-        return MimiResponse(result.to_response().encode())
+        response = result.to_response()
+        if active(faults.IDQUERY_NOT_IDEMPOTENT):  # a fresh nonce: no two answers are the same
+            nonce = ComponentData(component_id=0xF000, data=secrets.token_bytes(16))
+            response = response.replace(id_response_extensions=AppDataDictionary(component_data=[nonce]))
+        return MimiResponse(response.encode())
 
     # -- outgoing room traffic (the provider acting for its local clients) -------------------------
 
@@ -595,7 +692,7 @@ class ReferenceProvider:
                 self.commit_room_change(room_id, room, plan)
             return RoomCall(200, update=response)
         try:
-            reply = await self._client().call(self.authority(hub), "update", room_id, body)
+            reply = await self._call(self.authority(hub), "update", room_id, body)
         except PeerError as exc:
             return RoomCall(0, error=str(exc))
         if reply.status != 200:
@@ -614,7 +711,7 @@ class ReferenceProvider:
                 self.commit_room_change(room_id, room, plan, room_changed=False)
             return RoomCall(200, submit=response)
         try:
-            reply = await self._client().call(self.authority(hub), "submitMessage", room_id, body)
+            reply = await self._call(self.authority(hub), "submitMessage", room_id, body)
         except PeerError as exc:
             return RoomCall(0, error=str(exc))
         if reply.status != 200:
@@ -632,7 +729,7 @@ class ReferenceProvider:
             answer = room.group_info_response(self.domain, body, now_ms()) if room else group_info_refusal(room_id.encode())
             return 200, answer, ""
         try:
-            reply = await self._client().call(self.authority(hub), "groupInfo", room_id, body)
+            reply = await self._call(self.authority(hub), "groupInfo", room_id, body)
         except PeerError as exc:
             return 0, None, str(exc)
         if reply.status != 200:
@@ -680,7 +777,7 @@ class ReferenceProvider:
             protocol=Protocol.mls10,
             requestingUser=IdentifierUri(uri=member.user_uri.encode()),
             targetUser=IdentifierUri(uri=target.encode()),
-            roomId=IdentifierUri(uri=room_id.encode()),
+            roomId=IdentifierUri(uri=b"" if active(faults.KEYMAT_REQUEST_WITHOUT_ROOM) else room_id.encode()),
             acceptableCiphersuites=[member.suite_id],
             requiredCapabilities=RequiredCapabilities(
                 extension_types=[int(ExtensionType.app_data_dictionary)],
@@ -704,16 +801,27 @@ class ReferenceProvider:
             result = self.state.claim_key_material(query_from_request(KeyMaterialRequest.decode(body)))
             return 200, result.to_response().encode()
         hub = self.hub_of(room_id)
+        if active(faults.KEYMAT_BYPASS_HUB) and not self.is_local_domain(hub) and _provider_domain(target):
+            hub = _provider_domain(target)  # asks the target's provider directly instead of the hub
         if self.is_local_domain(hub):
             try:
                 return await self.fetch_key_material(room_id, target, body)
             except MimiHTTPError as exc:
                 return exc.status, exc.detail.encode()
         try:
-            reply = await self._client().call(self.authority(hub), "keyMaterial", target, body)
+            reply = await self._call(self.authority(hub), "keyMaterial", target, body)
         except PeerError as exc:
             return 0, str(exc).encode()
         return reply.status, reply.body
+
+
+def _expired_key_package(keys: SimulatedClient):
+    """Fault keymat-serve-expired: a KeyPackage of ``keys`` whose lifetime ended an hour ago."""
+    now = int(time.time())
+    bundle = make_key_package(keys.suite_id, keys.credential, keys.signature_priv, not_before=now - 7200,
+                              not_after=now - 3600)
+    keys.key_packages[bundle.ref()] = bundle
+    return bundle
 
 
 def _provider_domain(uri: str) -> str | None:

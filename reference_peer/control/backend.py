@@ -18,6 +18,9 @@ import datetime
 import time
 from typing import Any
 
+from ..faults import active
+from ..faults import removal as removal_faults
+from ..faults.multidevice import NEW_DEVICE_SKIPS_ROOMS
 from ..mls import MLSError, remove_proposal, self_remove_proposal
 from ..peer import fresh_name
 from ..provider.consent import ConsentDomainError, ConsentMode
@@ -91,6 +94,32 @@ def _parse(uri: Any, kind: UriKind | None, what: str) -> MimiUri:
     if kind is not None and parsed.kind is not kind:
         raise ControlError.bad_request(f"{what}: {uri!r} is not a {kind.name} URI")
     return parsed
+
+
+def _profile(value: Any, name: str) -> Profile:
+    """createUser ``profile`` (contract Profile) -> the provider's; the local name is always a handle."""
+    if value is None:
+        return Profile(handles=(name,))
+    if not isinstance(value, dict) or set(value) - {"handles", "nicks", "emails", "phones", "names", "oidcClaims", "vcard"}:
+        raise ControlError.bad_request("profile: expected an object of handles, nicks, emails, phones, names, oidcClaims, vcard")
+
+    def strings(key: str) -> tuple[str, ...]:
+        items = value.get(key) or []
+        if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
+            raise ControlError.bad_request(f"profile.{key}: expected a list of non-empty strings")
+        return tuple(items)
+
+    def mapping(key: str) -> dict[str, str]:
+        items = value.get(key) or {}
+        if not isinstance(items, dict) or not all(isinstance(v, str) for v in items.values()):
+            raise ControlError.bad_request(f"profile.{key}: expected an object of strings")
+        return dict(items)
+
+    handles = strings("handles")
+    return Profile(
+        handles=handles if name in handles else (name, *handles), nicks=strings("nicks"), emails=strings("emails"),
+        phones=strings("phones"), names=mapping("names"), oidc_claims=mapping("oidcClaims"), vcard=mapping("vcard"),
+    )
 
 
 def _name(value: Any, what: str) -> str:
@@ -227,6 +256,12 @@ class ReferenceBackend:
             "product": {"name": "mimi-conformance reference peer"},
             "providerDomains": list(self.provider.domains),
             "roles": ["hub", "follower"],
+            "consent": {
+                "extensionVersion": "01",
+                "defaultMode": str(self.state.settings.consent.default_mode),
+                "perUserOverride": self.state.settings.consent.allow_user_override,
+                "revealsUnknownUsers": self.state.settings.reveal_unknown_consent_targets,
+            },
             "supportedOperations": list(IMPLEMENTED),
         }
 
@@ -255,7 +290,7 @@ class ReferenceBackend:
             created = self.state.provision_user(
                 user,
                 clients=count,
-                profile=Profile(handles=(name,)),
+                profile=_profile(body.get("profile"), name),
                 search_policy=search_policy,
                 consent_mode=consent_mode,
             )
@@ -295,6 +330,8 @@ class ReferenceBackend:
         self.state.add_client(user, client)
         self.provider.provision_client_keys(client)
         outcomes = []
+        if active(NEW_DEVICE_SKIPS_ROOMS):
+            join_rooms = False
         for room in rooms if join_rooms else []:  # external commit after groupInfo, one room at a time
             call, member, reason = await self.provider.join_external(room, client)
             if member is not None:
@@ -476,6 +513,8 @@ class ReferenceBackend:
         if target not in listed and not member.leaves_of_user(target):
             raise ControlError.conflict(f"{user} is not a participant of {room}")
         if mode == "remove":
+            return await self._commit(room, client, lambda m: _remove_user(m, target))
+        if mode == "ban" and active(removal_faults.BAN_IS_PLAIN_REMOVAL):
             return await self._commit(room, client, lambda m: _remove_user(m, target))
         if mode == "ban":
             return await self._commit(
@@ -664,7 +703,8 @@ class ReferenceBackend:
     async def revokeConsent(self, user: str, body: Any) -> dict[str, Any]:
         self._local_user(user)
         requester, room = self._consent_body(body, "revokeConsent", "requester")
-        self.state.revoke_consent(user, requester, room)
+        change = self.state.revoke_consent(user, requester, room)
+        self.provider.pump({c for item in change.released for c in item.clients})  # empty unless a fault is on
         return self._consent_result(requester, user, room, "revoke")
 
     async def requestConsent(self, user: str, body: Any) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ..faults import consent as consent_faults
 from ..wire.identity import MimiUri, MimiUriError
 from .inbox import Inbox
 from .store import Clock, Store
@@ -181,6 +182,9 @@ class ConsentState:
     def cancel_request(self, scope: ConsentScope) -> bool:
         """Remove the pending request with exactly this scope; False (and nothing changed) if none."""
         with self._store.transaction() as conn:
+            faulty = consent_faults.cancel_where(scope.requester, scope.target, scope.room_key)
+            if faulty is not None:
+                return conn.execute(f"DELETE FROM consent_requests WHERE {faulty[0]}", faulty[1]).rowcount > 0
             cur = conn.execute(
                 "DELETE FROM consent_requests WHERE requester = ? AND target = ? AND room_id = ?",
                 (scope.requester, scope.target, scope.room_key),
@@ -244,6 +248,9 @@ class ConsentState:
     def decide_keymaterial(self, requester: str, target: str, room: str | None) -> ConsentVerdict:
         """May ``requester`` claim ``target``'s KeyPackages for ``room`` (None: no room context)?"""
         decisions = self._decisions(requester, target)
+        faulty = consent_faults.keymaterial_verdict(self, decisions, requester, target, room)
+        if faulty is not None:
+            return faulty
         any_room = decisions.get("")
         this_room = decisions.get(room) if room is not None else None
         revoked = any_room == Decision.revoke or this_room == Decision.revoke
@@ -272,7 +279,10 @@ class ConsentState:
             state = self.room_state(user, room)
             if state is not None:
                 return state
-            if self.mode_for(user) != ConsentMode.quarantine or self.granted(requester, user, room):
+            if self.granted(requester, user, room) or (
+                self.mode_for(user) != ConsentMode.quarantine
+                and not consent_faults.holds_immediate_override(self._store, user)
+            ):
                 return None
             conn.execute(
                 "INSERT INTO held_rooms (user_uri, room_id, requester, state, since) VALUES (?, ?, ?, 'held', ?)",
@@ -290,6 +300,8 @@ class ConsentState:
                     "INSERT INTO held_items (user_uri, room_id, clients, item, received_at) VALUES (?, ?, ?, ?, ?)",
                     (user, room, json.dumps(list(clients)), bytes(item), int(self._clock())),
                 )
+                if consent_faults.leaks_held():
+                    self._inbox.deliver(room, clients, item)
             elif state != RoomState.rejected:
                 self._inbox.deliver(room, clients, item)
             return state
@@ -321,9 +333,10 @@ class ConsentState:
                     "SELECT id, clients, item FROM held_items WHERE user_uri = ? AND room_id = ? ORDER BY id",
                     (user, room_id),
                 ).fetchall()
-                for _, clients_json, item in rows:
+                for _, clients_json, item in consent_faults.release_order(rows):
                     clients = tuple(json.loads(clients_json))
-                    self._inbox.deliver(room_id, clients, bytes(item))
+                    if not consent_faults.leaks_held():
+                        self._inbox.deliver(room_id, clients, bytes(item))
                     released.append(ReleasedItem(room_id, clients, bytes(item)))
                 conn.execute("DELETE FROM held_items WHERE user_uri = ? AND room_id = ?", (user, room_id))
                 conn.execute(

@@ -27,6 +27,8 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..faults import active
+from ..faults import discovery as faults
 from ..wire.identity import IdentifierUri
 from ..wire.mimi import (
     FieldSource,
@@ -346,16 +348,22 @@ class Directory:
         if refusal is not None:
             return SearchResult(refusal)
         users = self._store.conn.execute(
-            "SELECT uri, search_policy FROM users WHERE status = 'active' AND search_policy != 'hidden' ORDER BY uri"
+            "SELECT uri, search_policy FROM users WHERE (? OR status = 'active') AND (? OR search_policy != 'hidden') "
+            "ORDER BY uri",
+            (active(faults.IDQUERY_FINDS_DELETED_USERS), active(faults.IDQUERY_IGNORES_SEARCH_POLICY)),
         ).fetchall()
         matches = []
+        match_all = any if active(faults.IDQUERY_OR_SEMANTICS) else all
         for uri, policy in users:
-            if policy == SearchPolicy.exact_handle and any(el.search_type != T.handle for el in elements):
+            if (policy == SearchPolicy.exact_handle and any(el.search_type != T.handle for el in elements)
+                    and not active(faults.IDQUERY_IGNORES_SEARCH_POLICY)):
                 continue
             profile = self.profile(uri)
-            if all(element_matches(profile, el) for el in elements):
+            if match_all(element_matches(profile, el) for el in elements):
                 matches.append(SearchMatch(uri, tuple(profile.public_fields())))
         if not matches:
+            if active(faults.IDQUERY_NOTFOUND_AS_SUCCESS):
+                return SearchResult(IdentifierQueryCode.success)
             return SearchResult(IdentifierQueryCode.notFound)
         if len(matches) > self.settings.max_results:
             return SearchResult(IdentifierQueryCode.ambiguous)
@@ -368,6 +376,8 @@ def element_matches(profile: Profile, el: QueryElement) -> bool:
         return False
     kind = el.search_type
     if kind == T.handle:
+        if active(faults.IDQUERY_PREFIX_MATCH):
+            return any(handle.startswith(value) for handle in profile.handles)
         return value in profile.handles
     if kind == T.nick:
         return value in profile.nicks or any(handle_user_part(h) == value for h in profile.handles)

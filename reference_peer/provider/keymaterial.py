@@ -26,6 +26,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..faults import active
+from ..faults import consent as consent_faults
+from ..faults import discovery as faults
 from ..mls.crypto import cipher_suite
 from ..mls.errors import UnsupportedCipherSuite
 from ..wire.codec import DecodeError
@@ -219,7 +222,8 @@ class KeyMaterialService:
         with self._store.transaction() as conn:
             row = conn.execute("SELECT status FROM users WHERE uri = ?", (query.target,)).fetchone()
             if row is None:
-                code = KeyMaterialUserCode.userUnknown if self.settings.reveal_unknown_users else refused
+                reveal = self.settings.reveal_unknown_users or active(faults.KEYMAT_REVEAL_UNKNOWN_USERS)
+                code = KeyMaterialUserCode.userUnknown if reveal else refused
                 return KeyMaterialResult(code, query.target)
             if row[0] == "deleted":
                 if self.settings.reveal_deleted_users:
@@ -231,18 +235,22 @@ class KeyMaterialService:
                 return KeyMaterialResult(code, query.target)
             verdict = self._consent.decide_keymaterial(query.requester, query.target, query.room)
             if verdict != ConsentVerdict.allowed:
+                consent_faults.on_refusal(conn, query.target, int(self._clock()))
                 return KeyMaterialResult(KeyMaterialUserCode[verdict.value], query.target)
 
             now = int(self._clock())
             clients = [
                 r[0] for r in conn.execute("SELECT uri FROM clients WHERE user_uri = ? ORDER BY uri", (query.target,))
             ]
+            if active(faults.KEYMAT_FIRST_CLIENT_ONLY):
+                clients = clients[:1]
             results = [self._claim_for_client(conn, client, query, now) for client in clients]
             codes = [r.code for r in results]
             if codes and all(c == KeyMaterialClientCode.success for c in codes):
                 user_code = KeyMaterialUserCode.success
             elif KeyMaterialClientCode.success in codes:
-                user_code = KeyMaterialUserCode.partialSuccess
+                user_code = (KeyMaterialUserCode.success if active(faults.KEYMAT_SUCCESS_DESPITE_EXHAUSTED)
+                             else KeyMaterialUserCode.partialSuccess)
             else:
                 # No client could supply anything, whether incompatible or exhausted: -06 has no
                 # "exhausted" user code, and noCompatibleMaterial is the one that may list clients.
@@ -256,7 +264,7 @@ class KeyMaterialService:
             "SELECT id, key_package, ref, cipher_suite, not_after, last_resort FROM key_packages "
             "WHERE client_uri = ? AND (claimed_at IS NULL OR last_resort = 1) AND not_after >= ? AND not_before <= ? "
             "ORDER BY not_after, id",
-            (client, now, now),
+            (client, 0 if active(faults.KEYMAT_SERVE_EXPIRED) else now, now),
         ).fetchall()
         candidates = [
             _Candidate(
@@ -264,6 +272,8 @@ class KeyMaterialService:
             )
             for rid, kp, ref, suite, not_after, lr in rows
         ]
+        if active(faults.KEYMAT_SERVE_EXPIRED):  # expired ones last: served once the valid ones ran out
+            candidates.sort(key=lambda c: c.not_after < now)
         if not candidates:
             return ClientMaterial(client, KeyMaterialClientCode.keyMaterialExhausted)
         compatible = [c for c in candidates if self._compatible(c, query)]
@@ -278,6 +288,8 @@ class KeyMaterialService:
                 "UPDATE key_packages SET times_served = times_served + 1, claimed_by = ?, claimed_at = ? WHERE id = ?",
                 (query.requester, now, chosen.row_id),
             )
+        elif active(faults.KEYMAT_REUSE):  # handed out, but left available for the next claim
+            pass
         else:
             cur = conn.execute(
                 "UPDATE key_packages SET claimed_by = ?, claimed_at = ?, times_served = 1 "
@@ -296,8 +308,10 @@ class KeyMaterialService:
     @staticmethod
     def _compatible(candidate: _Candidate, query: KeyMaterialQuery) -> bool:
         caps = candidate.capabilities
+        if active(faults.KEYMAT_IGNORE_REQUIRED_CAPABILITIES):
+            query = KeyMaterialQuery(query.requester, query.target, query.room, query.acceptable_ciphersuites)
         return (
-            candidate.suite in set(query.acceptable_ciphersuites)
+            (candidate.suite in set(query.acceptable_ciphersuites) or active(faults.KEYMAT_IGNORE_CIPHERSUITES))
             and all(t in caps.extensions or t in DEFAULT_EXTENSION_TYPES for t in query.required_extensions)
             and all(t in caps.proposals or t in DEFAULT_PROPOSAL_TYPES for t in query.required_proposals)
             and all(t in caps.credentials for t in query.required_credentials)

@@ -12,6 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..faults import active
+from ..faults import consent as consent_faults
+from ..faults.discovery import IDQUERY_FINDS_DELETED_USERS
 from ..wire.identity import IdentifierUri, MimiUri
 from ..wire.mimi import ConsentEntry, ConsentOperation
 from ..wire.mls import AppDataDictionary, KeyPackage
@@ -228,7 +231,8 @@ class ProviderState:
                 "DELETE FROM inbox WHERE client_uri IN (SELECT uri FROM clients WHERE user_uri = ?)", (user_uri,)
             )
             conn.execute("DELETE FROM clients WHERE user_uri = ?", (user_uri,))
-            conn.execute("DELETE FROM profile_fields WHERE user_uri = ?", (user_uri,))
+            if not active(IDQUERY_FINDS_DELETED_USERS):
+                conn.execute("DELETE FROM profile_fields WHERE user_uri = ?", (user_uri,))
             conn.execute("DELETE FROM kp_routes WHERE user_uri = ?", (user_uri,))
             conn.execute("DELETE FROM consent_requests WHERE target = ?", (user_uri,))
             conn.execute("DELETE FROM consent_decisions WHERE target = ?", (user_uri,))
@@ -341,7 +345,10 @@ class ProviderState:
         with self.store.transaction():
             if self.user_status(user) != "active":
                 raise KeyError(user)
-            self.consent.record_decision(scope, Decision.revoke)
+            if consent_faults.revoke_recorded():
+                self.consent.record_decision(scope, Decision.revoke)
+            if consent_faults.reject_delivers():
+                return ConsentChange(released=tuple(self.consent.accept(user, requester, room)))
             dropped = self.consent.reject(user, requester, room)
             outbox_id = None
             if self.settings.send_revocations and not self.is_local(requester):
@@ -353,6 +360,8 @@ class ProviderState:
         if not self.is_local(requester) or self.is_local(target):
             raise ConsentDomainError("request_consent is for a local requester and a remote target")
         op = ConsentOperation.cancel if cancel else ConsentOperation.request
+        if cancel:
+            room = consent_faults.sent_cancel_room(room)
         with self.store.transaction():
             return self._queue_consent(op, ConsentScope(requester, target, room), "requestConsent", [])
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from .. import faults as _faults
+from ..faults import removal as _removal_faults
 from ..mls import (
     Group,
     KeyPackageBundle,
@@ -206,7 +208,10 @@ class SimulatedClient:
                     int(COMPONENT_PARTICIPANT_LIST), plist_mod.make_update(removed=[index]).encode()
                 )
             )
-        proposals += [remove_proposal(leaf) for leaf in self.leaves_of_user(user)]
+        leaves = self.leaves_of_user(user)
+        if _faults.active(_removal_faults.REMOVE_USER_MISSES_A_CLIENT):
+            leaves = leaves[:1]
+        proposals += [remove_proposal(leaf) for leaf in leaves]
         return self.commit(proposals, **kwargs)
 
     def change_role(self, user: bytes, role: int, *, remove_clients: bool = False, **kwargs: object) -> OutgoingCommit:
@@ -257,6 +262,7 @@ class SimulatedClient:
         proposals: list[Proposal] = [self_remove_proposal()]
         proposals += [
             remove_proposal(leaf) for leaf in self.leaves_of_user(self.user_uri.encode()) if leaf != group.own_leaf
+            if not _faults.active(_removal_faults.LEAVE_KEEPS_OTHER_CLIENTS)
         ]
         if index is not None:
             proposals.append(
@@ -268,7 +274,11 @@ class SimulatedClient:
 
     def send(self, text: bytes) -> bytes:
         """An application message as a SubmitMessageRequest body, with the user's URI as sendingUri."""
-        message = self._require_group().protect(text)
+        from ..faults import active
+        from ..faults.privacy import SUBMIT_SENDER_IN_CLEAR  # a deliberate fault, off unless configured
+
+        aad = self.uri.encode() if active(SUBMIT_SENDER_IN_CLEAR) else b""
+        message = self._require_group().protect(text, aad)
         self._sent.add(message)
         return SubmitMessageRequest(
             protocol=Protocol.mls10,

@@ -16,6 +16,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+from .. import faults as _faults
+from ..faults import active
+from ..faults import removal as removal_faults
+from ..faults.fanout import (
+    ACCEPT_FUTURE_MESSAGE,
+    ACCEPT_STALE_MESSAGE,
+    SECOND_COMMIT_FOR_EPOCH,
+    TIMESTAMP_NOT_ACCEPTANCE,
+    WELCOME_TO_EVERY_PROVIDER,
+)
+from ..faults.multidevice import NEW_DEVICE_GROUPINFO_REFUSED, OWN_CLIENT_REMOVAL_REFUSED, SINGLE_DEVICE_IGNORED
 from ..mls import HubView, MLSError, WrongEpoch, external_proposal, gce_proposal
 from ..mls.crypto import cipher_suite, vl
 from ..mls.group import (
@@ -353,6 +364,12 @@ class HubRoom:
             if bytes(content.group_id) != self.group_id:
                 raise _Refused(UpdateResponseCode.invalidProposal, "the handshake is for another group")
             self._refuse_removed_sender(content)
+            forked = getattr(self, "_fault_previous_view", None)  # fault accept-second-commit-for-epoch
+            if (
+                forked is not None and active(SECOND_COMMIT_FOR_EPOCH)
+                and content.content_type == ContentType.commit and content.epoch == self.epoch - 1
+            ):
+                self.view, self.pending = forked, []
             if content.epoch != self.epoch:
                 raise _Refused(
                     UpdateResponseCode.wrongEpoch,
@@ -382,6 +399,9 @@ class HubRoom:
         user = self.leaf_history.get(content.epoch, {}).get(sender.leaf_index)  # type: ignore[attr-defined]
         if user is not None and user in self.removed_users and user not in self.active_users():
             kind = "commit" if content.content_type == ContentType.commit else "propose"  # type: ignore[attr-defined]
+            if active(removal_faults.ACCEPT_REMOVED_MEMBER_COMMIT if kind == "commit"
+                      else removal_faults.ACCEPT_REMOVED_MEMBER_PROPOSALS):
+                return
             raise _not_allowed(
                 Refusal(
                     f"a client of removed user {user.decode(errors='replace')} may not {kind}",
@@ -517,6 +537,8 @@ class HubRoom:
                 raise _Refused(UpdateResponseCode.invalidProposal, f"invalid proposal: {exc}", invalid=[ref]) from None
             proposal = received.proposal
             ptype = proposal.proposal_type
+            if ptype == ProposalType.self_remove and active(removal_faults.REFUSE_SELF_REMOVE):
+                raise _not_allowed(Refusal("SelfRemove refused", "PROTO-REMOVAL-ONLY-REMOVE-PROPOSALS"))
             if kind == "new_member" and ptype == ProposalType.add:
                 user = user_of_credential(proposal.add.key_package.leaf_node.credential)
             self._check_sender_domain(kind, user, sender_domain)
@@ -550,7 +572,7 @@ class HubRoom:
             entries.append(PendingEntry(data, received.proposal_ref, now, member_user, int(ptype)))
         # Self-leave (§3.5): the leaving user's proposals must be in the next commit.
         # A SelfRemove too: its sender can never commit it itself (POLICY-CAP-REMOVE-OWN-CLIENT).
-        for entry in entries:
+        for entry in entries if not active(removal_faults.FORGET_CACHED_LEAVE) else ():
             if entry.sender_user is not None and (entry.sender_user in leaving_now or entry.sender_user in departing):
                 entry.required, entry.why_required = True, "self-leave [PROTO-UPDATE-SELF-LEAVE-CACHED]"
             elif entry.proposal_type == ProposalType.self_remove:
@@ -579,7 +601,7 @@ class HubRoom:
         """A removed/leaving user's clients may only propose Remove/SelfRemove for their own user and
         their own removal from the list (PROTO-REMOVAL-ONLY-REMOVE-PROPOSALS)."""
         ptype = proposal.proposal_type  # type: ignore[attr-defined]
-        if ptype == ProposalType.self_remove:
+        if ptype == ProposalType.self_remove or active(removal_faults.ACCEPT_REMOVED_MEMBER_PROPOSALS):
             return
         if ptype == ProposalType.remove:
             target = view.tree.leaf(proposal.remove.removed)  # type: ignore[attr-defined]
@@ -633,7 +655,7 @@ class HubRoom:
             )
         old_roles = self.roles()
         departing = self.departing_users()
-        if not external and (
+        if not external and not active(removal_faults.ACCEPT_REMOVED_MEMBER_COMMIT) and (
             committer_user in departing
             or not self.policy.may_be_active(old_roles.get(committer_user, ROLE_INDEX_NON_PARTICIPANT))
         ):
@@ -661,6 +683,8 @@ class HubRoom:
         group_info = self._group_info_from_bundle(bundle, work, content, msg)
         welcome_routes = self._welcome_routes(bundle, received.applied)
         # Accepted: swap in the new state.
+        if active(SECOND_COMMIT_FOR_EPOCH):
+            self._fault_previous_view = old
         before_providers = self.active_providers(old)
         self.view = work
         self.group_info = group_info
@@ -680,7 +704,8 @@ class HubRoom:
             externalProposals=[decode_message(p.message) for p in hub_proposals],
         )
         # The removed user's provider too: removed clients SHOULD get their Commit (PROTO-FANOUT-REMOVED-GETS-COMMIT).
-        for domain in sorted(before_providers | self.active_providers()):
+        notified = before_providers if not active(removal_faults.NO_COMMIT_TO_REMOVED_PROVIDER) else set()
+        for domain in sorted(notified | self.active_providers()):
             plan.add(domain, fanout)
         welcome = bundle.welcome  # type: ignore[attr-defined]
         if welcome is not None:
@@ -688,6 +713,8 @@ class HubRoom:
                 representation=RatchetTreeRepresentation.full, ratchet_tree=work.tree.to_wire()
             )
             welcome_msg = MLSMessage(version=1, wire_format=WireFormat.mls_welcome, welcome=welcome)
+            if active(WELCOME_TO_EVERY_PROVIDER):
+                welcome_routes = welcome_routes | self.active_providers() | before_providers
             for domain in sorted(welcome_routes):  # PROTO-FANOUT-WELCOME-ROUTING, PROTO-FANOUT-WELCOME-RATCHET-TREE
                 plan.add(
                     domain,
@@ -850,7 +877,9 @@ class HubRoom:
                     else ROLE_INDEX_NON_PARTICIPANT
                 )
                 if actor is not None and actor == target:
-                    if not (self.policy.has(actor_role, Capability.canRemoveOwnClient) or actor in departing):
+                    if active(OWN_CLIENT_REMOVAL_REFUSED) or not (
+                        self.policy.has(actor_role, Capability.canRemoveOwnClient) or actor in departing
+                    ):
                         raise _not_allowed(
                             Refusal(f"role {actor_role} lacks canRemoveOwnClient", "POLICY-CAP-REMOVE-OWN-CLIENT")
                         )
@@ -893,6 +922,8 @@ class HubRoom:
             if user is None:
                 return Refusal(f"leaf {index} has no MIMI client identity", "PROTO-PLIST-ONE-ENTRY-PER-USER")
             role = roles.get(user, ROLE_INDEX_NON_PARTICIPANT)
+            if role == ROLE_INDEX_NON_PARTICIPANT and active(removal_faults.HUB_KEEPS_REMOVED_USERS_CLIENT):
+                continue
             if role == ROLE_INDEX_NON_PARTICIPANT:
                 return Refusal(
                     f"a client of {user.decode(errors='replace')} remains without a participant-list entry",
@@ -906,7 +937,11 @@ class HubRoom:
             if not policy.may_be_active(role):
                 return Refusal(f"role {role} may have no clients", "POLICY-ROLE-MAX-ACTIVE-ZERO")
             per_user[user] = per_user.get(user, 0) + 1
-        if policy.base.multi_device == Bool.false and any(n > 1 for n in per_user.values()):
+        if (
+            policy.base.multi_device == Bool.false
+            and any(n > 1 for n in per_user.values())
+            and not active(SINGLE_DEVICE_IGNORED)
+        ):
             return Refusal("more than one client of a user in a single-device room", "POLICY-BASE-SINGLE-DEVICE")
         return None
 
@@ -1001,7 +1036,10 @@ class HubRoom:
         for sender in senders:
             domain = domain_of_uri(bytes(sender.credential.identity or b""))
             is_hub = bytes(sender.signature_key) == bytes(self.identity.external_sender.signature_key)
-            if not is_hub and domain is not None and domain != self.identity.domain and domain not in active:
+            if (
+                not is_hub and domain is not None and domain != self.identity.domain and domain not in active
+                and not _faults.active(removal_faults.KEEP_DEPARTED_FOLLOWER_SENDER)
+            ):
                 changed = True  # PROTO-EXTSENDERS-REMOVE-LAST-FOLLOWER
                 continue
             keep.append(sender)
@@ -1093,18 +1131,24 @@ class HubRoom:
             sender not in self.active_users()
             or sender in self.departing_users()
             or self.policy.may_send(role) is not None
-        ):
+        ) and not active(removal_faults.ACCEPT_REMOVED_MEMBER_MESSAGE):
             return refused
-        if pm.epoch < self.epoch:  # PROTO-SUBMIT-EPOCH-TOO-OLD
+        if pm.epoch < self.epoch and not active(ACCEPT_STALE_MESSAGE):  # PROTO-SUBMIT-EPOCH-TOO-OLD
             return submit_response(SubmitResponseCode.epochTooOld, epoch=self.epoch), FanoutPlan()
-        if pm.epoch > self.epoch:  # PROTO-SUBMIT-FUTURE-EPOCH-NOT-ALLOWED
+        if pm.epoch > self.epoch and not active(ACCEPT_FUTURE_MESSAGE):  # PROTO-SUBMIT-FUTURE-EPOCH-NOT-ALLOWED
             return refused
         plan = FanoutPlan()
         # Byte-identical ciphertext, no sender URI (PROTO-FRANK-SENDER-HIDDEN), only providers with
         # active participants (PROTO-FANOUT-ONLY-ACTIVE-PROVIDERS), timestamp = acceptance time.
-        fanout = FanoutMessage(timestamp=now, protocol=Protocol.mls10, message=req.appMessage, frank=None)
+        stamp = now + 1500 if active(TIMESTAMP_NOT_ACCEPTANCE) else now
+        fanout = FanoutMessage(timestamp=stamp, protocol=Protocol.mls10, message=req.appMessage, frank=None)
         for domain in sorted(self.active_providers()):
             plan.add(domain, fanout)
+        from ..faults import privacy as privacy_faults  # deliberate faults, off unless configured
+
+        if (active(privacy_faults.FANOUT_NAMES_SENDER) or active(privacy_faults.FANOUT_TO_DEPARTED_PROVIDERS)
+                or active(privacy_faults.FANOUT_ALTERS_CIPHERTEXT)):
+            privacy_faults.on_submit_fanout(self, req, sender_domain, plan)
         return submit_response(SubmitResponseCode.accepted, accepted=now), plan
 
     # -- groupInfo ----------------------------------------------------------------------------
@@ -1134,6 +1178,8 @@ class HubRoom:
             return refused
         user = user_of_credential(req.requestingCredential)
         role = self.roles().get(user, ROLE_INDEX_NON_PARTICIPANT) if user is not None else ROLE_INDEX_NON_PARTICIPANT
+        if active(NEW_DEVICE_GROUPINFO_REFUSED) and self.view.find_member(bytes(req.requestingSignatureKey)) is None:
+            return refused
         if (
             user is None
             or domain_of_uri(user) != sender_domain
@@ -1153,8 +1199,11 @@ class HubRoom:
             ],  # PROTO-GROUPINFO-PENDING-PROPOSALS
         )
         try:
+            from ..faults.privacy import GROUPINFO_WRONG_CONTEXT  # a deliberate fault, off unless configured
+
+            context = b"" if active(GROUPINFO_WRONG_CONTEXT) else room_id
             kem_output, ciphertext = suite.encrypt_with_label(
-                bytes(req.groupInfoPublicKey), GROUPINFO_LABEL, room_id, tbe.encode()
+                bytes(req.groupInfoPublicKey), GROUPINFO_LABEL, context, tbe.encode()
             )
         except (ValueError, MLSError):  # not a public key of the suite's KEM
             return refused

@@ -32,7 +32,13 @@ def user_of_uri(uri: bytes | str) -> bytes | None:
         text = _text(uri)
     except UnicodeDecodeError:
         return None
-    return _user_of_text(text)
+    user = _user_of_text(text)
+    if user is None:  # a deliberate fault may take a pseudonym for a user (off unless configured)
+        from ..faults import active
+        from ..faults.privacy import PSEUDONYMS_ACCEPTED, pseudonym_as_user
+
+        return pseudonym_as_user(text) if active(PSEUDONYMS_ACCEPTED) else None
+    return user
 
 
 # The hub asks these of every leaf's credential for each message it accepts (active users, active

@@ -15,6 +15,8 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
+from ..faults import active
+from ..faults.multidevice import MAX_CLIENTS_IGNORED
 from ..wire.codec import DecodeError, EncodeError
 from ..wire.room_policy import (
     BANNED_ROLE_NAME,
@@ -237,7 +239,7 @@ class RoomPolicy:
         non_banned_before = sum(1 for r in before.values() if r != ROLE_INDEX_BANNED)
         if self.base.max_users is not None and non_banned > self.base.max_users and non_banned > non_banned_before:
             return Refusal(f"{non_banned} users exceed max_users {self.base.max_users}", "POLICY-BASE-MAX-USERS")
-        if self.base.max_clients is not None and clients_after > self.base.max_clients:
+        if self.base.max_clients is not None and clients_after > self.base.max_clients and not active(MAX_CLIENTS_IGNORED):
             return Refusal(
                 f"{clients_after} clients exceed max_clients {self.base.max_clients}", "POLICY-BASE-MAX-CLIENTS"
             )

@@ -12,6 +12,9 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_to_bytes
 
+from ..faults import active
+from ..faults import discovery as faults
+
 DIRECTORY_PATH = "/.well-known/mimi-protocol-directory"
 API_PREFIX = "/v1/"
 
@@ -44,7 +47,14 @@ ENDPOINTS: dict[str, Endpoint] = {
 
 def directory_document(authority: str) -> dict[str, str]:
     """The §5.1 directory for a provider reached at ``authority`` (``host`` or ``host:port``)."""
-    return {e.name: f"https://{authority}{API_PREFIX}{e.name}/{{{e.variable}}}" for e in ENDPOINTS.values()}
+    document = {e.name: f"https://{authority}{API_PREFIX}{e.name}/{{{e.variable}}}" for e in ENDPOINTS.values()}
+    if active(faults.DIRECTORY_OMITS_PROXY_DOWNLOAD):
+        del document["proxyDownload"]
+    if active(faults.DIRECTORY_OMITS_IDENTIFIER_QUERY):
+        del document["identifierQuery"]
+    if active(faults.DIRECTORY_PLAIN_HTTP_URL):
+        document["reportAbuse"] = "http://" + document["reportAbuse"].removeprefix("https://")
+    return document
 
 
 def directory_json(authority: str) -> bytes:

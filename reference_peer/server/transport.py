@@ -39,6 +39,8 @@ from types import MappingProxyType
 from aiohttp import web
 from cryptography import x509
 
+from reference_peer.faults import active
+from reference_peer.faults import transport as transport_faults
 from reference_peer.pki import subject_alt_dns_names
 from reference_peer.wire.codec import DecodeError
 
@@ -252,7 +254,10 @@ class MimiServer:
         self._sni_contexts.clear()
         contexts = []
         for provider in self.providers:
-            ctx = server_context(provider.cert_file, provider.key_file, self.ca_file)
+            ctx = server_context(
+                *transport_faults.server_certificate(provider.domain, provider.cert_file, provider.key_file), self.ca_file
+            )
+            transport_faults.adjust_server_context(ctx)
             cert_names = _cert_file_names(provider.cert_file)
             self._cert_names[ctx] = cert_names
             uncovered = [n for n in provider.names if not certificate_authenticates(n, cert_names)]
@@ -294,14 +299,20 @@ class MimiServer:
         try:
             # loop.create_server directly (not web.TCPSite) for the TLS handshake timeout, which
             # bounds how long a silent or garbage-sending client holds a connection before HTTP starts.
-            self._listener = await loop.create_server(
-                runner.server,
-                self.host,
-                self._requested_port,
-                ssl=self._ssl_context,
-                ssl_handshake_timeout=self.limits.handshake_timeout,
-                reuse_address=True,
-            )
+            if active(transport_faults.SERVE_CLEARTEXT):
+                self._listener = await transport_faults.start_sniffing_listener(
+                    loop, runner.server, self.host, self._requested_port, self._ssl_context,
+                    self.limits.handshake_timeout,
+                )
+            else:
+                self._listener = await loop.create_server(
+                    runner.server,
+                    self.host,
+                    self._requested_port,
+                    ssl=self._ssl_context,
+                    ssl_handshake_timeout=self.limits.handshake_timeout,
+                    reuse_address=True,
+                )
         except BaseException:
             await runner.cleanup()
             raise
@@ -377,9 +388,10 @@ class MimiServer:
         """Every check that needs no body: TLS state, Host, From against the certificate, route, declared size."""
         transport = request.transport
         ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-        if ssl_object is None:
+        if ssl_object is None and not active(transport_faults.SERVE_CLEARTEXT):
             raise _Refuse(400, "no-tls", "connection has no TLS state", close=True)
-        peer_names = peer_dns_names(ssl_object.getpeercert(binary_form=True))
+        context["tls"] = ssl_object is not None
+        peer_names = peer_dns_names(ssl_object.getpeercert(binary_form=True)) if ssl_object is not None else []
         context["peer_cert_names"] = peer_names
 
         target_domain, host_port = self._check_host(request, context, ssl_object)
@@ -455,9 +467,13 @@ class MimiServer:
             domain, port = parse_host(hosts[0])
         except MalformedHost as exc:
             raise _Refuse(400, "malformed-host", str(exc)) from None
+        if domain not in self._by_name and active(transport_faults.SERVE_UNOWNED_HOST):
+            domain = self.providers[0].domain
+        if port is not None and port != self.port and active(transport_faults.HOST_PORT_SIGNIFICANT):
+            raise _Refuse(421, "host-port-mismatch", f"Host port {port} is not this server's port {self.port}")
         if domain not in self._by_name:
             raise _Refuse(421, "host-not-served", f"this server does not serve {domain!r}")
-        connection_names = self._cert_names.get(ssl_object.context, ())
+        connection_names = self._cert_names.get(ssl_object.context, ()) if ssl_object is not None else (domain,)
         if not certificate_authenticates(domain, connection_names):
             raise _Refuse(
                 421, "host-not-covered-by-connection",
@@ -474,7 +490,9 @@ class MimiServer:
             peer_domain = parse_from(froms[0] if froms else None)
         except MalformedFrom as exc:
             raise _Refuse(400, "malformed-from", str(exc)) from None
-        if not certificate_authenticates(peer_domain, peer_names):
+        if not certificate_authenticates(peer_domain, peer_names) and not transport_faults.admits_unauthenticated_from(
+            tls=context.get("tls", True), peer_names=peer_names, from_domain=peer_domain, local_domains=self._by_name
+        ):
             raise _Refuse(
                 403, "from-certificate-mismatch",
                 f"client certificate names {peer_names} do not authenticate From domain {peer_domain!r}",

@@ -28,7 +28,7 @@ def _document(pki, **overrides) -> dict:
         "limits": {"max_body_bytes": 2048, "body_read_timeout": 1.5},
         "storage": {"path": "state"},
         "consent_mode": "consent-first",
-        "faults": ["notify-drop-duplicate"],
+        "faults": ["duplicate-notify-refused"],
     }
     document.update(overrides)
     return document
@@ -46,7 +46,7 @@ def test_a_full_config_loads_with_relative_paths_resolved_against_its_file(pki, 
     assert config.limits.max_body_bytes == 2048 and config.limits.body_read_timeout == 1.5
     assert config.storage_path == config_dir / "state"
     assert config.consent_mode == "consent-first"
-    assert config.faults == ("notify-drop-duplicate",)
+    assert config.faults == ("duplicate-notify-refused",)
     assert config.listen_port == 0
 
 

@@ -1,0 +1,649 @@
+"""Consent: protocol-06 §5.2 / §5.7 consent and the consent-modes extension (docs/extensions/consent-modes.md).
+
+The SUT is mostly the *target* provider: the requester is a user of the suite's reference peer in the
+other role (with the SUT as follower, a user of the reference hub whose room lives there; with the
+SUT as hub, a user of the reference follower who is a participant of a room the SUT hosts). What is
+judged is what the SUT answered over MIMI (keyMaterial, requestConsent, updateConsent, /notify,
+recorded byte for byte) and what its users can read through the control API (events, received
+messages). Users are created in the consent mode a check needs (``createUser`` ``consentMode``,
+``getInfo().consent.perUserOverride``); a SUT without the consent-modes extension, or with another
+default mode and no per-user override, makes the mode checks NOT_APPLICABLE.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from conformance.harness.actors import Party, User
+from conformance.harness.polling import PollTimeout
+from conformance.scenarios.roles import as_follower, both_roles
+from conformance.verdicts import HarnessError, fail, not_applicable
+from reference_peer.mls import basic_credential, cipher_suite
+from reference_peer.mls.leaf import make_key_package
+from reference_peer.wire.identity import IdentifierUri
+from reference_peer.wire.mimi import (
+    ConsentEntry,
+    ConsentOperation,
+    KeyMaterialRequest,
+    KeyMaterialResponse,
+    Protocol,
+)
+from reference_peer.wire.mls import AppDataDictionary, ExtensionType, ProposalType, RequiredCapabilities
+
+IMMEDIATE_KEYMAT = "EXT-CONSENT-IMMEDIATE-KEYMATERIAL"
+IMMEDIATE_DELIVERY = "EXT-CONSENT-IMMEDIATE-DELIVERY"
+Q_ADD = "EXT-CONSENT-QUARANTINE-ADD-SUCCEEDS"
+Q_HOLD = "EXT-CONSENT-QUARANTINE-HOLD"
+Q_NOTIFY = "EXT-CONSENT-QUARANTINE-NOTIFY-201"
+Q_RELEASE = "EXT-CONSENT-QUARANTINE-RELEASE"
+Q_REJECT = "EXT-CONSENT-QUARANTINE-REJECT-DROPS"
+Q_GRANTED = "EXT-CONSENT-QUARANTINE-GRANTED-NOT-HELD"
+FIRST_NO_KP = "EXT-CONSENT-FIRST-NO-KEYPACKAGES"
+FIRST_REQUEST_201 = "EXT-CONSENT-FIRST-REQUEST-201"
+FIRST_GRANT_OPENS = "EXT-CONSENT-FIRST-GRANT-OPENS"
+FIRST_GRANT_SENT = "EXT-CONSENT-FIRST-GRANT-SENT"
+FIRST_REVOKE_CLOSES = "EXT-CONSENT-FIRST-REVOKE-CLOSES"
+ROOM_SCOPE = "EXT-CONSENT-ROOM-SCOPE"
+EXT_CANCEL = "EXT-CONSENT-CANCEL-SAME-SCOPE"
+KEYMAT_NOCONSENT = "PROTO-KEYMAT-NOCONSENT"
+KEYMAT_NOCONSENT_ROOM = "PROTO-KEYMAT-NOCONSENT-FOR-ROOM"
+DIRECT = "PROTO-CONSENT-DIRECT"
+ROOM_SCOPED_REQUEST = "PROTO-CONSENT-ROOM-SCOPED-REQUEST"
+CANCEL_SAME_SCOPE = "PROTO-CONSENT-CANCEL-SAME-SCOPE"
+CANCEL_NO_MATCH = "PROTO-CONSENT-CANCEL-NO-MATCH"
+REQUEST_RESPONSE = "PROTO-CONSENT-REQUEST-RESPONSE"
+UPDATE_RESPONSE = "PROTO-CONSENT-UPDATE-RESPONSE"
+GRANT_KEYPACKAGES = "PROTO-CONSENT-GRANT-KEYPACKAGES"
+GRANT_ENABLES = "PROTO-CONSENT-GRANT-ENABLES-KEYMAT"
+REVOKE_ENFORCED = "PROTO-CONSENT-REVOKE-ENFORCED"
+ROOM_OR_ANY = "PROTO-CONSENT-ROOM-OR-ANY"
+
+REFUSALS = ("noConsent", "noConsentForThisRoom")
+SUCCESSES = ("success", "partialSuccess")
+ROLE_ADMIN = 3  # room-policy-04 default roles: the admin may add participants
+
+
+# --------------------------------------------------------------------------------------------
+# Traffic marks
+
+class _Traffic:
+    """A reference peer's traffic from the start of a check on."""
+
+    def __init__(self, party: Party) -> None:
+        self.party = party
+        self.floor = party.traffic_mark()
+
+    def read(self, *, endpoint: str, direction: str, peer: str | None = None) -> list:
+        return self.party.traffic(self.floor, endpoint=endpoint, direction=direction, peer=peer)
+
+
+# --------------------------------------------------------------------------------------------
+# Users in a consent mode
+
+
+def _user_in_mode(sut, party: Party, mode: str, name: str = "target", **extra: Any) -> User:
+    """A SUT user in consent ``mode``: always with an explicit ``consentMode`` when the SUT allows
+    per-user modes, else a plain user when ``mode`` is the SUT's default; NOT_APPLICABLE otherwise."""
+    consent = (sut.info or {}).get("consent")
+    if not consent:
+        not_applicable("getInfo has no 'consent' member: the SUT does not implement the consent-modes extension")
+    if consent.get("perUserOverride"):
+        return party.create_user(name, consentMode=mode, **extra)
+    if consent.get("defaultMode") == mode:
+        return party.create_user(name, **extra)
+    not_applicable(f"the SUT's consent mode is {consent.get('defaultMode')!r} and it allows no per-user mode; "
+                   f"this check needs a user in {mode!r} mode")
+    raise AssertionError("unreachable")
+
+
+def _plain_immediate_user(sut, party: Party, name: str) -> User:
+    """A SUT user who receives everything at once: a plain user when immediate is the default mode."""
+    consent = (sut.info or {}).get("consent") or {}
+    if consent.get("defaultMode", "immediate") == "immediate":
+        return party.create_user(name)
+    if consent.get("perUserOverride"):
+        return party.create_user(name, consentMode="immediate")
+    not_applicable("the check needs a SUT user in immediate mode next to the target, and the SUT's default "
+                   f"mode is {consent.get('defaultMode')!r} with no per-user override")
+    raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------------------------
+# The requester: a user of the reference peer in the other role, with a room it may add from
+
+
+class _Requester:
+    """The requester's side. SUT as follower: a user of the reference hub in a room hosted there.
+    SUT as hub: a user of the reference follower who is an admin of a room the SUT hosts."""
+
+    def __init__(self, cast, sut) -> None:
+        self.cast = cast
+        self.sut = sut
+        self.party: Party = cast.reference
+        self.user = self.party.create_user("requester")
+        self._sentinel: User | None = None
+
+    @property
+    def domain(self) -> str:
+        return self.party.domain
+
+    def room(self, *, sentinel: bool = False) -> str:
+        """A room the requester may add to. With ``sentinel``, it also has a member at the SUT who is
+        not the target (see :meth:`send_processed`)."""
+        sut = self.cast.sut
+        if self.cast.sut_role == "follower":
+            room = self.cast.hub.create_room(self.user)
+            if sentinel:
+                self._sentinel = _plain_immediate_user(self.sut, sut, "sentinel")
+                self.cast.hub.add_ok(room, self.user, self._sentinel)
+            return room
+        if self._sentinel is None:
+            self._sentinel = sut.create_user("creator")
+        room = sut.create_room(self._sentinel)
+        sut.add_ok(room, self._sentinel, self.user, role=ROLE_ADMIN)
+        self.party.wait_member(room, self.user, what=f"the requester's provider to have joined {room}")
+        return room
+
+    def send_processed(self, room: str, data: bytes) -> None:
+        """The requester sends ``data``; returns once the SUT has processed the fan-out carrying it,
+        that is once the SUT's other member of the room (the sentinel) received it."""
+        self.party.send_ok(room, self.user.client, data)
+        try:
+            self.cast.sut.wait_received(self._sentinel.client, data, room=room,
+                                        what="the SUT's other member of the room to receive the message")
+        except PollTimeout as exc:
+            # A precondition, judged by the fan-out checks: without it nothing here can be concluded.
+            raise HarnessError(f"the SUT did not deliver a message to its other member of {room}, so the "
+                               f"consent check cannot tell when the SUT processed it: {exc}") from None
+
+
+def _add_target(requester: _Requester, room: str, target: User, requirement: str) -> dict[str, Any]:
+    """The requester adds the SUT's target user; refused key material fails ``requirement``."""
+    result = requester.party.add(room, requester.user, target)
+    if result.get("outcome") == "accepted":
+        return result
+    if result.get("outcome") == "noKeyMaterial":
+        fail(f"adding {target.uri} to {room} got no KeyPackages from the SUT: {result.get('keyMaterial')}",
+             requirement=requirement)
+    raise HarnessError(f"{requester.party.name} could not add {target.uri} to {room}: {result}")
+
+
+# --------------------------------------------------------------------------------------------
+# Raw MIMI: keyMaterial and consent entries, sent to the SUT as the requester's provider
+
+
+class _Mimi:
+    def __init__(self, sut, mimi_as, domain: str) -> None:
+        self.sut = sut
+        self.session = mimi_as(domain)
+
+    def call(self, endpoint: str, value: str, body: bytes):
+        authority = urlsplit(self.sut.base_urls[self.sut.primary_domain]).netloc
+        return self.session.run(self.session.client.call(authority, endpoint, value, body))
+
+    def key_material(self, requester: str, target: str, room: str) -> tuple[Any, KeyMaterialResponse | None]:
+        """A signed §5.2 KeyMaterialRequest; the reply and its decoded body (None when not a 200 response)."""
+        suite = cipher_suite(1)
+        private, public = suite.generate_signature_key_pair()
+        request = KeyMaterialRequest(
+            protocol=Protocol.mls10,
+            requestingUser=IdentifierUri(uri=requester.encode()),
+            targetUser=IdentifierUri(uri=target.encode()),
+            roomId=IdentifierUri(uri=room.encode()),
+            acceptableCiphersuites=[1],
+            requiredCapabilities=RequiredCapabilities(
+                extension_types=[int(ExtensionType.app_data_dictionary)],
+                proposal_types=[int(ProposalType.app_data_update), int(ProposalType.self_remove)],
+                credential_types=[],
+            ),
+            requesterSignatureKey=public,
+            requesterCredential=basic_credential(requester.encode()),
+            key_material_request_signature=b"",
+        )
+        signature = suite.sign_with_label(private, "KeyMaterialRequestTBS", request.tbs().encode())
+        reply = self.call("keyMaterial", target, request.replace(key_material_request_signature=signature).encode())
+        if reply.status != 200:
+            return reply, None
+        try:
+            return reply, KeyMaterialResponse.decode(reply.body)
+        except Exception as exc:  # noqa: BLE001 - an undecodable answer is the SUT's fault, scored by the check
+            raise AssertionError(f"keyMaterial for {target} answered an undecodable KeyMaterialResponse: {exc}") from None
+
+    def consent(self, operation: str, requester: str, target: str, room: str | None = None,
+                key_packages: list | None = None):
+        entry = ConsentEntry(
+            consentOperation=ConsentOperation[operation],
+            requesterUri=IdentifierUri(uri=requester.encode()),
+            targetUri=IdentifierUri(uri=target.encode()),
+            roomId=IdentifierUri(uri=room.encode()) if room else None,
+            clientKeyPackages=(key_packages or []) if operation == "grant" else None,
+            consent_extensions=AppDataDictionary(component_data=[]),
+        )
+        endpoint = "requestConsent" if operation in ("request", "cancel") else "updateConsent"
+        return self.call(endpoint, self.sut.primary_domain, entry.encode())
+
+
+def _describe(reply, response: KeyMaterialResponse | None) -> str:
+    if response is None:
+        return f"HTTP {reply.status} {reply.body[:120]!r}"
+    clients = [(bytes(c.clientUri.uri).decode(errors="replace"), c.clientStatus.name) for c in response.clients]
+    return f"userStatus {response.userStatus.name}, clients {clients}"
+
+
+def _expect_key_packages(reply, response, what: str, requirement: str) -> None:
+    if response is None or response.userStatus.name not in SUCCESSES:
+        fail(f"{what}: expected success or partialSuccess with KeyPackages, got {_describe(reply, response)}",
+             requirement=requirement)
+    if not any(c.keyPackage is not None for c in response.clients):
+        fail(f"{what}: {response.userStatus.name} but no client carries a KeyPackage", requirement=requirement)
+
+
+def _expect_refused(reply, response, target: str, what: str, requirement: str,
+                    codes: tuple[str, ...] = REFUSALS) -> None:
+    if response is None:
+        fail(f"{what}: expected a 200 KeyMaterialResponse with {' or '.join(codes)}, got {_describe(reply, None)}",
+             requirement=requirement)
+    if response.userStatus.name not in codes:
+        fail(f"{what}: expected {' or '.join(codes)} with no clients, got {_describe(reply, response)}",
+             requirement=requirement)
+    if response.clients:
+        fail(f"{what}: {response.userStatus.name} but the answer lists {len(response.clients)} client(s)",
+             requirement=requirement)
+    if bytes(response.userUri.uri).decode(errors="replace") != target:
+        fail(f"{what}: the refusal names userUri {bytes(response.userUri.uri)!r}, not {target}", requirement=requirement)
+
+
+# --------------------------------------------------------------------------------------------
+# Quarantine helpers
+
+
+def _payload(names, label: str) -> bytes:
+    return f"{names('msg')}:{label}".encode()
+
+
+def _readable(sut: Party, user: User, payloads: list[bytes]) -> dict[str, list[bytes]]:
+    """Per client of ``user``: the ``payloads`` its received-messages read shows (any room)."""
+    out = {}
+    for client in user.clients:
+        seen = [m for m in sut.received(client) if m in payloads]
+        if seen:
+            out[client] = seen
+    return out
+
+
+def _quarantined_room(cast, sut, names) -> tuple[_Requester, User, str]:
+    target = _user_in_mode(sut, cast.sut, "quarantine")
+    requester = _Requester(cast, sut)
+    room = requester.room(sentinel=True)
+    _add_target(requester, room, target, Q_ADD)
+    return requester, target, room
+
+
+# ============================================================================================
+# immediate
+
+
+@both_roles
+@pytest.mark.requirements(IMMEDIATE_KEYMAT)
+def test_immediate_keymaterial_returns_key_packages(cast, sut, mimi_as):
+    """In immediate mode the SUT answers keyMaterial from a requester without any consent exchange with KeyPackages."""
+    target = _user_in_mode(sut, cast.sut, "immediate")
+    requester = _Requester(cast, sut)
+    room = requester.room()
+    reply, response = _Mimi(sut, mimi_as, requester.domain).key_material(requester.user.uri, target.uri, room)
+    _expect_key_packages(reply, response, f"keyMaterial for immediate-mode {target.uri}", IMMEDIATE_KEYMAT)
+
+
+@both_roles
+@pytest.mark.requirements(IMMEDIATE_DELIVERY, IMMEDIATE_KEYMAT)
+def test_immediate_room_is_delivered_without_user_action(cast, sut, names):
+    """In immediate mode the SUT delivers the Welcome and later messages of a room to the target's clients at once."""
+    target = _user_in_mode(sut, cast.sut, "immediate")
+    requester = _Requester(cast, sut)
+    room = requester.room()
+    _add_target(requester, room, target, IMMEDIATE_KEYMAT)
+    data = _payload(names, "immediate")
+    requester.party.send_ok(room, requester.user.client, data)
+    for client in target.clients:
+        cast.sut.wait_received(client, data, room=room,
+                               what=f"immediate-mode {client} to receive the message without a user action")
+
+
+# ============================================================================================
+# quarantine
+
+
+@both_roles
+@pytest.mark.requirements(Q_ADD)
+def test_quarantine_keymaterial_returns_key_packages(cast, sut, mimi_as):
+    """In quarantine mode the SUT answers keyMaterial from a requester without a grant with KeyPackages."""
+    target = _user_in_mode(sut, cast.sut, "quarantine")
+    requester = _Requester(cast, sut)
+    room = requester.room()
+    reply, response = _Mimi(sut, mimi_as, requester.domain).key_material(requester.user.uri, target.uri, room)
+    _expect_key_packages(reply, response, f"keyMaterial for quarantine-mode {target.uri}", Q_ADD)
+
+
+@both_roles
+@pytest.mark.requirements(Q_HOLD, Q_ADD)
+def test_quarantine_holds_room_content_before_accept(cast, sut, names, poll_until):
+    """In quarantine mode nothing of a room from an ungranted requester is readable by any client of the target before the user accepts."""
+    requester, target, room = _quarantined_room(cast, sut, names)
+    payloads = [_payload(names, "held-1"), _payload(names, "held-2")]
+    for data in payloads:
+        requester.send_processed(room, data)
+    leaked = _readable(cast.sut, target, payloads)
+    if leaked:
+        fail(f"before any accept, the target's clients can read messages of the held room {room}: {leaked}",
+             requirement=Q_HOLD)
+    if cast.sut.supports("listUserEvents"):
+        cast.sut.wait_event(target, "roomHeld", room=room, what=f"a roomHeld event for {room}")
+
+
+@as_follower
+@pytest.mark.requirements(Q_NOTIFY, Q_ADD)
+def test_quarantine_notify_for_held_room_is_201(cast, sut, names, poll_until):
+    """In quarantine mode the SUT answers every /notify for a held room with 201 and no body, like any room."""
+    target = _user_in_mode(sut, cast.sut, "quarantine")
+    requester = _Requester(cast, sut)
+    traffic = _Traffic(cast.hub)
+    room = requester.room(sentinel=True)
+    _add_target(requester, room, target, Q_ADD)
+    # Once the SUT's other member has the message, every earlier /notify of the room (the one carrying
+    # the target's Welcome included) has been answered: the hub sends one at a time per provider.
+    requester.send_processed(room, _payload(names, "held"))
+    notifies = [t for t in traffic.read(endpoint="notify", direction="out", peer=cast.sut.domain) if t.value == room]
+    assert len(notifies) >= 2, f"the reference hub recorded {len(notifies)} /notify to the SUT for the room"
+    for t in notifies:
+        if t.status != 201 or t.response:
+            fail(f"/notify #{t.seq} for held room {room} was answered HTTP {t.status} with body {t.response[:80]!r}; "
+                 "expected 201 with no body", requirement=Q_NOTIFY)
+
+
+@both_roles
+@pytest.mark.requirements(Q_RELEASE, Q_ADD)
+def test_quarantine_accept_releases_held_items_once_in_order(cast, sut, names, poll_until):
+    """On accept the SUT delivers every held item of the room to the target's clients exactly once, in fan-out order."""
+    requester, target, room = _quarantined_room(cast, sut, names)
+    held = [_payload(names, f"held-{i}") for i in (1, 2, 3)]
+    for data in held:
+        requester.send_processed(room, data)
+    cast.sut.grant_consent(target, requester.user, room=room)
+    after = _payload(names, "after-accept")
+    requester.party.send_ok(room, requester.user.client, after)
+    expected = [*held, after]
+    for client in target.clients:
+        cast.sut.wait_received(client, after, room=room, what=f"{client} to receive a message sent after the accept")
+        seen = [m for m in cast.sut.received(client, room) if m in expected]
+        if seen != expected:
+            fail(f"after the accept {client} shows {seen}; expected each held item once in fan-out order, "
+                 f"then the later message: {expected}", requirement=Q_RELEASE)
+
+
+@both_roles
+@pytest.mark.requirements(Q_REJECT, Q_ADD)
+def test_quarantine_reject_drops_held_items(cast, sut, names, poll_until):
+    """On reject the SUT never delivers the held items (nor later items of the rejected room) to the target's clients."""
+    requester, target, room = _quarantined_room(cast, sut, names)
+    held = _payload(names, "held")
+    requester.send_processed(room, held)
+    cast.sut.revoke_consent(target, requester.user, room=room)
+    later = _payload(names, "after-reject")
+    requester.send_processed(room, later)  # sentinel: the SUT processed a later item
+    leaked = _readable(cast.sut, target, [held, later])
+    if leaked:
+        fail(f"after the reject, the target's clients read items of the rejected room {room}: {leaked}",
+             requirement=Q_REJECT)
+
+
+@both_roles
+@pytest.mark.requirements(Q_GRANTED, Q_ADD)
+def test_quarantine_room_from_granted_requester_is_not_held(cast, sut, names):
+    """In quarantine mode the SUT delivers a room from a requester the user granted without a further user action."""
+    target = _user_in_mode(sut, cast.sut, "quarantine")
+    requester = _Requester(cast, sut)
+    cast.sut.grant_consent(target, requester.user)
+    room = requester.room()
+    _add_target(requester, room, target, Q_ADD)
+    data = _payload(names, "granted")
+    requester.party.send_ok(room, requester.user.client, data)
+    for client in target.clients:
+        try:
+            cast.sut.wait_received(client, data, room=room, what=f"{client} to receive a message of a granted room")
+        except PollTimeout as exc:
+            fail(f"a room from a granted requester was not delivered without a user action: {exc}",
+                 requirement=Q_GRANTED)
+
+
+# ============================================================================================
+# consent-first
+
+
+@both_roles
+@pytest.mark.requirements(FIRST_NO_KP, KEYMAT_NOCONSENT, FIRST_GRANT_OPENS)
+def test_consent_first_keymaterial_refused_without_grant(cast, sut, mimi_as):
+    """In consent-first mode the SUT answers keyMaterial without a grant with noConsent and no clients, consuming no KeyPackage."""
+    target = _user_in_mode(sut, cast.sut, "consent-first")
+    single = None
+    if cast.sut.supports("publishKeyPackages"):
+        published = cast.sut.publish_key_packages(target.client, 1, lastResort=False, replace=True)
+        if published.get("available") == 1 and not published.get("lastResort"):
+            single = target.client
+    requester = _Requester(cast, sut)
+    room = requester.room()
+    raw = _Mimi(sut, mimi_as, requester.domain)
+    for attempt in (1, 2):
+        reply, response = raw.key_material(requester.user.uri, target.uri, room)
+        _expect_refused(reply, response, target.uri, f"keyMaterial #{attempt} before any grant", FIRST_NO_KP)
+    cast.sut.grant_consent(target, requester.user, room=room)
+    reply, response = raw.key_material(requester.user.uri, target.uri, room)
+    if response is None or response.userStatus.name not in SUCCESSES + ("noCompatibleMaterial",):
+        fail(f"after a grant for {room}, keyMaterial answered {_describe(reply, response)}", requirement=FIRST_GRANT_OPENS)
+    if single is not None:
+        statuses = {bytes(c.clientUri.uri).decode(errors="replace"): c.clientStatus.name for c in response.clients}
+        if statuses.get(single) != "success" or response.userStatus.name not in SUCCESSES:
+            fail(f"{single} had exactly one KeyPackage before the refusals, yet after the grant keyMaterial "
+                 f"answered {_describe(reply, response)}: a refused keyMaterial consumed it", requirement=FIRST_NO_KP)
+
+
+@both_roles
+@pytest.mark.requirements(FIRST_REQUEST_201, REQUEST_RESPONSE)
+def test_consent_request_answered_201_and_pending(cast, sut, mimi_as, poll_until):
+    """The SUT answers a requestConsent request with 201 and no body, and shows it to the target as a pending request."""
+    target = _user_in_mode(sut, cast.sut, "consent-first")
+    requester = _Requester(cast, sut)
+    reply = _Mimi(sut, mimi_as, requester.domain).consent("request", requester.user.uri, target.uri)
+    if reply.status != 201:
+        fail(f"requestConsent answered HTTP {reply.status}, not 201", requirement=FIRST_REQUEST_201)
+    if reply.body:
+        fail(f"requestConsent answered 201 with a body {reply.body[:120]!r}: 201 only means received",
+             requirement=REQUEST_RESPONSE)
+    poll_until(lambda: any(e["type"] == "consentRequested" and e.get("requester") == requester.user.uri
+                               and not e.get("room") for e in cast.sut.events(target)),
+               what=f"a pending consentRequested event from {requester.user.uri} for {target.uri}")
+
+
+@both_roles
+@pytest.mark.requirements(FIRST_GRANT_OPENS, GRANT_ENABLES, FIRST_GRANT_SENT, DIRECT)
+def test_consent_first_grant_opens_keymaterial_and_is_sent(cast, sut, mimi_as, poll_until):
+    """After the user grants, the SUT answers the requester's keyMaterial with KeyPackages and sends updateConsent grant directly to the requester's provider."""
+    target = _user_in_mode(sut, cast.sut, "consent-first")
+    requester = _Requester(cast, sut)
+    room = requester.room()
+    traffic = _Traffic(requester.party)
+    cast.sut.grant_consent(target, requester.user)
+    reply, response = _Mimi(sut, mimi_as, requester.domain).key_material(requester.user.uri, target.uri, room)
+    _expect_key_packages(reply, response, "keyMaterial after a grant for every room", FIRST_GRANT_OPENS)
+
+    def grants():
+        found = []
+        for t in traffic.read(endpoint="updateConsent", direction="in"):
+            try:
+                entry = ConsentEntry.decode(t.request)
+            except Exception:  # noqa: BLE001 - judged below as "no well-formed grant"
+                continue
+            if (entry.consentOperation == ConsentOperation.grant
+                    and bytes(entry.targetUri.uri).decode(errors="replace") == target.uri
+                    and bytes(entry.requesterUri.uri).decode(errors="replace") == requester.user.uri):
+                found.append((t, entry))
+        return found
+
+    try:
+        found = poll_until(grants, what=f"an updateConsent grant from the SUT at {requester.party.name}")
+    except PollTimeout as exc:
+        fail(f"the SUT sent no updateConsent grant for the user's grant: {exc}", requirement=FIRST_GRANT_SENT)
+    t, entry = found[0]
+    if entry.roomId is not None:
+        fail(f"the grant was for every room, but the updateConsent carries roomId {bytes(entry.roomId.uri)!r}",
+             requirement=FIRST_GRANT_SENT)
+    if t.peer.lower() not in {d.lower() for d in sut.domains}:
+        fail(f"the updateConsent grant came from {t.peer}, not directly from the SUT", requirement=DIRECT)
+
+
+@both_roles
+@pytest.mark.requirements(FIRST_REVOKE_CLOSES, REVOKE_ENFORCED, GRANT_ENABLES)
+def test_consent_first_revoke_closes_keymaterial(cast, sut, mimi_as):
+    """After the user revokes an earlier grant, the SUT answers the requester's keyMaterial with noConsent and no clients again."""
+    target = _user_in_mode(sut, cast.sut, "consent-first")
+    requester = _Requester(cast, sut)
+    room = requester.room()
+    raw = _Mimi(sut, mimi_as, requester.domain)
+    cast.sut.grant_consent(target, requester.user)
+    reply, response = raw.key_material(requester.user.uri, target.uri, room)
+    _expect_key_packages(reply, response, "keyMaterial after a grant (before the revoke)", GRANT_ENABLES)
+    cast.sut.revoke_consent(target, requester.user)
+    reply, response = raw.key_material(requester.user.uri, target.uri, room)
+    _expect_refused(reply, response, target.uri, "keyMaterial after the revoke", FIRST_REVOKE_CLOSES)
+
+
+@both_roles
+@pytest.mark.requirements(ROOM_SCOPE, KEYMAT_NOCONSENT_ROOM, ROOM_OR_ANY)
+def test_room_scoped_grant_opens_only_that_room(cast, sut, mimi_as):
+    """A consent-first user's grant for room A makes the SUT hand out KeyPackages for room A only; room B gets noConsentForThisRoom or noConsent and no clients."""
+    target = _user_in_mode(sut, cast.sut, "consent-first")
+    requester = _Requester(cast, sut)
+    room_a, room_b = requester.room(), requester.room()
+    raw = _Mimi(sut, mimi_as, requester.domain)
+    cast.sut.grant_consent(target, requester.user, room=room_a)
+    reply, response = raw.key_material(requester.user.uri, target.uri, room_a)
+    _expect_key_packages(reply, response, f"keyMaterial for the granted room {room_a}", KEYMAT_NOCONSENT_ROOM)
+    reply, response = raw.key_material(requester.user.uri, target.uri, room_b)
+    _expect_refused(reply, response, target.uri, f"keyMaterial for {room_b}, not covered by the grant for {room_a}",
+                    ROOM_SCOPE)
+
+
+# ============================================================================================
+# request / cancel
+
+
+def _pending(sut: Party, target: User, requester: User) -> set[str | None]:
+    return {e.get("room") for e in sut.events(target)
+            if e["type"] == "consentRequested" and e.get("requester") == requester.uri}
+
+
+@both_roles
+@pytest.mark.requirements(EXT_CANCEL, CANCEL_NO_MATCH)
+def test_cancel_removes_only_the_identical_pending_request(cast, sut, mimi_as, poll_until):
+    """A received cancel removes only the pending request with the identical scope; a cancel matching none is answered 201 and changes nothing."""
+    target = _user_in_mode(sut, cast.sut, "consent-first")
+    if not cast.sut.supports("listUserEvents"):
+        not_applicable("the SUT's control API has no listUserEvents: pending requests cannot be seen")
+    requester = _Requester(cast, sut)
+    raw = _Mimi(sut, mimi_as, requester.domain)
+    room_a, room_b, room_c = (f"mimi://{requester.domain}/r/{cast.names('scope')}" for _ in range(3))
+    user = requester.user.uri
+    assert raw.consent("request", user, target.uri, room_a).status == 201, "requestConsent (room A) was not answered 201"
+    poll_until(lambda: room_a in _pending(cast.sut, target, requester.user), what="the room-A request to be pending")
+    mismatched = [raw.consent("cancel", user, target.uri, room_b), raw.consent("cancel", user, target.uri)]
+    # Sentinel: a later request shows up, so the SUT has handled the two cancels before it.
+    raw.consent("request", user, target.uri, room_c)
+    poll_until(lambda: room_c in _pending(cast.sut, target, requester.user), what="a later request to be pending")
+    if room_a not in _pending(cast.sut, target, requester.user):
+        fail("a cancel for another room (or for any room) removed the pending request for room A",
+             requirement=EXT_CANCEL)
+    raw.consent("cancel", user, target.uri, room_a)
+    try:
+        poll_until(lambda: room_a not in _pending(cast.sut, target, requester.user),
+                   what="the identical cancel to remove the room-A request")
+    except PollTimeout as exc:
+        fail(f"a cancel with the identical scope left the pending request in place: {exc}", requirement=EXT_CANCEL)
+    if room_c not in _pending(cast.sut, target, requester.user):
+        fail("the cancel for room A also removed the pending request for room C", requirement=EXT_CANCEL)
+    for reply, scope in zip(mismatched, ("room B", "any room"), strict=True):
+        if reply.status != 201:
+            fail(f"a cancel matching no request ({scope}) was answered HTTP {reply.status}, not 201",
+                 requirement=CANCEL_NO_MATCH)
+
+
+def _room_with_sut_member(cast, member: User) -> str:
+    """A room where the SUT user ``member`` is a participant (and may ask consent to add someone)."""
+    if cast.sut_role == "hub":
+        return cast.sut.create_room(member)
+    owner = cast.hub.create_user("owner")
+    room = cast.hub.create_room(owner)
+    cast.hub.add_ok(room, owner, member)
+    return room
+
+
+@both_roles
+@pytest.mark.requirements(CANCEL_SAME_SCOPE, ROOM_SCOPED_REQUEST, DIRECT)
+def test_sut_cancel_repeats_the_request_scope(cast, sut, poll_until):
+    """The SUT sends its user's consent request directly to the target's provider, room-scoped with the roomId, and a cancel with the identical scope."""
+    asker = cast.sut.create_user("asker")
+    target = cast.reference.create_user("target")
+    room = _room_with_sut_member(cast, asker)
+    traffic = _Traffic(cast.reference)
+    cast.sut.request_consent(asker, target, room=room)
+    cast.sut.cancel_consent(asker, target, room=room)
+
+    def entries():
+        out = []
+        for t in traffic.read(endpoint="requestConsent", direction="in"):
+            entry = ConsentEntry.decode(t.request)
+            if bytes(entry.targetUri.uri).decode(errors="replace") == target.uri:
+                out.append((t, entry))
+        ops = [e.consentOperation for _, e in out]
+        return out if ConsentOperation.request in ops and ConsentOperation.cancel in ops else None
+
+    found = poll_until(entries, what=f"the SUT's request and cancel to reach {cast.reference.name}")
+    request = next(e for _, e in found if e.consentOperation == ConsentOperation.request)
+    cancel = next(e for _, e in found if e.consentOperation == ConsentOperation.cancel)
+
+    def scope(entry: ConsentEntry) -> tuple[bytes, bytes, bytes | None]:
+        return (bytes(entry.requesterUri.uri), bytes(entry.targetUri.uri),
+                None if entry.roomId is None else bytes(entry.roomId.uri))
+
+    if scope(cancel) != scope(request):
+        fail(f"the cancel's scope {scope(cancel)} differs from the request's {scope(request)}",
+             requirement=CANCEL_SAME_SCOPE)
+    if request.roomId is None or bytes(request.roomId.uri).decode(errors="replace") != room:
+        fail(f"a request for room {room} carries roomId {scope(request)[2]!r}", requirement=ROOM_SCOPED_REQUEST)
+    senders = {t.peer.lower() for t, _ in found}
+    if not senders <= {d.lower() for d in sut.domains}:
+        fail(f"the consent requests reached the target's provider from {sorted(senders)}, not directly from the SUT",
+             requirement=DIRECT)
+
+
+# ============================================================================================
+# updateConsent received by the SUT (the SUT as requester provider)
+
+
+@both_roles
+@pytest.mark.requirements(UPDATE_RESPONSE, GRANT_KEYPACKAGES)
+def test_update_consent_grant_answered_201(cast, sut, mimi_as):
+    """The SUT answers an updateConsent grant for one of its users with 201 and no body, with no KeyPackage and with two."""
+    asker = cast.sut.create_user("asker")
+    granting = cast.reference.create_user("granting", clients=2)
+    raw = _Mimi(sut, mimi_as, cast.reference.domain)
+    empty = raw.consent("grant", asker.uri, granting.uri)
+    if empty.status != 201 or empty.body:
+        fail(f"an updateConsent grant without KeyPackages was answered HTTP {empty.status} body {empty.body[:80]!r}; "
+             "expected 201 with no body", requirement=UPDATE_RESPONSE)
+    kps = [make_key_package(1, basic_credential(client.encode())).key_package for client in granting.clients]
+    full = raw.consent("grant", asker.uri, granting.uri, key_packages=kps)
+    if full.status != 201 or full.body:
+        fail(f"an updateConsent grant with two KeyPackages was answered HTTP {full.status} body {full.body[:80]!r}; "
+             "expected 201 with no body", requirement=GRANT_KEYPACKAGES)

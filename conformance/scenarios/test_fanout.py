@@ -1,0 +1,416 @@
+"""Fan-out and ordering: submitMessage and update epochs, /notify delivery, order, retries and
+duplicates (draft-ietf-mimi-protocol-06 §5.3-§5.5, room-policy-04 §7).
+
+With the SUT as hub, the reference follower's clients and the reference hub's (a third provider in
+the room) receive what the SUT fans out, and the reference follower logs every /notify byte for byte;
+a check acts as one of the reference follower's clients (a copy of its MLS state) to submit stale,
+future or competing messages. With the SUT as follower, the reference hub's fan-out is replayed,
+echoed or concatenated to the SUT over MIMI as hub.ref.test.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from conformance.scenarios.roles import as_follower, as_hub
+from conformance.verdicts import HarnessError, fail
+from reference_peer.mls.craft import Crafter
+from reference_peer.mls.group import decode_message
+from reference_peer.wire.identity import IdentifierUri
+from reference_peer.wire.mimi import (
+    FanoutMessage,
+    Protocol,
+    SubmitMessageRequest,
+    SubmitMessageResponse,
+    SubmitResponseCode,
+    UpdateResponseCode,
+    UpdateRoomResponse,
+)
+from reference_peer.wire.mls import ContentType, WireFormat
+
+MLS10 = {"protocol": Protocol.mls10}
+FOLLOWER_DOMAIN = "follower.ref.test"
+
+TO_ACTIVE = "PROTO-FANOUT-TO-ACTIVE-PROVIDERS"
+ORDERED = "PROTO-FANOUT-ORDERED"
+DELIVERY_ORDER = "POLICY-OPS-DELIVERY-ORDER"
+WELCOME_ROUTING = "PROTO-FANOUT-WELCOME-ROUTING"
+KPREF = "PROTO-KEYMAT-KPREF-HUB-PROVIDER"
+EPOCH_TOO_OLD = "PROTO-SUBMIT-EPOCH-TOO-OLD"
+FUTURE_EPOCH = "PROTO-SUBMIT-FUTURE-EPOCH-NOT-ALLOWED"
+WRONG_EPOCH = "PROTO-UPDATE-WRONG-EPOCH"
+ACCEPTED_TIMESTAMP = "PROTO-SUBMIT-ACCEPTED-TIMESTAMP"
+TIMESTAMP_IS_ACCEPTANCE = "PROTO-FANOUT-TIMESTAMP-IS-ACCEPTANCE"
+RETRY = "PROTO-FANOUT-RETRY-NON-201"
+RETRY_AFTER = "PROTO-FANOUT-RETRY-AFTER-RESPECTED"
+COMMITMENT = "PROTO-FANOUT-SUCCESS-IS-COMMITMENT"
+DUP_201 = "PROTO-FANOUT-DUP-NOTIFY-201"
+DUP_ONCE = "PROTO-FANOUT-DUP-NOTIFY-PROCESS-ONCE"
+ECHO = "PROTO-FANOUT-NOT-ECHOED-REQUIRED"
+CONCATENATED = "PROTO-FANOUT-CONCATENATED-MESSAGES"
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _authority(sut) -> str:
+    """host[:port] of the SUT's primary domain, for MimiClient.call."""
+    return urlsplit(sut.base_urls[sut.primary_domain]).netloc
+
+
+def _fanouts(traffic) -> list[tuple[object, FanoutMessage]]:
+    """(traffic item, FanoutMessage) for every FanoutMessage of the given /notify records, in order."""
+    out = []
+    for item in traffic:
+        try:
+            messages = FanoutMessage.decode_sequence(item.request, scope=MLS10)
+        except Exception as exc:  # noqa: BLE001 - a body that does not decode is the SUT's defect
+            fail(f"a /notify body the SUT sent does not decode as FanoutMessages: {exc}", requirement=TO_ACTIVE)
+        out += [(item, m) for m in messages]
+    return out
+
+
+def _kind(message: FanoutMessage) -> str:
+    msg = message.message
+    if msg.wire_format == WireFormat.mls_welcome:
+        return "welcome"
+    if msg.private_message is not None:
+        return "application" if msg.private_message.content_type == ContentType.application else "private-handshake"
+    content = msg.public_message.content
+    return "commit" if content.content_type == ContentType.commit else "proposal"
+
+
+def _epoch(message: FanoutMessage) -> int:
+    msg = message.message
+    return msg.private_message.epoch if msg.private_message is not None else msg.public_message.content.epoch
+
+
+def _notifies_in(party, room: str, after: int):
+    """The /notify requests ``party`` (a reference peer) received for ``room`` since ``after``."""
+    return [t for t in party.traffic(after, endpoint="notify", direction="in") if t.value == room]
+
+
+def _sut_hub_room(cast, *, third=None):
+    """A room on the SUT hub with Alice (SUT) and Bob (reference follower), and optionally a user of
+    ``third`` (the reference hub, as a third provider). Waits until the joiners are in."""
+    alice = cast.hub.create_user("alice")
+    room = cast.hub.create_room(alice)
+    bob = cast.follower.create_user("bob")
+    cast.hub.add_ok(room, alice, bob)
+    users = [bob]
+    if third is not None:
+        xavier = third.create_user("xavier")
+        cast.hub.add_ok(room, alice, xavier)
+        users.append(xavier)
+    epoch = cast.hub.room(room)["epoch"]
+    cast.follower.wait_epoch(room, epoch, what="the reference follower's clients to join the SUT's room")
+    if third is not None:
+        third.wait_epoch(room, epoch, what="the reference hub's clients to join the SUT's room")
+    return room, alice, users
+
+
+def _submit_as_follower(mimi_as, sut, room: str, body: bytes) -> SubmitMessageResponse:
+    session = mimi_as(FOLLOWER_DOMAIN)
+    reply = session.run(session.client.call(_authority(sut), "submitMessage", room, body))
+    assert reply.status == 200, f"submitMessage answered HTTP {reply.status}, not 200 with a SubmitMessageResponse"
+    return SubmitMessageResponse.decode(reply.body)
+
+
+def _update_as_follower(mimi_as, sut, room: str, body: bytes) -> UpdateRoomResponse:
+    session = mimi_as(FOLLOWER_DOMAIN)
+    reply = session.run(session.client.call(_authority(sut), "update", room, body))
+    assert reply.status == 200, f"update answered HTTP {reply.status}, not 200 with an UpdateRoomResponse"
+    return UpdateRoomResponse.decode(reply.body)
+
+
+def _synced_member(party, room: str, client: str, epoch: int, poll_until):
+    """A copy of a reference client's member state once it has reached ``epoch``."""
+    return poll_until(
+        lambda: (m := party.member_state(room, client)).epoch == epoch and m,
+        what=f"{client} at {party.name} to reach epoch {epoch}",
+    )
+
+
+# -- SUT as hub ------------------------------------------------------------------------------------
+
+
+@pytest.mark.requirements(TO_ACTIVE, ORDERED, DELIVERY_ORDER)
+@as_hub
+def test_fanout_reaches_every_provider_in_hub_order(cast, ref_hub, poll_until, recorder):
+    """The hub fans out each accepted message to every provider with members, in its acceptance order,
+    a commit before any message of the epoch it starts."""
+    room, alice, (bob,) = _sut_hub_room(cast)
+    start_epoch = cast.hub.room(room)["epoch"]
+    mark = cast.follower.traffic_mark()
+    xavier = ref_hub.create_user("xavier")
+    cast.hub.add_ok(room, alice, xavier)  # a commit bob's provider gets without a Welcome
+    texts = [f"ordered {i} {room}".encode() for i in range(3)]
+    for text in texts:
+        cast.hub.send_ok(room, alice.client, text)
+    recorder.note("waiting for the commit and the three messages at the reference follower")
+    poll_until(lambda: len(_fanouts(_notifies_in(cast.follower, room, mark))) >= 4,
+               what="the commit and three messages in /notify at the reference follower")
+    epoch, last_timestamp = start_epoch, 0
+    for item, message in _fanouts(_notifies_in(cast.follower, room, mark)):
+        kind = _kind(message)
+        if message.timestamp < last_timestamp:
+            fail(f"/notify #{item.seq}: a {kind} stamped {message.timestamp} after one stamped {last_timestamp}",
+                 requirement=ORDERED)
+        last_timestamp = message.timestamp
+        if kind == "commit":
+            epoch = max(epoch, _epoch(message) + 1)
+        elif kind == "application" and _epoch(message) > epoch:
+            fail(f"/notify #{item.seq}: an application message of epoch {_epoch(message)} arrived before the "
+                 f"commit starting that epoch (the follower had only seen epoch {epoch})", requirement=DELIVERY_ORDER)
+    for party, user in ((cast.follower, bob), (ref_hub, xavier)):
+        poll_until(lambda p=party, u=user: texts[-1] in p.received(u.client, room),
+                   what=f"{user.uri} to receive the last message")
+        got = [m for m in party.received(user.client, room) if m in texts]
+        assert got == texts, f"{user.uri} received {got!r}, not each message once in the hub's order {texts!r}"
+
+
+@pytest.mark.requirements(WELCOME_ROUTING, KPREF)
+@as_hub
+def test_welcome_goes_only_to_the_joiners_provider(cast, ref_hub, poll_until):
+    """The hub sends a Welcome only to the provider whose KeyPackages it names, not to other providers."""
+    room, alice, (bob, xavier) = _sut_hub_room(cast, third=ref_hub)
+    mark_follower, mark_hub = cast.follower.traffic_mark(), ref_hub.traffic_mark()
+    carol = cast.follower.create_user("carol")
+    cast.hub.add_ok(room, alice, carol)
+    to_follower = poll_until(
+        lambda: [m for _, m in _fanouts(_notifies_in(cast.follower, room, mark_follower)) if _kind(m) == "welcome"],
+        what="the Welcome for carol at follower.ref.test",
+    )
+    assert to_follower, "no Welcome reached follower.ref.test"
+    # Sentinel: the commit adding carol reached the other provider (xavier's); no Welcome may come with it.
+    poll_until(lambda: any(_kind(m) == "commit" for _, m in _fanouts(_notifies_in(ref_hub, room, mark_hub))),
+               what="the commit adding carol at hub.ref.test")
+    wrong = [i.seq for i, m in _fanouts(_notifies_in(ref_hub, room, mark_hub)) if _kind(m) == "welcome"]
+    if wrong:
+        fail(f"a Welcome naming only follower.ref.test's KeyPackage was also sent to hub.ref.test (/notify {wrong})",
+             requirement=WELCOME_ROUTING)
+
+
+@pytest.mark.requirements(EPOCH_TOO_OLD)
+@as_hub
+def test_message_of_an_old_epoch_is_answered_epoch_too_old(cast, ref_hub, sut, mimi_as, poll_until):
+    """An application message of an epoch older than the room's is answered epochTooOld with the current epoch."""
+    room, alice, (bob,) = _sut_hub_room(cast)
+    epoch = cast.hub.room(room)["epoch"]
+    stale = _synced_member(cast.follower, room, bob.client, epoch, poll_until)
+    cast.hub.add_ok(room, alice, ref_hub.create_user("xavier"))  # the room moves on
+    current = cast.hub.room(room)["epoch"]
+    response = _submit_as_follower(mimi_as, sut, room, stale.send(b"from the past " + room.encode()))
+    if response.statusCode != SubmitResponseCode.epochTooOld:
+        fail(f"a message of epoch {epoch} (the room is at {current}) was answered {response.statusCode.name}, "
+             "not epochTooOld", requirement=EPOCH_TOO_OLD)
+    assert response.currentEpoch == current, (
+        f"epochTooOld names currentEpoch {response.currentEpoch}, the room is at {current}"
+    )
+
+
+@pytest.mark.requirements(FUTURE_EPOCH)
+@as_hub
+def test_message_of_a_future_epoch_is_not_allowed(cast, sut, mimi_as, poll_until):
+    """An application message claiming an epoch after the room's is answered notAllowed."""
+    room, _alice, (bob,) = _sut_hub_room(cast)
+    epoch = cast.hub.room(room)["epoch"]
+    member = _synced_member(cast.follower, room, bob.client, epoch, poll_until)
+    message = Crafter(member.group).application(b"from the future", epoch=epoch + 1)
+    body = SubmitMessageRequest(protocol=Protocol.mls10, appMessage=decode_message(message),
+                                sendingUri=IdentifierUri(uri=bob.uri.encode())).encode()
+    response = _submit_as_follower(mimi_as, sut, room, body)
+    assert response.statusCode == SubmitResponseCode.notAllowed, (
+        f"a message claiming epoch {epoch + 1} (the room is at {epoch}) was answered {response.statusCode.name}, "
+        "not notAllowed"
+    )
+
+
+@pytest.mark.requirements(WRONG_EPOCH)
+@as_hub
+def test_second_commit_for_an_epoch_is_refused(cast, sut, mimi_as, poll_until):
+    """Of two commits built on the same epoch the hub accepts the first and answers the second wrongEpoch
+    with the new current epoch."""
+    room, _alice, (bob,) = _sut_hub_room(cast)
+    epoch = cast.hub.room(room)["epoch"]
+    first = _synced_member(cast.follower, room, bob.client, epoch, poll_until)
+    second = cast.follower.member_state(room, bob.client)
+    response = _update_as_follower(mimi_as, sut, room, first.commit([]).request)
+    if response.responseCode != UpdateResponseCode.success:
+        raise HarnessError(f"the first commit of epoch {epoch} was refused: {response.responseCode.name} "
+                           f"{response.errorDescription!r}")
+    response = _update_as_follower(mimi_as, sut, room, second.commit([]).request)
+    if response.responseCode != UpdateResponseCode.wrongEpoch:
+        fail(f"a second commit for epoch {epoch}, after one was accepted, was answered {response.responseCode.name}, "
+             "not wrongEpoch", requirement=WRONG_EPOCH)
+    assert response.currentEpoch == epoch + 1, (
+        f"wrongEpoch names currentEpoch {response.currentEpoch}, the room is at {epoch + 1}"
+    )
+
+
+@pytest.mark.requirements(ACCEPTED_TIMESTAMP, TIMESTAMP_IS_ACCEPTANCE)
+@as_hub
+def test_fanout_timestamp_is_the_acceptance_time(cast, ref_hub, poll_until):
+    """The hub answers an accepted submitMessage with its acceptance time and stamps the fanned-out message
+    with that same time."""
+    room, _alice, (bob, xavier) = _sut_hub_room(cast, third=ref_hub)
+    mark_hub, mark_follower = ref_hub.traffic_mark(), cast.follower.traffic_mark()
+    before = int(time.time() * 1000)
+    text = b"stamped " + room.encode()
+    ref_hub.send_ok(room, xavier.client, text)
+    after = int(time.time() * 1000)
+    submits = [t for t in ref_hub.traffic(mark_hub, endpoint="submitMessage", direction="out") if t.value == room]
+    if len(submits) != 1 or submits[0].status != 200:
+        raise HarnessError(f"expected one submitMessage of xavier's message, logged {submits}")
+    response = SubmitMessageResponse.decode(submits[0].response)
+    accepted = response.accepted_timestamp
+    if not before - 5000 <= accepted <= after + 5000:
+        fail(f"accepted_timestamp {accepted} is outside the request's time window [{before}, {after}] (±5 s)",
+             requirement=ACCEPTED_TIMESTAMP)
+    sent = decode_message(SubmitMessageRequest.decode(submits[0].request).appMessage.encode()).encode()
+    cast.follower.wait_received(bob.client, text, room=room)
+    stamps = [m.timestamp for _, m in _fanouts(_notifies_in(cast.follower, room, mark_follower))
+              if m.message.encode() == sent]
+    assert stamps, "the reference follower received xavier's message without a /notify carrying its bytes"
+    assert stamps == [accepted] * len(stamps), (
+        f"the FanoutMessage is stamped {stamps}, the submitter was told accepted_timestamp {accepted}"
+    )
+
+
+@pytest.mark.requirements(RETRY, COMMITMENT)
+@as_hub
+def test_refused_notify_is_retried_until_delivered(cast, poll_until):
+    """After a non-201 answer to /notify the hub sends the same body again, and the message arrives once."""
+    room, alice, (bob,) = _sut_hub_room(cast)
+    mark = cast.follower.traffic_mark()
+    cast.follower.refuse_notifies([503, 503], retry_after="1")
+    text = b"despite refusals " + room.encode()
+    try:
+        cast.hub.send_ok(room, alice.client, text)
+        cast.follower.wait_received(bob.client, text, room=room, what="the message to arrive after the refusals")
+    finally:
+        cast.follower.refuse_notifies([])  # refusals left unused must not hit the next check
+    cast.follower.wait_received(bob.client, text, room=room, what="the message to arrive despite two 503s")
+    got = [m for m in cast.follower.received(bob.client, room) if m == text]
+    assert len(got) == 1, f"bob received the message {len(got)} times, not once"
+    notifies = cast.follower.traffic(mark, endpoint="notify", direction="in")
+    for index, refused in enumerate(notifies):
+        if refused.status == 201 or refused.status is None:
+            continue
+        if not any(t.request == refused.request and t.status == 201 for t in notifies[index + 1:]):
+            fail(f"the /notify #{refused.seq} answered {refused.status} was never sent again and delivered",
+                 requirement=RETRY)
+
+
+@pytest.mark.requirements(RETRY_AFTER)
+@as_hub
+def test_retry_waits_for_retry_after(cast, poll_until):
+    """A hub retrying a refused /notify waits at least the Retry-After the follower gave."""
+    room, alice, (bob,) = _sut_hub_room(cast)
+    mark = cast.follower.traffic_mark()
+    cast.follower.refuse_notifies([503], retry_after="1")
+    text = b"after a pause " + room.encode()
+    try:
+        cast.hub.send_ok(room, alice.client, text)
+        cast.follower.wait_received(bob.client, text, room=room, what="the message to arrive after the refusals")
+    finally:
+        cast.follower.refuse_notifies([])  # refusals left unused must not hit the next check
+    cast.follower.wait_received(bob.client, text, room=room, what="the message to arrive after one 503")
+    notifies = cast.follower.traffic(mark, endpoint="notify", direction="in")
+    refused = [t for t in notifies if t.status == 503]
+    if not refused:
+        raise HarnessError("the reference follower refused no /notify")
+    first = refused[0]
+    retries = [t for t in notifies if t.seq > first.seq and t.request == first.request]
+    assert retries, f"the /notify #{first.seq} answered 503 was not sent again"
+    waited = retries[0].time - first.time
+    assert waited >= 0.95, f"the retry came {waited:.2f} s after a 503 with Retry-After: 1"
+
+
+# -- SUT as follower -------------------------------------------------------------------------------
+
+
+def _ref_hub_room(cast):
+    """A room on the reference hub with Xavier (reference hub) and Sam (SUT); waits until Sam is in."""
+    xavier = cast.hub.create_user("xavier")
+    room = cast.hub.create_room(xavier)
+    sam = cast.follower.create_user("sam")
+    cast.hub.add_ok(room, xavier, sam)
+    cast.follower.wait_epoch(room, cast.hub.room(room)["epoch"], what="the SUT's client to join the room")
+    return room, xavier, sam
+
+
+@pytest.mark.requirements(DUP_201)
+@as_follower
+def test_duplicate_notify_is_answered_201(cast, sut, mimi):
+    """A follower answers a byte-identical repeated /notify from the hub with 201."""
+    room, xavier, sam = _ref_hub_room(cast)
+    mark = cast.hub.traffic_mark()
+    text = b"said once " + room.encode()
+    cast.hub.send_ok(room, xavier.client, text)
+    cast.follower.wait_received(sam.client, text, room=room)
+    sent = [t for t in cast.hub.traffic(mark, endpoint="notify", direction="out") if t.value == room and t.status == 201]
+    if not sent:
+        raise HarnessError("the reference hub logged no delivered /notify to the SUT")
+    reply = mimi.run(mimi.client.call(_authority(sut), "notify", room, sent[-1].request))
+    assert reply.status == 201, f"the repeated /notify was answered HTTP {reply.status}, not 201"
+
+
+@pytest.mark.requirements(DUP_ONCE)
+@as_follower
+def test_duplicate_notify_is_processed_once(cast, sut, mimi):
+    """A follower ignores a repeated /notify: its clients get the message once."""
+    room, xavier, sam = _ref_hub_room(cast)
+    mark = cast.hub.traffic_mark()
+    text = b"counted once " + room.encode()
+    cast.hub.send_ok(room, xavier.client, text)
+    cast.follower.wait_received(sam.client, text, room=room)
+    sent = [t for t in cast.hub.traffic(mark, endpoint="notify", direction="out") if t.value == room and t.status == 201]
+    if not sent:
+        raise HarnessError("the reference hub logged no delivered /notify to the SUT")
+    mimi.run(mimi.client.call(_authority(sut), "notify", room, sent[-1].request))
+    sentinel = b"sentinel " + room.encode()
+    cast.hub.send_ok(room, xavier.client, sentinel)
+    cast.follower.wait_received(sam.client, sentinel, room=room, what="a later message (sentinel) at the SUT")
+    count = cast.follower.received(sam.client, room).count(text)
+    assert count == 1, f"after the /notify was repeated, the SUT's client lists the message {count} times"
+
+
+@pytest.mark.requirements(ECHO)
+@as_follower
+def test_echo_of_own_message_is_accepted(cast):
+    """A follower answers 201 to a /notify echoing its own client's message back."""
+    room, xavier, sam = _ref_hub_room(cast)
+    mark = cast.hub.traffic_mark()
+    text = b"echoed " + room.encode()
+    cast.follower.send_ok(room, sam.client, text)
+    cast.hub.wait_received(xavier.client, text, room=room)
+    echoes = [t for t in cast.hub.traffic(mark, endpoint="notify", direction="out") if t.value == room]
+    if not echoes:
+        raise HarnessError("the reference hub logged no /notify echoing the SUT's message")
+    first = echoes[0]
+    assert first.status == 201, f"the SUT answered the echo of its own message with HTTP {first.status} ({first.error})"
+
+
+@pytest.mark.requirements(CONCATENATED)
+@as_follower
+def test_concatenated_notify_is_processed_whole(cast, sut, mimi, poll_until):
+    """A follower accepts a /notify of a commit and two application messages concatenated, and its client
+    gets both messages."""
+    room, xavier, sam = _ref_hub_room(cast)
+    epoch = cast.hub.room(room)["epoch"]
+    member = _synced_member(cast.hub, room, xavier.client, epoch, poll_until)
+    commit = member.commit([]).commit
+    member.commit_accepted()
+    texts = [b"first of two " + room.encode(), b"second of two " + room.encode()]
+    now = int(time.time() * 1000)
+    parts = [FanoutMessage(timestamp=now, protocol=Protocol.mls10, message=decode_message(commit), externalProposals=[])]
+    parts += [FanoutMessage(timestamp=now, protocol=Protocol.mls10, message=decode_message(member.group.protect(t)),
+                            frank=None) for t in texts]
+    reply = mimi.run(mimi.client.call(_authority(sut), "notify", room, b"".join(p.encode() for p in parts)))
+    assert reply.status == 201, f"the concatenated /notify was answered HTTP {reply.status}, not 201"
+    poll_until(lambda: all(t in cast.follower.received(sam.client, room) for t in texts),
+               what="both concatenated messages at the SUT's client")

@@ -1,0 +1,465 @@
+"""Key material (draft-ietf-mimi-protocol-06 §4.3.1, §5.2): the SUT as target provider, as hub
+relaying requests, and as requester.
+
+As target provider the SUT is asked over MIMI by the provider that would ask it in a room: with the
+SUT as follower, the reference hub's domain (hub.ref.test) for a room the reference hub hosts; with
+the SUT as hub, the reference follower's domain (follower.ref.test) for a room the SUT hosts. The
+suite signs its requests itself (a fresh Ed25519 key, cipher suite 1). Its own KeyPackages are set up
+through the control API (publishKeyPackages); what is judged is what the SUT answers on the wire.
+
+As requester (the SUT adds a user), what the SUT sent is read from the reference peers' traffic logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import pytest
+
+from conformance.harness.control import ControlProblem
+from conformance.scenarios.roles import as_follower, as_hub, both_roles
+from conformance.verdicts import fail, not_applicable
+from reference_peer.mls import MLSError, basic_credential, cipher_suite
+from reference_peer.mls.leaf import key_package_ref
+from reference_peer.wire.codec import DecodeError, EncodeError
+from reference_peer.wire.identity import IdentifierUri
+from reference_peer.wire.mimi import (
+    KeyMaterialClientCode,
+    KeyMaterialRequest,
+    KeyMaterialResponse,
+    KeyMaterialUserCode,
+    Protocol,
+)
+from reference_peer.wire.mls import CredentialType, KeyPackage, RequiredCapabilities
+
+PUBLICATION_POINT = "PROTO-KEYMAT-PUBLICATION-POINT"
+CLIENTS_ENUMERATED = "PROTO-KEYMAT-CLIENTS-ENUMERATED"
+NO_REUSE = "PROTO-KEYMAT-NO-REUSE"
+NO_EXPIRED = "PROTO-KEYMAT-NO-EXPIRED"
+USER_CODE = "PROTO-KEYMAT-USER-CODE-CONSISTENT"
+REQUIRED_CAPABILITIES = "PROTO-KEYMAT-REQUIRED-CAPABILITIES"
+ACCEPTABLE_SUITE = "PROTO-KEYMAT-ACCEPTABLE-CIPHERSUITE"
+SIGNATURE_CHECKED = "PROTO-KEYMAT-SIGNATURE-CHECKED"
+UNKNOWN_USER = "PROTO-KEYMAT-UNKNOWN-USER"
+ENUMERATION = "EXT-CONSENT-ENUMERATION"
+HUB_RELAY = "PROTO-KEYMAT-HUB-RELAY"
+VIA_HUB = "PROTO-KEYMAT-VIA-HUB"
+ROOM_ID = "PROTO-KEYMAT-ROOM-ID"
+NONEMPTY_SUITES = "PROTO-KEYMAT-NONEMPTY-CIPHERSUITES"
+REQUEST_SIGNED = "PROTO-KEYMAT-REQUEST-SIGNED"
+TARGET_IN_PATH = "PROTO-KEYMAT-TARGET-IN-PATH"
+
+SUITE = 1  # MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, the suite's own (and the MTI) suite
+UNSUPPORTED_SUITE = 0x0A0A  # an RFC 9420 GREASE value: never a real cipher suite
+UNSUPPORTED_EXTENSION = 0xF0A5  # a private-use extension type no client is expected to support
+CLOCK_SKEW = 30  # seconds of clock difference tolerated before a KeyPackage counts as expired
+FAILURE_CODES = (
+    KeyMaterialUserCode.incompatibleProtocol, KeyMaterialUserCode.userUnknown, KeyMaterialUserCode.noConsent,
+    KeyMaterialUserCode.noConsentForThisRoom, KeyMaterialUserCode.userDeleted,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# The suite as requester towards the SUT as target provider
+
+
+@dataclasses.dataclass
+class _Requester:
+    """A requesting user at one of the suite's domains, asking the SUT in the context of ``room``."""
+
+    session: object  # MimiSession
+    authority: str  # the SUT's MIMI authority
+    user: str
+    client: str
+    room: str
+    signature_priv: bytes
+    signature_pub: bytes
+    note: Callable[[str], None]
+
+    def build(self, target: str, *, suites: tuple[int, ...] = (SUITE,), extensions: tuple[int, ...] = (),
+              corrupt: bool = False) -> bytes:
+        request = KeyMaterialRequest(
+            protocol=Protocol.mls10,
+            requestingUser=IdentifierUri(uri=self.user.encode()),
+            targetUser=IdentifierUri(uri=target.encode()),
+            roomId=IdentifierUri(uri=self.room.encode()),
+            acceptableCiphersuites=list(suites),
+            requiredCapabilities=RequiredCapabilities(extension_types=list(extensions), proposal_types=[],
+                                                      credential_types=[]),
+            requesterSignatureKey=self.signature_pub,
+            requesterCredential=basic_credential(self.client.encode()),
+            key_material_request_signature=b"",
+        )
+        signature = cipher_suite(SUITE).sign_with_label(self.signature_priv, "KeyMaterialRequestTBS",
+                                                        request.tbs().encode())
+        if corrupt:
+            signature = bytes([signature[0] ^ 0x01]) + signature[1:]
+        return request.replace(key_material_request_signature=signature).encode()
+
+    def ask(self, target: str, body: bytes | None = None, *, path_target: str | None = None, **options):
+        """POST /keyMaterial/{target}: (HTTP status, raw body, decoded response or None when not 200)."""
+        body = self.build(target, **options) if body is None else body
+        value = path_target or target
+        self.note(f"keyMaterial for {value} ({options or 'default request'})")
+        reply = self.session.run(self.session.client.call(self.authority, "keyMaterial", value, body))
+        if reply.status != 200:
+            self.note(f"-> HTTP {reply.status}")
+            return reply.status, reply.body, None
+        try:
+            response = KeyMaterialResponse.decode(reply.body)
+        except (DecodeError, EncodeError) as exc:
+            fail(f"keyMaterial answered 200 with an undecodable KeyMaterialResponse: {exc}")
+        self.note(f"-> {response.userStatus.name}: "
+                  + ", ".join(f"{_text(c.clientUri)}={c.clientStatus.name}" for c in response.clients))
+        return reply.status, reply.body, response
+
+
+def _requester(cast, sut, mimi, mimi_as, names, recorder) -> _Requester:
+    """The provider that asks the SUT in this role, and a room of the hub to ask for."""
+    owner = cast.hub.create_user("owner")
+    room = cast.hub.create_room(owner)
+    if cast.sut_role == "hub":  # a follower of the SUT's room asks its hub
+        domain, session = cast.follower.domain, mimi_as(cast.follower.domain)
+    else:  # the reference hub asks the SUT for its user
+        domain, session = mimi.domain, mimi
+    name = names("requester")
+    priv, pub = cipher_suite(SUITE).generate_signature_key_pair()
+    return _Requester(session, urlsplit(sut.base_urls[cast.sut.domain]).netloc, f"mimi://{domain}/u/{name}",
+                      f"mimi://{domain}/d/{name}/c1", room, priv, pub, recorder.note)
+
+
+def _text(uri: IdentifierUri) -> str:
+    return bytes(uri.uri).decode("utf-8", "replace")
+
+
+def _key_packages(response: KeyMaterialResponse | None) -> list[tuple[str, KeyPackage]]:
+    if response is None:
+        return []
+    return [(_text(c.clientUri), c.keyPackage) for c in response.clients if c.keyPackage is not None]
+
+
+def _ref(kp: KeyPackage) -> bytes:
+    try:
+        return key_package_ref(cipher_suite(kp.cipher_suite), kp)
+    except (MLSError, ValueError):
+        return hashlib.sha256(kp.encode()).digest()
+
+
+def _is_last_resort(kp: KeyPackage) -> bool:
+    return any(e.extension_type == 0x000A for e in kp.extensions)
+
+
+def _publish(party, client: str, count: int, **extra) -> None:
+    if not party.supports("publishKeyPackages"):
+        not_applicable("the SUT's control API does not implement publishKeyPackages")
+    party.publish_key_packages(client, count, replace=True, lastResort=False, **extra)
+
+
+def _expect_success(status, response, what: str, requirement: str) -> KeyMaterialResponse:
+    if response is None:
+        fail(f"{what}: keyMaterial answered HTTP {status}, not 200 with KeyPackages", requirement=requirement)
+    if response.userStatus not in (KeyMaterialUserCode.success, KeyMaterialUserCode.partialSuccess):
+        fail(f"{what}: keyMaterial answered {response.userStatus.name}, not success", requirement=requirement)
+    return response
+
+
+# --------------------------------------------------------------------------------------------
+# The SUT as target provider
+
+
+@pytest.mark.requirements(PUBLICATION_POINT, CLIENTS_ENUMERATED)
+@both_roles
+def test_key_material_lists_every_client_with_a_key_package(cast, sut, mimi, mimi_as, names, recorder):
+    """keyMaterial for a user with two clients answers success listing both clients, each with a
+    KeyPackage of that client."""
+    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
+    target = cast.sut.create_user("target", clients=2)
+    status, _, response = asker.ask(target.uri)
+    response = _expect_success(status, response, "a freshly provisioned user", PUBLICATION_POINT)
+    if response.userStatus != KeyMaterialUserCode.success:
+        fail(f"both clients have KeyPackages, yet userStatus is {response.userStatus.name}", requirement=PUBLICATION_POINT)
+    listed = [_text(c.clientUri) for c in response.clients]
+    if sorted(listed) != sorted(target.clients):
+        fail(f"the response enumerates {listed}, not the user's clients {list(target.clients)}",
+             requirement=CLIENTS_ENUMERATED)
+    for entry in response.clients:
+        client = _text(entry.clientUri)
+        if entry.clientStatus != KeyMaterialClientCode.success or entry.keyPackage is None:
+            fail(f"{client} is {entry.clientStatus.name} without a KeyPackage under userStatus success",
+                 requirement=CLIENTS_ENUMERATED)
+        credential = entry.keyPackage.leaf_node.credential
+        if credential.credential_type == CredentialType.basic and bytes(credential.identity) != client.encode():
+            fail(f"the KeyPackage listed for {client} carries the credential of {bytes(credential.identity)!r}",
+                 requirement=CLIENTS_ENUMERATED)
+
+
+@pytest.mark.requirements(NO_REUSE)
+@both_roles
+def test_key_package_is_never_handed_out_twice(cast, sut, mimi, mimi_as, names, recorder):
+    """Repeated keyMaterial requests never return a KeyPackage an earlier response returned."""
+    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
+    target = cast.sut.create_user("target")
+    _publish(cast.sut, target.client, 2)
+    seen: dict[bytes, int] = {}
+    for attempt in range(1, 4):
+        _, _, response = asker.ask(target.uri)
+        for client, kp in _key_packages(response):
+            ref = _ref(kp)
+            if ref in seen and not _is_last_resort(kp):
+                fail(f"response {attempt} hands out the KeyPackage {ref.hex()} of {client} that response "
+                     f"{seen[ref]} already handed out", requirement=NO_REUSE)
+            seen.setdefault(ref, attempt)
+
+
+@pytest.mark.requirements(USER_CODE, CLIENTS_ENUMERATED)
+@both_roles
+def test_exhausted_client_makes_partial_success(cast, sut, mimi, mimi_as, names, recorder):
+    """With one of two clients out of KeyPackages, keyMaterial answers partialSuccess, that client
+    keyMaterialExhausted without a KeyPackage and the other success with one."""
+    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
+    target = cast.sut.create_user("target", clients=2)
+    empty, full = target.clients
+    _publish(cast.sut, empty, 0)
+    status, _, response = asker.ask(target.uri)
+    response = _expect_success(status, response, "one client with KeyPackages left", USER_CODE)
+    entries = {_text(c.clientUri): c for c in response.clients}
+    if sorted(entries) != sorted(target.clients):
+        fail(f"the response enumerates {sorted(entries)}, not the user's clients {list(target.clients)}",
+             requirement=CLIENTS_ENUMERATED)
+    if entries[empty].clientStatus != KeyMaterialClientCode.keyMaterialExhausted or entries[empty].keyPackage:
+        fail(f"{empty} has no KeyPackage left but is answered {entries[empty].clientStatus.name}",
+             requirement=USER_CODE)
+    if entries[full].clientStatus != KeyMaterialClientCode.success or entries[full].keyPackage is None:
+        fail(f"{full} has KeyPackages but is answered {entries[full].clientStatus.name}", requirement=CLIENTS_ENUMERATED)
+    if response.userStatus != KeyMaterialUserCode.partialSuccess:
+        fail(f"one of two clients got key material, yet userStatus is {response.userStatus.name}, not partialSuccess",
+             requirement=USER_CODE)
+
+
+@pytest.mark.requirements(NO_EXPIRED)
+@both_roles
+def test_no_expired_key_package_is_handed_out(cast, sut, mimi, mimi_as, names, recorder):
+    """Every KeyPackage keyMaterial returns has a LeafNode lifetime that has not ended."""
+    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
+    target = cast.sut.create_user("target")
+    _publish(cast.sut, target.client, 2)
+    served = 0
+    for _ in range(3):
+        _, _, response = asker.ask(target.uri)
+        now = int(time.time())
+        for client, kp in _key_packages(response):
+            served += 1
+            not_after = kp.leaf_node.lifetime.not_after
+            if not_after < now - CLOCK_SKEW:
+                fail(f"the KeyPackage {_ref(kp).hex()} of {client} expired {now - not_after} s ago (not_after "
+                     f"{not_after})", requirement=NO_EXPIRED)
+    if not served:
+        fail("no KeyPackage was handed out for a client that published two", requirement=NO_EXPIRED)
+
+
+@pytest.mark.requirements(REQUIRED_CAPABILITIES)
+@both_roles
+def test_required_capabilities_no_client_supports_get_no_key_package(cast, sut, mimi, mimi_as, names, recorder):
+    """A request requiring an extension no client supports answers noCompatibleMaterial, with no
+    KeyPackage and any listed client nothingCompatible."""
+    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
+    target = cast.sut.create_user("target", clients=2)
+    status, _, response = asker.ask(target.uri, extensions=(UNSUPPORTED_EXTENSION,))
+    if response is None:
+        fail(f"a request requiring an unsupported extension answered HTTP {status}, not noCompatibleMaterial")
+    if _key_packages(response):
+        fail(f"KeyPackages were handed out although no client supports the required extension "
+             f"0x{UNSUPPORTED_EXTENSION:04X} ({response.userStatus.name})")
+    if response.userStatus != KeyMaterialUserCode.noCompatibleMaterial:
+        fail(f"no client supports the required extension, yet userStatus is {response.userStatus.name}")
+    wrong = [f"{_text(c.clientUri)}={c.clientStatus.name}" for c in response.clients
+             if c.clientStatus != KeyMaterialClientCode.nothingCompatible]
+    if wrong:
+        fail(f"clients listed under noCompatibleMaterial are not nothingCompatible: {wrong}")
+
+
+@pytest.mark.requirements(ACCEPTABLE_SUITE)
+@both_roles
+def test_key_packages_use_an_acceptable_cipher_suite(cast, sut, mimi, mimi_as, names, recorder):
+    """KeyPackages returned use a cipher suite of the request, and a request accepting only a suite
+    no client has gets none."""
+    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
+    target = cast.sut.create_user("target")
+    _, _, response = asker.ask(target.uri)
+    for client, kp in _key_packages(response):
+        if kp.cipher_suite != SUITE:
+            fail(f"the request accepts only cipher suite {SUITE}, yet {client}'s KeyPackage uses {kp.cipher_suite}")
+    status, _, response = asker.ask(target.uri, suites=(UNSUPPORTED_SUITE,))
+    for client, kp in _key_packages(response):
+        fail(f"the request accepts only cipher suite 0x{UNSUPPORTED_SUITE:04X}, yet {client}'s KeyPackage "
+             f"(suite {kp.cipher_suite}) was handed out")
+
+
+@pytest.mark.requirements(SIGNATURE_CHECKED)
+@both_roles
+def test_badly_signed_request_gets_no_key_package(cast, sut, mimi, mimi_as, names, recorder):
+    """A request whose signature does not verify gets no KeyPackage and consumes none."""
+    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
+    target = cast.sut.create_user("target")
+    _publish(cast.sut, target.client, 1)
+    status, _, response = asker.ask(target.uri, corrupt=True)
+    if _key_packages(response):
+        fail(f"a request with a corrupted key_material_request_signature got KeyPackages ({response.userStatus.name})")
+    status, _, response = asker.ask(target.uri)
+    if not _key_packages(response):
+        fail("after a badly signed request, a valid one found the client's only KeyPackage gone: "
+             f"{response.userStatus.name if response else f'HTTP {status}'}")
+
+
+@pytest.mark.requirements(ENUMERATION, UNKNOWN_USER)
+@both_roles
+def test_unknown_and_non_consenting_users_look_the_same(cast, sut, mimi, mimi_as, names, recorder):
+    """keyMaterial for an unknown user and for a consent-first user who gave no consent get the same
+    status, user code and response bytes (up to the target URI)."""
+    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
+    try:
+        shy = cast.sut.create_user("shy", consentMode="consent-first")
+    except ControlProblem as exc:
+        if exc.status in (400, 422):
+            not_applicable(f"the SUT does not create a user in consent-first mode: {exc}")
+        raise
+    # An unknown user whose URI differs from the shy one only in its local name, with the same length.
+    local = shy.uri.rsplit("/", 1)[1]
+    ghost = shy.uri[: -len(local)] + hashlib.sha256(local.encode()).hexdigest()[: len(local)]
+    shy_status, shy_body, shy_response = asker.ask(shy.uri)
+    ghost_status, ghost_body, ghost_response = asker.ask(ghost)
+    if ghost_response is not None:
+        if ghost_response.userStatus not in (KeyMaterialUserCode.userUnknown, KeyMaterialUserCode.noConsent):
+            fail(f"keyMaterial for the unknown user {ghost} answered {ghost_response.userStatus.name}",
+                 requirement=UNKNOWN_USER)
+        if ghost_response.clients:
+            fail(f"keyMaterial for the unknown user {ghost} lists clients", requirement=UNKNOWN_USER)
+    if shy_status != ghost_status:
+        fail(f"the non-consenting user is answered HTTP {shy_status}, an unknown user HTTP {ghost_status}",
+             requirement=ENUMERATION)
+    if shy_response is not None and ghost_response is not None and shy_response.userStatus != ghost_response.userStatus:
+        fail(f"the non-consenting user is answered {shy_response.userStatus.name}, an unknown user "
+             f"{ghost_response.userStatus.name}: who has an account shows", requirement=ENUMERATION)
+    if shy_body.replace(shy.uri.encode(), b"<target>") != ghost_body.replace(ghost.encode(), b"<target>"):
+        fail(f"the answers differ beyond the target URI: {shy_body.hex()} vs {ghost_body.hex()}",
+             requirement=ENUMERATION)
+
+
+# --------------------------------------------------------------------------------------------
+# The SUT as hub relaying a request, and as requester
+
+
+@pytest.mark.requirements(HUB_RELAY)
+@as_hub
+def test_hub_relays_key_material_to_the_target_provider(cast, sut, mimi, mimi_as, names, recorder):
+    """A keyMaterial request to the hub for another provider's user reaches that provider, and its
+    answer comes back unchanged."""
+    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
+    target = cast.follower.create_user("target")  # a user of the reference follower
+    mark = cast.follower.traffic_mark()
+    body = asker.build(target.uri)
+    status, answer, _ = asker.ask(target.uri, body)
+    relayed = [t for t in cast.follower.traffic(mark, endpoint="keyMaterial", direction="in", peer=cast.sut.domain)
+               if t.value == target.uri]
+    if not relayed:
+        fail(f"the hub answered HTTP {status} without asking {cast.follower.domain} for {target.uri}'s KeyPackages")
+    request = KeyMaterialRequest.decode(relayed[-1].request)
+    if _text(request.targetUser) != target.uri or _text(request.roomId) != asker.room:
+        fail(f"the relayed request names {_text(request.targetUser)} in {_text(request.roomId)}, not "
+             f"{target.uri} in {asker.room}")
+    if status != relayed[-1].status or answer != relayed[-1].response:
+        fail(f"the target provider answered HTTP {relayed[-1].status} ({len(relayed[-1].response)} bytes) but the "
+             f"hub passed on HTTP {status} ({len(answer)} bytes) differing from it")
+
+
+def _add(party, room: str, actor, user, recorder) -> tuple[dict, ControlProblem | None]:
+    """addParticipant whose outcome is not what is judged (the keyMaterial traffic it causes is): a
+    control problem is kept, to be raised only when there is no traffic to judge."""
+    try:
+        result = party.add(room, actor, user)
+    except ControlProblem as exc:
+        recorder.note(f"addParticipant: {exc}")
+        return {"outcome": f"control problem: {exc}"}, exc
+    recorder.note(f"addParticipant: {result}")
+    return result, None
+
+
+def _sut_admin_in_reference_room(cast, poll_until):
+    """A room on the reference hub with a SUT user as admin (role 3) whose client has joined."""
+    owner = cast.hub.create_user("owner")
+    room = cast.hub.create_room(owner)
+    admin = cast.sut.create_user("admin")
+    cast.hub.add_ok(room, owner, admin, role=3)
+    poll_until(lambda: admin.uri in cast.sut.participants(room), what=f"the SUT to have joined {room}")
+    return room, admin
+
+
+@pytest.mark.requirements(VIA_HUB)
+@as_follower
+def test_follower_asks_the_hub_for_a_third_providers_key_material(cast, ref_follower, names, poll_until, recorder):
+    """A follower adding a user of a third provider requests the KeyPackages from the room's hub,
+    never from the third provider directly."""
+    room, admin = _sut_admin_in_reference_room(cast, poll_until)
+    third = ref_follower.create_user("third")
+    hub_mark, third_mark = cast.hub.traffic_mark(), ref_follower.traffic_mark()
+    result, problem = _add(cast.sut, room, admin, third, recorder)
+    direct = [t for t in ref_follower.traffic(third_mark, endpoint="keyMaterial", direction="in", peer=cast.sut.domain)]
+    if direct:
+        fail(f"the SUT asked {ref_follower.domain} directly for {third.uri}'s KeyPackages instead of the hub")
+    via_hub = [t for t in cast.hub.traffic(hub_mark, endpoint="keyMaterial", direction="in", peer=cast.sut.domain)
+               if t.value == third.uri]
+    if not via_hub:
+        if problem is not None:
+            raise problem
+        fail(f"adding {third.uri} to {room}, the SUT never asked the hub {cast.hub.domain} for KeyPackages "
+             f"(addParticipant: {result.get('outcome')})")
+
+
+@pytest.mark.requirements(ROOM_ID, NONEMPTY_SUITES, REQUEST_SIGNED, TARGET_IN_PATH)
+@both_roles
+def test_sut_key_material_requests_are_well_formed(cast, poll_until, recorder):
+    """keyMaterial requests the SUT sends while adding a user carry the room ID, a non-empty list of
+    cipher suites, the target in the path, and a signature that verifies."""
+    if cast.sut_role == "hub":
+        owner = cast.sut.create_user("owner")
+        room = cast.sut.create_room(owner)
+        actor = owner
+    else:
+        room, actor = _sut_admin_in_reference_room(cast, poll_until)
+    target = cast.reference.create_user("target")
+    mark = cast.reference.traffic_mark()
+    result, problem = _add(cast.sut, room, actor, target, recorder)
+    requests = cast.reference.traffic(mark, endpoint="keyMaterial", direction="in", peer=cast.sut.domain)
+    if not requests:
+        if problem is not None:
+            raise problem
+        fail(f"adding {target.uri} to {room}, the SUT sent no keyMaterial request to {cast.reference.domain} "
+             f"(addParticipant: {result.get('outcome')})", requirement=ROOM_ID)
+    for item in requests:
+        try:
+            request = KeyMaterialRequest.decode(item.request)
+        except (DecodeError, EncodeError) as exc:
+            fail(f"the SUT sent an undecodable KeyMaterialRequest: {exc}", requirement=REQUEST_SIGNED)
+        if _text(request.targetUser) != item.value:
+            fail(f"the path names {item.value} but targetUser is {_text(request.targetUser)}", requirement=TARGET_IN_PATH)
+        if _text(request.roomId) != room:
+            fail(f"the request for {item.value} carries roomId {_text(request.roomId)!r}, not {room}",
+                 requirement=ROOM_ID)
+        if request.protocol != Protocol.mls10:
+            continue
+        if not request.acceptableCiphersuites:
+            fail("the request's acceptableCiphersuites is empty", requirement=NONEMPTY_SUITES)
+        suites = [s for s in request.acceptableCiphersuites if s in range(1, 8)] or [SUITE]
+        try:
+            verified = cipher_suite(suites[0]).verify_with_label(
+                bytes(request.requesterSignatureKey), "KeyMaterialRequestTBS", request.tbs().encode(),
+                bytes(request.key_material_request_signature))
+        except (MLSError, ValueError):
+            verified = False
+        if not verified:
+            fail("key_material_request_signature does not verify over KeyMaterialRequestTBS with "
+                 "requesterSignatureKey", requirement=REQUEST_SIGNED)

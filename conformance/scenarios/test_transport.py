@@ -1,0 +1,427 @@
+"""Transport and authentication: HTTPS with mutual TLS, Host, From (draft-ietf-mimi-protocol-06 §4.1, §5).
+
+Incoming side: the suite probes the SUT's MIMI listener with its own TLS client (no client
+certificate, one from a CA the SUT does not trust, one that does not name the From domain, a Host the
+SUT does not serve, cleartext) and a real request: a well-formed requestConsent that the SUT would act
+on if it admitted it. A refusal is a failed handshake or a non-2xx answer; the SUT's user must then
+show no consent entry from the forged requester. These probes do not verify the SUT's server
+certificate (they judge its client authentication; the server certificate has its own check).
+
+Outgoing side (SUT as hub and as follower): the suite's reference peer logs only requests it
+admitted: over TLS with a certificate of the run's CA naming the From domain, From exactly
+``mimi@<domain>``, Host one of its domains. A request from the SUT refused at that layer never
+reaches the log, so the check waits for the SUT's request to appear there, attributed to the SUT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import ssl
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from conformance.harness.connectors import REFERENCE_FOLLOWER_DOMAIN, REFERENCE_HUB_DOMAIN
+from conformance.harness.polling import PollTimeout
+from conformance.scenarios.roles import both_roles
+from conformance.verdicts import ambiguous, fail, not_applicable
+from reference_peer.pki import CertificateAuthority
+from reference_peer.server.endpoints import DIRECTORY_PATH, expand_template
+from reference_peer.wire.codec import DecodeError
+from reference_peer.wire.identity import IdentifierUri
+from reference_peer.wire.mimi import (
+    AbuseReport,
+    ConsentEntry,
+    ConsentOperation,
+    FanoutMessage,
+    GroupInfoRequest,
+    IdentifierRequest,
+    KeyMaterialRequest,
+    Protocol,
+    SubmitMessageRequest,
+    UpdateRequest,
+)
+from reference_peer.wire.mls import AppDataDictionary
+
+HTTPS_ONLY = "PROTO-TRANSPORT-HTTPS-ONLY"
+IDENTIFY = "PROTO-TRANSPORT-IDENTIFY-PROVIDERS"
+HOST_TARGET = "PROTO-TRANSPORT-HOST-TARGET"
+FROM_ADDR_SPEC = "PROTO-TRANSPORT-FROM-ADDR-SPEC"
+FROM_LOCALPART = "PROTO-TRANSPORT-FROM-LOCALPART-MIMI"
+MTLS = "PROTO-TRANSPORT-MTLS"
+CERT_SOURCE = "PROTO-TRANSPORT-CERT-SOURCE-DOMAIN"
+CERT_TARGET = "PROTO-TRANSPORT-CERT-TARGET-DOMAIN"
+BODY_ENCODING = "PROTO-TRANSPORT-BODY-ENCODING"
+PEERING = "PROTO-TRANSPORT-PEERING-REQUIRED"
+
+PROBE_TIMEOUT = 5.0
+MAX_ANSWER = 256 * 1024
+MLS10 = {"protocol": Protocol.mls10}
+
+
+# --------------------------------------------------------------------------------------------
+# A raw HTTPS (or cleartext) client with full control of the certificate, SNI, Host and From
+
+
+@dataclasses.dataclass(frozen=True)
+class _Answer:
+    status: int | None  # None: no HTTP answer (handshake refused, connection closed or reset)
+    body: bytes
+    error: str | None
+    raw: bytes = b""
+
+    @property
+    def admitted(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    def describe(self) -> str:
+        if self.status is None:
+            return f"no HTTP answer ({self.error})"
+        return f"HTTP {self.status} {self.body[:160]!r}"
+
+
+def _target(sut, domain: str) -> tuple[str, int, str]:
+    """(connect address, port, authority) of the SUT's MIMI server for ``domain``."""
+    parts = urlsplit(sut.base_urls[domain])
+    address = sut.resolve().get(domain) or parts.hostname
+    return address, parts.port or 443, parts.netloc
+
+
+def _probe(
+    sut, recorder, domain: str, *, method: str = "GET", path: str = DIRECTORY_PATH, body: bytes = b"",
+    cert: tuple[Path, Path] | None = None, host: str | None = None, from_domain: str | None = REFERENCE_HUB_DOMAIN,
+    tls: bool = True, verify: Path | None = None, what: str = "",
+) -> _Answer:
+    """One HTTP/1.1 exchange with the SUT's MIMI listener for ``domain`` on a fresh connection."""
+    address, port, authority = _target(sut, domain)
+    headers = {"Host": host if host is not None else authority}
+    if from_domain is not None:
+        headers["From"] = f"mimi@{from_domain}"
+    if body or method != "GET":
+        headers["Content-Type"] = "application/octet-stream"
+        headers["Content-Length"] = str(len(body))
+    headers["Connection"] = "close"
+    request = f"{method} {path} HTTP/1.1\r\n".encode() + b"".join(
+        f"{k}: {v}\r\n".encode() for k, v in headers.items()
+    ) + b"\r\n" + body
+    recorder.note(
+        f"probe {what or method + ' ' + path}: {'TLS' if tls else 'cleartext'} to {address}:{port} (SNI {domain}), "
+        f"client certificate {cert[0].name if cert else 'none'}, headers {headers}"
+    )
+    raw = bytearray()
+    error = None
+    try:
+        with socket.create_connection((address, port), timeout=PROBE_TIMEOUT) as plain:
+            plain.settimeout(PROBE_TIMEOUT)
+            conn: socket.socket = plain
+            if tls:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                if verify is None:
+                    ctx.check_hostname = False
+                    ctx.verify_mode = ssl.CERT_NONE
+                else:
+                    ctx.load_verify_locations(cafile=str(verify))
+                if cert is not None:
+                    ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+                ctx.set_alpn_protocols(["http/1.1"])
+                conn = ctx.wrap_socket(plain, server_hostname=domain)
+            conn.sendall(request)
+            while len(raw) < MAX_ANSWER:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                raw += chunk
+    except (OSError, ssl.SSLError) as exc:  # a refused handshake, a reset, a timeout: no HTTP answer
+        error = f"{type(exc).__name__}: {exc}"
+    answer = _parse_answer(bytes(raw), error)
+    recorder.note(f"probe answer: {answer.describe()}")
+    return answer
+
+
+def _parse_answer(raw: bytes, error: str | None) -> _Answer:
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0]
+    parts = status_line.split(b" ", 2)
+    if not sep or len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        return _Answer(None, b"", error or f"not an HTTP answer: {raw[:80]!r}", raw)
+    return _Answer(int(parts[1]), body, error, raw)
+
+
+# --------------------------------------------------------------------------------------------
+# The probe request: a requestConsent the SUT would act on if it admitted the sender
+
+
+def _endpoint_path(sut, recorder, run_env, domain: str, endpoint: str, value: str) -> str:
+    """The path of ``endpoint`` from the SUT's directory, read with the suite hub's own certificate."""
+    answer = _probe(sut, recorder, domain, cert=run_env.pki.issue(REFERENCE_HUB_DOMAIN), what="directory")
+    if answer.status != 200:
+        fail(f"the directory of {domain} is needed for this check and answered {answer.describe()}")
+    try:
+        template = json.loads(answer.body)[endpoint]
+        url = expand_template(template, value)
+    except (ValueError, KeyError, TypeError) as exc:
+        fail(f"the directory of {domain} names no usable {endpoint} URL: {exc}")
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _consent_request(requester: str, target: str) -> bytes:
+    return ConsentEntry(
+        consentOperation=ConsentOperation.request,
+        requesterUri=IdentifierUri(uri=requester.encode()),
+        targetUri=IdentifierUri(uri=target.encode()),
+        roomId=None,
+        clientKeyPackages=None,
+        consent_extensions=AppDataDictionary(component_data=[]),
+    ).encode()
+
+
+@dataclasses.dataclass
+class _ConsentProbe:
+    path: str
+    requester: str
+    target: str
+    body: bytes
+
+
+def _prepare_consent_probe(sut, sut_party, recorder, run_env, names, requester_domain: str) -> _ConsentProbe:
+    target = sut_party.create_user("target")
+    requester = f"mimi://{requester_domain}/u/{names('forger')}"
+    path = _endpoint_path(sut, recorder, run_env, sut_party.domain, "requestConsent", sut_party.domain)
+    return _ConsentProbe(path, requester, target.uri, _consent_request(requester, target.uri))
+
+
+def _assert_refused(answer: _Answer, probe: _ConsentProbe, sut_party, how: str, *, requirement: str) -> None:
+    if answer.admitted:
+        fail(f"{how}: the SUT admitted a requestConsent for {probe.target} from {probe.requester} "
+             f"({answer.describe()}); it must refuse it", requirement=requirement)
+    if answer.status is not None and answer.status >= 500:
+        fail(f"{how}: the SUT answered {answer.describe()}, a server error rather than a refusal",
+             requirement=requirement)
+    if sut_party.supports("getConsentState"):
+        entries = sut_party.consent_state(probe.target)
+        if any(probe.requester in json.dumps(entry) for entry in entries):
+            fail(f"{how}: the SUT answered {answer.describe()} but recorded consent state from {probe.requester}: "
+                 f"{entries}", requirement=requirement)
+
+
+# --------------------------------------------------------------------------------------------
+# Incoming: what the SUT's listener admits
+
+
+@pytest.mark.requirements(MTLS)
+def test_request_without_client_certificate_is_refused(sut, sut_party, recorder, run_env, names):
+    """The SUT refuses a MIMI request on a TLS connection where the client presented no certificate."""
+    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, REFERENCE_HUB_DOMAIN)
+    answer = _probe(sut, recorder, sut_party.domain, method="POST", path=probe.path, body=probe.body, cert=None,
+                    what="requestConsent without a client certificate")
+    _assert_refused(answer, probe, sut_party, "no client certificate", requirement=MTLS)
+
+
+@pytest.mark.requirements(MTLS, PEERING)
+def test_certificate_from_untrusted_ca_is_refused(sut, sut_party, recorder, run_env, names, tmp_path):
+    """The SUT refuses a requestConsent from a peer whose certificate (naming its From domain) chains to a
+    CA it does not trust, and records no consent request from it."""
+    foreign = CertificateAuthority.create("MIMI conformance foreign CA").issue_provider(REFERENCE_HUB_DOMAIN)
+    cert = foreign.write(tmp_path, "foreign-hub")
+    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, REFERENCE_HUB_DOMAIN)
+    answer = _probe(sut, recorder, sut_party.domain, method="POST", path=probe.path, body=probe.body, cert=cert,
+                    what="requestConsent with a certificate of a foreign CA")
+    _assert_refused(answer, probe, sut_party, "certificate from an untrusted CA", requirement=MTLS)
+
+
+@pytest.mark.requirements(CERT_SOURCE)
+def test_from_not_authenticated_by_the_certificate_is_refused(sut, sut_party, recorder, run_env, names):
+    """The SUT refuses a request whose From domain the client certificate does not name (a peer
+    claiming to be another provider)."""
+    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, REFERENCE_HUB_DOMAIN)
+    answer = _probe(sut, recorder, sut_party.domain, method="POST", path=probe.path, body=probe.body,
+                    cert=run_env.pki.issue(REFERENCE_FOLLOWER_DOMAIN), from_domain=REFERENCE_HUB_DOMAIN,
+                    what=f"requestConsent with the certificate of {REFERENCE_FOLLOWER_DOMAIN}, From {REFERENCE_HUB_DOMAIN}")
+    _assert_refused(answer, probe, sut_party, f"{REFERENCE_FOLLOWER_DOMAIN}'s certificate with From "
+                    f"mimi@{REFERENCE_HUB_DOMAIN}", requirement=CERT_SOURCE)
+
+
+@pytest.mark.requirements(CERT_SOURCE)
+def test_from_naming_the_sut_itself_is_refused(sut, sut_party, recorder, run_env, names):
+    """The SUT refuses a request from a peer certificate whose From claims the SUT's own domain."""
+    own = sut_party.domain
+    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, own)
+    answer = _probe(sut, recorder, own, method="POST", path=probe.path, body=probe.body,
+                    cert=run_env.pki.issue(REFERENCE_HUB_DOMAIN), from_domain=own,
+                    what=f"requestConsent with the certificate of {REFERENCE_HUB_DOMAIN}, From mimi@{own}")
+    _assert_refused(answer, probe, sut_party, f"{REFERENCE_HUB_DOMAIN}'s certificate with From mimi@{own}",
+                    requirement=CERT_SOURCE)
+
+
+@pytest.mark.requirements(HOST_TARGET)
+def test_host_the_sut_does_not_serve_is_refused(sut, sut_party, recorder, run_env, names):
+    """The SUT refuses (421 Misdirected Request, or another 4xx) a request whose Host names a provider
+    it does not serve, instead of acting on it as itself."""
+    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, REFERENCE_HUB_DOMAIN)
+    _, port, _ = _target(sut, sut_party.domain)
+    elsewhere = f"{names('not-served')}.invalid:{port}"
+    answer = _probe(sut, recorder, sut_party.domain, method="POST", path=probe.path, body=probe.body,
+                    cert=run_env.pki.issue(REFERENCE_HUB_DOMAIN), host=elsewhere,
+                    what=f"requestConsent with Host {elsewhere}")
+    _assert_refused(answer, probe, sut_party, f"Host {elsewhere}", requirement=HOST_TARGET)
+    if answer.status is not None and answer.status != 421:
+        recorder.note(f"refused with {answer.status}; RFC 9110's status for an authority not served is 421")
+
+
+@pytest.mark.requirements(HOST_TARGET)
+def test_each_domain_answers_under_its_name_whatever_the_host_port(sut, recorder, run_env):
+    """Each SUT domain answers a request whose Host names it, with any port or none: the port component
+    of Host is ignored."""
+    cert = run_env.pki.issue(REFERENCE_HUB_DOMAIN)
+    for domain in sut.domains:
+        _, port, authority = _target(sut, domain)
+        other = 8443 if port != 8443 else 9443
+        baseline = _probe(sut, recorder, domain, cert=cert, host=authority, what=f"directory, Host {authority}")
+        if baseline.status != 200:
+            fail(f"{domain}'s directory with Host {authority} (as the SUT publishes it) answered "
+                 f"{baseline.describe()}, not 200", requirement=HOST_TARGET)
+        for host in (domain, f"{domain}:{other}", f"{domain.upper()}:{port}"):
+            answer = _probe(sut, recorder, domain, cert=cert, host=host, what=f"directory, Host {host}")
+            if answer.status != baseline.status:
+                fail(f"{domain} answered {answer.describe()} with Host {host!r} but HTTP {baseline.status} with "
+                     f"Host {authority!r}: the Host port (and case) must not change the target provider",
+                     requirement=HOST_TARGET)
+
+
+@pytest.mark.requirements(HTTPS_ONLY)
+def test_cleartext_http_is_refused(sut, sut_party, recorder, run_env, names):
+    """The SUT's MIMI listener does not serve a request sent over cleartext HTTP (a redirect to https is
+    acceptable)."""
+    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, REFERENCE_HUB_DOMAIN)
+    answer = _probe(sut, recorder, sut_party.domain, method="POST", path=probe.path, body=probe.body, tls=False,
+                    what="requestConsent over cleartext HTTP")
+    _assert_refused(answer, probe, sut_party, "cleartext HTTP", requirement=HTTPS_ONLY)
+
+
+@pytest.mark.requirements(CERT_TARGET)
+def test_server_certificate_authenticates_each_domain(sut, recorder, run_env):
+    """For each of its domains (as TLS SNI), the SUT presents a certificate that chains to its declared
+    CA and names that domain (RFC 6125 DNS-ID)."""
+    trust = sut.ca or run_env.pki.ca_cert
+    cert = run_env.pki.issue(REFERENCE_HUB_DOMAIN)
+    for domain in sut.domains:
+        answer = _probe(sut, recorder, domain, cert=cert, verify=Path(trust), what=f"directory of {domain}, "
+                        f"verifying the server certificate against {Path(trust).name}")
+        if answer.status is None and answer.error and "CERTIFICATE_VERIFY_FAILED" in answer.error:
+            fail(f"the certificate {domain} presents does not authenticate it: {answer.error}", requirement=CERT_TARGET)
+        if answer.status != 200:
+            fail(f"{domain}'s directory over a verified connection answered {answer.describe()}, not 200",
+                 requirement=CERT_TARGET)
+
+
+# --------------------------------------------------------------------------------------------
+# Outgoing: how the SUT calls the suite's reference peer
+
+
+def _sut_requests(cast, poll_until, recorder, *, judged_here: bool = True) -> list:
+    """Make the SUT call the reference peer (as hub: adding a reference user, so keyMaterial and notify;
+    as follower: a message from the SUT's member, so submitMessage) and return the requests the reference
+    peer admitted from the SUT's domain since."""
+    hub, follower, sut, ref = cast.hub, cast.follower, cast.sut, cast.reference
+    alice = hub.create_user("alice")
+    bob = follower.create_user("bob")
+    room = hub.create_room(alice)
+    if cast.sut_role == "hub":
+        mark = ref.traffic_mark()
+        result = hub.add(room, alice, bob)
+        recorder.note(f"SUT hub addParticipant: {result}")
+        what = "the reference follower to admit a request from the SUT hub (keyMaterial or notify)"
+    else:
+        added = hub.add(room, alice, bob)
+        if added.get("outcome") != "accepted":
+            not_applicable(
+                f"the reference hub could not add the SUT's user {bob.uri} ({added}), so the SUT as follower "
+                "cannot be made to send a request here; the key-material checks judge why"
+            )
+        try:
+            follower.wait_member(room, bob)
+        except PollTimeout as exc:
+            not_applicable(f"the SUT never showed its user as a member of the reference hub's room ({exc}), so it "
+                           "cannot be made to send a request here; the fan-out checks judge why")
+        mark = ref.traffic_mark()
+        result = follower.send(room, bob.client, b"transport check")
+        recorder.note(f"SUT follower sendMessage: {result}")
+        what = "the reference hub to admit a request from the SUT follower (submitMessage or update)"
+    domains = {d.lower() for d in [sut.domain]}
+    try:
+        return poll_until(lambda: [t for t in ref.traffic(mark, direction="in") if t.peer in domains],
+                          what=what)
+    except PollTimeout as exc:
+        seen = [(t.endpoint, t.peer, t.status) for t in ref.traffic(mark, direction="in")]
+        if not judged_here:
+            not_applicable(f"the reference peer admitted no request from the SUT ({exc}; admitted since: {seen}), so "
+                           "there is no body to judge; test_sut_requests_are_authenticated_as_its_domain judges why")
+        fail(f"{exc}. The reference peer logs a request only once its TLS client certificate chains to the "
+             f"run's CA and names the From domain, From is exactly mimi@<domain> and Host names the reference "
+             f"peer; none from {sut.domain} got through (admitted since: {seen})")
+
+
+@both_roles
+@pytest.mark.requirements(IDENTIFY, FROM_ADDR_SPEC, FROM_LOCALPART, MTLS, CERT_SOURCE)
+def test_sut_requests_are_authenticated_as_its_domain(cast, poll_until, recorder):
+    """Requests the SUT sends a peer present a client certificate naming the SUT's domain, carry
+    From: mimi@<that domain> as a bare addr-spec and a Host naming the peer, so the peer admits them."""
+    admitted = _sut_requests(cast, poll_until, recorder)
+    recorder.note(f"admitted from the SUT: {[(t.endpoint, t.peer, t.status) for t in admitted]}")
+    assert all(t.peer == cast.sut.domain for t in admitted)
+
+
+_DECODERS = {
+    "keyMaterial": lambda body: KeyMaterialRequest.decode(body),
+    "update": lambda body: UpdateRequest.decode(body, scope=MLS10),
+    "notify": lambda body: FanoutMessage.decode_sequence(body, scope=MLS10),
+    "submitMessage": lambda body: SubmitMessageRequest.decode(body),
+    "groupInfo": lambda body: GroupInfoRequest.decode(body),
+    "requestConsent": lambda body: ConsentEntry.decode(body),
+    "updateConsent": lambda body: ConsentEntry.decode(body),
+    "identifierQuery": lambda body: IdentifierRequest.decode(body),
+    "reportAbuse": lambda body: AbuseReport.decode(body),
+}
+_TOLERANT = {
+    "keyMaterial": KeyMaterialRequest,
+    "update": UpdateRequest,
+    "submitMessage": SubmitMessageRequest,
+    "groupInfo": GroupInfoRequest,
+    "requestConsent": ConsentEntry,
+    "updateConsent": ConsentEntry,
+    "identifierQuery": IdentifierRequest,
+    "reportAbuse": AbuseReport,
+}
+
+
+@both_roles
+@pytest.mark.requirements(BODY_ENCODING)
+def test_sut_request_bodies_are_exact_encodings(cast, poll_until, recorder):
+    """Every request body the SUT sends a peer is exactly the TLS-presentation-language encoding of the
+    endpoint's struct, with nothing before or after it."""
+    admitted = _sut_requests(cast, poll_until, recorder, judged_here=False)
+    for item in admitted:
+        decode = _DECODERS.get(item.endpoint)
+        if decode is None:
+            continue
+        try:
+            decode(item.request)
+            continue
+        except DecodeError as exc:
+            problem = exc
+        struct = _TOLERANT.get(item.endpoint)
+        if struct is not None:
+            try:
+                decoded = struct.decode_tolerant(item.request, scope=MLS10)
+            except DecodeError:
+                decoded = None
+            if decoded is not None and decoded.leniencies:
+                leniency = decoded.leniencies[0]
+                ambiguous(leniency.ambiguity, f"the SUT's {item.endpoint} body decodes only with a repair: "
+                          f"{leniency.path}: {leniency.detail} (strict reading: {problem})")
+        fail(f"the SUT's {item.endpoint} request body ({len(item.request)} bytes) is not exactly one encoded "
+             f"{item.endpoint} struct: {problem}", requirement=BODY_ENCODING)

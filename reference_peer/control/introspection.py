@@ -1,0 +1,79 @@
+"""Reference-peer-only control routes the suite uses on its *own* peers (never part of the contract).
+
+* ``GET /x-reference/v1/traffic?after=N&limit=M``: the MIMI requests this provider received and sent
+  (:class:`~reference_peer.server.traffic.TrafficLog`), to judge what a SUT sent the suite's peers.
+* ``GET /x-reference/v1/member-state?room=R&client=C``: a local client's MLS member state in room R,
+  pickled, so a check can act as that client (submit a stale commit, a removed member's message).
+* ``GET /x-reference/v1/hub-state?room=R``: the hub's state of room R, pickled, so a check can act as
+  the hub towards a SUT follower (replay a notify, send a forged one).
+* ``GET /x-reference/v1/faults``: the faults switched on in this process.
+* ``POST /x-reference/v1/refuse-notify`` ``{"statuses": [503, ...], "retryAfter": "1"}``: answer the
+  next /notify requests with these statuses, one each (to see whether a SUT hub retries).
+
+Pickles are exchanged only between the suite and the reference peers it started on loopback, with
+the same code: nothing a SUT sends is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import base64
+import pickle
+
+from aiohttp import web
+
+from reference_peer.faults import active_faults
+
+PREFIX = "/x-reference/v1"
+
+
+def _pickled(value: object) -> web.Response:
+    return web.json_response({"pickle": base64.b64encode(pickle.dumps(value)).decode()})
+
+
+def _problem(status: int, detail: str) -> web.Response:
+    return web.json_response({"title": detail, "status": status}, status=status, content_type="application/problem+json")
+
+
+def add_introspection_routes(app: web.Application, provider) -> None:
+    async def traffic(request: web.Request) -> web.Response:
+        try:
+            after = int(request.query.get("after", "0"))
+            limit = int(request.query.get("limit", "1000"))
+        except ValueError:
+            return _problem(400, "after and limit must be integers")
+        items, last = provider.traffic.since(after, limit)
+        return web.json_response({"items": items, "last": last})
+
+    async def member_state(request: web.Request) -> web.Response:
+        room, client = request.query.get("room", ""), request.query.get("client", "")
+        member = provider.members.get((room, client))
+        if member is None:
+            return _problem(404, f"no member state of {client!r} in {room!r}")
+        return _pickled(member)
+
+    async def hub_state(request: web.Request) -> web.Response:
+        room = provider.hub_rooms.get(request.query.get("room", ""))
+        if room is None:
+            return _problem(404, "no such hub room")
+        return _pickled(room)
+
+    async def faults(request: web.Request) -> web.Response:
+        return web.json_response({"active": sorted(active_faults())})
+
+    async def refuse_notify(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            statuses = [int(s) for s in body["statuses"]]
+            retry_after = body.get("retryAfter")
+        except (ValueError, KeyError, TypeError):
+            return _problem(400, 'expected {"statuses": [int, ...], "retryAfter": optional string}')
+        if not all(300 <= s <= 599 for s in statuses):
+            return _problem(400, "refusal statuses are 300..599")
+        provider.notify_refusals = [(s, None if retry_after is None else str(retry_after)) for s in statuses]
+        return web.json_response({"pending": len(provider.notify_refusals)})
+
+    app.router.add_post(f"{PREFIX}/refuse-notify", refuse_notify)
+    app.router.add_get(f"{PREFIX}/traffic", traffic)
+    app.router.add_get(f"{PREFIX}/member-state", member_state)
+    app.router.add_get(f"{PREFIX}/hub-state", hub_state)
+    app.router.add_get(f"{PREFIX}/faults", faults)

@@ -1,0 +1,18 @@
+"""Named deliberate faults of the reference peer (see :mod:`.registry`), one module per area.
+
+Switch faults on with ``faults: [name, ...]`` in peer.yaml (or ``connector.faults`` in a
+``reference`` SUT manifest); ``reference-peer faults`` lists them.
+"""
+
+from . import (  # noqa: F401 - importing an area module registers its faults
+    consent,
+    discovery,
+    fanout,
+    multidevice,
+    privacy,
+    removal,
+    transport,
+)
+from .registry import REGISTRY, Fault, UnknownFault, activate, active, active_faults, define, faults_on
+
+__all__ = ["REGISTRY", "Fault", "UnknownFault", "activate", "active", "active_faults", "define", "faults_on"]

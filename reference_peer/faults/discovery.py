@@ -1,0 +1,96 @@
+"""Faults of the discovery and key material areas (checks: conformance/scenarios/test_discovery.py
+and conformance/scenarios/test_keymaterial.py)."""
+
+from .registry import define
+
+AREA = "discovery"
+KEYMATERIAL = "keymaterial"
+
+# --- §5.1 directory ---------------------------------------------------------------------------
+
+DIRECTORY_OMITS_PROXY_DOWNLOAD = define(
+    "directory-omits-proxy-download", area=AREA, requirements=["PROTO-DIRECTORY-HUB-ENDPOINTS"],
+    description="the directory document has no proxyDownload entry (a hub endpoint)",
+)
+DIRECTORY_OMITS_IDENTIFIER_QUERY = define(
+    "directory-omits-identifier-query", area=AREA, requirements=["PROTO-DIRECTORY-FOLLOWER-ENDPOINTS"],
+    description="the directory document has no identifierQuery entry (a follower endpoint)",
+)
+DIRECTORY_PLAIN_HTTP_URL = define(
+    "directory-plain-http-url", area=AREA, requirements=["PROTO-DIRECTORY-HTTPS-URLS"],
+    description="the directory lists the reportAbuse endpoint with an http:// URL",
+)
+
+# --- §5.8 identifierQuery ---------------------------------------------------------------------
+
+IDQUERY_OR_SEMANTICS = define(
+    "idquery-or-semantics", area=AREA, requirements=["PROTO-IDQUERY-AND-SEMANTICS"],
+    description="identifierQuery returns users matching any query element instead of all of them",
+)
+IDQUERY_PREFIX_MATCH = define(
+    "idquery-prefix-match", area=AREA, requirements=["PROTO-IDQUERY-EXACT-MATCH-TYPES"],
+    description="handle (and other exact) searches also match a prefix of the stored value",
+)
+IDQUERY_NOTFOUND_AS_SUCCESS = define(
+    "idquery-notfound-as-success", area=AREA, requirements=["PROTO-IDQUERY-STATUS-CODES", "DISC-R5-ZERO-ONE-MANY"],
+    description="a query that matches nobody answers success with no results instead of notFound",
+)
+IDQUERY_IGNORES_SEARCH_POLICY = define(
+    "idquery-ignores-search-policy", area=AREA, requirements=["PROTO-IDQUERY-SEARCH-POLICY"],
+    description="identifierQuery finds hidden users and exact-handle-only users by any field",
+)
+IDQUERY_FINDS_DELETED_USERS = define(
+    "idquery-finds-deleted-users", area=AREA, requirements=["DISC-R9-REMOVED-NOT-RETURNED"],
+    description="identifierQuery keeps returning users after their account was deleted",
+)
+IDQUERY_NOT_IDEMPOTENT = define(
+    "idquery-not-idempotent", area=AREA, requirements=["PROTO-IDQUERY-SAFE-IDEMPOTENT"],
+    description="each identifierQuery answer carries a fresh nonce extension, so repeating a query changes the answer",
+)
+
+# --- §5.2 keyMaterial -------------------------------------------------------------------------
+
+KEYMAT_REUSE = define(
+    "keymat-reuse-key-package", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-NO-REUSE"],
+    description="a one-time KeyPackage handed out is not marked used, so the next request gets it again",
+)
+KEYMAT_SERVE_EXPIRED = define(
+    "keymat-serve-expired", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-NO-EXPIRED"],
+    description="each client also publishes an already expired KeyPackage, served once its valid ones ran out",
+)
+KEYMAT_REVEAL_UNKNOWN_USERS = define(
+    "keymat-reveal-unknown-users", area=KEYMATERIAL, requirements=["EXT-CONSENT-ENUMERATION"],
+    description="keyMaterial for an unknown user answers userUnknown while a non-consenting user gets noConsent",
+)
+KEYMAT_SUCCESS_DESPITE_EXHAUSTED = define(
+    "keymat-success-despite-exhausted", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-USER-CODE-CONSISTENT"],
+    description="userStatus is success although a client of the user is keyMaterialExhausted",
+)
+KEYMAT_IGNORE_REQUIRED_CAPABILITIES = define(
+    "keymat-ignore-required-capabilities", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-REQUIRED-CAPABILITIES"],
+    description="claims ignore the request's requiredCapabilities",
+)
+KEYMAT_IGNORE_CIPHERSUITES = define(
+    "keymat-ignore-ciphersuites", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-ACCEPTABLE-CIPHERSUITE"],
+    description="claims ignore the request's acceptableCiphersuites",
+)
+KEYMAT_SKIP_SIGNATURE_CHECK = define(
+    "keymat-skip-signature-check", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-SIGNATURE-CHECKED"],
+    description="keyMaterial requests are answered without verifying key_material_request_signature",
+)
+KEYMAT_HUB_DOES_NOT_RELAY = define(
+    "keymat-hub-does-not-relay", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-HUB-RELAY"],
+    description="as hub, a keyMaterial request for another provider's user is answered noConsent without asking it",
+)
+KEYMAT_BYPASS_HUB = define(
+    "keymat-bypass-hub", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-VIA-HUB"],
+    description="as follower, KeyPackages of a third provider's user are requested from that provider directly",
+)
+KEYMAT_REQUEST_WITHOUT_ROOM = define(
+    "keymat-request-without-room", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-ROOM-ID"],
+    description="keyMaterial requests sent while adding a user to a room carry an empty roomId",
+)
+KEYMAT_FIRST_CLIENT_ONLY = define(
+    "keymat-first-client-only", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-CLIENTS-ENUMERATED"],
+    description="keyMaterial enumerates (and serves) only the first client of the target user",
+)

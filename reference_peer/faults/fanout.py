@@ -1,0 +1,151 @@
+"""Faults of the fanout area (checks: conformance/scenarios/test_fanout.py)."""
+
+from .registry import active, define
+
+AREA = "fanout"
+
+COMMIT_OVERTAKEN = define(
+    "fanout-commit-overtaken", area=AREA, requirements=["PROTO-FANOUT-ORDERED", "POLICY-OPS-DELIVERY-ORDER"],
+    description="as hub, holds back a commit-only /notify body and sends it after the next body for that "
+    "provider, so messages of the new epoch arrive before the commit that starts it",
+)
+WELCOME_TO_EVERY_PROVIDER = define(
+    "welcome-to-every-provider", area=AREA,
+    requirements=["PROTO-FANOUT-WELCOME-ROUTING", "PROTO-KEYMAT-KPREF-HUB-PROVIDER"],
+    description="as hub, sends each Welcome to every provider with participants, not only to the joiners' ones",
+)
+ACCEPT_STALE_MESSAGE = define(
+    "accept-stale-epoch-message", area=AREA, requirements=["PROTO-SUBMIT-EPOCH-TOO-OLD"],
+    description="as hub, accepts (and fans out) an application message of an epoch older than the room's",
+)
+ACCEPT_FUTURE_MESSAGE = define(
+    "accept-future-epoch-message", area=AREA, requirements=["PROTO-SUBMIT-FUTURE-EPOCH-NOT-ALLOWED"],
+    description="as hub, accepts (and fans out) an application message claiming an epoch after the room's",
+)
+SECOND_COMMIT_FOR_EPOCH = define(
+    "accept-second-commit-for-epoch", area=AREA, requirements=["PROTO-UPDATE-WRONG-EPOCH"],
+    description="as hub, accepts a second commit built on the epoch the previous commit just ended "
+    "(forking the room onto the later commit)",
+)
+TIMESTAMP_NOT_ACCEPTANCE = define(
+    "fanout-timestamp-not-acceptance", area=AREA, requirements=["PROTO-FANOUT-TIMESTAMP-IS-ACCEPTANCE"],
+    description="as hub, stamps fanned-out application messages with a time 1.5 s after the accepted_timestamp "
+    "it answered the submitter",
+)
+NOTIFY_NOT_RETRIED = define(
+    "notify-not-retried", area=AREA,
+    requirements=["PROTO-FANOUT-RETRY-NON-201", "PROTO-FANOUT-SUCCESS-IS-COMMITMENT"],
+    description="as hub, drops a /notify the follower answered with anything but 201 (no retry)",
+)
+RETRY_AFTER_IGNORED = define(
+    "retry-after-ignored", area=AREA, requirements=["PROTO-FANOUT-RETRY-AFTER-RESPECTED"],
+    description="as hub, retries a refused /notify after 0.1 s whatever Retry-After said",
+)
+DUPLICATE_NOTIFY_REFUSED = define(
+    "duplicate-notify-refused", area=AREA, requirements=["PROTO-FANOUT-DUP-NOTIFY-201"],
+    description="as follower, answers a byte-identical repeated /notify with 409 instead of 201",
+)
+DUPLICATE_NOTIFY_PROCESSED_TWICE = define(
+    "duplicate-notify-processed-twice", area=AREA, requirements=["PROTO-FANOUT-DUP-NOTIFY-PROCESS-ONCE"],
+    description="as follower, processes a repeated /notify again: its clients list the messages twice",
+)
+OWN_ECHO_REFUSED = define(
+    "own-message-echo-refused", area=AREA, requirements=["PROTO-FANOUT-NOT-ECHOED-REQUIRED"],
+    description="as follower, answers 409 to a /notify that only echoes its own client's application message",
+)
+CONCATENATED_TRUNCATED = define(
+    "concatenated-notify-truncated", area=AREA, requirements=["PROTO-FANOUT-CONCATENATED-MESSAGES"],
+    description="as follower, processes only the first application message of a /notify body with several",
+)
+
+
+# -- hooks (called by reference_peer.peer; each returns the unchanged behaviour when its fault is off) --
+
+
+def _is_application(message) -> bool:
+    from ..wire.mls import ContentType
+
+    pm = message.message.private_message
+    return pm is not None and pm.content_type == ContentType.application
+
+
+def _is_commit_only(messages) -> bool:
+    from ..wire.mls import ContentType
+
+    return bool(messages) and all(
+        m.message.public_message is not None and m.message.public_message.content.content_type == ContentType.commit
+        for m in messages
+    )
+
+
+def notify_bodies(provider, room_id: str, domain: str, messages, body: bytes) -> list[bytes]:
+    """The /notify bodies to queue for ``domain`` (hub side): ``[body]``, or reordered under
+    fanout-commit-overtaken (a commit-only body waits behind the next body of the room)."""
+    if not active(COMMIT_OVERTAKEN):
+        return [body]
+    held = provider.__dict__.setdefault("_fault_held_commits", {})
+    if _is_commit_only(messages) and (domain, room_id) not in held:
+        held[(domain, room_id)] = body
+        return []
+    out = [body]
+    if (domain, room_id) in held:
+        out.append(held.pop((domain, room_id)))
+    return out
+
+
+def delivery_result(endpoint: str, status: int | None, retry_after):
+    """What the hub's outbox acts on after a /notify attempt: (status, retry_after)."""
+    if endpoint != "notify" or status == 201:
+        return status, retry_after
+    if active(NOTIFY_NOT_RETRIED):
+        return 201, None  # taken for delivered: never retried
+    if active(RETRY_AFTER_IGNORED):
+        return status, 0.1
+    return status, retry_after
+
+
+def refuse_own_echo(provider, room_id: str, messages) -> bool:
+    """Follower: whether to refuse a /notify that only echoes a local client's own application message."""
+    if not active(OWN_ECHO_REFUSED) or not messages or not all(_is_application(m) for m in messages):
+        return False
+    sent = set()
+    for (room, _client), member in provider.members.items():
+        if room == room_id:
+            sent |= member._sent  # noqa: SLF001 - the client's own ciphertexts
+    if not all(m.message.encode() in sent for m in messages):
+        return False
+    refused = provider.__dict__.setdefault("_fault_refused_echoes", set())
+    key = b"".join(m.encode() for m in messages)
+    if key in refused:
+        return False  # refused once: the hub's retry goes through, so later fan-out is not blocked
+    refused.add(key)
+    return True
+
+
+def intake_messages(messages):
+    """Follower: the FanoutMessages of a new /notify body that get processed."""
+    if not active(CONCATENATED_TRUNCATED):
+        return messages
+    out, seen_application = [], False
+    for message in messages:
+        if _is_application(message):
+            if seen_application:
+                continue
+            seen_application = True
+        out.append(message)
+    return out
+
+
+def duplicate_notify_status(provider, room_id: str, messages) -> int:
+    """Follower: the status for a duplicate /notify (201), and its processing under the faults."""
+    if active(DUPLICATE_NOTIFY_REFUSED):
+        return 409
+    if active(DUPLICATE_NOTIFY_PROCESSED_TWICE):
+        stamps = {m.timestamp for m in messages if _is_application(m)}
+        for (room, client), _member in list(provider.members.items()):
+            if room != room_id:
+                continue
+            for row in provider.peer_store.received(client, room_id=room_id, limit=100_000):
+                if row.received_at in stamps:
+                    provider.peer_store.add_received(client, room_id, row.sender, row.epoch, row.data, row.received_at)
+    return 201

@@ -1,0 +1,81 @@
+"""The fault registry: named deliberate violations of the reference peer, switched on by configuration.
+
+A fault exists to prove that the checks judging a rule can fail: with the fault on, the reference
+peer breaks exactly that rule (and, ideally, nothing else). Each fault names the requirement IDs it
+breaks; the self-test (``mimi-conformance selftest``) expects checks of those requirements to FAIL.
+
+Code that can misbehave asks ``active(NAME)`` at the point of the violation. The active set is
+process-wide: one ``reference-peer serve`` process serves all its providers with the same faults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+from collections.abc import Iterable, Iterator
+
+NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    name: str
+    area: str
+    requirements: tuple[str, ...]
+    description: str
+
+
+REGISTRY: dict[str, Fault] = {}
+_active: frozenset[str] = frozenset()
+
+
+class UnknownFault(KeyError):
+    def __str__(self) -> str:
+        return f"unknown fault {self.args[0]!r}; known: {sorted(REGISTRY)}"
+
+
+def define(name: str, *, area: str, requirements: Iterable[str], description: str) -> str:
+    """Register a fault; returns its name (for use as a module constant)."""
+    if not NAME.match(name):
+        raise ValueError(f"fault name {name!r} is not lower-case words joined by '-'")
+    if name in REGISTRY:
+        raise ValueError(f"fault {name!r} is defined twice")
+    requirements = tuple(requirements)
+    if not requirements:
+        raise ValueError(f"fault {name!r} names no requirement it breaks")
+    REGISTRY[name] = Fault(name, area, requirements, description)
+    return name
+
+
+def activate(names: Iterable[str]) -> frozenset[str]:
+    """Switch on exactly ``names`` (and off every other fault); unknown names raise :class:`UnknownFault`."""
+    global _active
+    names = frozenset(names)
+    for name in names:
+        if name not in REGISTRY:
+            raise UnknownFault(name)
+    _active = names
+    return _active
+
+
+def active(name: str) -> bool:
+    """Whether fault ``name`` is on. An unregistered name is a programming error, never silently off."""
+    if name not in REGISTRY:
+        raise UnknownFault(name)
+    return name in _active
+
+
+def active_faults() -> frozenset[str]:
+    return _active
+
+
+@contextlib.contextmanager
+def faults_on(*names: str) -> Iterator[None]:
+    """Tests: switch ``names`` on for the block, restoring the previous set afterwards."""
+    previous = _active
+    activate(names)
+    try:
+        yield
+    finally:
+        activate(previous)

@@ -1,0 +1,90 @@
+"""The reference-peer-only introspection routes the suite reads from its own peers: the traffic log
+(exact bytes each way), member and hub state, notify refusals, active faults."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import pickle
+
+import httpx
+from aiohttp import web
+from peer_world import poll, world
+
+from reference_peer.control.app import make_control_app
+from reference_peer.control.introspection import add_introspection_routes
+from reference_peer.faults import REGISTRY, faults_on
+from reference_peer.server.traffic import TrafficLog
+
+A, B = "a.example", "b.example"
+
+
+def test_traffic_log_is_bounded_and_paged() -> None:
+    log = TrafficLog(capacity=3)
+    for i in range(5):
+        log.add("in", endpoint="notify", peer=A, value=f"v{i}", request=bytes([i]), status=201)
+    items, last = log.since(0)
+    assert [i["value"] for i in items] == ["v2", "v3", "v4"] and last == 5
+    items, last = log.since(3, limit=1)
+    assert [i["value"] for i in items] == ["v3"] and last == 4
+    assert log.since(5) == ([], 5)
+    assert log.since(2**62) == ([], 5)  # a mark: the newest sequence number
+    assert base64.b64decode(log.since(4)[0][0]["request"]) == b"\x04"
+
+
+@contextlib.asynccontextmanager
+async def listeners(w):
+    runners, urls = [], {}
+    try:
+        for domain, backend in w.backends.items():
+            app = make_control_app(backend)
+            add_introspection_routes(app, w.providers[domain])
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            urls[domain] = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
+            yield http, urls
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
+def test_introspection_routes_show_what_crossed_the_wire(pki):
+    asyncio.run(_introspection(pki))
+
+
+async def _introspection(pki):
+    async with world(pki, (A, B)) as w, listeners(w) as (http, url):
+        alice = (await http.post(url[A] + "/v1/users", json={"user": "alice"})).json()
+        bob = (await http.post(url[B] + "/v1/users", json={"user": "bob"})).json()
+        room = (await http.post(url[A] + "/v1/rooms", json={"creator": alice["user"]})).json()["room"]
+        refused = await http.post(url[B] + "/x-reference/v1/refuse-notify", json={"statuses": [503]})
+        assert refused.json() == {"pending": 1}
+        added = await http.post(url[A] + f"/v1/rooms/{room.replace('/', '%2F').replace(':', '%3A')}/participants",
+                                json={"actor": alice["user"], "user": bob["user"]})
+        assert added.json()["outcome"] == "accepted", added.text
+
+        async def notified():
+            page = (await http.get(url[B] + "/x-reference/v1/traffic", params={"after": 0})).json()
+            return [i for i in page["items"] if i["endpoint"] == "notify" and i["status"] == 201]
+
+        delivered = await poll(notified, what="the Welcome delivered after one refusal")
+        page = (await http.get(url[B] + "/x-reference/v1/traffic")).json()
+        statuses = [i["status"] for i in page["items"] if i["endpoint"] == "notify"]
+        assert statuses[:2] == [503, 201]  # the refusal, then the hub's retry
+        sent = (await http.get(url[A] + "/x-reference/v1/traffic")).json()["items"]
+        out = [i for i in sent if i["direction"] == "out" and i["endpoint"] == "notify" and i["status"] == 201]
+        assert out[0]["request"] == delivered[0]["request"]  # the same bytes on both sides
+        member = await http.get(url[B] + "/x-reference/v1/member-state", params={"room": room, "client": bob["clients"][0]})
+        assert pickle.loads(base64.b64decode(member.json()["pickle"])).group.epoch == 1
+        hub = await http.get(url[A] + "/x-reference/v1/hub-state", params={"room": room})
+        assert pickle.loads(base64.b64decode(hub.json()["pickle"])).epoch == 1
+        assert (await http.get(url[A] + "/x-reference/v1/hub-state", params={"room": "mimi://a.example/r/none"})).status_code == 404
+        assert (await http.get(url[A] + "/x-reference/v1/traffic", params={"after": "x"})).status_code == 400
+        assert (await http.post(url[B] + "/x-reference/v1/refuse-notify", json={"statuses": [200]})).status_code == 400
+        name = next(iter(REGISTRY))
+        with faults_on(name):
+            assert (await http.get(url[A] + "/x-reference/v1/faults")).json() == {"active": [name]}
