@@ -9,6 +9,7 @@ Exit codes: 0 success, 1 failure, 2 usage error; never a count. The README docum
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -93,6 +94,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sign_key=Path(args.sign_key) if args.sign_key else None,
         timeout_total=args.timeout_total,
         allow_untested=args.allow_untested,
+        select=args.select,
     )
     return execute(options)
 
@@ -138,6 +140,75 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_selftest(args: argparse.Namespace) -> int:
+    from reference_peer.faults import REGISTRY
+
+    from .selftest import kill_matrix, render
+
+    unknown = [name for name in args.fault or () if name not in REGISTRY]
+    if unknown:
+        _error(f"selftest: unknown fault(s) {unknown}; 'reference-peer faults' lists them")
+        return 2
+    if args.parallel < 1:
+        _error("selftest: -j must be at least 1")
+        return 2
+    out = Path(args.out)
+    progress = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
+    if args.repeat:
+        from .selftest import repeatability
+
+        result = repeatability(out / "repeatability", runs=args.repeat, parallel=args.parallel, first_seed=args.seed,
+                               progress=progress)
+        document = result.as_dict()
+        print(json.dumps(document, indent=1) if args.json else
+              f"{args.repeat} seeds, {document['checks']} checks: {len(result.differences)} verdict differences "
+              f"between seeds; seed {args.seed} reproduced: {'yes' if result.reproduced else 'NO'} "
+              f"({result.seconds:.0f}s)" + "".join(f"\n  {c}: {v}" for c, v in result.differences.items()))
+        return 0 if not result.differences and result.reproduced else 1
+    matrix = kill_matrix(out, fault_names=args.fault, scope=args.scope, parallel=args.parallel,
+                         seed=args.seed, progress=progress)
+    document = matrix.as_dict()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "selftest.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(document, indent=1) if args.json else render(matrix))
+    return 0 if all(matrix.goals().values()) else 1
+
+
+def _cmd_coverage(args: argparse.Namespace) -> int:
+    from .catalogue import load_catalogue
+    from .coverage import (
+        MANIFEST_FILE,
+        build_manifest,
+        load_exclusions,
+        problems,
+        render_manifest,
+        stale_lines,
+        summary,
+    )
+    from .profiles import load_profiles
+    from .selftest import inventory
+
+    exclusions = load_exclusions()
+    manifest = build_manifest(inventory(), load_profiles(load_catalogue()), exclusions)
+    text = render_manifest(manifest)
+    for line in summary(manifest):
+        print(line)
+    if args.write:
+        MANIFEST_FILE.parent.mkdir(parents=True, exist_ok=True)
+        MANIFEST_FILE.write_text(text, encoding="utf-8")
+        print(f"wrote {MANIFEST_FILE}")
+    found = problems(manifest, exclusions)
+    if args.check and (not MANIFEST_FILE.exists() or MANIFEST_FILE.read_text(encoding="utf-8") != text):
+        current = MANIFEST_FILE.read_text(encoding="utf-8") if MANIFEST_FILE.exists() else ""
+        diff = list(stale_lines(current, text))
+        found.append(f"{MANIFEST_FILE.name} is stale: run `mimi-conformance coverage --write` ({len(diff)} diff lines)")
+        for line in diff[:40]:
+            print(line)
+    for problem in found:
+        _error(f"coverage: {problem}")
+    return 1 if found else 0
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -177,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-untested", action="store_true",
                      help="exit 0 when profiles are INCOMPLETE only because requirements have no check yet "
                           "(verdicts unchanged; for demos and suite development, never for certification)")
+    run.add_argument("-k", dest="select", metavar="EXPRESSION",
+                     help="run only the checks whose ID matches (a pytest -k expression); the requirements only "
+                          "the others judge are then UNTESTED")
     run.set_defaults(func=_cmd_run)
 
     reqs = sub.add_parser("requirements", help="list the requirement catalogue, or diff two revisions")
@@ -199,6 +273,28 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("new", metavar="B")
     diff.add_argument("--fail-on-regression", action="store_true", help="exit 1 when a verdict got worse")
     diff.set_defaults(func=_cmd_diff)
+
+    selftest = sub.add_parser("selftest", help="run the suite against the reference SUT clean and once per fault: "
+                                                 "the kill matrix")
+    selftest.add_argument("--json", action="store_true", help="print the matrix as JSON (progress goes to stderr)")
+    selftest.add_argument("--fault", action="append", metavar="NAME", help="only this fault (repeatable)")
+    selftest.add_argument("--scope", choices=("suite", "module", "targeted"), default="suite",
+                          help="checks run per fault: suite (all, default), module (the modules of the checks judging "
+                               "its requirements), targeted (only those checks: fast, no precision figure)")
+    selftest.add_argument("-j", dest="parallel", type=int, default=2, metavar="RUNS",
+                          help="suite runs at a time (default 2)")
+    selftest.add_argument("--repeat", type=int, default=0, metavar="N",
+                          help="instead of the matrix: the clean suite with N seeds (from --seed), then the first "
+                               "seed again; reports verdict differences (the goal is none) and whether it reproduced")
+    selftest.add_argument("--seed", type=int, default=1, metavar="N", help="seed of every run (default 1)")
+    selftest.add_argument("--out", default="mimi-selftest", metavar="DIR",
+                          help="output directory: one folder per run, selftest.json (default: mimi-selftest)")
+    selftest.set_defaults(func=_cmd_selftest)
+
+    coverage = sub.add_parser("coverage", help="which checks judge each profile requirement (the coverage manifest)")
+    coverage.add_argument("--write", action="store_true", help="regenerate profiles/coverage/coverage.yaml")
+    coverage.add_argument("--check", action="store_true", help="exit 1 when the checked-in manifest is stale")
+    coverage.set_defaults(func=_cmd_coverage)
 
     keygen = sub.add_parser("keygen", help="write an Ed25519 key pair: OUT (private) and OUT.pub")
     keygen.add_argument("out", metavar="OUT")

@@ -99,6 +99,7 @@ class RunOptions:
     sign_key: Path | None = None
     timeout_total: float = DEFAULT_TIMEOUT_TOTAL
     allow_untested: bool = False
+    select: str | None = None  # a pytest -k expression: only the matching checks run
 
 
 @dataclasses.dataclass
@@ -213,6 +214,8 @@ def pytest_argv(plan: RunPlan) -> list[str]:
     ]  # fmt: skip
     if plan.options.workers > 1:
         argv += ["-n", str(plan.options.workers)]
+    if plan.options.select:
+        argv += ["-k", plan.options.select]
     if len(plan.profiles) == 1:
         argv += ["--mimi-profile", plan.profiles[0].name]
     return argv
