@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from conformance.harness.polling import PollTimeout
 from conformance.scenarios.roles import as_follower, as_hub
 from conformance.verdicts import HarnessError, fail
 from reference_peer.mls.craft import Crafter
@@ -305,7 +306,7 @@ def test_refused_notify_is_retried_until_delivered(cast, poll_until):
                  requirement=RETRY)
 
 
-@pytest.mark.requirements(RETRY_AFTER)
+@pytest.mark.requirements(RETRY_AFTER, RETRY)
 @as_hub
 def test_retry_waits_for_retry_after(cast, poll_until):
     """A hub retrying a refused /notify waits at least the Retry-After the follower gave."""
@@ -315,7 +316,10 @@ def test_retry_waits_for_retry_after(cast, poll_until):
     text = b"after a pause " + room.encode()
     try:
         cast.hub.send_ok(room, alice.client, text)
-        cast.follower.wait_received(bob.client, text, room=room, what="the message to arrive after the refusals")
+        try:
+            cast.follower.wait_received(bob.client, text, room=room, what="the message to arrive after the refusals")
+        except PollTimeout as exc:  # no retry at all: the retry rule itself is broken, not only its pacing
+            fail(f"a /notify refused with 503 was never delivered: {exc}", requirement=RETRY)
     finally:
         cast.follower.refuse_notifies([])  # refusals left unused must not hit the next check
     cast.follower.wait_received(bob.client, text, room=room, what="the message to arrive after one 503")

@@ -20,10 +20,10 @@ from reference_peer.faults import REGISTRY
 
 
 @pytest.fixture(scope="module")
-def matrix(tmp_path_factory):
+def matrix(tmp_path_factory, kill_matrix_texts):
     parallel = int(os.environ.get("MIMI_SELFTEST_PARALLEL", "2"))
     result = kill_matrix(tmp_path_factory.mktemp("selftest"), parallel=parallel, scope="module")
-    print("\n" + render(result))
+    kill_matrix_texts.append(render(result))
     return result
 
 
