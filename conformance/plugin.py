@@ -473,8 +473,12 @@ def sut_session(mimi_run: MimiRun, run_env):
     try:
         connected = connector.start()
     except (SutConfigurationError, ManifestError) as exc:
+        connector.stop()
         # A configuration problem is reported as such, never as a verdict on the SUT.
         pytest.exit(f"SUT configuration error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    except BaseException:
+        connector.stop()  # interrupted or failed half-way: nothing it spawned may outlive the run
+        raise
     mimi_run.sut_hosts = connected.hosts
     try:
         yield connected

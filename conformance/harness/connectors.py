@@ -342,6 +342,9 @@ class ReferencePeerProcess:
         except (ProcessExited, ProcessNotReady) as exc:
             self.stop()
             raise SutStartError(str(exc)) from exc
+        except BaseException:  # interrupted while it starts (a run's time limit): never leave it behind
+            self.stop()
+            raise
         self.env.publish(self.endpoints)
 
     def control_client(self, domain: str, observer=None) -> ControlClient | None:
@@ -574,8 +577,10 @@ class ReferencePeers:
         try:
             for peer in (self.hub, self.follower):
                 peer.start()
-        except SutStartError as exc:
+        except BaseException as exc:
             self.stop()
+            if not isinstance(exc, SutStartError):
+                raise
             # A reference peer that does not start is the suite's problem, never the SUT's.
             from ..verdicts import HarnessError
 
