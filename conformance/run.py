@@ -318,6 +318,43 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
+def _reap_leftovers(out: Path, grace: float = 5.0) -> None:
+    """Stop reference peers the stopped run spawned in sessions of their own (a reference SUT, the
+    suite's peers), found by a command line naming reference_peer and the run's output folder:
+    pytest's own teardown normally stops them, but not when it was interrupted at a bad moment or
+    killed after INTERRUPT_GRACE."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: rely on pytest's teardown alone
+        return
+    marker = str(out).encode()
+
+    def leftovers() -> list[int]:
+        found = []
+        for cmdline in proc.glob("[0-9]*/cmdline"):
+            try:
+                argv = cmdline.read_bytes().split(b"\0")
+            except OSError:  # the process ended while we looked
+                continue
+            pid = int(cmdline.parent.name)
+            if pid != os.getpid() and any(marker in arg for arg in argv) and any(b"reference_peer" in arg for arg in argv):
+                found.append(pid)
+        return found
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = leftovers()
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.1)
+            pids = leftovers()
+        if not pids:
+            return
+
+
 def run_checks(plan: RunPlan, printer: Printer) -> PytestOutcome:
     plan.out.mkdir(parents=True, exist_ok=True)
     env = {key: value for key, value in os.environ.items() if key not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")}
@@ -345,9 +382,11 @@ def run_checks(plan: RunPlan, printer: Printer) -> PytestOutcome:
                     break
                 if time.monotonic() - started > plan.options.timeout_total:
                     _stop_group(process)
+                    _reap_leftovers(plan.out)
                     break
         except BaseException:  # Ctrl-C or a crash here: never leave the pytest process group behind
             _stop_group(process)
+            _reap_leftovers(plan.out)
             raise
     _feed(progress, progress_tail, checks_tail)
     progress.finish()
