@@ -34,6 +34,7 @@ import dataclasses
 import datetime as dt
 import json
 import random
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,8 @@ class _CheckState:
     judgement: Judgement | None = None
     duration: float = 0.0
     transcript: str | None = None
+    started: float = dataclasses.field(default_factory=time.time)  # wall clock, as the peers log it
+    blocked_by: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -105,6 +108,8 @@ class MimiRun:
         self._results_file = None
         self.output_dir: Path | None = None
         self.sut_hosts: set[str] = set()
+        # name -> control URL of the suite's reference peers, once started (to ask what blocked a check)
+        self.reference_introspection: dict[str, str] = {}
         # A bad manifest or profile name is a usage error before anything is collected.
         if self.sut_option not in (None, "reference"):
             self.manifest  # noqa: B018
@@ -362,6 +367,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     if call.when in ("setup", "call"):
         if exc is not None or call.when == "call":
             state.judgement = _judge_excinfo(item, run, exc)
+            # Asked now, while the session's reference peers still run (the last check's teardown
+            # stops them before its teardown report).
+            if state.judgement.verdict in _BLOCKABLE and run.reference_introspection:
+                state.judgement = _attribute_blocking(item, run, state, state.judgement)
             _apply(report, item, state.judgement)
     elif call.when == "teardown":
         judgement = state.judgement or Judgement(Verdict.HARNESS_ERROR, "the check never ran")
@@ -381,6 +390,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
             area=_area(item),
             ambiguity=judgement.ambiguity,
             scored_level=judgement.scored_level,
+            blocked_by=state.blocked_by,
         )
         # Carried on the report (not recorded here) so that under pytest-xdist the controller, which
         # sees every worker's reports, writes the one results file and the one summary.
@@ -388,6 +398,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         item.user_properties.append(("mimi_verdict", str(judgement.verdict)))
         report.user_properties.append(("mimi_verdict", str(judgement.verdict)))
     return report
+
+
+_BLOCKABLE = (Verdict.FAIL, Verdict.WARN, Verdict.HARNESS_ERROR)
+
+
+def _attribute_blocking(item: pytest.Item, run: MimiRun, state: _CheckState, judgement: Judgement) -> Judgement:
+    """A missed check the SUT blocked by breaking a transport rule it does not judge is that rule's FAIL
+    (``conformance.harness.attribution``)."""
+    from .harness import attribution
+
+    found = attribution.gather(run.reference_introspection, state.started, run.manifest.domains)
+    judged = set(requirement_ids(item))
+    if not found or any(b.requirement in judged for b in found):
+        return judgement
+    state.blocked_by, message = attribution.blocked_message(found, judgement.message)
+    return Judgement(Verdict.FAIL, message, scored_level="MUST")
 
 
 class _ResultCollector:
@@ -512,15 +538,22 @@ def sut(sut_session, recorder):
 
 
 @pytest.fixture(scope="session")
-def reference_peers(run_env, sut_session):
+def reference_peers(run_env, sut_session, request: pytest.FixtureRequest):
     """The suite's reference hub and follower, started on first use and stopped at the end of the run."""
     from .harness.connectors import ReferencePeers
 
     peers = ReferencePeers(run_env, sut_ca=sut_session.ca)
     peers.start()
+    run = _run(request.config)
+    run.reference_introspection = {
+        f"the reference {role}": peer.control_urls[peer.domains[0]]
+        for role, peer in (("hub", peers.hub), ("follower", peers.follower))
+        if peer.control_urls.get(peer.domains[0])
+    }
     try:
         yield peers
     finally:
+        run.reference_introspection = {}
         peers.stop()
 
 

@@ -11,8 +11,12 @@ fault the *kill matrix* says:
   requirements;
 * harness errors, which never count as kills.
 
+A check the SUT *blocked* by breaking a transport rule it does not judge (a wrong From, a certificate
+no CA vouches for: ``conformance.harness.attribution``) reports that rule, not its own; it belongs to
+the fault when the fault names that rule, and is collateral otherwise.
+
 Figures: kill rate (killed faults / faults), precision (failures that belong to the fault's own
-requirements / all failures under faults), clean-run failures, checks no fault kills, and wall time.
+requirements, blocked checks included / all failures under faults), clean-run failures, checks no fault kills, and wall time.
 Goals (exit 0 only when all are met): kill rate 100%, precision >= 95%, no clean-run failure or
 harness error, every check killed by at least one fault.
 
@@ -62,6 +66,8 @@ class SuiteRun:
     seconds: float
     returncode: int | None
     out: Path
+    # check ID -> the transport requirements that blocked it (conformance.harness.attribution)
+    blocked: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     def with_verdict(self, *verdicts: str) -> list[str]:
         return sorted(c for c, v in self.verdicts.items() if v in verdicts)
@@ -77,6 +83,9 @@ class MatrixRow:
     harness_errors: list[str]
     judged_by: list[str]  # checks that judge one of the fault's requirements
     seconds: float
+    # Checks the SUT blocked by breaking one of the fault's own transport rules: they reported that
+    # rule (so they count for precision), but they do not show that their own rule can fail.
+    blocked: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def killed(self) -> bool:
@@ -101,7 +110,7 @@ class Matrix:
 
     @property
     def precision(self) -> float | None:
-        own = sum(len(r.killers) for r in self.rows)
+        own = sum(len(r.killers) + len(r.blocked) for r in self.rows)
         total = own + sum(len(r.collateral) for r in self.rows)
         return own / total if total else None
 
@@ -139,7 +148,8 @@ class Matrix:
             "clean": {"seconds": round(self.clean.seconds, 1), "verdicts": self.clean.verdicts},
             "matrix": [
                 {"fault": r.fault, "area": r.area, "requirements": list(r.requirements), "killed": r.killed,
-                 "killers": r.killers, "collateral": r.collateral, "harnessErrors": r.harness_errors,
+                 "killers": r.killers, "blocked": r.blocked, "collateral": r.collateral,
+                 "harnessErrors": r.harness_errors,
                  "judgedBy": r.judged_by, "seconds": round(r.seconds, 1)}
                 for r in self.rows
             ],
@@ -217,14 +227,17 @@ def run_suite(
             returncode = None
     verdicts: dict[str, str] = {}
     messages: dict[str, str] = {}
+    blocked: dict[str, tuple[str, ...]] = {}
     if results.exists():
         for line in results.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
             if record.get("kind") == "check":
                 verdicts[record["check_id"]] = record["verdict"]
                 messages[record["check_id"]] = record.get("message", "")
+                if record.get("blocked_by"):
+                    blocked[record["check_id"]] = tuple(record["blocked_by"])
     return SuiteRun(faults[0] if len(faults) == 1 else None, verdicts, messages, time.monotonic() - started,
-                    returncode, out)
+                    returncode, out, blocked)
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,10 +249,15 @@ def row_for(fault, run: SuiteRun, checks: Sequence[CheckInfo]) -> MatrixRow:
     judging = {c.id for c in checks if own & set(c.requirements)}
     failed = run.with_verdict(*MISSED)
     missing = [c for c in judging if c not in run.verdicts]
+
+    # A check the SUT blocked by breaking a transport rule reported that rule, not its own.
+    blocked = [c for c in failed if c in run.blocked and own & set(run.blocked[c])]
+    killers = [c for c in failed if c in judging and c not in run.blocked]
     return MatrixRow(
         fault=fault.name, area=fault.area, requirements=fault.requirements,
-        killers=[c for c in failed if c in judging],
-        collateral=[c for c in failed if c not in judging],
+        killers=killers,
+        blocked=blocked,
+        collateral=[c for c in failed if c not in killers and c not in blocked],
         harness_errors=run.with_verdict("HARNESS_ERROR") + sorted(f"{c} (no result)" for c in missing),
         judged_by=sorted(judging), seconds=run.seconds,
     )
@@ -297,6 +315,7 @@ def kill_matrix(
             rows.append(row)
             state = "killed" if row.killed else "SURVIVED"
             extra = f", collateral {len(row.collateral)}" if row.collateral else ""
+            extra += f", blocked {len(row.blocked)}" if row.blocked else ""
             progress(f"{name:<44} {state} by {len(row.killers)}/{len(row.judged_by)}{extra} ({run.seconds:.0f}s)")
     assert clean is not None
     rows.sort(key=lambda r: (r.area, r.fault))
@@ -304,10 +323,10 @@ def kill_matrix(
 
 
 def render(matrix: Matrix) -> str:
-    lines = [f"{'fault':<44} {'area':<12} {'killed':<7} killers  collateral  harness errors"]
+    lines = [f"{'fault':<44} {'area':<12} {'killed':<7} killers  blocked  collateral  harness errors"]
     for r in matrix.rows:
         lines.append(f"{r.fault:<44} {r.area:<12} {'yes' if r.killed else 'NO':<7} {len(r.killers):>7}  "
-                     f"{len(r.collateral):>10}  {len(r.harness_errors):>14}")
+                     f"{len(r.blocked):>7}  {len(r.collateral):>10}  {len(r.harness_errors):>14}")
         for c in r.collateral:
             lines.append(f"    collateral: {c}")
     precision = "not measured (targeted)" if matrix.precision is None or matrix.targeted else f"{matrix.precision:.1%}"

@@ -194,18 +194,22 @@ class CheckResult:
     area: str = ""
     ambiguity: str | None = None
     scored_level: str | None = None  # the level that decided FAIL/WARN, when a requirement was missed
+    # Transport requirements the SUT broke that kept this check from judging its own (harness.attribution)
+    blocked_by: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in fields}
         values["requirements"] = tuple(values.get("requirements", ()))
+        values["blocked_by"] = tuple(values.get("blocked_by", ()))
         values["verdict"] = Verdict(values["verdict"])
         return cls(**values)
 
     def as_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["requirements"] = list(self.requirements)
+        data["blocked_by"] = list(self.blocked_by)
         data["verdict"] = str(self.verdict)
         data["duration"] = round(self.duration, 6)
         return data

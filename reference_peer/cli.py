@@ -69,7 +69,7 @@ async def serve(
         controls = []
         for index, provider in enumerate(providers):
             app = make_control_app(ReferenceBackend(provider), token=config.control.token)
-            add_introspection_routes(app, provider)
+            add_introspection_routes(app, provider, server)
             app.middlewares.append(_timed_control)
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()

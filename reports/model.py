@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
+# Versions this reader accepts: 1.1.0 only added the optional check field blocked_by.
+READABLE_SCHEMA_VERSIONS = ("1.1.0", "1.0.0")
 SCHEMA_ID = f"https://mimi-conformance.invalid/schemas/results/{SCHEMA_VERSION}"
 
 
@@ -142,9 +144,16 @@ class CheckRecord:
     duration_s: float = 0.0
     transcript_ref: str | None = None  # transcript JSON path, relative to the results file's folder
     ambiguity_ids: tuple[str, ...] = ()
+    # Transport requirements the SUT broke, which kept the check from judging its own: the check is
+    # then scored against these instead of requirement_ids (conformance.harness.attribution).
+    blocked_by: tuple[str, ...] = ()
+
+    @property
+    def scored_requirement_ids(self) -> tuple[str, ...]:
+        return self.blocked_by or self.requirement_ids
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "check_id": self.check_id,
             "requirement_ids": list(self.requirement_ids),
             "role": self.role,
@@ -155,6 +164,9 @@ class CheckRecord:
             "transcript_ref": self.transcript_ref,
             "ambiguity_ids": list(self.ambiguity_ids),
         }
+        if self.blocked_by:  # omitted when empty: an unblocked check reads the same as in schema 1.0.0
+            data["blocked_by"] = list(self.blocked_by)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CheckRecord:
@@ -168,6 +180,7 @@ class CheckRecord:
             duration_s=float(data.get("duration_s", 0.0)),
             transcript_ref=data.get("transcript_ref"),
             ambiguity_ids=tuple(data.get("ambiguity_ids", ())),
+            blocked_by=tuple(data.get("blocked_by", ())),
         )
 
 
@@ -392,6 +405,7 @@ def check_record_from_line(data: Mapping[str, Any]) -> CheckRecord:
         duration_s=float(data.get("duration", 0.0)),
         transcript_ref=data.get("transcript"),
         ambiguity_ids=(ambiguity,) if ambiguity else (),
+        blocked_by=tuple(data.get("blocked_by", ())),
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from .model import SCHEMA_ID, SCHEMA_VERSION
+from .model import READABLE_SCHEMA_VERSIONS, SCHEMA_ID, SCHEMA_VERSION
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "results.schema.json"
 
@@ -39,7 +39,7 @@ def _validator() -> Draft202012Validator:
 
 def results_schema_errors(data: Any) -> list[str]:
     """Every schema violation of ``data`` as 'path: message' lines (empty when valid)."""
-    if isinstance(data, dict) and "schema_version" in data and data["schema_version"] != SCHEMA_VERSION:
+    if isinstance(data, dict) and "schema_version" in data and data["schema_version"] not in READABLE_SCHEMA_VERSIONS:
         return [f"schema_version: {data['schema_version']!r} is not supported (this reader knows {SCHEMA_VERSION})"]
     errors = sorted(_validator().iter_errors(data), key=lambda err: [str(part) for part in err.absolute_path])
     return [f"{'/'.join(str(part) for part in err.absolute_path) or '(top level)'}: {err.message}" for err in errors]

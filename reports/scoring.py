@@ -105,7 +105,7 @@ def score_profile(profile: ProfileInfo, checks: Sequence[CheckRecord]) -> Profil
     relevant = [check for check in checks if role_counts_for(profile.role, check.role)]
     by_requirement: dict[str, list[CheckRecord]] = {}
     for check in relevant:
-        for req_id in check.requirement_ids:
+        for req_id in check.scored_requirement_ids:
             by_requirement.setdefault(req_id, []).append(check)
     outcomes = []
     for req_id, level in profile.requirements.items():
@@ -118,7 +118,7 @@ def score_profile(profile: ProfileInfo, checks: Sequence[CheckRecord]) -> Profil
                 check_ids=tuple(dict.fromkeys(check.check_id for check in judged_by)),
             )
         )
-    scored_checks = [check for check in relevant if any(req in profile.requirements for req in check.requirement_ids)]
+    scored_checks = [check for check in relevant if any(req in profile.requirements for req in check.scored_requirement_ids)]
     counts = dict.fromkeys(COUNT_KEYS, 0)
     counts["requirements"] = len(outcomes)
     for outcome in outcomes:
@@ -154,7 +154,7 @@ def score_run(
     ``requirements`` may be the whole catalogue; only those a profile scores or a check cites are kept.
     """
     involved = {req_id for profile in profiles for req_id in profile.requirements}
-    involved |= {req_id for check in checks for req_id in check.requirement_ids}
+    involved |= {req_id for check in checks for req_id in (*check.requirement_ids, *check.blocked_by)}
     kept = tuple(sorted((req for req in requirements if req.id in involved), key=lambda req: req.id))
     return RunResults(
         suite_version=suite_version,

@@ -7,6 +7,9 @@
 * ``GET /x-reference/v1/hub-state?room=R``: the hub's state of room R, pickled, so a check can act as
   the hub towards a SUT follower (replay a notify, send a forged one).
 * ``GET /x-reference/v1/faults``: the faults switched on in this process.
+* ``GET /x-reference/v1/transport-problems?since=T``: since ``T`` (seconds since the epoch), the
+  requests this peer refused for breaking a transport rule (with the rule's requirement ID) and its
+  own requests that failed below HTTP (TLS, connection); the suite blames blocked checks on them.
 * ``POST /x-reference/v1/refuse-notify`` ``{"statuses": [503, ...], "retryAfter": "1"}``: answer the
   next /notify requests with these statuses, one each (to see whether a SUT hub retries).
 
@@ -34,7 +37,7 @@ def _problem(status: int, detail: str) -> web.Response:
     return web.json_response({"title": detail, "status": status}, status=status, content_type="application/problem+json")
 
 
-def add_introspection_routes(app: web.Application, provider) -> None:
+def add_introspection_routes(app: web.Application, provider, server=None) -> None:
     async def traffic(request: web.Request) -> web.Response:
         try:
             after = int(request.query.get("after", "0"))
@@ -72,7 +75,25 @@ def add_introspection_routes(app: web.Application, provider) -> None:
         provider.notify_refusals = [(s, None if retry_after is None else str(retry_after)) for s in statuses]
         return web.json_response({"pending": len(provider.notify_refusals)})
 
+    async def transport_problems(request: web.Request) -> web.Response:
+        try:
+            since = float(request.query.get("since", "0"))
+        except ValueError:
+            return _problem(400, "since must be a number (seconds since the epoch)")
+        refused = [
+            r.as_dict() for r in (server.refusals if server is not None else ())
+            if r.requirement is not None and r.time >= since
+        ]
+        items, _ = provider.traffic.since(0, limit=10**9)
+        failed = [
+            {k: item[k] for k in ("endpoint", "peer", "value", "error", "time")}
+            for item in items
+            if item["direction"] == "out" and item["status"] is None and item["time"] >= since
+        ]
+        return web.json_response({"refused": refused, "failed": failed})
+
     app.router.add_post(f"{PREFIX}/refuse-notify", refuse_notify)
+    app.router.add_get(f"{PREFIX}/transport-problems", transport_problems)
     app.router.add_get(f"{PREFIX}/traffic", traffic)
     app.router.add_get(f"{PREFIX}/member-state", member_state)
     app.router.add_get(f"{PREFIX}/hub-state", hub_state)

@@ -22,7 +22,11 @@ class IdentityError(ValueError):
 
 
 class MalformedFrom(IdentityError):
-    pass
+    """``requirement`` names the §4.1 rule the value breaks, so a refusal can cite it."""
+
+    def __init__(self, message: str, requirement: str) -> None:
+        super().__init__(message)
+        self.requirement = requirement
 
 
 class MalformedHost(IdentityError):
@@ -54,19 +58,21 @@ def parse_from(value: str | None) -> str:
     another local-part (``MIMI`` included: local-parts are case-sensitive) or a non-DNS domain is not.
     """
     if value is None:
-        raise MalformedFrom("missing From header")
+        raise MalformedFrom("missing From header", "PROTO-TRANSPORT-IDENTIFY-PROVIDERS")
     text = value.strip()
     if not text or any(c.isspace() or c in '<>()",;:[]\\' for c in text):
-        raise MalformedFrom(f"From is not a bare addr-spec: {value!r}")
+        raise MalformedFrom(f"From is not a bare addr-spec: {value!r}", "PROTO-TRANSPORT-FROM-ADDR-SPEC")
     local, sep, domain = text.rpartition("@")
     if not sep:
-        raise MalformedFrom(f"From has no '@': {value!r}")
+        raise MalformedFrom(f"From has no '@': {value!r}", "PROTO-TRANSPORT-FROM-ADDR-SPEC")
     if local != MIMI_LOCAL_PART:
-        raise MalformedFrom(f"From local-part must be exactly {MIMI_LOCAL_PART!r}, got {local!r}")
+        raise MalformedFrom(
+            f"From local-part must be exactly {MIMI_LOCAL_PART!r}, got {local!r}", "PROTO-TRANSPORT-FROM-LOCALPART-MIMI"
+        )
     try:
         return normalize_domain(domain)
     except ValueError:
-        raise MalformedFrom(f"From domain is not a DNS name: {domain!r}") from None
+        raise MalformedFrom(f"From domain is not a DNS name: {domain!r}", "PROTO-TRANSPORT-FROM-ADDR-SPEC") from None
 
 
 def parse_host(value: str | None) -> tuple[str, int | None]:

@@ -31,6 +31,7 @@ import asyncio
 import collections
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -174,19 +175,26 @@ class Refusal:
     from_header: str | None
     peer_cert_names: tuple[str, ...]
     remote: str | None
+    # The transport rule the request broke, when the refusal is one a conforming peer never meets
+    # (the suite blames a SUT's blocked checks on it); None for refusals of the request's content.
+    requirement: str | None = None
+    time: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 class _Refuse(Exception):
-    def __init__(self, status: int, reason: str, detail: str, *, close: bool = False, headers=None) -> None:
+    def __init__(
+        self, status: int, reason: str, detail: str, *, close: bool = False, headers=None, requirement: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.reason = reason
         self.detail = detail
         self.close = close
         self.headers = headers or {}
+        self.requirement = requirement
 
 
 @dataclass(frozen=True)
@@ -369,6 +377,8 @@ class MimiServer:
             from_header=context["from"],
             peer_cert_names=tuple(context["peer_cert_names"]),
             remote=request.remote,
+            requirement=refusal.requirement,
+            time=time.time(),
         )
         self.refusals.append(record)
         log.warning(
@@ -462,17 +472,22 @@ class MimiServer:
         hosts = request.headers.getall("Host", [])
         context["host"] = ", ".join(hosts) or None
         if len(hosts) != 1:
-            raise _Refuse(400, "malformed-host", "missing Host header" if not hosts else "repeated Host header")
+            raise _Refuse(
+                400, "malformed-host", "missing Host header" if not hosts else "repeated Host header",
+                requirement="PROTO-TRANSPORT-IDENTIFY-PROVIDERS",
+            )
         try:
             domain, port = parse_host(hosts[0])
         except MalformedHost as exc:
-            raise _Refuse(400, "malformed-host", str(exc)) from None
+            raise _Refuse(400, "malformed-host", str(exc), requirement="PROTO-TRANSPORT-IDENTIFY-PROVIDERS") from None
         if domain not in self._by_name and active(transport_faults.SERVE_UNOWNED_HOST):
             domain = self.providers[0].domain
         if port is not None and port != self.port and active(transport_faults.HOST_PORT_SIGNIFICANT):
             raise _Refuse(421, "host-port-mismatch", f"Host port {port} is not this server's port {self.port}")
         if domain not in self._by_name:
-            raise _Refuse(421, "host-not-served", f"this server does not serve {domain!r}")
+            raise _Refuse(
+                421, "host-not-served", f"this server does not serve {domain!r}", requirement="PROTO-TRANSPORT-HOST-TARGET"
+            )
         connection_names = self._cert_names.get(ssl_object.context, ()) if ssl_object is not None else (domain,)
         if not certificate_authenticates(domain, connection_names):
             raise _Refuse(
@@ -485,17 +500,18 @@ class MimiServer:
         froms = request.headers.getall("From", [])
         context["from"] = ", ".join(froms) or None
         if len(froms) > 1:
-            raise _Refuse(400, "malformed-from", "repeated From header")
+            raise _Refuse(400, "malformed-from", "repeated From header", requirement="PROTO-TRANSPORT-IDENTIFY-PROVIDERS")
         try:
             peer_domain = parse_from(froms[0] if froms else None)
         except MalformedFrom as exc:
-            raise _Refuse(400, "malformed-from", str(exc)) from None
+            raise _Refuse(400, "malformed-from", str(exc), requirement=exc.requirement) from None
         if not certificate_authenticates(peer_domain, peer_names) and not transport_faults.admits_unauthenticated_from(
             tls=context.get("tls", True), peer_names=peer_names, from_domain=peer_domain, local_domains=self._by_name
         ):
             raise _Refuse(
                 403, "from-certificate-mismatch",
                 f"client certificate names {peer_names} do not authenticate From domain {peer_domain!r}",
+                requirement="PROTO-TRANSPORT-CERT-SOURCE-DOMAIN",
             )
         return peer_domain
 
@@ -521,7 +537,9 @@ class MimiServer:
         except MimiHTTPError as exc:
             raise _Refuse(exc.status, exc.reason, exc.detail) from None
         except DecodeError as exc:
-            raise _Refuse(400, "undecodable-body", f"{mimi_request.endpoint}: {exc}") from None
+            raise _Refuse(
+                400, "undecodable-body", f"{mimi_request.endpoint}: {exc}", requirement="PROTO-TRANSPORT-BODY-ENCODING"
+            ) from None
         except Exception:
             log.exception(
                 "handler for %s failed (peer %s, target %s, path %s)",

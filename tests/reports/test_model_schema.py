@@ -67,7 +67,27 @@ def test_bad_documents_are_rejected(mutation):
 def test_another_schema_version_is_named_as_such():
     document = good_document()
     document["schema_version"] = "2.0.0"
-    assert results_schema_errors(document) == ["schema_version: '2.0.0' is not supported (this reader knows 1.0.0)"]
+    assert results_schema_errors(document) == ["schema_version: '2.0.0' is not supported (this reader knows 1.1.0)"]
+
+
+def test_a_schema_1_0_0_document_still_reads():
+    # 1.1.0 only added the optional check field blocked_by.
+    document = good_document()
+    document["schema_version"] = "1.0.0"
+    document["$schema"] = document["$schema"].replace("1.1.0", "1.0.0")
+    assert results_schema_errors(document) == []
+
+
+def test_blocked_by_round_trips_and_is_omitted_when_empty():
+    document = good_document()
+    assert all("blocked_by" not in c for c in document["checks"])
+    document["checks"][0]["blocked_by"] = ["PROTO-TRANSPORT-MTLS"]
+    assert results_schema_errors(document) == []
+    run = RunResults.from_dict(document)
+    assert run.checks[0].blocked_by == ("PROTO-TRANSPORT-MTLS",)
+    assert json.loads(run.to_json())["checks"][0]["blocked_by"] == ["PROTO-TRANSPORT-MTLS"]
+    document["checks"][0]["blocked_by"] = ["not an id"]
+    assert results_schema_errors(document)
 
 
 def test_from_json_rejects_invalid_json_and_invalid_documents():

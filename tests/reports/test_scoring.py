@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from report_builders import FOLLOWER_PROFILE, HUB_PROFILE, check, hub_checks, mixed_results, results
 
@@ -120,3 +122,18 @@ def test_results_keep_only_the_requirements_involved():
 @pytest.mark.parametrize("verdict", list(Verdict))
 def test_every_check_verdict_maps_to_a_requirement_status(verdict):
     assert isinstance(requirement_status([verdict], "MUST"), RequirementStatus)
+
+
+def test_a_blocked_check_scores_the_rule_that_blocked_it_not_its_own():
+    # The SUT broke mTLS, so the key-material check never exercised KeyPackage reuse.
+    blocked = dataclasses.replace(
+        check("test_keypackage_not_reused", "FAIL", ["PROTO-KEYMAT-NO-REUSE"]), blocked_by=("PROTO-TRANSPORT-MTLS",)
+    )
+    checks = [*hub_checks()[:2], blocked]
+    result = score_profile(HUB_PROFILE, checks)
+    status = {o.id: o.status for o in result.requirements}
+    assert status["PROTO-TRANSPORT-MTLS"] is RequirementStatus.FAIL
+    assert status["PROTO-KEYMAT-NO-REUSE"] is RequirementStatus.UNTESTED
+    assert result.verdict is ProfileVerdict.NOT_CONFORMANT
+    outcome = next(o for o in result.requirements if o.id == "PROTO-TRANSPORT-MTLS")
+    assert any(c.endswith("::test_keypackage_not_reused") for c in outcome.check_ids)

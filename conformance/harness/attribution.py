@@ -1,0 +1,94 @@
+"""Which transport rule blocked a check, from what the suite's own reference peers saw.
+
+A SUT that breaks a transport rule (a wrong From, a body with trailing bytes, a server certificate no
+CA vouches for) breaks every exchange with the suite's peers, so every check that needs one fails. Left
+alone, each of those failures would blame the rule the check was written to judge (consent, removal,
+fan-out) although that rule was never exercised. So when a check misses, the plugin asks the reference
+peers what they observed during the check: requests from the SUT they refused for a transport rule
+(the refusal names the rule's requirement ID) and their own requests to the SUT that failed TLS
+verification. If there is such evidence, and the check does not itself judge that rule, the check is
+reported FAIL *blocked by* that rule: the profile scores the transport requirement as failed and leaves
+the check's own requirements unjudged by it.
+
+Only failures a conforming SUT never causes count as evidence; a refusal of a request's content (no
+consent, not a member) is a scenario's business and blames nothing here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpx
+
+# What an OpenSSL or Python TLS client says when the server's certificate does not authenticate the
+# domain it was asked for (untrusted chain, self-signed, or wrong name).
+_CERTIFICATE_ERRORS = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "Hostname mismatch")
+CERT_TARGET_REQUIREMENT = "PROTO-TRANSPORT-CERT-TARGET-DOMAIN"
+
+
+@dataclasses.dataclass(frozen=True)
+class Blocker:
+    requirement: str
+    evidence: str
+
+
+def _from_domain(header: str | None) -> str | None:
+    if not header or "@" not in header:
+        return None
+    return header.rpartition("@")[2].strip(" >").lower() or None
+
+
+def blockers(problems: Mapping[str, Any], observer: str, sut_domains: Iterable[str]) -> list[Blocker]:
+    """The transport rules the SUT broke, from one reference peer's ``transport-problems`` answer."""
+    domains = {d.lower() for d in sut_domains}
+    found: list[Blocker] = []
+    for refusal in problems.get("refused", ()):
+        names = {n.lower() for n in refusal.get("peer_cert_names") or ()}
+        if not (names & domains or _from_domain(refusal.get("from_header")) in domains):
+            continue  # not the SUT (the suite's two peers also talk to each other)
+        found.append(Blocker(
+            refusal["requirement"],
+            f"{observer} refused the SUT's {refusal.get('method', '')} {refusal.get('path', '')} with "
+            f"{refusal.get('status')} ({refusal.get('reason')}: {refusal.get('detail')})",
+        ))
+    for failure in problems.get("failed", ()):
+        error = failure.get("error") or ""
+        if str(failure.get("peer", "")).lower() in domains and any(e in error for e in _CERTIFICATE_ERRORS):
+            found.append(Blocker(
+                CERT_TARGET_REQUIREMENT,
+                f"{observer}'s {failure.get('endpoint')} request to the SUT failed: {error}",
+            ))
+    return found
+
+
+def gather(introspection_urls: Mapping[str, str], since: float, sut_domains: Iterable[str]) -> list[Blocker]:
+    """Ask each reference peer (name -> control URL) what blocked the SUT since ``since`` (epoch seconds).
+
+    Best effort: a peer that cannot answer contributes nothing (the check's own verdict then stands).
+    """
+    domains = list(sut_domains)
+    found: list[Blocker] = []
+    for observer, url in introspection_urls.items():
+        try:
+            reply = httpx.get(f"{url}/x-reference/v1/transport-problems", params={"since": since}, timeout=5.0,
+                              trust_env=False)
+            if reply.status_code != 200:
+                continue
+            found += blockers(reply.json(), observer, domains)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def blocked_message(found: list[Blocker], original: str) -> tuple[tuple[str, ...], str]:
+    """The requirement IDs blocking the check, and its message: the evidence first, then what it saw."""
+    requirements = tuple(dict.fromkeys(b.requirement for b in found))
+    evidence = "; ".join(dict.fromkeys(b.evidence for b in found[:3]))
+    more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+    message = (
+        f"blocked by {', '.join(requirements)}: {evidence}{more}. The check's own requirements were not "
+        f"judged; it saw: {original}"
+    )
+    return requirements, message
