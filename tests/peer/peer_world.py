@@ -10,7 +10,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+from aiohttp import web
+
+from reference_peer.control.app import make_control_app
 from reference_peer.control.backend import ReferenceBackend
+from reference_peer.control.introspection import add_introspection_routes
 from reference_peer.peer import PeerBook, ProviderOptions, ReferenceProvider
 from reference_peer.provider.outbox import RetryPolicy
 from reference_peer.server.transport import MimiServer
@@ -67,3 +72,25 @@ async def world(
         await server.stop()  # first: no request may reach a stopped provider
         for provider in providers.values():
             await provider.stop()
+
+
+@contextlib.asynccontextmanager
+async def control_listeners(w: World, *, validate_responses: bool = False, introspection: bool = False):
+    """Each provider's control API (and, with ``introspection``, the suite-only routes) on loopback:
+    yields an HTTP client and domain -> base URL."""
+    runners, urls = [], {}
+    try:
+        for domain, backend in w.backends.items():
+            app = make_control_app(backend, validate_responses=validate_responses)
+            if introspection:
+                add_introspection_routes(app, w.providers[domain], w.server)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            urls[domain] = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
+            yield http, urls
+    finally:
+        for runner in runners:
+            await runner.cleanup()

@@ -4,15 +4,12 @@ of the operations the reference peer implements matches the contract (a violatio
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from urllib.parse import quote
 
-import httpx
-from aiohttp import web
-from peer_world import poll, world
+from peer_world import control_listeners, poll, world
 
 from reference_peer.control import load_openapi
-from reference_peer.control.app import build_operations, implemented_operations, make_control_app
+from reference_peer.control.app import build_operations, implemented_operations
 
 A, B = "a.example", "b.example"
 
@@ -21,29 +18,12 @@ def seg(uri: str) -> str:
     return quote(uri, safe="")
 
 
-@contextlib.asynccontextmanager
-async def control_listeners(w):
-    runners, urls = [], {}
-    try:
-        for domain, backend in w.backends.items():
-            runner = web.AppRunner(make_control_app(backend, validate_responses=True), access_log=None)
-            await runner.setup()
-            runners.append(runner)
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            urls[domain] = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
-            yield http, urls
-    finally:
-        for runner in runners:
-            await runner.cleanup()
-
-
 def test_every_implemented_operation_answers_as_the_contract_says(pki):
     asyncio.run(_operations(pki))
 
 
 async def _operations(pki):
-    async with world(pki, (A, B)) as w, control_listeners(w) as (http, url):
+    async with world(pki, (A, B)) as w, control_listeners(w, validate_responses=True) as (http, url):
 
         async def call(domain, method, path, expect, **kwargs):
             reply = await http.request(method, url[domain] + path, **kwargs)
@@ -124,7 +104,7 @@ def test_client_removal_ban_and_unban_through_the_control_api(pki):
 
 
 async def _ban(pki):
-    async with world(pki, (A, B)) as w, control_listeners(w) as (http, url):
+    async with world(pki, (A, B)) as w, control_listeners(w, validate_responses=True) as (http, url):
 
         async def call(domain, method, path, expect=200, **kwargs):
             reply = await http.request(method, url[domain] + path, **kwargs)

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import pickle
+import time
 
-import httpx
-from aiohttp import web
-from peer_world import poll, world
+from peer_world import control_listeners, poll, world
 
-from reference_peer.control.app import make_control_app
-from reference_peer.control.introspection import add_introspection_routes
 from reference_peer.faults import REGISTRY, faults_on
 from reference_peer.server.traffic import TrafficLog
 
@@ -33,31 +29,12 @@ def test_traffic_log_is_bounded_and_paged() -> None:
     assert base64.b64decode(log.since(4)[0][0]["request"]) == b"\x04"
 
 
-@contextlib.asynccontextmanager
-async def listeners(w):
-    runners, urls = [], {}
-    try:
-        for domain, backend in w.backends.items():
-            app = make_control_app(backend)
-            add_introspection_routes(app, w.providers[domain])
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            runners.append(runner)
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            urls[domain] = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
-            yield http, urls
-    finally:
-        for runner in runners:
-            await runner.cleanup()
-
-
 def test_introspection_routes_show_what_crossed_the_wire(pki):
     asyncio.run(_introspection(pki))
 
 
 async def _introspection(pki):
-    async with world(pki, (A, B)) as w, listeners(w) as (http, url):
+    async with world(pki, (A, B)) as w, control_listeners(w, introspection=True) as (http, url):
         alice = (await http.post(url[A] + "/v1/users", json={"user": "alice"})).json()
         bob = (await http.post(url[B] + "/v1/users", json={"user": "bob"})).json()
         room = (await http.post(url[A] + "/v1/rooms", json={"creator": alice["user"]})).json()["room"]
@@ -88,3 +65,29 @@ async def _introspection(pki):
         name = next(iter(REGISTRY))
         with faults_on(name):
             assert (await http.get(url[A] + "/x-reference/v1/faults")).json() == {"active": [name]}
+
+
+def test_transport_problems_name_the_rule_a_peer_broke(pki):
+    asyncio.run(_transport_problems(pki))
+
+
+async def _transport_problems(pki):
+    async with world(pki, (A, B)) as w, control_listeners(w, introspection=True) as (http, url):
+        alice = (await http.post(url[A] + "/v1/users", json={"user": "alice"})).json()
+        bob = (await http.post(url[B] + "/v1/users", json={"user": "bob"})).json()
+        room = (await http.post(url[A] + "/v1/rooms", json={"creator": alice["user"]})).json()["room"]
+        started = time.time()
+        with faults_on("outgoing-from-localpart"):  # A's requests carry From: server@a.example
+            added = await http.post(
+                url[A] + f"/v1/rooms/{room.replace('/', '%2F').replace(':', '%3A')}/participants",
+                json={"actor": alice["user"], "user": bob["user"]},
+            )
+        assert added.json()["outcome"] != "accepted", added.text
+        problems = (await http.get(url[B] + "/x-reference/v1/transport-problems", params={"since": started})).json()
+        assert problems["refused"], problems
+        refusal = problems["refused"][0]
+        assert refusal["requirement"] == "PROTO-TRANSPORT-FROM-LOCALPART-MIMI"
+        assert refusal["from_header"] == f"server@{A}" and A in refusal["peer_cert_names"]
+        later = await http.get(url[B] + "/x-reference/v1/transport-problems", params={"since": time.time() + 60})
+        assert later.json() == {"refused": [], "failed": []}
+        assert (await http.get(url[B] + "/x-reference/v1/transport-problems?since=soon")).status_code == 400

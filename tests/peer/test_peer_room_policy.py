@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from peer_world import poll, world
-from test_peer_control_http import _joined, control_listeners, seg
+from peer_world import control_listeners, poll, world
+from test_peer_control_http import _joined, seg
 
 A, B, C = "a.example", "b.example", "c.example"
 
@@ -33,7 +33,7 @@ def test_a_room_policy_is_reported_and_enforced(pki):
 
 
 async def _policy(pki):
-    async with world(pki, (A, B, C)) as w, control_listeners(w) as (http, url):
+    async with world(pki, (A, B, C)) as w, control_listeners(w, validate_responses=True) as (http, url):
 
         async def call(domain, method, path, expect, **kwargs):
             reply: httpx.Response = await http.request(method, url[domain] + path, **kwargs)
@@ -74,7 +74,7 @@ def test_a_policy_the_reference_peer_cannot_host_is_refused(pki):
 
 
 async def _unsupported(pki):
-    async with world(pki, (A,)) as w, control_listeners(w) as (http, url):
+    async with world(pki, (A,)) as w, control_listeners(w, validate_responses=True) as (http, url):
         await http.post(url[A] + "/v1/users", json={"user": "alice"})
         for policy in ({"minimalMetadata": True}, {"base": {"parentDependent": True}},
                        {"roles": [{"index": 1, "name": "jail", "capabilities": []}]}):
