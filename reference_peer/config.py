@@ -35,6 +35,11 @@
       base_delay: 0.5
       max_delay: 30
       max_attempts: 1000      # then the item is given up (logged as failed)
+    hub_transfer:             # the hub-transfer extension (docs/extensions/hub-transfer.md); absent: off
+      accepts_from: any       # as target: any, or a list of old-hub domains whose prepares it accepts
+      cutover_timeout_ms: 600000   # window from the acceptance to the cut-over deadline (not_after)
+      prepare_timeout_ms: 30000    # how long the old hub waits for the target's acceptance
+      redirect_retention_days: 30
 
 Relative paths are resolved against the configuration file's directory. Unknown keys are errors, so
 a typo never silently falls back to a default.
@@ -51,6 +56,7 @@ from typing import Any
 
 import yaml
 
+from reference_peer.room.transfer_settings import HubTransferSettings
 from reference_peer.server.names import normalize_domain
 from reference_peer.server.transport import MimiServer, Provider, ServerLimits
 
@@ -95,6 +101,7 @@ class PeerConfig:
     outbox_base_delay: float = 0.5
     outbox_max_delay: float = 30.0
     outbox_max_attempts: int = 1000
+    hub_transfer: HubTransferSettings | None = None  # None: the extension is off
 
     @property
     def domains(self) -> tuple[str, ...]:
@@ -152,7 +159,7 @@ def parse_config(document: Any, base_dir: str | os.PathLike[str] = ".") -> PeerC
         document, "config",
         {
             "listen", "tls", "providers", "limits", "storage", "consent_mode", "faults",
-            "control", "peers", "peers_file", "resolve", "asset_hosts", "outbox",
+            "control", "peers", "peers_file", "resolve", "asset_hosts", "outbox", "hub_transfer",
         },
         {"tls", "providers"},
     )
@@ -268,7 +275,10 @@ def parse_config(document: Any, base_dir: str | os.PathLike[str] = ".") -> PeerC
     base_delay = float(_number(outbox.get("base_delay", 0.5), "outbox.base_delay", integer=False, minimum=0.001))
     max_delay = float(_number(outbox.get("max_delay", 30.0), "outbox.max_delay", integer=False, minimum=0.001))
 
+    hub_transfer = _hub_transfer(top.get("hub_transfer")) if "hub_transfer" in top else None
+
     return PeerConfig(
+        hub_transfer=hub_transfer,
         control=ControlConfig(control_address, control_port, token),
         peers=peers,
         peers_file=peers_file,
@@ -285,6 +295,30 @@ def parse_config(document: Any, base_dir: str | os.PathLike[str] = ".") -> PeerC
         storage_path=storage_path,
         consent_mode=consent_mode,
         faults=tuple(faults_raw),
+    )
+
+
+def _hub_transfer(value: Any) -> HubTransferSettings:
+    """The ``hub_transfer`` section: present (even empty) switches the extension on."""
+    raw = _mapping(value or {}, "hub_transfer", {
+        "accepts_from", "cutover_timeout_ms", "prepare_timeout_ms", "redirect_retention_days",
+    })
+    accepts = raw.get("accepts_from", "any")
+    if accepts == "any":
+        accepts_from = None
+    elif isinstance(accepts, list):
+        accepts_from = tuple(_domain(d, f"hub_transfer.accepts_from[{i}]") for i, d in enumerate(accepts))
+    else:
+        raise ConfigError("hub_transfer.accepts_from: expected 'any' or a list of domains")
+    defaults = HubTransferSettings()
+    return HubTransferSettings(
+        accepts_from=accepts_from,
+        cutover_timeout_ms=_number(raw.get("cutover_timeout_ms", defaults.cutover_timeout_ms),
+                                   "hub_transfer.cutover_timeout_ms", integer=True, minimum=1),
+        prepare_timeout_ms=_number(raw.get("prepare_timeout_ms", defaults.prepare_timeout_ms),
+                                   "hub_transfer.prepare_timeout_ms", integer=True, minimum=1),
+        redirect_retention_days=_number(raw.get("redirect_retention_days", defaults.redirect_retention_days),
+                                        "hub_transfer.redirect_retention_days", integer=True, minimum=0),
     )
 
 

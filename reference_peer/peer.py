@@ -64,11 +64,13 @@ from .provider.store import Store
 from .room import HubIdentity, HubRoom, SimulatedClient, open_group_info_response
 from .room.hub import group_info_refusal
 from .room.naming import domain_of_uri
+from .room.transfer_settings import HubTransferSettings
 from .server.client import MimiClient, PeerError
 from .server.names import normalize_domain
 from .server.traffic import HANDLER_CLOCK, TrafficLog
 from .server.transport import MimiHTTPError, MimiRequest, MimiResponse, Provider
 from .wire.codec import DecodeError, EncodeError
+from .wire.hub_transfer import HubState
 from .wire.identity import IdentifierUri, MimiUri, MimiUriError, UriKind
 from .wire.mimi import (
     AbuseReport,
@@ -163,6 +165,7 @@ class ProviderOptions:
     # A follower may be away for a while: keep trying (per-destination order means a given-up head
     # item would be a lost message).
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(base_delay=0.5, max_delay=30.0, max_attempts=1000))
+    hub_transfer: HubTransferSettings | None = None  # the hub-transfer extension; None: off
 
 
 @dataclass
@@ -224,6 +227,13 @@ class ReferenceProvider:
         # the next notifies with these (status, Retry-After) pairs, one each (the suite's retry checks).
         self.refuse_notify_status: int | None = None
         self.notify_refusals: list[tuple[int, str | None]] = []
+        # The hub-transfer extension (docs/extensions/hub-transfer.md), when switched on.
+        self.transfers = None
+        if options.hub_transfer is not None:
+            from .hub_transfer import HubTransferService
+
+            self.transfers = HubTransferService(self, options.hub_transfer)
+            self.transport.register("hubTransfer", self._recorded("hubTransfer", self.transfers.handle))
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -245,8 +255,12 @@ class ReferenceProvider:
         self.worker = OutboxWorker(self.state.outbox, self._deliver_item, policy=o.retry, clock=time.time)
         self._worker_stop = asyncio.Event()
         self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop), name=f"outbox-{self.domain}")
+        if self.transfers is not None:
+            self.transfers.start()
 
     async def stop(self) -> None:
+        if self.transfers is not None:
+            await self.transfers.stop()
         if self._worker_task is not None:
             assert self._worker_stop is not None
             self._worker_stop.set()
@@ -427,6 +441,8 @@ class ReferenceProvider:
                     self.state.deliver_to_clients(room_id, clients, item)
                     touched.update(clients)
             self.pump(touched)
+        if self.transfers is not None:
+            self.transfers.after_intake(room_id)
 
     def _held_clients(self, room_id: str) -> list[str]:
         rows = self.state.store.conn.execute(
@@ -513,21 +529,38 @@ class ReferenceProvider:
             raise MimiHTTPError(404, "unknown-room", f"{self.domain} hosts no room {room_id!r}")
         return room
 
+    def _room_gate(self, room_id: str) -> MimiResponse | None:
+        """Hub transfer: the old hub's redirect, the target's redirect or 503 (None: serve)."""
+        return self.transfers.room_gate(room_id) if self.transfers is not None else None
+
+    @staticmethod
+    def _room_now(room: HubRoom) -> int:
+        """The acceptance time: never below a handoff's last_accepted_timestamp (hub transfer)."""
+        now = max(now_ms(), room.min_timestamp)
+        room.last_accepted = max(room.last_accepted, now)
+        return now
+
     async def handle_update(self, request: MimiRequest) -> MimiResponse:
+        if (gate := self._room_gate(request.value)) is not None:
+            return gate
         room = self._hub_room(request.value)
-        response, plan = room.handle_update(request.peer_domain, request.body, now_ms())
+        response, plan = room.handle_update(request.peer_domain, request.body, self._room_now(room))
         if response.responseCode == UpdateResponseCode.success:  # a refusal leaves the room, and the store, as they were
             self.commit_room_change(request.value, room, plan)
         return MimiResponse(response.encode())
 
     async def handle_submit(self, request: MimiRequest) -> MimiResponse:
+        if (gate := self._room_gate(request.value)) is not None:
+            return gate
         room = self._hub_room(request.value)
-        response, plan = room.handle_submit(request.peer_domain, request.body, now_ms())
+        response, plan = room.handle_submit(request.peer_domain, request.body, self._room_now(room))
         if response.statusCode == SubmitResponseCode.accepted:  # a refusal writes nothing
             self.commit_room_change(request.value, room, plan, room_changed=False)
         return MimiResponse(response.encode())
 
     async def handle_group_info(self, request: MimiRequest) -> MimiResponse:
+        if (gate := self._room_gate(request.value)) is not None:
+            return gate
         room = self.hub_rooms.get(request.value)
         if room is None:  # notAuthorized, not a 404: room existence must not leak (PROTO-GROUPINFO-NO-SUCH-ROOM)
             from .faults import active
@@ -540,6 +573,8 @@ class ReferenceProvider:
 
     async def handle_report_abuse(self, request: MimiRequest) -> MimiResponse:
         AbuseReport.decode(request.body)  # malformed: 400 by the transport
+        if (gate := self._room_gate(request.value)) is not None:
+            return gate
         self._hub_room(request.value)
         # Accepted with no body (PROTO-ABUSE-ACCEPT-NO-BODY); franking, when absent, cannot be checked.
         log.info("%s: abuse report for %s from %s", self.domain, request.value, request.peer_domain)
@@ -578,6 +613,8 @@ class ReferenceProvider:
             result = self.state.claim_key_material(query_from_request(req))
             return MimiResponse(result.to_response().encode())
         room_id = bytes(req.roomId.uri).decode("utf-8", "replace")
+        if (gate := self._room_gate(room_id)) is not None:
+            return gate
         room = self.hub_rooms.get(room_id)
         if room is None or target_domain is None:
             raise MimiHTTPError(404, "not-relayable", f"{target!r} is not local and {room_id!r} is not hosted here")
@@ -632,7 +669,7 @@ class ReferenceProvider:
             return MimiResponse(status=status, headers={"Retry-After": retry_after} if retry_after else {})
         if not _is_room_uri(room_id):
             raise MimiHTTPError(400, "malformed-room-id", f"{room_id!r} is not a mimi:// room URI")
-        if domain_of_uri(room_id) != request.peer_domain:
+        if not self.notify_allowed(room_id, request.peer_domain, request.body):
             raise MimiHTTPError(403, "not-the-hub", f"{request.peer_domain} is not the hub of {room_id}")
         messages = FanoutMessage.decode_sequence(request.body, scope=MLS10)
         if not messages:
@@ -643,7 +680,15 @@ class ReferenceProvider:
             # A byte-identical duplicate from the same hub is answered 201 and not processed again
             # (PROTO-FANOUT-DUP-NOTIFY-201, PROTO-FANOUT-DUP-NOTIFY-PROCESS-ONCE).
             if self.state.notify_is_new(request.peer_domain, request.body):
-                self.intake(room_id, fanout_faults.intake_messages(messages))
+                if self.transfers is not None:
+                    # EXT-HUBXFER-FOLLOWER-DEDUP: a FanoutMessage already received for the room from either
+                    # hub of a transfer is delivered once; the target tracks the public state (6.2).
+                    messages = [m for m in messages if self.state.notify_is_new(f"room {room_id}", m.encode())]
+                    self.transfers.track(room_id, messages)
+                    if self._is_transfer_target_only(room_id):
+                        return MimiResponse(status=201)
+                if messages:
+                    self.intake(room_id, fanout_faults.intake_messages(messages))
             else:
                 return MimiResponse(status=fanout_faults.duplicate_notify_status(self, room_id, messages))
         return MimiResponse(consent_faults.notify_body(self.state, room_id), status=201)
@@ -678,21 +723,106 @@ class ReferenceProvider:
     # -- outgoing room traffic (the provider acting for its local clients) -------------------------
 
     def hub_of(self, room_id: str) -> str:
+        """The room's hub-of-record: this provider for a room it hosts, else the committed mimi_hub
+        component of the latest epoch a local client processed (EXT-HUBXFER-FOLLOWER-HUB-FROM-COMPONENT),
+        else the room ID's authority. The one place that decides where a room request goes."""
+        room = self.hub_rooms.get(room_id)
+        if room is not None and room.moved is None:
+            return self.domain
+        data = self.room_hub_data(room_id)
+        if data is not None and (domain := domain_of_uri(bytes(data.hub.uri))) is not None:
+            return domain
+        if room is not None and room.moved is not None:
+            return domain_of_uri(bytes(room.moved.hub.uri)) or self.domain
         domain = domain_of_uri(room_id)
         if domain is None:
             raise ValueError(f"not a room URI: {room_id!r}")
         return domain
 
+    def room_hub_data(self, room_id: str):
+        """The committed mimi_hub component as the local client furthest ahead sees it (None: absent)."""
+        from .room.transfer import hub_of_record
+
+        best = None
+        for (room, _client), member in self.members.items():
+            if room == room_id and member.group is not None and not member.removed:
+                if best is None or member.group.epoch > best.epoch:
+                    best = member.group
+        return hub_of_record(best.app_data(), room_id) if best is not None else None
+
+    def notify_allowed(self, room_id: str, peer_domain: str, body: bytes) -> bool:
+        """Who may send /notify for a room: its hub; with the hub-transfer extension also the target from
+        the begin commit on and the previous hub after the cut-over (EXT-HUBXFER-FOLLOWER-ACCEPT-TARGET,
+        EXT-HUBXFER-FOLLOWER-STALE-NOTIFY for any third provider)."""
+        if self.transfers is None:
+            return domain_of_uri(room_id) == peer_domain
+        from .room.transfer import hub_domain
+
+        incoming = self.transfers.incoming.get(room_id)
+        if incoming is not None and incoming.state == "accepted" and peer_domain == incoming.old_hub:
+            return True
+        data = self.room_hub_data(room_id)
+        if data is None:
+            if domain_of_uri(room_id) == peer_domain:
+                return True
+            room = self.hub_rooms.get(room_id)
+            if room is not None and room.moved is not None:
+                return peer_domain == domain_of_uri(bytes(room.moved.hub.uri))
+            # A provider without any state of the room learns of it from a Welcome: its clients check
+            # the group (and its mimi_hub component) themselves.
+            return room_id not in self.known_rooms() and _carries_welcome(body)
+        allowed = {hub_domain(data)}
+        if data.state == HubState.transferring:
+            allowed.add(domain_of_uri(bytes(data.target.uri)))
+        elif data.previous_hub is not None:
+            allowed.add(domain_of_uri(bytes(data.previous_hub.uri)))
+        return peer_domain in allowed
+
+    def _is_transfer_target_only(self, room_id: str) -> bool:
+        """The target before the handoff with no client of its own in the room: it keeps the public
+        state and delivers nothing (section 6.2)."""
+        incoming = self.transfers.incoming.get(room_id) if self.transfers is not None else None
+        return (
+            incoming is not None and incoming.state == "accepted" and not self.room_clients(room_id)
+            and not self._held_clients(room_id)
+        )
+
+    async def _room_call(self, room_id: str, endpoint: str, value: str, body: bytes):
+        """A room request to the hub-of-record; with the hub-transfer extension a HubRedirect is followed
+        (the hub-of-record stays: EXT-HUBXFER-FOLLOWER-REDIRECT-NOT-AUTHORITY) and a 503 retried after
+        its Retry-After (EXT-HUBXFER-FOLLOWER-503-RETRY)."""
+        hub = self.hub_of(room_id)
+        if self.transfers is None:
+            return await self._call(self.authority(hub), endpoint, value, body)
+        from .provider.outbox import parse_retry_after
+        from .wire.hub_transfer import read_hub_redirect
+
+        deadline = time.monotonic() + 30.0
+        hops = 0
+        while True:
+            reply = await self._call(self.authority(hub), endpoint, value, body)
+            if reply.status == 421 and hops < 8:
+                redirect = read_hub_redirect(reply.headers.get("content-type"), reply.body, room_id)
+                target = domain_of_uri(bytes(redirect.hub.uri)) if redirect is not None else None
+                if target is not None and not self.is_local_domain(target):
+                    hub, hops = target, hops + 1
+                    continue
+            if reply.status == 503 and time.monotonic() < deadline:
+                delay = parse_retry_after(reply.headers.get("retry-after"), time.time())
+                await asyncio.sleep(min(delay if delay is not None else 1.0, 5.0))
+                continue
+            return reply
+
     async def send_update(self, room_id: str, body: bytes) -> RoomCall:
         hub = self.hub_of(room_id)
         if self.is_local_domain(hub):
             room = self.hub_rooms[room_id]
-            response, plan = room.handle_update(self.domain, body, now_ms())
+            response, plan = room.handle_update(self.domain, body, self._room_now(room))
             if response.responseCode == UpdateResponseCode.success:
                 self.commit_room_change(room_id, room, plan)
             return RoomCall(200, update=response)
         try:
-            reply = await self._call(self.authority(hub), "update", room_id, body)
+            reply = await self._room_call(room_id, "update", room_id, body)
         except PeerError as exc:
             return RoomCall(0, error=str(exc))
         if reply.status != 200:
@@ -706,12 +836,12 @@ class ReferenceProvider:
         hub = self.hub_of(room_id)
         if self.is_local_domain(hub):
             room = self.hub_rooms[room_id]
-            response, plan = room.handle_submit(self.domain, body, now_ms())
+            response, plan = room.handle_submit(self.domain, body, self._room_now(room))
             if response.statusCode == SubmitResponseCode.accepted:
                 self.commit_room_change(room_id, room, plan, room_changed=False)
             return RoomCall(200, submit=response)
         try:
-            reply = await self._call(self.authority(hub), "submitMessage", room_id, body)
+            reply = await self._room_call(room_id, "submitMessage", room_id, body)
         except PeerError as exc:
             return RoomCall(0, error=str(exc))
         if reply.status != 200:
@@ -729,7 +859,7 @@ class ReferenceProvider:
             answer = room.group_info_response(self.domain, body, now_ms()) if room else group_info_refusal(room_id.encode())
             return 200, answer, ""
         try:
-            reply = await self._call(self.authority(hub), "groupInfo", room_id, body)
+            reply = await self._room_call(room_id, "groupInfo", room_id, body)
         except PeerError as exc:
             return 0, None, str(exc)
         if reply.status != 200:
@@ -837,6 +967,14 @@ def _provider_domain(uri: str) -> str | None:
         return None
 
 
+def _carries_welcome(body: bytes) -> bool:
+    try:
+        messages = FanoutMessage.decode_sequence(body, scope=MLS10)
+    except (DecodeError, EncodeError):
+        return False
+    return any(m.message.wire_format == WireFormat.mls_welcome for m in messages)
+
+
 def _is_room_uri(value: str) -> bool:
     try:
         return MimiUri.parse(value).kind is UriKind.room
@@ -863,7 +1001,7 @@ def providers_from_config(config) -> list[ReferenceProvider]:
                 ProviderOptions(
                     provider.domain, provider.cert, provider.key, config.ca, aliases=provider.aliases,
                     storage_path=storage, consent_mode=config.consent_mode, peers=peers, resolve=config.resolve,
-                    asset_hosts=config.asset_hosts, retry=retry,
+                    asset_hosts=config.asset_hosts, retry=retry, hub_transfer=config.hub_transfer,
                 )
             )
         )

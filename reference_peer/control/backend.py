@@ -29,6 +29,7 @@ from ..room import ROLE_ADMIN, ROLE_MEMBER, HubRoom, SimulatedClient, default_po
 from ..room.naming import domain_of_uri, user_of_credential, user_of_uri
 from ..room.policy import PolicyError, RoomPolicy
 from ..wire.codec import DecodeError, EncodeError
+from ..wire.hub_transfer import MIMI_HUB_COMPONENT_ID, initial_hub_data
 from ..wire.identity import MimiUri, MimiUriError, UriKind
 from ..wire.mimi import KeyMaterialResponse, SubmitResponseCode, UpdateResponseCode
 from ..wire.room_policy import ROLE_INDEX_BANNED
@@ -152,6 +153,8 @@ class ReferenceBackend:
 
     def __init__(self, provider) -> None:  # a ReferenceProvider (not imported: peer imports nothing from here)
         self.provider = provider
+        if getattr(provider, "transfers", None) is not None:  # offered only with the extension switched on
+            self.startHubTransfer = self._start_hub_transfer
 
     @property
     def state(self):
@@ -251,7 +254,8 @@ class ReferenceBackend:
     # -- info, users, clients -----------------------------------------------------------------------
 
     async def getInfo(self) -> dict[str, Any]:
-        return {
+        operations = list(IMPLEMENTED) + (["startHubTransfer"] if self.provider.transfers is not None else [])
+        info = {
             "contractVersion": CONTRACT_VERSION,
             "product": {"name": "mimi-conformance reference peer"},
             "providerDomains": list(self.provider.domains),
@@ -262,8 +266,11 @@ class ReferenceBackend:
                 "perUserOverride": self.state.settings.consent.allow_user_override,
                 "revealsUnknownUsers": self.state.settings.reveal_unknown_consent_targets,
             },
-            "supportedOperations": list(IMPLEMENTED),
+            "supportedOperations": operations,
         }
+        if self.provider.transfers is not None:  # the manifest's hub_transfer block (extension section 17)
+            info["x-hubTransfer"] = self.provider.transfers.settings.manifest_block()
+        return info
 
     async def createUser(self, body: Any) -> dict[str, Any]:
         body = _closed(body, "createUser", {"user", "clients", "profile", "searchPolicy", "consentMode"})
@@ -391,9 +398,13 @@ class ReferenceBackend:
             raise ControlError.conflict(f"{creator} has no client to create the room with")
         role = _int(body.get("creatorRole"), "creatorRole", default=ROLE_ADMIN)
         member = self.provider.new_member(room, client)
+        extra = {}
+        if self.provider.transfers is not None:  # EXT-HUBXFER-COMPONENT-AT-CREATION
+            extra[MIMI_HUB_COMPONENT_ID] = initial_hub_data(room, f"mimi://{self.provider.domain}").encode()
         try:
             member.create_group(
-                room_extensions(self.provider.identity.external_sender, member.user_uri.encode(), role, policy)
+                room_extensions(self.provider.identity.external_sender, member.user_uri.encode(), role, policy,
+                                extra_components=extra)
             )
             hub_room = HubRoom.from_group(room, self.provider.identity, member.group)
         except (MLSError, ValueError) as exc:
@@ -414,7 +425,7 @@ class ReferenceBackend:
             out.append(
                 {
                     "room": room,
-                    "hubDomain": domain_of_uri(room),
+                    "hubDomain": self.provider.hub_of(room),
                     "hostedHere": room in self.provider.hub_rooms,
                     "epoch": view["epoch"],
                     "participantCount": len(view["participants"]),
@@ -459,10 +470,11 @@ class ReferenceBackend:
     async def getRoom(self, room: str) -> dict[str, Any]:
         self._room(room)
         view = self._room_view(room)
+        hosted = self.provider.hub_rooms.get(room)
         out = {
             "room": room,
-            "hubDomain": domain_of_uri(room),
-            "hostedHere": room in self.provider.hub_rooms,
+            "hubDomain": self.provider.hub_of(room),
+            "hostedHere": hosted is not None and hosted.moved is None,
             "epoch": view["epoch"],
             "participants": view["participants"],
             "externalSenders": view["externalSenders"],
@@ -470,6 +482,58 @@ class ReferenceBackend:
         }
         if view["groupId"] is not None:
             out["groupId"] = view["groupId"]
+        if self.provider.transfers is not None:
+            out.update(self._hub_fields(room))
+        return out
+
+    def _hub_fields(self, room: str) -> dict[str, Any]:
+        """getRoom's hubGeneration and hubState (hub-transfer extension section 17)."""
+        hosted = self.provider.hub_rooms.get(room)
+        data = hosted.hub_data() if hosted is not None and hosted.moved is None else self.provider.room_hub_data(room)
+        if data is None:
+            return {"hubGeneration": 0, "hubState": {"state": "stable"}}
+        state: dict[str, Any] = {"state": data.state.name}
+        if data.state.name == "transferring":
+            state["target"] = domain_of_uri(bytes(data.target.uri))
+        return {"hubGeneration": data.generation, "hubState": state}
+
+    async def _start_hub_transfer(self, room: str, body: Any) -> dict[str, Any]:
+        """startHubTransfer: the actor's client signs a HubTransferRequest (section 5.1); processed here
+        as hub, sent to the hub-of-record's hubTransfer endpoint as follower."""
+        from ..wire.hub_transfer import HubTransferCode, HubTransferResponse
+
+        self._room(room)
+        body = _closed(body, "startHubTransfer", {"actor", "newHub"}, {"actor", "newHub"})
+        new_hub = body["newHub"]
+        if not isinstance(new_hub, str) or not new_hub:
+            raise ControlError.bad_request("newHub: expected a domain")
+        _, member = self._actor(room, body["actor"])
+        transfers = self.provider.transfers
+        message = transfers.make_request(room, member, new_hub.lower())
+        hub = self.provider.hub_of(room)
+        if self.provider.is_local_domain(hub):
+            answer = await transfers.process_request(room, message.request, self.provider.domain)
+        else:
+            try:
+                reply = await self.provider._call(self.provider.authority(hub), "hubTransfer", room, message.encode())
+            except Exception as exc:  # noqa: BLE001 - the hub could not be reached: a remote "no"
+                return {"room": room, "outcome": "rejected", "detail": f"the hub could not be reached: {exc}"}
+            try:
+                answer = HubTransferResponse.decode(reply.body) if reply.status == 200 else None
+            except (DecodeError, EncodeError):
+                answer = None
+            if answer is None:
+                return {"room": room, "outcome": "rejected", "detail": f"the hub answered HTTP {reply.status}"}
+        out: dict[str, Any] = {
+            "room": room,
+            "outcome": "started" if answer.code == HubTransferCode.accepted else "rejected",
+            "code": answer.code.name,
+        }
+        if answer.code == HubTransferCode.accepted:
+            out["transferId"] = bytes(answer.transfer_id).hex()
+        detail = bytes(answer.error_description).decode("utf-8", "replace")
+        if detail:
+            out["detail"] = detail
         return out
 
     async def addParticipant(self, room: str, body: Any) -> dict[str, Any]:

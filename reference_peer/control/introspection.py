@@ -6,6 +6,12 @@
   pickled, so a check can act as that client (submit a stale commit, a removed member's message).
 * ``GET /x-reference/v1/hub-state?room=R``: the hub's state of room R, pickled, so a check can act as
   the hub towards a SUT follower (replay a notify, send a forged one).
+* ``GET /x-reference/v1/hub-transfer``: the hub-transfer state (transfers started and accepted, the
+  handoff bytes sent and received), when the extension is on.
+* ``POST /x-reference/v1/hub-transfer`` ``{"autocommit": ["begin", "cutover", "abort"], "holdHandoff": bool}``
+  (both optional): which transfer commits this peer's initiating client makes by itself, and whether
+  it holds its handoffs back, so a check can hold a transfer window open or watch a new hub before
+  the handoff.
 * ``GET /x-reference/v1/faults``: the faults switched on in this process.
 * ``GET /x-reference/v1/transport-problems?since=T``: since ``T`` (seconds since the epoch), the
   requests this peer refused for breaking a transport rule (with the rule's requirement ID) and its
@@ -93,6 +99,33 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
         return web.json_response({"refused": refused, "failed": failed})
 
     app.router.add_post(f"{PREFIX}/refuse-notify", refuse_notify)
+    async def hub_transfer(request: web.Request) -> web.Response:
+        if getattr(provider, "transfers", None) is None:
+            return _problem(404, "the hub-transfer extension is off")
+        return web.json_response(provider.transfers.introspect())
+
+    async def hub_transfer_knobs(request: web.Request) -> web.Response:
+        transfers = getattr(provider, "transfers", None)
+        if transfers is None:
+            return _problem(404, "the hub-transfer extension is off")
+        try:
+            body = await request.json()
+            autocommit = body.get("autocommit")
+            hold = body.get("holdHandoff")
+            if autocommit is not None and not set(autocommit) <= {"begin", "cutover", "abort"}:
+                raise ValueError(autocommit)
+            if hold is not None and not isinstance(hold, bool):
+                raise ValueError(hold)
+        except (ValueError, TypeError, AttributeError):
+            return _problem(400, 'expected {"autocommit": [begin|cutover|abort, ...], "holdHandoff": bool}')
+        if autocommit is not None:
+            transfers.autocommit = set(autocommit)
+        if hold is not None:
+            transfers.hold_handoff = hold
+        return web.json_response({"autocommit": sorted(transfers.autocommit), "holdHandoff": transfers.hold_handoff})
+
+    app.router.add_get(PREFIX + "/hub-transfer", hub_transfer)
+    app.router.add_post(PREFIX + "/hub-transfer", hub_transfer_knobs)
     app.router.add_get(f"{PREFIX}/transport-problems", transport_problems)
     app.router.add_get(f"{PREFIX}/traffic", traffic)
     app.router.add_get(f"{PREFIX}/member-state", member_state)

@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 
 from ..room.policy import ROLE_MEMBER, PolicyError, RoomPolicy
+from ..wire.hub_transfer import CAP_TRANSFER_HUB
 from ..wire.room_policy import BaseRoomPolicy, Bool, Capability, Role, RoleData, SingleSourceRoleChangeTargets
 from . import load_openapi
 from .errors import ControlError
@@ -38,6 +39,8 @@ def _contract_capability_names() -> frozenset[str]:
 def _capability_value(item: str) -> int:
     if item.startswith("0x"):
         return int(item, 16)
+    if item == "canTransferHub":  # hub-transfer extension (docs/extensions/hub-transfer.md §3.1)
+        return CAP_TRANSFER_HUB
     try:
         return int(Capability[item])
     except KeyError:
@@ -45,6 +48,8 @@ def _capability_value(item: str) -> int:
 
 
 def _capability_name(value: int) -> str:
+    if value == CAP_TRANSFER_HUB and "canTransferHub" in _contract_capability_names():
+        return "canTransferHub"
     try:
         name = Capability(value).name
     except ValueError:

@@ -44,6 +44,8 @@ from ..mls.group import (
 from ..mls.leaf import key_package_ref
 from ..mls.tree import RatchetTree as TreeState
 from ..wire.codec import DecodeError, EncodeError
+from ..wire.hub_transfer import MIMI_HUB_COMPONENT_ID, HubRedirect, HubState
+from ..wire.identity import IdentifierUri
 from ..wire.mimi import (
     COMPONENT_PARTICIPANT_LIST,
     FanoutMessage,
@@ -81,6 +83,13 @@ from . import participants as plist_mod
 from .naming import domain_of_uri, user_of_credential, user_of_uri
 from .participants import ChangeKind, ParticipantChange, ParticipantListError
 from .policy import COMPONENT_BASE_POLICY, COMPONENT_ROLES, PolicyError, Refusal, RoomPolicy
+from .transfer import (
+    BEGIN_COMMITTED,
+    CUTOVER_PROPOSED,
+    MOVED,
+    OutgoingTransfer,
+    hub_of_record,
+)
 
 MLS10 = {"protocol": Protocol.mls10}
 GROUPINFO_LABEL = "GroupInfo and ratchet_tree encryption"
@@ -198,8 +207,18 @@ def room_extensions(
     ]
 
 
+def sender_domain_of(uri: IdentifierUri) -> str | None:
+    return domain_of_uri(bytes(uri.uri))
+
+
 class HubRoom:
     """The hub's state for one room and the rules it enforces on update, submitMessage and groupInfo."""
+
+    # Hub-transfer extension state (class defaults, so rooms pickled before it load unchanged).
+    transfer: OutgoingTransfer | None = None  # the transfer this hub started (old hub side)
+    moved: HubRedirect | None = None  # set when the cut-over commit is accepted: the redirect answer
+    last_accepted: int = 0  # the last accepted timestamp (a handoff's last_accepted_timestamp)
+    min_timestamp: int = 0  # a new hub never accepts below the handoff's last_accepted_timestamp
 
     def __init__(
         self,
@@ -545,6 +564,7 @@ class HubRoom:
             if kind == "member" and user is not None and (user in departing or user in leaving_now):
                 self._check_departing_proposal(work, user, proposal)
             self._check_remove_proposal(work, kind, user, proposal)
+            self._check_hub_component_proposal(kind, proposal)
             if (
                 ptype == ProposalType.app_data_update
                 and proposal.app_data_update.component_id == COMPONENT_PARTICIPANT_LIST
@@ -577,12 +597,15 @@ class HubRoom:
                 entry.required, entry.why_required = True, "self-leave [PROTO-UPDATE-SELF-LEAVE-CACHED]"
             elif entry.proposal_type == ProposalType.self_remove:
                 entry.required, entry.why_required = True, "SelfRemove [POLICY-CAP-REMOVE-OWN-CLIENT]"
+        if self._cutover_pending():
+            for entry in entries:  # EXT-HUBXFER-CUTOVER-INCLUDES-PENDING
+                entry.required, entry.why_required = True, "pending with the cut-over [EXT-HUBXFER-CUTOVER-INCLUDES-PENDING]"
         self.view = work
         self.pending.extend(entries)
         plan = FanoutPlan()
         head, *_ = messages
         fanout = FanoutMessage(timestamp=now, protocol=Protocol.mls10, message=head, moreProposals=list(more))
-        for domain in sorted(self.active_providers()):
+        for domain in sorted(self.active_providers() | self.transfer_fanout_domains()):
             plan.add(domain, fanout)  # PROTO-FANOUT-MOREPROPOSALS-SAME: moreProposals as received
         return update_response(UpdateResponseCode.success, accepted=now), plan
 
@@ -665,6 +688,10 @@ class HubRoom:
         # Cached proposals that must be in this commit (self-leave, the hub's own).
         by_ref = {bytes(p.reference) for p in commit.proposals if p.type == ProposalOrRefType.reference}
         missing = [e for e in self.pending if e.required and e.ref not in by_ref]
+        if external and self._cutover_pending():
+            raise _not_allowed(
+                Refusal("an external commit while the cut-over is pending", "EXT-HUBXFER-CUTOVER-INCLUDES-PENDING")
+            )
         if missing and not external:
             raise _not_allowed(
                 "the commit omits required pending proposals: "
@@ -680,6 +707,7 @@ class HubRoom:
         if external:
             self._authorize_external_join(committer_user, old_roles, received.applied)
         new_roles = self._check_commit_policy(old, work, committer_user, received.applied)
+        transition = self._check_hub_component_commit(old, work, received.applied)
         group_info = self._group_info_from_bundle(bundle, work, content, msg)
         welcome_routes = self._welcome_routes(bundle, received.applied)
         # Accepted: swap in the new state.
@@ -695,7 +723,9 @@ class HubRoom:
         gone = {u for u in old_roles if u not in new_roles or new_roles[u] == ROLE_INDEX_BANNED}
         self.removed_users = (self.removed_users | gone) - {u for u, r in new_roles.items() if r != ROLE_INDEX_BANNED}
         self.removed_users -= self.active_users()
-        hub_proposals = self._hub_followups(now, before_providers, carried, old)
+        # After the cut-over commit A accepts nothing more and proposes nothing for E_c (section 6.3).
+        hub_proposals = [] if transition == "cutover" else self._hub_followups(now, before_providers, carried, old)
+        self._after_hub_transition(transition, old)
         plan = FanoutPlan()
         fanout = FanoutMessage(
             timestamp=now,
@@ -705,7 +735,7 @@ class HubRoom:
         )
         # The removed user's provider too: removed clients SHOULD get their Commit (PROTO-FANOUT-REMOVED-GETS-COMMIT).
         notified = before_providers if not active(removal_faults.NO_COMMIT_TO_REMOVED_PROVIDER) else set()
-        for domain in sorted(notified | self.active_providers()):
+        for domain in sorted(notified | self.active_providers() | self.transfer_fanout_domains()):
             plan.add(domain, fanout)
         welcome = bundle.welcome  # type: ignore[attr-defined]
         if welcome is not None:
@@ -1038,6 +1068,7 @@ class HubRoom:
             is_hub = bytes(sender.signature_key) == bytes(self.identity.external_sender.signature_key)
             if (
                 not is_hub and domain is not None and domain != self.identity.domain and domain not in active
+                and domain not in self.transfer_fanout_domains()
                 and not _faults.active(removal_faults.KEEP_DEPARTED_FOLLOWER_SENDER)
             ):
                 changed = True  # PROTO-EXTSENDERS-REMOVE-LAST-FOLLOWER
@@ -1105,6 +1136,108 @@ class HubRoom:
         entry = PendingEntry(data, received.proposal_ref, now, None, ptype, required=True, why_required=why)
         self.pending.append(entry)
         return entry
+
+    # -- hub transfer (docs/extensions/hub-transfer.md) ----------------------------------------
+
+    def hub_data(self, view: HubView | None = None):
+        """The committed mimi_hub component, or None when the room has none."""
+        return hub_of_record((view or self.view).app_data(), self.room_uri)
+
+    def transfer_fanout_domains(self) -> set[str]:
+        """The target gets every handshake message from the acceptance to the handoff
+        (EXT-HUBXFER-TARGET-FANOUT); empty outside a transfer."""
+        transfer = self.transfer
+        if transfer is None or not (transfer.in_window or transfer.phase == MOVED):
+            return set()
+        return {transfer.target}
+
+    def _cutover_pending(self) -> bool:
+        return self.transfer is not None and self.transfer.phase == CUTOVER_PROPOSED
+
+    def _check_hub_component_proposal(self, kind: str, proposal: object) -> None:
+        """Only the hub's own external sender changes mimi_hub (EXT-HUBXFER-COMPONENT-SENDER)."""
+        ptype = proposal.proposal_type  # type: ignore[attr-defined]
+        if (
+            ptype == ProposalType.app_data_update
+            and proposal.app_data_update.component_id == MIMI_HUB_COMPONENT_ID  # type: ignore[attr-defined]
+            and kind != "hub"
+        ):
+            raise _not_allowed(Refusal("only the hub may change mimi_hub", "EXT-HUBXFER-COMPONENT-SENDER"))
+
+    def _check_hub_component_commit(self, old: HubView, new: HubView, applied: list[AppliedProposal]) -> str | None:
+        """A commit that changes mimi_hub must do it through the hub's own AppDataUpdate
+        (EXT-HUBXFER-COMPONENT-SENDER); during the window no provider but the target gets its first
+        participant (EXT-HUBXFER-WINDOW-NO-NEW-PROVIDERS). Returns the transition the commit makes
+        ("begin", "cutover", "abort") or None."""
+        before = old.app_data().get(MIMI_HUB_COMPONENT_ID)
+        after = new.app_data().get(MIMI_HUB_COMPONENT_ID)
+        transfer = self.transfer
+        if transfer is not None and transfer.in_window:
+            newcomers = self.active_providers(new) - self.active_providers(old) - {transfer.target}
+            if newcomers:
+                raise _not_allowed(
+                    Refusal(
+                        f"a first participant of {sorted(newcomers)} during the transfer window",
+                        "EXT-HUBXFER-WINDOW-NO-NEW-PROVIDERS",
+                    )
+                )
+        if before == after:
+            return None
+        updates = [
+            e for e in applied
+            if e.proposal.proposal_type == ProposalType.app_data_update
+            and e.proposal.app_data_update.component_id == MIMI_HUB_COMPONENT_ID
+        ]
+        if len(updates) != 1 or self._actor(old, updates[0].sender)[0] != "hub":
+            raise _not_allowed(Refusal("mimi_hub changed other than by the hub", "EXT-HUBXFER-COMPONENT-SENDER"))
+        data = self.hub_data(new)
+        if data is None:
+            raise _not_allowed(Refusal("mimi_hub removed", "EXT-HUBXFER-COMPONENT-TRANSITIONS"))
+        if data.state == HubState.transferring:
+            return "begin"
+        if sender_domain_of(data.hub) != self.identity.domain:
+            return "cutover"
+        return "abort"
+
+    def _after_hub_transition(self, transition: str | None, old: HubView) -> None:
+        transfer = self.transfer
+        if transition is None or transfer is None:
+            return
+        if transition == "begin":
+            transfer.phase, transfer.begin_epoch = BEGIN_COMMITTED, self.epoch
+        elif transition == "cutover":
+            data = self.hub_data()
+            transfer.phase = MOVED
+            transfer.cutover_generation, transfer.cutover_epoch = data.generation, self.epoch
+            self.moved = HubRedirect(
+                room_id=IdentifierUri(uri=self.room_uri.encode()), hub=data.hub, generation=data.generation,
+                epoch=self.epoch,
+            )
+        elif transition == "abort":
+            from .transfer import ABORTED
+
+            transfer.phase = ABORTED
+
+    def drop_pending(self, refs: set[bytes]) -> None:
+        """Forget pending proposals (a superseded transfer proposal): a commit naming them is refused."""
+        self.pending = [e for e in self.pending if e.ref not in refs]
+        for ref in refs:
+            self.view.proposal_cache.pop(ref, None)
+
+    def issue_hub_proposals(self, proposals: list[object], now: int, why: str) -> FanoutPlan:
+        """External proposals of the hub (transfer begin, cut-over, abort, sender changes), required in
+        the next commit (EXT-HUBXFER-PENDING-REQUIRED), fanned out as one bundle to every provider with
+        active participants and to the target."""
+        entries = [self._issue(p, now, why) for p in proposals]
+        if self._cutover_pending():
+            for entry in self.pending:
+                entry.required = True
+        head, *rest = [decode_message(e.message) for e in entries]
+        fanout = FanoutMessage(timestamp=now, protocol=Protocol.mls10, message=head, moreProposals=rest)
+        plan = FanoutPlan()
+        for domain in sorted(self.active_providers() | self.transfer_fanout_domains()):
+            plan.add(domain, fanout)
+        return plan
 
     # -- submitMessage ------------------------------------------------------------------------
 

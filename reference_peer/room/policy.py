@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from ..faults import active
 from ..faults.multidevice import MAX_CLIENTS_IGNORED
 from ..wire.codec import DecodeError, EncodeError
+from ..wire.hub_transfer import CAP_TRANSFER_HUB
 from ..wire.room_policy import (
     BANNED_ROLE_NAME,
     ROLE_INDEX_BANNED,
@@ -275,13 +276,14 @@ _ADMIN_CAPABILITIES = _MEMBER_CAPABILITIES + [
     Capability.canUnBan,
     Capability.canKick,
     Capability.canChangeUserRole,
+    CAP_TRANSFER_HUB,  # hub-transfer extension: admins may move the room (docs/extensions/hub-transfer.md §3.1)
 ]
 
 
 def _role(
     index: int,
     name: bytes,
-    capabilities: list[Capability],
+    capabilities: list[Capability | int],
     changes: dict[int, list[int]],
     description: bytes = b"",
     max_active: int | None = None,

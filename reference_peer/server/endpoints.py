@@ -41,13 +41,21 @@ ENDPOINTS: dict[str, Endpoint] = {
         Endpoint("identifierQuery", "POST", "domain"),
         Endpoint("reportAbuse", "POST", "roomId"),
         Endpoint("proxyDownload", "GET", "downloadUrl"),
+        # The hub-transfer extension (docs/extensions/hub-transfer.md §3.3); listed only by providers serving it.
+        Endpoint("hubTransfer", "POST", "roomId"),
     )
 }
+EXTENSION_ENDPOINTS = frozenset({"hubTransfer"})
 
 
-def directory_document(authority: str) -> dict[str, str]:
-    """The §5.1 directory for a provider reached at ``authority`` (``host`` or ``host:port``)."""
-    document = {e.name: f"https://{authority}{API_PREFIX}{e.name}/{{{e.variable}}}" for e in ENDPOINTS.values()}
+def directory_document(authority: str, served: frozenset[str] | tuple[str, ...] = ()) -> dict[str, str]:
+    """The §5.1 directory for a provider reached at ``authority`` (``host`` or ``host:port``); an
+    extension endpoint is listed only when it is in ``served`` (the provider registered it)."""
+    document = {
+        e.name: f"https://{authority}{API_PREFIX}{e.name}/{{{e.variable}}}"
+        for e in ENDPOINTS.values()
+        if e.name not in EXTENSION_ENDPOINTS or e.name in served
+    }
     if active(faults.DIRECTORY_OMITS_PROXY_DOWNLOAD):
         del document["proxyDownload"]
     if active(faults.DIRECTORY_OMITS_IDENTIFIER_QUERY):
@@ -57,8 +65,8 @@ def directory_document(authority: str) -> dict[str, str]:
     return document
 
 
-def directory_json(authority: str) -> bytes:
-    return json.dumps(directory_document(authority), indent=2).encode()
+def directory_json(authority: str, served: frozenset[str] | tuple[str, ...] = ()) -> bytes:
+    return json.dumps(directory_document(authority, served), indent=2).encode()
 
 
 class PathError(ValueError):

@@ -456,7 +456,8 @@ class MimiServer:
             authority = admitted.target_domain
             if admitted.host_port is not None:
                 authority = f"{authority}:{admitted.host_port}"
-            return web.Response(body=directory_json(authority), content_type="application/json")
+            served = self._by_name[admitted.target_domain].registered
+            return web.Response(body=directory_json(authority, served), content_type="application/json")
         body = await self._read_body(request)
         mimi_request = MimiRequest(
             endpoint=admitted.endpoint.name,

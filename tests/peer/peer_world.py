@@ -46,8 +46,11 @@ class World:
 
 @contextlib.asynccontextmanager
 async def world(
-    pki, domains=("a.example", "b.example", "c.example"), *, storage: Path | None = None, consent: dict | None = None
+    pki, domains=("a.example", "b.example", "c.example"), *, storage: Path | None = None, consent: dict | None = None,
+    hub_transfer=None,
 ):
+    """Reference providers for ``domains`` on one in-process MIMI server. ``hub_transfer``: the
+    extension's settings for every provider, or a dict domain -> settings (None: off)."""
     peers = PeerBook()
     providers = {}
     for domain in domains:
@@ -58,6 +61,7 @@ async def world(
                 storage_path=None if storage is None else storage / f"{domain}.sqlite",
                 peers=peers, resolve={d: "127.0.0.1" for d in domains}, retry=FAST_RETRY,
                 consent_mode=(consent or {}).get(domain, "immediate"),
+                hub_transfer=hub_transfer.get(domain) if isinstance(hub_transfer, dict) else hub_transfer,
             )
         )
     server = MimiServer([p.transport for p in providers.values()], pki.ca_cert)

@@ -1,0 +1,194 @@
+"""Room-level rules of the hub-transfer extension (docs/extensions/hub-transfer.md), no HTTP here.
+
+* :class:`OutgoingTransfer`: the old hub's record of one transfer of a room it hosts (from the
+  acceptance to the handoff or the abort), kept on the :class:`~reference_peer.room.hub.HubRoom`.
+* :class:`IncomingTransfer`: the target's record of a transfer it accepted (the public group state it
+  tracks from the handshake fan-out, until it takes the room over or discards the transfer).
+* small, named rule functions (one per rule of the document, so a fault can later switch one off):
+  :func:`verify_request`, :func:`begin_hub_data`, :func:`cutover_hub_data`, :func:`abort_hub_data`,
+  :func:`hub_of_record`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..mls.crypto import cipher_suite
+from ..wire.codec import DecodeError, EncodeError
+from ..wire.hub_transfer import (
+    CAP_TRANSFER_HUB,
+    MIMI_HUB_COMPONENT_ID,
+    HubData,
+    HubState,
+    HubTransferAcceptance,
+    HubTransferCode,
+    HubTransferRequest,
+    read_hub_data,
+    verify_hub_transfer_request,
+)
+from ..wire.identity import IdentifierUri, MimiUri
+from ..wire.mimi import COMPONENT_PARTICIPANT_LIST
+from ..wire.mls import ExternalSender
+from ..wire.room_policy import ROLE_INDEX_NON_PARTICIPANT, Bool
+from .naming import domain_of_uri, user_of_credential
+
+# Phases of an outgoing transfer (old hub).
+BEGUN = "begun"  # begin proposals fanned out, begin commit not yet accepted
+BEGIN_COMMITTED = "begin-committed"  # E_b exists; waiting for its delivery before the cut-over
+CUTOVER_PROPOSED = "cutover-proposed"
+MOVED = "moved"  # cut-over commit accepted: the room belongs to the new hub
+HANDED_OFF = "handed-off"  # the new hub accepted the handoff
+ABORT_PROPOSED = "abort-proposed"
+ABORTED = "aborted"
+WINDOW = (BEGUN, BEGIN_COMMITTED, CUTOVER_PROPOSED, ABORT_PROPOSED)
+
+
+def provider_uri(domain: str) -> IdentifierUri:
+    return IdentifierUri.from_uri(MimiUri.for_provider(domain))
+
+
+@dataclasses.dataclass
+class OutgoingTransfer:
+    """The old hub's state of one transfer."""
+
+    transfer_id: bytes
+    target: str  # the new hub's domain
+    request: HubTransferRequest
+    acceptance: HubTransferAcceptance
+    not_after: int  # ms
+    phase: str = BEGUN
+    begin_epoch: int | None = None
+    begin_watermark: int = 0  # outbox ids above this were queued after the begin proposals
+    begin_upto: int = 0  # outbox ids up to this carry the fan-out up to the begin commit
+    cutover_generation: int | None = None
+    cutover_epoch: int | None = None
+    handoff: bytes | None = None  # the encoded HubTransferMessage, sent byte-identical on every retry
+    handoff_attempts: int = 0
+    next_handoff_at: float = 0.0
+    handoff_status: str = ""
+    abort_sent: bool = False
+
+    @property
+    def in_window(self) -> bool:
+        return self.phase in WINDOW
+
+
+@dataclasses.dataclass
+class IncomingTransfer:
+    """The target's state of one accepted transfer."""
+
+    room_id: str
+    transfer_id: bytes
+    old_hub: str  # domain
+    group_id: bytes
+    old_hub_sender: ExternalSender
+    acceptance: HubTransferAcceptance
+    not_after: int  # ms
+    view: object | None = None  # the tracked HubView (public state from the prepare on), None if lost
+    state: str = "accepted"  # accepted | handed-over | discarded
+    handoff: bytes | None = None  # the accepted handoff message, for byte-identical repeats
+    cutover_seen: bool = False
+    lost: str = ""  # why the tracked view could not follow the fan-out (the handoff's GroupInfo is then used)
+
+
+# -- rules ------------------------------------------------------------------------------------------
+
+
+def hub_of_record(app_data: dict[int, bytes] | None, room_id: str) -> HubData | None:
+    """The committed mimi_hub component (section 7), or None when it is absent or unreadable (the room
+    ID's authority is then the hub)."""
+    if not app_data or MIMI_HUB_COMPONENT_ID not in app_data:
+        return None
+    try:
+        return read_hub_data(app_data, room_id)
+    except (DecodeError, EncodeError, ValueError):
+        return None
+
+
+def hub_domain(data: HubData) -> str | None:
+    return domain_of_uri(bytes(data.hub.uri))
+
+
+def current_hub_data(app_data: dict[int, bytes], room_id: str) -> HubData:
+    """The component, or its section 4.1 default when absent."""
+    return read_hub_data(app_data, room_id)
+
+
+def verify_request(view, room_uri: str, request: HubTransferRequest, now: int, *, hub: str) -> tuple[HubTransferCode, str]:
+    """Section 5.1 in the epoch of ``view`` (a HubView of the room whose hub is ``hub``): (accepted, "")
+    or the refusal code and why. Used by the hub on a request and by the target on a prepare."""
+    from . import participants as plist_mod
+    from .policy import PolicyError, RoomPolicy
+
+    content = request.content
+    try:
+        current = current_hub_data(view.app_data(), room_uri)
+        roles = plist_mod.roles_by_user(plist_mod.decode_list(view.app_data().get(int(COMPONENT_PARTICIPANT_LIST))))
+        policy = RoomPolicy.from_components(view.app_data())
+    except (DecodeError, EncodeError, ValueError, PolicyError) as exc:
+        return HubTransferCode.notAllowed, f"unreadable room state: {exc}"
+    if bytes(content.room_id.uri) != room_uri.encode() or bytes(content.group_id) != bytes(view.group_id):
+        return HubTransferCode.notAllowed, "the request names another room or group"
+    if current.state != HubState.stable:
+        return HubTransferCode.busy, "a transfer of the room is in its window [EXT-HUBXFER-ONE-AT-A-TIME]"
+    if content.generation != current.generation:
+        return HubTransferCode.staleGeneration, f"generation {content.generation}, the room is at {current.generation}"
+    if content.not_after < now:
+        return HubTransferCode.staleGeneration, "the request has expired"
+    target = domain_of_uri(bytes(content.target.uri))
+    if target is None or target == hub:
+        return HubTransferCode.notAllowed, "the target is not another provider"
+    leaf = view.tree.leaf(content.initiator_leaf_index)
+    if leaf is None or user_of_credential(leaf.credential) != bytes(content.initiator.uri):
+        return HubTransferCode.notAllowed, "the initiator's leaf does not hold a credential of the initiator"
+    if not verify_hub_transfer_request(cipher_suite(view.suite.suite_id), request, bytes(leaf.signature_key)):
+        return HubTransferCode.notAllowed, "the request signature does not verify"
+    role = roles.get(bytes(content.initiator.uri), ROLE_INDEX_NON_PARTICIPANT)
+    if not policy.has(role, CAP_TRANSFER_HUB):  # type: ignore[arg-type]
+        return HubTransferCode.notAllowed, f"role {role} lacks canTransferHub [EXT-HUBXFER-CAP-REQUIRED]"
+    if policy.base.parent_dependant == Bool.true:
+        return HubTransferCode.notAllowed, "a parent-dependent room cannot move [EXT-HUBXFER-PARENT-DEPENDENT]"
+    return HubTransferCode.accepted, ""
+
+
+def begin_hub_data(current: HubData, transfer: OutgoingTransfer) -> HubData:
+    """Section 4.2 begin: stable(A) -> transferring(A, B), generation + 1."""
+    return HubData(
+        room_id=current.room_id,
+        hub=current.hub,
+        generation=current.generation + 1,
+        state=HubState.transferring,
+        target=provider_uri(transfer.target),
+        transfer_id=transfer.transfer_id,
+        not_after=transfer.not_after,
+        request=transfer.request,
+        acceptance=transfer.acceptance,
+    )
+
+
+def cutover_hub_data(current: HubData) -> HubData:
+    """Section 4.2 cut-over: transferring(A, B) -> stable(hub = B, previous_hub = A)."""
+    return HubData(
+        room_id=current.room_id,
+        hub=current.target,
+        generation=current.generation + 1,
+        state=HubState.stable,
+        previous_hub=current.hub,
+        last_transfer_id=bytes(current.transfer_id),
+    )
+
+
+def abort_hub_data(current: HubData) -> HubData:
+    """Section 4.2 abort: transferring(A, B) -> stable(hub = A), previous_hub absent."""
+    return HubData(
+        room_id=current.room_id,
+        hub=current.hub,
+        generation=current.generation + 1,
+        state=HubState.stable,
+        previous_hub=None,
+        last_transfer_id=bytes(current.transfer_id),
+    )
+
+
+def sender_domain(sender: ExternalSender) -> str | None:
+    return domain_of_uri(bytes(sender.credential.identity or b""))
