@@ -35,7 +35,7 @@ from reference_peer.pki import CertificateAuthority, write_test_pki
 
 from ..verdicts import NotApplicable, SutMisbehaviour
 from .control import ControlApiError, ControlClient
-from .manifest import MimiEndpoint, SutManifest
+from .manifest import REFERENCE_HUB_TRANSFER, MimiEndpoint, SutManifest
 from .polling import PollTimeout, poll_until
 from .processes import ManagedProcess, ProcessExited, ProcessNotReady
 
@@ -45,7 +45,7 @@ REFERENCE_FOLLOWER_DOMAIN = "follower.ref.test"
 _SERVING = re.compile(r"^serving (\S+) at (https://\S+) \(listening on (\S+):(\d+)\)", re.MULTILINE)
 _CONTROL = re.compile(r"^control (\S+) at (https?://\S+)", re.MULTILINE)
 _UNKNOWN_KEYS = re.compile(r"^config: unknown key\(s\) (\[[^\]]*\]);")
-OPTIONAL_SECTIONS = ("control", "peers_file", "resolve")
+OPTIONAL_SECTIONS = ("control", "peers_file", "resolve", "hub_transfer")
 
 
 class ConnectorUnavailable(NotApplicable):
@@ -283,6 +283,7 @@ class ReferencePeerProcess:
             "control": {"address": "127.0.0.1", "port": 0},
             "peers_file": str(self.env.peers_file),
             "resolve": dict(self.env.resolve),
+            "hub_transfer": {k: v for k, v in REFERENCE_HUB_TRANSFER.items() if k not in ("roles", "component_id")},
         }
         return config
 

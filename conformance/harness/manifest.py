@@ -71,6 +71,7 @@ class SutManifest:
     ca: Path | None = None
     consent_mode: str = "none"
     features: tuple[str, ...] = ()
+    hub_transfer: Mapping[str, Any] | None = None  # the hubTransfer block (hub-transfer extension section 17)
     control_url: str | None = None
     control_token_env: str | None = None
     control_ca: Path | None = None
@@ -191,6 +192,7 @@ def parse_manifest(document: Any, *, base_dir: Path | str = ".", origin: str = "
         ca=ca,
         consent_mode=document.get("consentMode", "none"),
         features=tuple(document.get("features", ())),
+        hub_transfer=document.get("hubTransfer"),
         control_url=control.get("url", "").rstrip("/") or None,
         control_token_env=control.get("tokenEnv"),
         control_ca=_resolve(base, control.get("ca"), f"{origin}: control.ca"),
@@ -216,6 +218,19 @@ def load_manifest(path: str | os.PathLike[str]) -> SutManifest:
     return dataclasses.replace(manifest, source=path)
 
 
+# How the reference peer runs the hub-transfer extension in a suite run, as SUT and as the suite's own
+# peers (their peer.yaml ``hub_transfer``). The cut-over deadline is short so that an abort check
+# finishes quickly, and long enough that a transfer on a loaded machine never aborts by accident.
+REFERENCE_HUB_TRANSFER: Mapping[str, Any] = {
+    "roles": ["old-hub", "new-hub", "follower"],
+    "accepts_from": "any",
+    "cutover_timeout_ms": 8000,
+    "prepare_timeout_ms": 5000,
+    "redirect_retention_days": 30,
+    "component_id": "0xF0A9",
+}
+
+
 def reference_manifest(*, faults: tuple[str, ...] = (), consent_mode: str = "immediate") -> SutManifest:
     """The embedded reference peer as SUT (``--sut reference``)."""
     document: dict[str, Any] = {
@@ -225,6 +240,8 @@ def reference_manifest(*, faults: tuple[str, ...] = (), consent_mode: str = "imm
         "domains": [REFERENCE_SUT_DOMAIN],
         "roles": ["hub", "follower"],
         "consentMode": consent_mode,
+        "features": ["hubTransfer"],
+        "hubTransfer": dict(REFERENCE_HUB_TRANSFER),
         "connector": {"type": "reference", **({"faults": list(faults)} if faults else {})},
     }
     return parse_manifest(document, origin="--sut reference")
