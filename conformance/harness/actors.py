@@ -273,14 +273,42 @@ class Party:
             and (peer is None or t.peer == peer)
         ]
 
-    def refuse_notifies(self, statuses: list[int], retry_after: str | None = None) -> None:
-        """Make this reference peer answer its next /notify requests with ``statuses``, one each."""
+    def _introspect_post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if self._introspection_url is None:
             raise HarnessError(f"{self.name} is not a reference peer")
-        reply = httpx.post(f"{self._introspection_url}/x-reference/v1/refuse-notify", trust_env=False, timeout=10.0,
-                           json={"statuses": statuses, **({"retryAfter": retry_after} if retry_after else {})})
+        try:
+            reply = httpx.post(f"{self._introspection_url}/x-reference/v1/{path}", trust_env=False, timeout=10.0,
+                               json=body)
+        except httpx.HTTPError as exc:
+            raise HarnessError(f"{self.name} introspection {path}: {type(exc).__name__}: {exc}") from exc
         if reply.status_code != 200:
-            raise HarnessError(f"{self.name} refuse-notify: HTTP {reply.status_code} {reply.text[:200]}")
+            raise HarnessError(f"{self.name} {path}: HTTP {reply.status_code} {reply.text[:200]}")
+        return reply.json()
+
+    def refuse_notifies(self, statuses: list[int], retry_after: str | None = None) -> None:
+        """Make this reference peer answer its next /notify requests with ``statuses``, one each."""
+        self._introspect_post("refuse-notify", {"statuses": statuses, **({"retryAfter": retry_after} if retry_after else {})})
+
+    # -- hub transfer (docs/extensions/hub-transfer.md) ---------------------------------------------
+
+    def start_hub_transfer(self, room: str, actor: User | str, new_hub: str) -> dict[str, Any]:
+        """startHubTransfer: ``actor``'s client asks to move ``room`` to the provider ``new_hub`` (a domain)."""
+        return self.control.call("startHubTransfer", {"room": room}, body={"actor": _uri(actor), "newHub": new_hub}).body
+
+    def hub_transfer_state(self) -> dict[str, Any]:
+        """A reference peer's transfers: outgoing (as old hub) and incoming (as target), handoff bytes."""
+        return self._introspect("hub-transfer")
+
+    def hold_transfer(self, *, autocommit: list[str] | None = None, hold_handoff: bool | None = None) -> None:
+        """Which transfer commits a reference peer's initiating client makes by itself (begin, cutover,
+        abort), and whether it holds its handoffs back: to hold a window open or watch a new hub before
+        the handoff."""
+        body: dict[str, Any] = {}
+        if autocommit is not None:
+            body["autocommit"] = autocommit
+        if hold_handoff is not None:
+            body["holdHandoff"] = hold_handoff
+        self._introspect_post("hub-transfer", body)
 
     def member_state(self, room: str, client: str) -> Any:
         """A copy of a reference client's member state (a SimulatedClient) in ``room``."""

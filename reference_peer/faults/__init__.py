@@ -11,6 +11,9 @@ from . import (  # noqa: F401 - importing an area module registers its faults
     multidevice,
     privacy,
     removal,
+    transfer_follower,
+    transfer_new_hub,
+    transfer_old_hub,
     transport,
 )
 from .registry import REGISTRY, Fault, UnknownFault, activate, active, active_faults, define, faults_on
