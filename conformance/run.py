@@ -485,11 +485,12 @@ def area_table(checks: Sequence[CheckRecord]) -> list[str]:
 
 def profile_lines(results: RunResults) -> list[str]:
     lines = []
+    width = max((len(p.name) for p in results.profiles), default=24)
     for profile in results.profiles:
         counts = profile.counts
         judged = counts["requirements"] - counts["requirements_untested"]
         lines.append(
-            f"  {profile.name:<24} {profile.verdict:<26} {judged}/{counts['requirements']} requirements judged "
+            f"  {profile.name:<{width}} {profile.verdict:<26} {judged}/{counts['requirements']} requirements judged "
             f"(pass {counts['requirements_pass']}, fail {counts['requirements_fail']}, "
             f"warn {counts['requirements_warn']}, untested {counts['requirements_untested']})"
         )
