@@ -20,3 +20,18 @@ def as_hub(function):
 
 def as_follower(function):
     return pytest.mark.parametrize("cast", [AS_FOLLOWER], indirect=True)(function)
+
+
+def roles_judging(*, hub: tuple[str, ...], follower: tuple[str, ...]):
+    """Run the decorated check in both roles, each variant judging its own requirement IDs: for a check
+    whose hub variant observes a hub rule and whose follower variant a follower rule."""
+    params = [
+        pytest.param("hub", marks=[pytest.mark.role("hub"), pytest.mark.requirements(*hub)], id="sut-hub"),
+        pytest.param("follower", marks=[pytest.mark.role("follower"), pytest.mark.requirements(*follower)],
+                     id="sut-follower"),
+    ]
+
+    def decorate(function):
+        return pytest.mark.parametrize("cast", params, indirect=True)(function)
+
+    return decorate

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conformance.harness.control import ControlProblem
-from conformance.scenarios.roles import as_hub, both_roles
+from conformance.scenarios.roles import as_hub, roles_judging
 from conformance.verdicts import fail, not_applicable
 from reference_peer.mls import basic_credential, cipher_suite
 from reference_peer.mls.leaf import make_key_package
@@ -137,8 +137,7 @@ def _role_with(cast, room: str, capability: str) -> int | None:
 # --- the sender is hidden --------------------------------------------------------------------------
 
 
-@both_roles
-@pytest.mark.requirements(SENDER_HIDDEN, SUBMIT_WIREFORMAT)
+@roles_judging(hub=(SENDER_HIDDEN,), follower=(SUBMIT_WIREFORMAT,))
 def test_sender_identity_never_travels_in_clear(cast, ref_follower, ref_hub, sut, poll_until, recorder):
     """As hub the SUT fans application messages out without naming the sending user or client in clear;
     as follower it submits them as PrivateMessages that name the sender only in sendingUri."""
@@ -180,7 +179,7 @@ def test_sender_identity_never_travels_in_clear(cast, ref_follower, ref_hub, sut
         for name, needle in _identifiers(member).items():
             if needle in app:
                 fail(f"the PrivateMessage the SUT submitted carries {name} in clear (outside sendingUri), so "
-                     "the hub forwards the sender's identity to every follower", requirement=SENDER_HIDDEN)
+                     "the hub forwards the sender's identity to every follower", requirement=SUBMIT_WIREFORMAT)
 
 
 # --- fan-out only to providers with participants ------------------------------------------------------

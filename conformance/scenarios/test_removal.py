@@ -349,7 +349,7 @@ def test_removed_users_provider_gets_the_removing_commit(cast, poll_until, recor
 
 
 @both_roles
-@pytest.mark.requirements(SELF_ALL_CLIENTS, LEAVE_CACHED)
+@pytest.mark.requirements(SELF_ALL_CLIENTS)
 def test_self_leave_removes_every_client_of_the_user(cast, ref_hub, poll_until, recorder):
     """A user with two clients leaving through the SUT proposes SelfRemove, the Remove of its other client and
     its participant-list removal; once committed, neither of its clients is in the group."""
