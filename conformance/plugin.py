@@ -369,8 +369,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
             state.judgement = _judge_excinfo(item, run, exc)
             # Asked now, while the session's reference peers still run (the last check's teardown
             # stops them before its teardown report).
-            if state.judgement.verdict in _BLOCKABLE and run.reference_introspection:
-                state.judgement = _attribute_blocking(item, run, state, state.judgement)
+            if state.judgement.verdict in _BLOCKABLE:
+                state.judgement = _attribute_blocking(item, run, state, state.judgement, exc)
             _apply(report, item, state.judgement)
     elif call.when == "teardown":
         judgement = state.judgement or Judgement(Verdict.HARNESS_ERROR, "the check never ran")
@@ -403,12 +403,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 _BLOCKABLE = (Verdict.FAIL, Verdict.WARN, Verdict.HARNESS_ERROR)
 
 
-def _attribute_blocking(item: pytest.Item, run: MimiRun, state: _CheckState, judgement: Judgement) -> Judgement:
-    """A missed check the SUT blocked by breaking a transport rule it does not judge is that rule's FAIL
-    (``conformance.harness.attribution``)."""
+def _attribute_blocking(
+    item: pytest.Item, run: MimiRun, state: _CheckState, judgement: Judgement, exc: BaseException | None
+) -> Judgement:
+    """A missed check the SUT blocked by breaking a rule it does not judge (a transport rule, a missing
+    directory entry) is that rule's FAIL (``conformance.harness.attribution``)."""
     from .harness import attribution
 
-    found = attribution.gather(run.reference_introspection, state.started, run.manifest.domains)
+    found = attribution.directory_blockers(exc, check_role(item))
+    if run.reference_introspection:
+        found += attribution.gather(run.reference_introspection, state.started, run.manifest.domains)
     judged = set(requirement_ids(item))
     if not found or any(b.requirement in judged for b in found):
         return judgement

@@ -17,6 +17,7 @@ consent, not a member) is a scenario's business and blames nothing here.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -61,6 +62,35 @@ def blockers(problems: Mapping[str, Any], observer: str, sut_domains: Iterable[s
                 f"{observer}'s {failure.get('endpoint')} request to the SUT failed: {error}",
             ))
     return found
+
+
+# The endpoints peers need from a server in each role (PROTO-DIRECTORY-HUB-/FOLLOWER-ENDPOINTS), and
+# the hub-transfer extension's own entry.
+ROLE_ENDPOINTS = {
+    "hub": {"update", "submitMessage", "groupInfo", "keyMaterial", "reportAbuse", "proxyDownload"},
+    "follower": {"notify", "keyMaterial", "requestConsent", "updateConsent", "identifierQuery"},
+}
+_ENDPOINT_RULES = {"hub": "PROTO-DIRECTORY-HUB-ENDPOINTS", "follower": "PROTO-DIRECTORY-FOLLOWER-ENDPOINTS"}
+_EXTENSION_ENDPOINT_RULES = {"hubTransfer": "EXT-HUBXFER-DIRECTORY"}
+_MISSING_ENTRY = re.compile(r"directory has no '([A-Za-z]+)' entry")
+
+
+def directory_blockers(exc: BaseException | None, check_role: str) -> list[Blocker]:
+    """A check that stopped because the SUT's directory lacks an endpoint it needed (the harness's
+    client says so) is blocked by the rule that the directory lists it."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        match = _MISSING_ENTRY.search(str(exc))
+        if match:
+            endpoint = match.group(1)
+            rules = [_EXTENSION_ENDPOINT_RULES[endpoint]] if endpoint in _EXTENSION_ENDPOINT_RULES else [
+                rule for role, rule in _ENDPOINT_RULES.items()
+                if endpoint in ROLE_ENDPOINTS[role] and check_role in (role, "any")
+            ]
+            return [Blocker(rule, f"the SUT's directory has no {endpoint!r} entry") for rule in rules]
+        exc = exc.__cause__ or exc.__context__
+    return []
 
 
 def gather(introspection_urls: Mapping[str, str], since: float, sut_domains: Iterable[str]) -> list[Blocker]:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from conformance.harness.attribution import ROLE_ENDPOINTS
 from conformance.verdicts import ambiguous, fail, not_applicable
 from reference_peer.wire.codec import DecodeError, EncodeError
 from reference_peer.wire.directory import WELL_KNOWN_PATH, Directory, DirectoryError, _repair_missing_colons
@@ -37,11 +38,6 @@ SAFE_IDEMPOTENT = "PROTO-IDQUERY-SAFE-IDEMPOTENT"
 ZERO_ONE_MANY = "DISC-R5-ZERO-ONE-MANY"
 REMOVED_NOT_RETURNED = "DISC-R9-REMOVED-NOT-RETURNED"
 
-# The endpoints peers need from a server in each role (PROTO-DIRECTORY-HUB-/FOLLOWER-ENDPOINTS).
-ROLE_ENDPOINTS = {
-    "hub": {"update", "submitMessage", "groupInfo", "keyMaterial", "reportAbuse", "proxyDownload"},
-    "follower": {"notify", "keyMaterial", "requestConsent", "updateConsent", "identifierQuery"},
-}
 
 
 @pytest.mark.requirements(WELL_KNOWN, HTTPS_URLS)

@@ -65,3 +65,25 @@ def test_the_kill_matrix_counts_a_check_blocked_by_the_faults_own_rule_as_its_ow
     assert row.killers == ["t::from_localpart"]
     assert row.blocked == ["t::consent"]
     assert row.collateral == ["t::removal"]  # blocked by a rule the fault does not name
+
+
+def test_a_missing_directory_entry_blocks_by_the_rule_of_the_role_that_needs_it():
+    from conformance.harness.attribution import directory_blockers
+    from conformance.verdicts import SutMisbehaviour
+    from reference_peer.server.client import PeerDirectoryError
+
+    try:
+        try:
+            raise PeerDirectoryError("directory has no 'proxyDownload' entry", url=f"https://{SUT}/x")
+        except PeerDirectoryError as inner:
+            raise SutMisbehaviour(f"PeerDirectoryError: {inner}") from inner
+    except SutMisbehaviour as outer:
+        found = directory_blockers(outer, "any")
+    assert [b.requirement for b in found] == ["PROTO-DIRECTORY-HUB-ENDPOINTS"]
+    assert found[0].evidence == "the SUT's directory has no 'proxyDownload' entry"
+    # keyMaterial is needed from both roles: the check's role decides whose rule it was
+    keymat = Exception("directory has no 'keyMaterial' entry")
+    assert [b.requirement for b in directory_blockers(keymat, "follower")] == ["PROTO-DIRECTORY-FOLLOWER-ENDPOINTS"]
+    assert [b.requirement for b in directory_blockers(Exception("directory has no 'hubTransfer' entry"), "hub")] == [
+        "EXT-HUBXFER-DIRECTORY"]
+    assert directory_blockers(Exception("timed out"), "hub") == []
