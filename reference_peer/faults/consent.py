@@ -8,8 +8,9 @@ AREA = "consent"
 
 CONSENT_FIRST_UNGATED = define(
     "consent-first-ungated-keymaterial", area=AREA,
-    requirements=["EXT-CONSENT-FIRST-NO-KEYPACKAGES", "PROTO-KEYMAT-NOCONSENT"],
-    description="a consent-first user who never decided anything about the requester still hands out KeyPackages",
+    requirements=["EXT-CONSENT-FIRST-NO-KEYPACKAGES", "PROTO-KEYMAT-NOCONSENT", "EXT-CONSENT-ENUMERATION"],
+    description="a consent-first user who never decided anything about the requester still hands out KeyPackages "
+    "(so an existing, non-consenting user also answers unlike an unknown one)",
 )
 REFUSAL_CONSUMES_KEYPACKAGE = define(
     "consent-refusal-consumes-keypackage", area=AREA,

@@ -1,13 +1,16 @@
 """Faults of the fanout area (checks: conformance/scenarios/test_fanout.py)."""
 
+import asyncio
+
 from .registry import active, define
 
 AREA = "fanout"
 
 COMMIT_OVERTAKEN = define(
     "fanout-commit-overtaken", area=AREA, requirements=["PROTO-FANOUT-ORDERED", "POLICY-OPS-DELIVERY-ORDER"],
-    description="as hub, holds back a commit-only /notify body and sends it after the next body for that "
-    "provider, so messages of the new epoch arrive before the commit that starts it",
+    description="as hub, holds back a commit-only /notify body and, when the next body for that provider is "
+    "an application message, sends the commit after it, so a message of the new epoch arrives before the "
+    "commit that starts it (a commit nothing overtakes within half a second goes out as usual)",
 )
 WELCOME_TO_EVERY_PROVIDER = define(
     "welcome-to-every-provider", area=AREA,
@@ -78,19 +81,31 @@ def _is_commit_only(messages) -> bool:
     )
 
 
+OVERTAKE_WINDOW_S = 0.5  # how long a held commit waits for an application message to overtake it
+
+
 def notify_bodies(provider, room_id: str, domain: str, messages, body: bytes) -> list[bytes]:
     """The /notify bodies to queue for ``domain`` (hub side): ``[body]``, or reordered under
-    fanout-commit-overtaken (a commit-only body waits behind the next body of the room)."""
+    fanout-commit-overtaken (an application message overtakes the commit-only body before it). The
+    fault breaks only the order: a commit nothing overtakes still goes out, so checks that merely wait
+    for an epoch are not starved by it."""
     if not active(COMMIT_OVERTAKEN):
         return [body]
     held = provider.__dict__.setdefault("_fault_held_commits", {})
-    if _is_commit_only(messages) and (domain, room_id) not in held:
-        held[(domain, room_id)] = body
+    key = (domain, room_id)
+    if _is_commit_only(messages) and key not in held:
+        held[key] = body
+
+        def release() -> None:
+            if held.get(key) is body:
+                provider.state.queue_notify(domain, room_id, held.pop(key))
+
+        asyncio.get_running_loop().call_later(OVERTAKE_WINDOW_S, release)
         return []
-    out = [body]
-    if (domain, room_id) in held:
-        out.append(held.pop((domain, room_id)))
-    return out
+    if key not in held:
+        return [body]
+    commit = held.pop(key)
+    return [body, commit] if all(_is_application(m) for m in messages) else [commit, body]
 
 
 def delivery_result(endpoint: str, status: int | None, retry_after):
