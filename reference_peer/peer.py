@@ -50,7 +50,7 @@ from .faults import consent as consent_faults
 from .faults import discovery as faults
 from .faults import fanout as fanout_faults
 from .faults import transport as transport_faults
-from .mls import MLSError, basic_credential, cipher_suite
+from .mls import CryptoError, MLSError, basic_credential, cipher_suite
 from .mls.leaf import is_last_resort, key_package_ref, make_key_package
 from .mls.tree import RatchetTree
 from .peer_store import PeerStore
@@ -67,7 +67,7 @@ from .room.naming import domain_of_uri
 from .room.transfer_settings import HubTransferSettings
 from .server.client import MimiClient, PeerError
 from .server.names import normalize_domain
-from .server.traffic import HANDLER_CLOCK, TrafficLog
+from .server.traffic import HANDLER_CLOCK, TrafficLog, ViolationLog
 from .server.transport import MimiHTTPError, MimiRequest, MimiResponse, Provider
 from .wire.codec import DecodeError, EncodeError
 from .wire.hub_transfer import HubState
@@ -219,6 +219,7 @@ class ReferenceProvider:
         ):
             self.transport.register(endpoint, self._recorded(endpoint, handler))
         self.traffic = TrafficLog()
+        self.violations = ViolationLog()
         self.client: MimiClient | None = None
         self.worker: OutboxWorker | None = None
         self._worker_stop: asyncio.Event | None = None
@@ -881,6 +882,11 @@ class ReferenceProvider:
             return RoomCall(status, error=reason), None, reason
         try:
             tbe = open_group_info_response(answer, hpke_priv)
+        except CryptoError as exc:
+            self.violations.add("PROTO-GROUPINFO-ENCRYPTED-TO-REQUESTER", peer=self.hub_of(room_id),
+                                evidence=f"its GroupInfoResponse for {room_id} does not open with the requester's key: {exc}")
+            return RoomCall(status, error=str(exc)), None, f"unusable GroupInfo: {exc}"
+        try:
             tree = RatchetTree.from_wire(suite, tbe.ratchetTreeOption.ratchet_tree).encode()
             info = MLSMessage(version=1, wire_format=WireFormat.mls_group_info, group_info=tbe.groupInfo).encode()
             request = member.join_external(info, tree)

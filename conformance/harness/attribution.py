@@ -42,7 +42,7 @@ def _from_domain(header: str | None) -> str | None:
 
 
 def blockers(problems: Mapping[str, Any], observer: str, sut_domains: Iterable[str]) -> list[Blocker]:
-    """The transport rules the SUT broke, from one reference peer's ``transport-problems`` answer."""
+    """The rules the SUT broke, from one reference peer's ``violations`` answer."""
     domains = {d.lower() for d in sut_domains}
     found: list[Blocker] = []
     for refusal in problems.get("refused", ()):
@@ -54,6 +54,9 @@ def blockers(problems: Mapping[str, Any], observer: str, sut_domains: Iterable[s
             f"{observer} refused the SUT's {refusal.get('method', '')} {refusal.get('path', '')} with "
             f"{refusal.get('status')} ({refusal.get('reason')}: {refusal.get('detail')})",
         ))
+    for seen in problems.get("observed", ()):
+        if str(seen.get("peer", "")).lower() in domains:
+            found.append(Blocker(seen["requirement"], f"{observer} saw the SUT break it: {seen.get('evidence')}"))
     for failure in problems.get("failed", ()):
         error = failure.get("error") or ""
         if str(failure.get("peer", "")).lower() in domains and any(e in error for e in _CERTIFICATE_ERRORS):
@@ -102,7 +105,7 @@ def gather(introspection_urls: Mapping[str, str], since: float, sut_domains: Ite
     found: list[Blocker] = []
     for observer, url in introspection_urls.items():
         try:
-            reply = httpx.get(f"{url}/x-reference/v1/transport-problems", params={"since": since}, timeout=5.0,
+            reply = httpx.get(f"{url}/x-reference/v1/violations", params={"since": since}, timeout=5.0,
                               trust_env=False)
             if reply.status_code != 200:
                 continue

@@ -13,9 +13,10 @@
   it holds its handoffs back, so a check can hold a transfer window open or watch a new hub before
   the handoff.
 * ``GET /x-reference/v1/faults``: the faults switched on in this process.
-* ``GET /x-reference/v1/transport-problems?since=T``: since ``T`` (seconds since the epoch), the
-  requests this peer refused for breaking a transport rule (with the rule's requirement ID) and its
-  own requests that failed below HTTP (TLS, connection); the suite blames blocked checks on them.
+* ``GET /x-reference/v1/violations?since=T``: since ``T`` (seconds since the epoch), the requests this
+  peer refused for breaking a transport rule (``refused``, with the rule's requirement ID), its own
+  requests that failed below HTTP (``failed``: TLS, connection), and rules it saw a peer break while
+  processing what that peer sent (``observed``); the suite blames blocked checks on them.
 * ``POST /x-reference/v1/refuse-notify`` ``{"statuses": [503, ...], "retryAfter": "1"}``: answer the
   next /notify requests with these statuses, one each (to see whether a SUT hub retries).
 
@@ -81,7 +82,7 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
         provider.notify_refusals = [(s, None if retry_after is None else str(retry_after)) for s in statuses]
         return web.json_response({"pending": len(provider.notify_refusals)})
 
-    async def transport_problems(request: web.Request) -> web.Response:
+    async def violations(request: web.Request) -> web.Response:
         try:
             since = float(request.query.get("since", "0"))
         except ValueError:
@@ -96,7 +97,8 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
             for item in items
             if item["direction"] == "out" and item["status"] is None and item["time"] >= since
         ]
-        return web.json_response({"refused": refused, "failed": failed})
+        observed = provider.violations.since(since) if hasattr(provider, "violations") else []
+        return web.json_response({"refused": refused, "failed": failed, "observed": observed})
 
     app.router.add_post(f"{PREFIX}/refuse-notify", refuse_notify)
     async def hub_transfer(request: web.Request) -> web.Response:
@@ -126,7 +128,7 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
 
     app.router.add_get(PREFIX + "/hub-transfer", hub_transfer)
     app.router.add_post(PREFIX + "/hub-transfer", hub_transfer_knobs)
-    app.router.add_get(f"{PREFIX}/transport-problems", transport_problems)
+    app.router.add_get(f"{PREFIX}/violations", violations)
     app.router.add_get(f"{PREFIX}/traffic", traffic)
     app.router.add_get(f"{PREFIX}/member-state", member_state)
     app.router.add_get(f"{PREFIX}/hub-state", hub_state)

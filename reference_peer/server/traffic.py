@@ -60,6 +60,24 @@ class TrafficLog:
         return self._seq
 
 
+class ViolationLog:
+    """Rules a peer was seen breaking while this provider processed what it sent (a GroupInfo that does
+    not open with the requester's key, ...), each with the requirement ID. The suite reads it from its
+    own reference peers to say which rule blocked a check; it is never read from a SUT."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        self._items: collections.deque[dict[str, Any]] = collections.deque(maxlen=capacity)
+        self._lock = threading.Lock()
+
+    def add(self, requirement: str, *, peer: str, evidence: str) -> None:
+        with self._lock:
+            self._items.append({"requirement": requirement, "peer": peer, "evidence": evidence, "time": time.time()})
+
+    def since(self, moment: float) -> list[dict[str, Any]]:
+        with self._lock:
+            return [item for item in self._items if item["time"] >= moment]
+
+
 class HandlerClock:
     """Time spent inside this process's own handlers (MIMI endpoints, control API), for the suite's
     benchmark of harness overhead; printed at shutdown as one ``handler time:`` line."""

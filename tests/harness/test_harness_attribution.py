@@ -87,3 +87,12 @@ def test_a_missing_directory_entry_blocks_by_the_rule_of_the_role_that_needs_it(
     assert [b.requirement for b in directory_blockers(Exception("directory has no 'hubTransfer' entry"), "hub")] == [
         "EXT-HUBXFER-DIRECTORY"]
     assert directory_blockers(Exception("timed out"), "hub") == []
+
+
+def test_a_rule_a_peer_saw_the_sut_break_blocks_too():
+    seen = {"requirement": "PROTO-GROUPINFO-ENCRYPTED-TO-REQUESTER", "peer": SUT, "evidence": "does not open",
+            "time": 1.0}
+    other = dict(seen, peer="hub.ref.test")
+    found = blockers({"observed": [seen, other]}, "the reference follower", [SUT])
+    assert [b.requirement for b in found] == ["PROTO-GROUPINFO-ENCRYPTED-TO-REQUESTER"]
+    assert found[0].evidence == "the reference follower saw the SUT break it: does not open"

@@ -83,11 +83,11 @@ async def _transport_problems(pki):
                 json={"actor": alice["user"], "user": bob["user"]},
             )
         assert added.json()["outcome"] != "accepted", added.text
-        problems = (await http.get(url[B] + "/x-reference/v1/transport-problems", params={"since": started})).json()
+        problems = (await http.get(url[B] + "/x-reference/v1/violations", params={"since": started})).json()
         assert problems["refused"], problems
         refusal = problems["refused"][0]
         assert refusal["requirement"] == "PROTO-TRANSPORT-FROM-LOCALPART-MIMI"
         assert refusal["from_header"] == f"server@{A}" and A in refusal["peer_cert_names"]
-        later = await http.get(url[B] + "/x-reference/v1/transport-problems", params={"since": time.time() + 60})
-        assert later.json() == {"refused": [], "failed": []}
-        assert (await http.get(url[B] + "/x-reference/v1/transport-problems?since=soon")).status_code == 400
+        later = await http.get(url[B] + "/x-reference/v1/violations", params={"since": time.time() + 60})
+        assert later.json() == {"refused": [], "failed": [], "observed": []}
+        assert (await http.get(url[B] + "/x-reference/v1/violations?since=soon")).status_code == 400
