@@ -410,7 +410,7 @@ def _attribute_blocking(
     directory entry) is that rule's FAIL (``conformance.harness.attribution``)."""
     from .harness import attribution
 
-    found = attribution.directory_blockers(exc, check_role(item))
+    found = attribution.harness_blockers(exc, check_role(item))
     if run.reference_introspection:
         found += attribution.gather(run.reference_introspection, state.started, run.manifest.domains)
     judged = set(requirement_ids(item))

@@ -78,12 +78,15 @@ _EXTENSION_ENDPOINT_RULES = {"hubTransfer": "EXT-HUBXFER-DIRECTORY"}
 _MISSING_ENTRY = re.compile(r"directory has no '([A-Za-z]+)' entry")
 
 
-def directory_blockers(exc: BaseException | None, check_role: str) -> list[Blocker]:
-    """A check that stopped because the SUT's directory lacks an endpoint it needed (the harness's
-    client says so) is blocked by the rule that the directory lists it."""
+def harness_blockers(exc: BaseException | None, check_role: str) -> list[Blocker]:
+    """What the harness's own client met: a check that stopped because the SUT's directory lacks an
+    endpoint it needed is blocked by the rule that the directory lists it; one that stopped because the
+    SUT's server certificate did not verify, by the certificate rule."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
+        if any(e in str(exc) for e in _CERTIFICATE_ERRORS):
+            return [Blocker(CERT_TARGET_REQUIREMENT, f"the suite's request to the SUT failed: {exc}")]
         match = _MISSING_ENTRY.search(str(exc))
         if match:
             endpoint = match.group(1)
@@ -105,7 +108,7 @@ def gather(introspection_urls: Mapping[str, str], since: float, sut_domains: Ite
     found: list[Blocker] = []
     for observer, url in introspection_urls.items():
         try:
-            reply = httpx.get(f"{url}/x-reference/v1/violations", params={"since": since}, timeout=5.0,
+            reply = httpx.get(f"{url}/x-reference/v1/violations", params={"since": since}, timeout=15.0,
                               trust_env=False)
             if reply.status_code != 200:
                 continue

@@ -68,7 +68,7 @@ def test_the_kill_matrix_counts_a_check_blocked_by_the_faults_own_rule_as_its_ow
 
 
 def test_a_missing_directory_entry_blocks_by_the_rule_of_the_role_that_needs_it():
-    from conformance.harness.attribution import directory_blockers
+    from conformance.harness.attribution import harness_blockers
     from conformance.verdicts import SutMisbehaviour
     from reference_peer.server.client import PeerDirectoryError
 
@@ -78,15 +78,15 @@ def test_a_missing_directory_entry_blocks_by_the_rule_of_the_role_that_needs_it(
         except PeerDirectoryError as inner:
             raise SutMisbehaviour(f"PeerDirectoryError: {inner}") from inner
     except SutMisbehaviour as outer:
-        found = directory_blockers(outer, "any")
+        found = harness_blockers(outer, "any")
     assert [b.requirement for b in found] == ["PROTO-DIRECTORY-HUB-ENDPOINTS"]
     assert found[0].evidence == "the SUT's directory has no 'proxyDownload' entry"
     # keyMaterial is needed from both roles: the check's role decides whose rule it was
     keymat = Exception("directory has no 'keyMaterial' entry")
-    assert [b.requirement for b in directory_blockers(keymat, "follower")] == ["PROTO-DIRECTORY-FOLLOWER-ENDPOINTS"]
-    assert [b.requirement for b in directory_blockers(Exception("directory has no 'hubTransfer' entry"), "hub")] == [
+    assert [b.requirement for b in harness_blockers(keymat, "follower")] == ["PROTO-DIRECTORY-FOLLOWER-ENDPOINTS"]
+    assert [b.requirement for b in harness_blockers(Exception("directory has no 'hubTransfer' entry"), "hub")] == [
         "EXT-HUBXFER-DIRECTORY"]
-    assert directory_blockers(Exception("timed out"), "hub") == []
+    assert harness_blockers(Exception("timed out"), "hub") == []
 
 
 def test_a_rule_a_peer_saw_the_sut_break_blocks_too():
@@ -96,3 +96,11 @@ def test_a_rule_a_peer_saw_the_sut_break_blocks_too():
     found = blockers({"observed": [seen, other]}, "the reference follower", [SUT])
     assert [b.requirement for b in found] == ["PROTO-GROUPINFO-ENCRYPTED-TO-REQUESTER"]
     assert found[0].evidence == "the reference follower saw the SUT break it: does not open"
+
+
+def test_the_suites_own_failed_certificate_check_blocks_by_the_certificate_rule():
+    from conformance.harness.attribution import harness_blockers
+
+    found = harness_blockers(Exception("SUT misbehaviour: PeerTLSError: [SSL: CERTIFICATE_VERIFY_FAILED] self-signed"),
+                             "hub")
+    assert [b.requirement for b in found] == [CERT_TARGET_REQUIREMENT]
