@@ -26,6 +26,11 @@ import secrets
 import time
 from typing import Any
 
+from .faults import active
+from .faults import transfer_cutover as cutover_faults
+from .faults import transfer_follower as follower_faults
+from .faults import transfer_new_hub as newhub_faults
+from .faults import transfer_old_hub as old_hub_faults
 from .mls import MLSError, app_data_update_proposal, gce_proposal
 from .mls.crypto import cipher_suite
 from .mls.group import decode_message, external_senders_extension, set_extension
@@ -116,6 +121,12 @@ class HubTransferService:
         self.autocommit: set[str] = {"begin", "cutover", "abort"}
         # Tests and the suite's own peers hold the handoff back to observe the new hub before it (section 6.4).
         self.hold_handoff = False
+        # The suite's knob: room ID -> how many of its next handoffs to answer 503, unprocessed (a lost answer).
+        self.refuse_handoffs: dict[str, int] = {}
+        # The suite's peers withhold their /notify to these domains (kept pending, in order) while set.
+        self.withhold_notify_to: set[str] = set()
+        # Follower side: (room ID, cut-over generation) -> the cut-over epoch E_c as first processed here.
+        self.cutover_epochs: dict[tuple[str, int], int] = {}
         self.handoffs_sent: list[bytes] = []  # every handoff attempt's bytes, for introspection and tests
         self.handoffs_received: list[bytes] = []
         self._tasks: set[asyncio.Task] = set()
@@ -153,6 +164,9 @@ class HubTransferService:
         except (DecodeError, EncodeError) as exc:
             raise MimiHTTPError(400, "undecodable-body", f"hubTransfer: {exc}") from None
         kind = message.msg_type
+        if kind == HubTransferMessageType.handoff and self.refuse_handoffs.get(request.value, 0) > 0:  # the suite's knob
+            self.refuse_handoffs[request.value] -= 1
+            return MimiResponse(b"", status=503, headers={"Retry-After": "1"})
         try:
             if kind == HubTransferMessageType.request:
                 answer = await self.process_request(request.value, message.request, request.peer_domain)
@@ -193,20 +207,32 @@ class HubTransferService:
         if room is None or room.moved is not None:
             code = HubTransferCode.notHub if room is not None or room_id in self.incoming else HubTransferCode.noSuchRoom
             return response(kind, code, f"{self.p.domain} is not the hub of {room_id}")
-        if domain_of_uri(bytes(request.content.initiator.uri)) != peer_domain:  # EXT-HUBXFER-REQUEST-SOURCE
+        if domain_of_uri(bytes(request.content.initiator.uri)) != peer_domain \
+                and not active(old_hub_faults.REQUEST_FROM_ANY_PROVIDER):  # EXT-HUBXFER-REQUEST-SOURCE
             return response(kind, HubTransferCode.notAllowed, f"{peer_domain} is not the initiator's provider")
-        if (room.transfer is not None and room.transfer.in_window) or room_id in self._preparing:
+        if ((room.transfer is not None and room.transfer.in_window) or room_id in self._preparing) \
+                and not active(old_hub_faults.SECOND_TRANSFER_WHILE_BUSY):
             return response(kind, HubTransferCode.busy, "a transfer is in its window [EXT-HUBXFER-ONE-AT-A-TIME]")
         code, why = verify_request(room.view, room_id, request, now_ms(), hub=self.p.domain)
+        if active(old_hub_faults.TRANSFER_WITHOUT_CAPABILITY) and "[EXT-HUBXFER-CAP-REQUIRED]" in why:
+            code = HubTransferCode.accepted
         if code != HubTransferCode.accepted:  # EXT-HUBXFER-REQUEST-REFUSED: nothing sent, nothing proposed
+            if active(old_hub_faults.REFUSED_REQUEST_STILL_PREPARES):
+                await self._prepare(room_id, room, request, secrets.token_bytes(16),
+                                    domain_of_uri(bytes(request.content.target.uri)) or "",
+                                    now_ms() + self.settings.cutover_timeout_ms)
             return response(kind, code, why)
         target = domain_of_uri(bytes(request.content.target.uri)) or ""
         self._preparing.add(room_id)
         try:
             epoch = room.epoch
             transfer_id = secrets.token_bytes(16)
-            requested_not_after = now_ms() + self.settings.cutover_timeout_ms
+            requested_not_after = now_ms() + self.settings.cutover_timeout_ms * (
+                3 if active(old_hub_faults.CUTOVER_TIMEOUT_UNDECLARED) else 1)
             acceptance, why = await self._prepare(room_id, room, request, transfer_id, target, requested_not_after)
+            if acceptance is None and active(old_hub_faults.BEGIN_DESPITE_DECLINE):
+                acceptance = old_hub_faults.made_up_acceptance(self.p, room_id, room, request, transfer_id, target,
+                                                               requested_not_after)
             if acceptance is None:  # EXT-HUBXFER-DECLINE-CHANGES-NOTHING
                 return response(kind, HubTransferCode.declined, why)
             room = self.p.hub_rooms.get(room_id)
@@ -275,6 +301,8 @@ class HubTransferService:
         room.transfer = transfer
         current = current_hub_data(room.view.app_data(), room_id)
         senders = [*room.view.external_senders(), transfer.acceptance.content.new_hub_sender]
+        if active(old_hub_faults.BEGIN_SENDERS_PREPENDED):
+            senders = [senders[-1], *senders[:-1]]
         exts = set_extension(
             list(room.view.context.extensions), ExtensionType.external_senders,
             external_senders_extension(senders).extension_data,
@@ -286,6 +314,11 @@ class HubTransferService:
             [gce_proposal(exts), app_data_update_proposal(MIMI_HUB_COMPONENT_ID, update)], now,
             "transfer begin [EXT-HUBXFER-PENDING-REQUIRED]",
         )
+        if active(old_hub_faults.TARGET_MISSES_BEGIN_BUNDLE) and transfer.target not in room.active_providers():
+            plan.deliveries.pop(transfer.target, None)
+        if active(old_hub_faults.BEGIN_PROPOSALS_OPTIONAL):
+            for entry in room.pending[-2:]:
+                entry.required = False
         self.p.commit_room_change(room_id, room, plan)
 
     # -- old hub: the window, the cut-over, the handoff, the abort ------------------------------
@@ -308,15 +341,18 @@ class HubTransferService:
                 continue
             if transfer.in_window and now > transfer.not_after and transfer.phase != ABORT_PROPOSED:
                 self.abort(room_id, room, "the cut-over was not committed by not_after")
-            elif transfer.phase == BEGIN_COMMITTED and self.begin_delivered(room_id, transfer):
+            elif transfer.phase == BEGIN_COMMITTED and (self.begin_delivered(room_id, transfer)
+                                                        or active(cutover_faults.CUTOVER_BEFORE_DELIVERY)):
                 self.propose_cutover(room_id, room)
-            elif transfer.phase == MOVED and not self.hold_handoff and time.monotonic() >= transfer.next_handoff_at:
+            elif transfer.phase == MOVED and not self.hold_handoff and time.monotonic() >= transfer.next_handoff_at \
+                    and not active(cutover_faults.NO_HANDOFF):
                 await self.send_handoff(room_id, room)
             elif transfer.phase == ABORTED and not transfer.abort_sent:
                 transfer.abort_sent = True
                 await self.send_abort(room_id, room, transfer, "aborted")
         for room_id, incoming in list(self.incoming.items()):
-            if incoming.state == "accepted" and not incoming.cutover_seen and now > incoming.not_after:
+            if incoming.state == "accepted" and not incoming.cutover_seen and now > incoming.not_after \
+                    and not active(newhub_faults.TARGET_NEVER_EXPIRES):
                 incoming.state = "discarded"  # EXT-HUBXFER-TARGET-EXPIRES
                 log.info("%s: transfer of %s expired without a cut-over", self.p.domain, room_id)
 
@@ -373,8 +409,13 @@ class HubTransferService:
             return
         target_key = bytes(transfer.acceptance.content.new_hub_sender.signature_key)
         keep = [s for s in room.view.external_senders() if bytes(s.signature_key) != target_key]
-        proposals = [app_data_update_proposal(MIMI_HUB_COMPONENT_ID, abort_hub_data(current).encode())]
-        if len(keep) != len(room.view.external_senders()):
+        data = abort_hub_data(current)
+        if active(old_hub_faults.ABORT_KEEPS_GENERATION):
+            data = data.replace(generation=current.generation)
+        if active(old_hub_faults.ABORT_NAMES_PREVIOUS_HUB):
+            data = data.replace(previous_hub=current.target)
+        proposals = [app_data_update_proposal(MIMI_HUB_COMPONENT_ID, data.encode())]
+        if len(keep) != len(room.view.external_senders()) and not active(old_hub_faults.ABORT_KEEPS_TARGET_SENDER):
             exts = set_extension(
                 list(room.view.context.extensions), ExtensionType.external_senders,
                 external_senders_extension(keep).extension_data,
@@ -386,6 +427,8 @@ class HubTransferService:
 
     async def send_abort(self, room_id: str, room: HubRoom, transfer: OutgoingTransfer, reason: str) -> None:
         """EXT-HUBXFER-ABORT-NOTIFIES-TARGET (best effort, once)."""
+        if active(old_hub_faults.ABORT_NOT_SENT_TO_TARGET):
+            return
         content = HubTransferAbortTBS(room_id=IdentifierUri(uri=room_id.encode()), transfer_id=transfer.transfer_id,
                                       reason=reason.encode())
         abort = sign_hub_transfer_abort(cipher_suite(room.view.suite.suite_id), self.p.identity.signature_priv, content)
@@ -404,6 +447,8 @@ class HubTransferService:
         with self.p.state.store.transaction() as conn:
             for item_id, destination, body in rows:
                 out.setdefault(destination, []).extend(FanoutMessage.decode_sequence(bytes(body), scope=MLS10))
+                if active(cutover_faults.OLDHUB_KEEPS_FANOUT):
+                    continue
                 conn.execute(  # never sent again by this hub: the new hub delivers it
                     "UPDATE outbox SET state = 'failed', last_error = 'handed over to the new hub', finished_at = ? "
                     "WHERE id = ?", (time.time(), item_id))
@@ -412,6 +457,8 @@ class HubTransferService:
     def build_handoff(self, room_id: str, room: HubRoom) -> bytes:
         transfer = room.transfer
         undelivered = self.snapshot_undelivered(room_id)
+        if active(cutover_faults.HANDOFF_DROPS_MESSAGES):
+            undelivered = cutover_faults.without_application_messages(undelivered)
         content = HubHandoffTBS(
             room_id=IdentifierUri(uri=room_id.encode()),
             group_id=room.group_id,
@@ -429,7 +476,7 @@ class HubTransferService:
             ],
             routes=[
                 KeyPackageRoute(kp_ref=ref, provider=provider_uri(domain), not_after=0)
-                for ref, domain in sorted(room.kp_providers.items())
+                for ref, domain in sorted(room.kp_providers.items()) if not active(cutover_faults.HANDOFF_OMITS_ROUTES)
             ],
             undelivered=[
                 UndeliveredFanout(destination=provider_uri(dest), messages=messages)
@@ -444,7 +491,7 @@ class HubTransferService:
     async def send_handoff(self, room_id: str, room: HubRoom) -> None:
         """EXT-HUBXFER-HANDOFF-SENT; every retry byte-identical (EXT-HUBXFER-HANDOFF-RETRY-IDENTICAL)."""
         transfer = room.transfer
-        if transfer.handoff is None:
+        if transfer.handoff is None or active(cutover_faults.HANDOFF_REBUILT_ON_RETRY):
             transfer.handoff = self.build_handoff(room_id, room)
             self.p.peer_store.save_hub_room(room_id, room)
         transfer.handoff_attempts += 1
@@ -464,6 +511,7 @@ class HubTransferService:
             status = f"{type(exc).__name__}: {exc}"
         transfer.handoff_status = status
         if transfer.phase != HANDED_OFF:
+            cutover_faults.roll_back(self, room_id, room)  # a deliberate fault, off unless configured
             delay = min(HANDOFF_MAX_DELAY, self.settings.handoff_retry_ms / 1000 * 2 ** (transfer.handoff_attempts - 1))
             transfer.next_handoff_at = time.monotonic() + delay
         self.p.peer_store.save_hub_room(room_id, room)
@@ -475,7 +523,8 @@ class HubTransferService:
         c = prepare.content
         if bytes(c.request.content.room_id.uri) != room_id.encode():
             return response(kind, HubTransferCode.notAllowed, "the request names another room")
-        if bytes(c.transfer_id) in self.seen_transfer_ids:  # EXT-HUBXFER-PREPARE-REPLAY
+        if bytes(c.transfer_id) in self.seen_transfer_ids and not active(newhub_faults.TARGET_FORGETS_TRANSFER_IDS):
+            # EXT-HUBXFER-PREPARE-REPLAY
             return response(kind, HubTransferCode.replayed, "transfer_id seen before")
         try:
             suite = cipher_suite(c.cipher_suite)
@@ -486,7 +535,7 @@ class HubTransferService:
             return response(kind, HubTransferCode.notAllowed, f"unusable GroupInfo or tree: {exc}")
         data = hub_of_record(view.app_data(), room_id)
         hub = hub_domain(data) if data is not None else domain_of_uri(room_id)
-        if hub != peer_domain:  # EXT-HUBXFER-SOURCE-BINDING
+        if hub != peer_domain and not active(newhub_faults.TARGET_PREPARE_FROM_ANY_PEER):  # EXT-HUBXFER-SOURCE-BINDING
             return response(kind, HubTransferCode.notHub, f"{peer_domain} is not the room's hub ({hub})")
         listed = any(
             bytes(s.signature_key) == bytes(c.old_hub_sender.signature_key) and sender_domain(s) == peer_domain
@@ -494,10 +543,11 @@ class HubTransferService:
         )
         if not listed:
             return response(kind, HubTransferCode.notAllowed, "old_hub_sender is not the hub's external_senders entry")
-        if not verify_hub_transfer_prepare(suite, prepare, bytes(c.old_hub_sender.signature_key)):
+        if not verify_hub_transfer_prepare(suite, prepare, bytes(c.old_hub_sender.signature_key)) \
+                and not active(newhub_faults.TARGET_SKIPS_PREPARE_SIGNATURE):
             return response(kind, HubTransferCode.badSignature, "the prepare signature does not verify")
         code, why = verify_request(view, room_id, c.request, now_ms(), hub=peer_domain)
-        if code != HubTransferCode.accepted:  # EXT-HUBXFER-PREPARE-VERIFY
+        if code != HubTransferCode.accepted and not active(newhub_faults.TARGET_SKIPS_REQUEST_CHECK):  # PREPARE-VERIFY
             return response(kind, code, why)
         if domain_of_uri(bytes(c.request.content.target.uri)) != self.p.domain:
             return response(kind, HubTransferCode.notAllowed, "the request names another target")
@@ -515,6 +565,8 @@ class HubTransferService:
             not_after=not_after,
             new_hub_sender=self.p.identity.external_sender,  # EXT-HUBXFER-ACCEPT-SENDER, also its GroupInfoResponse key
         )
+        if active(newhub_faults.ACCEPTANCE_NAMES_OLD_HUB):
+            content = content.replace(new_hub_sender=newhub_faults.sender_naming(content.new_hub_sender, peer_domain))
         acceptance = sign_hub_transfer_acceptance(suite, self.p.identity.signature_priv, content)
         self.incoming[room_id] = IncomingTransfer(
             room_id=room_id, transfer_id=bytes(c.transfer_id), old_hub=peer_domain, group_id=bytes(view.group_id),
@@ -563,21 +615,21 @@ class HubTransferService:
         c = handoff.content
         incoming = self.incoming.get(room_id)
         if incoming is not None and incoming.state == "accepted" and not incoming.cutover_seen \
-                and now_ms() > incoming.not_after:
+                and now_ms() > incoming.not_after and not active(newhub_faults.TARGET_NEVER_EXPIRES):
             incoming.state = "discarded"
         if incoming is None or bytes(c.transfer_id) != incoming.transfer_id or incoming.state == "discarded" \
                 or bytes(c.room_id.uri) != room_id.encode():
             return response(kind, HubTransferCode.unknownTransfer, "no accepted transfer with this transfer_id")
-        if peer_domain != incoming.old_hub:  # EXT-HUBXFER-SOURCE-BINDING
-            return response(kind, HubTransferCode.notHub, f"{peer_domain} is not the previous hub")
-        if incoming.state == "handed-over":  # EXT-HUBXFER-HANDOFF-REPLAY
+        if peer_domain != incoming.old_hub and not active(newhub_faults.NEWHUB_HANDOFF_FROM_ANY_PEER):
+            return response(kind, HubTransferCode.notHub, f"{peer_domain} is not the previous hub")  # SOURCE-BINDING
+        if incoming.state == "handed-over" and not active(newhub_faults.NEWHUB_RETAKES_REPLAYED_HANDOFF):
             if raw == incoming.handoff:
                 return response(kind, HubTransferCode.accepted)
             return response(kind, HubTransferCode.replayed, "this transfer was handed over already")
         suite = cipher_suite(c.group_info.group_context.cipher_suite)
         old_key = bytes(incoming.old_hub_sender.signature_key)
         if not any(bytes(s.signature_key) == old_key for s in _senders_of(c.group_info)) \
-                or not verify_hub_handoff(suite, handoff, old_key):
+                or not (verify_hub_handoff(suite, handoff, old_key) or active(newhub_faults.NEWHUB_SKIPS_HANDOFF_SIGNATURE)):
             return response(kind, HubTransferCode.badSignature, "the handoff does not verify with the old hub's key")
         try:
             tree = RatchetTree.from_wire(suite, c.ratchet_tree_option.ratchet_tree).encode()
@@ -591,7 +643,8 @@ class HubTransferService:
         if (
             data is None or data.state != HubState.stable or hub_domain(data) != self.p.domain
             or data.previous_hub is None or domain_of_uri(bytes(data.previous_hub.uri)) != peer_domain
-            or bytes(data.last_transfer_id) != incoming.transfer_id or data.generation != c.generation
+            or bytes(data.last_transfer_id) != incoming.transfer_id
+            or (data.generation != c.generation and not active(newhub_faults.NEWHUB_SKIPS_CUTOVER_MATCH))
         ):
             return response(kind, HubTransferCode.staleGeneration, "no committed cut-over to this hub")
         tracked = incoming.view
@@ -605,6 +658,8 @@ class HubTransferService:
         """Section 6.4-6.5: become the hub, backlog first, then the old hub's removal from external_senders."""
         c = handoff.content
         room = HubRoom(room_id, self.p.identity, view, group_info=c.group_info)
+        if active(newhub_faults.NEWHUB_ALTERS_ROLES) or active(newhub_faults.NEWHUB_REINITS_GROUP):
+            room.group_info = newhub_faults.served_group_info(c.group_info)
         for pending in c.pending_proposals:
             data = pending.proposal.encode()
             received = room.view.process(data)
@@ -614,7 +669,8 @@ class HubTransferService:
         for route in c.routes:  # EXT-HUBXFER-NEWHUB-ROUTES
             domain = domain_of_uri(bytes(route.provider.uri))
             if domain is not None:
-                room.record_key_package(bytes(route.kp_ref), domain)
+                misrouted = active(newhub_faults.NEWHUB_MISROUTES_WELCOMES)
+                room.record_key_package(bytes(route.kp_ref), incoming.old_hub if misrouted else domain)
         room.min_timestamp = room.last_accepted = c.last_accepted_timestamp  # EXT-HUBXFER-TIMESTAMPS-MONOTONIC
         old_key = bytes(incoming.old_hub_sender.signature_key)
         keep = [s for s in room.view.external_senders() if bytes(s.signature_key) != old_key]
@@ -624,11 +680,13 @@ class HubTransferService:
                 destination = domain_of_uri(bytes(entry.destination.uri))
                 if destination is None or not entry.messages:
                     continue
+                messages = newhub_faults.handed_over(list(entry.messages), now_ms())  # unchanged unless a fault
                 if self.p.is_local_domain(destination):
-                    self.p.intake(room_id, entry.messages)
+                    self.p.intake(room_id, messages)
                 else:
-                    self.p.state.queue_notify(destination, room_id, b"".join(m.encode() for m in entry.messages))
-            if len(keep) != len(room.view.external_senders()):  # EXT-HUBXFER-OLD-SENDER-REMOVED
+                    self.p.state.queue_notify(destination, room_id, b"".join(m.encode() for m in messages))
+            if len(keep) != len(room.view.external_senders()) \
+                    and not active(newhub_faults.NEWHUB_KEEPS_OLD_SENDER):  # EXT-HUBXFER-OLD-SENDER-REMOVED
                 exts = set_extension(
                     list(room.view.context.extensions), ExtensionType.external_senders,
                     external_senders_extension(keep).extension_data,
@@ -651,7 +709,8 @@ class HubTransferService:
             return response(kind, HubTransferCode.badSignature, "the abort does not verify")
         if incoming.cutover_seen:
             return response(kind, HubTransferCode.notAllowed, "the cut-over is committed")
-        incoming.state = "discarded"  # EXT-HUBXFER-TARGET-EXPIRES
+        if not active(newhub_faults.TARGET_IGNORES_ABORT):
+            incoming.state = "discarded"  # EXT-HUBXFER-TARGET-EXPIRES
         return response(kind, HubTransferCode.accepted)
 
     # -- answers of the old hub and of the target to room requests (8.1, 8.3, 6.4) -------------
@@ -660,15 +719,20 @@ class HubTransferService:
         """421 + HubRedirect (old hub after the cut-over, target during the window), 503 + Retry-After
         (target after the cut-over, before the handoff), or None: serve the request."""
         room = self.p.hub_rooms.get(room_id)
-        if room is not None and room.moved is not None:  # EXT-HUBXFER-OLDHUB-REDIRECT
+        if room is not None and room.moved is not None and not active(cutover_faults.OLDHUB_SERVES_AFTER_CUTOVER):
+            # EXT-HUBXFER-OLDHUB-REDIRECT
+            if active(cutover_faults.REDIRECT_NAMES_BEGIN_EPOCH):
+                return redirect_response(room.moved.replace(epoch=room.moved.epoch - 1))
             return redirect_response(room.moved)
         incoming = self.incoming.get(room_id)
         if incoming is None or incoming.state != "accepted" or (room is not None and room.moved is None):
             return None
-        if incoming.cutover_seen:  # EXT-HUBXFER-NEWHUB-503
+        if incoming.cutover_seen and not active(newhub_faults.NEWHUB_REDIRECTS_BEFORE_HANDOFF):  # NEWHUB-503
             return MimiResponse(b"", status=503, headers={"Retry-After": str(self.settings.retry_503_seconds)})
         view = incoming.view
         data = hub_of_record(view.app_data(), room_id) if view is not None else None
+        if active(newhub_faults.TARGET_SERVES_DURING_WINDOW) and not incoming.cutover_seen:
+            return None
         redirect = HubRedirect(  # EXT-HUBXFER-TARGET-REDIRECT
             room_id=IdentifierUri(uri=room_id.encode()), hub=provider_uri(incoming.old_hub),
             generation=data.generation if data is not None else 0, epoch=view.epoch if view is not None else 0,
@@ -680,6 +744,8 @@ class HubTransferService:
     def after_intake(self, room_id: str) -> None:
         """After fan-out reached local clients: if a cached mimi_hub proposal awaits and a local client of
         the transfer's initiator is a member, that client commits it (asynchronously)."""
+        self.note_cutover_epoch(room_id)
+        follower_faults.after_intake(self, room_id)
         for (room, client_uri), member in list(self.p.members.items()):
             if room != room_id or self.p.active_member(room, client_uri) is None:
                 continue
@@ -721,6 +787,29 @@ class HubTransferService:
         finally:
             self._committing.discard(key)
         self.after_intake(room_id)
+
+    # -- follower: which epochs the previous hub may still deliver (section 7) -------------------
+
+    def note_cutover_epoch(self, room_id: str) -> None:
+        """The epoch in which this follower's clients first saw a cut-over component (E_c)."""
+        data = self.p.room_hub_data(room_id)
+        if data is not None and data.state == HubState.stable and data.previous_hub is not None:
+            epochs = [m.group.epoch for (r, _), m in self.p.members.items()
+                      if r == room_id and m.group is not None and not m.removed]
+            if epochs:
+                self.cutover_epochs.setdefault((room_id, data.generation), max(epochs))
+
+    def previous_hub_may_notify(self, room_id: str, data, body: bytes) -> bool:
+        """EXT-HUBXFER-FOLLOWER-STALE-NOTIFY: after the cut-over the previous hub may deliver only
+        FanoutMessages of epochs up to and including E_c (its backlog until the handoff)."""
+        cutover = self.cutover_epochs.get((room_id, data.generation))
+        if cutover is None or active(follower_faults.ACCEPT_STALE_NOTIFY):
+            return True
+        try:
+            messages = FanoutMessage.decode_sequence(body, scope=MLS10)
+        except (DecodeError, EncodeError):
+            return True  # the body is refused as undecodable afterwards
+        return all(_fanout_epoch(m) is None or _fanout_epoch(m) <= cutover for m in messages)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -764,6 +853,15 @@ def _senders_of(group_info) -> list:
     if data is None:
         return []
     return list(_decode_ext(_external_senders_codec(), data, "external_senders"))
+
+
+def _fanout_epoch(message: FanoutMessage) -> int | None:
+    msg = message.message
+    if msg.private_message is not None:
+        return msg.private_message.epoch
+    if msg.public_message is not None:
+        return msg.public_message.content.epoch
+    return None  # a Welcome: no epoch of the room's messages
 
 
 def _is_hub_component_entry(entry: PendingEntry) -> bool:

@@ -49,6 +49,9 @@ from .faults import active
 from .faults import consent as consent_faults
 from .faults import discovery as faults
 from .faults import fanout as fanout_faults
+from .faults import transfer_cutover as cutover_faults
+from .faults import transfer_follower as follower_faults
+from .faults import transfer_new_hub as newhub_faults
 from .faults import transport as transport_faults
 from .mls import CryptoError, MLSError, basic_credential, cipher_suite
 from .mls.leaf import is_last_resort, key_package_ref, make_key_package
@@ -328,6 +331,8 @@ class ReferenceProvider:
 
     async def _deliver_item(self, item: OutboxItem) -> DeliveryResult:
         value = next(iter(item.path_vars.values()))
+        if self.transfers is not None and item.endpoint == "notify" and item.destination in self.transfers.withhold_notify_to:
+            return DeliveryResult(None, retry_after=0.2, error="withheld (the suite's hub-transfer knob)")
         reply = await self._call(self.authority(item.destination), item.endpoint, value, item.body)
         status, retry_after = fanout_faults.delivery_result(item.endpoint, reply.status, reply.headers.get("retry-after"))
         return DeliveryResult(status, retry_after=retry_after)
@@ -538,6 +543,8 @@ class ReferenceProvider:
     def _room_now(room: HubRoom) -> int:
         """The acceptance time: never below a handoff's last_accepted_timestamp (hub transfer)."""
         now = max(now_ms(), room.min_timestamp)
+        if room.min_timestamp and active(newhub_faults.NEWHUB_CLOCK_BEHIND):  # a deliberate fault, off unless configured
+            now = now_ms() - newhub_faults.CLOCK_LAG_MS
         room.last_accepted = max(room.last_accepted, now)
         return now
 
@@ -554,12 +561,18 @@ class ReferenceProvider:
         if (gate := self._room_gate(request.value)) is not None:
             return gate
         room = self._hub_room(request.value)
+        if room.min_timestamp and active(newhub_faults.NEWHUB_REFUSES_FOREIGN_ROOM_SUBMITS):  # a deliberate fault
+            from .room.hub import submit_response
+
+            return MimiResponse(submit_response(SubmitResponseCode.notAllowed).encode())
         response, plan = room.handle_submit(request.peer_domain, request.body, self._room_now(room))
         if response.statusCode == SubmitResponseCode.accepted:  # a refusal writes nothing
             self.commit_room_change(request.value, room, plan, room_changed=False)
         return MimiResponse(response.encode())
 
     async def handle_group_info(self, request: MimiRequest) -> MimiResponse:
+        if (plain := cutover_faults.plain_groupinfo_refusal(self, request.value)) is not None:
+            return plain  # a deliberate fault, off unless configured
         if (gate := self._room_gate(request.value)) is not None:
             return gate
         room = self.hub_rooms.get(request.value)
@@ -570,7 +583,9 @@ class ReferenceProvider:
             if active(GROUPINFO_UNKNOWN_ROOM_404):
                 raise MimiHTTPError(404, "unknown-room", f"{self.domain} hosts no room {request.value!r}")
             return MimiResponse(group_info_refusal(request.value.encode()).encode())
-        return MimiResponse(room.group_info_response(request.peer_domain, request.body, now_ms()).encode())
+        answer = room.group_info_response(request.peer_domain, request.body, now_ms())
+        answer = newhub_faults.group_info_answer(room, answer, self.domain)  # a deliberate fault, off unless configured
+        return MimiResponse(answer.encode())
 
     async def handle_report_abuse(self, request: MimiRequest) -> MimiResponse:
         AbuseReport.decode(request.body)  # malformed: 400 by the transport
@@ -685,6 +700,8 @@ class ReferenceProvider:
                     # EXT-HUBXFER-FOLLOWER-DEDUP: a FanoutMessage already received for the room from either
                     # hub of a transfer is delivered once; the target tracks the public state (6.2).
                     messages = [m for m in messages if self.state.notify_is_new(f"room {room_id}", m.encode())]
+                    if not messages and (status := follower_faults.duplicate_status()) is not None:
+                        return MimiResponse(status=status)
                     self.transfers.track(room_id, messages)
                     if self._is_transfer_target_only(room_id):
                         return MimiResponse(status=201)
@@ -730,7 +747,9 @@ class ReferenceProvider:
         room = self.hub_rooms.get(room_id)
         if room is not None and room.moved is None:
             return self.domain
-        data = self.room_hub_data(room_id)
+        if (override := follower_faults.hub_override(room_id)) is not None:
+            return override
+        data = None if active(follower_faults.HUB_FROM_AUTHORITY) else self.room_hub_data(room_id)
         if data is not None and (domain := domain_of_uri(bytes(data.hub.uri))) is not None:
             return domain
         if room is not None and room.moved is not None:
@@ -774,8 +793,9 @@ class ReferenceProvider:
             return room_id not in self.known_rooms() and _carries_welcome(body)
         allowed = {hub_domain(data)}
         if data.state == HubState.transferring:
-            allowed.add(domain_of_uri(bytes(data.target.uri)))
-        elif data.previous_hub is not None:
+            if not follower_faults.refuses_target_notify(body):
+                allowed.add(domain_of_uri(bytes(data.target.uri)))
+        elif data.previous_hub is not None and self.transfers.previous_hub_may_notify(room_id, data, body):
             allowed.add(domain_of_uri(bytes(data.previous_hub.uri)))
         return peer_domain in allowed
 
@@ -800,15 +820,19 @@ class ReferenceProvider:
 
         deadline = time.monotonic() + 30.0
         hops = 0
+        hub = follower_faults.first_hub(self, room_id, hub)
         while True:
             reply = await self._call(self.authority(hub), endpoint, value, body)
             if reply.status == 421 and hops < 8:
                 redirect = read_hub_redirect(reply.headers.get("content-type"), reply.body, room_id)
                 target = domain_of_uri(bytes(redirect.hub.uri)) if redirect is not None else None
                 if target is not None and not self.is_local_domain(target):
+                    faulty, target = await follower_faults.after_redirect(self, room_id, hub, target, reply)
+                    if faulty is not None:
+                        return faulty
                     hub, hops = target, hops + 1
                     continue
-            if reply.status == 503 and time.monotonic() < deadline:
+            if reply.status == 503 and time.monotonic() < deadline and not active(follower_faults.GIVE_UP_ON_503):
                 delay = parse_retry_after(reply.headers.get("retry-after"), time.time())
                 await asyncio.sleep(min(delay if delay is not None else 1.0, 5.0))
                 continue

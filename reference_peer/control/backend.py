@@ -20,6 +20,8 @@ from typing import Any
 
 from ..faults import active
 from ..faults import removal as removal_faults
+from ..faults import transfer_follower as follower_faults
+from ..faults import transfer_old_hub as old_hub_faults
 from ..faults.multidevice import NEW_DEVICE_SKIPS_ROOMS
 from ..mls import MLSError, remove_proposal, self_remove_proposal
 from ..peer import fresh_name
@@ -399,7 +401,8 @@ class ReferenceBackend:
         role = _int(body.get("creatorRole"), "creatorRole", default=ROLE_ADMIN)
         member = self.provider.new_member(room, client)
         extra = {}
-        if self.provider.transfers is not None:  # EXT-HUBXFER-COMPONENT-AT-CREATION
+        if self.provider.transfers is not None and not active(old_hub_faults.HUB_COMPONENT_MISSING_AT_CREATION):
+            # EXT-HUBXFER-COMPONENT-AT-CREATION
             extra[MIMI_HUB_COMPONENT_ID] = initial_hub_data(room, f"mimi://{self.provider.domain}").encode()
         try:
             member.create_group(
@@ -511,6 +514,8 @@ class ReferenceBackend:
         transfers = self.provider.transfers
         message = transfers.make_request(room, member, new_hub.lower())
         hub = self.provider.hub_of(room)
+        if active(follower_faults.REQUEST_TO_TARGET) and not self.provider.is_local_domain(hub):
+            hub = new_hub.lower()  # the request goes to the proposed new hub, not the hub-of-record
         if self.provider.is_local_domain(hub):
             answer = await transfers.process_request(room, message.request, self.provider.domain)
         else:

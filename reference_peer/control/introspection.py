@@ -8,10 +8,13 @@
   the hub towards a SUT follower (replay a notify, send a forged one).
 * ``GET /x-reference/v1/hub-transfer``: the hub-transfer state (transfers started and accepted, the
   handoff bytes sent and received), when the extension is on.
-* ``POST /x-reference/v1/hub-transfer`` ``{"autocommit": ["begin", "cutover", "abort"], "holdHandoff": bool}``
-  (both optional): which transfer commits this peer's initiating client makes by itself, and whether
-  it holds its handoffs back, so a check can hold a transfer window open or watch a new hub before
-  the handoff.
+* ``POST /x-reference/v1/hub-transfer`` ``{"autocommit": ["begin", "cutover", "abort"], "holdHandoff": bool,
+  "withholdNotifyTo": [domain, ...], "refuseHandoffs": {room: N}}`` (all optional): which transfer commits this
+  peer's initiating client makes by itself, whether it holds its handoffs back, to which providers it
+  withholds its /notify (kept pending in order, sent once released), and how many of the next handoffs
+  for a room it receives it answers 503 without processing them (a lost answer), so a check can hold a transfer
+  window open, watch a new hub before the handoff, keep a follower from learning of a cut-over, or see
+  an old hub retry its handoff.
 * ``GET /x-reference/v1/faults``: the faults switched on in this process.
 * ``GET /x-reference/v1/violations?since=T``: since ``T`` (seconds since the epoch), the requests this
   peer refused for breaking a transport rule (``refused``, with the rule's requirement ID), its own
@@ -114,6 +117,13 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
             body = await request.json()
             autocommit = body.get("autocommit")
             hold = body.get("holdHandoff")
+            withhold = body.get("withholdNotifyTo")
+            refuse_handoffs = body.get("refuseHandoffs")
+            if refuse_handoffs is not None and not (isinstance(refuse_handoffs, dict) and all(
+                    isinstance(r, str) and isinstance(n, int) and n >= 0 for r, n in refuse_handoffs.items())):
+                raise ValueError(refuse_handoffs)
+            if withhold is not None and not all(isinstance(d, str) for d in withhold):
+                raise ValueError(withhold)
             if autocommit is not None and not set(autocommit) <= {"begin", "cutover", "abort"}:
                 raise ValueError(autocommit)
             if hold is not None and not isinstance(hold, bool):
@@ -124,7 +134,12 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
             transfers.autocommit = set(autocommit)
         if hold is not None:
             transfers.hold_handoff = hold
-        return web.json_response({"autocommit": sorted(transfers.autocommit), "holdHandoff": transfers.hold_handoff})
+        if withhold is not None:
+            transfers.withhold_notify_to = {d.lower() for d in withhold}
+        if refuse_handoffs is not None:
+            transfers.refuse_handoffs = dict(refuse_handoffs)
+        return web.json_response({"autocommit": sorted(transfers.autocommit), "holdHandoff": transfers.hold_handoff,
+                                  "withholdNotifyTo": sorted(transfers.withhold_notify_to)})
 
     app.router.add_get(PREFIX + "/hub-transfer", hub_transfer)
     app.router.add_post(PREFIX + "/hub-transfer", hub_transfer_knobs)

@@ -11,6 +11,7 @@ from . import (  # noqa: F401 - importing an area module registers its faults
     multidevice,
     privacy,
     removal,
+    transfer_cutover,
     transfer_follower,
     transfer_new_hub,
     transfer_old_hub,

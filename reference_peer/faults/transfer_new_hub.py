@@ -1,7 +1,236 @@
-"""Faults of the hub-transfer extension (docs/extensions/hub-transfer.md), new hub side."""
+"""Faults of the hub-transfer extension (docs/extensions/hub-transfer.md), new hub side.
+
+Checks: conformance/scenarios/test_hub_transfer_new_hub.py (the SUT as target and new hub). Each fault
+breaks one rule of the target or the new hub; the helpers below hold the faulty behaviour where it is
+more than a skipped condition.
+"""
 
 from __future__ import annotations
 
-from .registry import define  # noqa: F401 - the faults below are defined with it
+import secrets
+
+from .registry import define
 
 AREA = "portability"
+
+TARGET_PREPARE_FROM_ANY_PEER = define(
+    "target-prepare-from-any-peer",
+    area=AREA,
+    requirements=["EXT-HUBXFER-SOURCE-BINDING", "EXT-HUBXFER-PREPARE-VERIFY"],
+    description="the target accepts a prepare whose mTLS peer is not the hub named in its GroupInfo",
+)
+TARGET_SKIPS_PREPARE_SIGNATURE = define(
+    "target-skips-prepare-signature",
+    area=AREA,
+    requirements=["EXT-HUBXFER-PREPARE-VERIFY"],
+    description="the target does not verify the prepare's signature with the hub's external_senders key",
+)
+TARGET_SKIPS_REQUEST_CHECK = define(
+    "target-skips-request-check",
+    area=AREA,
+    requirements=["EXT-HUBXFER-PREPARE-VERIFY"],
+    description="the target accepts a prepare whose HubTransferRequest does not verify (e.g. an initiator "
+    "without canTransferHub)",
+)
+TARGET_FORGETS_TRANSFER_IDS = define(
+    "target-forgets-transfer-ids",
+    area=AREA,
+    requirements=["EXT-HUBXFER-PREPARE-REPLAY"],
+    description="the target accepts a prepare whose transfer_id it has seen before",
+)
+ACCEPTANCE_NAMES_OLD_HUB = define(
+    "acceptance-names-old-hub",
+    area=AREA,
+    requirements=["EXT-HUBXFER-ACCEPT-SENDER"],
+    description="the target's acceptance carries a new_hub_sender whose credential names the old hub, not "
+    "the target (its own key)",
+)
+TARGET_SERVES_DURING_WINDOW = define(
+    "target-serves-during-window",
+    area=AREA,
+    requirements=["EXT-HUBXFER-TARGET-REDIRECT"],
+    description="during the transfer window the target handles room requests itself (404) instead of "
+    "answering 421 with a HubRedirect naming the current hub",
+)
+NEWHUB_REDIRECTS_BEFORE_HANDOFF = define(
+    "newhub-redirects-before-handoff",
+    area=AREA,
+    requirements=["EXT-HUBXFER-NEWHUB-503"],
+    description="between the cut-over commit and the handoff the new hub keeps answering 421 naming the old "
+    "hub instead of 503 with Retry-After",
+)
+TARGET_IGNORES_ABORT = define(
+    "target-ignores-abort",
+    area=AREA,
+    requirements=["EXT-HUBXFER-TARGET-EXPIRES"],
+    description="the target answers a valid abort accepted but keeps the transfer open",
+)
+TARGET_NEVER_EXPIRES = define(
+    "target-never-expires",
+    area=AREA,
+    requirements=["EXT-HUBXFER-TARGET-EXPIRES"],
+    description="the target keeps a transfer whose cut-over it never observed past not_after",
+)
+NEWHUB_HANDOFF_FROM_ANY_PEER = define(
+    "newhub-handoff-from-any-peer",
+    area=AREA,
+    requirements=["EXT-HUBXFER-SOURCE-BINDING", "EXT-HUBXFER-HANDOFF-VERIFY"],
+    description="the new hub accepts a handoff whose mTLS peer is not the previous hub",
+)
+NEWHUB_SKIPS_HANDOFF_SIGNATURE = define(
+    "newhub-skips-handoff-signature",
+    area=AREA,
+    requirements=["EXT-HUBXFER-HANDOFF-VERIFY"],
+    description="the new hub does not verify the handoff's signature with the old hub's external_senders key",
+)
+NEWHUB_SKIPS_CUTOVER_MATCH = define(
+    "newhub-skips-cutover-match",
+    area=AREA,
+    requirements=["EXT-HUBXFER-HANDOFF-VERIFY"],
+    description="the new hub accepts a handoff whose generation does not match the committed cut-over "
+    "component",
+)
+NEWHUB_RETAKES_REPLAYED_HANDOFF = define(
+    "newhub-retakes-replayed-handoff",
+    area=AREA,
+    requirements=["EXT-HUBXFER-HANDOFF-REPLAY"],
+    description="the new hub processes every handoff for a handed-over transfer as new (takes the room over "
+    "again) instead of answering a repeat accepted without effect and a different one replayed",
+)
+NEWHUB_REFUSES_FOREIGN_ROOM_SUBMITS = define(
+    "newhub-refuses-foreign-room-submits",
+    area=AREA,
+    requirements=["EXT-HUBXFER-NEWHUB-SERVES"],
+    description="the new hub answers notAllowed to submitMessage for a room it took over (its ID's authority "
+    "is another domain)",
+)
+NEWHUB_SIGNS_WITH_OTHER_KEY = define(
+    "newhub-signs-with-other-key",
+    area=AREA,
+    requirements=["EXT-HUBXFER-NEWHUB-HUB-SENDER"],
+    description="the new hub signs the GroupInfoResponses of a room it took over with a key other than the "
+    "new_hub_sender of its acceptance",
+)
+NEWHUB_ALTERS_ROLES = define(
+    "newhub-alters-roles",
+    area=AREA,
+    requirements=["EXT-HUBXFER-STATE-PRESERVED"],
+    description="the GroupInfo the new hub serves for the cut-over epoch carries a participant list with "
+    "every role reset to 2",
+)
+NEWHUB_REINITS_GROUP = define(
+    "newhub-reinits-group",
+    area=AREA,
+    requirements=["EXT-HUBXFER-NO-REINIT", "EXT-HUBXFER-ROOMID-UNCHANGED"],
+    description="the GroupInfo the new hub serves is of a fresh group (new group ID, epoch 0), as after a "
+    "ReInit",
+)
+NEWHUB_KEEPS_OLD_SENDER = define(
+    "newhub-keeps-old-sender",
+    area=AREA,
+    requirements=["EXT-HUBXFER-OLD-SENDER-REMOVED"],
+    description="the new hub never proposes the removal of the old hub's external_senders entry",
+)
+NEWHUB_REVERSES_BACKLOG = define(
+    "newhub-reverses-backlog",
+    area=AREA,
+    requirements=["EXT-HUBXFER-INFLIGHT-ORDER"],
+    description="the new hub delivers each destination's handed-over FanoutMessages in reverse order",
+)
+NEWHUB_RESTAMPS_BACKLOG = define(
+    "newhub-restamps-backlog",
+    area=AREA,
+    requirements=["EXT-HUBXFER-HANDOFF-BYTES-KEPT"],
+    description="the new hub re-stamps the handed-over FanoutMessages with its own time (bytes changed)",
+)
+NEWHUB_CLOCK_BEHIND = define(
+    "newhub-clock-behind",
+    area=AREA,
+    requirements=["EXT-HUBXFER-TIMESTAMPS-MONOTONIC"],
+    description="for a room it took over, the new hub stamps with a clock 60 s behind and ignores the "
+    "handoff's last_accepted_timestamp",
+)
+NEWHUB_MISROUTES_WELCOMES = define(
+    "newhub-misroutes-welcomes",
+    area=AREA,
+    requirements=["EXT-HUBXFER-NEWHUB-ROUTES"],
+    description="the new hub records the handed-over KeyPackageRef routes as the old hub's, so their "
+    "Welcomes go to the old hub instead of the provider named in the route",
+)
+NEWHUB_FORGETS_REMOVALS = define(
+    "newhub-forgets-removals",
+    area=AREA,
+    requirements=["EXT-HUBXFER-REMOVAL-PRESERVED"],
+    description="in a room it took over, the new hub accepts submitMessage from users who are no longer "
+    "participants (removed at or before the cut-over)",
+)
+
+CLOCK_LAG_MS = 60_000
+
+
+def sender_naming(sender, domain: str):
+    """ACCEPTANCE_NAMES_OLD_HUB: ``sender`` (same key) with a basic credential naming ``domain``."""
+    from ..mls import basic_credential
+
+    return sender.replace(credential=basic_credential(f"mimi://{domain}".encode()))
+
+
+def served_group_info(group_info):
+    """NEWHUB_ALTERS_ROLES / NEWHUB_REINITS_GROUP: the GroupInfo the faulty new hub serves."""
+    from ..mls.group import set_extension
+    from ..room import participants as plist_mod
+    from ..wire.mimi import COMPONENT_PARTICIPANT_LIST
+    from ..wire.mls import AppDataDictionary, ExtensionType
+    from .registry import active
+
+    context = group_info.group_context
+    if active(NEWHUB_REINITS_GROUP):
+        context = context.replace(group_id=secrets.token_bytes(16), epoch=0)
+    if active(NEWHUB_ALTERS_ROLES):
+        extensions = list(context.extensions)
+        for ext in extensions:
+            if ext.extension_type == ExtensionType.app_data_dictionary:
+                dictionary = AppDataDictionary.decode(bytes(ext.extension_data))
+                entries = []
+                for entry in dictionary.component_data:
+                    if entry.component_id == int(COMPONENT_PARTICIPANT_LIST):
+                        plist = plist_mod.decode_list(bytes(entry.data))
+                        entry = entry.replace(data=_reset_roles(plist).encode())
+                    entries.append(entry)
+                extensions = set_extension(extensions, ExtensionType.app_data_dictionary,
+                                           AppDataDictionary(component_data=entries).encode())
+                break
+        context = context.replace(extensions=extensions)
+    return group_info.replace(group_context=context)
+
+
+def _reset_roles(plist):
+    participants = [p.replace(role_index=2) for p in plist.participants]
+    return plist.replace(participants=participants)
+
+
+def group_info_answer(room, response, domain: str):
+    """NEWHUB_SIGNS_WITH_OTHER_KEY: in a room it took over, the new hub's GroupInfoResponse signed with a fresh
+    key (and naming it as hub_sender); unchanged otherwise."""
+    from ..mls import basic_credential, cipher_suite
+    from ..wire.mls import ExternalSender
+    from .registry import active
+
+    if not room.min_timestamp or not response.signature or not active(NEWHUB_SIGNS_WITH_OTHER_KEY):
+        return response
+    suite = cipher_suite(response.cipher_suite)
+    priv, pub = suite.generate_signature_key_pair()
+    sender = ExternalSender(signature_key=pub, credential=basic_credential(f"mimi://{domain}".encode()))
+    response = response.replace(hub_sender=sender, signature=b"")
+    return response.replace(signature=suite.sign_with_label(priv, "GroupInfoResponseTBS", response.tbs().encode()))
+
+
+def handed_over(messages: list, now: int) -> list:
+    """NEWHUB_REVERSES_BACKLOG / NEWHUB_RESTAMPS_BACKLOG: what the faulty new hub delivers of a backlog."""
+    from .registry import active
+
+    if active(NEWHUB_RESTAMPS_BACKLOG):
+        messages = [m.replace(timestamp=now) for m in messages]
+    if active(NEWHUB_REVERSES_BACKLOG):
+        messages = list(reversed(messages))
+    return messages

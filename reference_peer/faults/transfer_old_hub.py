@@ -1,7 +1,137 @@
-"""Faults of the hub-transfer extension (docs/extensions/hub-transfer.md), old hub side."""
+"""Faults of the hub-transfer extension (docs/extensions/hub-transfer.md), old hub side, up to the
+cut-over (checks: conformance/scenarios/test_hub_transfer_request.py)."""
 
 from __future__ import annotations
 
-from .registry import define  # noqa: F401 - the faults below are defined with it
+from .registry import define
 
 AREA = "portability"
+
+DIRECTORY_OMITS_HUB_TRANSFER = define(
+    "directory-omits-hub-transfer",
+    area=AREA,
+    requirements=["EXT-HUBXFER-DIRECTORY"],
+    description="the provider serves POST /hubTransfer/{roomId} but its directory has no hubTransfer key",
+)
+CUTOVER_TIMEOUT_UNDECLARED = define(
+    "cutover-timeout-undeclared",
+    area=AREA,
+    requirements=["EXT-HUBXFER-DECLARED"],
+    description="the old hub's prepare asks for a cut-over deadline three times the cutover_timeout_ms its "
+    "manifest declares",
+)
+HUB_COMPONENT_MISSING_AT_CREATION = define(
+    "hub-component-missing-at-creation",
+    area=AREA,
+    requirements=["EXT-HUBXFER-COMPONENT-AT-CREATION"],
+    description="rooms the hub creates carry no mimi_hub component (the section 4.1 default still applies)",
+)
+ABORT_KEEPS_GENERATION = define(
+    "abort-keeps-generation",
+    area=AREA,
+    requirements=["EXT-HUBXFER-COMPONENT-GENERATION"],
+    description="the abort mimi_hub update carries the current generation instead of generation + 1",
+)
+ABORT_NAMES_PREVIOUS_HUB = define(
+    "abort-names-previous-hub",
+    area=AREA,
+    requirements=["EXT-HUBXFER-COMPONENT-TRANSITIONS"],
+    description="the abort mimi_hub update sets previous_hub to the target (an abort leaves it absent)",
+)
+MEMBER_MAY_CHANGE_HUB_COMPONENT = define(
+    "member-may-change-hub-component",
+    area=AREA,
+    requirements=["EXT-HUBXFER-COMPONENT-SENDER"],
+    description="the hub accepts a member's mimi_hub AppDataUpdate, as a proposal or by value in a commit",
+)
+TRANSFER_WITHOUT_CAPABILITY = define(
+    "transfer-without-capability",
+    area=AREA,
+    requirements=["EXT-HUBXFER-CAP-REQUIRED", "EXT-HUBXFER-REQUEST-REFUSED"],
+    description="the hub does not check canTransferHub: it prepares the transfer (and answers the target's "
+    "verdict) for a request whose initiator's role lacks the capability",
+)
+REFUSED_REQUEST_STILL_PREPARES = define(
+    "refused-request-still-prepares",
+    area=AREA,
+    requirements=["EXT-HUBXFER-REQUEST-REFUSED"],
+    description="the hub sends a prepare to the target for a request it then refuses (notAllowed)",
+)
+REQUEST_FROM_ANY_PROVIDER = define(
+    "request-from-any-provider",
+    area=AREA,
+    requirements=["EXT-HUBXFER-REQUEST-SOURCE"],
+    description="the hub processes a request message whose mTLS peer is not the initiator's provider",
+)
+BEGIN_DESPITE_DECLINE = define(
+    "begin-despite-decline",
+    area=AREA,
+    requirements=["EXT-HUBXFER-DECLINE-CHANGES-NOTHING", "EXT-HUBXFER-CONSENT-FIRST"],
+    description="when the target declines or cannot be reached, the hub proposes the begin anyway, with an "
+    "acceptance it made up itself",
+)
+SECOND_TRANSFER_WHILE_BUSY = define(
+    "second-transfer-while-busy",
+    area=AREA,
+    requirements=["EXT-HUBXFER-ONE-AT-A-TIME"],
+    description="while the begin proposals of a transfer are pending, the hub processes a second request",
+)
+BEGIN_PROPOSALS_OPTIONAL = define(
+    "begin-proposals-optional",
+    area=AREA,
+    requirements=["EXT-HUBXFER-PENDING-REQUIRED"],
+    description="the hub accepts a commit in the begin proposals' epoch that does not include them",
+)
+BEGIN_SENDERS_PREPENDED = define(
+    "begin-senders-prepended",
+    area=AREA,
+    requirements=["EXT-HUBXFER-BEGIN-PROPOSALS"],
+    description="the begin GroupContextExtensions proposal puts the target's new_hub_sender first in "
+    "external_senders instead of appending it",
+)
+TARGET_MISSES_BEGIN_BUNDLE = define(
+    "target-misses-begin-bundle",
+    area=AREA,
+    requirements=["EXT-HUBXFER-TARGET-FANOUT"],
+    description="the hub fans the begin proposals out to the followers but not to the target",
+)
+WINDOW_REFUSES_MESSAGES = define(
+    "window-refuses-messages",
+    area=AREA,
+    requirements=["EXT-HUBXFER-WINDOW-NORMAL"],
+    description="during the transfer window the hub answers every submitMessage notAllowed",
+)
+WINDOW_ADMITS_NEW_PROVIDER = define(
+    "window-admits-new-provider",
+    area=AREA,
+    requirements=["EXT-HUBXFER-WINDOW-NO-NEW-PROVIDERS"],
+    description="during the transfer window the hub accepts a commit giving a new provider its first participant",
+)
+ABORT_KEEPS_TARGET_SENDER = define(
+    "abort-keeps-target-sender",
+    area=AREA,
+    requirements=["EXT-HUBXFER-ABORT-ON-TIMEOUT"],
+    description="the abort at not_after proposes the mimi_hub abort without the GroupContextExtensions "
+    "proposal removing the target's external_senders entry",
+)
+ABORT_NOT_SENT_TO_TARGET = define(
+    "abort-not-sent-to-target",
+    area=AREA,
+    requirements=["EXT-HUBXFER-ABORT-NOTIFIES-TARGET"],
+    description="the hub aborts a transfer without sending the signed abort message to the target",
+)
+
+
+def made_up_acceptance(provider, room_id: str, room, request, transfer_id: bytes, target: str, not_after: int):
+    """For BEGIN_DESPITE_DECLINE: an acceptance the old hub signs itself, naming its own external sender."""
+    from ..mls.crypto import cipher_suite
+    from ..room.transfer import provider_uri
+    from ..wire.hub_transfer import HubTransferAcceptTBS, sign_hub_transfer_acceptance
+    from ..wire.identity import IdentifierUri
+
+    content = HubTransferAcceptTBS(
+        room_id=IdentifierUri(uri=room_id.encode()), group_id=room.group_id, transfer_id=transfer_id,
+        generation=request.content.generation + 1, old_hub=provider_uri(provider.domain),
+        new_hub=provider_uri(target), not_after=not_after, new_hub_sender=provider.identity.external_sender,
+    )
+    return sign_hub_transfer_acceptance(cipher_suite(room.view.suite.suite_id), provider.identity.signature_priv, content)

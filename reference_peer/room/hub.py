@@ -19,6 +19,9 @@ from collections.abc import Iterable
 from .. import faults as _faults
 from ..faults import active
 from ..faults import removal as removal_faults
+from ..faults import transfer_cutover as cutover_faults
+from ..faults import transfer_new_hub as newhub_faults
+from ..faults import transfer_old_hub as old_hub_faults
 from ..faults.fanout import (
     ACCEPT_FUTURE_MESSAGE,
     ACCEPT_STALE_MESSAGE,
@@ -597,7 +600,7 @@ class HubRoom:
                 entry.required, entry.why_required = True, "self-leave [PROTO-UPDATE-SELF-LEAVE-CACHED]"
             elif entry.proposal_type == ProposalType.self_remove:
                 entry.required, entry.why_required = True, "SelfRemove [POLICY-CAP-REMOVE-OWN-CLIENT]"
-        if self._cutover_pending():
+        if self._cutover_pending() and not active(cutover_faults.CUTOVER_OMITS_PENDING):
             for entry in entries:  # EXT-HUBXFER-CUTOVER-INCLUDES-PENDING
                 entry.required, entry.why_required = True, "pending with the cut-over [EXT-HUBXFER-CUTOVER-INCLUDES-PENDING]"
         self.view = work
@@ -1161,6 +1164,7 @@ class HubRoom:
             ptype == ProposalType.app_data_update
             and proposal.app_data_update.component_id == MIMI_HUB_COMPONENT_ID  # type: ignore[attr-defined]
             and kind != "hub"
+            and not active(old_hub_faults.MEMBER_MAY_CHANGE_HUB_COMPONENT)
         ):
             raise _not_allowed(Refusal("only the hub may change mimi_hub", "EXT-HUBXFER-COMPONENT-SENDER"))
 
@@ -1174,7 +1178,7 @@ class HubRoom:
         transfer = self.transfer
         if transfer is not None and transfer.in_window:
             newcomers = self.active_providers(new) - self.active_providers(old) - {transfer.target}
-            if newcomers:
+            if newcomers and not active(old_hub_faults.WINDOW_ADMITS_NEW_PROVIDER):
                 raise _not_allowed(
                     Refusal(
                         f"a first participant of {sorted(newcomers)} during the transfer window",
@@ -1188,7 +1192,8 @@ class HubRoom:
             if e.proposal.proposal_type == ProposalType.app_data_update
             and e.proposal.app_data_update.component_id == MIMI_HUB_COMPONENT_ID
         ]
-        if len(updates) != 1 or self._actor(old, updates[0].sender)[0] != "hub":
+        if (len(updates) != 1 or self._actor(old, updates[0].sender)[0] != "hub") \
+                and not active(old_hub_faults.MEMBER_MAY_CHANGE_HUB_COMPONENT):
             raise _not_allowed(Refusal("mimi_hub changed other than by the hub", "EXT-HUBXFER-COMPONENT-SENDER"))
         data = self.hub_data(new)
         if data is None:
@@ -1229,7 +1234,7 @@ class HubRoom:
         the next commit (EXT-HUBXFER-PENDING-REQUIRED), fanned out as one bundle to every provider with
         active participants and to the target."""
         entries = [self._issue(p, now, why) for p in proposals]
-        if self._cutover_pending():
+        if self._cutover_pending() and not active(cutover_faults.CUTOVER_OMITS_PENDING):
             for entry in self.pending:
                 entry.required = True
         head, *rest = [decode_message(e.message) for e in entries]
@@ -1244,6 +1249,8 @@ class HubRoom:
     def handle_submit(self, sender_domain: str, request: bytes, now: int) -> tuple[SubmitMessageResponse, FanoutPlan]:
         """POST /submitMessage: an application PrivateMessage of the current epoch from an active participant."""
         refused = submit_response(SubmitResponseCode.notAllowed), FanoutPlan()
+        if active(old_hub_faults.WINDOW_REFUSES_MESSAGES) and self.transfer is not None and self.transfer.in_window:
+            return refused
         try:
             req = SubmitMessageRequest.decode(request)
         except (DecodeError, EncodeError):
@@ -1264,7 +1271,8 @@ class HubRoom:
             sender not in self.active_users()
             or sender in self.departing_users()
             or self.policy.may_send(role) is not None
-        ) and not active(removal_faults.ACCEPT_REMOVED_MEMBER_MESSAGE):
+        ) and not active(removal_faults.ACCEPT_REMOVED_MEMBER_MESSAGE) \
+                and not (self.min_timestamp and active(newhub_faults.NEWHUB_FORGETS_REMOVALS)):
             return refused
         if pm.epoch < self.epoch and not active(ACCEPT_STALE_MESSAGE):  # PROTO-SUBMIT-EPOCH-TOO-OLD
             return submit_response(SubmitResponseCode.epochTooOld, epoch=self.epoch), FanoutPlan()

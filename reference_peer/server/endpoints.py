@@ -14,6 +14,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 from ..faults import active
 from ..faults import discovery as faults
+from ..faults import transfer_old_hub as old_hub_faults
 
 DIRECTORY_PATH = "/.well-known/mimi-protocol-directory"
 API_PREFIX = "/v1/"
@@ -56,6 +57,8 @@ def directory_document(authority: str, served: frozenset[str] | tuple[str, ...] 
         for e in ENDPOINTS.values()
         if e.name not in EXTENSION_ENDPOINTS or e.name in served
     }
+    if active(old_hub_faults.DIRECTORY_OMITS_HUB_TRANSFER):
+        document.pop("hubTransfer", None)
     if active(faults.DIRECTORY_OMITS_PROXY_DOWNLOAD):
         del document["proxyDownload"]
     if active(faults.DIRECTORY_OMITS_IDENTIFIER_QUERY):
