@@ -183,6 +183,8 @@ def inventory() -> list[CheckInfo]:
 
 
 def write_manifest(path: Path, faults: Sequence[str], *, poll: float) -> Path:
+    from .harness.manifest import REFERENCE_HUB_TRANSFER
+
     document = {
         "manifestVersion": 1,
         "name": "mimi-conformance reference peer" + (f" with fault {', '.join(faults)}" if faults else ""),
@@ -190,6 +192,8 @@ def write_manifest(path: Path, faults: Sequence[str], *, poll: float) -> Path:
         "domains": ["sut.mimi.test"],
         "roles": ["hub", "follower"],
         "consentMode": "immediate",
+        "features": ["hubTransfer"],  # as reference_manifest(): the reference SUT runs the hub-transfer extension
+        "hubTransfer": dict(REFERENCE_HUB_TRANSFER),
         "timeouts": {"poll": poll},
         "connector": {"type": "reference", "faults": list(faults)},
     }

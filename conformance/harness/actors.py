@@ -299,15 +299,23 @@ class Party:
         """A reference peer's transfers: outgoing (as old hub) and incoming (as target), handoff bytes."""
         return self._introspect("hub-transfer")
 
-    def hold_transfer(self, *, autocommit: list[str] | None = None, hold_handoff: bool | None = None) -> None:
+    def hold_transfer(self, *, autocommit: list[str] | None = None, hold_handoff: bool | None = None,
+                      withhold_notify_to: list[str] | None = None,
+                      refuse_handoffs: dict[str, int] | None = None) -> None:
         """Which transfer commits a reference peer's initiating client makes by itself (begin, cutover,
-        abort), and whether it holds its handoffs back: to hold a window open or watch a new hub before
-        the handoff."""
+        abort), whether it holds its handoffs back, and to which domains it withholds its /notify (kept
+        pending, in order, until released with ``[]``): to hold a window open, watch a new hub before
+        the handoff, or keep a follower from learning of a cut-over; ``refuse_handoffs`` (room -> N) makes it
+        answer the next N handoffs for a room 503, to see the old hub retry them."""
         body: dict[str, Any] = {}
         if autocommit is not None:
             body["autocommit"] = autocommit
         if hold_handoff is not None:
             body["holdHandoff"] = hold_handoff
+        if withhold_notify_to is not None:
+            body["withholdNotifyTo"] = withhold_notify_to
+        if refuse_handoffs is not None:
+            body["refuseHandoffs"] = refuse_handoffs
         self._introspect_post("hub-transfer", body)
 
     def member_state(self, room: str, client: str) -> Any:

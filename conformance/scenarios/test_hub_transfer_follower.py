@@ -1,0 +1,600 @@
+"""Hub transfer, the SUT as follower of a room whose hub moves (docs/extensions/hub-transfer.md §5.1,
+§7, §9, §10; test plan rows "followers switch", "in flight" and "follower-initiated").
+
+The room lives on the reference hub (hub.ref.test, old hub A); its creator, a reference-hub user, is an
+admin and starts the transfer to the reference follower (follower.ref.test, new hub B), which is only
+the target (it has no member in the room). The SUT has a member, Sam. What is judged is what the SUT
+sends the two reference hubs (their traffic logs), what it answers their /notify (and /notify the
+suite sends as A, B or a third provider with ``mimi_as``), and getRoom's hubDomain / hubGeneration /
+hubState, the contract's view of a follower's hub-of-record (§17).
+
+The suite's reference peers have knobs for this (``Party.hold_transfer``): the initiator's client can
+leave the cut-over proposal uncommitted (a window held open), the old hub can hold its handoff back
+(the new hub then answers 503), and a reference peer can withhold its /notify to the SUT (kept pending,
+in order), so that the SUT is still at the begin epoch, with A as hub-of-record, when A already
+redirects: the only way a conforming follower meets a HubRedirect (§7 "Redirects are hints").
+
+Every knob is process-wide: the ``transfer_knobs`` fixture restores them after each check.
+
+EXT-HUBXFER-NEWCOMER-DISCOVERY has no check here: it needs a control-API operation by which the SUT
+joins a room knowing only its ID (the contract has none; addClient's joinRooms re-joins rooms the user
+is in, whose hub-of-record the SUT already knows).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from conformance.harness.polling import PollTimeout
+from conformance.scenarios.hub_transfer_support import transfer_settings
+from conformance.verdicts import HarnessError, fail
+from reference_peer.mls import cipher_suite
+from reference_peer.mls.group import decode_message
+from reference_peer.room.transfer_settings import HubTransferSettings
+from reference_peer.wire.codec import DecodeError, EncodeError
+from reference_peer.wire.hub_transfer import (
+    HubTransferMessage,
+    HubTransferMessageType,
+    verify_hub_transfer_request,
+)
+from reference_peer.wire.mimi import FanoutMessage, Protocol, SubmitMessageRequest, UpdateRequest
+from reference_peer.wire.mls import ContentType, ProposalType
+
+MLS10 = {"protocol": Protocol.mls10}
+OLD_HUB = "hub.ref.test"
+NEW_HUB = "follower.ref.test"
+STRANGER = "stranger.ref.test"  # a provider that is neither hub nor target of the room
+ADMIN, MEMBER = 3, 2
+ALL_COMMITS = ["begin", "cutover", "abort"]
+ROOM_ENDPOINTS = ("update", "submitMessage", "groupInfo", "keyMaterial", "reportAbuse")
+
+SENDS_REQUEST = "EXT-HUBXFER-FOLLOWER-SENDS-REQUEST"
+HUB_FROM_COMPONENT = "EXT-HUBXFER-FOLLOWER-HUB-FROM-COMPONENT"
+RETARGET = "EXT-HUBXFER-FOLLOWER-RETARGET"
+ACCEPT_TARGET = "EXT-HUBXFER-FOLLOWER-ACCEPT-TARGET"
+STALE_NOTIFY = "EXT-HUBXFER-FOLLOWER-STALE-NOTIFY"
+REDIRECT_NOT_AUTHORITY = "EXT-HUBXFER-FOLLOWER-REDIRECT-NOT-AUTHORITY"
+REDIRECT_RESEND = "EXT-HUBXFER-FOLLOWER-REDIRECT-RESEND"
+RETRY_503 = "EXT-HUBXFER-FOLLOWER-503-RETRY"
+DEDUP = "EXT-HUBXFER-FOLLOWER-DEDUP"
+REFUSED_NOT_SENT = "EXT-HUBXFER-FOLLOWER-REFUSED-NOT-SENT"
+NO_REINIT = "EXT-HUBXFER-NO-REINIT"
+
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def transfer_knobs(ref_hub, ref_follower):
+    """The reference peers' transfer knobs, put back to their defaults after the check."""
+    try:
+        yield
+    finally:
+        for party in (ref_hub, ref_follower):
+            party.hold_transfer(autocommit=ALL_COMMITS, hold_handoff=False, withhold_notify_to=[])
+
+
+def _authority(sut) -> str:
+    return urlsplit(sut.base_urls[sut.primary_domain]).netloc
+
+
+def _room(ref_hub, sut_party, *, role: int = MEMBER):
+    """A room on the reference hub: its creator (admin, holds canTransferHub) and Sam, a SUT user."""
+    creator = ref_hub.create_user("creator")
+    room = ref_hub.create_room(creator)
+    sam = sut_party.create_user("sam")
+    ref_hub.add_ok(room, creator, sam, role=role)
+    sut_party.wait_epoch(room, ref_hub.room(room)["epoch"], what="the SUT's user to join the room (Welcome)")
+    return room, creator, sam
+
+
+def _outgoing(ref_hub, room: str) -> dict:
+    return ref_hub.hub_transfer_state()["outgoing"].get(room) or {}
+
+
+def _incoming(ref_follower, room: str) -> dict:
+    return ref_follower.hub_transfer_state()["incoming"].get(room) or {}
+
+
+def _start(ref_hub, room: str, creator) -> None:
+    result = ref_hub.start_hub_transfer(room, creator, NEW_HUB)
+    if result.get("outcome") != "started":
+        raise HarnessError(f"the reference hub did not start the transfer to {NEW_HUB}: {result}")
+
+
+def _move(ref_hub, ref_follower, room: str, creator, poll_until) -> int:
+    """The reference hub moves the room to the reference follower; returns the cut-over epoch once the
+    new hub has taken over."""
+    _start(ref_hub, room, creator)
+    poll_until(lambda: _incoming(ref_follower, room).get("state") == "handed-over", timeout=20,
+               what=f"{NEW_HUB} to take the room over (handoff accepted)")
+    return int(_outgoing(ref_hub, room)["cutoverEpoch"])
+
+
+def _sut_in(party, after: int, sut_party, room: str, endpoints=ROOM_ENDPOINTS):
+    """The room requests the SUT sent ``party`` (a reference peer) since ``after``."""
+    return [t for t in party.traffic(after, direction="in", peer=sut_party.domain)
+            if t.endpoint in endpoints and (t.value == room or t.endpoint == "keyMaterial")]
+
+
+def _submits(party, after: int, sut_party, room: str):
+    return [t for t in _sut_in(party, after, sut_party, room, ("submitMessage",))]
+
+
+def _application(member, text: bytes) -> bytes:
+    """A FanoutMessage of ``text`` sent by the reference ``member`` in its current epoch (its copy)."""
+    message = member.group.protect(text)
+    return FanoutMessage(timestamp=int(time.time() * 1000), protocol=Protocol.mls10,
+                         message=decode_message(message), frank=None).encode()
+
+
+def _notify_as(mimi_as, sut, domain: str, room: str, body: bytes) -> int:
+    session = mimi_as(domain)
+    return session.run(session.client.call(_authority(sut), "notify", room, body)).status
+
+
+def _synced(party, room: str, client: str, epoch: int, poll_until):
+    return poll_until(lambda: (m := party.member_state(room, client)).epoch >= epoch and m,
+                      what=f"{client} at {party.name} to reach epoch {epoch}")
+
+
+def _wait_or_fail(poll_until, predicate, *, what: str, message: str, requirement: str, timeout: float | None = None):
+    try:
+        return poll_until(predicate, timeout=timeout, what=what)
+    except PollTimeout:
+        fail(message, requirement=requirement)
+
+
+def _hub_view(sut_party, room: str) -> tuple[str, int, dict]:
+    info = sut_party.room(room) or {}
+    return info.get("hubDomain"), info.get("hubGeneration"), info.get("hubState") or {}
+
+
+class _Background:
+    """A control call made on a thread (it may block while the SUT waits on a redirect or a 503)."""
+
+    def __init__(self, function) -> None:
+        self.result = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(function,), daemon=True)
+        self._thread.start()
+
+    def _run(self, function) -> None:
+        try:
+            self.result = function()
+        except BaseException as exc:  # noqa: BLE001 - reported by join()
+            self.error = exc
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise HarnessError(f"a control call on the SUT did not return within {timeout:g} s")
+
+
+def _send_in_background(sut_party, room: str, client: str, text: bytes) -> _Background:
+    body = {"from": client, "content": {"base64": base64.b64encode(text).decode()}}
+    return _Background(lambda: sut_party.control.call("sendMessage", {"room": room}, body=body, timeout=45).body)
+
+
+def _reinit_proposals(body: bytes) -> int:
+    """How many ReInit proposals an UpdateRequest body carries (by value, in proposals or a commit)."""
+    try:
+        request = UpdateRequest.decode(body)
+    except (DecodeError, EncodeError):
+        return 0
+    bundle = request.bundle
+    count = 0
+    for message in [bundle.proposalOrCommit, *bundle.moreProposals]:
+        public = message.public_message
+        if public is None:
+            continue
+        content = public.content
+        if content.content_type == ContentType.proposal and content.proposal.proposal_type == ProposalType.reinit:
+            count += 1
+        elif content.content_type == ContentType.commit:
+            count += sum(1 for p in content.commit.proposals
+                         if p.proposal is not None and p.proposal.proposal_type == ProposalType.reinit)
+    return count
+
+
+# -- §5.1 the follower-initiated request -------------------------------------------------------------
+
+
+@pytest.mark.requirements(SENDS_REQUEST)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+def test_follower_sends_its_users_transfer_request_to_the_hub(sut, sut_party, ref_hub, poll_until, recorder):
+    """startHubTransfer for a SUT user holding canTransferHub in a room on the reference hub makes the
+    SUT send a HubTransferMessage.request, signed with that user's leaf key, to the hub's hubTransfer
+    endpoint."""
+    transfer_settings(sut, "follower")
+    room, _creator, sam = _room(ref_hub, sut_party, role=ADMIN)
+    tree = ref_hub.hub_state(room).view.tree
+    mark = ref_hub.traffic_mark()
+    result = sut_party.start_hub_transfer(room, sam, NEW_HUB)
+    recorder.note(f"startHubTransfer on the SUT: {result}")
+
+    def arrived():
+        return [t for t in ref_hub.traffic(mark, endpoint="hubTransfer", direction="in") if t.value == room]
+
+    requests = _wait_or_fail(
+        poll_until, arrived, what="the SUT's hubTransfer request at the room's hub (hub.ref.test)",
+        message=f"after startHubTransfer (answered {result}), no hubTransfer request for the room reached its "
+        f"hub-of-record {OLD_HUB}", requirement=SENDS_REQUEST)
+    item = requests[0]
+    if item.peer != sut_party.domain:
+        fail(f"the hubTransfer request came from {item.peer}, not the SUT's domain {sut_party.domain}",
+             requirement=SENDS_REQUEST)
+    try:
+        message = HubTransferMessage.decode(item.request)
+    except (DecodeError, EncodeError) as exc:
+        fail(f"the SUT's hubTransfer body does not decode as a HubTransferMessage: {exc}", requirement=SENDS_REQUEST)
+    if message.msg_type != HubTransferMessageType.request:
+        fail(f"the SUT sent a HubTransferMessage of type {message.msg_type.name}, not request",
+             requirement=SENDS_REQUEST)
+    content = message.request.content
+    problems = []
+    if bytes(content.room_id.uri) != room.encode():
+        problems.append(f"room_id {bytes(content.room_id.uri)!r}")
+    if bytes(content.initiator.uri) != sam.uri.encode():
+        problems.append(f"initiator {bytes(content.initiator.uri)!r}, not {sam.uri}")
+    if bytes(content.target.uri) != f"mimi://{NEW_HUB}".encode():
+        problems.append(f"target {bytes(content.target.uri)!r}, not mimi://{NEW_HUB}")
+    leaf = tree.leaf(content.initiator_leaf_index)
+    if leaf is None or bytes(leaf.credential.identity) not in {c.encode() for c in sam.clients}:
+        problems.append(f"initiator_leaf_index {content.initiator_leaf_index} is not a leaf of {sam.uri}'s client")
+    elif not verify_hub_transfer_request(cipher_suite(1), message.request, bytes(leaf.signature_key)):
+        problems.append("the signature does not verify with that leaf's signature key")
+    if problems:
+        fail("the SUT's HubTransferRequest is not the user's signed request for this transfer: "
+             + "; ".join(problems), requirement=SENDS_REQUEST)
+
+
+# -- §7 hub-of-record, re-targeting, accepting the target ----------------------------------------
+
+
+@pytest.mark.requirements(HUB_FROM_COMPONENT)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+def test_follower_takes_the_hub_from_the_committed_component(sut, sut_party, ref_hub, ref_follower, poll_until):
+    """After the room moves from hub.ref.test (its ID's authority) to follower.ref.test, the SUT's
+    hub-of-record is the hub of the committed component (getRoom hubDomain, hubGeneration 2, stable),
+    and a message it sends is accepted there."""
+    transfer_settings(sut, "follower")
+    room, creator, sam = _room(ref_hub, sut_party)
+    domain, generation, _ = _hub_view(sut_party, room)
+    if domain != OLD_HUB or generation != 0:
+        fail(f"before any transfer getRoom says hubDomain {domain!r}, hubGeneration {generation!r}; the room's "
+             f"component names {OLD_HUB} with generation 0", requirement=HUB_FROM_COMPONENT)
+    _move(ref_hub, ref_follower, room, creator, poll_until)
+    try:
+        poll_until(lambda: _hub_view(sut_party, room)[0] == NEW_HUB, what=f"the SUT's getRoom hubDomain to become {NEW_HUB}")
+    except PollTimeout:
+        fail(f"the room's committed component names {NEW_HUB} (the handoff is done) but the SUT's getRoom keeps "
+             f"hubDomain {_hub_view(sut_party, room)[0]!r} (the room ID's authority is {OLD_HUB})",
+             requirement=HUB_FROM_COMPONENT)
+    domain, generation, state = _hub_view(sut_party, room)
+    if generation != 2 or state.get("state") != "stable":
+        fail(f"after the cut-over getRoom says hubGeneration {generation!r}, hubState {state!r}; the committed "
+             "component has generation 2, state stable", requirement=HUB_FROM_COMPONENT)
+    mark = ref_follower.traffic_mark()
+    text = b"to the hub of the component " + room.encode()
+    sut_party.send(room, sam.client, text)
+    _wait_or_fail(poll_until, lambda: text in ref_hub.received(creator.client, room),
+                  what="the SUT's message at the creator (through the new hub)",
+                  message="a message the SUT sent after the cut-over never reached the room's members",
+                  requirement=HUB_FROM_COMPONENT)
+    if not _submits(ref_follower, mark, sut_party, room):
+        fail(f"the SUT's message was delivered, but not through a submitMessage to {NEW_HUB}",
+             requirement=HUB_FROM_COMPONENT)
+
+
+@pytest.mark.requirements(RETARGET)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+def test_follower_sends_room_requests_to_the_new_hub(sut, sut_party, ref_hub, ref_follower, poll_until, recorder):
+    """Once the SUT has the cut-over commit, its room requests (submitMessage, and keyMaterial and update to
+    add a participant) go to the new hub, none to the old hub."""
+    transfer_settings(sut, "follower")
+    room, creator, sam = _room(ref_hub, sut_party, role=ADMIN)
+    cutover = _move(ref_hub, ref_follower, room, creator, poll_until)
+    sut_party.wait_epoch(room, cutover, what="the SUT to process the cut-over commit")
+    mark_old, mark_new = ref_hub.traffic_mark(), ref_follower.traffic_mark()
+    text = b"after the cut-over " + room.encode()
+    sut_party.send(room, sam.client, text)
+    xavier = ref_follower.create_user("xavier")
+    added = sut_party.add(room, sam, xavier)
+    recorder.note(f"Sam adds xavier after the cut-over: {added}")
+    _wait_or_fail(poll_until, lambda: text in ref_hub.received(creator.client, room),
+                  what="the SUT's message at the creator", requirement=RETARGET,
+                  message="a message the SUT sent after processing the cut-over commit never reached the members")
+    to_old = _sut_in(ref_hub, mark_old, sut_party, room)
+    if to_old:
+        fail(f"after processing the cut-over commit the SUT still sent {[t.endpoint for t in to_old]} for the room "
+             f"to the old hub {OLD_HUB} (answered {[t.status for t in to_old]})", requirement=RETARGET)
+    to_new = {t.endpoint for t in _sut_in(ref_follower, mark_new, sut_party, room)}
+    expected = {"submitMessage"} | ({"update"} if added.get("outcome") == "accepted" else set())
+    if not expected <= to_new:
+        fail(f"the new hub {NEW_HUB} received {sorted(to_new)} from the SUT, not {sorted(expected)}",
+             requirement=RETARGET)
+
+
+@pytest.mark.requirements(ACCEPT_TARGET)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+def test_follower_accepts_notify_from_the_target_during_the_window(sut, sut_party, ref_hub, ref_follower, mimi_as,
+                                                                    transfer_knobs, poll_until):
+    """Once the begin commit names follower.ref.test as target, the SUT answers its /notify for the room 201
+    and delivers the message (the cut-over is held back: the window stays open)."""
+    transfer_settings(sut, "follower")
+    room, creator, sam = _room(ref_hub, sut_party)
+    ref_hub.hold_transfer(autocommit=["begin", "abort"])
+    _start(ref_hub, room, creator)
+    poll_until(lambda: _outgoing(ref_hub, room).get("phase") == "cutover-proposed",
+               what="the begin commit delivered everywhere and the cut-over proposed (not committed)")
+    epoch = ref_hub.room(room)["epoch"]
+    sut_party.wait_epoch(room, epoch, what="the SUT to process the begin commit")
+    member = _synced(ref_hub, room, creator.client, epoch, poll_until)
+    text = b"from the target " + room.encode()
+    status = _notify_as(mimi_as, sut, NEW_HUB, room, _application(member, text))
+    if status != 201:
+        fail(f"the SUT answered HTTP {status}, not 201, to /notify from {NEW_HUB}, the target its committed "
+             "mimi_hub component names", requirement=ACCEPT_TARGET)
+    _wait_or_fail(poll_until, lambda: text in sut_party.received(sam.client, room),
+                  what="the target's message at the SUT's client", requirement=ACCEPT_TARGET,
+                  message="the SUT answered the target's /notify 201 but its client never got the message")
+
+
+@pytest.mark.requirements(STALE_NOTIFY)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+def test_follower_refuses_notify_from_the_old_hub_after_the_cutover_epoch(sut, sut_party, ref_hub, ref_follower,
+                                                                           mimi_as, poll_until):
+    """After the transfer and one more commit, /notify for the room from the old hub with a message of the
+    new epoch, and from a provider that is neither hub nor target, is not answered 201."""
+    transfer_settings(sut, "follower")
+    room, creator, sam = _room(ref_hub, sut_party)
+    cutover = _move(ref_hub, ref_follower, room, creator, poll_until)
+    ref_hub.add_ok(room, creator, ref_follower.create_user("xavier"))  # a commit sequenced by the new hub
+    member = _synced(ref_hub, room, creator.client, cutover + 1, poll_until)
+    epoch = member.epoch
+    sut_party.wait_epoch(room, epoch, what="the SUT to process the first commit after the cut-over")
+    for domain, who in ((OLD_HUB, f"the old hub, with a message of epoch {epoch} (cut-over epoch {cutover})"),
+                        (STRANGER, "a provider that is neither the room's hub nor its target")):
+        text = f"stale from {domain} ".encode() + room.encode()
+        status = _notify_as(mimi_as, sut, domain, room, _application(member, text))
+        if status == 201:
+            fail(f"the SUT answered 201 to /notify for the room from {domain}, {who}", requirement=STALE_NOTIFY)
+
+
+# -- §7 redirects and 503 ------------------------------------------------------------------------
+
+
+def _redirect_window(sut_party, ref_hub, ref_follower, poll_until):
+    """A room moved to the new hub while both reference hubs withhold their /notify from the SUT: the SUT
+    is left at the begin epoch with the old hub as hub-of-record, which already redirects."""
+    room, creator, sam = _room(ref_hub, sut_party)
+    ref_hub.hold_transfer(autocommit=["begin", "abort"])
+    _start(ref_hub, room, creator)
+    poll_until(lambda: _outgoing(ref_hub, room).get("phase") == "cutover-proposed",
+               what="the begin commit delivered everywhere and the cut-over proposed (not committed)")
+    for party in (ref_hub, ref_follower):
+        party.hold_transfer(withhold_notify_to=[sut_party.domain])
+    ref_hub.hold_transfer(autocommit=ALL_COMMITS)
+    ref_hub.send_ok(room, creator.client, b"the creator's client now commits the cut-over")
+    poll_until(lambda: _incoming(ref_follower, room).get("state") == "handed-over", timeout=20,
+               what=f"the cut-over and {NEW_HUB} taking the room over")
+    return room, creator, sam
+
+
+def _release(ref_hub, ref_follower) -> None:
+    for party in (ref_hub, ref_follower):
+        party.hold_transfer(withhold_notify_to=[])
+
+
+def _redirected_submit(ref_hub, sut_party, room: str, mark: int, poll_until):
+    """The SUT's submitMessage the old hub answered 421 (a precondition of the redirect checks)."""
+    try:
+        return poll_until(lambda: [t for t in _submits(ref_hub, mark, sut_party, room) if t.status == 421],
+                          what="the SUT's submitMessage at the old hub, answered 421")[0]
+    except PollTimeout:
+        raise HarnessError("the SUT, still at the begin epoch with hub.ref.test as hub-of-record, sent no "
+                           "submitMessage there, so no redirect could be observed") from None
+
+
+@pytest.mark.requirements(REDIRECT_NOT_AUTHORITY)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+def test_redirect_does_not_change_the_hub_of_record(sut, sut_party, ref_hub, ref_follower, transfer_knobs,
+                                                    poll_until, recorder):
+    """A 421 HubRedirect naming the new hub, before the SUT has the cut-over commit, leaves its hub-of-record
+    (getRoom hubDomain, hubGeneration, hubState) as the committed component says."""
+    transfer_settings(sut, "follower")
+    room, _creator, sam = _redirect_window(sut_party, ref_hub, ref_follower, poll_until)
+    mark_old, mark_new = ref_hub.traffic_mark(), ref_follower.traffic_mark()
+    sending = _send_in_background(sut_party, room, sam.client, b"redirected " + room.encode())
+    try:
+        _redirected_submit(ref_hub, sut_party, room, mark_old, poll_until)
+        try:  # a resending SUT is done with the redirect once the resend reached the named hub
+            poll_until(lambda: _submits(ref_follower, mark_new, sut_party, room), timeout=5,
+                       what="the SUT's resend at the new hub (if it resends)")
+        except PollTimeout:
+            recorder.note("no resend at the new hub within 5 s")
+        domain, generation, state = _hub_view(sut_party, room)
+    finally:
+        _release(ref_hub, ref_follower)
+        sending.join(60)
+    if domain != OLD_HUB or generation != 1 or state.get("state") != "transferring":
+        fail(f"after a HubRedirect naming {NEW_HUB}, without the cut-over commit, getRoom says hubDomain "
+             f"{domain!r}, hubGeneration {generation!r}, hubState {state!r}; the committed component still "
+             f"names {OLD_HUB}, generation 1, transferring", requirement=REDIRECT_NOT_AUTHORITY)
+
+
+@pytest.mark.requirements(REDIRECT_RESEND)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+def test_redirected_request_is_resent_to_the_named_hub(sut, sut_party, ref_hub, ref_follower, transfer_knobs,
+                                                       poll_until):
+    """A submitMessage the old hub answers with a HubRedirect is resent to the hub the redirect names,
+    before the SUT has the cut-over commit."""
+    transfer_settings(sut, "follower")
+    room, _creator, sam = _redirect_window(sut_party, ref_hub, ref_follower, poll_until)
+    mark_old, mark_new = ref_hub.traffic_mark(), ref_follower.traffic_mark()
+    sending = _send_in_background(sut_party, room, sam.client, b"resent " + room.encode())
+    try:
+        refused = _redirected_submit(ref_hub, sut_party, room, mark_old, poll_until)
+        _wait_or_fail(poll_until, lambda: [t for t in _submits(ref_follower, mark_new, sut_party, room)
+                                           if t.time >= refused.time - 0.5],
+                      what=f"the SUT's submitMessage resent to {NEW_HUB}", requirement=REDIRECT_RESEND,
+                      message=f"the old hub answered the SUT's submitMessage 421 with a HubRedirect naming {NEW_HUB}; "
+                      "the SUT did not resend it there")
+    finally:
+        _release(ref_hub, ref_follower)
+        sending.join(60)
+
+
+@pytest.mark.requirements(REFUSED_NOT_SENT)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+def test_redirected_message_is_not_taken_as_sent(sut, sut_party, ref_hub, ref_follower, transfer_knobs,
+                                                 poll_until, recorder):
+    """A message the old hub refused with a HubRedirect is submitted again (to the new hub, at once or after
+    catching up) and reaches the room's members exactly once."""
+    transfer_settings(sut, "follower")
+    room, creator, sam = _redirect_window(sut_party, ref_hub, ref_follower, poll_until)
+    mark_old = ref_hub.traffic_mark()
+    text = b"refused once " + room.encode()
+    sending = _send_in_background(sut_party, room, sam.client, text)
+    try:
+        _redirected_submit(ref_hub, sut_party, room, mark_old, poll_until)
+    finally:
+        _release(ref_hub, ref_follower)
+        sending.join(60)
+    recorder.note(f"sendMessage answered {sending.result if sending.error is None else sending.error}")
+    _wait_or_fail(poll_until, lambda: text in ref_hub.received(creator.client, room), timeout=20,
+                  what="the redirected message at the creator", requirement=REFUSED_NOT_SENT,
+                  message="a message the old hub refused with a HubRedirect never reached the room's members: "
+                  "the SUT did not submit it again")
+    sentinel = b"sentinel " + room.encode()
+    sut_party.send_ok(room, sam.client, sentinel)
+    ref_hub.wait_received(creator.client, sentinel, room=room, what="a later message (sentinel) at the creator")
+    count = ref_hub.received(creator.client, room).count(text)
+    if count != 1:
+        fail(f"the redirected message reached the creator {count} times, not once", requirement=REFUSED_NOT_SENT)
+
+
+@pytest.mark.requirements(RETRY_503)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+def test_follower_retries_after_the_new_hubs_503(sut, sut_party, ref_hub, ref_follower, transfer_knobs, poll_until):
+    """Before the handoff the new hub answers the SUT's submitMessage 503 with Retry-After; the SUT sends it
+    again no sooner than that and it is accepted once the new hub serves."""
+    transfer_settings(sut, "follower")
+    retry_after = HubTransferSettings().retry_503_seconds  # the suite's reference new hub's Retry-After
+    room, creator, sam = _room(ref_hub, sut_party)
+    ref_hub.hold_transfer(hold_handoff=True)
+    _start(ref_hub, room, creator)
+    poll_until(lambda: _incoming(ref_follower, room).get("cutoverSeen"), timeout=20,
+               what=f"{NEW_HUB} to observe the cut-over (it answers 503 until the handoff)")
+    sut_party.wait_epoch(room, int(_outgoing(ref_hub, room)["cutoverEpoch"]),
+                         what="the SUT to process the cut-over commit")
+    mark = ref_follower.traffic_mark()
+    text = b"after a 503 " + room.encode()
+    sending = _send_in_background(sut_party, room, sam.client, text)
+    try:
+        first = poll_until(lambda: [t for t in _submits(ref_follower, mark, sut_party, room) if t.status == 503],
+                           what="the SUT's submitMessage at the new hub, answered 503")[0]
+    except PollTimeout:
+        raise HarnessError("the SUT sent no submitMessage to the new hub while it answered 503") from None
+    finally:
+        ref_hub.hold_transfer(hold_handoff=False)
+        sending.join(60)
+    _wait_or_fail(poll_until, lambda: text in ref_hub.received(creator.client, room), timeout=20,
+                  what="the message at the creator after the handoff", requirement=RETRY_503,
+                  message=f"the new hub answered the SUT's submitMessage 503 (Retry-After: {retry_after}); the message "
+                  "never reached the room's members")
+    later = [t for t in _submits(ref_follower, mark, sut_party, room) if t.seq > first.seq]
+    if not later:
+        fail("the message arrived, but not through a submitMessage to the new hub after its 503",
+             requirement=RETRY_503)
+    waited = later[0].time - first.time
+    if waited < retry_after - 0.05:
+        fail(f"the SUT retried {waited:.2f} s after a 503 with Retry-After: {retry_after}", requirement=RETRY_503)
+
+
+# -- §9 dedup across hubs ------------------------------------------------------------------------
+
+
+@pytest.mark.requirements(DEDUP)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+def test_fanout_message_from_both_hubs_is_delivered_once(sut, sut_party, ref_hub, ref_follower, mimi_as, poll_until):
+    """The new hub sends again, in its own /notify, a FanoutMessage the old hub delivered before the transfer:
+    the SUT answers 201 and its client has the message once."""
+    transfer_settings(sut, "follower")
+    room, creator, sam = _room(ref_hub, sut_party)
+    mark = ref_hub.traffic_mark()
+    text = b"delivered by the old hub " + room.encode()
+    ref_hub.send_ok(room, creator.client, text)
+    sut_party.wait_received(sam.client, text, room=room)
+    delivered = [t for t in ref_hub.traffic(mark, endpoint="notify", direction="out")
+                 if t.value == room and t.status == 201]
+    if not delivered:
+        raise HarnessError("the reference hub logged no delivered /notify to the SUT")
+    messages = FanoutMessage.decode_sequence(delivered[-1].request, scope=MLS10)
+    _move(ref_hub, ref_follower, room, creator, poll_until)
+    body = b"".join(m.encode() for m in messages)
+    status = _notify_as(mimi_as, sut, NEW_HUB, room, body)
+    if status != 201:
+        fail(f"the SUT answered HTTP {status}, not 201, to the new hub's /notify repeating a FanoutMessage the old "
+             "hub had delivered", requirement=DEDUP)
+    sentinel = b"sentinel " + room.encode()
+    ref_hub.send_ok(room, creator.client, sentinel)
+    sut_party.wait_received(sam.client, sentinel, room=room, what="a later message (sentinel) at the SUT")
+    count = sut_party.received(sam.client, room).count(text)
+    if count != 1:
+        fail(f"after both hubs delivered the same FanoutMessage the SUT's client lists it {count} times",
+             requirement=DEDUP)
+
+
+# -- §10 no ReInit (the follower's view) ----------------------------------------------------------
+
+
+@pytest.mark.requirements(NO_REINIT)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+def test_follower_keeps_the_group_across_the_transfer(sut, sut_party, ref_hub, ref_follower, poll_until):
+    """Across the transfer the SUT proposes no ReInit, and its first message to the new hub is in the same
+    MLS group at an epoch continuing from the cut-over epoch."""
+    transfer_settings(sut, "follower")
+    room, creator, sam = _room(ref_hub, sut_party)
+    group_id = sut_party.room(room).get("groupId")
+    mark_old, mark_new = ref_hub.traffic_mark(), ref_follower.traffic_mark()
+    cutover = _move(ref_hub, ref_follower, room, creator, poll_until)
+    sut_party.wait_epoch(room, cutover, what="the SUT to process the cut-over commit")
+    text = b"same group " + room.encode()
+    sut_party.send(room, sam.client, text)
+    ref_hub.wait_received(creator.client, text, room=room, what="the SUT's message at the creator (sentinel)")
+    updates = [*_sut_in(ref_hub, mark_old, sut_party, room, ("update",)),
+               *_sut_in(ref_follower, mark_new, sut_party, room, ("update",))]
+    reinits = [t.seq for t in updates if _reinit_proposals(t.request)]
+    if reinits:
+        fail(f"the SUT proposed a ReInit of the group around the transfer (update #{reinits})", requirement=NO_REINIT)
+    submits = _submits(ref_follower, mark_new, sut_party, room)
+    if not submits:
+        raise HarnessError("the SUT's message reached the creator without a submitMessage to the new hub")
+    private = SubmitMessageRequest.decode(submits[-1].request).appMessage.private_message
+    original = ref_hub.hub_state(room).group_id
+    if private is None or bytes(private.group_id) != bytes(original) or private.epoch < cutover:
+        fail(f"the SUT's first message to the new hub is in group {bytes(private.group_id).hex() if private else None}"
+             f", epoch {private.epoch if private else None}; the room's group is {bytes(original).hex()} at epoch "
+             f">= {cutover} (the cut-over epoch)", requirement=NO_REINIT)
+    after = sut_party.room(room).get("groupId")
+    if group_id is not None and after != group_id:
+        fail(f"getRoom's groupId changed across the transfer ({group_id} -> {after})", requirement=NO_REINIT)

@@ -1,0 +1,719 @@
+"""Hub transfer, the SUT as old hub up to the cut-over: the request, its policy, the target's consent,
+the begin proposals, the transfer window and the abort (docs/extensions/hub-transfer.md sections 3-6.3,
+11; project extension, scored only in the hub-transfer profiles).
+
+The room lives on the SUT, created by a SUT admin (who holds canTransferHub); its other members are
+clients of the reference follower. The target is the reference hub (or the reference follower). Every
+judgment is on MIMI bytes: the SUT's answers to the hubTransfer requests the suite sends (as
+follower.ref.test, from a copy of a reference client's MLS state) and what the SUT sent to the
+reference peers (their traffic logs: /notify, prepare, abort). To hold a window open, the transfer is
+started by a reference-follower admin whose client is told not to commit (``hold_transfer``): the
+reference peer's initiating client is the one that commits the transfer proposals.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from conformance.harness.polling import PollTimeout
+from conformance.scenarios.hub_transfer_support import transfer_settings
+from conformance.verdicts import HarnessError, fail
+from reference_peer.mls import app_data_update_proposal, cipher_suite
+from reference_peer.mls.group import _decode_ext, _external_senders_codec, get_extension
+from reference_peer.room.transfer import provider_uri, sender_domain
+from reference_peer.wire.codec import DecodeError, EncodeError
+from reference_peer.wire.hub_transfer import (
+    MIMI_HUB_COMPONENT_ID,
+    HubData,
+    HubState,
+    HubTransferCode,
+    HubTransferMessage,
+    HubTransferMessageType,
+    HubTransferRequestTBS,
+    HubTransferResponse,
+    read_hub_data,
+    sign_hub_transfer_request,
+    verify_hub_transfer_abort,
+)
+from reference_peer.wire.identity import IdentifierUri
+from reference_peer.wire.mimi import (
+    FanoutMessage,
+    Protocol,
+    SubmitMessageResponse,
+    SubmitResponseCode,
+    UpdateResponseCode,
+    UpdateRoomResponse,
+)
+from reference_peer.wire.mls import (
+    AppDataUpdateOperation,
+    ContentType,
+    ExtensionType,
+    ProposalType,
+    SenderType,
+    WireFormat,
+)
+
+MLS10 = {"protocol": Protocol.mls10}
+FOLLOWER_DOMAIN = "follower.ref.test"
+HUB_DOMAIN = "hub.ref.test"
+UNREACHABLE = "unreachable-target.invalid"  # RFC 6761: never resolves
+ADMIN = 3
+AUTOCOMMIT_ALL = ["begin", "cutover", "abort"]
+
+DECLARED = "EXT-HUBXFER-DECLARED"
+DIRECTORY = "EXT-HUBXFER-DIRECTORY"
+AT_CREATION = "EXT-HUBXFER-COMPONENT-AT-CREATION"
+SENDER = "EXT-HUBXFER-COMPONENT-SENDER"
+GENERATION = "EXT-HUBXFER-COMPONENT-GENERATION"
+TRANSITIONS = "EXT-HUBXFER-COMPONENT-TRANSITIONS"
+CAP_REQUIRED = "EXT-HUBXFER-CAP-REQUIRED"
+REFUSED = "EXT-HUBXFER-REQUEST-REFUSED"
+SOURCE = "EXT-HUBXFER-REQUEST-SOURCE"
+ONE_AT_A_TIME = "EXT-HUBXFER-ONE-AT-A-TIME"
+CONSENT_FIRST = "EXT-HUBXFER-CONSENT-FIRST"
+DECLINE = "EXT-HUBXFER-DECLINE-CHANGES-NOTHING"
+BEGIN = "EXT-HUBXFER-BEGIN-PROPOSALS"
+PENDING = "EXT-HUBXFER-PENDING-REQUIRED"
+TARGET_FANOUT = "EXT-HUBXFER-TARGET-FANOUT"
+WINDOW_NORMAL = "EXT-HUBXFER-WINDOW-NORMAL"
+NO_NEW_PROVIDERS = "EXT-HUBXFER-WINDOW-NO-NEW-PROVIDERS"
+ABORT_TIMEOUT = "EXT-HUBXFER-ABORT-ON-TIMEOUT"
+ABORT_NOTIFIES = "EXT-HUBXFER-ABORT-NOTIFIES-TARGET"
+
+OLD_HUB = "old-hub"
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _authority(sut) -> str:
+    return urlsplit(sut.base_urls[sut.primary_domain]).netloc
+
+
+def _room(sut_party, ref_follower, *, admins=("dave",), members=("bob",)):
+    """A room on the SUT created by a SUT admin, with reference-follower admins and members; returns
+    (room, SUT admin, {name: user})."""
+    admin = sut_party.create_user("admin")
+    room = sut_party.create_room(admin)
+    users = {}
+    for name in admins:
+        users[name] = ref_follower.create_user(name)
+        sut_party.add_ok(room, admin, users[name], role=ADMIN)
+    for name in members:
+        users[name] = ref_follower.create_user(name)
+        sut_party.add_ok(room, admin, users[name])
+    ref_follower.wait_epoch(room, sut_party.room(room)["epoch"], what="the reference follower's clients to join")
+    return room, admin, users
+
+
+def _synced(ref_follower, sut_party, room, client, poll_until):
+    """A copy of a reference follower client's state once it is at the SUT hub's epoch."""
+    epoch = sut_party.room(room)["epoch"]
+    return poll_until(lambda: (m := ref_follower.member_state(room, client)).epoch >= epoch and m,
+                      what=f"{client} to reach epoch {epoch}")
+
+
+def _fanouts_from(party, room: str, after: int, sender: str) -> list[tuple[object, FanoutMessage]]:
+    """(traffic item, FanoutMessage) of every /notify ``party`` received for ``room`` from ``sender``."""
+    out = []
+    for item in party.traffic(after, endpoint="notify", direction="in"):
+        if item.value != room or item.peer != sender:
+            continue
+        try:
+            out += [(item, m) for m in FanoutMessage.decode_sequence(item.request, scope=MLS10)]
+        except (DecodeError, EncodeError) as exc:
+            fail(f"a /notify body the SUT sent does not decode as FanoutMessages: {exc}")
+    return out
+
+
+def _is_handshake(message: FanoutMessage) -> bool:
+    msg = message.message
+    return msg.wire_format == WireFormat.mls_public_message
+
+
+def _proposals(message: FanoutMessage) -> list:
+    """The PublicMessage proposals of a proposal FanoutMessage (message and moreProposals), else []."""
+    msg = message.message
+    if msg.wire_format != WireFormat.mls_public_message or msg.public_message.content.content_type != ContentType.proposal:
+        return []
+    return [msg, *message.moreProposals]
+
+
+def _is_commit(message: FanoutMessage) -> bool:
+    msg = message.message
+    return msg.wire_format == WireFormat.mls_public_message and msg.public_message.content.content_type == ContentType.commit
+
+
+def _hub_update(proposal_msg, requirement: str) -> HubData | None:
+    """The HubData of a mimi_hub AppDataUpdate proposal (strictly decoded), or None for another proposal."""
+    proposal = proposal_msg.public_message.content.proposal
+    if proposal.proposal_type != ProposalType.app_data_update or proposal.app_data_update.component_id != MIMI_HUB_COMPONENT_ID:
+        return None
+    if proposal.app_data_update.op != AppDataUpdateOperation.update:
+        fail(f"the SUT proposed a {proposal.app_data_update.op.name} operation on mimi_hub (never valid)",
+             requirement=TRANSITIONS)
+    try:
+        return HubData.decode(bytes(proposal.app_data_update.update))
+    except (DecodeError, EncodeError) as exc:
+        fail(f"a mimi_hub update the SUT proposed does not decode strictly as HubData: {exc}", requirement=requirement)
+
+
+def _hub_bundles(fanouts) -> list[tuple[object, FanoutMessage, HubData, list]]:
+    """(traffic item, FanoutMessage, HubData, proposals) of every proposal bundle carrying a mimi_hub update."""
+    out = []
+    for item, message in fanouts:
+        proposals = _proposals(message)
+        updates = [d for p in proposals if (d := _hub_update(p, GENERATION)) is not None]
+        if updates:
+            out.append((item, message, updates[0], proposals))
+    return out
+
+
+def _senders_of_gce(proposal_msg) -> list | None:
+    proposal = proposal_msg.public_message.content.proposal
+    if proposal.proposal_type != ProposalType.group_context_extensions:
+        return None
+    data = get_extension(list(proposal.group_context_extensions.extensions), ExtensionType.external_senders)
+    return [] if data is None else list(_decode_ext(_external_senders_codec(), data, "external_senders"))
+
+
+def _sut_sender_index(senders, sut) -> int:
+    for i, s in enumerate(senders):
+        if sender_domain(s) in sut.manifest.domains:
+            return i
+    raise HarnessError("the room's external_senders has no entry naming the SUT")
+
+
+def _by_hub_sender(proposal_msg, index: int) -> bool:
+    sender = proposal_msg.public_message.content.sender
+    return sender.sender_type == SenderType.external and sender.sender_index == index
+
+
+def _signed_request(member, room: str, target: str) -> bytes:
+    """A HubTransferMessage.request signed by a copy of a reference client (section 5.1)."""
+    group = member.group
+    data = read_hub_data(group.app_data(), room)
+    content = HubTransferRequestTBS(
+        room_id=IdentifierUri(uri=room.encode()), group_id=bytes(group.group_id), target=provider_uri(target),
+        generation=data.generation, not_after=int(time.time() * 1000) + 60_000,
+        initiator=IdentifierUri(uri=member.user_uri.encode()), initiator_leaf_index=group.own_leaf,
+    )
+    signed = sign_hub_transfer_request(cipher_suite(member.suite_id), member.signature_priv, content)
+    return HubTransferMessage(msg_type=HubTransferMessageType.request, request=signed).encode()
+
+
+def _post_request(mimi_as, sut, room: str, body: bytes, *, as_domain: str, requirement: str) -> HubTransferResponse:
+    session = mimi_as(as_domain)
+    reply = session.run(session.client.call(_authority(sut), "hubTransfer", room, body))
+    if reply.status != 200:
+        fail(f"hubTransfer answered a decodable request with HTTP {reply.status}, not 200 with a "
+             "HubTransferResponse", requirement=requirement)
+    try:
+        answer = HubTransferResponse.decode(reply.body)
+    except (DecodeError, EncodeError) as exc:
+        fail(f"the hubTransfer answer does not decode as a HubTransferResponse: {exc}", requirement=requirement)
+    if answer.msg_type != HubTransferMessageType.request:
+        fail(f"the HubTransferResponse to a request echoes msg_type {answer.msg_type.name}", requirement=requirement)
+    return answer
+
+
+def _post_update(mimi_as, sut, room: str, body: bytes, requirement: str) -> UpdateRoomResponse:
+    session = mimi_as(FOLLOWER_DOMAIN)
+    reply = session.run(session.client.call(_authority(sut), "update", room, body))
+    if reply.status != 200:
+        fail(f"/update answered HTTP {reply.status}, not 200 with an UpdateRoomResponse", requirement=requirement)
+    return UpdateRoomResponse.decode(reply.body)
+
+
+def _prepares_at(ref_hub, room: str, after: int, sut) -> list:
+    """(traffic item, HubTransferMessage) of every hubTransfer message the SUT sent the reference hub."""
+    out = []
+    for item in ref_hub.traffic(after, endpoint="hubTransfer", direction="in"):
+        if item.value == room and item.peer in sut.manifest.domains:
+            out.append((item, HubTransferMessage.decode(item.request)))
+    return out
+
+
+def _sentinel(sut_party, ref_follower, room, admin, witness, poll_until) -> None:
+    """A message from the SUT admin, awaited at a reference follower client: what the SUT fanned out
+    before it has arrived."""
+    text = f"sentinel {secrets.token_hex(4)}".encode()
+    sut_party.send_ok(room, admin.client, text)
+    ref_follower.wait_received(witness.client, text, room=room, what="the sentinel message at the reference follower")
+
+
+def _no_transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, requirement: str, what: str) -> None:
+    prepares = _prepares_at(ref_hub, room, hub_mark, sut)
+    if prepares:
+        fail(f"{what}, yet the SUT sent the target {[m.msg_type.name for _, m in prepares]} "
+             f"(hubTransfer #{[i.seq for i, _ in prepares]})", requirement=requirement)
+    proposals = [i.seq for i, m in _fanouts_from(ref_follower, room, follower_mark, sut.primary_domain) if _proposals(m)]
+    if proposals:
+        fail(f"{what}, yet the SUT fanned out proposals to the reference follower (/notify #{proposals})",
+             requirement=requirement)
+
+
+# -- directory and creation ------------------------------------------------------------------------
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.requirements(DIRECTORY)
+def test_directory_lists_the_hub_transfer_endpoint(sut, mimi, recorder):
+    """The SUT's directory has a hubTransfer key whose template ends in /hubTransfer/{roomId}."""
+    roles = list((sut.manifest.hub_transfer or {}).get("roles") or [OLD_HUB])
+    transfer_settings(sut, roles[0])
+    directory = mimi.run(mimi.client.fetch_directory(_authority(sut), refresh=True))
+    recorder.note(f"directory keys: {sorted(directory)}")
+    template = directory.get("hubTransfer")
+    if not isinstance(template, str):
+        fail(f"the SUT's directory has no hubTransfer entry (keys {sorted(directory)})", requirement=DIRECTORY)
+    if not template.endswith("/hubTransfer/{roomId}"):
+        fail(f"the directory's hubTransfer template {template!r} does not end in /hubTransfer/{{roomId}}",
+             requirement=DIRECTORY)
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
+@pytest.mark.requirements(AT_CREATION)
+def test_new_room_carries_the_hub_component(sut, sut_party, ref_follower, poll_until):
+    """A room the SUT creates has mimi_hub {room_id, hub = the SUT, generation 0, stable} in its GroupContext."""
+    transfer_settings(sut, OLD_HUB)
+    room, _, users = _room(sut_party, ref_follower, admins=(), members=("bob",))
+    member = _synced(ref_follower, sut_party, room, users["bob"].client, poll_until)
+    raw = member.group.app_data().get(MIMI_HUB_COMPONENT_ID)
+    if raw is None:
+        fail("the GroupContext of a room created on the SUT has no mimi_hub component (0xF0A9)", requirement=AT_CREATION)
+    try:
+        data = HubData.decode(raw)
+    except (DecodeError, EncodeError) as exc:
+        fail(f"the new room's mimi_hub does not decode strictly as HubData: {exc}", requirement=AT_CREATION)
+    seen = (bytes(data.room_id.uri).decode(errors="replace"), bytes(data.hub.uri).decode(errors="replace"),
+            data.generation, data.state.name)
+    expected = (room, f"mimi://{sut.primary_domain}", 0, "stable")
+    if seen != expected or data.previous_hub is not None or bytes(data.last_transfer_id):
+        fail(f"the new room's mimi_hub is (room_id, hub, generation, state) = {seen}, previous_hub "
+             f"{data.previous_hub}, last_transfer_id {bytes(data.last_transfer_id).hex()!r}; expected {expected} "
+             "with no previous hub or transfer", requirement=AT_CREATION)
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
+@pytest.mark.requirements(SENDER)
+def test_member_cannot_change_the_hub_component(sut, sut_party, ref_follower, mimi_as, poll_until, recorder):
+    """The hub refuses a member's mimi_hub AppDataUpdate, as a proposal and by value in a commit."""
+    transfer_settings(sut, OLD_HUB)
+    room, _, users = _room(sut_party, ref_follower, admins=("dave",), members=())
+    forged = HubData(
+        room_id=IdentifierUri(uri=room.encode()), hub=provider_uri(FOLLOWER_DOMAIN), generation=1,
+        state=HubState.stable, previous_hub=provider_uri(sut.primary_domain), last_transfer_id=secrets.token_bytes(16),
+    )
+    update = app_data_update_proposal(MIMI_HUB_COMPONENT_ID, forged.encode())
+    member = _synced(ref_follower, sut_party, room, users["dave"].client, poll_until)
+    out = member.commit([update], include_cached=False, validate=False)
+    answer = _post_update(mimi_as, sut, room, out.request, SENDER)
+    recorder.note(f"member commit with a mimi_hub AppDataUpdate by value: {answer.responseCode.name}")
+    if answer.responseCode == UpdateResponseCode.success:
+        fail("the hub accepted a member's commit carrying a mimi_hub AppDataUpdate by value (only the hub's "
+             "external sender may change mimi_hub)", requirement=SENDER)
+    member = _synced(ref_follower, sut_party, room, users["dave"].client, poll_until)
+    answer = _post_update(mimi_as, sut, room, member.proposals_request([update]), SENDER)
+    recorder.note(f"member proposal of a mimi_hub AppDataUpdate: {answer.responseCode.name}")
+    if answer.responseCode == UpdateResponseCode.success:
+        fail("the hub accepted a member's mimi_hub AppDataUpdate proposal (only the hub's external sender may "
+             "change mimi_hub)", requirement=SENDER)
+
+
+# -- refused requests ------------------------------------------------------------------------------
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
+@pytest.mark.requirements(CAP_REQUIRED, REFUSED)
+def test_request_without_the_capability_is_refused(sut, sut_party, ref_follower, ref_hub, mimi_as, poll_until,
+                                                   recorder):
+    """A request by a member whose role lacks canTransferHub, sent by its provider and started through the
+    SUT for a SUT user, is refused notAllowed; no prepare reaches the target and no proposal the followers."""
+    transfer_settings(sut, OLD_HUB)
+    room, admin, users = _room(sut_party, ref_follower, admins=(), members=("bob", "witness"))
+    carl = sut_party.create_user("carl")
+    sut_party.add_ok(room, admin, carl)
+    member = _synced(ref_follower, sut_party, room, users["bob"].client, poll_until)
+    hub_mark, follower_mark = ref_hub.traffic_mark(), ref_follower.traffic_mark()
+    answer = _post_request(mimi_as, sut, room, _signed_request(member, room, HUB_DOMAIN), as_domain=FOLLOWER_DOMAIN,
+                           requirement=REFUSED)
+    recorder.note(f"request by a member without canTransferHub: {answer.code.name}")
+    if answer.code == HubTransferCode.accepted:
+        fail("the hub accepted a transfer request from a member whose role lacks canTransferHub",
+             requirement=CAP_REQUIRED)
+    if answer.code != HubTransferCode.notAllowed:
+        fail(f"a request from a member without canTransferHub was answered {answer.code.name}, not notAllowed",
+             requirement=REFUSED)
+    started = sut_party.start_hub_transfer(room, carl, HUB_DOMAIN)
+    recorder.note(f"startHubTransfer for a SUT member without canTransferHub: {started}")
+    _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
+    _no_transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, CAP_REQUIRED,
+                         "transfer requests by members without canTransferHub were refused")
+    if started.get("outcome") == "started":
+        fail(f"the SUT started a transfer for a member without canTransferHub: {started}", requirement=CAP_REQUIRED)
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
+@pytest.mark.requirements(SOURCE, REFUSED)
+def test_request_from_another_provider_is_refused(sut, sut_party, ref_follower, ref_hub, mimi_as, poll_until, recorder):
+    """A valid request of a follower.ref.test admin sent over mTLS as hub.ref.test is refused (notHub or
+    notAllowed) and nothing follows."""
+    transfer_settings(sut, OLD_HUB)
+    room, admin, users = _room(sut_party, ref_follower, admins=("dave",), members=("witness",))
+    member = _synced(ref_follower, sut_party, room, users["dave"].client, poll_until)
+    hub_mark, follower_mark = ref_hub.traffic_mark(), ref_follower.traffic_mark()
+    answer = _post_request(mimi_as, sut, room, _signed_request(member, room, HUB_DOMAIN), as_domain=HUB_DOMAIN,
+                           requirement=REFUSED)
+    recorder.note(f"request of a follower.ref.test admin sent by hub.ref.test: {answer.code.name}")
+    if answer.code not in (HubTransferCode.notHub, HubTransferCode.notAllowed):
+        fail(f"a request whose mTLS peer (hub.ref.test) is not the initiator's provider was answered "
+             f"{answer.code.name}, not notHub or notAllowed", requirement=SOURCE)
+    _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
+    _no_transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, SOURCE,
+                         "a request from a provider that is not the initiator's was refused")
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
+@pytest.mark.requirements(DECLINE, CONSENT_FIRST)
+def test_unreachable_target_changes_nothing(sut, sut_party, ref_follower, ref_hub, mimi_as, poll_until, recorder):
+    """A valid request naming a target that cannot be reached is answered declined; the SUT proposes
+    nothing and the room's external_senders and mimi_hub stay as they were."""
+    transfer_settings(sut, OLD_HUB)
+    room, admin, users = _room(sut_party, ref_follower, admins=("dave",), members=("witness",))
+    member = _synced(ref_follower, sut_party, room, users["dave"].client, poll_until)
+    before = sut_party.room(room)
+    follower_mark = ref_follower.traffic_mark()
+    answer = _post_request(mimi_as, sut, room, _signed_request(member, room, UNREACHABLE), as_domain=FOLLOWER_DOMAIN,
+                           requirement=DECLINE)
+    recorder.note(f"request naming the unreachable target {UNREACHABLE}: {answer.code.name}")
+    _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
+    proposals = [i.seq for i, m in _fanouts_from(ref_follower, room, follower_mark, sut.primary_domain) if _proposals(m)]
+    if proposals:
+        fail(f"the target {UNREACHABLE} could not be reached (no acceptance), yet the SUT fanned out proposals "
+             f"(/notify #{proposals})", requirement=CONSENT_FIRST)
+    if answer.code != HubTransferCode.declined:
+        fail(f"a request whose target cannot be reached was answered {answer.code.name}, not declined",
+             requirement=DECLINE)
+    after = sut_party.room(room)
+    changed = {k: (before.get(k), after.get(k)) for k in ("externalSenders", "hubGeneration", "hubState", "hubDomain")
+               if before.get(k) != after.get(k)}
+    if changed:
+        fail(f"a declined transfer changed the room: {changed}", requirement=DECLINE)
+    seen = _synced(ref_follower, sut_party, room, users["witness"].client, poll_until)
+    if seen.group.app_data().get(MIMI_HUB_COMPONENT_ID) != member.group.app_data().get(MIMI_HUB_COMPONENT_ID) or \
+            [s.encode() for s in seen.group.external_senders()] != [s.encode() for s in member.group.external_senders()]:
+        fail("after a declined transfer the room's mimi_hub or external_senders differ from before",
+             requirement=DECLINE)
+
+
+# -- a complete transfer: begin, fan-out to the target, cut-over -----------------------------------
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
+@pytest.mark.requirements(BEGIN, GENERATION, TRANSITIONS, TARGET_FANOUT, CONSENT_FIRST, DECLARED)
+def test_transfer_proposals_and_target_fanout(sut, sut_party, ref_follower, ref_hub, poll_until, recorder):
+    """A SUT admin moves the room to hub.ref.test: the prepare asks for no later deadline than the declared
+    cut-over timeout; the begin bundle (GCE with the target's sender appended, begin update) and the
+    cut-over update follow the section 4.2 transitions, after the acceptance; the target gets every
+    handshake message the followers get, in the same order."""
+    settings = transfer_settings(sut, OLD_HUB)
+    room, admin, users = _room(sut_party, ref_follower, admins=(), members=("bob",))
+    before = _synced(ref_follower, sut_party, room, users["bob"].client, poll_until).group
+    before_senders = before.external_senders()
+    hub_index = _sut_sender_index(before_senders, sut)
+    previous = read_hub_data(before.app_data(), room)
+    hub_mark, follower_mark = ref_hub.traffic_mark(), ref_follower.traffic_mark()
+    started = sut_party.start_hub_transfer(room, admin, HUB_DOMAIN)
+    recorder.note(f"startHubTransfer to {HUB_DOMAIN}: {started}")
+    if started.get("outcome") != "started":
+        fail(f"the SUT did not start a transfer requested by the room's admin to an accepting target: {started}",
+             requirement=BEGIN)
+    poll_until(lambda: (ref_follower.room(room) or {}).get("hubDomain") == HUB_DOMAIN,
+               what="the reference follower to process the cut-over commit")
+
+    prepares = [(i, m) for i, m in _prepares_at(ref_hub, room, hub_mark, sut) if m.msg_type == HubTransferMessageType.prepare]
+    if not prepares:
+        fail("the room moved to hub.ref.test without a prepare from the SUT", requirement=CONSENT_FIRST)
+    prepare_item, prepare = prepares[0]
+    declared = int(settings["cutover_timeout_ms"])
+    asked = prepare.prepare.content.requested_not_after - int(prepare_item.time * 1000)
+    recorder.note(f"prepare asks for a cut-over deadline {asked} ms ahead; declared cutover_timeout_ms {declared}")
+    if asked > declared + 1000:
+        fail(f"the SUT's prepare asks for a cut-over deadline {asked} ms ahead, beyond the {declared} ms its "
+             "manifest declares as cutover_timeout_ms", requirement=DECLARED)
+    acceptance = HubTransferResponse.decode(prepare_item.response).acceptance
+
+    def from_both_hubs():  # the SUT's fan-out, then what the new hub delivered from the handoff backlog
+        return (_fanouts_from(ref_follower, room, follower_mark, sut.primary_domain)
+                + _fanouts_from(ref_follower, room, follower_mark, HUB_DOMAIN))
+
+    fanouts = poll_until(lambda: len(_hub_bundles(got := from_both_hubs())) >= 2 and got, timeout=5,
+                         what="the begin and cut-over proposals in the follower's /notify log")
+    bundles = _hub_bundles(fanouts)
+    if len(bundles) < 2:
+        fail(f"the reference follower got {len(bundles)} mimi_hub proposal bundle(s) from the SUT, not the begin "
+             "and the cut-over", requirement=BEGIN)
+    (begin_item, _, begin, begin_proposals), (_, _, cutover, _) = bundles[0], bundles[1]
+    if begin_item.time < prepare_item.time:
+        fail("the begin proposals reached the reference follower before the target answered the prepare",
+             requirement=CONSENT_FIRST)
+
+    # Section 4.2: begin, then cut-over, each generation + 1 with the room ID unchanged.
+    for label, old, new in (("begin", previous, begin), ("cut-over", begin, cutover)):
+        if new.generation != old.generation + 1 or bytes(new.room_id.uri) != room.encode():
+            fail(f"the {label} update has generation {new.generation} and room_id "
+                 f"{bytes(new.room_id.uri)!r}; expected generation {old.generation + 1} and {room!r}",
+                 requirement=GENERATION)
+    target_uri = provider_uri(HUB_DOMAIN).encode()
+    if not (previous.state == HubState.stable and begin.state == HubState.transferring
+            and begin.hub.encode() == previous.hub.encode() and begin.target.encode() == target_uri):
+        fail(f"the begin update is not stable(A) -> transferring(A, {HUB_DOMAIN}): state {begin.state.name}, "
+             f"hub {bytes(begin.hub.uri)!r}", requirement=TRANSITIONS)
+    if not (cutover.state == HubState.stable and cutover.hub.encode() == begin.target.encode()
+            and cutover.previous_hub is not None and cutover.previous_hub.encode() == begin.hub.encode()
+            and bytes(cutover.last_transfer_id) == bytes(begin.transfer_id)):
+        fail(f"the cut-over update is not transferring(A, B) -> stable(hub = B, previous_hub = A, last_transfer_id): "
+             f"{cutover}", requirement=TRANSITIONS)
+
+    # Section 6.2: the begin bundle, both proposals signed by the hub's external sender.
+    gces = [p for p in begin_proposals if _senders_of_gce(p) is not None]
+    if len(gces) != 1 or len(begin_proposals) != 2:
+        fail(f"the begin bundle has {len(begin_proposals)} proposals, {len(gces)} of them GroupContextExtensions; "
+             "expected the GCE and the mimi_hub begin update", requirement=BEGIN)
+    if not all(_by_hub_sender(p, hub_index) for p in begin_proposals):
+        fail("a begin proposal is not sent by the hub's own external_senders entry", requirement=BEGIN)
+    expected = [s.encode() for s in before_senders] + [acceptance.content.new_hub_sender.encode()]
+    got = [s.encode() for s in _senders_of_gce(gces[0])]
+    if got != expected:
+        fail(f"the begin GCE's external_senders ({len(got)} entries) is not the previous list ({len(before_senders)}) "
+             "with the target's new_hub_sender appended", requirement=BEGIN)
+    others = [e.encode() for e in gces[0].public_message.content.proposal.group_context_extensions.extensions
+              if e.extension_type != ExtensionType.external_senders]
+    kept = [e.encode() for e in before.context.extensions if e.extension_type != ExtensionType.external_senders]
+    if others != kept:
+        fail("the begin GCE changes GroupContext extensions other than external_senders", requirement=BEGIN)
+    if begin.acceptance.encode() != acceptance.encode():
+        fail("the begin update's acceptance is not the one the target returned", requirement=BEGIN)
+
+    # Section 6.2: the target receives every handshake message the followers get, in order: from the
+    # acceptance to the begin commit (the hub delivers those before it proposes the cut-over; later ones may
+    # reach the target through the handoff rather than /notify).
+    handshakes = [m.message.encode() for _, m in _fanouts_from(ref_follower, room, follower_mark, sut.primary_domain)
+                  if _is_handshake(m)]
+    start = handshakes.index(begin_proposals[0].encode()) if begin_proposals[0].encode() in handshakes else 0
+    commits = [i for i, (_, m) in enumerate(fanouts) if _is_commit(m) and m.message.encode() in handshakes[start:]]
+    if not commits:
+        raise HarnessError("the room moved but the follower's /notify log from the SUT has no begin commit")
+    follower_seq = handshakes[: handshakes.index(fanouts[commits[0]][1].message.encode()) + 1]
+
+    def target_seq():
+        seen = [m.message.encode() for _, m in _fanouts_from(ref_hub, room, hub_mark, sut.primary_domain)]
+        return [b for b in seen if b in follower_seq]
+
+    try:
+        poll_until(lambda: len(set(target_seq())) >= len(set(follower_seq)), timeout=10,
+                   what="every handshake message the follower got to reach the target too")
+    except PollTimeout:  # judged below with what is missing
+        pass
+    at_target = target_seq()
+    missing = [i for i, b in enumerate(follower_seq) if b not in at_target]
+    if missing:
+        fail(f"{len(missing)} of the {len(follower_seq)} handshake messages the SUT fanned out to the follower "
+             f"after the acceptance never reached the target (positions {missing})", requirement=TARGET_FANOUT)
+    order = list(dict.fromkeys(at_target))
+    if order != follower_seq:
+        fail("the target received the room's handshake messages in another order than the followers",
+             requirement=TARGET_FANOUT)
+
+
+# -- the window ------------------------------------------------------------------------------------
+
+
+def _start_held(ref_follower, room, dave, target, recorder) -> dict:
+    started = ref_follower.start_hub_transfer(room, dave, target)
+    recorder.note(f"follower-initiated startHubTransfer to {target}: {started}")
+    if started.get("outcome") != "started":
+        fail(f"the SUT did not start a transfer requested by a follower admin holding canTransferHub to an "
+             f"accepting target: {started}")
+    return started
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
+@pytest.mark.requirements(ONE_AT_A_TIME, PENDING)
+def test_begin_proposals_pending_are_required_and_block_a_second_request(
+        sut, sut_party, ref_follower, mimi_as, poll_until, recorder):
+    """With the begin proposals fanned out and not committed: a second valid request is answered busy, a
+    commit without the begin proposals is refused, and one that includes them is accepted."""
+    transfer_settings(sut, OLD_HUB)
+    room, _, users = _room(sut_party, ref_follower, admins=("dave",), members=("mallory",))
+    ref_follower.hold_transfer(autocommit=[])
+    try:
+        follower_mark = ref_follower.traffic_mark()
+        _start_held(ref_follower, room, users["dave"], HUB_DOMAIN, recorder)
+        poll_until(lambda: _hub_bundles(_fanouts_from(ref_follower, room, follower_mark, sut.primary_domain)),
+                   what="the begin proposals at the reference follower")
+
+        def with_begin(client):
+            m = ref_follower.member_state(room, client)
+            return any(e.proposal.proposal_type == ProposalType.app_data_update
+                       and e.proposal.app_data_update.component_id == MIMI_HUB_COMPONENT_ID
+                       for e in m.group.proposal_cache.values()) and m
+
+        dave = poll_until(lambda: with_begin(users["dave"].client), what="dave's client to cache the begin proposals")
+        answer = _post_request(mimi_as, sut, room, _signed_request(dave, room, HUB_DOMAIN), as_domain=FOLLOWER_DOMAIN,
+                               requirement=ONE_AT_A_TIME)
+        recorder.note(f"second request during the window: {answer.code.name}")
+        if answer.code != HubTransferCode.busy:
+            fail(f"a second valid request while a transfer is in its window was answered {answer.code.name}, "
+                 "not busy", requirement=ONE_AT_A_TIME)
+        mallory = poll_until(lambda: with_begin(users["mallory"].client),
+                             what="mallory's client to cache the begin proposals")
+        out = mallory.commit([], include_cached=False)
+        refused = _post_update(mimi_as, sut, room, out.request, PENDING)
+        recorder.note(f"commit without the begin proposals: {refused.responseCode.name}")
+        if refused.responseCode == UpdateResponseCode.success:
+            fail("the hub accepted a commit in the begin proposals' epoch that omits them", requirement=PENDING)
+        mallory = with_begin(users["mallory"].client)
+        out = mallory.commit()
+        accepted = _post_update(mimi_as, sut, room, out.request, PENDING)
+        recorder.note(f"commit including the begin proposals: {accepted.responseCode.name}")
+        if accepted.responseCode != UpdateResponseCode.success:
+            fail(f"the hub refused ({accepted.responseCode.name}: {accepted.errorDescription!r}) the commit that "
+                 "includes the pending begin proposals", requirement=PENDING)
+    finally:
+        ref_follower.hold_transfer(autocommit=AUTOCOMMIT_ALL)
+
+
+def _responses(ref_follower, room: str, after: int, endpoint: str) -> list:
+    return [t for t in ref_follower.traffic(after, endpoint=endpoint, direction="out") if t.value == room]
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
+@pytest.mark.requirements(WINDOW_NORMAL, NO_NEW_PROVIDERS)
+def test_window_keeps_the_room_working_but_admits_no_new_provider(
+        sut, sut_party, ref_follower, ref_hub, poll_until, recorder):
+    """During the window (cut-over proposed, not committed; target follower.ref.test): a follower's message is
+    accepted and delivered, an Add of a hub.ref.test user (a provider new to the room) is refused, and an
+    Add of another follower.ref.test user is accepted."""
+    transfer_settings(sut, OLD_HUB)
+    room, admin, users = _room(sut_party, ref_follower, admins=("dave",), members=("bob",))
+    carol = ref_follower.create_user("carol")
+    xavier = ref_hub.create_user("xavier")
+    ref_follower.hold_transfer(autocommit=["begin"])
+    try:
+        follower_mark = ref_follower.traffic_mark()
+        _start_held(ref_follower, room, users["dave"], FOLLOWER_DOMAIN, recorder)
+        poll_until(lambda: len(_hub_bundles(_fanouts_from(ref_follower, room, follower_mark, sut.primary_domain))) >= 2,
+                   what="the cut-over proposal at the reference follower (the window is open)")
+        mark = ref_follower.traffic_mark()
+        text = f"in the window {secrets.token_hex(4)}".encode()
+        sent = ref_follower.send(room, users["bob"].client, text)
+        recorder.note(f"bob's message during the window: {sent}")
+        submits = _responses(ref_follower, room, mark, "submitMessage")
+        codes = [SubmitMessageResponse.decode(t.response).statusCode for t in submits if t.status == 200]
+        if SubmitResponseCode.accepted not in codes:
+            fail(f"during the transfer window the hub answered a member's submitMessage {[c.name for c in codes]} "
+                 f"(HTTP {[t.status for t in submits]}), not accepted", requirement=WINDOW_NORMAL)
+        sut_party.wait_received(admin.client, text, room=room, what="bob's window message at the SUT admin")
+
+        mark = ref_follower.traffic_mark()
+        added = ref_follower.add(room, users["dave"], xavier)
+        recorder.note(f"Add of {xavier.uri} (hub.ref.test, new to the room) during the window: {added}")
+        updates = [UpdateRoomResponse.decode(t.response).responseCode for t in _responses(ref_follower, room, mark, "update")
+                   if t.status == 200]
+        if UpdateResponseCode.success in updates:
+            fail("during the transfer window the hub accepted a commit giving hub.ref.test (neither a provider of "
+                 "the room nor the target) its first participant", requirement=NO_NEW_PROVIDERS)
+        if not updates:
+            raise HarnessError(f"the reference follower sent no commit adding {xavier.uri}: {added}")
+
+        mark = ref_follower.traffic_mark()
+        added = ref_follower.add(room, users["dave"], carol)
+        recorder.note(f"Add of {carol.uri} (follower.ref.test, in the room) during the window: {added}")
+        updates = [UpdateRoomResponse.decode(t.response) for t in _responses(ref_follower, room, mark, "update")
+                   if t.status == 200]
+        if not any(u.responseCode == UpdateResponseCode.success for u in updates):
+            fail("during the transfer window the hub refused a commit adding a user of a provider already in the "
+                 f"room: {[(u.responseCode.name, u.errorDescription) for u in updates]}", requirement=WINDOW_NORMAL)
+    finally:
+        ref_follower.hold_transfer(autocommit=AUTOCOMMIT_ALL)
+
+
+# -- the abort -------------------------------------------------------------------------------------
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
+@pytest.mark.requirements(ABORT_TIMEOUT, ABORT_NOTIFIES, GENERATION, TRANSITIONS)
+def test_abort_when_the_cutover_is_not_committed_by_not_after(
+        sut, sut_party, ref_follower, ref_hub, poll_until, recorder):
+    """Nobody commits the cut-over: after not_after the hub proposes the abort (stable(A), generation + 1,
+    the transfer ID) with a GCE removing the target's entry, and sends the target a signed abort."""
+    settings = transfer_settings(sut, OLD_HUB)
+    room, _, users = _room(sut_party, ref_follower, admins=("dave",), members=())
+    state = _synced(ref_follower, sut_party, room, users["dave"].client, poll_until).group
+    hub_key = bytes(state.external_senders()[_sut_sender_index(state.external_senders(), sut)].signature_key)
+    ref_follower.hold_transfer(autocommit=["begin", "abort"])
+    try:
+        follower_mark, hub_mark = ref_follower.traffic_mark(), ref_hub.traffic_mark()
+        _start_held(ref_follower, room, users["dave"], HUB_DOMAIN, recorder)
+        wait = int(settings["cutover_timeout_ms"]) / 1000 + 15
+        bundles = poll_until(
+            lambda: (b := _hub_bundles(_fanouts_from(ref_follower, room, follower_mark, sut.primary_domain)))
+            and any(d.state == HubState.stable and d.hub.encode() == provider_uri(sut.primary_domain).encode()
+                    for _, _, d, _ in b) and b,
+            timeout=wait, what="the abort proposals at the reference follower")
+    finally:
+        ref_follower.hold_transfer(autocommit=AUTOCOMMIT_ALL)
+    begin_item, _, begin, begin_proposals = bundles[0]
+    if begin.state != HubState.transferring:
+        raise HarnessError(f"the first mimi_hub bundle is not a begin: {begin}")
+    abort_item, abort_message, abort, abort_proposals = next(
+        b for b in bundles if b[2].state == HubState.stable and b[2].hub.encode() == begin.hub.encode())
+    if abort_message.timestamp < begin.not_after:
+        fail(f"the abort was proposed at {abort_message.timestamp}, before not_after {begin.not_after}",
+             requirement=ABORT_TIMEOUT)
+    if abort.generation != begin.generation + 1 or bytes(abort.room_id.uri) != room.encode():
+        fail(f"the abort update has generation {abort.generation} (the committed begin has {begin.generation}) and "
+             f"room_id {bytes(abort.room_id.uri)!r}", requirement=GENERATION)
+    if abort.previous_hub is not None or bytes(abort.last_transfer_id) != bytes(begin.transfer_id):
+        fail(f"the abort update is not transferring(A, B) -> stable(hub = A, previous_hub absent, last_transfer_id "
+             f"= the transfer): previous_hub {abort.previous_hub}, last_transfer_id "
+             f"{bytes(abort.last_transfer_id).hex()}", requirement=TRANSITIONS)
+    begin_gce = next(s for p in begin_proposals if (s := _senders_of_gce(p)) is not None)
+    target_key = bytes(begin.acceptance.content.new_hub_sender.signature_key)
+    expected = [s.encode() for s in begin_gce if bytes(s.signature_key) != target_key]
+    gces = [s for p in abort_proposals if (s := _senders_of_gce(p)) is not None]
+    if not gces or [s.encode() for s in gces[0]] != expected:
+        fail("the abort comes without a GroupContextExtensions proposal whose external_senders is the begin "
+             "epoch's list without the target's entry", requirement=ABORT_TIMEOUT)
+
+    def abort_message_at_target():
+        return [m for _, m in _prepares_at(ref_hub, room, hub_mark, sut) if m.msg_type == HubTransferMessageType.abort]
+
+    try:
+        aborts = poll_until(abort_message_at_target, timeout=5, what="the signed abort at the target")
+    except PollTimeout:  # judged below
+        aborts = abort_message_at_target()
+    if not aborts:
+        fail("the SUT aborted the transfer without sending the target a HubTransferMessage.abort",
+             requirement=ABORT_NOTIFIES)
+    signed = aborts[0].abort
+    if bytes(signed.content.transfer_id) != bytes(begin.transfer_id) or bytes(signed.content.room_id.uri) != room.encode():
+        fail("the abort message names another transfer or room", requirement=ABORT_NOTIFIES)
+    if not verify_hub_transfer_abort(cipher_suite(state.suite.suite_id), signed, hub_key):
+        fail("the abort message's signature does not verify with the hub's external_senders key",
+             requirement=ABORT_NOTIFIES)
