@@ -369,7 +369,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
             state.judgement = _judge_excinfo(item, run, exc)
             # Asked now, while the session's reference peers still run (the last check's teardown
             # stops them before its teardown report).
-            if state.judgement.verdict in _BLOCKABLE:
+            if state.judgement.blocked_by:
+                state.blocked_by = state.judgement.blocked_by
+            elif state.judgement.verdict in _BLOCKABLE:
                 state.judgement = _attribute_blocking(item, run, state, state.judgement, exc)
             _apply(report, item, state.judgement)
     elif call.when == "teardown":

@@ -18,6 +18,8 @@ How a check produces them:
   the requirement is scored (:class:`LevelResolver`): MUST -> FAIL, SHOULD/MAY -> WARN. ``fail``
   can name the one judged requirement that was missed; otherwise the strictest judged level counts.
 * :func:`warn` -> WARN whatever the level (a SHOULD-only observation inside a MUST check).
+* :func:`blocked` -> FAIL scored against another rule the SUT broke that the check needs
+  (``blocked_by``); the check's own requirements are not judged.
 * :func:`not_applicable` (or ``pytest.skip``) -> NOT_APPLICABLE with the reason.
 * :func:`ambiguous` -> AMBIGUOUS with the ambiguity ID.
 * :class:`SutMisbehaviour` (raised by the harness: timeout, garbage, reset, a SUT that does not
@@ -106,6 +108,19 @@ class HarnessError(CheckOutcome):
 def fail(message: str, *, requirement: str | None = None) -> None:
     """The SUT missed ``requirement`` (default: the strictest requirement the check judges)."""
     raise RequirementMissed(message, requirement)
+
+
+class Blocked(CheckOutcome):
+    """The SUT broke a rule the check does not judge but needs (``requirement``), so the check could
+    not judge its own: FAIL scored against that rule (``blocked_by``)."""
+
+    def __init__(self, requirement: str, message: str) -> None:
+        super().__init__(message)
+        self.requirement = requirement
+
+
+def blocked(requirement: str, message: str) -> None:
+    raise Blocked(requirement, message)
 
 
 def warn(message: str) -> None:
@@ -221,6 +236,7 @@ class Judgement:
     message: str
     ambiguity: str | None = None
     scored_level: str | None = None
+    blocked_by: tuple[str, ...] = ()
 
 
 def _host_of(url: str | None) -> str | None:
@@ -256,6 +272,11 @@ def judge(
         return Judgement(Verdict.AMBIGUOUS, exc.message, ambiguity=exc.ambiguity)
     if isinstance(exc, Warned):
         return Judgement(Verdict.WARN, exc.message, scored_level="SHOULD")
+    if isinstance(exc, Blocked):
+        if exc.requirement in requirements:
+            return Judgement(Verdict.HARNESS_ERROR, f"check bug: blocked() names {exc.requirement}, which the check judges")
+        return Judgement(Verdict.FAIL, f"blocked by {exc.requirement}: {exc.message}. The check's own requirements "
+                         "were not judged", scored_level="MUST", blocked_by=(exc.requirement,))
     if isinstance(exc, SutMisbehaviour):
         return Judgement(Verdict.FAIL, f"SUT misbehaviour: {exc.message}")
     if isinstance(exc, HarnessError):

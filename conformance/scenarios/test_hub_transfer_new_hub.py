@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from conformance.scenarios.hub_transfer_support import transfer_settings
-from conformance.verdicts import HarnessError, fail
-from reference_peer.mls import add_proposal, cipher_suite
+from conformance.verdicts import HarnessError, blocked, fail
+from reference_peer.mls import CryptoError, add_proposal, cipher_suite
 from reference_peer.room.hub import open_group_info_response
 from reference_peer.room.naming import domain_of_uri
 from reference_peer.room.transfer import provider_uri, sender_domain
@@ -75,6 +75,7 @@ HANDOFF_REPLAY = "EXT-HUBXFER-HANDOFF-REPLAY"
 NEWHUB_SERVES = "EXT-HUBXFER-NEWHUB-SERVES"
 NEWHUB_ROUTES = "EXT-HUBXFER-NEWHUB-ROUTES"
 NEWHUB_HUB_SENDER = "EXT-HUBXFER-NEWHUB-HUB-SENDER"
+ENCRYPTED_TO_REQUESTER = "PROTO-GROUPINFO-ENCRYPTED-TO-REQUESTER"  # a core rule the GroupInfo checks need
 HANDOFF_BYTES_KEPT = "EXT-HUBXFER-HANDOFF-BYTES-KEPT"
 INFLIGHT_ORDER = "EXT-HUBXFER-INFLIGHT-ORDER"
 TIMESTAMPS_MONOTONIC = "EXT-HUBXFER-TIMESTAMPS-MONOTONIC"
@@ -599,7 +600,11 @@ def _group_info(w, state):
         return response, None
     try:
         return response, open_group_info_response(response, hpke_priv)
-    except Exception as exc:  # noqa: BLE001 - a bad signature or ciphertext is the SUT's, judged by the caller
+    except CryptoError as exc:
+        # The signature verified (it is checked first): the ciphertext is not for this requester, a core
+        # rule this check needs but does not judge.
+        blocked(ENCRYPTED_TO_REQUESTER, f"the new hub's GroupInfoResponse does not open with the requester's key: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a bad signature is the SUT's, judged by the caller
         w.recorder.note(f"the GroupInfoResponse does not open: {type(exc).__name__}: {exc}")
         return response, False
 

@@ -128,3 +128,13 @@ def test_check_result_as_dict_is_json_ready():
     assert data["verdict"] == "WARN"
     assert data["requirements"] == ["R-MUST"]
     assert data["duration"] == 0.123457
+
+
+def test_blocked_is_a_fail_scored_against_the_rule_that_blocked_the_check():
+    from conformance.verdicts import Blocked
+
+    judgement = judge(Blocked("PROTO-TRANSPORT-MTLS", "no TLS"), ("PROTO-KEYMAT-NO-REUSE",), LevelResolver({}))
+    assert judgement.verdict is Verdict.FAIL and judgement.blocked_by == ("PROTO-TRANSPORT-MTLS",)
+    assert judgement.message.startswith("blocked by PROTO-TRANSPORT-MTLS: no TLS")
+    own = judge(Blocked("PROTO-KEYMAT-NO-REUSE", "x"), ("PROTO-KEYMAT-NO-REUSE",), LevelResolver({}))
+    assert own.verdict is Verdict.HARNESS_ERROR  # a check may not be blocked by a rule it judges
