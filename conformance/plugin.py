@@ -414,7 +414,8 @@ def _attribute_blocking(
 
     found = attribution.harness_blockers(exc, check_role(item))
     if run.reference_introspection:
-        found += attribution.gather(run.reference_introspection, state.started, run.manifest.domains)
+        since = state.started - attribution.LOOKBACK_SECONDS
+        found += attribution.gather(run.reference_introspection, since, run.manifest.domains)
     judged = set(requirement_ids(item))
     if not found or any(b.requirement in judged for b in found):
         return judgement

@@ -23,6 +23,11 @@ from typing import Any
 
 import httpx
 
+# Evidence counts from this long before the check started: a SUT whose requests were refused keeps
+# retrying them with backoff, so the request a check waits for may sit behind older ones and never be
+# sent (and refused) inside the check itself. A conforming SUT has no such refusals at all.
+LOOKBACK_SECONDS = 120.0
+
 # What an OpenSSL or Python TLS client says when the server's certificate does not authenticate the
 # domain it was asked for (untrusted chain, self-signed, or wrong name).
 _CERTIFICATE_ERRORS = ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "Hostname mismatch")
