@@ -499,24 +499,12 @@ class ReferenceProvider:
             self.peer_store.save_client_keys(client_uri, keys)
         elif outcome.startswith("error"):
             log.warning("%s: %s could not process fan-out of %s: %s", self.domain, client_uri, room_id, outcome)
-            self._note_overtaken(room_id, member, message)
         for entry in member.inbox:
             sender = entry.sender_identity.decode("utf-8", "replace")
             self.peer_store.add_received(client_uri, room_id, sender, entry.epoch, entry.data, entry.timestamp)
         member.inbox = []
         if member.group is not None:
             self.save_member(room_id, client_uri, member)
-
-    def _note_overtaken(self, room_id: str, member: SimulatedClient, message: FanoutMessage) -> None:
-        """An application message of an epoch the client has not reached means the hub delivered it
-        before the commit starting that epoch (PROTO-FANOUT-ORDERED): recorded for the suite."""
-        private = message.message.private_message
-        hub = self.hub_of(room_id)
-        if private is None or member.epoch is None or private.epoch <= member.epoch or self.is_local_domain(hub):
-            return
-        self.violations.add("PROTO-FANOUT-ORDERED", peer=hub, evidence=(
-            f"an application message of epoch {private.epoch} of {room_id} arrived before the commit starting "
-            f"that epoch (the client was at epoch {member.epoch})"))
 
     # -- hub side -----------------------------------------------------------------------------------
 
