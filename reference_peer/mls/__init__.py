@@ -45,9 +45,11 @@ from .group import (
 from .hub import HubView
 from .leaf import (
     KeyPackageBundle,
+    app_components_extension,
     basic_credential,
     default_capabilities,
     key_package_ref,
+    leaf_app_components,
     make_key_package,
     validate_key_package,
 )
@@ -56,8 +58,8 @@ __all__ = [
     "SUITES", "AppliedProposal", "CipherSuite", "CommitOutput", "Crafter", "CryptoError", "Group", "HubView", "InvalidCommit",
     "InvalidKeyPackage", "InvalidProposal", "InvalidTree", "InvalidWelcome", "KeyPackageBundle", "MLSError", "MalformedMessage",
     "PublicGroup", "Received", "SecretReuse", "Tamper", "UnknownSender", "UnsupportedCipherSuite", "WrongEpoch", "WrongGroup",
-    "add_proposal", "app_data_dictionary_extension", "app_data_update_proposal", "basic_credential", "cipher_suite",
+    "add_proposal", "app_components_extension", "app_data_dictionary_extension", "app_data_update_proposal", "basic_credential", "cipher_suite",
     "default_capabilities", "external_proposal", "external_psk_proposal", "external_senders_extension", "forged_external_proposal",
-    "gce_proposal", "is_supported", "key_package_ref", "make_key_package", "new_member_add_proposal", "remove_proposal",
+    "gce_proposal", "is_supported", "key_package_ref", "leaf_app_components", "make_key_package", "new_member_add_proposal", "remove_proposal",
     "required_capabilities_extension", "self_remove_proposal", "stale_key_package", "validate_key_package",
 ]

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..wire.codec import DecodeError
 from ..wire.mls import (
+    COMPONENT_APP_COMPONENTS,
+    AppDataDictionary,
     Capabilities,
+    ComponentData,
+    ComponentsList,
     Credential,
     CredentialType,
     Extension,
@@ -48,6 +53,33 @@ def default_capabilities(suite_ids: list[int] | None = None, extensions: list[in
         ),
         credentials=[int(CredentialType.basic)],
     )
+
+
+def app_components_extension(component_ids: Iterable[int]) -> Extension:
+    """A LeafNode ``app_data_dictionary`` extension whose ``app_components`` entry lists the components the
+    client supports (draft-ietf-mls-extensions-09 §5; the list sorted, without duplicates). The extension
+    type must also be in the leaf's ``capabilities.extensions`` (RFC 9420 §7.2; default_capabilities has it)."""
+    listed = ComponentsList(component_ids=sorted({int(c) for c in component_ids}))
+    entry = ComponentData(component_id=int(COMPONENT_APP_COMPONENTS), data=listed.encode())
+    return Extension(extension_type=ExtensionType.app_data_dictionary,
+                     extension_data=AppDataDictionary(component_data=[entry]).encode())
+
+
+def leaf_app_components(leaf: LeafNode) -> list[int] | None:
+    """The component IDs a LeafNode lists in its app_data_dictionary's ``app_components`` entry; None when
+    it has no such entry or the entry (or the dictionary) does not decode strictly."""
+    for ext in leaf.extensions:
+        if ext.extension_type != ExtensionType.app_data_dictionary:
+            continue
+        try:
+            dictionary = AppDataDictionary.decode(bytes(ext.extension_data))
+            for entry in dictionary.component_data:
+                if entry.component_id == COMPONENT_APP_COMPONENTS:
+                    return list(ComponentsList.decode(bytes(entry.data)).component_ids)
+        except DecodeError:
+            return None
+        return None
+    return None
 
 
 def _tbs_without_signature(struct: object) -> bytes:

@@ -464,4 +464,22 @@ class SafeAAD(Struct):
 
 
 class ComponentsList(Struct):
+    """-09 §5: the content of the ``safe_aad`` and ``app_components`` components. In a LeafNode's
+    app_data_dictionary, ``app_components`` lists the components the client supports; in the
+    GroupContext, the components every member must support."""
+
     component_ids: list[int] = wire(vector(uint16))
+
+
+class MlsComponentId(enum.IntEnum):
+    """-09 §7.5 "MLS Component Types", initial contents (suggested values; names only, the wire is a
+    uint16 ComponentID, AMB-MLS-EXT-CODEPOINTS)."""
+
+    app_components = 0x0001  # LN, GC: a ComponentsList
+    safe_aad = 0x0002  # LN, GC: a ComponentsList
+    content_media_types = 0x0003  # LN, GC
+    last_resort_key_package = 0x0004  # KP
+    app_ack = 0x0005  # AE
+
+
+COMPONENT_APP_COMPONENTS = MlsComponentId.app_components
