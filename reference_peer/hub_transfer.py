@@ -52,6 +52,7 @@ from .room.transfer import (
     begin_hub_data,
     current_hub_data,
     cutover_hub_data,
+    dependent_rooms,
     hub_domain,
     hub_of_record,
     provider_uri,
@@ -125,6 +126,8 @@ class HubTransferService:
         self.refuse_handoffs: dict[str, int] = {}
         # The suite's peers withhold their /notify to these domains (kept pending, in order) while set.
         self.withhold_notify_to: set[str] = set()
+        # The suite's knob: users (URIs) whose clients, provisioned while listed, omit mimi_hub from app_components.
+        self.lacking_hub_component: set[str] = set()
         # Follower side: (room ID, cut-over generation) -> the cut-over epoch E_c as first processed here.
         self.cutover_epochs: dict[tuple[str, int], int] = {}
         self.handoffs_sent: list[bytes] = []  # every handoff attempt's bytes, for introspection and tests
@@ -213,7 +216,8 @@ class HubTransferService:
         if ((room.transfer is not None and room.transfer.in_window) or room_id in self._preparing) \
                 and not active(old_hub_faults.SECOND_TRANSFER_WHILE_BUSY):
             return response(kind, HubTransferCode.busy, "a transfer is in its window [EXT-HUBXFER-ONE-AT-A-TIME]")
-        code, why = verify_request(room.view, room_id, request, now_ms(), hub=self.p.domain)
+        code, why = verify_request(room.view, room_id, request, now_ms(), hub=self.p.domain,
+                                   dependents=dependent_rooms(room_id, self.p.hub_rooms))
         if active(old_hub_faults.TRANSFER_WITHOUT_CAPABILITY) and "[EXT-HUBXFER-CAP-REQUIRED]" in why:
             code = HubTransferCode.accepted
         if code != HubTransferCode.accepted:  # EXT-HUBXFER-REQUEST-REFUSED: nothing sent, nothing proposed
@@ -812,6 +816,12 @@ class HubTransferService:
         return all(_fanout_epoch(m) is None or _fanout_epoch(m) <= cutover for m in messages)
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def advertise_components(self, client) -> None:
+        """The suite's knob ``lacking_hub_component``: a client of a listed user, provisioned now, lists no
+        mimi_hub in its LeafNodes' app_components (to see a hub refuse EXT-HUBXFER-ALL-MEMBERS-SUPPORT)."""
+        if client.user_uri in self.lacking_hub_component:
+            client.app_components = tuple(c for c in client.app_components if c != MIMI_HUB_COMPONENT_ID)
 
     def _stamp(self, room: HubRoom) -> int:
         now = max(now_ms(), room.min_timestamp)

@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
+from . import newcomer
 from .faults import active
 from .faults import consent as consent_faults
 from .faults import discovery as faults
@@ -344,6 +345,8 @@ class ReferenceProvider:
         parsed = MimiUri.parse(client_uri)
         name = client_uri.rsplit("/", 1)[1]
         keys = self.client_keys.get(client_uri) or SimulatedClient(parsed.domain, parsed.user or name, name)
+        if self.transfers is not None:  # the suite's knob: clients whose LeafNodes omit mimi_hub
+            self.transfers.advertise_components(keys)
         bundles = [keys.make_key_package() for _ in range(count)]
         if active(faults.KEYMAT_SERVE_EXPIRED) and count:
             bundles.append(_expired_key_package(keys))
@@ -375,14 +378,16 @@ class ReferenceProvider:
             for ref in withdrawn:
                 keys.key_packages.pop(ref, None)
             bundles = [
-                make_key_package(keys.suite_id, keys.credential, keys.signature_priv, **lifetime) for _ in range(count)
+                make_key_package(keys.suite_id, keys.credential, keys.signature_priv,
+                                 leaf_extensions=keys.leaf_extensions(), **lifetime) for _ in range(count)
             ]
             if active(faults.KEYMAT_SERVE_EXPIRED) and count:
                 bundles.append(_expired_key_package(keys))
             if bundles:
                 self.state.upload_key_packages(client_uri, [b.key_package.encode() for b in bundles])
             if last_resort:
-                spare = make_key_package(keys.suite_id, keys.credential, keys.signature_priv, last_resort=True, **lifetime)
+                spare = make_key_package(keys.suite_id, keys.credential, keys.signature_priv, last_resort=True,
+                                         leaf_extensions=keys.leaf_extensions(), **lifetime)
                 self.state.upload_key_packages(client_uri, [spare.key_package.encode()], last_resort=True)
                 bundles.append(spare)
             for bundle in bundles:
@@ -894,13 +899,31 @@ class ReferenceProvider:
         except (DecodeError, EncodeError) as exc:
             return 200, None, f"undecodable GroupInfoResponse: {exc}"
 
+    async def _newcomer_group_info(self, room_id: str, member: SimulatedClient, hpke_pub: bytes):
+        """groupInfo for a room this provider holds no state for: from the room ID's authority, following
+        HubRedirects (hub-transfer §13). Returns (status, answer, error, newcomer.Located)."""
+        try:
+            reply, located = await newcomer.fetch_group_info(self, room_id, member.group_info_request(hpke_pub).encode())
+        except (PeerError, ValueError) as exc:
+            return 0, None, str(exc), None
+        if reply.status != 200:
+            return reply.status, None, reply.body[:200].decode("utf-8", "replace"), located
+        try:
+            return 200, GroupInfoResponse.decode(reply.body), "", located
+        except (DecodeError, EncodeError) as exc:
+            return 200, None, f"undecodable GroupInfoResponse: {exc}", located
+
     async def join_external(self, room_id: str, client_uri: str) -> tuple[RoomCall, SimulatedClient | None, str]:
         """A local client joins ``room_id`` by external commit (§5.6 groupInfo, then /update).
         Returns the hub's answer, the member on success, and a reason on failure."""
         member = self.new_member(room_id, client_uri)
         suite = cipher_suite(member.suite_id)
         hpke_priv, hpke_pub = suite.generate_hpke_key_pair()
-        status, answer, error = await self.request_group_info(room_id, member.group_info_request(hpke_pub).encode())
+        located = None  # a newcomer (no state of the room) locates the hub from the room ID (hub-transfer §13)
+        if self.transfers is not None and room_id not in self.known_rooms():
+            status, answer, error, located = await self._newcomer_group_info(room_id, member, hpke_pub)
+        else:
+            status, answer, error = await self.request_group_info(room_id, member.group_info_request(hpke_pub).encode())
         if answer is None or answer.status != GroupInfoCode.success:
             reason = error or (answer.status.name if answer is not None else "no GroupInfo")
             return RoomCall(status, error=reason), None, reason
@@ -916,6 +939,9 @@ class ReferenceProvider:
             request = member.join_external(info, tree)
         except (MLSError, ValueError, DecodeError, EncodeError) as exc:
             return RoomCall(status, error=str(exc)), None, f"unusable GroupInfo: {exc}"
+        if located is not None and (problem := newcomer.hub_problem(member.group, answer, room_id, located)):
+            member.abandon()  # EXT-HUBXFER-NEWCOMER-DISCOVERY: not the room's hub
+            return RoomCall(status, error=problem), None, problem
         # Registered before sending: the fan-out of its own commit (with the hub's external proposals
         # for the new epoch) may arrive before the hub's answer.
         previous = self.members.get((room_id, client_uri))
@@ -979,7 +1005,7 @@ def _expired_key_package(keys: SimulatedClient):
     """Fault keymat-serve-expired: a KeyPackage of ``keys`` whose lifetime ended an hour ago."""
     now = int(time.time())
     bundle = make_key_package(keys.suite_id, keys.credential, keys.signature_priv, not_before=now - 7200,
-                              not_after=now - 3600)
+                              not_after=now - 3600, leaf_extensions=keys.leaf_extensions())
     keys.key_packages[bundle.ref()] = bundle
     return bundle
 

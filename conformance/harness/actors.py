@@ -295,18 +295,26 @@ class Party:
         """startHubTransfer: ``actor``'s client asks to move ``room`` to the provider ``new_hub`` (a domain)."""
         return self.control.call("startHubTransfer", {"room": room}, body={"actor": _uri(actor), "newHub": new_hub}).body
 
+    def join_room(self, room: str, client: str) -> dict[str, Any]:
+        """joinRoom (experimental): ``client`` joins ``room`` by external commit, located from the room ID
+        when its provider holds no state for the room; the raw ActionResult."""
+        return self.control.call("joinRoom", {"room": room}, body={"client": client}).body
+
     def hub_transfer_state(self) -> dict[str, Any]:
         """A reference peer's transfers: outgoing (as old hub) and incoming (as target), handoff bytes."""
         return self._introspect("hub-transfer")
 
     def hold_transfer(self, *, autocommit: list[str] | None = None, hold_handoff: bool | None = None,
                       withhold_notify_to: list[str] | None = None,
-                      refuse_handoffs: dict[str, int] | None = None) -> None:
+                      refuse_handoffs: dict[str, int] | None = None,
+                      lacking_hub_component: list[str] | None = None) -> None:
         """Which transfer commits a reference peer's initiating client makes by itself (begin, cutover,
         abort), whether it holds its handoffs back, and to which domains it withholds its /notify (kept
         pending, in order, until released with ``[]``): to hold a window open, watch a new hub before
         the handoff, or keep a follower from learning of a cut-over; ``refuse_handoffs`` (room -> N) makes it
-        answer the next N handoffs for a room 503, to see the old hub retry them."""
+        answer the next N handoffs for a room 503, to see the old hub retry them; ``lacking_hub_component``
+        (user URIs, ``[]`` to clear) makes the clients of those users, created while listed, omit mimi_hub
+        from their LeafNodes' app_components."""
         body: dict[str, Any] = {}
         if autocommit is not None:
             body["autocommit"] = autocommit
@@ -316,6 +324,8 @@ class Party:
             body["withholdNotifyTo"] = withhold_notify_to
         if refuse_handoffs is not None:
             body["refuseHandoffs"] = refuse_handoffs
+        if lacking_hub_component is not None:
+            body["lackingHubComponent"] = lacking_hub_component
         self._introspect_post("hub-transfer", body)
 
     def member_state(self, room: str, client: str) -> Any:

@@ -28,6 +28,7 @@ from ..peer import fresh_name
 from ..provider.consent import ConsentDomainError, ConsentMode
 from ..provider.directory_search import Profile, SearchPolicy
 from ..room import ROLE_ADMIN, ROLE_MEMBER, HubRoom, SimulatedClient, default_policy, room_extensions
+from ..room.hub import HOSTED_ROOMS
 from ..room.naming import domain_of_uri, user_of_credential, user_of_uri
 from ..room.policy import PolicyError, RoomPolicy
 from ..wire.codec import DecodeError, EncodeError
@@ -37,7 +38,7 @@ from ..wire.mimi import KeyMaterialResponse, SubmitResponseCode, UpdateResponseC
 from ..wire.room_policy import ROLE_INDEX_BANNED
 from . import CONTRACT_VERSION
 from .errors import ControlError
-from .policy_json import policy_from_json, policy_to_json
+from .policy_json import parent_of, policy_from_json, policy_to_json
 
 # The contract's SearchPolicy names -> the provider's.
 SEARCH_POLICIES = {
@@ -62,6 +63,7 @@ IMPLEMENTED = (
     "removeParticipant",
     "unbanParticipant",
     "leaveRoom",
+    "joinRoom",
     "removeClientFromRoom",
     "sendMessage",
     "listReceivedMessages",
@@ -157,6 +159,7 @@ class ReferenceBackend:
         self.provider = provider
         if getattr(provider, "transfers", None) is not None:  # offered only with the extension switched on
             self.startHubTransfer = self._start_hub_transfer
+        HOSTED_ROOMS[provider.domain] = provider.hub_rooms  # parent-dependent rooms read their parent's list
 
     @property
     def state(self):
@@ -376,7 +379,8 @@ class ReferenceBackend:
 
     async def createRoom(self, body: Any) -> dict[str, Any]:
         body = _closed(body, "createRoom", {"creator", "room", "name", "creatorRole", "policy"}, {"creator"})
-        policy = policy_from_json(body["policy"], default_policy()) if "policy" in body else default_policy()
+        policy = (policy_from_json(body["policy"], default_policy(), hosts=self._hosts_as_hub) if "policy" in body
+                  else default_policy())
         raw = body.get("room") or fresh_name("room-")
         if isinstance(raw, str) and raw.startswith("mimi://"):
             parsed = _parse(raw, UriKind.room, "room")
@@ -400,6 +404,10 @@ class ReferenceBackend:
             raise ControlError.conflict(f"{creator} has no client to create the room with")
         role = _int(body.get("creatorRole"), "creatorRole", default=ROLE_ADMIN)
         member = self.provider.new_member(room, client)
+        parent = parent_of(body.get("policy") or {})
+        if parent is not None and self.provider.hub_rooms[parent].roles().get(member.user_uri.encode(), 0) in (0, 1):
+            raise ControlError.not_permitted(f"{creator} is not a participant of the parent room {parent} "
+                                            "(POLICY-BASE-PARENT-STRICT-SUBSET)")
         extra = {}
         if self.provider.transfers is not None and not active(old_hub_faults.HUB_COMPONENT_MISSING_AT_CREATION):
             # EXT-HUBXFER-COMPONENT-AT-CREATION
@@ -412,10 +420,15 @@ class ReferenceBackend:
             hub_room = HubRoom.from_group(room, self.provider.identity, member.group)
         except (MLSError, ValueError) as exc:
             raise ControlError.unsupported_value(f"cannot create the room: {exc}") from None
+        hub_room.parent_room = parent  # room-policy-04 §5: the hub's record of the parent (None: not dependent)
         with self.state.store.transaction():
             self.provider.host_room(room, hub_room)
             self.provider.save_member(room, client, member)
         return await self.getRoom(room)
+
+    def _hosts_as_hub(self, room: str) -> bool:
+        hosted = self.provider.hub_rooms.get(room)
+        return hosted is not None and hosted.moved is None
 
     async def listRooms(self, user: str | None = None) -> dict[str, Any]:
         rooms = sorted(self.provider.known_rooms())
@@ -543,13 +556,18 @@ class ReferenceBackend:
 
     async def addParticipant(self, room: str, body: Any) -> dict[str, Any]:
         self._room(room)
-        body = _closed(body, "addParticipant", {"actor", "user", "role"}, {"actor", "user"})
+        body = _closed(body, "addParticipant", {"actor", "user", "role", "withoutClients"}, {"actor", "user"})
         target_parsed = _parse(body["user"], UriKind.user, "user")
         target = target_parsed.format()
         role = _int(body.get("role"), "role", default=ROLE_MEMBER)
+        without_clients = body.get("withoutClients", False)
+        if not isinstance(without_clients, bool):
+            raise ControlError.bad_request("withoutClients: expected a boolean")
         client, member = self._actor(room, body["actor"])
         if target.encode() in {bytes(p.user) for p in member.participant_list().participants if p.role_index > 0}:
             raise ControlError.conflict(f"{target} is already a participant of {room}")
+        if without_clients:  # experimental: the participant-list entry only, no key material, no Add
+            return await self._commit(room, client, lambda m: m.add_users([], [(target.encode(), role)]))
         status, answer = await self.provider.obtain_key_material(member, room, target)
         key_material: dict[str, Any] = {"userStatus": "unavailable", "clients": []}
         key_packages = []
@@ -631,6 +649,21 @@ class ReferenceBackend:
         client, _ = self._actor(room, body["actor"])
         # Proposals only: the user stays a member until the next commit includes them (§3.5).
         return await self._commit(room, client, lambda m: m.self_leave_request())
+
+    async def joinRoom(self, room: str, body: Any) -> dict[str, Any]:
+        """joinRoom (experimental): a local client joins by external commit; a room this provider holds no
+        state for is located from its ID (hub-transfer §13: the authority, then HubRedirects)."""
+        _parse(room, UriKind.room, "room")
+        body = _closed(body, "joinRoom", {"client"}, {"client"})
+        client = self._local_client(body["client"])
+        if self.provider.active_member(room, client) is not None:
+            raise ControlError.conflict(f"{client} is already a member of {room}")
+        call, member, reason = await self.provider.join_external(room, client)
+        if member is not None:
+            return {"room": room, "outcome": "accepted", "epoch": member.epoch,
+                    "acceptedAt": call.update.accepted_timestamp}
+        code = call.update.responseCode.name if call.update is not None else None
+        return {"room": room, "outcome": "rejectedByHub", "hubResponse": _hub_response(call, code, reason)}
 
     # -- messaging ----------------------------------------------------------------------------------
 

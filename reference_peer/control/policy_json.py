@@ -2,18 +2,34 @@
 
 ``createRoom`` takes the JSON form and ``getRoom`` reports the effective policy in it. Members left
 out take the reference peer's defaults. What the reference peer cannot host (preauthorization,
-minimal-metadata rooms, parent-dependent rooms, a default role other than its member role) is
-refused as ``policy-unsupported`` rather than silently ignored.
+minimal-metadata rooms, a default role other than its member role) is refused as
+``policy-unsupported`` rather than silently ignored.
+
+Parent-dependent rooms (room-policy-04 §5): ``base.parentDependent: true`` with ``base.parentRoom``
+naming a room this provider hosts as hub (POLICY-BASE-PARENT-SAME-HUB; another parent is
+``policy-unsupported``, a missing one ``unsupported-value``); ``parentRoom`` without ``parentDependent``
+is ``unsupported-value`` (POLICY-BASE-PARENT-ROOM-EMPTY-OTHERWISE). The creator must be a participant of
+the parent (``not-permitted`` otherwise, control/backend.py). The BaseRoomPolicy then has
+``parent_dependant`` true and ``parent_room`` = [the parent's room ID] (POLICY-BASE-PARENT-ROOM-SET).
+The reference hub refuses adding a user who is not a participant of the parent
+(POLICY-BASE-PARENT-STRICT-SUBSET, read as "a subset": the dependent room may hold every participant
+of the parent) and refuses a hub transfer of either room (EXT-HUBXFER-PARENT-DEPENDENT). It does NOT
+cascade removals: a user removed from the parent stays in its dependent rooms
+(POLICY-BASE-PARENT-CASCADE-REMOVAL is not implemented).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from ..faults import active
+from ..faults.parent_rooms import DEPENDENT_ROOM_PARENT_ID_MISSING
 from ..room.policy import ROLE_MEMBER, PolicyError, RoomPolicy
 from ..wire.hub_transfer import CAP_TRANSFER_HUB
+from ..wire.mimi import Uri
 from ..wire.room_policy import BaseRoomPolicy, Bool, Capability, Role, RoleData, SingleSourceRoleChangeTargets
 from . import load_openapi
 from .errors import ControlError
@@ -93,8 +109,17 @@ def _role_to_json(role: Role) -> dict[str, Any]:
     return out
 
 
-def policy_from_json(doc: dict[str, Any], defaults: RoomPolicy) -> RoomPolicy:
-    """The policy a ``createRoom`` asks for, on top of ``defaults``; ControlError if it cannot be hosted."""
+def parent_of(doc: dict[str, Any]) -> str | None:
+    """The parent room a ``createRoom`` policy names for a parent-dependent room (None otherwise)."""
+    base_doc = doc.get("base", {}) if isinstance(doc, dict) else {}
+    return base_doc.get("parentRoom") if isinstance(base_doc, dict) and base_doc.get("parentDependent") else None
+
+
+def policy_from_json(
+    doc: dict[str, Any], defaults: RoomPolicy, *, hosts: Callable[[str], bool] = lambda room: False
+) -> RoomPolicy:
+    """The policy a ``createRoom`` asks for, on top of ``defaults``; ControlError if it cannot be hosted.
+    ``hosts(room)``: whether this provider hosts ``room`` as hub (a parent room must be one)."""
     if doc.get("preauthorized"):
         raise ControlError.policy_unsupported("the reference peer does not host preauthorized joins")
     if doc.get("minimalMetadata"):
@@ -102,9 +127,21 @@ def policy_from_json(doc: dict[str, Any], defaults: RoomPolicy) -> RoomPolicy:
     if doc.get("defaultRole", ROLE_MEMBER) != ROLE_MEMBER:
         raise ControlError.policy_unsupported(f"the reference peer's default role is {ROLE_MEMBER}")
     base_doc = doc.get("base", {})
-    if base_doc.get("parentDependent") or base_doc.get("parentRoom"):
-        raise ControlError.policy_unsupported("the reference peer does not host parent-dependent rooms")
     changes: dict[str, Any] = {}
+    parent = base_doc.get("parentRoom")
+    if base_doc.get("parentDependent"):
+        if not isinstance(parent, str) or not parent:
+            raise ControlError.unsupported_value("base.parentRoom: a parent-dependent room needs its parent's room ID")
+        if not hosts(parent):
+            raise ControlError.policy_unsupported(
+                f"the parent room {parent} is not a room this provider hosts as hub (a parent-dependent room is "
+                "hosted on its parent's hub, room-policy-04 §5)"
+            )
+        changes["parent_dependant"] = Bool.true
+        # POLICY-BASE-PARENT-ROOM-SET (the fault leaves it empty)
+        changes["parent_room"] = [] if active(DEPENDENT_ROOM_PARENT_ID_MISSING) else [Uri(uri=parent.encode())]
+    elif parent:
+        raise ControlError.unsupported_value("base.parentRoom is set only for a parent-dependent room")
     for key, field_name in _BASE_BOOLS.items():
         if key in base_doc:
             changes[field_name] = Bool.true if base_doc[key] else Bool.false
@@ -127,6 +164,8 @@ def policy_to_json(policy: RoomPolicy) -> dict[str, Any]:
     base = policy.base
     base_doc: dict[str, Any] = {key: getattr(base, name) == Bool.true for key, name in _BASE_BOOLS.items()}
     base_doc["parentDependent"] = base.parent_dependant == Bool.true
+    if base.parent_room:
+        base_doc["parentRoom"] = bytes(base.parent_room[0].uri).decode("utf-8", "replace")
     for key, name in _BASE_LIMITS.items():
         if getattr(base, name) is not None:
             base_doc[key] = getattr(base, name)

@@ -9,12 +9,16 @@ from . import (  # noqa: F401 - importing an area module registers its faults
     discovery,
     fanout,
     multidevice,
+    parent_rooms,
     privacy,
     removal,
     transfer_cutover,
     transfer_follower,
+    transfer_member_support,
     transfer_new_hub,
+    transfer_newcomer,
     transfer_old_hub,
+    transfer_public_commits,
     transport,
 )
 from .registry import REGISTRY, Fault, UnknownFault, activate, active, active_faults, define, faults_on

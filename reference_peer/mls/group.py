@@ -511,7 +511,9 @@ class PublicGroup:
                 path_required = True
             if entry.ref is None:
                 self._validate_single_proposal(p, sender)
-            if external_commit and pt not in (ProposalType.external_init, ProposalType.remove, ProposalType.psk):
+            # RFC 9420 §12.2; draft-ietf-mls-extensions-09 §4.7 adds AppDataUpdate (the component's rules decide).
+            if external_commit and pt not in (ProposalType.external_init, ProposalType.remove, ProposalType.psk,
+                                              ProposalType.app_data_update):
                 raise InvalidCommit(f"an external commit may not carry {pt.name}")
             if pt == ProposalType.update:
                 if sender.sender_type != SenderType.member:
@@ -1191,8 +1193,10 @@ class Group(PublicGroup):
     @classmethod
     def join_external(cls, group_info: bytes | MLSMessage, credential: Credential, signature_priv: bytes | None = None, *,
                       ratchet_tree: bytes | None = None, remove_prior: int | None = None, capabilities=None,
-                      authenticated_data: bytes = b"") -> tuple[Group, bytes]:
-        """Join by external commit (§12.4.3.2). Returns (the joined group, the commit to send)."""
+                      leaf_extensions: list[Extension] | None = None,
+                      authenticated_data: bytes = b"", proposals_by_value: list[Proposal] | tuple[Proposal, ...] = ()) -> tuple[Group, bytes]:
+        """Join by external commit (§12.4.3.2). Returns (the joined group, the commit to send).
+        ``proposals_by_value``: more proposals in the commit (e.g. AppDataUpdate, mls-extensions-09 §4.7)."""
         try:
             msg = decode_message(group_info)
             if msg.group_info is None:
@@ -1222,6 +1226,7 @@ class Group(PublicGroup):
                                      Sender(sender_type=SenderType.new_member_commit), None)]
         if remove_prior is not None:
             proposals.append(AppliedProposal(remove_proposal(remove_prior), Sender(sender_type=SenderType.new_member_commit), None))
+        proposals += [AppliedProposal(p, Sender(sender_type=SenderType.new_member_commit), None) for p in proposals_by_value]
         committer = Sender(sender_type=SenderType.new_member_commit)
         prov = g._apply_proposals(proposals, committer)
         # A template leaf for the path: the joiner's credential and capabilities.
@@ -1230,7 +1235,7 @@ class Group(PublicGroup):
                                                        content_type=ContentType.commit), prov)
         template = make_leaf_node(suite, credential, signature_priv, enc_pub, LeafNodeSource.key_package,
                                   capabilities=capabilities or default_capabilities([suite.suite_id]),
-                                  lifetime=Lifetime(not_before=0, not_after=1))
+                                  extensions=leaf_extensions, lifetime=Lifetime(not_before=0, not_after=1))
         g._template_leaf = template
         por = [ProposalOrRef(type=ProposalOrRefType.proposal, proposal=p.proposal) for p in proposals]
         g.secrets = None  # type: ignore[assignment]

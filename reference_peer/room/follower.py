@@ -18,6 +18,7 @@ from ..mls import (
     KeyPackageBundle,
     MLSError,
     add_proposal,
+    app_components_extension,
     app_data_update_proposal,
     basic_credential,
     cipher_suite,
@@ -28,6 +29,7 @@ from ..mls import (
 from ..mls.group import decode_message, proposal_ref
 from ..mls.tree import RatchetTree as TreeState
 from ..wire.codec import DecodeError, EncodeError
+from ..wire.hub_transfer import MIMI_HUB_COMPONENT_ID
 from ..wire.identity import IdentifierUri
 from ..wire.mimi import (
     COMPONENT_PARTICIPANT_LIST,
@@ -43,6 +45,7 @@ from ..wire.mimi import (
 )
 from ..wire.mls import ContentType, KeyPackage, MLSMessage, Proposal, SenderType, WireFormat
 from ..wire.ratchet_tree_options import RatchetTreeOption, RatchetTreeRepresentation
+from ..wire.room_policy import PolicyComponentId
 from . import participants as plist_mod
 from .naming import client_uri, user_of_credential, user_uri
 
@@ -70,6 +73,16 @@ class OutgoingCommit:
     group_info: bytes
 
 
+# The application components a reference client processes, listed in the app_components entry of
+# its LeafNodes (draft-ietf-mls-extensions-09 §5): the participant list, the room-policy components
+# the reference reads (roles_list, base_room_policy) and the hub-transfer extension's mimi_hub, with
+# the uint16 ID the reference peer uses (EXT-HUBXFER-ALL-MEMBERS-SUPPORT).
+CLIENT_APP_COMPONENTS: tuple[int, ...] = (
+    int(COMPONENT_PARTICIPANT_LIST), int(PolicyComponentId.roles_list), int(PolicyComponentId.base_room_policy),
+    MIMI_HUB_COMPONENT_ID,
+)
+
+
 class SimulatedClient:
     """One MLS client of a local user: credential, signature key, KeyPackages, its Group, its inbox."""
 
@@ -87,14 +100,21 @@ class SimulatedClient:
         self.removed = False
         self._outgoing: OutgoingCommit | None = None
         self._sent: set[bytes] = set()  # own application messages and external commits, to recognise echoes
+        self.app_components: tuple[int, ...] = CLIENT_APP_COMPONENTS  # what its LeafNodes advertise
 
     def __repr__(self) -> str:
         return f"SimulatedClient({self.uri})"
 
     # -- key material and membership ----------------------------------------------------------
 
+    def leaf_extensions(self) -> list:
+        """The extensions of every LeafNode this client makes (KeyPackages, a group it creates, external
+        joins; UpdatePaths and Updates keep them): app_data_dictionary with its app_components."""
+        return [app_components_extension(getattr(self, "app_components", CLIENT_APP_COMPONENTS))]
+
     def make_key_package(self) -> KeyPackageBundle:
-        bundle = make_key_package(self.suite_id, self.credential, self.signature_priv)
+        bundle = make_key_package(self.suite_id, self.credential, self.signature_priv,
+                                  leaf_extensions=self.leaf_extensions())
         self.key_packages[bundle.ref()] = bundle
         return bundle
 
@@ -106,13 +126,17 @@ class SimulatedClient:
 
     def create_group(self, extensions: list, *, group_id: bytes | None = None) -> Group:
         return self._adopt(
-            Group.create(self.suite_id, self.credential, self.signature_priv, group_id=group_id, extensions=extensions)
+            Group.create(self.suite_id, self.credential, self.signature_priv, group_id=group_id, extensions=extensions,
+                         leaf_extensions=self.leaf_extensions())
         )
 
-    def join_external(self, group_info: bytes, ratchet_tree: bytes | None, *, pending: list[bytes] = ()) -> bytes:
-        """Join by external commit; returns the UpdateRequest body. The group is adopted at once: if the hub
+    def join_external(self, group_info: bytes, ratchet_tree: bytes | None, *, pending: list[bytes] = (),
+                      proposals_by_value: list[Proposal] = ()) -> bytes:
+        """Join by external commit (``proposals_by_value`` besides the ExternalInit, e.g. an AppDataUpdate:
+        mls-extensions-09 §4.7); returns the UpdateRequest body. The group is adopted at once: if the hub
         refuses, :meth:`abandon` drops it."""
-        group, commit = Group.join_external(group_info, self.credential, self.signature_priv, ratchet_tree=ratchet_tree)
+        group, commit = Group.join_external(group_info, self.credential, self.signature_priv, ratchet_tree=ratchet_tree,
+                                            proposals_by_value=proposals_by_value, leaf_extensions=self.leaf_extensions())
         self._adopt(group)
         self._sent.add(commit)
         info = decode_message(group.group_info(ratchet_tree=False)).group_info

@@ -22,6 +22,7 @@ from ..faults import removal as removal_faults
 from ..faults import transfer_cutover as cutover_faults
 from ..faults import transfer_new_hub as newhub_faults
 from ..faults import transfer_old_hub as old_hub_faults
+from ..faults import transfer_public_commits as public_commits_faults
 from ..faults.fanout import (
     ACCEPT_FUTURE_MESSAGE,
     ACCEPT_STALE_MESSAGE,
@@ -30,6 +31,7 @@ from ..faults.fanout import (
     WELCOME_TO_EVERY_PROVIDER,
 )
 from ..faults.multidevice import NEW_DEVICE_GROUPINFO_REFUSED, OWN_CLIENT_REMOVAL_REFUSED, SINGLE_DEVICE_IGNORED
+from ..faults.parent_rooms import DEPENDENT_ROOM_ADMITS_OUTSIDERS
 from ..mls import HubView, MLSError, WrongEpoch, external_proposal, gce_proposal
 from ..mls.crypto import cipher_suite, vl
 from ..mls.group import (
@@ -95,6 +97,10 @@ from .transfer import (
 )
 
 MLS10 = {"protocol": Protocol.mls10}
+# Room-policy-04 §5 (parent-dependent rooms): the rooms each provider hosts, by its domain, so that a
+# dependent room can read its parent's participant list. Registered by the provider's control backend
+# (ReferenceBackend); never persisted.
+HOSTED_ROOMS: dict[str, dict] = {}
 GROUPINFO_LABEL = "GroupInfo and ratchet_tree encryption"
 # Leaf maps kept for recognising commits and proposals from removed clients (their stale epochs).
 LEAF_HISTORY_EPOCHS = 16
@@ -222,6 +228,7 @@ class HubRoom:
     moved: HubRedirect | None = None  # set when the cut-over commit is accepted: the redirect answer
     last_accepted: int = 0  # the last accepted timestamp (a handoff's last_accepted_timestamp)
     min_timestamp: int = 0  # a new hub never accepts below the handoff's last_accepted_timestamp
+    parent_room: str | None = None  # room-policy-04 §5: the parent of a parent-dependent room (set at creation)
 
     def __init__(
         self,
@@ -709,6 +716,7 @@ class HubRoom:
             raise _Refused(UpdateResponseCode.invalidProposal, f"invalid commit: {type(exc).__name__}: {exc}") from None
         if external:
             self._authorize_external_join(committer_user, old_roles, received.applied)
+            self._refuse_external_hub_update(received.applied)
         new_roles = self._check_commit_policy(old, work, committer_user, received.applied)
         transition = self._check_hub_component_commit(old, work, received.applied)
         group_info = self._group_info_from_bundle(bundle, work, content, msg)
@@ -940,11 +948,31 @@ class HubRoom:
         )
         if refusal is not None:
             raise _not_allowed(refusal)
+        refusal = self._parent_subset_refusal(old_roles, new_roles)
+        if refusal is not None:
+            raise _not_allowed(refusal)
         if not any(
             bytes(s.signature_key) == bytes(self.identity.external_sender.signature_key) for s in new.external_senders()
         ):
             raise _not_allowed(Refusal("the hub is missing from external_senders", "PROTO-EXTSENDERS-HUB-CERT"))
         return new_roles
+
+    def _parent_subset_refusal(self, old_roles: dict[bytes, int], new_roles: dict[bytes, int]) -> Refusal | None:
+        """POLICY-BASE-PARENT-STRICT-SUBSET: a user who enters a parent-dependent room must be a participant
+        of its parent (hosted here). The reference hub does not cascade removals from the parent."""
+        if self.parent_room is None or active(DEPENDENT_ROOM_ADMITS_OUTSIDERS):
+            return None
+        outside = (ROLE_INDEX_NON_PARTICIPANT, ROLE_INDEX_BANNED)
+        parent = HOSTED_ROOMS.get(self.identity.domain, {}).get(self.parent_room)
+        in_parent = set() if parent is None else {u for u, r in parent.roles().items() if r not in outside}
+        for user, role in new_roles.items():
+            if role not in outside and old_roles.get(user, ROLE_INDEX_NON_PARTICIPANT) in outside \
+                    and user not in in_parent:
+                return Refusal(
+                    f"{user.decode(errors='replace')} is not a participant of the parent room {self.parent_room}",
+                    "POLICY-BASE-PARENT-STRICT-SUBSET",
+                )
+        return None
 
     def _check_members(
         self, view: HubView, roles: dict[bytes, int], policy: RoomPolicy | None = None
@@ -1168,6 +1196,16 @@ class HubRoom:
         ):
             raise _not_allowed(Refusal("only the hub may change mimi_hub", "EXT-HUBXFER-COMPONENT-SENDER"))
 
+    def _refuse_external_hub_update(self, applied: list[AppliedProposal]) -> None:
+        """An external commit never carries a mimi_hub update (EXT-HUBXFER-PUBLIC-COMMITS, section 4.2 item 5),
+        although mls-extensions-09 §4.7 lets it carry AppDataUpdates of other components."""
+        if any(
+            e.proposal.proposal_type == ProposalType.app_data_update
+            and e.proposal.app_data_update.component_id == MIMI_HUB_COMPONENT_ID
+            for e in applied
+        ) and not active(public_commits_faults.EXTERNAL_COMMIT_HUB_UPDATE_ACCEPTED):
+            raise _not_allowed(Refusal("an external commit carries a mimi_hub update", "EXT-HUBXFER-PUBLIC-COMMITS"))
+
     def _check_hub_component_commit(self, old: HubView, new: HubView, applied: list[AppliedProposal]) -> str | None:
         """A commit that changes mimi_hub must do it through the hub's own AppDataUpdate
         (EXT-HUBXFER-COMPONENT-SENDER); during the window no provider but the target gets its first
@@ -1193,7 +1231,9 @@ class HubRoom:
             and e.proposal.app_data_update.component_id == MIMI_HUB_COMPONENT_ID
         ]
         if (len(updates) != 1 or self._actor(old, updates[0].sender)[0] != "hub") \
-                and not active(old_hub_faults.MEMBER_MAY_CHANGE_HUB_COMPONENT):
+                and not active(old_hub_faults.MEMBER_MAY_CHANGE_HUB_COMPONENT) \
+                and not (active(public_commits_faults.EXTERNAL_COMMIT_HUB_UPDATE_ACCEPTED) and len(updates) == 1
+                         and updates[0].sender.sender_type == SenderType.new_member_commit):
             raise _not_allowed(Refusal("mimi_hub changed other than by the hub", "EXT-HUBXFER-COMPONENT-SENDER"))
         data = self.hub_data(new)
         if data is None:

@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..faults import active
+from ..faults.parent_rooms import TRANSFER_MOVES_DEPENDENT_ROOM, TRANSFER_MOVES_PARENT_ROOM
+from ..faults.transfer_member_support import TRANSFER_IGNORES_MEMBER_SUPPORT
 from ..mls.crypto import cipher_suite
+from ..mls.leaf import leaf_app_components
 from ..wire.codec import DecodeError, EncodeError
 from ..wire.hub_transfer import (
     CAP_TRANSFER_HUB,
@@ -114,9 +118,16 @@ def current_hub_data(app_data: dict[int, bytes], room_id: str) -> HubData:
     return read_hub_data(app_data, room_id)
 
 
-def verify_request(view, room_uri: str, request: HubTransferRequest, now: int, *, hub: str) -> tuple[HubTransferCode, str]:
+def dependent_rooms(room_uri: str, hosted) -> list[str]:
+    """The parent-dependent rooms of ``room_uri`` among ``hosted`` (room ID -> HubRoom, one provider's)."""
+    return sorted(r for r, room in hosted.items() if getattr(room, "parent_room", None) == room_uri)
+
+
+def verify_request(view, room_uri: str, request: HubTransferRequest, now: int, *, hub: str,
+                   dependents: list[str] | tuple = ()) -> tuple[HubTransferCode, str]:
     """Section 5.1 in the epoch of ``view`` (a HubView of the room whose hub is ``hub``): (accepted, "")
-    or the refusal code and why. Used by the hub on a request and by the target on a prepare."""
+    or the refusal code and why. Used by the hub on a request and by the target on a prepare.
+    ``dependents``: the room's parent-dependent rooms the hub hosts (the hub passes them)."""
     from . import participants as plist_mod
     from .policy import PolicyError, RoomPolicy
 
@@ -146,8 +157,14 @@ def verify_request(view, room_uri: str, request: HubTransferRequest, now: int, *
     role = roles.get(bytes(content.initiator.uri), ROLE_INDEX_NON_PARTICIPANT)
     if not policy.has(role, CAP_TRANSFER_HUB):  # type: ignore[arg-type]
         return HubTransferCode.notAllowed, f"role {role} lacks canTransferHub [EXT-HUBXFER-CAP-REQUIRED]"
-    if policy.base.parent_dependant == Bool.true:
+    if policy.base.parent_dependant == Bool.true and not active(TRANSFER_MOVES_DEPENDENT_ROOM):
         return HubTransferCode.notAllowed, "a parent-dependent room cannot move [EXT-HUBXFER-PARENT-DEPENDENT]"
+    if dependents and not active(TRANSFER_MOVES_PARENT_ROOM):
+        return HubTransferCode.notAllowed, f"the room has dependent rooms {dependents} [EXT-HUBXFER-PARENT-DEPENDENT]"
+    lacking = [i for i, leaf in view.members() if MIMI_HUB_COMPONENT_ID not in (leaf_app_components(leaf) or ())]
+    if lacking and not active(TRANSFER_IGNORES_MEMBER_SUPPORT):
+        return HubTransferCode.notAllowed, (f"the LeafNodes of leaves {lacking} do not list mimi_hub in their "
+                                            "app_components [EXT-HUBXFER-ALL-MEMBERS-SUPPORT]")
     return HubTransferCode.accepted, ""
 
 

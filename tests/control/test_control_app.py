@@ -147,7 +147,7 @@ class Failing(FakeBackend):
 def test_every_operation_is_routed_and_unimplemented_ones_answer_501(doc) -> None:
     app = make_control_app(object(), validate_responses=True)
     cases = contract_operations(doc)
-    assert len(cases) == 23
+    assert len(cases) == 24
 
     async def scenario(client: TestClient):
         answers = {}

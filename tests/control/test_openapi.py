@@ -56,6 +56,7 @@ EXPECTED_OPERATIONS: dict[str, tuple[str, str]] = {
     "requestConsent": ("post", "/v1/users/{user}/consent/request"),
     "cancelConsentRequest": ("post", "/v1/users/{user}/consent/cancel"),
     "startHubTransfer": ("post", "/v1/rooms/{room}/hubTransfer"),
+    "joinRoom": ("post", "/v1/rooms/{room}/join"),
 }
 # The operations a SUT cannot omit for a role it declares (x-mimi-conformance.requiredFor).
 EXPECTED_REQUIRED_FOR = {
@@ -458,7 +459,7 @@ def test_info_example_lists_every_non_experimental_operation(doc: dict[str, Any]
     experimental = {
         op["operationId"] for _, _, op, _ in operations(doc) if op.get("x-mimi-stability") == "experimental"
     }
-    assert experimental == {"startHubTransfer"}
+    assert experimental == {"startHubTransfer", "joinRoom"}
     listed = doc["components"]["examples"]["Info"]["value"]["supportedOperations"]
     assert set(listed) == set(EXPECTED_OPERATIONS) - experimental
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 
-from transfer_world import poll, transfer_world
+from transfer_world import A, B, C, now, poll, room_on_a_with_c_members, transfer_world
 
 from reference_peer.room.transfer_settings import HubTransferSettings
 from reference_peer.server.client import MimiClient
@@ -17,26 +17,13 @@ from reference_peer.wire.hub_transfer import (
     read_hub_redirect,
 )
 
-A, B, C = "a.example", "b.example", "c.example"
-
 
 async def _setup(w):
     a, c = w.backends[A], w.backends[C]
     alice = await a.createUser({"user": "alice"})
     carol = await c.createUser({"user": "carol"})
     dave = await c.createUser({"user": "dave"})
-    room = (await a.createRoom({"creator": alice["user"]}))["room"]
-    for user in (carol, dave):
-        added = await a.addParticipant(room, {"actor": alice["user"], "user": user["user"]})
-        assert added["outcome"] == "accepted", added
-    for user in (carol, dave):
-        client = user["clients"][0]
-        await poll(lambda client=client: _async(w.providers[C].active_member(room, client)), what="joined")
-    return room, alice, carol, dave
-
-
-async def _async(value):
-    return value
+    return await room_on_a_with_c_members(w, alice, (carol, dave)), alice, carol, dave
 
 
 async def _send(backend, room, client, text):
@@ -72,7 +59,7 @@ async def _end_to_end(pki):
 
         after_c = await poll(moved, timeout=20, what="c follows b")
         assert after_c["hubGeneration"] == 2
-        await poll(lambda: _async(w.providers[B].hub_rooms.get(room) is not None), timeout=20, what="b hosts")
+        await poll(lambda: now(w.providers[B].hub_rooms.get(room) is not None), timeout=20, what="b hosts")
         room_b = await b.getRoom(room)
         assert room_b["hostedHere"] and room_b["groupId"] == before["groupId"]
         assert room_b["epoch"] >= before["epoch"] + 2
@@ -177,7 +164,7 @@ async def _abort(pki):
 
         after = await poll(aborted, timeout=20, what="abort committed")
         assert after["hubDomain"] == A and B not in after["externalSenders"]
-        await poll(lambda: _async(w.providers[B].transfers.incoming[room].state == "discarded"), timeout=10,
+        await poll(lambda: now(w.providers[B].transfers.incoming[room].state == "discarded"), timeout=10,
                    what="b discarded the transfer")
         # The room still works on A.
         sent = await _send(c, room, carol["clients"][0], b"after abort")
@@ -214,7 +201,7 @@ async def _before_handoff(pki):
         w.providers[A].transfers.hold_handoff = True  # A withholds the handoff until released
         started = await a.startHubTransfer(room, {"actor": alice["user"], "newHub": B})
         assert started["outcome"] == "started", started
-        await poll(lambda: _async(w.providers[B].transfers.incoming[room].cutover_seen), timeout=20,
+        await poll(lambda: now(w.providers[B].transfers.incoming[room].cutover_seen), timeout=20,
                    what="b saw the cut-over")
         client = MimiClient(C, pki.providers[C].cert, pki.providers[C].key, pki.ca_cert, resolve={B: "127.0.0.1"})
         try:
@@ -225,7 +212,7 @@ async def _before_handoff(pki):
         # A follower's message now waits for B (503 honoured), then goes through once the handoff is in.
         sending = asyncio.create_task(c.sendMessage(room, {"from": carol["clients"][0],
                                                            "content": {"base64": base64.b64encode(b"x").decode()}}))
-        await poll(lambda: _async(sum(t["status"] == 503 for t in w.providers[B].traffic.since(0)[0]) >= 2),
+        await poll(lambda: now(sum(t["status"] == 503 for t in w.providers[B].traffic.since(0)[0]) >= 2),
                    timeout=10, what="c's submit answered 503 by b")
         w.providers[A].transfers.hold_handoff = False
         result = await asyncio.wait_for(sending, 30)

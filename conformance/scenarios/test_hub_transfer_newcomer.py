@@ -1,0 +1,114 @@
+"""Hub transfer, the SUT as a newcomer that holds only a room ID (docs/extensions/hub-transfer.md §13
+"Newcomers"; test plan row "newcomer").
+
+The room is created on the reference hub (hub.ref.test, the room ID's authority) and moved to the
+reference follower (follower.ref.test). Before the move, the creator adds Sam, a SUT user, to the
+participant list alone (the reference control API's experimental ``addParticipant`` member
+``withoutClients``): no client of Sam's is added and no key material is asked for, so the SUT's provider
+is never told about the room and holds only its ID. The control API's experimental ``joinRoom`` then makes
+Sam's client join by external commit. What is judged is what the SUT sends the two reference hubs (their
+traffic logs): its first request for the room goes to the ID's authority and is answered 421 with a
+HubRedirect, it then fetches groupInfo from the hub the redirect names and commits there, and the join
+succeeds (the new hub's group holds Sam's client).
+
+Not observable here: the second half of the statement, "accepting a hub only after checking the mimi_hub
+component of the GroupInfo it serves". The suite's reference hubs redirect only truthfully, so a
+conforming and a non-checking newcomer behave the same (the reference peer implements the check:
+``reference_peer/newcomer.py``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.harness.polling import PollTimeout
+from conformance.scenarios.hub_transfer_support import transfer_settings
+from conformance.verdicts import HarnessError, fail, not_applicable
+from reference_peer.wire.hub_transfer import read_hub_redirect
+
+OLD_HUB = "hub.ref.test"  # the room ID's authority
+NEW_HUB = "follower.ref.test"
+ROOM_ENDPOINTS = ("update", "submitMessage", "groupInfo", "keyMaterial", "reportAbuse")
+NEWCOMER = "EXT-HUBXFER-NEWCOMER-DISCOVERY"
+
+
+def _incoming(ref_follower, room: str) -> dict:
+    return ref_follower.hub_transfer_state()["incoming"].get(room) or {}
+
+
+def _sut_in(party, after: int, sut_party, room: str):
+    """The room requests the SUT sent ``party`` (a reference peer) since ``after``, in its log order."""
+    return [t for t in party.traffic(after, direction="in", peer=sut_party.domain)
+            if t.endpoint in ROOM_ENDPOINTS and t.value == room]
+
+
+def _describe(items) -> str:
+    return ", ".join(f"{t.endpoint} -> {t.status}" for t in items) or "none"
+
+
+def _leaf_clients(ref_follower, room: str) -> set[bytes]:
+    tree = ref_follower.hub_state(room).view.tree
+    return {bytes(leaf.credential.identity) for _, leaf in tree.leaves()}
+
+
+@pytest.mark.requirements(NEWCOMER)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+def test_newcomer_finds_the_moved_room_from_its_id(sut, sut_party, ref_hub, ref_follower, poll_until, recorder):
+    """A SUT client whose provider holds only the ID of a room moved from hub.ref.test (the ID's authority)
+    to follower.ref.test joins it (joinRoom): its first request goes to the authority and is answered 421
+    with a HubRedirect, then it fetches groupInfo at follower.ref.test and commits there, and is in the
+    group."""
+    transfer_settings(sut, "follower")
+    declared = sut.manifest.control_operations
+    if (declared is not None and "joinRoom" not in declared) or not sut_party.supports("joinRoom"):
+        not_applicable("the SUT's control API does not offer joinRoom (join a room known only by its ID), so no "
+                       "newcomer can be driven")
+    creator = ref_hub.create_user("creator")
+    room = ref_hub.create_room(creator)
+    sam = sut_party.create_user("sam")
+    ref_hub.add_ok(room, creator, sam, withoutClients=True)  # a participant with no client: the SUT is not told
+    start = ref_hub.start_hub_transfer(room, creator, NEW_HUB)
+    if start.get("outcome") != "started":
+        raise HarnessError(f"the reference hub did not start the transfer to {NEW_HUB}: {start}")
+    poll_until(lambda: _incoming(ref_follower, room).get("state") == "handed-over", timeout=20,
+               what=f"{NEW_HUB} to take the room over (handoff accepted)")
+    if sut_party.room(room) is not None:
+        raise HarnessError("the SUT already holds state for the room before joinRoom: the scene needs a provider "
+                           "that knows only the room ID")
+    mark_old, mark_new = ref_hub.traffic_mark(), ref_follower.traffic_mark()
+    result = sut_party.join_room(room, sam.client)
+    recorder.note(f"joinRoom answered {result}")
+    at_old = _sut_in(ref_hub, mark_old, sut_party, room)
+    at_new = _sut_in(ref_follower, mark_new, sut_party, room)
+    seen = f"at {OLD_HUB}: {_describe(at_old)}; at {NEW_HUB}: {_describe(at_new)}"
+    if not at_old:
+        fail(f"the SUT never asked the room ID's authority {OLD_HUB} (requests {seen}; joinRoom answered {result})",
+             requirement=NEWCOMER)
+    first = at_old[0]
+    if first.status != 421:
+        raise HarnessError(f"{OLD_HUB} answered the SUT's first request for the moved room ({first.endpoint}) "
+                           f"{first.status}, not 421 with a HubRedirect ({seen})")
+    if at_new and at_new[0].time < first.time - 0.05:
+        fail(f"the SUT sent {at_new[0].endpoint} to {NEW_HUB} before asking the room ID's authority ({seen})",
+             requirement=NEWCOMER)
+    redirect = read_hub_redirect("application/vnd.mimi-conformance.hub-redirect", first.response, room)
+    named = bytes(redirect.hub.uri).decode() if redirect is not None else None
+    fetched = [t for t in at_new if t.endpoint == "groupInfo" and t.status == 200]
+    if not fetched:
+        fail(f"the authority answered the SUT's {first.endpoint} 421 with a HubRedirect naming {named}; the SUT "
+             f"fetched no groupInfo from {NEW_HUB} (requests {seen}; joinRoom answered {result})",
+             requirement=NEWCOMER)
+    committed = [t for t in at_new if t.endpoint == "update" and t.status == 200 and t.seq > fetched[0].seq]
+    if not committed:
+        fail(f"the SUT fetched groupInfo from {NEW_HUB} but sent no external commit (update) there (requests "
+             f"{seen}; joinRoom answered {result})", requirement=NEWCOMER)
+    if result.get("outcome") != "accepted":
+        fail(f"joinRoom answered {result} after the SUT committed at {NEW_HUB} (requests {seen})",
+             requirement=NEWCOMER)
+    try:
+        poll_until(lambda: sam.client.encode() in _leaf_clients(ref_follower, room),
+                   what=f"{sam.client} in the group at {NEW_HUB}")
+    except PollTimeout:
+        fail(f"joinRoom answered {result}, but the group at {NEW_HUB} holds no leaf of {sam.client} (requests {seen})",
+             requirement=NEWCOMER)

@@ -1,0 +1,98 @@
+"""Parent-dependent rooms, the SUT as hub (room-policy-04 §5: BaseRoomPolicy ``parent_dependant`` and
+``parent_room``).
+
+On the SUT: a parent room created by a SUT admin with reference-follower participants, and a
+parent-dependent room of it (createRoom with ``base.parentDependent`` and ``base.parentRoom``). What is
+judged is MIMI: the BaseRoomPolicy component in the GroupContext a reference follower client holds (the
+group state the SUT hub committed and fanned out), and the SUT's UpdateRoomResponse to a reference
+follower admin's commits adding users to the dependent room. A SUT whose control API refuses to create a
+parent-dependent room makes the checks NOT_APPLICABLE.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.scenarios.test_hub_transfer_parent_rooms import create_dependent_room
+from conformance.scenarios.test_hub_transfer_request import _room, _synced
+from conformance.verdicts import HarnessError, ambiguous, fail
+from reference_peer.room.policy import COMPONENT_BASE_POLICY
+from reference_peer.wire.codec import DecodeError, EncodeError
+from reference_peer.wire.mimi import UpdateResponseCode, UpdateRoomResponse
+from reference_peer.wire.room_policy import BaseRoomPolicy, Bool
+
+ROOM_SET = "POLICY-BASE-PARENT-ROOM-SET"
+STRICT_SUBSET = "POLICY-BASE-PARENT-STRICT-SUBSET"
+
+
+def _base_policy(member, requirement: str) -> BaseRoomPolicy:
+    """The BaseRoomPolicy in a reference client's GroupContext (strictly decoded; AMBIGUOUS when only a
+    reading an ambiguity allows decodes it)."""
+    raw = member.group.app_data().get(COMPONENT_BASE_POLICY)
+    if raw is None:
+        fail(f"the room's GroupContext has no base_room_policy component (0x{COMPONENT_BASE_POLICY:04x})",
+             requirement=requirement)
+    try:
+        return BaseRoomPolicy.decode(bytes(raw))
+    except (DecodeError, EncodeError) as strict:
+        try:
+            decoded = BaseRoomPolicy.decode_tolerant(bytes(raw))
+        except (DecodeError, EncodeError):
+            fail(f"the room's BaseRoomPolicy does not decode: {strict}", requirement=requirement)
+        ids = sorted({leniency.ambiguity for leniency in decoded.leniencies})
+        ambiguous(ids[0], f"the room's BaseRoomPolicy decodes only with the reading of {ids}: {strict}")
+        raise AssertionError("unreachable") from None
+
+
+def _update_codes(ref_follower, room: str, after: int) -> list:
+    return [UpdateRoomResponse.decode(t.response) for t in ref_follower.traffic(after, endpoint="update", direction="out")
+            if t.value == room and t.status == 200]
+
+
+@pytest.mark.role("hub")
+@pytest.mark.requirements(ROOM_SET)
+def test_dependent_room_policy_names_its_parent(sut_party, ref_follower, poll_until, recorder):
+    """The BaseRoomPolicy of a parent-dependent room created on the SUT has parent_dependant true and
+    parent_room = [the parent's room ID]."""
+    parent, admin, users = _room(sut_party, ref_follower, admins=(), members=("bob",))
+    child = create_dependent_room(sut_party, ref_follower, parent, admin, users, admins=())
+    member = _synced(ref_follower, sut_party, child, users["bob"].client, poll_until)
+    base = _base_policy(member, ROOM_SET)
+    rooms = [bytes(u.uri).decode(errors="replace") for u in base.parent_room]
+    recorder.note(f"parent-dependent room {child}: parent_dependant {base.parent_dependant.name}, parent_room {rooms}")
+    if base.parent_dependant != Bool.true:
+        raise HarnessError(f"the SUT created {child} when asked for a parent-dependent room, but its BaseRoomPolicy "
+                           "has parent_dependant false: the control adapter did not create what was asked")
+    if rooms[:1] != [parent]:
+        fail(f"the BaseRoomPolicy of a parent-dependent room has parent_room {rooms}, not the parent's room ID "
+             f"[{parent!r}]", requirement=ROOM_SET)
+
+
+@pytest.mark.role("hub")
+@pytest.mark.requirements(STRICT_SUBSET)
+def test_dependent_room_admits_only_parent_participants(sut_party, ref_follower, poll_until, recorder):
+    """A follower admin's commit adding to the parent-dependent room a user who is not in the parent is
+    refused; one adding a participant of the parent is accepted."""
+    parent, admin, users = _room(sut_party, ref_follower, admins=("dave",), members=("erin",))
+    dave = {"dave": users["dave"]}
+    child = create_dependent_room(sut_party, ref_follower, parent, admin, dave)
+    carol = ref_follower.create_user("carol")
+
+    mark = ref_follower.traffic_mark()
+    added = ref_follower.add(child, users["dave"], carol)
+    recorder.note(f"Add of {carol.uri} (not in the parent room) to the parent-dependent room: {added}")
+    answers = _update_codes(ref_follower, child, mark)
+    if not answers:
+        raise HarnessError(f"the reference follower sent no commit adding {carol.uri}: {added}")
+    if any(a.responseCode == UpdateResponseCode.success for a in answers):
+        fail(f"the hub accepted a commit adding {carol.uri}, who is not a participant of the parent room, to a "
+             "parent-dependent room", requirement=STRICT_SUBSET)
+
+    mark = ref_follower.traffic_mark()
+    added = ref_follower.add(child, users["dave"], users["erin"])
+    recorder.note(f"Add of {users['erin'].uri} (a participant of the parent room): {added}")
+    answers = _update_codes(ref_follower, child, mark)
+    if not any(a.responseCode == UpdateResponseCode.success for a in answers):
+        raise HarnessError("the hub refused a commit adding a participant of the parent room to the parent-dependent "
+                           f"room ({[(a.responseCode.name, a.errorDescription) for a in answers]}), so the refusal "
+                           "above cannot be told from a room that admits nobody")
