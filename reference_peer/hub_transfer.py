@@ -126,6 +126,9 @@ class HubTransferService:
         self.refuse_handoffs: dict[str, int] = {}
         # The suite's peers withhold their /notify to these domains (kept pending, in order) while set.
         self.withhold_notify_to: set[str] = set()
+        # The suite's knob: the HubRedirects this peer answers as old hub claim a generation this much above
+        # the committed one (a false hint, to see a newcomer check the GroupInfo; EXT-HUBXFER-NEWCOMER-DISCOVERY).
+        self.inflate_redirect_generation = 0
         # The suite's knob: users (URIs) whose clients, provisioned while listed, omit mimi_hub from app_components.
         self.lacking_hub_component: set[str] = set()
         # Follower side: (room ID, cut-over generation) -> the cut-over epoch E_c as first processed here.
@@ -727,6 +730,9 @@ class HubTransferService:
             # EXT-HUBXFER-OLDHUB-REDIRECT
             if active(cutover_faults.REDIRECT_NAMES_BEGIN_EPOCH):
                 return redirect_response(room.moved.replace(epoch=room.moved.epoch - 1))
+            if self.inflate_redirect_generation:
+                return redirect_response(
+                    room.moved.replace(generation=room.moved.generation + self.inflate_redirect_generation))
             return redirect_response(room.moved)
         incoming = self.incoming.get(room_id)
         if incoming is None or incoming.state != "accepted" or (room is not None and room.moved is None):

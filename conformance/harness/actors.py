@@ -307,14 +307,16 @@ class Party:
     def hold_transfer(self, *, autocommit: list[str] | None = None, hold_handoff: bool | None = None,
                       withhold_notify_to: list[str] | None = None,
                       refuse_handoffs: dict[str, int] | None = None,
-                      lacking_hub_component: list[str] | None = None) -> None:
+                      lacking_hub_component: list[str] | None = None,
+                      inflate_redirect_generation: int | None = None) -> None:
         """Which transfer commits a reference peer's initiating client makes by itself (begin, cutover,
         abort), whether it holds its handoffs back, and to which domains it withholds its /notify (kept
         pending, in order, until released with ``[]``): to hold a window open, watch a new hub before
         the handoff, or keep a follower from learning of a cut-over; ``refuse_handoffs`` (room -> N) makes it
         answer the next N handoffs for a room 503, to see the old hub retry them; ``lacking_hub_component``
         (user URIs, ``[]`` to clear) makes the clients of those users, created while listed, omit mimi_hub
-        from their LeafNodes' app_components."""
+        from their LeafNodes' app_components; ``inflate_redirect_generation`` (0 to clear) makes the HubRedirects
+        it answers as old hub claim that much more than the committed generation (a false hint)."""
         body: dict[str, Any] = {}
         if autocommit is not None:
             body["autocommit"] = autocommit
@@ -326,6 +328,8 @@ class Party:
             body["refuseHandoffs"] = refuse_handoffs
         if lacking_hub_component is not None:
             body["lackingHubComponent"] = lacking_hub_component
+        if inflate_redirect_generation is not None:
+            body["inflateRedirectGeneration"] = inflate_redirect_generation
         self._introspect_post("hub-transfer", body)
 
     def member_state(self, room: str, client: str) -> Any:

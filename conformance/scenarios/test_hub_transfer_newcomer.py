@@ -11,10 +11,10 @@ traffic logs): its first request for the room goes to the ID's authority and is 
 HubRedirect, it then fetches groupInfo from the hub the redirect names and commits there, and the join
 succeeds (the new hub's group holds Sam's client).
 
-Not observable here: the second half of the statement, "accepting a hub only after checking the mimi_hub
-component of the GroupInfo it serves". The suite's reference hubs redirect only truthfully, so a
-conforming and a non-checking newcomer behave the same (the reference peer implements the check:
-``reference_peer/newcomer.py``).
+The second half of the statement, "accepting a hub only after checking the mimi_hub component of the
+GroupInfo it serves", needs a false hint: the same scene with the authority's HubRedirect claiming a
+generation above the one follower.ref.test's GroupInfo carries (the reference peer's
+``inflateRedirectGeneration`` knob). The SUT may fetch that GroupInfo, but must not commit there.
 """
 
 from __future__ import annotations
@@ -51,14 +51,9 @@ def _leaf_clients(ref_follower, room: str) -> set[bytes]:
     return {bytes(leaf.credential.identity) for _, leaf in tree.leaves()}
 
 
-@pytest.mark.requirements(NEWCOMER)
-@pytest.mark.feature("hubTransfer")
-@pytest.mark.role("follower")
-def test_newcomer_finds_the_moved_room_from_its_id(sut, sut_party, ref_hub, ref_follower, poll_until, recorder):
-    """A SUT client whose provider holds only the ID of a room moved from hub.ref.test (the ID's authority)
-    to follower.ref.test joins it (joinRoom): its first request goes to the authority and is answered 421
-    with a HubRedirect, then it fetches groupInfo at follower.ref.test and commits there, and is in the
-    group."""
+def _moved_room_with_a_newcomer(sut, sut_party, ref_hub, ref_follower, poll_until):
+    """(room, Sam): a room of hub.ref.test moved to follower.ref.test, with the SUT user Sam in its
+    participant list and no client of Sam's in the group (the SUT holds only the room ID)."""
     transfer_settings(sut, "follower")
     declared = sut.manifest.control_operations
     if (declared is not None and "joinRoom" not in declared) or not sut_party.supports("joinRoom"):
@@ -76,6 +71,18 @@ def test_newcomer_finds_the_moved_room_from_its_id(sut, sut_party, ref_hub, ref_
     if sut_party.room(room) is not None:
         raise HarnessError("the SUT already holds state for the room before joinRoom: the scene needs a provider "
                            "that knows only the room ID")
+    return room, sam
+
+
+@pytest.mark.requirements(NEWCOMER)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+def test_newcomer_finds_the_moved_room_from_its_id(sut, sut_party, ref_hub, ref_follower, poll_until, recorder):
+    """A SUT client whose provider holds only the ID of a room moved from hub.ref.test (the ID's authority)
+    to follower.ref.test joins it (joinRoom): its first request goes to the authority and is answered 421
+    with a HubRedirect, then it fetches groupInfo at follower.ref.test and commits there, and is in the
+    group."""
+    room, sam = _moved_room_with_a_newcomer(sut, sut_party, ref_hub, ref_follower, poll_until)
     mark_old, mark_new = ref_hub.traffic_mark(), ref_follower.traffic_mark()
     result = sut_party.join_room(room, sam.client)
     recorder.note(f"joinRoom answered {result}")
@@ -112,3 +119,30 @@ def test_newcomer_finds_the_moved_room_from_its_id(sut, sut_party, ref_hub, ref_
     except PollTimeout:
         fail(f"joinRoom answered {result}, but the group at {NEW_HUB} holds no leaf of {sam.client} (requests {seen})",
              requirement=NEWCOMER)
+
+
+@pytest.mark.requirements(NEWCOMER)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+def test_newcomer_refuses_a_hub_its_groupinfo_does_not_confirm(sut, sut_party, ref_hub, ref_follower, poll_until,
+                                                              recorder):
+    """A SUT newcomer whose redirect claims a mimi_hub generation above the one in the GroupInfo the named hub
+    serves does not join there: it sends no external commit to that hub."""
+    room, sam = _moved_room_with_a_newcomer(sut, sut_party, ref_hub, ref_follower, poll_until)
+    mark_old, mark_new = ref_hub.traffic_mark(), ref_follower.traffic_mark()
+    ref_hub.hold_transfer(inflate_redirect_generation=5)
+    try:
+        result = sut_party.join_room(room, sam.client)
+    finally:
+        ref_hub.hold_transfer(inflate_redirect_generation=0)
+    recorder.note(f"with the authority's HubRedirect claiming generation + 5, joinRoom answered {result}")
+    at_old = _sut_in(ref_hub, mark_old, sut_party, room)
+    at_new = _sut_in(ref_follower, mark_new, sut_party, room)
+    seen = f"at {OLD_HUB}: {_describe(at_old)}; at {NEW_HUB}: {_describe(at_new)}"
+    if not any(t.endpoint == "groupInfo" for t in at_new):
+        fail(f"the SUT did not follow the authority's HubRedirect to {NEW_HUB} (requests {seen}; joinRoom "
+             f"answered {result}), so whether it checks the GroupInfo cannot be seen", requirement=NEWCOMER)
+    committed = [t for t in at_new if t.endpoint == "update"]
+    if committed or result.get("outcome") == "accepted":
+        fail(f"the redirect claimed a mimi_hub generation 5 above the one in the GroupInfo {NEW_HUB} served, yet "
+             f"the SUT joined there (requests {seen}; joinRoom answered {result})", requirement=NEWCOMER)

@@ -9,9 +9,11 @@
 * ``GET /x-reference/v1/hub-transfer``: the hub-transfer state (transfers started and accepted, the
   handoff bytes sent and received), when the extension is on.
 * ``POST /x-reference/v1/hub-transfer`` ``{"autocommit": ["begin", "cutover", "abort"], "holdHandoff": bool,
-  "withholdNotifyTo": [domain, ...], "refuseHandoffs": {room: N}, "lackingHubComponent": [user URI, ...]}`` (all
-  optional; a user listed in lackingHubComponent gets clients, when created, whose LeafNodes omit mimi_hub from
-  their app_components): which transfer commits this
+  "withholdNotifyTo": [domain, ...], "refuseHandoffs": {room: N}, "lackingHubComponent": [user URI, ...],
+  "inflateRedirectGeneration": N}`` (all optional; a user listed in lackingHubComponent gets clients, when
+  created, whose LeafNodes omit mimi_hub from their app_components; a nonzero inflateRedirectGeneration makes
+  the HubRedirects this peer answers as old hub claim that much more than the committed generation, a false
+  hint): which transfer commits this
   peer's initiating client makes by itself, whether it holds its handoffs back, to which providers it
   withholds its /notify (kept pending in order, sent once released), and how many of the next handoffs
   for a room it receives it answers 503 without processing them (a lost answer), so a check can hold a transfer
@@ -122,6 +124,9 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
             withhold = body.get("withholdNotifyTo")
             refuse_handoffs = body.get("refuseHandoffs")
             lacking = body.get("lackingHubComponent")
+            inflate = body.get("inflateRedirectGeneration")
+            if inflate is not None and not (type(inflate) is int and 0 <= inflate < 2**32):
+                raise ValueError(inflate)
             if lacking is not None and not (isinstance(lacking, list) and all(isinstance(u, str) for u in lacking)):
                 raise ValueError(lacking)
             if refuse_handoffs is not None and not (isinstance(refuse_handoffs, dict) and all(
@@ -145,6 +150,8 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
             transfers.refuse_handoffs = dict(refuse_handoffs)
         if lacking is not None:
             transfers.lacking_hub_component = set(lacking)
+        if inflate is not None:
+            transfers.inflate_redirect_generation = inflate
         return web.json_response({"autocommit": sorted(transfers.autocommit), "holdHandoff": transfers.hold_handoff,
                                   "withholdNotifyTo": sorted(transfers.withhold_notify_to)})
 

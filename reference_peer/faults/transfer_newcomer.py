@@ -15,3 +15,10 @@ NEWCOMER_IGNORES_REDIRECT = define(
     description="a provider joining a room it knows only by its ID treats the ID authority's 421 HubRedirect "
     "as a final refusal: it asks only the authority and never fetches groupInfo from the hub the redirect names",
 )
+NEWCOMER_SKIPS_HUB_CHECK = define(
+    "newcomer-skips-hub-check",
+    area=AREA,
+    requirements=["EXT-HUBXFER-NEWCOMER-DISCOVERY"],
+    description="a provider joining a room it knows only by its ID accepts the hub a HubRedirect names without "
+    "checking that the GroupInfo it serves names it in mimi_hub with a generation no lower than the redirect's",
+)

@@ -8,7 +8,7 @@ import asyncio
 from transfer_world import A, B, C, now, poll, transfer_world
 
 from reference_peer.faults import faults_on
-from reference_peer.faults.transfer_newcomer import NEWCOMER_IGNORES_REDIRECT
+from reference_peer.faults.transfer_newcomer import NEWCOMER_IGNORES_REDIRECT, NEWCOMER_SKIPS_HUB_CHECK
 from reference_peer.newcomer import Located, hub_problem
 
 
@@ -70,3 +70,24 @@ async def _hub_check(pki):
         assert hub_problem(group, answer, room, Located(B, 2, 1)) is None
         assert "names" in hub_problem(group, answer, room, Located(C, 2, 1))
         assert "generation" in hub_problem(group, answer, room, Located(B, 3, 1))
+
+
+def test_newcomer_refuses_a_redirect_its_groupinfo_does_not_confirm(pki):
+    asyncio.run(_false_hint(pki))
+
+
+async def _false_hint(pki):
+    """a.example's redirect claims generation + 5: c.example fetches b.example's GroupInfo and does not commit
+    there; under newcomer-skips-hub-check it does."""
+    async with transfer_world(pki) as w:
+        room, carol = await _moved_room(w)
+        w.providers[A].transfers.inflate_redirect_generation = 5
+        c, mark = w.backends[C], w.providers[C].traffic.last
+        refused = await c.joinRoom(room, {"client": carol["clients"][0]})
+        assert refused["outcome"] != "accepted", refused
+        items, _ = w.providers[C].traffic.since(mark)
+        out = [(i["endpoint"], i["peer"]) for i in items if i["direction"] == "out" and i["value"] == room]
+        assert ("groupInfo", B) in out and ("update", B) not in out, out
+        with faults_on(NEWCOMER_SKIPS_HUB_CHECK):
+            joined = await c.joinRoom(room, {"client": carol["clients"][0]})
+        assert joined["outcome"] == "accepted", joined
