@@ -295,12 +295,18 @@ class HubTransferService:
             bytes(c.room_id.uri) == room_id.encode() and bytes(c.group_id) == room.group_id
             and bytes(c.transfer_id) == transfer_id and c.generation == request.content.generation + 1
             and domain_of_uri(bytes(c.old_hub.uri)) == self.p.domain and domain_of_uri(bytes(c.new_hub.uri)) == target
-            and c.not_after <= requested_not_after and sender_domain(c.new_hub_sender) == target
+            and c.not_after <= requested_not_after
         )
         if not expected:
             return None, "the acceptance does not match the prepare"
-        if not verify_hub_transfer_acceptance(suite, acceptance, bytes(c.new_hub_sender.signature_key)):
-            return None, "the acceptance signature does not verify"
+        why = None
+        if sender_domain(c.new_hub_sender) != target:
+            why = f"the acceptance's new_hub_sender names {sender_domain(c.new_hub_sender)}, not the target {target}"
+        elif not verify_hub_transfer_acceptance(suite, acceptance, bytes(c.new_hub_sender.signature_key)):
+            why = "the acceptance signature does not verify with its new_hub_sender key"
+        if why is not None:  # the target broke a rule: evidence for the suite's blocked checks
+            self.p.violations.add("EXT-HUBXFER-ACCEPT-SENDER", peer=target, evidence=f"{why} (room {room_id})")
+            return None, why
         return acceptance, ""
 
     def begin(self, room_id: str, room: HubRoom, transfer: OutgoingTransfer) -> None:

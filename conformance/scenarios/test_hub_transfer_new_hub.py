@@ -143,8 +143,15 @@ class World:
         at the reference follower) gets it: what the new hub fanned out to the follower before has arrived too
         (fan-out is ordered per destination)."""
         text = f"settle {now_ms()}".encode()
-        self.ref_hub.send_ok(self.room, self.admin.client, text)
+        self.send_through_new_hub(self.ref_hub, self.admin.client, text)
         self.ref_follower.wait_received(receiver, text, room=self.room)
+
+    def send_through_new_hub(self, party, client: str, text: bytes) -> None:
+        """A message after the handoff, which the SUT as new hub must accept (EXT-HUBXFER-NEWHUB-SERVES, judged by
+        test_new_hub_accepts_and_sequences_the_room): a refusal blocks the checks that need it."""
+        sent = party.send(self.room, client, text)
+        if sent.get("outcome") != "accepted":
+            blocked(NEWHUB_SERVES, f"the new hub did not accept a participant's message for the room it took over: {sent}")
 
     def outgoing(self) -> dict:
         return self.ref_hub.hub_transfer_state()["outgoing"].get(self.room, {})
@@ -553,7 +560,7 @@ def test_new_hub_verifies_handoffs(world_factory, ref_follower, recorder):
     bob, carol = w.members["bob"], w.members["carol"]
     # A first sentinel: once carol has it, whatever the new hub fanned out before it (its own proposals after
     # taking over) has reached the follower too (fan-out is ordered per destination).
-    w.ref_follower.send_ok(w.room, bob.client, b"sentinel before the repeat")
+    w.send_through_new_hub(w.ref_follower, bob.client, b"sentinel before the repeat")
     w.ref_follower.wait_received(carol.client, b"sentinel before the repeat", room=w.room)
     mark = ref_follower.traffic_mark()
     answer = w.hub_transfer(real)
@@ -568,7 +575,7 @@ def test_new_hub_verifies_handoffs(world_factory, ref_follower, recorder):
         fail(f"a different handoff for an already handed-over transfer was answered {_code(answer)}, not replayed",
              requirement=HANDOFF_REPLAY)
     # No further effect: the next thing the follower gets from the new hub is the sentinel, no new proposal.
-    w.ref_follower.send_ok(w.room, bob.client, b"sentinel after the repeat")
+    w.send_through_new_hub(w.ref_follower, bob.client, b"sentinel after the repeat")
     w.ref_follower.wait_received(carol.client, b"sentinel after the repeat", room=w.room)
     proposals = [f for _, f in _notify_fanouts(ref_follower, mark, w.domain, w.room)
                  if f.message.wire_format == WireFormat.mls_public_message
@@ -792,7 +799,7 @@ def test_new_hub_delivers_the_handed_over_backlog_first(world_factory, ref_follo
     if not backlog:
         raise HarnessError("the reference hub handed over no undelivered message for the follower; the check "
                            "cannot judge the backlog")
-    w.ref_follower.send_ok(w.room, w.members["bob"].client, b"sequenced by the new hub")
+    w.send_through_new_hub(w.ref_follower, w.members["bob"].client, b"sequenced by the new hub")
     w.ref_follower.wait_received(w.members["carol"].client, b"sequenced by the new hub", room=w.room)
     delivered = _notify_fanouts(ref_follower, mark, w.domain, w.room)
     recorder.note(f"the follower received {len(delivered)} FanoutMessage(s) from the new hub")
