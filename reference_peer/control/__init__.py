@@ -16,7 +16,7 @@ import yaml
 
 OPENAPI_PATH = Path(__file__).resolve().parent / "openapi.yaml"
 # The contract version the document defines (its info.version), which a SUT reports in GET /v1/info.
-CONTRACT_VERSION = "1.0.0"
+CONTRACT_VERSION = "1.1.0"
 
 __all__ = ["CONTRACT_VERSION", "OPENAPI_PATH", "load_openapi"]
 

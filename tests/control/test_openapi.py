@@ -438,7 +438,7 @@ def test_document_is_plain_json(doc: dict[str, Any]) -> None:
 
 
 def test_contract_version_and_openapi_version(doc: dict[str, Any]) -> None:
-    assert CONTRACT_VERSION == "1.0.0"  # a contract change moves this constant and the document together
+    assert CONTRACT_VERSION == "1.1.0"  # a contract change moves this constant and the document together
     assert doc["openapi"] == "3.1.0"
     assert doc["info"]["version"] == CONTRACT_VERSION
     assert doc["components"]["examples"]["Info"]["value"]["contractVersion"] == CONTRACT_VERSION
