@@ -43,11 +43,16 @@ import pytest
 
 from .verdicts import (
     CheckResult,
+    HarnessError,
     Judgement,
     LevelResolver,
     NotApplicable,
     Verdict,
+    blocked_judgement,
+    close_ledger,
+    current_ledger,
     judge,
+    open_ledger,
     strictest_profile_levels,
 )
 
@@ -294,6 +299,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if not run.is_check(item):
         return
     item.stash[_STATE] = _CheckState()
+    open_ledger(requirement_ids(item))
     manifest = run.manifest
     role = check_role(item)
     if role != "any" and role not in manifest.roles:
@@ -327,12 +333,12 @@ def _skip_reason(exc: BaseException) -> str:
 
 def _judge_excinfo(item: pytest.Item, run: MimiRun, exc: BaseException | None) -> Judgement:
     if exc is not None and isinstance(exc, pytest.skip.Exception):
-        return Judgement(Verdict.NOT_APPLICABLE, _skip_reason(exc))
+        exc = NotApplicable(_skip_reason(exc))
     if exc is not None and isinstance(exc, pytest.fail.Exception):
         # pytest.fail() is how a fixture or helper says the check is broken, not the SUT.
-        return Judgement(Verdict.HARNESS_ERROR, f"pytest.fail: {_skip_reason(exc)}")
+        exc = HarnessError(f"pytest.fail: {_skip_reason(exc)}")
     try:
-        return judge(exc, requirement_ids(item), run.levels, sut_hosts=run.sut_hosts)
+        return judge(exc, requirement_ids(item), run.levels, sut_hosts=run.sut_hosts, ledger=current_ledger())
     except Exception as err:  # noqa: BLE001 - the verdict logic itself must never crash a run
         return Judgement(
             Verdict.HARNESS_ERROR, f"cannot judge the outcome ({type(err).__name__}: {err}); outcome: {exc!r}"
@@ -375,11 +381,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
                 state.judgement = _attribute_blocking(item, run, state, state.judgement, exc)
             _apply(report, item, state.judgement)
     elif call.when == "teardown":
-        judgement = state.judgement or Judgement(Verdict.HARNESS_ERROR, "the check never ran")
+        judgement = state.judgement or _judge_excinfo(item, run, HarnessError("the check never ran"))
         if exc is not None and not judgement.verdict.fails_run:
-            judgement = Judgement(Verdict.HARNESS_ERROR, f"teardown failed: {type(exc).__name__}: {exc}")
+            judgement = _judge_excinfo(item, run, HarnessError(f"teardown failed: {type(exc).__name__}: {exc}"))
         elif exc is not None:
             report.sections.append(("mimi-conformance", f"teardown also failed: {type(exc).__name__}: {exc}"))
+        close_ledger()
         state.judgement = judgement
         result = CheckResult(
             check_id=item.nodeid,
@@ -393,6 +400,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
             ambiguity=judgement.ambiguity,
             scored_level=judgement.scored_level,
             blocked_by=state.blocked_by,
+            outcomes=judgement.outcomes,
         )
         # Carried on the report (not recorded here) so that under pytest-xdist the controller, which
         # sees every worker's reports, writes the one results file and the one summary.
@@ -420,7 +428,7 @@ def _attribute_blocking(
     if not found or any(b.requirement in judged for b in found):
         return judgement
     state.blocked_by, message = attribution.blocked_message(found, judgement.message)
-    return Judgement(Verdict.FAIL, message, scored_level="MUST")
+    return blocked_judgement(judgement, state.blocked_by, message)
 
 
 class _ResultCollector:
@@ -676,13 +684,15 @@ def poll_until(mimi_run: MimiRun, recorder):
     from .harness.polling import PollTimeout
     from .harness.polling import poll_until as _poll
 
-    def poll(predicate, timeout: float | None = None, interval: float = 0.1, *, what: str, retry_on=()):
+    def poll(predicate, timeout: float | None = None, interval: float = 0.1, *, what: str, retry_on=(),
+             requirement: str | None = None):
         budget = timeout if timeout is not None else mimi_run.manifest.timeouts.poll
         recorder.note(f"waiting up to {budget:g}s for {what}")
         try:
             value = _poll(predicate, timeout=budget, interval=interval, what=what, retry_on=retry_on)
         except PollTimeout as exc:
             recorder.note(str(exc))
+            exc.requirement = requirement  # a timeout is a miss of the requirement awaited (if named)
             raise
         recorder.note(f"done waiting for {what}")
         return value

@@ -37,6 +37,7 @@ class PollTimeout(TimeoutError):
         self.timeout = timeout
         self.last = last
         self.last_error = last_error
+        self.requirement: str | None = None  # the requirement awaited, when the check names it
 
 
 @dataclass(frozen=True)
