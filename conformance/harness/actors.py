@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from ..verdicts import HarnessError
+from ..verdicts import Blocked, HarnessError, NotApplicable
 from .control import ControlClient
 
 Poller = Callable[..., Any]
@@ -140,9 +140,35 @@ class Party:
         return self.control.call("addParticipant", {"room": room}, body=body).body
 
     def add_ok(self, room: str, actor: User | str, user: User | str, **extra: Any) -> dict[str, Any]:
-        """addParticipant that must be accepted: anything else is a failed precondition of the check."""
+        """addParticipant that must be accepted: anything else is a failed precondition of the check.
+
+        A target provider may answer keyMaterial noConsent (protocol-06 §5.2, §5.7): when the added
+        user's provider refuses for lack of consent (or gives no key material at all), the user grants
+        consent to ``actor`` for ``room`` through grantConsent where that provider's control API offers
+        it, and the add is tried once more; where it offers no way to grant, the check cannot apply."""
         result = self.add(room, actor, user, **extra)
+        if _refused_for_consent(result):
+            result = self._add_with_consent(room, actor, user, result, **extra)
         _expect_accepted(self, "addParticipant", result)
+        return result
+
+    def _add_with_consent(self, room: str, actor: User | str, user: User | str, refused: dict[str, Any],
+                          **extra: Any) -> dict[str, Any]:
+        status = refused.get("keyMaterial", {}).get("userStatus")
+        target = user.party if isinstance(user, User) else None
+        if target is None or not target.supports("grantConsent"):
+            where = target.name if target is not None else "the target's provider"
+            raise NotApplicable(
+                f"adding {_uri(user)} to {room}, {where} gave no key material (keyMaterial userStatus {status}): "
+                "the SUT requires consent and its adapter offers no way to grant it")
+        target.grant_consent(user, actor, room)
+        result = self.add(room, actor, user, **extra)
+        if result.get("outcome") == "noKeyMaterial" and \
+                result.get("keyMaterial", {}).get("userStatus") in ("noConsent", "noConsentForThisRoom"):
+            raise Blocked(
+                "PROTO-CONSENT-GRANT-ENABLES-KEYMAT",
+                f"{_uri(user)} granted {_uri(actor)} consent for {room} at {target.name}, yet keyMaterial still "
+                f"answers {result['keyMaterial']['userStatus']} (it answered {status} before the grant)")
         return result
 
     def remove(self, room: str, actor: User | str, user: User | str, mode: str | None = None) -> dict[str, Any]:
@@ -345,9 +371,23 @@ def _uri(value: User | str) -> str:
     return value.uri if isinstance(value, User) else value
 
 
+def _refused_for_consent(result: dict[str, Any]) -> bool:
+    """An addParticipant outcome saying the target's provider gave no key material for lack of consent
+    (or gave no readable answer at all, ``unavailable``, as a provider hiding its reason may)."""
+    if result.get("outcome") != "noKeyMaterial":
+        return False
+    return (result.get("keyMaterial") or {}).get("userStatus") in ("unavailable", "noConsent", "noConsentForThisRoom")
+
+
 def _expect_accepted(party: Party, operation: str, result: dict[str, Any]) -> None:
     if result.get("outcome") != "accepted":
         # Setting up a check is not what it judges; the precondition failing is reported, not scored.
+        if result.get("outcome") == "noKeyMaterial":
+            material = result.get("keyMaterial") or {}
+            clients = ", ".join(f"{c.get('client')}={c.get('status')}" for c in material.get("clients", ())) or "none"
+            raise HarnessError(f"{party.name} {operation} got no key material for the added user (keyMaterial "
+                               f"userStatus {material.get('userStatus')}, clients: {clients}), so the check cannot "
+                               "proceed")
         raise HarnessError(f"{party.name} {operation} was not accepted, so the check cannot proceed: {result}")
 
 
