@@ -420,6 +420,10 @@ def _attribute_blocking(
     directory entry) is that rule's FAIL (``conformance.harness.attribution``)."""
     from .harness import attribution
 
+    optional = attribution.missing_optional_endpoint(exc)
+    if optional is not None:
+        return _judge_excinfo(item, run, NotApplicable(
+            f"the SUT's directory does not list {optional!r}, an endpoint -06 leaves optional: the SUT does not offer it"))
     found = attribution.harness_blockers(exc, check_role(item))
     if run.reference_introspection:
         since = state.started - attribution.LOOKBACK_SECONDS

@@ -75,9 +75,13 @@ def blockers(problems: Mapping[str, Any], observer: str, sut_domains: Iterable[s
 # The endpoints peers need from a server in each role (PROTO-DIRECTORY-HUB-/FOLLOWER-ENDPOINTS), and
 # the hub-transfer extension's own entry.
 ROLE_ENDPOINTS = {
-    "hub": {"update", "submitMessage", "groupInfo", "keyMaterial", "reportAbuse", "proxyDownload"},
-    "follower": {"notify", "keyMaterial", "requestConsent", "updateConsent", "identifierQuery"},
+    "hub": {"update", "submitMessage", "groupInfo", "keyMaterial", "proxyDownload"},
+    "follower": {"notify", "keyMaterial"},
 }
+# Endpoints -06 leaves optional (explicit consent is one of "many ways", identifierQuery may be
+# refused altogether, abuse reports are not made mandatory): a directory without one means the SUT
+# does not offer it, so a check that needs it does not apply.
+OPTIONAL_ENDPOINTS = {"requestConsent", "updateConsent", "identifierQuery", "reportAbuse"}
 _ENDPOINT_RULES = {"hub": "PROTO-DIRECTORY-HUB-ENDPOINTS", "follower": "PROTO-DIRECTORY-FOLLOWER-ENDPOINTS"}
 _EXTENSION_ENDPOINT_RULES = {"hubTransfer": "EXT-HUBXFER-DIRECTORY"}
 _MISSING_ENTRY = re.compile(r"directory has no '([A-Za-z]+)' entry")
@@ -102,6 +106,18 @@ def harness_blockers(exc: BaseException | None, check_role: str) -> list[Blocker
             return [Blocker(rule, f"the SUT's directory has no {endpoint!r} entry") for rule in rules]
         exc = exc.__cause__ or exc.__context__
     return []
+
+
+def missing_optional_endpoint(exc: BaseException | None) -> str | None:
+    """The optional endpoint (OPTIONAL_ENDPOINTS) whose absence from the SUT's directory stopped a check."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        match = _MISSING_ENTRY.search(str(exc))
+        if match:
+            return match.group(1) if match.group(1) in OPTIONAL_ENDPOINTS else None
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def gather(introspection_urls: Mapping[str, str], since: float, sut_domains: Iterable[str]) -> list[Blocker]:
