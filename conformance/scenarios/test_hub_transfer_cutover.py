@@ -20,7 +20,7 @@ import pytest
 
 from conformance.harness.polling import PollTimeout
 from conformance.scenarios.hub_transfer_support import transfer_settings
-from conformance.verdicts import HarnessError, fail
+from conformance.verdicts import HarnessError, blocked, fail, judging, miss, not_applicable, observed
 from reference_peer.mls import app_data_update_proposal, cipher_suite, remove_proposal
 from reference_peer.mls.hub import HubView
 from reference_peer.mls.leaf import key_package_ref
@@ -79,6 +79,7 @@ NO_ACCEPT = "EXT-HUBXFER-OLDHUB-NO-ACCEPT"
 STOPS_FANOUT = "EXT-HUBXFER-OLDHUB-STOPS-FANOUT"
 INFLIGHT = "EXT-HUBXFER-INFLIGHT-EXACTLY-ONCE"
 NO_ROLLBACK = "EXT-HUBXFER-NO-ROLLBACK"
+FANOUT = "PROTO-FANOUT-TO-ACTIVE-PROVIDERS"  # what the checks need, not what they judge (blocked())
 
 # Retry-After (s) of the one /notify a reference peer refuses: long enough for the suite to act while
 # the SUT waits, short enough to keep a check to a few seconds.
@@ -368,18 +369,25 @@ def test_cutover_waits_for_the_followers_201_to_the_begin_commit(sut, sut_party,
 
 
 def _judge_cutover_order(seen: list[Seen], cutover: float | None, peers: tuple[str, ...], recorder) -> None:
-    """AFTER_DELIVERY: each of ``peers`` answered the begin commit 201 before the cut-over was proposed."""
+    """AFTER_DELIVERY: each of ``peers`` answered the begin commit 201 before the cut-over was proposed.
+    A miss is recorded (miss()) and the check goes on to judge its other requirements."""
     confirmed = _transfer_milestones(seen)["begin_201"]
     recorder.note(f"begin commit answered 201 at {confirmed}; first evidence of the cut-over at {cutover}")
     if cutover is None:
-        return
+        return  # no cut-over seen: nothing to judge
+    missed = False
     for where in peers:
         if where not in confirmed:
-            fail(f"the SUT proposed the cut-over although the {where} had not answered 201 to the begin commit (the "
-                 "SUT never delivered it there itself)", requirement=AFTER_DELIVERY)
-        if cutover < confirmed[where]:
-            fail(f"the SUT's cut-over (proposal or handoff) reached a peer {confirmed[where] - cutover:.2f} s before the "
-                 f"{where} answered 201 to the begin commit", requirement=AFTER_DELIVERY)
+            miss(AFTER_DELIVERY, f"the SUT proposed the cut-over although the {where} had not answered 201 to the begin "
+                 "commit (the SUT never delivered it there itself)")
+            missed = True
+        elif cutover < confirmed[where]:
+            miss(AFTER_DELIVERY, f"the SUT's cut-over (proposal or handoff) reached a peer "
+                 f"{confirmed[where] - cutover:.2f} s before the {where} answered 201 to the begin commit")
+            missed = True
+    if not missed:
+        observed(AFTER_DELIVERY, "the cut-over came " + ", ".join(
+            f"{cutover - confirmed[w]:.2f} s after the {w}'s 201 to the begin commit" for w in peers))
 
 
 def _cached_cutover(member, room: str) -> bytes | None:
@@ -412,9 +420,13 @@ def test_cutover_commit_must_include_the_pending_removal(sut, sut_party, ref_hub
     ref_follower.hold_transfer(autocommit=["begin", "abort"])  # dave's client commits the begin, not the cut-over
     try:
         _start(ref_follower, room, dave)
-        dave_state = poll_until(lambda: (m := ref_follower.member_state(room, dave.client)).group is not None
-                                and _cached_cutover(m, room) is not None and m,
-                                what="the SUT's cut-over proposal to reach dave's client")
+        try:  # the cut-over proposal itself is judged by the request checks: here it is a precondition
+            dave_state = poll_until(lambda: (m := ref_follower.member_state(room, dave.client)).group is not None
+                                    and _cached_cutover(m, room) is not None and m,
+                                    what="the SUT's cut-over proposal to reach dave's client")
+        except PollTimeout as exc:
+            raise HarnessError(f"the SUT's cut-over proposal never reached dave's client, so no cut-over commit "
+                               f"can be tried: {exc}") from None
         cutover_ref = _cached_cutover(dave_state, room)
         index = plist_mod.index_of(dave_state.participant_list(), erin.uri.encode())
         leaves = dave_state.leaves_of_user(erin.uri.encode())
@@ -440,6 +452,8 @@ def test_cutover_commit_must_include_the_pending_removal(sut, sut_party, ref_hub
         if response.responseCode != UpdateResponseCode.success:
             fail(f"the SUT refused the cut-over commit that includes every pending proposal: "
                  f"{response.responseCode.name} {response.errorDescription!r}", requirement=INCLUDES_PENDING)
+        observed(INCLUDES_PENDING, "the cut-over commit omitting erin's pending removal was refused, the one "
+                 "including it accepted")
     finally:
         ref_follower.hold_transfer(autocommit=["begin", "cutover", "abort"])
     # The cut-over epoch as the SUT committed it (Wendy's client, from the SUT's fan-out) and as it handed
@@ -461,9 +475,11 @@ def test_cutover_commit_must_include_the_pending_removal(sut, sut_party, ref_hub
         roles, users = _view_users(view)
         recorder.note(f"{label} ({view.epoch}): participants {sorted(u.decode() for u in roles)}")
         if erin.uri.encode() in roles or erin.uri.encode() in users:
-            fail(f"erin, whose removal was accepted before the cut-over, is still in {label} (epoch {view.epoch}; "
-                 f"participant list: {erin.uri.encode() in roles}, leaf: {erin.uri.encode() in users})",
-                 requirement=REMOVAL_PRESERVED)
+            miss(REMOVAL_PRESERVED, f"erin, whose removal was accepted before the cut-over, is still in {label} "
+                 f"(epoch {view.epoch}; participant list: {erin.uri.encode() in roles}, leaf: "
+                 f"{erin.uri.encode() in users})")
+        else:
+            observed(REMOVAL_PRESERVED, f"erin is neither listed nor has a leaf in {label} (epoch {view.epoch})")
 
 
 # -- the handoff and the messages in flight ----------------------------------------------------------
@@ -497,9 +513,13 @@ def test_in_flight_messages_are_handed_over_once(sut, sut_party, ref_hub, ref_fo
     ref_hub.hold_transfer(refuse_handoffs={room: 1})
     try:
         started = _start(sut_party, room, alice)
-        begun = poll_until(lambda: ((info := ref_follower.room(room)) is not None and info["hubGeneration"] >= 1)
-                           or (_handoff_attempts(ref_hub, marks[0], room, domain) and "moved"),
-                           what="the reference follower to process the begin commit")
+        try:
+            begun = poll_until(lambda: ((info := ref_follower.room(room)) is not None and info["hubGeneration"] >= 1)
+                               or (_handoff_attempts(ref_hub, marks[0], room, domain) and "moved"),
+                               what="the reference follower to process the begin commit")
+        except PollTimeout as exc:
+            blocked(FANOUT, f"the SUT never fanned out the begin commit to the reference follower (an active "
+                    f"provider), so no message can be in flight at the cut-over: {exc}")
         if begun == "moved":  # the SUT handed the room over before the follower even had the begin commit
             seen, attempts = _observe(ref_hub, ref_follower, marks, room, domain)
             _judge_cutover_order(seen, _cutover_time(seen, attempts), ("target", "follower"), recorder)
@@ -513,6 +533,7 @@ def test_in_flight_messages_are_handed_over_once(sut, sut_party, ref_hub, ref_fo
                        what="the SUT's handoff at the reference hub")
         except PollTimeout as exc:
             fail(f"after the cut-over the SUT sent no handoff to the new hub: {exc}", requirement=HANDOFF_SENT)
+        observed(HANDOFF_SENT, f"the SUT sent {HUB} a handoff for the room after the cut-over")
         try:
             poll_until(lambda: any(_accepted(a) for a in _handoff_attempts(ref_hub, marks[0], room, domain)),
                        what="the SUT to retry the handoff the reference hub answered 503, and the retry accepted")
@@ -525,13 +546,17 @@ def test_in_flight_messages_are_handed_over_once(sut, sut_party, ref_hub, ref_fo
         ref_hub.refuse_notifies([])
         ref_hub.hold_transfer(refuse_handoffs={})
 
+    # Each requirement below is judged on its own (miss() goes on) unless a later one needs what it saw.
     attempts = _handoff_attempts(ref_hub, marks[0], room, domain)
     accepted_at = next(a.time for a in attempts if _accepted(a))
     recorder.note(f"{len(attempts)} handoff attempt(s), answered {[a.status for a in attempts]}")
     different = [a.seq for a in attempts if a.request != attempts[0].request]
     if different:
-        fail(f"the SUT's handoff retries {different} differ from its first attempt #{attempts[0].seq} "
-             f"({[len(a.request) for a in attempts]} bytes)", requirement=RETRY_IDENTICAL)
+        miss(RETRY_IDENTICAL, f"the SUT's handoff retries {different} differ from its first attempt "
+             f"#{attempts[0].seq} ({[len(a.request) for a in attempts]} bytes)")
+    elif len(attempts) >= 2:
+        observed(RETRY_IDENTICAL, f"{len(attempts)} handoff attempts (answered {[a.status for a in attempts]}), "
+                 f"all byte-identical ({len(attempts[0].request)} bytes)")
 
     # The cut-over waited for the target's (late) 201 to the begin commit, and the follower's.
     seen, all_attempts = _observe(ref_hub, ref_follower, marks, room, domain)
@@ -547,25 +572,31 @@ def test_in_flight_messages_are_handed_over_once(sut, sut_party, ref_hub, ref_fo
     cutover_epoch = e0 + 2
 
     # Every message accepted up to the cut-over reaches the follower once (Carol receives all three).
+    never = []
     for text in (before, m1, m2):
         try:
             ref_follower.wait_received(carol.client, text, room=room)
         except PollTimeout as exc:
-            fail(f"carol never received {text!r}, which the SUT accepted before the cut-over: {exc}",
-                 requirement=INFLIGHT)
+            never.append(f"{text!r} ({exc})")
     try:
         poll_until(lambda: (info := ref_follower.room(room)) is not None and info["hubDomain"] == HUB,
                    what="the reference follower to process the cut-over commit")
-    except PollTimeout as exc:
+    except PollTimeout as exc:  # the handoff's content is judged against the members' cut-over epoch: stop
         fail(f"the cut-over commit the SUT accepted never reached the reference follower: {exc}", requirement=INFLIGHT)
     got = ref_follower.received(carol.client, room)
     counts = {text: got.count(text) for text in (before, m1, m2)}
-    if any(n != 1 for n in counts.values()):
-        fail(f"carol received the messages accepted before the cut-over {list(counts.values())} times, not once each",
-             requirement=INFLIGHT)
+    if never:
+        miss(INFLIGHT, f"carol never received {', '.join(never)}, accepted by the SUT before the cut-over")
+    elif any(n != 1 for n in counts.values()):
+        miss(INFLIGHT, f"carol received the messages accepted before the cut-over {list(counts.values())} times, "
+             "not once each")
+    else:
+        observed(INFLIGHT, "carol received each of the 3 messages accepted before the cut-over once, and the "
+                 "cut-over commit")
 
     # The handoff's content.
-    carol_state = _member_at(ref_follower, room, carol.client, cutover_epoch, poll_until)
+    with judging(INFLIGHT):  # the cut-over commit reached the follower: its members are at the cut-over epoch
+        carol_state = _member_at(ref_follower, room, carol.client, cutover_epoch, poll_until)
     bob_sent = [SubmitMessageRequest.decode(t.request).appMessage.encode()
                 for t in ref_follower.traffic(marks[1], endpoint="submitMessage", direction="out") if t.value == room]
     problems, undelivered = _handoff_problems(
@@ -573,29 +604,42 @@ def test_in_flight_messages_are_handed_over_once(sut, sut_party, ref_hub, ref_fo
         _claimed_key_packages(ref_follower, kp_mark, room, domain))
     recorder.note(f"handoff undelivered: {undelivered}")
     if problems:
-        fail("the handoff does not carry what section 6.4 requires: " + "; ".join(problems), requirement=HANDOFF_CONTENT)
+        miss(HANDOFF_CONTENT, "the handoff does not carry what section 6.4 requires: " + "; ".join(problems))
+    else:
+        observed(HANDOFF_CONTENT, f"the handoff carries the verified GroupInfo and full tree of epoch {cutover_epoch}, "
+                 f"the routes and the undelivered lists {undelivered}")
 
     # After the handoff, the SUT sends no /notify for the room: wait until its retry of the refused
     # message would have been due, then for a sentinel the SUT fans out (another room) behind it.
-    _wait_until(poll_until, refused_first.time + BACKLOG_RETRY_AFTER + 0.5,
-                what="the follower's Retry-After for the refused message to run out")
+    with judging(STOPS_FANOUT):  # a wait on the clock
+        _wait_until(poll_until, refused_first.time + BACKLOG_RETRY_AFTER + 0.5,
+                    what="the follower's Retry-After for the refused message to run out")
     sentinel = b"sentinel " + sentinel_room.encode()
     sut_party.send_ok(sentinel_room, alice.client, sentinel)
-    ref_follower.wait_received(bob.client, sentinel, room=sentinel_room,
-                               what="the SUT's sentinel message in another room to reach the follower")
+    try:
+        ref_follower.wait_received(bob.client, sentinel, room=sentinel_room,
+                                   what="the SUT's sentinel message in another room to reach the follower")
+    except PollTimeout as exc:
+        blocked(FANOUT, f"the SUT's sentinel message in another room never reached the follower, so its silence "
+                f"for the transferred room proves nothing: {exc}")
     late = [t for t in ref_follower.traffic(marks[1], endpoint="notify", direction="in", peer=domain)
             if t.value == room and t.time > accepted_at]
     if late:
-        fail(f"after the new hub accepted the handoff, the SUT sent {len(late)} /notify for the room to the follower "
-             f"(#{[t.seq for t in late]}, answered {[t.status for t in late]})", requirement=STOPS_FANOUT)
+        miss(STOPS_FANOUT, f"after the new hub accepted the handoff, the SUT sent {len(late)} /notify for the room "
+             f"to the follower (#{[t.seq for t in late]}, answered {[t.status for t in late]})")
+    else:
+        observed(STOPS_FANOUT, "no /notify for the room after the handoff was accepted, up to the SUT's sentinel "
+                 "in another room")
 
     # No mimi_hub update from the SUT after the cut-over, although the new hub refused its first handoff.
     seen = _all_fanouts(ref_hub, ref_follower, marks, room, domain)
     rollback = [(s.where, epoch, None if data is None else (_uri_domain(data.hub), data.generation))
                 for s in seen for epoch, data in s.hub_updates() if epoch >= cutover_epoch]
     if rollback:
-        fail(f"after the cut-over (epoch {cutover_epoch}) the SUT proposed mimi_hub updates {rollback}",
-             requirement=NO_ROLLBACK)
+        miss(NO_ROLLBACK, f"after the cut-over (epoch {cutover_epoch}) the SUT proposed mimi_hub updates {rollback}")
+    else:
+        observed(NO_ROLLBACK, f"no mimi_hub proposal at or after the cut-over epoch {cutover_epoch} in "
+                 f"{len(seen)} fan-outs, although {HUB} refused the first handoff")
 
 
 def _handoff_problems(attempt, room, sut_domain, started, carol, cutover_epoch, seen, refused, bob_sent, claimed):
@@ -707,7 +751,10 @@ def test_old_hub_redirects_every_room_request_after_the_cutover(sut, sut_party, 
     answered 421 with a HubRedirect naming the new hub, the cut-over generation and epoch, none accepted."""
     transfer_settings(sut, "old-hub")
     room, alice, (bob,) = _sut_room(sut_party, ref_follower, "bob")
-    old = _member_at(ref_follower, room, bob.client, sut_party.room(room)["epoch"], poll_until)
+    try:  # _sut_room waited for this epoch already
+        old = _member_at(ref_follower, room, bob.client, sut_party.room(room)["epoch"], poll_until)
+    except PollTimeout as exc:
+        raise HarnessError(f"bob's client does not hold the room's current epoch: {exc}") from None
     _start(sut_party, room, alice)
     try:  # the SUT's own view first (getRoom, section 17): it has accepted the cut-over commit
         poll_until(lambda: (info := sut_party.room(room)) is not None and info["hubDomain"] == HUB,
@@ -754,13 +801,23 @@ def test_old_hub_redirects_every_room_request_after_the_cutover(sut, sut_party, 
         problem = _redirect_problem(ctype, reply.body, room, data.generation, now.epoch)
         if problem:
             misshapen.append(f"{label}: {problem}")
+    redirected = len(requests) - 1 - len(not_redirected)  # the hubTransfer request is not judged for the redirect
     if accepted:
-        fail(f"after the cut-over the SUT accepted {accepted} for the room", requirement=NO_ACCEPT)
+        miss(NO_ACCEPT, f"after the cut-over the SUT accepted {accepted} for the room")
+    else:
+        observed(NO_ACCEPT, f"none of the {len(requests)} requests for the room was accepted after the cut-over")
     if not_redirected:
-        fail(f"after the cut-over the SUT answered {not_redirected}, not 421 with a HubRedirect", requirement=REDIRECT)
+        miss(REDIRECT, f"after the cut-over the SUT answered {not_redirected}, not 421 with a HubRedirect")
+    else:
+        observed(REDIRECT, f"all {redirected} update/submitMessage/groupInfo requests answered 421")
     if misshapen:
-        fail("the SUT's 421 answers are not the HubRedirect section 3.4 defines: " + "; ".join(misshapen),
-             requirement=REDIRECT_SHAPE)
+        miss(REDIRECT_SHAPE, "the SUT's 421 answers are not the HubRedirect section 3.4 defines: " + "; ".join(misshapen))
+    elif redirected:
+        observed(REDIRECT_SHAPE, f"{redirected} HubRedirect bodies name the room, {HUB}, generation {data.generation} "
+                 f"and epoch {now.epoch}")
+    else:
+        not_applicable("the SUT answered no request 421, so there is no HubRedirect to inspect",
+                       requirement=REDIRECT_SHAPE)
 
 
 def _request_accepted(endpoint: str, reply) -> bool:

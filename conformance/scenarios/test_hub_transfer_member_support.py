@@ -18,7 +18,7 @@ import secrets
 import pytest
 
 from conformance.scenarios.hub_transfer_support import transfer_settings
-from conformance.verdicts import HarnessError, blocked, fail
+from conformance.verdicts import HarnessError, blocked, fail, observed
 from reference_peer.mls import leaf_app_components
 from reference_peer.wire.codec import DecodeError, EncodeError
 from reference_peer.wire.hub_transfer import MIMI_HUB_COMPONENT_ID, HubTransferMessage
@@ -159,8 +159,11 @@ def test_member_without_hub_support_blocks_a_transfer(sut, sut_party, ref_follow
 
     group = poll_until(without_carol, what=f"{carol.client}'s leaf to leave the group")
     others = _lacking_leaves(group)
+    refusal = (f"with {carol.client} lacking mimi_hub the request was refused ({started.get('code')}), no prepare "
+               "reached the target and no proposal the follower")
     if others:  # e.g. the SUT's own clients list no mimi_hub: refusing is then right, and nothing to compare
         recorder.note(f"after the removal, members still lacking mimi_hub: {others}; the second request is not made")
+        observed(ALL_MEMBERS_SUPPORT, f"{refusal}; other members still lack it, so the refusal held")
         return
     hub_mark = ref_hub.traffic_mark()
     started = sut_party.start_hub_transfer(room, admin, HUB_DOMAIN)
@@ -170,3 +173,4 @@ def test_member_without_hub_support_blocks_a_transfer(sut, sut_party, ref_follow
         blocked(BEGIN, f"with every member listing mimi_hub, the SUT refused its admin's transfer to the accepting "
                 f"target {HUB_DOMAIN} ({started}; hubTransfer messages at the target: {prepared}), so a refusal "
                 "cannot be told apart from one for the missing support")
+    observed(ALL_MEMBERS_SUPPORT, f"{refusal}; once every member listed it, the same request was started")

@@ -23,7 +23,7 @@ import pytest
 
 from conformance.harness.polling import PollTimeout
 from conformance.scenarios.hub_transfer_support import transfer_settings
-from conformance.verdicts import HarnessError, fail, not_applicable
+from conformance.verdicts import HarnessError, fail, not_applicable, observed
 from reference_peer.wire.hub_transfer import read_hub_redirect
 
 OLD_HUB = "hub.ref.test"  # the room ID's authority
@@ -66,8 +66,11 @@ def _moved_room_with_a_newcomer(sut, sut_party, ref_hub, ref_follower, poll_unti
     start = ref_hub.start_hub_transfer(room, creator, NEW_HUB)
     if start.get("outcome") != "started":
         raise HarnessError(f"the reference hub did not start the transfer to {NEW_HUB}: {start}")
-    poll_until(lambda: _incoming(ref_follower, room).get("state") == "handed-over", timeout=20,
-               what=f"{NEW_HUB} to take the room over (handoff accepted)")
+    try:  # a transfer between the suite's own peers: the SUT takes no part in it yet
+        poll_until(lambda: _incoming(ref_follower, room).get("state") == "handed-over", timeout=20,
+                   what=f"{NEW_HUB} to take the room over (handoff accepted)")
+    except PollTimeout as exc:
+        raise HarnessError(f"the suite's reference hubs did not complete the transfer the scene needs: {exc}") from None
     if sut_party.room(room) is not None:
         raise HarnessError("the SUT already holds state for the room before joinRoom: the scene needs a provider "
                            "that knows only the room ID")
@@ -119,6 +122,8 @@ def test_newcomer_finds_the_moved_room_from_its_id(sut, sut_party, ref_hub, ref_
     except PollTimeout:
         fail(f"joinRoom answered {result}, but the group at {NEW_HUB} holds no leaf of {sam.client} (requests {seen})",
              requirement=NEWCOMER)
+    observed(NEWCOMER, f"asked the authority first, followed its 421 HubRedirect to {named}, fetched groupInfo and "
+             f"committed there; {sam.client} has a leaf at {NEW_HUB} ({seen})")
 
 
 @pytest.mark.requirements(NEWCOMER)
@@ -146,3 +151,5 @@ def test_newcomer_refuses_a_hub_its_groupinfo_does_not_confirm(sut, sut_party, r
     if committed or result.get("outcome") == "accepted":
         fail(f"the redirect claimed a mimi_hub generation 5 above the one in the GroupInfo {NEW_HUB} served, yet "
              f"the SUT joined there (requests {seen}; joinRoom answered {result})", requirement=NEWCOMER)
+    observed(NEWCOMER, f"with the redirect's generation 5 above the GroupInfo's, the SUT fetched groupInfo at "
+             f"{NEW_HUB} and did not commit there (joinRoom answered {result.get('outcome')}; {seen})")

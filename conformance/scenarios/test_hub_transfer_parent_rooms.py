@@ -25,7 +25,7 @@ from conformance.scenarios.test_hub_transfer_request import (
     _signed_request,
     _synced,
 )
-from conformance.verdicts import fail, not_applicable
+from conformance.verdicts import fail, not_applicable, observed
 from reference_peer.wire.hub_transfer import HubTransferCode
 
 FOLLOWER_DOMAIN = "follower.ref.test"
@@ -89,3 +89,5 @@ def test_parent_and_dependent_rooms_are_not_transferred(
         _no_transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, PARENT_DEPENDENT,
                              f"transfer requests for {'the parent-dependent room' if room == child else 'its parent'} "
                              "were refused")
+    observed(PARENT_DEPENDENT, "the parent-dependent room and its parent: both requests (MIMI and control) refused "
+             "notAllowed, no prepare at the target, no proposal at the follower")

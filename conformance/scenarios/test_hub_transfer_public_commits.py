@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from conformance.harness.polling import PollTimeout
 from conformance.scenarios.hub_transfer_support import transfer_settings
-from conformance.verdicts import HarnessError, blocked, fail
+from conformance.verdicts import HarnessError, blocked, fail, observed
 from reference_peer.mls import MLSError, app_data_update_proposal, cipher_suite
 from reference_peer.mls.tree import RatchetTree
 from reference_peer.room.follower import SimulatedClient
@@ -49,6 +50,7 @@ ATTEMPTS = 3  # a commit of the SUT's own clients may move the epoch between gro
 
 PUBLIC_COMMITS = "EXT-HUBXFER-PUBLIC-COMMITS"
 NEW_DEVICE_JOIN = "PROTO-GROUPINFO-NEW-DEVICE-JOIN"
+FANOUT = "PROTO-FANOUT-TO-ACTIVE-PROVIDERS"
 
 
 def _authority(sut) -> str:
@@ -168,8 +170,12 @@ def test_external_commit_carrying_a_hub_update_is_refused(sut, sut_party, ref_fo
                 "the refusal of the one carrying the mimi_hub update shows nothing about that update")
 
     # Sentinel: the plain join's commit reaches bob's client, so whatever the SUT fanned out before it has too.
-    member = poll_until(lambda: (m := ref_follower.member_state(room, bob.client)).epoch > plain_epoch and m,
-                        what="bob's client to process the new device's external commit")
+    try:
+        member = poll_until(lambda: (m := ref_follower.member_state(room, bob.client)).epoch > plain_epoch and m,
+                            what="bob's client to process the new device's external commit")
+    except PollTimeout as exc:
+        blocked(FANOUT, f"the SUT accepted the plain external join but never fanned its commit out to bob's "
+                f"provider, so what it fanned out before cannot be bounded: {exc}")
     fanned = _fanned_out_commits(ref_follower, room, mark, sut)
     if forged_commit in fanned:
         fail("the SUT fanned out the external commit carrying the mimi_hub update although it did not answer "
@@ -180,3 +186,5 @@ def test_external_commit_carrying_a_hub_update_is_refused(sut, sut_party, ref_fo
              f"{after.generation}, {after.state.name}; before it was hub {bytes(before.hub.uri)!r}, generation "
              f"{before.generation}, {before.state.name}", requirement=PUBLIC_COMMITS)
     recorder.note(f"plain join accepted at epoch {plain_epoch}; mimi_hub unchanged (generation {after.generation})")
+    observed(PUBLIC_COMMITS, "the external commit with the mimi_hub update was refused and not fanned out, the "
+             f"plain join accepted; mimi_hub unchanged at generation {after.generation}")
