@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -66,8 +67,23 @@ class PeerProtocolError(PeerError):
 
 
 class PeerDirectoryError(PeerError):
-    """The peer's §5.1 directory could not be fetched, is not a JSON object of URL templates,
-    or lacks the endpoint asked for."""
+    """The peer's §5.1 directory could not be fetched, is not a JSON object, lacks an endpoint asked
+    for, or names one with an unusable URL template.
+
+    ``missing``: the endpoints asked for that the directory does not list; ``bad_templates``:
+    endpoint -> why its template is unusable (every one asked for, not only the first); both empty
+    when the document itself could not be had (``unusable``)."""
+
+    def __init__(self, message: str, *, url: str | None = None, missing: tuple[str, ...] = (),
+                 bad_templates: Mapping[str, str] | None = None) -> None:
+        super().__init__(message, url=url)
+        self.missing = tuple(missing)
+        self.bad_templates = dict(bad_templates or {})
+
+    @property
+    def unusable(self) -> bool:
+        """The document itself could not be had (no 200, not JSON, not a JSON object)."""
+        return not self.missing and not self.bad_templates
 
 
 @dataclass(frozen=True)
@@ -134,7 +150,7 @@ class MimiClient:
         # address and port, and a pooled connection whose certificate names one domain must never
         # carry a request for another.
         self._pools: dict[tuple[str, int], httpx.AsyncClient] = {}
-        self._directories: dict[str, dict[str, str]] = {}
+        self._directories: dict[str, dict[str, Any]] = {}
 
     async def aclose(self) -> None:
         pools, self._pools = self._pools, {}
@@ -254,8 +270,12 @@ class MimiClient:
             )
         )
 
-    async def fetch_directory(self, peer: str, *, refresh: bool = False) -> dict[str, str]:
-        """The peer's §5.1 directory (cached per peer authority)."""
+    async def fetch_directory(self, peer: str, *, refresh: bool = False) -> dict[str, Any]:
+        """The peer's §5.1 directory, a JSON object (cached per peer authority).
+
+        -06 models the directory on ACME's (RFC 8555 §7.1.1), which may carry a ``meta`` object and
+        other members: every member is kept as it is and none is judged here. Only the templates a
+        caller uses are validated, by :meth:`endpoint_url` / :meth:`endpoint_urls`."""
         if not refresh and peer in self._directories:
             return self._directories[peer]
         url = f"https://{peer}{DIRECTORY_PATH}"
@@ -266,24 +286,44 @@ class MimiClient:
             document = json.loads(reply.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise PeerDirectoryError(f"directory is not valid JSON: {exc}", url=url) from None
-        if not isinstance(document, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in document.items()
-        ):
-            raise PeerDirectoryError("directory is not a JSON object of string URL templates", url=url)
+        if not isinstance(document, dict):
+            raise PeerDirectoryError("directory is not a JSON object", url=url)
         self._directories[peer] = document
         return document
 
-    async def endpoint_url(self, peer: str, endpoint: str, value: str) -> str:
-        if endpoint not in ENDPOINTS:
-            raise ValueError(f"unknown MIMI endpoint {endpoint!r}")
+    async def endpoint_urls(self, peer: str, values: Mapping[str, str]) -> dict[str, str]:
+        """The URLs of several endpoints (endpoint -> path variable value) from ``peer``'s directory.
+
+        Raises one :class:`PeerDirectoryError` naming *every* endpoint asked for that is missing or
+        whose template is unusable (not a string, no ``{variable}``), not only the first."""
+        for endpoint in values:
+            if endpoint not in ENDPOINTS:
+                raise ValueError(f"unknown MIMI endpoint {endpoint!r}")
         directory = await self.fetch_directory(peer)
-        template = directory.get(endpoint)
-        if template is None:
-            raise PeerDirectoryError(f"directory has no {endpoint!r} entry", url=f"https://{peer}{DIRECTORY_PATH}")
-        try:
-            return expand_template(template, value)
-        except ValueError as exc:
-            raise PeerDirectoryError(str(exc), url=f"https://{peer}{DIRECTORY_PATH}") from None
+        where = f"https://{peer}{DIRECTORY_PATH}"
+        urls: dict[str, str] = {}
+        missing: list[str] = []
+        bad: dict[str, str] = {}
+        for endpoint, value in values.items():
+            if endpoint not in directory:
+                missing.append(endpoint)
+                continue
+            template = directory[endpoint]
+            if not isinstance(template, str):
+                bad[endpoint] = f"the URL template is not a string: {json.dumps(template)[:80]}"
+                continue
+            try:
+                urls[endpoint] = expand_template(template, value)
+            except ValueError as exc:
+                bad[endpoint] = str(exc)
+        if missing or bad:
+            problems = [f"directory has no {e!r} entry" for e in missing]
+            problems += [f"directory entry {e!r} is unusable: {why}" for e, why in bad.items()]
+            raise PeerDirectoryError("; ".join(problems), url=where, missing=tuple(missing), bad_templates=bad)
+        return urls
+
+    async def endpoint_url(self, peer: str, endpoint: str, value: str) -> str:
+        return (await self.endpoint_urls(peer, {endpoint: value}))[endpoint]
 
     async def call(self, peer: str, endpoint: str, value: str, body: bytes = b"", **options) -> PeerReply:
         """Call ``endpoint`` (a §5.1 directory key) of ``peer`` with path variable ``value`` and a binary body.

@@ -276,7 +276,7 @@ def test_a_garbage_answer_is_a_protocol_error(pki):
     [
         (directory_reply(b"{not json"), "not valid JSON"),
         (directory_reply(b'["a", "b"]'), "not a JSON object"),
-        (directory_reply(b'{"notify": 7}'), "not a JSON object"),
+        (directory_reply(b'"a string"'), "not a JSON object"),
         (directory_reply(b"{}", status="404 Not Found"), "answered 404"),
     ],
 )
