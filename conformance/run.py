@@ -453,14 +453,16 @@ def only_untested(results: RunResults, report: GateReport) -> bool:
     if any(item.outcome.fails_run for item in report.items):
         return False
     waived_ids = {item.check_id for item in report.items if item.outcome is Outcome.EXPECTED_FAILURE}
-    waived = [dataclasses.replace(c, verdict=Verdict.PASS) if c.check_id in waived_ids else c for c in results.checks]
+    waived = [c.waived() if c.check_id in waived_ids else c for c in results.checks]
     for profile in rescore(results, waived):
         if profile.verdict.passes:
             continue
         if profile.verdict is not ProfileVerdict.INCOMPLETE:
             return False
         for outcome in profile.requirements:
-            blocking = outcome.status in (RequirementStatus.HARNESS_ERROR, RequirementStatus.FAIL) or (
+            blocking = outcome.status in (
+                RequirementStatus.HARNESS_ERROR, RequirementStatus.FAIL, RequirementStatus.NOT_REACHED
+            ) or (
                 outcome.status is RequirementStatus.NOT_APPLICABLE and outcome.level != "MAY"
             )
             if blocking:

@@ -239,6 +239,7 @@ def requirement_infos(items: Sequence[object]) -> list[RequirementInfo]:
             negative=bool(getattr(item, "negative", False)),
             area=getattr(item, "area", ""),
             role=getattr(item, "role", "any"),
+            derived_from=getattr(item, "derived_from", None) or None,
         )
         for item in items
     ]

@@ -17,14 +17,18 @@ import datetime
 import enum
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = "1.1.0"
-# Versions this reader accepts: 1.1.0 only added the optional check field blocked_by.
-READABLE_SCHEMA_VERSIONS = ("1.1.0", "1.0.0")
+SCHEMA_VERSION = "2.0.0"
+# Versions this reader accepts. 2.0.0: every check carries its per-requirement ``outcomes`` (a 1.x
+# reader would score the check's verdict against every requirement it names: a major change).
+# 1.x files are read by converting each check: every requirement it was scored against (its
+# ``blocked_by`` rules, else its own) gets the check's verdict, exactly as 1.x scored it.
+READABLE_SCHEMA_VERSIONS = ("2.0.0", "1.1.0", "1.0.0")
+LEGACY_SCHEMA_VERSIONS = ("1.1.0", "1.0.0")
 SCHEMA_ID = f"https://mimi-conformance.invalid/schemas/results/{SCHEMA_VERSION}"
 
 
@@ -68,6 +72,19 @@ class RequirementStatus(enum.StrEnum):
     UNTESTED = "UNTESTED"  # no check of the profile's role cites it
     NOT_APPLICABLE = "NOT_APPLICABLE"  # every check declared not applicable
     AMBIGUOUS = "AMBIGUOUS"  # the SUT followed a reading the draft also allows
+    NOT_REACHED = "NOT_REACHED"  # its checks all stopped before judging it: not judged
+
+
+class RequirementVerdict(enum.StrEnum):
+    """How one requirement named by one check came out in that check (``conformance.verdicts.Outcome``)."""
+
+    PASS = "PASS"  # observed to hold
+    FAIL = "FAIL"  # missed, scored MUST by the run
+    WARN = "WARN"  # missed, scored SHOULD or MAY (or the check warned)
+    AMBIGUOUS = "AMBIGUOUS"  # the SUT followed a reading the draft also allows
+    NOT_APPLICABLE = "NOT_APPLICABLE"  # could not apply, or nothing was observed for it
+    HARNESS_ERROR = "HARNESS_ERROR"  # the suite broke before judging it
+    NOT_REACHED = "NOT_REACHED"  # the check stopped before judging it
 
 
 LEVELS = ("MUST", "SHOULD", "MAY", "IMPLIED")
@@ -87,6 +104,8 @@ class RequirementInfo:
     negative: bool = False  # MUST NOT / SHOULD NOT
     area: str = ""
     role: str = "any"
+    # IMPLIED entries: ``text`` is the suite's paraphrase and this is the draft's own passage
+    derived_from: str | None = None
 
     @property
     def keyword(self) -> str:
@@ -94,8 +113,18 @@ class RequirementInfo:
             return "IMPLIED"
         return f"{self.level} NOT" if self.negative else self.level
 
+    @property
+    def draft_text(self) -> str:
+        """The draft's own sentence: the passage an IMPLIED entry was derived from, else ``text`` (verbatim)."""
+        return self.derived_from or self.text
+
+    @property
+    def paraphrase(self) -> str | None:
+        """The suite's paraphrase, when ``text`` is one (an IMPLIED entry with ``derived_from``)."""
+        return self.text if self.derived_from else None
+
     def as_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "source": self.source,
             "section": self.section,
@@ -105,6 +134,9 @@ class RequirementInfo:
             "area": self.area,
             "role": self.role,
         }
+        if self.derived_from:
+            data["derived_from"] = self.derived_from
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RequirementInfo:
@@ -117,6 +149,7 @@ class RequirementInfo:
             negative=bool(data.get("negative", False)),
             area=data.get("area", ""),
             role=data.get("role", "any"),
+            derived_from=data.get("derived_from") or None,
         )
 
 
@@ -132,8 +165,48 @@ class ProfileInfo:
 
 
 @dataclass(frozen=True)
+class RequirementJudgement:
+    """One requirement's outcome in one check (schema 2.0.0 ``checks[].outcomes[]``)."""
+
+    requirement: str
+    outcome: RequirementVerdict
+    message: str = ""  # why it missed, could not apply or was not reached
+    level: str | None = None  # the level that decided FAIL/WARN in the run
+    evidence: tuple[str, ...] = ()  # what the check observed (PASS)
+    ambiguity: str | None = None  # AMB- ID of an AMBIGUOUS outcome
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"requirement": self.requirement, "outcome": str(self.outcome)}
+        if self.message:
+            data["message"] = self.message
+        if self.level:
+            data["level"] = self.level
+        if self.evidence:
+            data["evidence"] = list(self.evidence)
+        if self.ambiguity:
+            data["ambiguity"] = self.ambiguity
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RequirementJudgement:
+        return cls(
+            requirement=data["requirement"],
+            outcome=RequirementVerdict(data["outcome"]),
+            message=data.get("message", "") or "",
+            level=data.get("level") or None,
+            evidence=tuple(data.get("evidence", ())),
+            ambiguity=data.get("ambiguity") or None,
+        )
+
+
+@dataclass(frozen=True)
 class CheckRecord:
-    """One check's outcome, as the results writer hands it over."""
+    """One check's outcome, as the results writer hands it over.
+
+    ``outcomes`` holds each requirement's own outcome (the check's own requirements and any
+    ``blocked_by`` rule); scoring reads only these. A record without them (a 1.x file, an old
+    JSON-lines file) is read as 1.x scored it: see :meth:`scored_outcomes`.
+    """
 
     check_id: str  # the pytest node ID, stable across runs
     requirement_ids: tuple[str, ...]
@@ -144,13 +217,41 @@ class CheckRecord:
     duration_s: float = 0.0
     transcript_ref: str | None = None  # transcript JSON path, relative to the results file's folder
     ambiguity_ids: tuple[str, ...] = ()
-    # Transport requirements the SUT broke, which kept the check from judging its own: the check is
-    # then scored against these instead of requirement_ids (conformance.harness.attribution).
+    # Transport requirements the SUT broke, which kept the check from judging its own
+    # (conformance.harness.attribution); their outcome is in ``outcomes`` (FAIL).
     blocked_by: tuple[str, ...] = ()
+    outcomes: tuple[RequirementJudgement, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.outcomes:  # a 1.x record: converted once, so that it reads back the same
+            object.__setattr__(self, "outcomes", self.scored_outcomes())
 
     @property
     def scored_requirement_ids(self) -> tuple[str, ...]:
-        return self.blocked_by or self.requirement_ids
+        """The requirements this check has an outcome for."""
+        return tuple(outcome.requirement for outcome in self.scored_outcomes())
+
+    def scored_outcomes(self) -> tuple[RequirementJudgement, ...]:
+        """The per-requirement outcomes scoring uses: ``outcomes``, or for a record without them
+        (schema 1.x) the check's verdict for every requirement 1.x scored it against (its
+        ``blocked_by`` rules, else its own requirements)."""
+        if self.outcomes:
+            return self.outcomes
+        return legacy_outcomes(self.blocked_by or self.requirement_ids, self.verdict, self.message, self.ambiguity_ids)
+
+    def waived(self, reason: str = "expected failure (baseline)") -> CheckRecord:
+        """This check with its failure waived (baseline gating): the check counts as passed, as it
+        did before per-requirement outcomes: its FAIL, HARNESS_ERROR and NOT_REACHED outcomes become
+        PASS (the vendor's baseline accepts the failure and what it kept from being judged)."""
+        waived_kinds = (RequirementVerdict.FAIL, RequirementVerdict.HARNESS_ERROR, RequirementVerdict.NOT_REACHED)
+        outcomes = tuple(
+            RequirementJudgement(o.requirement, RequirementVerdict.PASS, reason) if o.outcome in waived_kinds else o
+            for o in self.scored_outcomes()
+        )
+        return replace(self, verdict=Verdict.PASS, outcomes=outcomes)
+
+    def outcome_for(self, requirement_id: str) -> RequirementJudgement | None:
+        return next((o for o in self.scored_outcomes() if o.requirement == requirement_id), None)
 
     def as_dict(self) -> dict[str, Any]:
         data = {
@@ -163,13 +264,15 @@ class CheckRecord:
             "duration_s": self.duration_s,
             "transcript_ref": self.transcript_ref,
             "ambiguity_ids": list(self.ambiguity_ids),
+            "outcomes": [outcome.as_dict() for outcome in self.scored_outcomes()],
         }
-        if self.blocked_by:  # omitted when empty: an unblocked check reads the same as in schema 1.0.0
+        if self.blocked_by:  # omitted when empty
             data["blocked_by"] = list(self.blocked_by)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CheckRecord:
+        """From a check of a results file; a 1.x check (no ``outcomes``) is converted (see :meth:`scored_outcomes`)."""
         return cls(
             check_id=data["check_id"],
             requirement_ids=tuple(data["requirement_ids"]),
@@ -181,7 +284,24 @@ class CheckRecord:
             transcript_ref=data.get("transcript_ref"),
             ambiguity_ids=tuple(data.get("ambiguity_ids", ())),
             blocked_by=tuple(data.get("blocked_by", ())),
+            outcomes=tuple(RequirementJudgement.from_dict(item) for item in data.get("outcomes", ())),
         )
+
+
+def legacy_outcomes(
+    requirement_ids: Sequence[str], verdict: Verdict, message: str = "", ambiguity_ids: Sequence[str] = ()
+) -> tuple[RequirementJudgement, ...]:
+    """Schema 1.x scoring as per-requirement outcomes: every requirement gets the check's verdict."""
+    outcome = RequirementVerdict(str(verdict))
+    return tuple(
+        RequirementJudgement(
+            requirement=req_id,
+            outcome=outcome,
+            message="" if outcome is RequirementVerdict.PASS else message,
+            ambiguity=ambiguity_ids[0] if outcome is RequirementVerdict.AMBIGUOUS and ambiguity_ids else None,
+        )
+        for req_id in requirement_ids
+    )
 
 
 @dataclass(frozen=True)
@@ -251,7 +371,8 @@ class ProfileResult:
             role=data["role"],
             drafts=tuple(data["drafts"]),
             verdict=ProfileVerdict(data["verdict"]),
-            counts=dict(data["counts"]),
+            # 1.x files have no requirements_not_reached: 0, as 1.x could not produce the status
+            counts={key: int(data["counts"].get(key, 0)) for key in COUNT_KEYS},
             requirements=tuple(RequirementOutcome.from_dict(item) for item in data["requirements"]),
         )
 
@@ -350,7 +471,8 @@ class RunResults:
     def from_dict(cls, data: Mapping[str, Any]) -> RunResults:
         signature = data.get("signature")
         return cls(
-            schema_version=data["schema_version"],
+            # The model is the current version: a 1.x document is converted on reading (checks gain outcomes).
+            schema_version=SCHEMA_VERSION,
             suite_version=data["suite_version"],
             draft_revisions=tuple(data["draft_revisions"]),
             sut_manifest=data["sut_manifest"],
@@ -395,6 +517,8 @@ def check_record_from_line(data: Mapping[str, Any]) -> CheckRecord:
     if "requirement_ids" in data:
         return CheckRecord.from_dict(data)
     ambiguity = data.get("ambiguity")
+    # A line without ``outcomes`` (written before per-requirement outcomes) is scored the 1.x way.
+    outcomes = tuple(RequirementJudgement.from_dict(item) for item in data.get("outcomes") or ())
     return CheckRecord(
         check_id=data["check_id"],
         requirement_ids=tuple(data["requirements"]),
@@ -406,6 +530,7 @@ def check_record_from_line(data: Mapping[str, Any]) -> CheckRecord:
         transcript_ref=data.get("transcript"),
         ambiguity_ids=(ambiguity,) if ambiguity else (),
         blocked_by=tuple(data.get("blocked_by", ())),
+        outcomes=outcomes,
     )
 
 

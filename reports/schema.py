@@ -1,8 +1,10 @@
 """Validation of results documents against ``results.schema.json`` (JSON Schema 2020-12).
 
 The schema is versioned: its ``$id`` ends with the version and every document names it in
-``schema_version``. Readers accept only the version they know; a document of another version is
-rejected with a message that says so rather than with a list of field errors.
+``schema_version``. Readers accept only the versions they know (``READABLE_SCHEMA_VERSIONS``: the
+current 2.0.0, and 1.1.0/1.0.0, whose definitions the schema keeps and which the model converts on
+reading); a document of another version is rejected with a message that says so rather than with a
+list of field errors.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from .model import READABLE_SCHEMA_VERSIONS, SCHEMA_ID, SCHEMA_VERSION
+from .model import READABLE_SCHEMA_VERSIONS, SCHEMA_ID
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "results.schema.json"
 
@@ -40,7 +42,7 @@ def _validator() -> Draft202012Validator:
 def results_schema_errors(data: Any) -> list[str]:
     """Every schema violation of ``data`` as 'path: message' lines (empty when valid)."""
     if isinstance(data, dict) and "schema_version" in data and data["schema_version"] not in READABLE_SCHEMA_VERSIONS:
-        return [f"schema_version: {data['schema_version']!r} is not supported (this reader knows {SCHEMA_VERSION})"]
+        return [f"schema_version: {data['schema_version']!r} is not supported (this reader knows {', '.join(READABLE_SCHEMA_VERSIONS)})"]
     errors = sorted(_validator().iter_errors(data), key=lambda err: [str(part) for part in err.absolute_path])
     return [f"{'/'.join(str(part) for part in err.absolute_path) or '(top level)'}: {err.message}" for err in errors]
 

@@ -6,7 +6,15 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from reports.model import CheckRecord, ProfileInfo, RequirementInfo, RunResults, Verdict
+from reports.model import (
+    CheckRecord,
+    ProfileInfo,
+    RequirementInfo,
+    RequirementJudgement,
+    RequirementVerdict,
+    RunResults,
+    Verdict,
+)
 from reports.scoring import score_run
 
 REQUIREMENTS = (
@@ -100,7 +108,10 @@ def check(
     duration_s: float = 0.25,
     transcript_ref: str | None = None,
     ambiguity_ids: Sequence[str] = (),
+    outcomes: Sequence[RequirementJudgement] = (),
+    blocked_by: Sequence[str] = (),
 ) -> CheckRecord:
+    """A check; without ``outcomes`` every requirement gets the verdict (as a 1.x file reads)."""
     verdict = Verdict(verdict)
     if verdict is Verdict.AMBIGUOUS and not ambiguity_ids:
         ambiguity_ids = ("AMB-EXAMPLE",)
@@ -114,7 +125,31 @@ def check(
         duration_s=duration_s,
         transcript_ref=transcript_ref,
         ambiguity_ids=tuple(ambiguity_ids),
+        outcomes=tuple(outcomes),
+        blocked_by=tuple(blocked_by),
     )
+
+
+def judged(requirement: str, outcome: str, message: str = "", *, evidence: Sequence[str] = (),
+           level: str | None = None, ambiguity: str | None = None) -> RequirementJudgement:  # fmt: skip
+    """One requirement's outcome in a check."""
+    return RequirementJudgement(requirement, RequirementVerdict(outcome), message, level, tuple(evidence), ambiguity)
+
+
+def v1_document(document: dict, version: str = "1.1.0") -> dict:
+    """``document`` (a 2.0.0 results dict) as schema ``version`` (1.x) wrote it: no outcomes, no
+    not-reached count, no derived_from. Only meaningful for checks whose outcomes all equal their verdict."""
+    document["schema_version"] = version
+    document["$schema"] = document["$schema"].rsplit("/", 1)[0] + "/" + version
+    for item in document["checks"]:
+        del item["outcomes"]
+        if version == "1.0.0":
+            item.pop("blocked_by", None)
+    for profile in document["profiles"]:
+        del profile["counts"]["requirements_not_reached"]
+    for req in document["requirements"]:
+        req.pop("derived_from", None)
+    return document
 
 
 def hub_checks(**verdicts: str) -> list[CheckRecord]:

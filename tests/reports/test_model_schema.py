@@ -4,7 +4,7 @@ import copy
 import json
 
 import pytest
-from report_builders import MANIFEST, mixed_results
+from report_builders import MANIFEST, judged, mixed_results, v1_document
 
 from reports.model import SCHEMA_VERSION, CheckRecord, RunResults, Verdict, load_check_lines, manifest_sha256
 from reports.schema import ResultsSchemaError, load_results_schema, results_schema_errors, validate_results
@@ -66,16 +66,38 @@ def test_bad_documents_are_rejected(mutation):
 
 def test_another_schema_version_is_named_as_such():
     document = good_document()
-    document["schema_version"] = "2.0.0"
-    assert results_schema_errors(document) == ["schema_version: '2.0.0' is not supported (this reader knows 1.1.0)"]
+    document["schema_version"] = "3.0.0"
+    assert results_schema_errors(document) == [
+        "schema_version: '3.0.0' is not supported (this reader knows 2.0.0, 1.1.0, 1.0.0)"
+    ]
 
 
-def test_a_schema_1_0_0_document_still_reads():
-    # 1.1.0 only added the optional check field blocked_by.
-    document = good_document()
-    document["schema_version"] = "1.0.0"
-    document["$schema"] = document["$schema"].replace("1.1.0", "1.0.0")
+@pytest.mark.parametrize("version", ["1.0.0", "1.1.0"])
+def test_a_schema_1_x_document_still_reads_and_is_converted(version):
+    # 1.x checks carry one verdict, charged to every requirement; the reader turns it into outcomes.
+    document = v1_document(good_document(), version)
     assert results_schema_errors(document) == []
+    run = RunResults.from_dict(document)
+    assert run == mixed_results()  # every check's requirements had the check's verdict: nothing lost
+    fail = run.checks[2]
+    assert fail.outcomes == (judged("PROTO-KEYMAT-NO-REUSE", "FAIL", fail.message),)
+    assert run.checks[5].outcomes[0].ambiguity == "AMB-CERT-SAN"
+    assert results_schema_errors(run.as_dict()) == []  # written back as 2.0.0
+
+
+def test_a_1_x_document_with_outcomes_or_a_2_0_0_document_without_them_is_rejected():
+    old = v1_document(good_document())
+    old["checks"][0]["outcomes"] = [{"requirement": "PROTO-TRANSPORT-MTLS", "outcome": "PASS"}]
+    assert results_schema_errors(old)
+    new = good_document()
+    del new["checks"][0]["outcomes"]
+    assert results_schema_errors(new)
+    new = good_document()
+    new["checks"][0]["outcomes"][0]["outcome"] = "NOT_JUDGED"
+    assert results_schema_errors(new)
+    new = good_document()
+    del new["checks"][5]["outcomes"][0]["ambiguity"]  # an AMBIGUOUS outcome names its AMB- ID
+    assert results_schema_errors(new)
 
 
 def test_blocked_by_round_trips_and_is_omitted_when_empty():
@@ -108,7 +130,26 @@ def test_checks_from_the_plugin_json_lines(tmp_path):
     first, second = load_check_lines(path)
     assert first == CheckRecord("s/test_a.py::test_x", ("PROTO-TRANSPORT-MTLS",), "hub", "transport",
                                 Verdict.AMBIGUOUS, "m", 0.5, "t/a.json", ("AMB-CERT-SAN",))  # fmt: skip
+    assert first.outcomes == (judged("PROTO-TRANSPORT-MTLS", "AMBIGUOUS", "m", ambiguity="AMB-CERT-SAN"),)
     assert second == mixed_results().checks[2]
     path.write_text('{"check_id": "x"}\n')
     with pytest.raises(ValueError, match="checks.jsonl:1"):
         load_check_lines(path)
+
+
+def test_per_requirement_outcomes_from_the_plugin_json_lines(tmp_path):
+    line = {"check_id": "s/test_a.py::test_from", "requirements": ["PROTO-TRANSPORT-MTLS", "PROTO-KEYMAT-NO-REUSE"],
+            "role": "hub", "verdict": "FAIL", "message": "bad From", "duration": 0.1, "transcript": None,
+            "area": "transport", "ambiguity": None, "scored_level": "MUST", "blocked_by": [],
+            "outcomes": [{"requirement": "PROTO-TRANSPORT-MTLS", "outcome": "FAIL", "message": "bad From",
+                          "level": "MUST"},
+                         {"requirement": "PROTO-KEYMAT-NO-REUSE", "outcome": "PASS",
+                          "evidence": ["3 KeyPackages served, all distinct"]}]}  # fmt: skip
+    path = tmp_path / "checks.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    (record,) = load_check_lines(path)
+    assert record.outcomes == (
+        judged("PROTO-TRANSPORT-MTLS", "FAIL", "bad From", level="MUST"),
+        judged("PROTO-KEYMAT-NO-REUSE", "PASS", evidence=["3 KeyPackages served, all distinct"]),
+    )
+    assert record.as_dict()["outcomes"][1] == line["outcomes"][1]

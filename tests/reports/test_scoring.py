@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
-from report_builders import FOLLOWER_PROFILE, HUB_PROFILE, check, hub_checks, mixed_results, results
+from report_builders import FOLLOWER_PROFILE, HUB_PROFILE, check, hub_checks, judged, mixed_results, results
 
 from reports.model import ProfileVerdict, RequirementStatus, Verdict
 from reports.scoring import requirement_status, score_profile
@@ -104,7 +102,7 @@ def test_counts_of_the_mixed_run():
     assert dict(hub.counts) == {
         "requirements": 3, "requirements_pass": 1, "requirements_fail": 1, "requirements_warn": 1,
         "requirements_harness_error": 0, "requirements_untested": 0, "requirements_not_applicable": 0,
-        "requirements_ambiguous": 0,
+        "requirements_ambiguous": 0, "requirements_not_reached": 0,
         "checks": 3, "checks_pass": 1, "checks_fail": 1, "checks_warn": 1, "checks_not_applicable": 0,
         "checks_harness_error": 0, "checks_ambiguous": 0,
     }  # fmt: skip
@@ -126,9 +124,8 @@ def test_every_check_verdict_maps_to_a_requirement_status(verdict):
 
 def test_a_blocked_check_scores_the_rule_that_blocked_it_not_its_own():
     # The SUT broke mTLS, so the key-material check never exercised KeyPackage reuse.
-    blocked = dataclasses.replace(
-        check("test_keypackage_not_reused", "FAIL", ["PROTO-KEYMAT-NO-REUSE"]), blocked_by=("PROTO-TRANSPORT-MTLS",)
-    )
+    # As a 1.x file records it: no outcomes, the check's verdict charged to blocked_by.
+    blocked = check("test_keypackage_not_reused", "FAIL", ["PROTO-KEYMAT-NO-REUSE"], blocked_by=["PROTO-TRANSPORT-MTLS"])
     checks = [*hub_checks()[:2], blocked]
     result = score_profile(HUB_PROFILE, checks)
     status = {o.id: o.status for o in result.requirements}
@@ -137,3 +134,75 @@ def test_a_blocked_check_scores_the_rule_that_blocked_it_not_its_own():
     assert result.verdict is ProfileVerdict.NOT_CONFORMANT
     outcome = next(o for o in result.requirements if o.id == "PROTO-TRANSPORT-MTLS")
     assert any(c.endswith("::test_keypackage_not_reused") for c in outcome.check_ids)
+
+
+MTLS, HTTPS, REUSE = "PROTO-TRANSPORT-MTLS", "PROTO-DIRECTORY-HTTPS-URLS", "PROTO-KEYMAT-NO-REUSE"
+
+
+def _statuses(result):
+    return {o.id: o.status for o in result.requirements}
+
+
+def test_a_blocked_check_with_outcomes_leaves_its_own_requirement_not_reached():
+    blocked = check("test_keypackage_not_reused", "FAIL", [REUSE], blocked_by=[MTLS],
+                    outcomes=[judged(REUSE, "NOT_REACHED", "blocked"), judged(MTLS, "FAIL", "no client cert")])  # fmt: skip
+    result = score_profile(HUB_PROFILE, [hub_checks()[1], blocked])
+    assert _statuses(result) == {MTLS: RequirementStatus.FAIL, HTTPS: RequirementStatus.PASS,
+                                 REUSE: RequirementStatus.NOT_REACHED}  # fmt: skip
+    assert result.verdict is ProfileVerdict.NOT_CONFORMANT
+
+
+def test_three_requirements_fail_pass_not_reached_are_scored_each_on_its_own():
+    # One check names all three: MTLS missed, HTTPS observed, REUSE never reached after the miss.
+    outcomes = [judged(MTLS, "FAIL", "bad From", level="MUST"),
+                judged(HTTPS, "PASS", evidence=["directory: 4 https URLs"]),
+                judged(REUSE, "NOT_REACHED", "stopped before: PROTO-TRANSPORT-MTLS missed")]  # fmt: skip
+    one = check("test_three", "FAIL", [MTLS, HTTPS, REUSE], outcomes=outcomes)
+    result = score_profile(HUB_PROFILE, [one])
+    assert _statuses(result) == {MTLS: RequirementStatus.FAIL, HTTPS: RequirementStatus.PASS,
+                                 REUSE: RequirementStatus.NOT_REACHED}  # fmt: skip
+    assert result.verdict is ProfileVerdict.NOT_CONFORMANT
+    assert result.counts["requirements_fail"] == result.counts["requirements_pass"] == 1
+    assert result.counts["requirements_not_reached"] == 1
+    # Not judged: without the MUST miss the profile is INCOMPLETE, never CONFORMANT.
+    outcomes[0] = judged(MTLS, "PASS", evidence=["client certificate required"])
+    result = score_profile(HUB_PROFILE, [check("test_three", "PASS", [MTLS, HTTPS, REUSE], outcomes=outcomes)])
+    assert _statuses(result)[REUSE] is RequirementStatus.NOT_REACHED
+    assert result.verdict is ProfileVerdict.INCOMPLETE
+
+
+def test_not_reached_is_ignored_next_to_a_check_that_judged_it():
+    stopped = check("test_three", "FAIL", [MTLS, REUSE],
+                    outcomes=[judged(MTLS, "FAIL", "bad From"), judged(REUSE, "NOT_REACHED")])  # fmt: skip
+    others = hub_checks(mtls="FAIL")  # mtls FAIL as well, so only REUSE's status is in question
+    result = score_profile(HUB_PROFILE, [stopped, *others])
+    assert _statuses(result)[REUSE] is RequirementStatus.PASS
+    assert requirement_status(["NOT_REACHED", "NOT_APPLICABLE"], "MAY") is RequirementStatus.NOT_REACHED
+    assert requirement_status(["NOT_APPLICABLE"], "MAY") is RequirementStatus.NOT_APPLICABLE
+
+
+def test_a_should_miss_in_a_check_with_must_requirements_leaves_the_must_ones_pass():
+    # The check's verdict is WARN (the worst of its outcomes); its MUST requirements held.
+    outcomes = [judged(MTLS, "PASS", evidence=["client certificate required"]),
+                judged(HTTPS, "WARN", "directory lists http://sut.example/notify", level="SHOULD"),
+                judged(REUSE, "PASS", evidence=["3 KeyPackages served, all distinct"])]  # fmt: skip
+    result = score_profile(HUB_PROFILE, [check("test_one", "WARN", [MTLS, HTTPS, REUSE], outcomes=outcomes)])
+    assert _statuses(result) == {MTLS: RequirementStatus.PASS, HTTPS: RequirementStatus.WARN,
+                                 REUSE: RequirementStatus.PASS}  # fmt: skip
+    assert result.verdict is ProfileVerdict.CONFORMANT_WITH_WARNINGS
+
+
+def test_one_bad_requirement_is_not_charged_to_the_others_of_its_check():
+    outcomes = [judged(MTLS, "FAIL", "From is not an addr-spec"), judged(REUSE, "PASS", evidence=["distinct"])]
+    result = score_profile(HUB_PROFILE, [check("test_from", "FAIL", [MTLS, REUSE], outcomes=outcomes),
+                                         hub_checks()[1]])  # fmt: skip
+    assert _statuses(result)[REUSE] is RequirementStatus.PASS
+    assert _statuses(result)[MTLS] is RequirementStatus.FAIL
+
+
+def test_a_fail_outcome_is_seen_at_the_profile_level():
+    # The run scored HTTPS at MUST (another profile); this profile scores it SHOULD: WARN.
+    outcomes = [judged(HTTPS, "FAIL", "http URL", level="MUST"), judged(MTLS, "PASS", evidence=["ok"])]
+    result = score_profile(HUB_PROFILE, [check("test_x", "FAIL", [MTLS, HTTPS], outcomes=outcomes), hub_checks()[2]])
+    assert _statuses(result) == {MTLS: RequirementStatus.PASS, HTTPS: RequirementStatus.WARN,
+                                 REUSE: RequirementStatus.PASS}  # fmt: skip
