@@ -14,13 +14,15 @@ What is judged is what the SUT answered on ``hubTransfer``, ``update``, ``submit
 
 from __future__ import annotations
 
+import contextlib
 import time
 from urllib.parse import urlsplit
 
 import pytest
 
+from conformance.harness.polling import PollTimeout
 from conformance.scenarios.hub_transfer_support import transfer_settings
-from conformance.verdicts import HarnessError, blocked, fail
+from conformance.verdicts import HarnessError, blocked, expect, fail, judging, miss, not_applicable, observed
 from reference_peer.mls import CryptoError, add_proposal, cipher_suite
 from reference_peer.room.hub import open_group_info_response
 from reference_peer.room.naming import domain_of_uri
@@ -97,6 +99,17 @@ def now_ms() -> int:
 # setup
 
 
+@contextlib.contextmanager
+def _precondition(what: str):
+    """A wait the check needs but does not judge (the transfer reaching a phase, the reference members catching
+    up): a timeout is the check's precondition failing, reported HARNESS_ERROR with what was awaited, never a miss
+    charged to one of the check's requirements."""
+    try:
+        yield
+    except PollTimeout as exc:
+        raise HarnessError(f"precondition not met ({what}): {exc}") from None
+
+
 class World:
     """One room on the reference hub moving to the SUT: its admin (a reference hub user) and members on
     the reference follower."""
@@ -106,8 +119,6 @@ class World:
         self.settings = transfer_settings(sut, "new-hub")
         accepts = self.settings.get("accepts_from", "any")
         if accepts != "any" and HUB_DOMAIN not in (accepts or ()):
-            from conformance.verdicts import not_applicable
-
             not_applicable(f"the SUT as target accepts transfers only from {accepts}, not from {HUB_DOMAIN}")
         self.sut, self.ref_hub, self.ref_follower = sut, ref_hub, ref_follower
         self.mimi_as, self.poll, self.recorder = mimi_as, poll_until, recorder
@@ -119,7 +130,8 @@ class World:
             user = ref_follower.create_user(name)
             ref_hub.add_ok(self.room, self.admin, user, **({"role": ADMIN} if name in admins else {}))
             self.members[name] = user
-        self.sync()
+        with _precondition("the reference members to reach the room's epoch"):
+            self.sync()
 
     # -- the reference side --------------------------------------------------------------------
 
@@ -144,7 +156,8 @@ class World:
         (fan-out is ordered per destination)."""
         text = f"settle {now_ms()}".encode()
         self.send_through_new_hub(self.ref_hub, self.admin.client, text)
-        self.ref_follower.wait_received(receiver, text, room=self.room)
+        with _precondition("a message through the new hub to reach the follower (settle)"):
+            self.ref_follower.wait_received(receiver, text, room=self.room)
 
     def send_through_new_hub(self, party, client: str, text: bytes) -> None:
         """A message after the handoff, which the SUT as new hub must accept (EXT-HUBXFER-NEWHUB-SERVES, judged by
@@ -205,12 +218,14 @@ class World:
         session = self.mimi_as(as_domain)
         return session.run(session.client.call(self.authority, endpoint, self.room, body))
 
-    def hub_transfer(self, message: HubTransferMessage | bytes, *, as_domain: str = HUB_DOMAIN) -> HubTransferResponse:
+    def hub_transfer(self, message: HubTransferMessage | bytes, *, as_domain: str = HUB_DOMAIN,
+                     requirement: str | None = None) -> HubTransferResponse:
+        """The SUT's HubTransferResponse; anything else is a miss of ``requirement`` (the one the message tests)."""
         body = message if isinstance(message, bytes) else message.encode()
         reply = self.call("hubTransfer", body, as_domain=as_domain)
         if reply.status != 200:
             fail(f"hubTransfer answered HTTP {reply.status} to a decodable HubTransferMessage, not 200 with a "
-                 "HubTransferResponse")
+                 "HubTransferResponse", requirement=requirement)
         return HubTransferResponse.decode(reply.body)
 
     # -- forged hub-to-hub messages (the reference hub's keys) ------------------------------------
@@ -318,33 +333,48 @@ def test_target_refuses_unverified_prepares(world_factory, recorder):
     bob = w.member("bob")
     good = w.request(admin)
 
-    answer = w.hub_transfer(w.prepare(good, _random_id()), as_domain=FOLLOWER_DOMAIN)
+    # A prepare from a peer that is not the room's hub: PREPARE-VERIFY requires a refusal, SOURCE-BINDING the
+    # code notHub. Each is judged on its own; a SUT may miss one and keep the other.
+    answer = w.hub_transfer(w.prepare(good, _random_id()), as_domain=FOLLOWER_DOMAIN, requirement=SOURCE_BINDING)
     recorder.note(f"prepare from {FOLLOWER_DOMAIN}: {_code(answer)}")
+    refused = []  # the PREPARE-VERIFY refusals, observed once a valid prepare is accepted
+    if answer.code == HubTransferCode.accepted:
+        miss(PREPARE_VERIFY, f"the SUT accepted a prepare whose mTLS peer ({FOLLOWER_DOMAIN}) is not the room's hub")
+    else:
+        refused.append(f"peer {FOLLOWER_DOMAIN}: {answer.code.name}")
     if answer.code != HubTransferCode.notHub:
-        fail(f"a prepare whose mTLS peer ({FOLLOWER_DOMAIN}) is not the room's hub was answered {_code(answer)}, "
-             "not notHub", requirement=SOURCE_BINDING)
+        miss(SOURCE_BINDING, f"a prepare whose mTLS peer ({FOLLOWER_DOMAIN}) is not the room's hub was answered "
+             f"{_code(answer)}, not notHub")
+    else:
+        observed(SOURCE_BINDING, f"a prepare from {FOLLOWER_DOMAIN} (not the hub) answered notHub")
 
     forged = w.prepare(good, _random_id())
     signature = bytearray(forged.prepare.signature)
     signature[0] ^= 0x01
     forged = forged.replace(prepare=forged.prepare.replace(signature=bytes(signature)))
-    answer = w.hub_transfer(forged)
+    answer = w.hub_transfer(forged, requirement=PREPARE_VERIFY)
     recorder.note(f"prepare with a bad signature: {_code(answer)}")
     if answer.code == HubTransferCode.accepted:
-        fail("the SUT accepted a prepare whose signature does not verify with the hub's external_senders key",
-             requirement=PREPARE_VERIFY)
+        miss(PREPARE_VERIFY, "the SUT accepted a prepare whose signature does not verify with the hub's "
+             "external_senders key")
+    else:
+        refused.append(f"bad signature: {answer.code.name}")
 
-    answer = w.hub_transfer(w.prepare(w.request(bob), _random_id()))
+    answer = w.hub_transfer(w.prepare(w.request(bob), _random_id()), requirement=PREPARE_VERIFY)
     recorder.note(f"prepare with a request signed by bob (no canTransferHub): {_code(answer)}")
     if answer.code == HubTransferCode.accepted:
-        fail("the SUT accepted a prepare whose request was signed by a member whose role lacks canTransferHub",
-             requirement=PREPARE_VERIFY)
+        miss(PREPARE_VERIFY, "the SUT accepted a prepare whose request was signed by a member whose role lacks "
+             "canTransferHub")
+    else:
+        refused.append(f"request without canTransferHub: {answer.code.name}")
 
-    answer = w.hub_transfer(w.prepare(good, _random_id()))
+    answer = w.hub_transfer(w.prepare(good, _random_id()), requirement=PREPARE_VERIFY)
     recorder.note(f"valid prepare: {_code(answer)}")
     if answer.code != HubTransferCode.accepted:
         raise HarnessError(f"the SUT did not accept a valid prepare ({_code(answer)}), so its refusals above "
                            "cannot be told from a target that accepts nothing")
+    if len(refused) == 3:
+        observed(PREPARE_VERIFY, "refused: " + "; ".join(refused) + "; a valid prepare accepted")
 
 
 @pytest.mark.usefixtures("sut")
@@ -359,7 +389,7 @@ def test_target_acceptance_names_itself_and_replays_are_refused(world_factory, r
     admin = w.ref_hub.member_state(w.room, w.admin.client)
     transfer_id = _random_id()
     prepare = w.prepare(w.request(admin), transfer_id)
-    answer = w.hub_transfer(prepare)
+    answer = w.hub_transfer(prepare, requirement=ACCEPT_SENDER)
     recorder.note(f"valid prepare: {_code(answer)}")
     if answer.code != HubTransferCode.accepted or answer.acceptance is None:
         raise HarnessError(f"the SUT did not accept a valid prepare: {_code(answer)}")
@@ -367,26 +397,30 @@ def test_target_acceptance_names_itself_and_replays_are_refused(world_factory, r
     c = acceptance.content
     named = sender_domain(c.new_hub_sender)
     recorder.note(f"acceptance: new_hub_sender names {named!r}, new_hub {bytes(c.new_hub.uri)!r}")
-    if named != w.domain:
-        fail(f"the acceptance's new_hub_sender credential names {named!r}, not the target's domain {w.domain!r}",
-             requirement=ACCEPT_SENDER)
     suite = cipher_suite(w.hub().view.suite.suite_id)
+    problems = []
+    if named != w.domain:
+        problems.append(f"the acceptance's new_hub_sender credential names {named!r}, not the target's domain "
+                        f"{w.domain!r}")
     if not verify_hub_transfer_acceptance(suite, acceptance, bytes(c.new_hub_sender.signature_key)):
-        fail("the acceptance's signature does not verify with its new_hub_sender key (HubTransferAcceptTBS)",
-             requirement=ACCEPT_SENDER)
+        problems.append("the acceptance's signature does not verify with its new_hub_sender key (HubTransferAcceptTBS)")
     if bytes(c.transfer_id) != transfer_id or bytes(c.room_id.uri) != w.room.encode():
-        fail("the acceptance does not carry the prepare's transfer_id and room_id", requirement=ACCEPT_SENDER)
+        problems.append("the acceptance does not carry the prepare's transfer_id and room_id")
+    if problems:
+        miss(ACCEPT_SENDER, "; ".join(problems))
+    else:
+        observed(ACCEPT_SENDER, f"new_hub_sender names {named}, the acceptance verifies with its key")
 
-    answer = w.hub_transfer(prepare)
+    answer = w.hub_transfer(prepare, requirement=PREPARE_REPLAY)
     recorder.note(f"the same prepare again: {_code(answer)}")
     if answer.code != HubTransferCode.replayed:
         fail(f"a repeated prepare was answered {_code(answer)}, not replayed", requirement=PREPARE_REPLAY)
     other = w.prepare(w.request(admin), transfer_id, not_after_ms=30_000)
-    answer = w.hub_transfer(other)
+    answer = w.hub_transfer(other, requirement=PREPARE_REPLAY)
     recorder.note(f"another prepare with the same transfer_id: {_code(answer)}")
-    if answer.code != HubTransferCode.replayed:
-        fail(f"a new prepare reusing a seen transfer_id was answered {_code(answer)}, not replayed",
-             requirement=PREPARE_REPLAY)
+    expect(PREPARE_REPLAY, answer.code == HubTransferCode.replayed,
+           f"a new prepare reusing a seen transfer_id was answered {_code(answer)}, not replayed",
+           evidence="the same prepare again and another prepare with its transfer_id: both replayed")
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,6 +456,7 @@ def test_target_redirects_to_the_current_hub_during_the_window(world_factory, re
         if domain_of_uri(bytes(redirect.hub.uri)) != HUB_DOMAIN:
             fail(f"the target's HubRedirect names {bytes(redirect.hub.uri)!r}, not the current hub {HUB_DOMAIN}",
                  requirement=TARGET_REDIRECT)
+    observed(TARGET_REDIRECT, f"{', '.join(bodies)} during the window: 421 with a HubRedirect naming {HUB_DOMAIN}")
 
 
 @pytest.mark.usefixtures("sut")
@@ -434,22 +469,25 @@ def test_target_discards_an_aborted_transfer(world_factory, recorder):
     w = world_factory()
     admin = w.ref_hub.member_state(w.room, w.admin.client)
     transfer_id = _random_id()
-    answer = w.hub_transfer(w.prepare(w.request(admin), transfer_id))
+    answer = w.hub_transfer(w.prepare(w.request(admin), transfer_id), requirement=TARGET_EXPIRES)
     if answer.code != HubTransferCode.accepted:
         raise HarnessError(f"the SUT did not accept a valid prepare: {_code(answer)}")
-    answer = w.hub_transfer(w.abort(transfer_id), as_domain=FOLLOWER_DOMAIN)
+    answer = w.hub_transfer(w.abort(transfer_id), as_domain=FOLLOWER_DOMAIN, requirement=SOURCE_BINDING)
     recorder.note(f"abort from {FOLLOWER_DOMAIN}: {_code(answer)}")
     if answer.code != HubTransferCode.notHub:
-        fail(f"an abort from {FOLLOWER_DOMAIN}, not the room's hub, was answered {_code(answer)}, not notHub",
-             requirement=SOURCE_BINDING)
-    answer = w.hub_transfer(w.abort(transfer_id))
+        miss(SOURCE_BINDING, f"an abort from {FOLLOWER_DOMAIN}, not the room's hub, was answered {_code(answer)}, "
+             "not notHub")
+    else:
+        observed(SOURCE_BINDING, f"an abort from {FOLLOWER_DOMAIN} (not the hub) answered notHub")
+    answer = w.hub_transfer(w.abort(transfer_id), requirement=TARGET_EXPIRES)
     recorder.note(f"abort from {HUB_DOMAIN}: {_code(answer)}")
     hub = w.hub()
-    answer = w.hub_transfer(w.handoff(transfer_id, hub.hub_data().generation + 2, hub.epoch, hub))
+    answer = w.hub_transfer(w.handoff(transfer_id, hub.hub_data().generation + 2, hub.epoch, hub),
+                            requirement=TARGET_EXPIRES)
     recorder.note(f"handoff after the abort: {_code(answer)}")
-    if answer.code != HubTransferCode.unknownTransfer:
-        fail(f"a handoff for an aborted transfer was answered {_code(answer)}, not unknownTransfer",
-             requirement=TARGET_EXPIRES)
+    expect(TARGET_EXPIRES, answer.code == HubTransferCode.unknownTransfer,
+           f"a handoff for an aborted transfer was answered {_code(answer)}, not unknownTransfer",
+           evidence="a handoff after a valid abort: unknownTransfer")
 
 
 @pytest.mark.usefixtures("sut")
@@ -472,9 +510,9 @@ def test_target_discards_a_transfer_past_not_after(world_factory, poll_until, re
     hub = w.hub()
     answer = w.hub_transfer(w.handoff(transfer_id, hub.hub_data().generation + 2, hub.epoch, hub))
     recorder.note(f"handoff after not_after: {_code(answer)}")
-    if answer.code != HubTransferCode.unknownTransfer:
-        fail(f"a handoff for a transfer past its not_after without a cut-over was answered {_code(answer)}, not "
-             "unknownTransfer", requirement=TARGET_EXPIRES)
+    expect(TARGET_EXPIRES, answer.code == HubTransferCode.unknownTransfer,
+           f"a handoff for a transfer past its not_after without a cut-over was answered {_code(answer)}, not "
+           "unknownTransfer", evidence="a handoff after not_after (no cut-over): unknownTransfer")
 
 
 # --------------------------------------------------------------------------------------------
@@ -486,9 +524,10 @@ def _held_at_cutover(w):
     cut-over commit, returns the reference hub's outgoing transfer record."""
     w.ref_hub.hold_transfer(hold_handoff=True)
     w.start()
-    outgoing = w.wait_moved()
-    epoch = outgoing["cutoverEpoch"]
-    w.poll(lambda: w.cutover_notified(epoch), what=f"the SUT to answer 201 to the cut-over commit (epoch {epoch})")
+    with _precondition("the cut-over commit, answered 201 by the SUT"):
+        outgoing = w.wait_moved()
+        epoch = outgoing["cutoverEpoch"]
+        w.poll(lambda: w.cutover_notified(epoch), what=f"the SUT to answer 201 to the cut-over commit (epoch {epoch})")
     return outgoing
 
 
@@ -518,6 +557,7 @@ def test_new_hub_answers_503_until_the_handoff(world_factory, recorder):
                  requirement=NEWHUB_503)
     if w.outgoing().get("phase") != "moved":
         raise HarnessError("the reference hub handed the room over although it was told to hold the handoff")
+    observed(NEWHUB_503, f"{', '.join(bodies)} between the cut-over and the handoff: 503 with Retry-After")
 
 
 @pytest.mark.usefixtures("sut")
@@ -534,11 +574,20 @@ def test_new_hub_verifies_handoffs(world_factory, ref_follower, recorder):
     transfer_id = bytes.fromhex(outgoing["transferId"])
     generation, epoch = hub.transfer.cutover_generation, hub.transfer.cutover_epoch
 
-    answer = w.hub_transfer(w.handoff(transfer_id, generation, epoch, hub), as_domain=FOLLOWER_DOMAIN)
+    # A handoff from a peer that is not the previous hub: HANDOFF-VERIFY requires a refusal, SOURCE-BINDING the
+    # code notHub (judged apart: a SUT may refuse with another code).
+    answer = w.hub_transfer(w.handoff(transfer_id, generation, epoch, hub), as_domain=FOLLOWER_DOMAIN,
+                            requirement=SOURCE_BINDING)
     recorder.note(f"handoff from {FOLLOWER_DOMAIN}: {_code(answer)}")
     if answer.code != HubTransferCode.notHub:
-        fail(f"a handoff from {FOLLOWER_DOMAIN}, not the previous hub, was answered {_code(answer)}, not notHub",
-             requirement=SOURCE_BINDING)
+        miss(SOURCE_BINDING, f"a handoff from {FOLLOWER_DOMAIN}, not the previous hub, was answered {_code(answer)}, "
+             "not notHub")
+    else:
+        observed(SOURCE_BINDING, f"a handoff from {FOLLOWER_DOMAIN} (not the previous hub) answered notHub")
+    if answer.code == HubTransferCode.accepted:
+        fail(f"the new hub accepted a handoff from {FOLLOWER_DOMAIN}, not the previous hub",
+             requirement=HANDOFF_VERIFY)
+    refused = [f"peer {FOLLOWER_DOMAIN}: {answer.code.name}"]
     bad_signature = w.handoff(transfer_id, generation, epoch, hub)
     signature = bytearray(bad_signature.handoff.signature)
     signature[-1] ^= 0x01
@@ -549,40 +598,49 @@ def test_new_hub_verifies_handoffs(world_factory, ref_follower, recorder):
         ("another cut-over epoch", w.handoff(transfer_id, generation, epoch + 1, hub)),
         ("a bad signature", bad_signature),
     ):
-        answer = w.hub_transfer(message)
+        answer = w.hub_transfer(message, requirement=HANDOFF_VERIFY)
         recorder.note(f"handoff with {label}: {_code(answer)}")
         if answer.code == HubTransferCode.accepted:
             fail(f"the new hub accepted a handoff with {label}", requirement=HANDOFF_VERIFY)
+        refused.append(f"{label}: {answer.code.name}")
 
     w.ref_hub.hold_transfer(hold_handoff=False)
-    outgoing = w.wait_handed_off()
+    with _precondition("the SUT to accept the reference hub's real handoff"):
+        outgoing = w.wait_handed_off()
+    # The refusals are refusals of what was wrong in each, not of every handoff: the real one was accepted.
+    observed(HANDOFF_VERIFY, "refused: " + "; ".join(refused) + "; the real handoff accepted")
     real = bytes.fromhex(outgoing["handoff"])
     bob, carol = w.members["bob"], w.members["carol"]
     # A first sentinel: once carol has it, whatever the new hub fanned out before it (its own proposals after
     # taking over) has reached the follower too (fan-out is ordered per destination).
     w.send_through_new_hub(w.ref_follower, bob.client, b"sentinel before the repeat")
-    w.ref_follower.wait_received(carol.client, b"sentinel before the repeat", room=w.room)
+    with _precondition("a message through the new hub to reach the follower before the repeated handoff"):
+        w.ref_follower.wait_received(carol.client, b"sentinel before the repeat", room=w.room)
     mark = ref_follower.traffic_mark()
-    answer = w.hub_transfer(real)
+    answer = w.hub_transfer(real, requirement=HANDOFF_REPLAY)
     recorder.note(f"byte-identical repeat of the accepted handoff: {_code(answer)}")
     if answer.code != HubTransferCode.accepted:
         fail(f"a byte-identical repeat of the accepted handoff was answered {_code(answer)}, not accepted",
              requirement=HANDOFF_REPLAY)
     other = w.handoff(transfer_id, generation, epoch, hub, last_accepted=hub.last_accepted + 1)
-    answer = w.hub_transfer(other)
+    answer = w.hub_transfer(other, requirement=HANDOFF_REPLAY)
     recorder.note(f"a different handoff for the handed-over transfer: {_code(answer)}")
     if answer.code != HubTransferCode.replayed:
         fail(f"a different handoff for an already handed-over transfer was answered {_code(answer)}, not replayed",
              requirement=HANDOFF_REPLAY)
-    # No further effect: the next thing the follower gets from the new hub is the sentinel, no new proposal.
+    # No further effect: the next thing the follower gets from the new hub is the sentinel, no new proposal
+    # (the room served as before the repeat: a message through the new hub still reaches the follower).
     w.send_through_new_hub(w.ref_follower, bob.client, b"sentinel after the repeat")
-    w.ref_follower.wait_received(carol.client, b"sentinel after the repeat", room=w.room)
+    with judging(HANDOFF_REPLAY):
+        w.ref_follower.wait_received(carol.client, b"sentinel after the repeat", room=w.room)
     proposals = [f for _, f in _notify_fanouts(ref_follower, mark, w.domain, w.room)
                  if f.message.wire_format == WireFormat.mls_public_message
                  and f.message.public_message.content.content_type == ContentType.proposal]
-    if proposals:
-        fail(f"after the repeated handoff the new hub fanned out {len(proposals)} proposal(s) again (the repeat "
-             "must have no further effect)", requirement=HANDOFF_REPLAY)
+    expect(HANDOFF_REPLAY, not proposals,
+           f"after the repeated handoff the new hub fanned out {len(proposals)} proposal(s) again (the repeat "
+           "must have no further effect)",
+           evidence="the byte-identical repeat accepted with no new proposal fanned out; a different handoff "
+           "for the transfer replayed")
 
 
 # --------------------------------------------------------------------------------------------
@@ -592,7 +650,8 @@ def test_new_hub_verifies_handoffs(world_factory, ref_follower, recorder):
 def _moved(w):
     """A complete transfer to the SUT; the reference hub's outgoing record once the handoff is accepted."""
     w.start()
-    return w.wait_handed_off()
+    with _precondition("the SUT to take the room over (handoff accepted)"):
+        return w.wait_handed_off()
 
 
 def _group_info(w, state):
@@ -601,7 +660,9 @@ def _group_info(w, state):
     hpke_priv, hpke_pub = suite.generate_hpke_key_pair()
     reply = w.call("groupInfo", state.group_info_request(hpke_pub).encode())
     if reply.status != 200:
-        fail(f"groupInfo at the new hub answered HTTP {reply.status}, not 200", requirement=NEWHUB_HUB_SENDER)
+        # Serving the room's groupInfo after the handoff is EXT-HUBXFER-NEWHUB-SERVES (judged by
+        # test_new_hub_accepts_and_sequences_the_room); without a GroupInfoResponse nothing here can be judged.
+        blocked(NEWHUB_SERVES, f"groupInfo for a participant at the new hub answered HTTP {reply.status}, not 200")
     response = GroupInfoResponse.decode(reply.body)
     if response.status != GroupInfoCode.success:
         return response, None
@@ -630,44 +691,56 @@ def test_new_hub_groupinfo_continues_the_room(world_factory, recorder):
     acceptance = w.acceptance()
     bob = w.member("bob")
     if bob.epoch < hub.epoch:
-        bob = w.poll(lambda: (m := w.member("bob")).epoch >= hub.epoch and m, what="bob to process the cut-over")
+        with _precondition("bob (a reference member) to process the cut-over"):
+            bob = w.poll(lambda: (m := w.member("bob")).epoch >= hub.epoch and m, what="bob to process the cut-over")
     response, opened = _group_info(w, bob)
     recorder.note(f"groupInfo from the new hub: {response.status.name}")
     if response.status != GroupInfoCode.success:
-        fail(f"groupInfo for a participant at the new hub was answered {response.status.name}",
-             requirement=NEWHUB_HUB_SENDER)
-    if bytes(response.room_id) != w.room.encode():
-        fail(f"the new hub's GroupInfoResponse names room {bytes(response.room_id)!r}, not {w.room!r}",
-             requirement=ROOMID_UNCHANGED)
+        blocked(NEWHUB_SERVES, f"groupInfo for a participant at the new hub was answered {response.status.name}")
+    room_id_kept = bytes(response.room_id) == w.room.encode()
+    if not room_id_kept:
+        miss(ROOMID_UNCHANGED, f"the new hub's GroupInfoResponse names room {bytes(response.room_id)!r}, not {w.room!r}")
     expected_sender = acceptance.content.new_hub_sender
-    if response.hub_sender.encode() != expected_sender.encode():
-        fail(f"the GroupInfoResponse's hub_sender (credential {sender_domain(response.hub_sender)!r}) is not the "
-             f"new_hub_sender of the SUT's acceptance", requirement=NEWHUB_HUB_SENDER)
+    sender_kept = response.hub_sender.encode() == expected_sender.encode()
+    if not sender_kept:
+        miss(NEWHUB_HUB_SENDER, f"the GroupInfoResponse's hub_sender (credential "
+             f"{sender_domain(response.hub_sender)!r}) is not the new_hub_sender of the SUT's acceptance")
     if opened is False:
+        # Nothing of the GroupInfo can be read: the rest of the check stops here.
         fail("the new hub's GroupInfoResponse does not verify with its hub_sender key (or does not decrypt)",
              requirement=NEWHUB_HUB_SENDER)
+    if sender_kept:
+        observed(NEWHUB_HUB_SENDER, f"the GroupInfoResponse names and verifies with the acceptance's "
+                 f"new_hub_sender ({sender_domain(expected_sender)})")
     info = opened.groupInfo
     context = info.group_context
     recorder.note(f"GroupInfo: epoch {context.epoch}, group_id {bytes(context.group_id).hex()[:16]}; "
                   f"cut-over epoch {hub.epoch}")
-    if bytes(context.group_id) != bytes(hub.group_id):
-        fail("the new hub's GroupInfo has another group_id than the room had at the old hub",
-             requirement=NO_REINIT)
-    if context.epoch != hub.epoch:
-        fail(f"the new hub's GroupInfo is of epoch {context.epoch}; the cut-over epoch is {hub.epoch} and no commit "
-             "was sequenced since", requirement=NO_REINIT)
+    group_id_kept = bytes(context.group_id) == bytes(hub.group_id)
+    if not group_id_kept:
+        miss(NO_REINIT, "the new hub's GroupInfo has another group_id than the room had at the old hub")
+        miss(ROOMID_UNCHANGED, "the new hub's GroupInfo has another MLS group_id than the room had at the old hub")
+    elif context.epoch != hub.epoch:
+        miss(NO_REINIT, f"the new hub's GroupInfo is of epoch {context.epoch}; the cut-over epoch is {hub.epoch} and "
+             "no commit was sequenced since")
+    else:
+        observed(NO_REINIT, f"GroupInfo in the same group at the cut-over epoch {hub.epoch}")
     served = {c.component_id: bytes(c.data) for c in _app_data(info)}
     committed = dict(hub.view.app_data())
     data = read_hub_data({MIMI_HUB_COMPONENT_ID: served[MIMI_HUB_COMPONENT_ID]}, w.room) \
         if MIMI_HUB_COMPONENT_ID in served else None
     if data is None or bytes(data.room_id.uri) != w.room.encode():
-        fail("the new hub's GroupInfo has no mimi_hub component with the unchanged room_id", requirement=ROOMID_UNCHANGED)
+        miss(ROOMID_UNCHANGED, "the new hub's GroupInfo has no mimi_hub component with the unchanged room_id")
+    elif room_id_kept and group_id_kept:
+        observed(ROOMID_UNCHANGED, "GroupInfoResponse room_id, mimi_hub room_id and MLS group_id unchanged")
     differing = sorted(f"0x{cid:04x}" for cid in set(served) | set(committed)
                        if cid != MIMI_HUB_COMPONENT_ID and served.get(cid) != committed.get(cid))
     recorder.note(f"components compared: {sorted(f'0x{c:04x}' for c in committed)}; differing: {differing}")
-    if differing:
-        fail(f"the new hub's GroupInfo for the cut-over epoch differs from the committed state in component(s) "
-             f"{differing} (participant list, roles, policy)", requirement=STATE_PRESERVED)
+    expect(STATE_PRESERVED, not differing,
+           f"the new hub's GroupInfo for the cut-over epoch differs from the committed state in component(s) "
+           f"{differing} (participant list, roles, policy)",
+           evidence=f"{len(committed) - (MIMI_HUB_COMPONENT_ID in committed)} component(s) besides mimi_hub equal "
+           "to the committed cut-over epoch")
 
 
 def _app_data(group_info):
@@ -702,6 +775,8 @@ def test_new_hub_accepts_and_sequences_the_room(world_factory, recorder):
         fail(f"the new hub did not accept a valid commit for the room: {removed}", requirement=NEWHUB_SERVES)
     w.poll(lambda: dave.uri not in w.ref_follower.participants(w.room),
            what="the removal to reach the follower through the new hub")
+    observed(NEWHUB_SERVES, "after the handoff: a follower member's message, the old hub's user's message and a "
+             "removal commit accepted and fanned out")
 
 
 @pytest.mark.usefixtures("sut")
@@ -755,9 +830,10 @@ def test_new_hub_removes_the_old_hub_from_external_senders(world_factory, ref_fo
     info = w.poll(lambda: (r := ref_follower.room(w.room)) is not None and r["epoch"] > hub.epoch and r,
                   what="the follower to process the epoch after the cut-over")
     recorder.note(f"external senders at epoch {info['epoch']}: {info['externalSenders']}")
-    if HUB_DOMAIN in info["externalSenders"]:
-        fail(f"the epoch after the cut-over still lists the old hub {HUB_DOMAIN} in external_senders",
-             requirement=OLD_SENDER_REMOVED)
+    expect(OLD_SENDER_REMOVED, HUB_DOMAIN not in info["externalSenders"],
+           f"the epoch after the cut-over still lists the old hub {HUB_DOMAIN} in external_senders",
+           evidence=f"proposal without {HUB_DOMAIN} fanned out, a commit omitting it refused, epoch {info['epoch']} "
+           f"lists {info['externalSenders']}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -776,21 +852,24 @@ def test_new_hub_delivers_the_handed_over_backlog_first(world_factory, ref_follo
     w = world_factory(members=("bob", "carol"))
     w.ref_hub.hold_transfer(autocommit=["begin"], hold_handoff=True)
     w.start()
-    w.poll(lambda: w.outgoing().get("phase") == "cutover-proposed", what="the cut-over proposal (held uncommitted)")
-    w.sync()
-    mark = ref_follower.traffic_mark()
-    hub_mark = w.ref_hub.traffic_mark()
-    ref_follower.refuse_notifies([503], retry_after="60")
-    w.ref_hub.send_ok(w.room, w.admin.client, b"backlog 1")
-    w.poll(lambda: any(t.value == w.room and t.status == 503
-                       for t in w.ref_hub.traffic(hub_mark, endpoint="notify", direction="out", peer=FOLLOWER_DOMAIN)),
-           what="the follower to refuse the old hub's /notify (backlog)")
-    w.ref_hub.hold_transfer(autocommit=AUTOCOMMIT_ALL)
-    w.ref_hub.send_ok(w.room, w.admin.client, b"backlog 2")  # the admin's client then commits the cut-over
-    outgoing = w.wait_moved()
-    w.poll(lambda: w.cutover_notified(outgoing["cutoverEpoch"]), what="the SUT to answer 201 to the cut-over commit")
-    w.ref_hub.hold_transfer(hold_handoff=False)
-    outgoing = w.wait_handed_off()
+    with _precondition("the transfer to reach the cut-over with a backlog for the follower, and the handoff"):
+        w.poll(lambda: w.outgoing().get("phase") == "cutover-proposed",
+               what="the cut-over proposal (held uncommitted)")
+        w.sync()
+        mark = ref_follower.traffic_mark()
+        hub_mark = w.ref_hub.traffic_mark()
+        ref_follower.refuse_notifies([503], retry_after="60")
+        w.ref_hub.send_ok(w.room, w.admin.client, b"backlog 1")
+        w.poll(lambda: any(t.value == w.room and t.status == 503 for t in w.ref_hub.traffic(
+            hub_mark, endpoint="notify", direction="out", peer=FOLLOWER_DOMAIN)),
+            what="the follower to refuse the old hub's /notify (backlog)")
+        w.ref_hub.hold_transfer(autocommit=AUTOCOMMIT_ALL)
+        w.ref_hub.send_ok(w.room, w.admin.client, b"backlog 2")  # the admin's client then commits the cut-over
+        outgoing = w.wait_moved()
+        w.poll(lambda: w.cutover_notified(outgoing["cutoverEpoch"]),
+               what="the SUT to answer 201 to the cut-over commit")
+        w.ref_hub.hold_transfer(hold_handoff=False)
+        outgoing = w.wait_handed_off()
     handoff = HubTransferMessage.decode(bytes.fromhex(outgoing["handoff"])).handoff.content
     backlog = [m.encode() for entry in handoff.undelivered
                if domain_of_uri(bytes(entry.destination.uri)) == FOLLOWER_DOMAIN for m in entry.messages]
@@ -800,24 +879,38 @@ def test_new_hub_delivers_the_handed_over_backlog_first(world_factory, ref_follo
         raise HarnessError("the reference hub handed over no undelivered message for the follower; the check "
                            "cannot judge the backlog")
     w.send_through_new_hub(w.ref_follower, w.members["bob"].client, b"sequenced by the new hub")
-    w.ref_follower.wait_received(w.members["carol"].client, b"sequenced by the new hub", room=w.room)
+    # The new hub's own message reaching the follower: fan-out is ordered per destination, so whatever the new
+    # hub was to deliver there before it has arrived too. (A new hub that never delivers at all leaves the check
+    # without a delivery to judge.)
+    with _precondition("a message sequenced by the new hub to reach the follower"):
+        w.ref_follower.wait_received(w.members["carol"].client, b"sequenced by the new hub", room=w.room)
     delivered = _notify_fanouts(ref_follower, mark, w.domain, w.room)
     recorder.note(f"the follower received {len(delivered)} FanoutMessage(s) from the new hub")
     kept = set(backlog)
-    missing = [i for i, m in enumerate(backlog) if m not in {d for d, _ in delivered}]
-    if missing:
-        fail(f"handed-over FanoutMessage(s) {missing} (of {len(backlog)}) never reached the follower byte-identical "
-             "from the new hub", requirement=HANDOFF_BYTES_KEPT)
     order = [d for d, _ in delivered]
-    if order[:len(backlog)] != backlog:
-        positions = [order.index(m) for m in backlog]
-        own = [i for i, (d, _) in enumerate(delivered) if d not in kept]
-        fail(f"the handed-over FanoutMessages arrived at positions {positions} and the new hub's own at {own}: "
-             "not in handed-over order before the new hub's own fan-out", requirement=INFLIGHT_ORDER)
-    low = [f.timestamp for d, f in delivered if d not in kept and f.timestamp < handoff.last_accepted_timestamp]
+    missing = [i for i, m in enumerate(backlog) if m not in order]
+    if missing:
+        miss(HANDOFF_BYTES_KEPT, f"handed-over FanoutMessage(s) {missing} (of {len(backlog)}) never reached the "
+             "follower byte-identical from the new hub")
+        not_applicable("the handed-over FanoutMessages cannot be recognised at the follower (not byte-identical), "
+                       "so their order cannot be judged", requirement=INFLIGHT_ORDER)
+    else:
+        observed(HANDOFF_BYTES_KEPT, f"{len(backlog)} handed-over FanoutMessage(s) delivered byte-identical")
+        if order[:len(backlog)] != backlog:
+            positions = [order.index(m) for m in backlog]
+            own = [i for i, (d, _) in enumerate(delivered) if d not in kept]
+            miss(INFLIGHT_ORDER, f"the handed-over FanoutMessages arrived at positions {positions} and the new hub's "
+                 f"own at {own}: not in handed-over order before the new hub's own fan-out")
+        else:
+            observed(INFLIGHT_ORDER, f"the {len(backlog)} handed-over FanoutMessage(s) first, in handed-over order")
+    own_stamps = [f.timestamp for d, f in delivered if d not in kept]
+    low = [t for t in own_stamps if t < handoff.last_accepted_timestamp]
     if low:
-        fail(f"the new hub fanned out messages stamped {low}, lower than the handoff's last_accepted_timestamp "
-             f"{handoff.last_accepted_timestamp}", requirement=TIMESTAMPS_MONOTONIC)
+        miss(TIMESTAMPS_MONOTONIC, f"the new hub fanned out messages stamped {low}, lower than the handoff's "
+             f"last_accepted_timestamp {handoff.last_accepted_timestamp}")
+    elif own_stamps:
+        observed(TIMESTAMPS_MONOTONIC, f"{len(own_stamps)} message(s) of the new hub stamped >= last_accepted_timestamp "
+                 f"{handoff.last_accepted_timestamp}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -855,9 +948,11 @@ def test_new_hub_keeps_users_removed_before_the_transfer_out(world_factory, reco
     code = UpdateRoomResponse.decode(reply.body).responseCode if reply.status == 200 else None
     recorder.note(f"carol's commit adding a client of bob without a participant-list add: HTTP {reply.status} "
                   f"{getattr(code, 'name', '')}")
-    if code == UpdateResponseCode.success:
-        fail("the new hub accepted a commit re-adding a client of a user removed before the transfer without a "
-             "participant-list add", requirement=REMOVAL_PRESERVED)
+    expect(REMOVAL_PRESERVED, code != UpdateResponseCode.success,
+           "the new hub accepted a commit re-adding a client of a user removed before the transfer without a "
+           "participant-list add",
+           evidence="the removed user's message and a commit re-adding his client without a participant-list add: "
+           "both refused")
 
 
 # --------------------------------------------------------------------------------------------
@@ -933,3 +1028,4 @@ def test_new_hub_routes_welcomes_of_handed_over_key_packages(world_factory, ref_
         return False
 
     w.poll(welcome_seen, what=f"the Welcome for erin's KeyPackage at {FOLLOWER_DOMAIN} from the new hub")
+    observed(NEWHUB_ROUTES, f"the Welcome for the handed-over KeyPackageRef {ref.hex()[:16]} sent to {FOLLOWER_DOMAIN}")
