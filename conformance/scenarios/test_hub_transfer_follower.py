@@ -32,7 +32,7 @@ import pytest
 
 from conformance.harness.polling import PollTimeout
 from conformance.scenarios.hub_transfer_support import transfer_settings
-from conformance.verdicts import HarnessError, fail
+from conformance.verdicts import HarnessError, expect, fail, observed
 from reference_peer.mls import cipher_suite
 from reference_peer.mls.group import decode_message
 from reference_peer.room.transfer_settings import HubTransferSettings
@@ -251,9 +251,10 @@ def test_follower_sends_its_users_transfer_request_to_the_hub(sut, sut_party, re
         problems.append(f"initiator_leaf_index {content.initiator_leaf_index} is not a leaf of {sam.uri}'s client")
     elif not verify_hub_transfer_request(cipher_suite(1), message.request, bytes(leaf.signature_key)):
         problems.append("the signature does not verify with that leaf's signature key")
-    if problems:
-        fail("the SUT's HubTransferRequest is not the user's signed request for this transfer: "
-             + "; ".join(problems), requirement=SENDS_REQUEST)
+    expect(SENDS_REQUEST, not problems,
+           "the SUT's HubTransferRequest is not the user's signed request for this transfer: " + "; ".join(problems),
+           evidence=f"a HubTransferMessage.request from {item.peer} at {OLD_HUB}'s hubTransfer, signed with "
+           f"{sam.uri}'s leaf key")
 
 
 # -- §7 hub-of-record, re-targeting, accepting the target ----------------------------------------
@@ -290,9 +291,10 @@ def test_follower_takes_the_hub_from_the_committed_component(sut, sut_party, ref
                   what="the SUT's message at the creator (through the new hub)",
                   message="a message the SUT sent after the cut-over never reached the room's members",
                   requirement=HUB_FROM_COMPONENT)
-    if not _submits(ref_follower, mark, sut_party, room):
-        fail(f"the SUT's message was delivered, but not through a submitMessage to {NEW_HUB}",
-             requirement=HUB_FROM_COMPONENT)
+    expect(HUB_FROM_COMPONENT, _submits(ref_follower, mark, sut_party, room),
+           f"the SUT's message was delivered, but not through a submitMessage to {NEW_HUB}",
+           evidence=f"getRoom hub {OLD_HUB} (generation 0), then {NEW_HUB} (generation 2, stable) after the cut-over; "
+           f"a message submitted to {NEW_HUB}")
 
 
 @pytest.mark.requirements(RETARGET)
@@ -320,9 +322,9 @@ def test_follower_sends_room_requests_to_the_new_hub(sut, sut_party, ref_hub, re
              f"to the old hub {OLD_HUB} (answered {[t.status for t in to_old]})", requirement=RETARGET)
     to_new = {t.endpoint for t in _sut_in(ref_follower, mark_new, sut_party, room)}
     expected = {"submitMessage"} | ({"update"} if added.get("outcome") == "accepted" else set())
-    if not expected <= to_new:
-        fail(f"the new hub {NEW_HUB} received {sorted(to_new)} from the SUT, not {sorted(expected)}",
-             requirement=RETARGET)
+    expect(RETARGET, expected <= to_new,
+           f"the new hub {NEW_HUB} received {sorted(to_new)} from the SUT, not {sorted(expected)}",
+           evidence=f"{sorted(to_new)} to {NEW_HUB}, nothing for the room to {OLD_HUB}")
 
 
 @pytest.mark.requirements(ACCEPT_TARGET)
@@ -349,6 +351,7 @@ def test_follower_accepts_notify_from_the_target_during_the_window(sut, sut_part
     _wait_or_fail(poll_until, lambda: text in sut_party.received(sam.client, room),
                   what="the target's message at the SUT's client", requirement=ACCEPT_TARGET,
                   message="the SUT answered the target's /notify 201 but its client never got the message")
+    observed(ACCEPT_TARGET, f"/notify from the target {NEW_HUB} in the window answered 201, the message delivered")
 
 
 @pytest.mark.requirements(STALE_NOTIFY)
@@ -371,6 +374,7 @@ def test_follower_refuses_notify_from_the_old_hub_after_the_cutover_epoch(sut, s
         status = _notify_as(mimi_as, sut, domain, room, _application(member, text))
         if status == 201:
             fail(f"the SUT answered 201 to /notify for the room from {domain}, {who}", requirement=STALE_NOTIFY)
+        observed(STALE_NOTIFY, f"/notify from {domain} ({who}) answered HTTP {status}")
 
 
 # -- §7 redirects and 503 ------------------------------------------------------------------------
@@ -430,10 +434,11 @@ def test_redirect_does_not_change_the_hub_of_record(sut, sut_party, ref_hub, ref
     finally:
         _release(ref_hub, ref_follower)
         sending.join(60)
-    if domain != OLD_HUB or generation != 1 or state.get("state") != "transferring":
-        fail(f"after a HubRedirect naming {NEW_HUB}, without the cut-over commit, getRoom says hubDomain "
-             f"{domain!r}, hubGeneration {generation!r}, hubState {state!r}; the committed component still "
-             f"names {OLD_HUB}, generation 1, transferring", requirement=REDIRECT_NOT_AUTHORITY)
+    expect(REDIRECT_NOT_AUTHORITY, domain == OLD_HUB and generation == 1 and state.get("state") == "transferring",
+           f"after a HubRedirect naming {NEW_HUB}, without the cut-over commit, getRoom says hubDomain "
+           f"{domain!r}, hubGeneration {generation!r}, hubState {state!r}; the committed component still "
+           f"names {OLD_HUB}, generation 1, transferring",
+           evidence=f"after a 421 HubRedirect naming {NEW_HUB}: getRoom hub {OLD_HUB}, generation 1, transferring")
 
 
 @pytest.mark.requirements(REDIRECT_RESEND)
@@ -454,6 +459,7 @@ def test_redirected_request_is_resent_to_the_named_hub(sut, sut_party, ref_hub, 
                       what=f"the SUT's submitMessage resent to {NEW_HUB}", requirement=REDIRECT_RESEND,
                       message=f"the old hub answered the SUT's submitMessage 421 with a HubRedirect naming {NEW_HUB}; "
                       "the SUT did not resend it there")
+        observed(REDIRECT_RESEND, f"a submitMessage answered 421 by {OLD_HUB} resent to {NEW_HUB}")
     finally:
         _release(ref_hub, ref_follower)
         sending.join(60)
@@ -485,8 +491,8 @@ def test_redirected_message_is_not_taken_as_sent(sut, sut_party, ref_hub, ref_fo
     sut_party.send_ok(room, sam.client, sentinel)
     ref_hub.wait_received(creator.client, sentinel, room=room, what="a later message (sentinel) at the creator")
     count = ref_hub.received(creator.client, room).count(text)
-    if count != 1:
-        fail(f"the redirected message reached the creator {count} times, not once", requirement=REFUSED_NOT_SENT)
+    expect(REFUSED_NOT_SENT, count == 1, f"the redirected message reached the creator {count} times, not once",
+           evidence="a message refused with a HubRedirect submitted again and delivered once")
 
 
 @pytest.mark.requirements(RETRY_503)
@@ -524,8 +530,9 @@ def test_follower_retries_after_the_new_hubs_503(sut, sut_party, ref_hub, ref_fo
         fail("the message arrived, but not through a submitMessage to the new hub after its 503",
              requirement=RETRY_503)
     waited = later[0].time - first.time
-    if waited < retry_after - 0.05:
-        fail(f"the SUT retried {waited:.2f} s after a 503 with Retry-After: {retry_after}", requirement=RETRY_503)
+    expect(RETRY_503, waited >= retry_after - 0.05,
+           f"the SUT retried {waited:.2f} s after a 503 with Retry-After: {retry_after}",
+           evidence=f"retried {waited:.2f} s after a 503 with Retry-After: {retry_after}, then delivered")
 
 
 # -- §9 dedup across hubs ------------------------------------------------------------------------
@@ -558,9 +565,9 @@ def test_fanout_message_from_both_hubs_is_delivered_once(sut, sut_party, ref_hub
     ref_hub.send_ok(room, creator.client, sentinel)
     sut_party.wait_received(sam.client, sentinel, room=room, what="a later message (sentinel) at the SUT")
     count = sut_party.received(sam.client, room).count(text)
-    if count != 1:
-        fail(f"after both hubs delivered the same FanoutMessage the SUT's client lists it {count} times",
-             requirement=DEDUP)
+    expect(DEDUP, count == 1,
+           f"after both hubs delivered the same FanoutMessage the SUT's client lists it {count} times",
+           evidence="the new hub's repeat of the old hub's FanoutMessage answered 201, delivered once")
 
 
 # -- §10 no ReInit (the follower's view) ----------------------------------------------------------
@@ -598,3 +605,5 @@ def test_follower_keeps_the_group_across_the_transfer(sut, sut_party, ref_hub, r
     after = sut_party.room(room).get("groupId")
     if group_id is not None and after != group_id:
         fail(f"getRoom's groupId changed across the transfer ({group_id} -> {after})", requirement=NO_REINIT)
+    observed(NO_REINIT, f"no ReInit proposed ({len(updates)} update(s)); the message to the new hub in the same "
+             f"group at epoch {private.epoch} (cut-over {cutover})")
