@@ -21,6 +21,7 @@ from reference_peer.control.app import make_control_app
 from reference_peer.control.backend import ReferenceBackend
 from reference_peer.control.introspection import add_introspection_routes
 from reference_peer.faults import REGISTRY as FAULTS
+from reference_peer.faults import VARIANTS
 from reference_peer.faults import activate as activate_faults
 from reference_peer.peer import ReferenceProvider, providers_from_config
 from reference_peer.pki import DEFAULT_LEAF_DAYS, CertificateAuthority, write_test_pki
@@ -51,9 +52,11 @@ async def serve(
     MIMI endpoints of every configured provider, their outbox workers, and one control API listener
     per provider (``on_control_ready(domain, url)`` once each listens)."""
     stop = stop or asyncio.Event()
-    activate_faults(config.faults)
+    activate_faults((*config.faults, *config.variants))
     if config.faults:
         log.warning("deliberate faults switched on: %s", ", ".join(config.faults))
+    if config.variants:
+        log.warning("allowed variants switched on: %s", ", ".join(config.variants))
     providers = providers_from_config(config)
     server = MimiServer(
         [p.transport for p in providers], config.ca, host=config.listen_address, port=config.listen_port,
@@ -153,6 +156,14 @@ def _cmd_faults(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_variants(args: argparse.Namespace) -> int:
+    for variant in sorted(VARIANTS.values(), key=lambda v: (v.area, v.name)):
+        print(f"{variant.area:<12} {variant.name:<44} {variant.permitted_by}")
+        if args.verbose:
+            print(f"{'':<12} {variant.description}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reference-peer", description="The reference MIMI provider.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -170,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     faults_cmd = commands.add_parser("faults", help="list the named deliberate faults (area, name, requirements)")
     faults_cmd.set_defaults(run=_cmd_faults)
+    variants_cmd = commands.add_parser("variants", help="list the allowed variants (area, name, what permits it)")
+    variants_cmd.set_defaults(run=_cmd_variants)
     return parser
 
 

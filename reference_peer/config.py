@@ -21,6 +21,7 @@
                               # <domain>.sqlite; absent: in memory (lost at exit)
     consent_mode: immediate   # immediate | quarantine | consent-first
     faults: []                # named deliberate violations to switch on (reference-peer faults lists them)
+    variants: []              # allowed variants the draft permits (reference-peer variants lists them)
     control:                  # the SUT control API (HTTP+JSON), one listener per provider
       address: 127.0.0.1      # loopback by default: the API acts for users and must not be exposed
       port: 0                 # the first provider's port (the next ones +1, +2...); 0 picks free ports
@@ -93,6 +94,7 @@ class PeerConfig:
     storage_path: Path | None = None
     consent_mode: str = "immediate"
     faults: tuple[str, ...] = ()
+    variants: tuple[str, ...] = ()
     control: ControlConfig = field(default_factory=lambda: ControlConfig())
     peers: Mapping[str, str] = field(default_factory=dict)
     peers_file: Path | None = None
@@ -158,7 +160,7 @@ def parse_config(document: Any, base_dir: str | os.PathLike[str] = ".") -> PeerC
     top = _mapping(
         document, "config",
         {
-            "listen", "tls", "providers", "limits", "storage", "consent_mode", "faults",
+            "listen", "tls", "providers", "limits", "storage", "consent_mode", "faults", "variants",
             "control", "peers", "peers_file", "resolve", "asset_hosts", "outbox", "hub_transfer",
         },
         {"tls", "providers"},
@@ -239,6 +241,17 @@ def parse_config(document: Any, base_dir: str | os.PathLike[str] = ".") -> PeerC
     if unknown_faults:
         raise ConfigError(f"faults: unknown fault(s) {unknown_faults}; 'reference-peer faults' lists them")
 
+    from reference_peer.faults import VARIANTS
+
+    variants_raw = top.get("variants", [])
+    if not isinstance(variants_raw, list) or not all(isinstance(v, str) for v in variants_raw):
+        raise ConfigError("variants: expected a list of variant names")
+    if len(set(variants_raw)) != len(variants_raw):
+        raise ConfigError("variants: a variant is listed twice")
+    unknown_variants = [name for name in variants_raw if name not in VARIANTS]
+    if unknown_variants:
+        raise ConfigError(f"variants: unknown variant(s) {unknown_variants}; 'reference-peer variants' lists them")
+
     raw_control = _mapping(top.get("control", {}) or {}, "control", {"address", "port", "token"})
     control_address = raw_control.get("address", "127.0.0.1")
     if not isinstance(control_address, str) or not control_address:
@@ -295,6 +308,7 @@ def parse_config(document: Any, base_dir: str | os.PathLike[str] = ".") -> PeerC
         storage_path=storage_path,
         consent_mode=consent_mode,
         faults=tuple(faults_raw),
+        variants=tuple(variants_raw),
     )
 
 

@@ -735,6 +735,8 @@ class ReferenceProvider:
         return MimiResponse(consent_faults.consent_answer_body(entry.consentOperation.name), status=receipt.status)
 
     async def handle_identifier_query(self, request: MimiRequest) -> MimiResponse:
+        if active(faults.WITHOUT_IDENTIFIER_QUERY):  # a provider that does not offer the endpoint
+            return MimiResponse(b"", status=404)
         query = IdentifierRequest.decode(request.body)
         result = self.state.identifier_query(elements_from_request(query))
         response = result.to_response()

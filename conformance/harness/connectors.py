@@ -45,7 +45,7 @@ REFERENCE_FOLLOWER_DOMAIN = "follower.ref.test"
 _SERVING = re.compile(r"^serving (\S+) at (https://\S+) \(listening on (\S+):(\d+)\)", re.MULTILINE)
 _CONTROL = re.compile(r"^control (\S+) at (https?://\S+)", re.MULTILINE)
 _UNKNOWN_KEYS = re.compile(r"^config: unknown key\(s\) (\[[^\]]*\]);")
-OPTIONAL_SECTIONS = ("control", "peers_file", "resolve", "hub_transfer")
+OPTIONAL_SECTIONS = ("control", "peers_file", "resolve", "hub_transfer", "variants")
 
 
 class ConnectorUnavailable(NotApplicable):
@@ -251,6 +251,7 @@ class ReferencePeerProcess:
         trust: Path,
         consent_mode: str = "immediate",
         faults: tuple[str, ...] = (),
+        variants: tuple[str, ...] = (),
         startup_timeout: float = 30.0,
         control_timeout: float = 10.0,
     ) -> None:
@@ -260,6 +261,7 @@ class ReferencePeerProcess:
         self.trust = trust
         self.consent_mode = consent_mode
         self.faults = faults
+        self.variants = variants
         self.startup_timeout = startup_timeout
         self.control_timeout = control_timeout
         self.process: ManagedProcess | None = None
@@ -279,6 +281,7 @@ class ReferencePeerProcess:
             "storage": {"path": str(workdir / "state")},
             "consent_mode": self.consent_mode,
             "faults": list(self.faults),
+            "variants": list(self.variants),
             # Optional sections (OPTIONAL_SECTIONS), dropped when this reference peer does not know them yet.
             "control": {"address": "127.0.0.1", "port": 0},
             "peers_file": str(self.env.peers_file),
@@ -407,6 +410,7 @@ class ReferenceConnector(Connector):
         self.peer = ReferencePeerProcess(
             "sut", list(self.manifest.domains), self.env, trust=self.env.pki.trust_bundle("trust-sut"),
             consent_mode=consent, faults=tuple(self.manifest.connector.get("faults", ())),
+            variants=tuple(self.manifest.connector.get("variants", ())),
             startup_timeout=self.manifest.timeouts.startup, control_timeout=self.manifest.timeouts.control,
         )
         self.peer.start()

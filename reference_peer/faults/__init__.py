@@ -1,7 +1,9 @@
 """Named deliberate faults of the reference peer (see :mod:`.registry`), one module per area.
 
 Switch faults on with ``faults: [name, ...]`` in peer.yaml (or ``connector.faults`` in a
-``reference`` SUT manifest); ``reference-peer faults`` lists them.
+``reference`` SUT manifest); ``reference-peer faults`` lists them. Allowed variants (behaviours the
+draft permits, with which every check must still pass) are switched on with ``variants: [name, ...]``;
+``reference-peer variants`` lists them.
 """
 
 from . import (  # noqa: F401 - importing an area module registers its faults
@@ -21,6 +23,19 @@ from . import (  # noqa: F401 - importing an area module registers its faults
     transfer_public_commits,
     transport,
 )
-from .registry import REGISTRY, Fault, UnknownFault, activate, active, active_faults, define, faults_on
+from .registry import (
+    REGISTRY,
+    VARIANTS,
+    Fault,
+    UnknownFault,
+    Variant,
+    activate,
+    active,
+    active_faults,
+    define,
+    define_variant,
+    faults_on,
+)
 
-__all__ = ["REGISTRY", "Fault", "UnknownFault", "activate", "active", "active_faults", "define", "faults_on"]
+__all__ = ["REGISTRY", "VARIANTS", "Fault", "UnknownFault", "Variant", "activate", "active", "active_faults", "define",
+           "define_variant", "faults_on"]

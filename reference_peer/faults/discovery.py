@@ -1,7 +1,7 @@
 """Faults of the discovery and key material areas (checks: conformance/scenarios/test_discovery.py
 and conformance/scenarios/test_keymaterial.py)."""
 
-from .registry import define
+from .registry import define, define_variant
 
 AREA = "discovery"
 KEYMATERIAL = "keymaterial"
@@ -12,9 +12,24 @@ DIRECTORY_OMITS_PROXY_DOWNLOAD = define(
     "directory-omits-proxy-download", area=AREA, requirements=["PROTO-DIRECTORY-HUB-ENDPOINTS"],
     description="the directory document has no proxyDownload entry (a hub endpoint)",
 )
-DIRECTORY_OMITS_IDENTIFIER_QUERY = define(
-    "directory-omits-identifier-query", area=AREA, requirements=["PROTO-DIRECTORY-FOLLOWER-ENDPOINTS"],
-    description="the directory document has no identifierQuery entry (a follower endpoint)",
+DIRECTORY_OMITS_NOTIFY = define(
+    "directory-omits-notify", area=AREA, requirements=["PROTO-DIRECTORY-FOLLOWER-ENDPOINTS"],
+    description="the directory document has no notify entry (the endpoint a hub reaches a follower at)",
+)
+
+# --- allowed variants (the draft permits them: every check must pass with them on) --------------
+
+WITHOUT_IDENTIFIER_QUERY = define_variant(
+    "without-identifier-query", area=AREA,
+    permitted_by="-06 §5.8 makes identifierQuery no obligation ('forbidden means that use of this endpoint is not "
+                 "allowed by the provider'); §5.1 lists URIs only for the endpoints a server has",
+    description="no identifierQuery: the directory does not list it and POST /identifierQuery/... answers 404",
+)
+DIRECTORY_META_MEMBER = define_variant(
+    "directory-meta-member", area=AREA,
+    permitted_by="-06 §5.1 models its directory on ACME (RFC 8555 §7.1.1), whose directory carries a 'meta' "
+                 "object besides the endpoint URLs",
+    description="the directory also has a 'meta' object (termsOfService, website) that is not an endpoint",
 )
 DIRECTORY_PLAIN_HTTP_URL = define(
     "directory-plain-http-url", area=AREA, requirements=["PROTO-DIRECTORY-HTTPS-URLS"],

@@ -30,6 +30,32 @@ REGISTRY: dict[str, Fault] = {}
 _active: frozenset[str] = frozenset()
 
 
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """An allowed variant: a behaviour that differs from the reference default in a way the draft
+    permits (``permitted_by``: the sentence, section or AMB- ID). Every check must still pass with it on."""
+
+    name: str
+    area: str
+    permitted_by: str
+    description: str
+
+
+VARIANTS: dict[str, Variant] = {}
+
+
+def define_variant(name: str, *, area: str, permitted_by: str, description: str) -> str:
+    """Register an allowed variant; returns its name. Switched on like a fault (``variants:`` in peer.yaml)."""
+    if not NAME.match(name):
+        raise ValueError(f"variant name {name!r} is not lower-case words joined by '-'")
+    if name in VARIANTS or name in REGISTRY:
+        raise ValueError(f"variant {name!r} is defined twice (or is also a fault)")
+    if len(permitted_by) < 10:
+        raise ValueError(f"variant {name!r} must cite what permits it")
+    VARIANTS[name] = Variant(name, area, permitted_by, description)
+    return name
+
+
 class UnknownFault(KeyError):
     def __str__(self) -> str:
         return f"unknown fault {self.args[0]!r}; known: {sorted(REGISTRY)}"
@@ -39,8 +65,8 @@ def define(name: str, *, area: str, requirements: Iterable[str], description: st
     """Register a fault; returns its name (for use as a module constant)."""
     if not NAME.match(name):
         raise ValueError(f"fault name {name!r} is not lower-case words joined by '-'")
-    if name in REGISTRY:
-        raise ValueError(f"fault {name!r} is defined twice")
+    if name in REGISTRY or name in VARIANTS:
+        raise ValueError(f"fault {name!r} is defined twice (or is also a variant)")
     requirements = tuple(requirements)
     if not requirements:
         raise ValueError(f"fault {name!r} names no requirement it breaks")
@@ -53,15 +79,15 @@ def activate(names: Iterable[str]) -> frozenset[str]:
     global _active
     names = frozenset(names)
     for name in names:
-        if name not in REGISTRY:
+        if name not in REGISTRY and name not in VARIANTS:
             raise UnknownFault(name)
     _active = names
     return _active
 
 
 def active(name: str) -> bool:
-    """Whether fault ``name`` is on. An unregistered name is a programming error, never silently off."""
-    if name not in REGISTRY:
+    """Whether fault (or variant) ``name`` is on. An unregistered name is a programming error, never silently off."""
+    if name not in REGISTRY and name not in VARIANTS:
         raise UnknownFault(name)
     return name in _active
 

@@ -49,7 +49,7 @@ ENDPOINTS: dict[str, Endpoint] = {
 EXTENSION_ENDPOINTS = frozenset({"hubTransfer"})
 
 
-def directory_document(authority: str, served: frozenset[str] | tuple[str, ...] = ()) -> dict[str, str]:
+def directory_document(authority: str, served: frozenset[str] | tuple[str, ...] = ()) -> dict[str, object]:
     """The §5.1 directory for a provider reached at ``authority`` (``host`` or ``host:port``); an
     extension endpoint is listed only when it is in ``served`` (the provider registered it)."""
     document = {
@@ -61,8 +61,12 @@ def directory_document(authority: str, served: frozenset[str] | tuple[str, ...] 
         document.pop("hubTransfer", None)
     if active(faults.DIRECTORY_OMITS_PROXY_DOWNLOAD):
         del document["proxyDownload"]
-    if active(faults.DIRECTORY_OMITS_IDENTIFIER_QUERY):
+    if active(faults.DIRECTORY_OMITS_NOTIFY):
+        del document["notify"]
+    if active(faults.WITHOUT_IDENTIFIER_QUERY):
         del document["identifierQuery"]
+    if active(faults.DIRECTORY_META_MEMBER):
+        document["meta"] = {"termsOfService": f"https://{authority}/terms", "website": f"https://{authority}/"}
     if active(faults.DIRECTORY_PLAIN_HTTP_URL):
         document["reportAbuse"] = "http://" + document["reportAbuse"].removeprefix("https://")
     return document
