@@ -366,7 +366,7 @@ class ReferenceBackend:
         count = _int(body["count"], "count", maximum=1000)
         lifetime = body.get("lifetimeSeconds")
         if lifetime is not None:
-            lifetime = _int(lifetime, "lifetimeSeconds", minimum=60, maximum=31_536_000)
+            lifetime = _int(lifetime, "lifetimeSeconds", minimum=1, maximum=31_536_000)
         last_resort, replace = body.get("lastResort", True), body.get("replace", False)
         if not isinstance(last_resort, bool) or not isinstance(replace, bool):
             raise ControlError.bad_request("lastResort and replace are booleans")
