@@ -14,7 +14,7 @@ import pytest
 
 from conformance.harness.control import ControlProblem
 from conformance.scenarios.roles import as_follower, as_hub
-from conformance.verdicts import fail, not_applicable
+from conformance.verdicts import HarnessError, expect, fail, judging, miss, not_applicable, observed
 from reference_peer.wire.mimi import UpdateRequest, UpdateResponseCode, UpdateRoomResponse
 from reference_peer.wire.mls import SenderType
 
@@ -51,6 +51,14 @@ def _updates(party, room: str, after: int, direction: str):
     return [t for t in party.traffic(after, endpoint="update", direction=direction) if t.value == room]
 
 
+def _require_join_attempt(cast, room: str, after: int) -> None:
+    """The reference follower's new device asked the SUT hub for the GroupInfo (its join attempt), so a
+    refusal the check then sees is the hub's: otherwise nothing was tried and nothing can be judged."""
+    if not [t for t in cast.follower.traffic(after, endpoint="groupInfo", direction="out") if t.value == room]:
+        raise HarnessError("the reference follower's new device never asked the hub for the GroupInfo: no join "
+                           "was attempted")
+
+
 # -- SUT as hub ------------------------------------------------------------------------------------
 
 
@@ -66,22 +74,39 @@ def test_new_device_joins_by_external_commit(cast, poll_until):
     infos = [t for t in cast.follower.traffic(mark, endpoint="groupInfo", direction="out") if t.value == room]
     if not infos:
         fail("the reference follower's new device did not get to request the GroupInfo", requirement=NEW_DEVICE_JOIN)
-    updates = _updates(cast.follower, room, mark, "out")
-    if not updates or updates[-1].status != 200:
+    if infos[-1].status != 200:
         fail(f"the hub did not give bob's new device the GroupInfo (groupInfo answered HTTP {infos[-1].status}; "
              "no external commit could be sent)", requirement=NEW_DEVICE_JOIN)
+    updates = _updates(cast.follower, room, mark, "out")
+    if not updates or updates[-1].status != 200:
+        status = updates[-1].status if updates else None
+        fail(f"bob's new device got the GroupInfo, but its external commit was not answered 200 by update "
+             f"(HTTP {status})", requirement=NEW_DEVICE_JOIN)
     answer = UpdateRoomResponse.decode(updates[-1].response)
     if answer.responseCode != UpdateResponseCode.success:
-        fail(f"the external commit of bob's new device was answered {answer.responseCode.name} "
-             f"{answer.errorDescription!r}", requirement=ADD_OWN_CLIENT)
-    after = cast.hub.participants(room)
-    assert {u: p["role"] for u, p in after.items()} == {u: p["role"] for u, p in before.items()}, (
-        f"the participant list changed when a device joined: {before} -> {after}"
-    )
-    assert device in after[bob.uri]["clients"], f"bob's entry does not list the new device: {after[bob.uri]}"
+        refused = (f"the external commit of bob's new device was answered {answer.responseCode.name} "
+                   f"{answer.errorDescription!r}")
+        miss(NEW_DEVICE_JOIN, refused)
+        fail(refused, requirement=ADD_OWN_CLIENT)
+    observed(ADD_OWN_CLIENT, "the hub accepted the external commit adding bob's own new client")
+    info = cast.hub.room(room)
+    entries = [p for p in info["participants"] if p["user"] == bob.uri]
+    users_before, users_after = set(before), {p["user"] for p in info["participants"]}
+    if len(entries) != 1:
+        miss(ONE_ENTRY, f"bob appears {len(entries)} times in the participant list after his device joined: {entries}")
+    elif users_after != users_before:
+        miss(ONE_ENTRY, f"the participant list's users changed when bob's device joined: {sorted(users_before)} -> "
+                        f"{sorted(users_after)}")
+    elif not {bob.client, device} <= set(entries[0]["clients"]):
+        miss(ONE_ENTRY, f"bob's entry does not list both his clients ({bob.client}, {device}): {entries[0]}")
+    else:
+        observed(ONE_ENTRY, "bob is listed once, with both his clients, after his new device joined")
     text = b"to every device " + room.encode()
     cast.hub.send_ok(room, alice.client, text)
-    cast.follower.wait_received(device, text, room=room, what="bob's new device to receive a message")
+    with judging(NEW_DEVICE_JOIN):
+        cast.follower.wait_received(device, text, room=room, what="bob's new device to receive a message")
+    observed(NEW_DEVICE_JOIN, "bob's new device fetched the GroupInfo, joined by external commit and received a "
+                              "message")
 
 
 @pytest.mark.requirements(REMOVE_OWN_CLIENT)
@@ -94,14 +119,18 @@ def test_device_removed_by_own_other_device_stops_receiving(cast):
     result = cast.follower.remove_client(room, drop, actor=keep)
     if result.get("outcome") != "accepted":
         fail(f"the hub refused bob's Remove of his own other client: {result}", requirement=REMOVE_OWN_CLIENT)
-    assert bob.uri in cast.hub.participants(room), "bob left the participant list when one device was removed"
-    assert _clients_of(cast.hub, room, bob) == [keep], (
-        f"the hub lists bob's clients as {_clients_of(cast.hub, room, bob)} after removing {drop}"
-    )
+    if bob.uri not in cast.hub.participants(room):
+        fail("bob left the participant list when one device was removed", requirement=REMOVE_OWN_CLIENT)
+    clients = _clients_of(cast.hub, room, bob)
+    if clients != [keep]:
+        fail(f"the hub lists bob's clients as {clients} after removing {drop}", requirement=REMOVE_OWN_CLIENT)
     text = b"after the removal " + room.encode()
     cast.hub.send_ok(room, alice.client, text)
     cast.follower.wait_received(keep, text, room=room, what="bob's remaining device to receive (sentinel)")
-    assert text not in cast.follower.received(drop, room), "the removed device received a later message"
+    expect(REMOVE_OWN_CLIENT, text not in cast.follower.received(drop, room),
+           "the removed device received a later message",
+           evidence="the hub accepted bob's Remove of his other client without a participant-list change; only "
+                    "the remaining client received a later message")
 
 
 @pytest.mark.requirements(REMOVE_OWN_CLIENT)
@@ -117,14 +146,18 @@ def test_device_self_remove_is_accepted_and_committed(cast, ref_hub):
     added = cast.hub.add(room, alice, carol)  # the next commit must carry the SelfRemove
     if added.get("outcome") != "accepted":
         fail(f"the hub refused the commit carrying bob's device's SelfRemove: {added}", requirement=REMOVE_OWN_CLIENT)
-    assert bob.uri in cast.hub.participants(room), "bob left the participant list when one device removed itself"
-    assert _clients_of(cast.hub, room, bob) == [keep], (
-        f"the hub lists bob's clients as {_clients_of(cast.hub, room, bob)} after {drop} removed itself"
-    )
+    if bob.uri not in cast.hub.participants(room):
+        fail("bob left the participant list when one device removed itself", requirement=REMOVE_OWN_CLIENT)
+    clients = _clients_of(cast.hub, room, bob)
+    if clients != [keep]:
+        fail(f"the hub lists bob's clients as {clients} after {drop} removed itself", requirement=REMOVE_OWN_CLIENT)
     text = b"after the self-removal " + room.encode()
     cast.hub.send_ok(room, alice.client, text)
     cast.follower.wait_received(keep, text, room=room, what="bob's remaining device to receive (sentinel)")
-    assert text not in cast.follower.received(drop, room), "the self-removed device received a later message"
+    expect(REMOVE_OWN_CLIENT, text not in cast.follower.received(drop, room),
+           "the self-removed device received a later message",
+           evidence="the hub accepted bob's device's SelfRemove and the next commit removed only that client; "
+                    "bob stayed listed and only his remaining client received a later message")
 
 
 @pytest.mark.requirements(SINGLE_DEVICE)
@@ -132,11 +165,13 @@ def test_device_self_remove_is_accepted_and_committed(cast, ref_hub):
 def test_single_device_room_refuses_a_second_client(cast):
     """In a room whose policy has multi_device false the hub does not let a second client of a user join."""
     room, _alice, bob = _sut_hub_room(cast, policy={"base": {"multiDevice": False}})
+    mark = cast.follower.traffic_mark()
     device = cast.follower.add_client(bob)
+    _require_join_attempt(cast, room, mark)
     clients = _clients_of(cast.hub, room, bob)
-    assert device not in clients and len(clients) == 1, (
-        f"a second client of bob joined a single-device room: the hub lists {clients}"
-    )
+    expect(SINGLE_DEVICE, device not in clients and len(clients) == 1,
+           f"a second client of bob joined a single-device room: the hub lists {clients}",
+           evidence=f"bob's second client {device} tried to join; the hub lists only {clients}")
 
 
 @pytest.mark.requirements(MAX_CLIENTS)
@@ -144,12 +179,14 @@ def test_single_device_room_refuses_a_second_client(cast):
 def test_max_clients_caps_new_devices(cast):
     """In a room whose policy has max_clients 2 the hub refuses a device that would make a third client."""
     room, _alice, bob = _sut_hub_room(cast, policy={"base": {"maxClients": 2}})
+    mark = cast.follower.traffic_mark()
     device = cast.follower.add_client(bob)
+    _require_join_attempt(cast, room, mark)
     info = cast.hub.room(room)
     count = sum(len(p["clients"]) for p in info["participants"])
-    assert device not in _clients_of(cast.hub, room, bob) and count <= 2, (
-        f"the group has {count} clients in a room with max_clients 2: {info['participants']}"
-    )
+    expect(MAX_CLIENTS, device not in _clients_of(cast.hub, room, bob) and count <= 2,
+           f"the group has {count} clients in a room with max_clients 2: {info['participants']}",
+           evidence=f"a third client tried to join a room with max_clients 2; the group has {count} clients")
 
 
 # -- SUT as follower -------------------------------------------------------------------------------
@@ -169,7 +206,7 @@ def test_follower_joins_a_new_device_by_external_commit(cast, poll_until):
     device = cast.follower.add_client(sam)
     infos = poll_until(
         lambda: [t for t in cast.hub.traffic(mark, endpoint="groupInfo", direction="in") if t.value == room],
-        what="a groupInfo request from the SUT for its user's new device",
+        what="a groupInfo request from the SUT for its user's new device", requirement=FOLLOWER_JOIN,
     )
 
     def external_commit():
@@ -180,12 +217,16 @@ def test_follower_joins_a_new_device_by_external_commit(cast, poll_until):
                 return item
         return None
 
-    commit = poll_until(external_commit, what="the new device's external commit at the reference hub")
-    assert commit.seq > infos[0].seq, "the external commit came before any groupInfo request"
+    commit = poll_until(external_commit, what="the new device's external commit at the reference hub",
+                        requirement=FOLLOWER_JOIN)
+    if commit.seq <= infos[0].seq:
+        fail("the external commit came before any groupInfo request", requirement=FOLLOWER_JOIN)
     answer = UpdateRoomResponse.decode(commit.response)
-    assert answer.responseCode == UpdateResponseCode.success, (
-        f"the reference hub refused the SUT's external commit: {answer.responseCode.name} {answer.errorDescription!r}"
-    )
+    if answer.responseCode != UpdateResponseCode.success:
+        fail(f"the reference hub refused the SUT's external commit: {answer.responseCode.name} "
+             f"{answer.errorDescription!r}", requirement=FOLLOWER_JOIN)
     text = b"to the new device " + room.encode()
     cast.hub.send_ok(room, xavier.client, text)
     cast.follower.wait_received(device, text, room=room, what="the SUT's new device to receive a message")
+    observed(FOLLOWER_JOIN, "the SUT fetched the GroupInfo for sam's new device, sent its external commit to "
+                            "update (accepted) and the device received a message")
