@@ -461,10 +461,10 @@ def only_untested(results: RunResults, report: GateReport) -> bool:
             return False
         for outcome in profile.requirements:
             blocking = outcome.status in (
-                RequirementStatus.HARNESS_ERROR, RequirementStatus.FAIL, RequirementStatus.NOT_REACHED
-            ) or (
-                outcome.status is RequirementStatus.NOT_APPLICABLE and outcome.level != "MAY"
-            )
+                RequirementStatus.HARNESS_ERROR,
+                RequirementStatus.FAIL,
+                RequirementStatus.NOT_REACHED,
+            ) or (outcome.status is RequirementStatus.NOT_APPLICABLE and outcome.level != "MAY")
             if blocking:
                 return False
     return True

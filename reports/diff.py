@@ -1,8 +1,11 @@
 """What changed between two runs, and between two catalogue revisions.
 
-``mimi-conformance diff OLD.json NEW.json`` (:func:`diff_results_files`): verdict changes grouped by
-requirement: for each requirement, the checks citing it whose verdict changed, appeared or
-disappeared, and how each profile's status for it moved; then the profile verdicts that moved.
+``mimi-conformance diff OLD.json NEW.json`` (:func:`diff_results_files`): changes grouped by
+requirement: for each requirement, the checks whose outcome *for that requirement* changed, appeared
+or disappeared (a check whose verdict is unchanged may still have moved one of its requirements;
+a check that now fails one requirement is not reported against the others it still passes), and
+how each profile's status for it moved; then the profile verdicts that moved. Either file may be
+schema 1.x: its checks are read as 1.x scored them (every requirement with the check's verdict).
 
 ``mimi-conformance requirements --diff A B`` (:func:`diff_catalogues`): requirements added,
 removed, and changed (text, level, negation, section, area, role) between two catalogue revisions,
@@ -15,17 +18,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .model import ProfileVerdict, RequirementInfo, RequirementStatus, RunResults, Verdict
+from .model import ProfileVerdict, RequirementInfo, RequirementStatus, RequirementVerdict, RunResults
 from .schema import ResultsSchemaError
 
 # Higher is better; used only to call a change a regression or an improvement.
 _VERDICT_RANK = {
-    Verdict.FAIL: 0,
-    Verdict.HARNESS_ERROR: 1,
-    Verdict.WARN: 2,
-    Verdict.AMBIGUOUS: 3,
-    Verdict.NOT_APPLICABLE: 3,
-    Verdict.PASS: 4,
+    RequirementVerdict.FAIL: 0,
+    RequirementVerdict.HARNESS_ERROR: 1,
+    RequirementVerdict.NOT_REACHED: 1,
+    RequirementVerdict.WARN: 2,
+    RequirementVerdict.AMBIGUOUS: 3,
+    RequirementVerdict.NOT_APPLICABLE: 3,
+    RequirementVerdict.PASS: 4,
 }
 _PROFILE_RANK = {
     ProfileVerdict.NOT_CONFORMANT: 0,
@@ -37,9 +41,11 @@ _PROFILE_RANK = {
 
 @dataclass(frozen=True)
 class CheckChange:
+    """How one check's outcome for one requirement moved."""
+
     check_id: str
-    old: Verdict | None  # None: the check is new
-    new: Verdict | None  # None: the check is gone
+    old: RequirementVerdict | None  # None: the check is new (or had no outcome for the requirement)
+    new: RequirementVerdict | None  # None: the check is gone (or has no outcome for it any more)
 
     @property
     def regression(self) -> bool:
@@ -97,14 +103,12 @@ def diff_results(old: RunResults, new: RunResults) -> ResultsDiff:
     per_requirement: dict[str, list[CheckChange]] = {}
     for check_id in sorted(old_checks.keys() | new_checks.keys()):
         before, after = old_checks.get(check_id), new_checks.get(check_id)
-        old_verdict = before.verdict if before else None
-        new_verdict = after.verdict if after else None
-        if old_verdict == new_verdict:
-            continue
-        change = CheckChange(check_id, old_verdict, new_verdict)
-        cited = set(before.requirement_ids if before else ()) | set(after.requirement_ids if after else ())
-        for req_id in cited:
-            per_requirement.setdefault(req_id, []).append(change)
+        old_outcomes = {o.requirement: o.outcome for o in before.scored_outcomes()} if before else {}
+        new_outcomes = {o.requirement: o.outcome for o in after.scored_outcomes()} if after else {}
+        for req_id in sorted(old_outcomes.keys() | new_outcomes.keys()):
+            old_outcome, new_outcome = old_outcomes.get(req_id), new_outcomes.get(req_id)
+            if old_outcome != new_outcome:
+                per_requirement.setdefault(req_id, []).append(CheckChange(check_id, old_outcome, new_outcome))
 
     def statuses(results: RunResults) -> dict[tuple[str, str], RequirementStatus]:
         return {(p.name, o.id): o.status for p in results.profiles for o in p.requirements}

@@ -9,9 +9,13 @@ Sections, top to bottom:
 4. **Filters** (shown only when JavaScript runs): verdict checkboxes and an area menu, applied to
    the traceability table and the checks. The state lives in the URL fragment, so a filtered view
    can be linked: ``report.html#verdict=FAIL,HARNESS_ERROR&area=transport``.
-5. **Traceability**: requirement -> normative sentence -> status in each profile -> checks and verdicts.
-6. **Checks**: per check its verdict, message, requirements, and the transcript of the bytes
-   exchanged (hex dump and decoded view), read from the file ``transcript_ref`` names.
+5. **Traceability**: requirement -> the draft's own sentence (and, for an IMPLIED entry, the suite's
+   paraphrase next to it) -> status in each profile -> each check with *the requirement's own
+   outcome* in it: the evidence of a PASS, the message of a miss (scoring reads these outcomes, not
+   the check's verdict).
+6. **Checks**: per check its verdict, message, each requirement's outcome (evidence or message), and
+   the transcript of the bytes exchanged (hex dump and decoded view), read from the file
+   ``transcript_ref`` names.
 
 Transcript files (written by the harness recorder; ``transcript_ref`` is relative to the folder of
 results.json) are JSON objects::
@@ -37,11 +41,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from .model import CheckRecord, ProfileResult, RunResults, Verdict
+from .model import CheckRecord, ProfileResult, RequirementInfo, RequirementJudgement, RequirementVerdict, RunResults
 
 MAX_BODY_BYTES = 64 * 1024  # bytes shown per body; the rest is summarised
 UNTESTED = "UNTESTED"
-FILTER_VERDICTS = (*(str(v) for v in Verdict), UNTESTED)
+FILTER_VERDICTS = (*(str(v) for v in RequirementVerdict), UNTESTED)
 
 
 def esc(value: object) -> str:
@@ -210,13 +214,13 @@ _VERDICT_MEANING = {
     "CONFORMANT": "every requirement judged, none missed",
     "CONFORMANT_WITH_WARNINGS": "only SHOULD/MAY requirements missed",
     "NOT_CONFORMANT": "a MUST requirement was missed",
-    "INCOMPLETE": "some requirement untested, broken by the harness, or not applicable",
+    "INCOMPLETE": "some requirement untested, not reached, broken by the harness, or not applicable",
 }
 
 
 _DECIDING = (
     ("MUST missed", {"FAIL"}),
-    ("Not judged", {"UNTESTED", "HARNESS_ERROR"}),
+    ("Not judged", {"UNTESTED", "HARNESS_ERROR", "NOT_REACHED"}),
     ("SHOULD/MAY missed", {"WARN"}),
 )
 _MAX_LISTED = 12
@@ -233,6 +237,7 @@ def _scorecard(profiles: Iterable[ProfileResult]) -> str:
             ("SHOULD/MAY missed", c["requirements_warn"]),
             ("untested", c["requirements_untested"]),
             ("not applicable", c["requirements_not_applicable"]),
+            ("not reached", c.get("requirements_not_reached", 0)),
             ("harness errors", c["requirements_harness_error"]),
             ("ambiguous", c["requirements_ambiguous"]),
             ("checks", c["checks"]),
@@ -259,13 +264,19 @@ def _scorecard(profiles: Iterable[ProfileResult]) -> str:
 
 
 def _ambiguities(results: RunResults, anchors: Mapping[str, str]) -> str:
-    ambiguous = [check for check in results.checks if check.verdict is Verdict.AMBIGUOUS]
+    ambiguous = [
+        (check, outcome)
+        for check in results.checks
+        for outcome in check.scored_outcomes()
+        if outcome.outcome is RequirementVerdict.AMBIGUOUS
+    ]
     if not ambiguous:
         return ""
     items = "".join(
-        f'<li><a href="#{anchors[check.check_id]}">{esc(check.check_id)}</a>: '
-        f"<b>{esc(', '.join(check.ambiguity_ids))}</b> {esc(check.message)}</li>"
-        for check in ambiguous
+        f'<li><a href="#{anchors[check.check_id]}">{esc(check.check_id)}</a> '
+        f'(<a href="#req-{esc(outcome.requirement)}">{esc(outcome.requirement)}</a>): '
+        f"<b>{esc(outcome.ambiguity or ', '.join(check.ambiguity_ids))}</b> {esc(outcome.message or check.message)}</li>"
+        for check, outcome in ambiguous
     )
     return (
         '<section id="ambiguities"><h2>Ambiguities</h2><p class="muted">The SUT followed a reading the draft also '
@@ -290,29 +301,55 @@ def _filters(areas: list[str]) -> str:
     )
 
 
+def sentence_html(req: RequirementInfo) -> str:
+    """The draft's own sentence and, for an IMPLIED entry, the suite's paraphrase next to it."""
+    draft = f'<blockquote class="draft" title="the draft\'s words">{esc(req.draft_text)}</blockquote>'
+    if req.paraphrase is None:
+        return f'<small class="muted">Draft, verbatim:</small>{draft}'
+    return (
+        f'<small class="muted">Draft (the passage it is derived from):</small>{draft}'
+        f'<small class="muted">Suite\'s paraphrase (what is tested):</small><p class="paraphrase">{esc(req.paraphrase)}</p>'
+    )
+
+
+def outcome_detail_html(outcome: RequirementJudgement) -> str:
+    """The evidence of a PASS, the message (and ambiguity) of anything else."""
+    parts = []
+    if outcome.evidence:
+        parts.append("".join(f'<li class="evidence">{esc(item)}</li>' for item in outcome.evidence))
+    if outcome.message:
+        parts.append(f'<li class="why">{esc(outcome.message)}</li>')
+    if outcome.ambiguity:
+        parts.append(f'<li class="why">{esc(outcome.ambiguity)}</li>')
+    if outcome.level and outcome.outcome in (RequirementVerdict.FAIL, RequirementVerdict.WARN):
+        parts.append(f'<li class="muted">scored {esc(outcome.level)} in the run</li>')
+    return f'<ul class="detail">{"".join(parts)}</ul>' if parts else ""
+
+
 def _traceability(results: RunResults, anchors: Mapping[str, str]) -> str:
-    checks_by_req: dict[str, list[CheckRecord]] = {}
+    checks_by_req: dict[str, list[tuple[CheckRecord, RequirementJudgement]]] = {}
     for check in results.checks:
-        for req_id in check.requirement_ids:
-            checks_by_req.setdefault(req_id, []).append(check)
+        for outcome in check.scored_outcomes():
+            checks_by_req.setdefault(outcome.requirement, []).append((check, outcome))
     statuses = {(p.name, o.id): o for p in results.profiles for o in p.requirements}
     head = "".join(f"<th>{esc(p.name)}</th>" for p in results.profiles)
     rows = []
     for req in results.requirements:
-        checks = checks_by_req.get(req.id, [])
-        verdicts = sorted({str(check.verdict) for check in checks}) or [UNTESTED]
+        judged = checks_by_req.get(req.id, [])
+        verdicts = sorted({str(outcome.outcome) for _, outcome in judged}) or [UNTESTED]
         cells = []
         for profile in results.profiles:
-            outcome = statuses.get((profile.name, req.id))
-            if outcome is None:
+            status = statuses.get((profile.name, req.id))
+            if status is None:
                 cells.append('<td class="muted">—</td>')
             else:
-                cells.append(f"<td>{_pill(str(outcome.status))}<br><small>scored {esc(outcome.level)}</small></td>")
+                cells.append(f"<td>{_pill(str(status.status))}<br><small>scored {esc(status.level)}</small></td>")
         check_items = (
             "".join(
-                f'<li>{_pill(str(check.verdict))} <a href="#{anchors[check.check_id]}" title="{esc(check.check_id)}">'
-                f"{esc(_short_name(check.check_id))}</a> <small class=muted>({esc(check.role)})</small></li>"
-                for check in checks
+                f'<li>{_pill(str(outcome.outcome))} <a href="#{anchors[check.check_id]}" title="{esc(check.check_id)}">'
+                f"{esc(_short_name(check.check_id))}</a> <small class=muted>({esc(check.role)})</small>"
+                f"{outcome_detail_html(outcome)}</li>"
+                for check, outcome in judged
             )
             or f"<li>{_pill(UNTESTED)} no check cites it</li>"
         )
@@ -320,14 +357,16 @@ def _traceability(results: RunResults, anchors: Mapping[str, str]) -> str:
             f'<tr id="req-{esc(req.id)}" class="req" data-area="{esc(req.area)}" data-verdicts="{esc(" ".join(verdicts))}">'
             f"<td><b>{esc(req.id)}</b><br><small>{esc(req.source)} §{esc(req.section)}<br>{esc(req.area)} · {esc(req.role)}</small></td>"
             f'<td><span class="kw">{esc(req.keyword)}</span></td>'
-            f'<td class="sentence">{esc(req.text)}</td>'
+            f'<td class="sentence">{sentence_html(req)}</td>'
             f"{''.join(cells)}"
             f'<td><ul class="checklist">{check_items}</ul></td></tr>'
         )
     return (
         '<section id="traceability"><h2>Requirement traceability</h2>'
-        '<table class="trace"><thead><tr><th>Requirement</th><th>Level</th><th>Normative sentence</th>'
-        f"{head}<th>Checks</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
+        '<p class="muted">Each check\'s pill is the outcome of <em>this</em> requirement in it, with what was '
+        "observed (PASS) or why not.</p>"
+        '<table class="trace"><thead><tr><th>Requirement</th><th>Level</th><th>Draft sentence / suite\'s paraphrase</th>'
+        f"{head}<th>Checks (this requirement's outcome)</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
     )
 
 
@@ -341,7 +380,7 @@ def _checks(results: RunResults, anchors: Mapping[str, str], base_dir: Path | No
         )
         transcript, why_not = load_transcript(base_dir, check.transcript_ref)
         if transcript is not None:
-            is_failure = check.verdict in (Verdict.FAIL, Verdict.HARNESS_ERROR)
+            is_failure = str(check.verdict) in ("FAIL", "HARNESS_ERROR")
             transcript_part = (
                 f"<details{' open' if is_failure else ''}><summary>Transcript "
                 f"({_plural(len(transcript['exchanges']), 'exchange')}, {esc(check.transcript_ref)})</summary>"
@@ -349,13 +388,21 @@ def _checks(results: RunResults, anchors: Mapping[str, str], base_dir: Path | No
             )
         else:
             transcript_part = f'<p class="muted">{esc(why_not)}</p>'
+        outcome_items = "".join(
+            f'<li>{_pill(str(outcome.outcome))} '
+            + (f'<a href="#req-{esc(outcome.requirement)}">{esc(outcome.requirement)}</a>'
+               if outcome.requirement in known else esc(outcome.requirement))
+            + f"{outcome_detail_html(outcome)}</li>"
+            for outcome in check.scored_outcomes()
+        )  # fmt: skip
         ambiguity = f"<dt>Ambiguities</dt><dd>{esc(', '.join(check.ambiguity_ids))}</dd>" if check.ambiguity_ids else ""
         articles.append(
             f'<article class="check" id="{anchors[check.check_id]}" data-verdict="{esc(check.verdict)}" '
             f'data-area="{esc(check.area)}">'
             f"<h3>{_pill(str(check.verdict))} <code>{esc(check.check_id)}</code></h3>"
             f'<p class="message">{esc(check.message) or "<span class=muted>(no message)</span>"}</p>'
-            f'<dl class="meta"><dt>Requirements</dt><dd>{links}</dd><dt>Role</dt><dd>{esc(check.role)}</dd>'
+            f'<dl class="meta"><dt>Requirements</dt><dd>{links}</dd>'
+            f'<dt>Outcomes</dt><dd><ul class="checklist outcomes">{outcome_items}</ul></dd><dt>Role</dt><dd>{esc(check.role)}</dd>'
             f"<dt>Area</dt><dd>{esc(check.area)}</dd><dt>Duration</dt><dd>{check.duration_s:.3f} s</dd>{ambiguity}</dl>"
             f"{transcript_part}</article>"
         )
@@ -375,7 +422,10 @@ code{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:.92em;word-
 white-space:nowrap;vertical-align:middle}
 .v-PASS{background:var(--pass)}.v-FAIL{background:var(--fail)}.v-WARN{background:var(--warn)}
 .v-NOT_APPLICABLE{background:var(--na)}.v-HARNESS_ERROR{background:var(--harness)}.v-AMBIGUOUS{background:var(--amb)}
-.v-UNTESTED{background:var(--untested)}
+.v-UNTESTED{background:var(--untested)}.v-NOT_REACHED{background:#8d6e63}
+blockquote.draft{margin:2px 0 6px;padding:2px 8px;border-left:3px solid #bbb;background:#f7f7f7}
+.paraphrase{margin:2px 0}.detail{margin:2px 0 4px 14px;padding-left:10px;font-size:.85em}
+.detail .evidence{color:var(--pass)}.detail .why{color:#444}
 .cards{display:flex;flex-wrap:wrap;gap:16px}.card{flex:1 1 340px;background:#fff;border:1px solid #ddd;
 border-top:8px solid var(--untested);border-radius:6px;padding:8px 16px}.card h3{margin:.3em 0}
 .p-CONFORMANT{border-top-color:var(--pass)}.p-CONFORMANT_WITH_WARNINGS{border-top-color:var(--warn)}

@@ -2,8 +2,11 @@
 
 One ``<testsuite>`` per area, one ``<testcase>`` per check (``classname`` from the module of the
 pytest node ID, ``name`` the test and its parameters). Each testcase carries ``<properties>``: one
-``requirement`` property per judged requirement ID, plus ``verdict``, ``role``, ``transcript`` and
-``ambiguity`` when present.
+``requirement`` property per requirement ID it names, one ``outcome:<requirement ID>`` property per
+requirement it has an outcome for (its own, and a blocking rule), valued with that requirement's own
+outcome (PASS, FAIL, WARN, AMBIGUOUS, NOT_APPLICABLE, HARNESS_ERROR, NOT_REACHED), plus ``verdict``
+(the worst of them), ``role``, ``transcript`` and ``ambiguity`` when present. The text of a failure,
+error or warning lists every requirement's outcome with its message or evidence.
 
 Verdict mapping:
 
@@ -28,7 +31,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from .model import CheckRecord, RunResults, Verdict
+from .model import CheckRecord, RequirementJudgement, RunResults, Verdict
 
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -46,12 +49,22 @@ def split_check_id(check_id: str) -> tuple[str, str]:
     return ".".join([module, *parts[1:-1]]), parts[-1]
 
 
+def outcome_line(outcome: RequirementJudgement) -> str:
+    """``REQ: OUTCOME: message`` (or the evidence of a PASS)."""
+    detail = outcome.message or "; ".join(outcome.evidence)
+    if outcome.ambiguity:
+        detail = f"{outcome.ambiguity} {detail}".strip()
+    return f"{outcome.requirement}: {outcome.outcome}" + (f": {detail}" if detail else "")
+
+
 def _testcase(check: CheckRecord, warn_as_failure: bool) -> ET.Element:
     classname, name = split_check_id(check.check_id)
     case = ET.Element("testcase", classname=_clean(classname), name=_clean(name), time=f"{check.duration_s:.3f}")
     properties = ET.SubElement(case, "properties")
     for req_id in check.requirement_ids:
         ET.SubElement(properties, "property", name="requirement", value=req_id)
+    for outcome in check.scored_outcomes():
+        ET.SubElement(properties, "property", name=f"outcome:{outcome.requirement}", value=str(outcome.outcome))
     ET.SubElement(properties, "property", name="verdict", value=str(check.verdict))
     ET.SubElement(properties, "property", name="role", value=check.role)
     for amb in check.ambiguity_ids:
@@ -59,7 +72,8 @@ def _testcase(check: CheckRecord, warn_as_failure: bool) -> ET.Element:
     if check.transcript_ref:
         ET.SubElement(properties, "property", name="transcript", value=_clean(check.transcript_ref))
     message = _clean(check.message)
-    detail = _clean(f"{check.message}\nrequirements: {', '.join(check.requirement_ids)}")
+    outcomes = "\n".join(f"  {outcome_line(outcome)}" for outcome in check.scored_outcomes())
+    detail = _clean(f"{check.message}\nrequirements: {', '.join(check.requirement_ids)}\noutcomes:\n{outcomes}")
     if check.verdict is Verdict.FAIL:
         ET.SubElement(case, "failure", message=message, type="FAIL").text = detail
     elif check.verdict is Verdict.HARNESS_ERROR:
@@ -70,9 +84,11 @@ def _testcase(check: CheckRecord, warn_as_failure: bool) -> ET.Element:
         if warn_as_failure:
             ET.SubElement(case, "failure", message=message, type="WARN").text = detail
         else:
-            ET.SubElement(case, "system-out").text = f"WARN: {message}"
+            ET.SubElement(case, "system-out").text = f"WARN: {message}\n{_clean(outcomes)}"
     elif check.verdict is Verdict.AMBIGUOUS:
-        ET.SubElement(case, "system-out").text = f"AMBIGUOUS {' '.join(check.ambiguity_ids)}: {message}"
+        ET.SubElement(case, "system-out").text = (
+            f"AMBIGUOUS {' '.join(check.ambiguity_ids)}: {message}\n{_clean(outcomes)}"
+        )
     return case
 
 

@@ -1,8 +1,11 @@
 """A Markdown summary for CI job summaries (``$GITHUB_STEP_SUMMARY``, GitLab MR notes).
 
-Short by design: one table of profile verdicts, then the failures (FAIL and HARNESS_ERROR), the
-warnings and the ambiguities, each list capped at ``limit`` rows with a count of the rest, and the
-baseline gate when one was applied. Details belong in the HTML report.
+Short by design: one table of profile verdicts, then the requirement outcomes that need attention:
+failures (FAIL and HARNESS_ERROR), warnings, ambiguities and requirements a check stopped before
+reaching, one row per requirement *per check* (the requirement's own outcome, not the check's
+verdict), with the message and the draft's own sentence (and the suite's paraphrase of an IMPLIED
+entry); each list capped at ``limit`` rows with a count of the rest, and the baseline gate when one
+was applied. Details belong in the HTML report.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .baseline import GateReport, Outcome
-from .model import CheckRecord, ProfileVerdict, RunResults, Verdict
+from .model import CheckRecord, ProfileVerdict, RequirementInfo, RequirementJudgement, RequirementVerdict, RunResults
 
 VERDICT_MARK = {
     ProfileVerdict.CONFORMANT: "✅",
@@ -28,14 +31,29 @@ def md_cell(text: str) -> str:
     return text
 
 
-def _check_rows(checks: Iterable[CheckRecord], limit: int) -> list[str]:
-    checks = list(checks)
-    rows = ["| Verdict | Check | Requirements | Message |", "| --- | --- | --- | --- |"]
-    for check in checks[:limit]:
-        rows.append(f"| {check.verdict} | {md_cell(check.check_id)} | {md_cell(', '.join(check.requirement_ids))} "
-                    f"| {md_cell(check.message)} |")  # fmt: skip
-    if len(checks) > limit:
-        rows.append(f"\n…and {len(checks) - limit} more (see the HTML report).")
+def draft_cell(req: RequirementInfo | None) -> str:
+    """The draft's own sentence; for an IMPLIED entry followed by the suite's paraphrase."""
+    if req is None:
+        return ""
+    text = f"“{md_cell(req.draft_text)}”"
+    if req.paraphrase is not None:
+        text += f" (suite's paraphrase: {md_cell(req.paraphrase)})"
+    return text
+
+
+def _outcome_rows(
+    items: Iterable[tuple[CheckRecord, RequirementJudgement]], requirements: dict[str, RequirementInfo], limit: int
+) -> list[str]:
+    items = list(items)
+    rows = ["| Outcome | Requirement | Check | Message | Draft sentence |", "| --- | --- | --- | --- | --- |"]
+    for check, outcome in items[:limit]:
+        message = outcome.message or check.message
+        if outcome.ambiguity:
+            message = f"{outcome.ambiguity}: {message}"
+        rows.append(f"| {outcome.outcome} | {md_cell(outcome.requirement)} | {md_cell(check.check_id)} "
+                    f"| {md_cell(message)} | {draft_cell(requirements.get(outcome.requirement))} |")  # fmt: skip
+    if len(items) > limit:
+        rows.append(f"\n…and {len(items) - limit} more (see the HTML report).")
     return rows
 
 
@@ -49,7 +67,8 @@ def render_markdown(results: RunResults, *, gate: GateReport | None = None, limi
         f"seed {results.seed} · {results.started_at} → {results.ended_at} · "
         f"manifest sha256 `{results.sut_manifest_sha256[:16]}…`",
         "",
-        "| Profile | Verdict | Requirements | Pass | MUST missed | SHOULD missed | Untested or N/A | Harness errors | Ambiguous |",
+        "| Profile | Verdict | Requirements | Pass | MUST missed | SHOULD missed | Untested, N/A or not reached "
+        "| Harness errors | Ambiguous |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for profile in results.profiles:
@@ -57,18 +76,20 @@ def render_markdown(results: RunResults, *, gate: GateReport | None = None, limi
         lines.append(
             f"| {md_cell(profile.title)} (`{profile.name}`) | {VERDICT_MARK[profile.verdict]} {profile.verdict} "
             f"| {c['requirements']} | {c['requirements_pass']} | {c['requirements_fail']} | {c['requirements_warn']} "
-            f"| {c['requirements_untested'] + c['requirements_not_applicable']} | {c['requirements_harness_error']} "
+            f"| {c['requirements_untested'] + c['requirements_not_applicable'] + c.get('requirements_not_reached', 0)} | {c['requirements_harness_error']} "
             f"| {c['requirements_ambiguous']} |"
         )
     sections = (
-        ("Failures", (Verdict.FAIL, Verdict.HARNESS_ERROR)),
-        ("Warnings", (Verdict.WARN,)),
-        ("Ambiguous (the draft contradicts itself; not a failure)", (Verdict.AMBIGUOUS,)),
+        ("Failures", (RequirementVerdict.FAIL, RequirementVerdict.HARNESS_ERROR)),
+        ("Warnings", (RequirementVerdict.WARN,)),
+        ("Ambiguous (the draft contradicts itself; not a failure)", (RequirementVerdict.AMBIGUOUS,)),
+        ("Not reached (a check stopped before judging them)", (RequirementVerdict.NOT_REACHED,)),
     )
-    for title, verdicts in sections:
-        matching = [check for check in results.checks if check.verdict in verdicts]
+    requirements = {req.id: req for req in results.requirements}
+    for title, wanted in sections:
+        matching = [(c, o) for c in results.checks for o in c.scored_outcomes() if o.outcome in wanted]
         if matching:
-            lines += ["", f"### {title} ({len(matching)})", "", *_check_rows(matching, limit)]
+            lines += ["", f"### {title} ({len(matching)})", "", *_outcome_rows(matching, requirements, limit)]
     if gate is not None:
         lines += ["", f"### Baseline gate: {'passed' if gate.passed else 'FAILED'}", ""]
         for outcome, label in (

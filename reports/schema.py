@@ -42,7 +42,8 @@ def _validator() -> Draft202012Validator:
 def results_schema_errors(data: Any) -> list[str]:
     """Every schema violation of ``data`` as 'path: message' lines (empty when valid)."""
     if isinstance(data, dict) and "schema_version" in data and data["schema_version"] not in READABLE_SCHEMA_VERSIONS:
-        return [f"schema_version: {data['schema_version']!r} is not supported (this reader knows {', '.join(READABLE_SCHEMA_VERSIONS)})"]
+        known = ", ".join(READABLE_SCHEMA_VERSIONS)
+        return [f"schema_version: {data['schema_version']!r} is not supported (this reader knows {known})"]
     errors = sorted(_validator().iter_errors(data), key=lambda err: [str(part) for part in err.absolute_path])
     return [f"{'/'.join(str(part) for part in err.absolute_path) or '(top level)'}: {err.message}" for err in errors]
 

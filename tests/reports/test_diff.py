@@ -38,7 +38,7 @@ def test_verdict_changes_are_grouped_by_requirement():
 def test_an_improvement_is_not_a_regression():
     diff = diff_results(results(hub_checks(reuse="FAIL")), results(hub_checks()))
     assert not diff.regressions
-    assert diff.requirements[0].checks[0].new is Verdict.PASS
+    assert diff.requirements[0].checks[0].new == Verdict.PASS
 
 
 def test_added_and_removed_checks():

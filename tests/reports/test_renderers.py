@@ -95,7 +95,8 @@ def test_markdown_summary_lists_profiles_and_failures():
 def test_markdown_table_rows_have_a_stable_column_count():
     run = results([check("test_pipe", "FAIL", ["PROTO-TRANSPORT-MTLS"], message="a | b\nc")])
     rows = [line for line in render_markdown(run).splitlines() if line.startswith("| FAIL")]
-    assert rows == ["| FAIL | conformance/scenarios/test_transport.py::test_pipe | PROTO-TRANSPORT-MTLS | a \\| b c |"]
+    assert rows == ["| FAIL | PROTO-TRANSPORT-MTLS | conformance/scenarios/test_transport.py::test_pipe | a \\| b c "
+                    "| “Servers MUST authenticate each other with mutually-authenticated TLS.” |"]
 
 
 def test_markdown_caps_long_lists():

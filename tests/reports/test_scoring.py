@@ -125,7 +125,9 @@ def test_every_check_verdict_maps_to_a_requirement_status(verdict):
 def test_a_blocked_check_scores_the_rule_that_blocked_it_not_its_own():
     # The SUT broke mTLS, so the key-material check never exercised KeyPackage reuse.
     # As a 1.x file records it: no outcomes, the check's verdict charged to blocked_by.
-    blocked = check("test_keypackage_not_reused", "FAIL", ["PROTO-KEYMAT-NO-REUSE"], blocked_by=["PROTO-TRANSPORT-MTLS"])
+    blocked = check(
+        "test_keypackage_not_reused", "FAIL", ["PROTO-KEYMAT-NO-REUSE"], blocked_by=["PROTO-TRANSPORT-MTLS"]
+    )
     checks = [*hub_checks()[:2], blocked]
     result = score_profile(HUB_PROFILE, checks)
     status = {o.id: o.status for o in result.requirements}
