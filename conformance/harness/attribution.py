@@ -20,6 +20,7 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -85,24 +86,57 @@ OPTIONAL_ENDPOINTS = {"requestConsent", "updateConsent", "identifierQuery", "rep
 _ENDPOINT_RULES = {"hub": "PROTO-DIRECTORY-HUB-ENDPOINTS", "follower": "PROTO-DIRECTORY-FOLLOWER-ENDPOINTS"}
 _EXTENSION_ENDPOINT_RULES = {"hubTransfer": "EXT-HUBXFER-DIRECTORY"}
 _MISSING_ENTRY = re.compile(r"directory has no '([A-Za-z]+)' entry")
+# The directory document itself (200, a JSON object mapping endpoints to URL templates).
+DIRECTORY_RULE = "PROTO-DIRECTORY-WELL-KNOWN"
+# The suite's own peers: a directory of theirs that fails is the suite's problem, never the SUT's.
+_SUITE_DOMAINS = ("hub.ref.test", "follower.ref.test")
+
+
+def missing_endpoint_rules(endpoint: str, check_role: str) -> list[str]:
+    """The rules that a directory lists ``endpoint`` (the role rules of the roles needing it)."""
+    if endpoint in _EXTENSION_ENDPOINT_RULES:
+        return [_EXTENSION_ENDPOINT_RULES[endpoint]]
+    return [rule for role, rule in _ENDPOINT_RULES.items()
+            if endpoint in ROLE_ENDPOINTS[role] and check_role in (role, "any")]
+
+
+def directory_blockers(error: BaseException, check_role: str) -> list[Blocker]:
+    """The directory rules a :class:`~reference_peer.server.client.PeerDirectoryError` about the SUT shows
+    broken: a missing endpoint, the role rule listing it; an unusable template, or a directory that
+    could not be had at all, the well-known directory rule. Empty for anything else."""
+    from reference_peer.server.client import PeerDirectoryError
+
+    if not isinstance(error, PeerDirectoryError):
+        return []
+    host = (urlsplit(error.url).hostname or "").lower() if error.url else ""
+    if host in _SUITE_DOMAINS:
+        return []
+    found = [Blocker(rule, f"the SUT's directory has no {endpoint!r} entry")
+             for endpoint in error.missing for rule in missing_endpoint_rules(endpoint, check_role)]
+    found += [Blocker(DIRECTORY_RULE, f"the SUT's directory entry {endpoint!r} is unusable: {why}")
+              for endpoint, why in error.bad_templates.items()]
+    if error.unusable and not _MISSING_ENTRY.search(str(error)):  # (an error raised without the details)
+        found.append(Blocker(DIRECTORY_RULE, f"the SUT's directory could not be read: {error}"))
+    return found
 
 
 def harness_blockers(exc: BaseException | None, check_role: str) -> list[Blocker]:
     """What the harness's own client met: a check that stopped because the SUT's directory lacks an
-    endpoint it needed is blocked by the rule that the directory lists it; one that stopped because the
-    SUT's server certificate did not verify, by the certificate rule."""
+    endpoint it needed is blocked by the rule that the directory lists it (an unusable template or
+    directory, by the well-known directory rule); one that stopped because the SUT's server
+    certificate did not verify, by the certificate rule."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if any(e in str(exc) for e in _CERTIFICATE_ERRORS):
             return [Blocker(CERT_TARGET_REQUIREMENT, f"the suite's request to the SUT failed: {exc}")]
+        found = directory_blockers(exc, check_role)
+        if found:
+            return found
         match = _MISSING_ENTRY.search(str(exc))
         if match:
             endpoint = match.group(1)
-            rules = [_EXTENSION_ENDPOINT_RULES[endpoint]] if endpoint in _EXTENSION_ENDPOINT_RULES else [
-                rule for role, rule in _ENDPOINT_RULES.items()
-                if endpoint in ROLE_ENDPOINTS[role] and check_role in (role, "any")
-            ]
+            rules = missing_endpoint_rules(endpoint, check_role)
             return [Blocker(rule, f"the SUT's directory has no {endpoint!r} entry") for rule in rules]
         exc = exc.__cause__ or exc.__context__
     return []

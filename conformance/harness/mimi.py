@@ -13,7 +13,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from reference_peer.server.client import ClientLimits, MimiClient, PeerReply
+from reference_peer.server.client import ClientLimits, MimiClient, PeerDirectoryError, PeerReply
 
 from .recorder import Recorder
 
@@ -50,6 +50,23 @@ class MimiSession:
 
         return self._loop.run_until_complete(bounded())
 
+    def directory(self, peer: str, *, role: str = "any", refresh: bool = False) -> dict[str, Any]:
+        """``peer``'s §5.1 directory, every member kept; one that cannot be had blocks the check (below)."""
+        try:
+            return self.run(self.client.fetch_directory(peer, refresh=refresh))
+        except PeerDirectoryError as exc:
+            block_on_directory(exc, role)
+            raise
+
+    def endpoint_urls(self, peer: str, values: dict[str, str], *, role: str = "any") -> dict[str, str]:
+        """The URLs of the endpoints a check needs (endpoint -> path value) from ``peer``'s directory.
+        A missing endpoint or an unusable template (every one is named) blocks the check."""
+        try:
+            return self.run(self.client.endpoint_urls(peer, values))
+        except PeerDirectoryError as exc:
+            block_on_directory(exc, role)
+            raise
+
     def request(self, method: str, url: str, body: bytes = b"", **options: Any) -> PeerReply:
         return self.run(self.client.request(method, url, body, **options))
 
@@ -61,3 +78,21 @@ class MimiSession:
             self._loop.run_until_complete(self.client.aclose())
         finally:
             self._loop.close()
+
+
+def block_on_directory(error: PeerDirectoryError, role: str = "any") -> None:
+    """A check that needs the SUT's directory (an endpoint, a usable template) and cannot have it is
+    blocked by the directory rule the SUT broke (``conformance.harness.attribution``), never a miss of
+    its own requirement; a missing endpoint -06 leaves optional makes it NOT_APPLICABLE. Returns (for the
+    caller to re-raise) when the error is not the SUT's."""
+    from conformance.verdicts import blocked, not_applicable
+
+    from .attribution import OPTIONAL_ENDPOINTS, directory_blockers
+
+    found = directory_blockers(error, role)
+    if found:
+        blocked(found[0].requirement, "; ".join(dict.fromkeys(b.evidence for b in found)))
+    optional = [endpoint for endpoint in getattr(error, "missing", ()) if endpoint in OPTIONAL_ENDPOINTS]
+    if optional:
+        not_applicable(f"the SUT's directory does not list {', '.join(map(repr, optional))}, which -06 leaves "
+                       "optional: the SUT does not offer it")
