@@ -21,7 +21,7 @@ import pytest
 
 from conformance.harness.polling import PollTimeout
 from conformance.scenarios.hub_transfer_support import transfer_settings
-from conformance.verdicts import HarnessError, fail
+from conformance.verdicts import HarnessError, RequirementMissed, blocked, fail, miss, observed
 from reference_peer.mls import app_data_update_proposal, cipher_suite
 from reference_peer.mls.group import _decode_ext, _external_senders_codec, get_extension
 from reference_peer.room.transfer import provider_uri, sender_domain
@@ -84,6 +84,8 @@ NO_NEW_PROVIDERS = "EXT-HUBXFER-WINDOW-NO-NEW-PROVIDERS"
 ABORT_TIMEOUT = "EXT-HUBXFER-ABORT-ON-TIMEOUT"
 ABORT_NOTIFIES = "EXT-HUBXFER-ABORT-NOTIFIES-TARGET"
 
+FANOUT = "PROTO-FANOUT-TO-ACTIVE-PROVIDERS"  # what the checks need, not what they judge (blocked())
+
 OLD_HUB = "old-hub"
 
 
@@ -113,12 +115,17 @@ def _room(sut_party, ref_follower, *, admins=("dave",), members=("bob",)):
 def _synced(ref_follower, sut_party, room, client, poll_until):
     """A copy of a reference follower client's state once it is at the SUT hub's epoch."""
     epoch = sut_party.room(room)["epoch"]
-    return poll_until(lambda: (m := ref_follower.member_state(room, client)).epoch >= epoch and m,
-                      what=f"{client} to reach epoch {epoch}")
+    try:
+        return poll_until(lambda: (m := ref_follower.member_state(room, client)).epoch >= epoch and m,
+                          what=f"{client} to reach epoch {epoch}")
+    except PollTimeout as exc:
+        blocked(FANOUT, f"the SUT never brought the reference follower's {client} to its epoch {epoch} (its fan-out "
+                f"did not reach an active provider), so the check cannot act as a member: {exc}")
 
 
-def _fanouts_from(party, room: str, after: int, sender: str) -> list[tuple[object, FanoutMessage]]:
-    """(traffic item, FanoutMessage) of every /notify ``party`` received for ``room`` from ``sender``."""
+def _fanouts_from(party, room: str, after: int, sender: str, requirement: str) -> list[tuple[object, FanoutMessage]]:
+    """(traffic item, FanoutMessage) of every /notify ``party`` received for ``room`` from ``sender``; an
+    undecodable body is a miss of ``requirement`` (what the caller reads the fan-out for)."""
     out = []
     for item in party.traffic(after, endpoint="notify", direction="in"):
         if item.value != room or item.peer != sender:
@@ -126,7 +133,7 @@ def _fanouts_from(party, room: str, after: int, sender: str) -> list[tuple[objec
         try:
             out += [(item, m) for m in FanoutMessage.decode_sequence(item.request, scope=MLS10)]
         except (DecodeError, EncodeError) as exc:
-            fail(f"a /notify body the SUT sent does not decode as FanoutMessages: {exc}")
+            fail(f"a /notify body the SUT sent does not decode as FanoutMessages: {exc}", requirement=requirement)
     return out
 
 
@@ -155,19 +162,20 @@ def _hub_update(proposal_msg, requirement: str) -> HubData | None:
         return None
     if proposal.app_data_update.op != AppDataUpdateOperation.update:
         fail(f"the SUT proposed a {proposal.app_data_update.op.name} operation on mimi_hub (never valid)",
-             requirement=TRANSITIONS)
+             requirement=requirement)
     try:
         return HubData.decode(bytes(proposal.app_data_update.update))
     except (DecodeError, EncodeError) as exc:
         fail(f"a mimi_hub update the SUT proposed does not decode strictly as HubData: {exc}", requirement=requirement)
 
 
-def _hub_bundles(fanouts) -> list[tuple[object, FanoutMessage, HubData, list]]:
-    """(traffic item, FanoutMessage, HubData, proposals) of every proposal bundle carrying a mimi_hub update."""
+def _hub_bundles(fanouts, requirement: str) -> list[tuple[object, FanoutMessage, HubData, list]]:
+    """(traffic item, FanoutMessage, HubData, proposals) of every proposal bundle carrying a mimi_hub update;
+    a mimi_hub update that is not a valid HubData update is a miss of ``requirement``."""
     out = []
     for item, message in fanouts:
         proposals = _proposals(message)
-        updates = [d for p in proposals if (d := _hub_update(p, GENERATION)) is not None]
+        updates = [d for p in proposals if (d := _hub_update(p, requirement)) is not None]
         if updates:
             out.append((item, message, updates[0], proposals))
     return out
@@ -243,7 +251,11 @@ def _sentinel(sut_party, ref_follower, room, admin, witness, poll_until) -> None
     before it has arrived."""
     text = f"sentinel {secrets.token_hex(4)}".encode()
     sut_party.send_ok(room, admin.client, text)
-    ref_follower.wait_received(witness.client, text, room=room, what="the sentinel message at the reference follower")
+    try:
+        ref_follower.wait_received(witness.client, text, room=room, what="the sentinel message at the reference follower")
+    except PollTimeout as exc:
+        blocked(FANOUT, f"the SUT's sentinel message never reached the reference follower, so the absence of "
+                f"transfer traffic before it proves nothing: {exc}")
 
 
 def _no_transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, requirement: str, what: str) -> None:
@@ -251,7 +263,8 @@ def _no_transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_ma
     if prepares:
         fail(f"{what}, yet the SUT sent the target {[m.msg_type.name for _, m in prepares]} "
              f"(hubTransfer #{[i.seq for i, _ in prepares]})", requirement=requirement)
-    proposals = [i.seq for i, m in _fanouts_from(ref_follower, room, follower_mark, sut.primary_domain) if _proposals(m)]
+    proposals = [i.seq for i, m in _fanouts_from(ref_follower, room, follower_mark, sut.primary_domain, requirement)
+                 if _proposals(m)]
     if proposals:
         fail(f"{what}, yet the SUT fanned out proposals to the reference follower (/notify #{proposals})",
              requirement=requirement)
@@ -274,6 +287,7 @@ def test_directory_lists_the_hub_transfer_endpoint(sut, mimi, recorder):
     if not template.endswith("/hubTransfer/{roomId}"):
         fail(f"the directory's hubTransfer template {template!r} does not end in /hubTransfer/{{roomId}}",
              requirement=DIRECTORY)
+    observed(DIRECTORY, f"hubTransfer template {template!r}")
 
 
 @pytest.mark.feature("hubTransfer")
@@ -298,6 +312,7 @@ def test_new_room_carries_the_hub_component(sut, sut_party, ref_follower, poll_u
         fail(f"the new room's mimi_hub is (room_id, hub, generation, state) = {seen}, previous_hub "
              f"{data.previous_hub}, last_transfer_id {bytes(data.last_transfer_id).hex()!r}; expected {expected} "
              "with no previous hub or transfer", requirement=AT_CREATION)
+    observed(AT_CREATION, f"mimi_hub of the new room: {seen}, no previous hub or transfer")
 
 
 @pytest.mark.feature("hubTransfer")
@@ -325,6 +340,8 @@ def test_member_cannot_change_the_hub_component(sut, sut_party, ref_follower, mi
     if answer.responseCode == UpdateResponseCode.success:
         fail("the hub accepted a member's mimi_hub AppDataUpdate proposal (only the hub's external sender may "
              "change mimi_hub)", requirement=SENDER)
+    observed(SENDER, f"a member's mimi_hub update refused by value in a commit and as a proposal "
+             f"({answer.responseCode.name})")
 
 
 # -- refused requests ------------------------------------------------------------------------------
@@ -350,8 +367,10 @@ def test_request_without_the_capability_is_refused(sut, sut_party, ref_follower,
         fail("the hub accepted a transfer request from a member whose role lacks canTransferHub",
              requirement=CAP_REQUIRED)
     if answer.code != HubTransferCode.notAllowed:
-        fail(f"a request from a member without canTransferHub was answered {answer.code.name}, not notAllowed",
-             requirement=REFUSED)
+        miss(REFUSED, f"a request from a member without canTransferHub was answered {answer.code.name}, not "
+             "notAllowed")
+    else:
+        observed(REFUSED, "the request of a member without canTransferHub was answered notAllowed")
     started = sut_party.start_hub_transfer(room, carl, HUB_DOMAIN)
     recorder.note(f"startHubTransfer for a SUT member without canTransferHub: {started}")
     _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
@@ -359,6 +378,8 @@ def test_request_without_the_capability_is_refused(sut, sut_party, ref_follower,
                          "transfer requests by members without canTransferHub were refused")
     if started.get("outcome") == "started":
         fail(f"the SUT started a transfer for a member without canTransferHub: {started}", requirement=CAP_REQUIRED)
+    observed(CAP_REQUIRED, f"both requests without canTransferHub refused ({answer.code.name}; control: "
+             f"{started.get('outcome')}), no prepare at the target and no proposal at the follower")
 
 
 @pytest.mark.feature("hubTransfer")
@@ -377,9 +398,12 @@ def test_request_from_another_provider_is_refused(sut, sut_party, ref_follower, 
     if answer.code not in (HubTransferCode.notHub, HubTransferCode.notAllowed):
         fail(f"a request whose mTLS peer (hub.ref.test) is not the initiator's provider was answered "
              f"{answer.code.name}, not notHub or notAllowed", requirement=SOURCE)
+    observed(REFUSED, f"the refused request was answered with a HubTransferResponse carrying {answer.code.name}")
     _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
     _no_transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, SOURCE,
                          "a request from a provider that is not the initiator's was refused")
+    observed(SOURCE, f"a request sent by {HUB_DOMAIN} for a {FOLLOWER_DOMAIN} initiator refused "
+             f"({answer.code.name}), no prepare and no proposal followed")
 
 
 @pytest.mark.feature("hubTransfer")
@@ -397,23 +421,30 @@ def test_unreachable_target_changes_nothing(sut, sut_party, ref_follower, ref_hu
                            requirement=DECLINE)
     recorder.note(f"request naming the unreachable target {UNREACHABLE}: {answer.code.name}")
     _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
-    proposals = [i.seq for i, m in _fanouts_from(ref_follower, room, follower_mark, sut.primary_domain) if _proposals(m)]
+    proposals = [i.seq for i, m in _fanouts_from(ref_follower, room, follower_mark, sut.primary_domain, CONSENT_FIRST)
+                 if _proposals(m)]
     if proposals:
-        fail(f"the target {UNREACHABLE} could not be reached (no acceptance), yet the SUT fanned out proposals "
-             f"(/notify #{proposals})", requirement=CONSENT_FIRST)
+        miss(CONSENT_FIRST, f"the target {UNREACHABLE} could not be reached (no acceptance), yet the SUT fanned out "
+             f"proposals (/notify #{proposals})")
+    else:
+        observed(CONSENT_FIRST, f"no proposal fanned out without an acceptance from {UNREACHABLE}")
+    declined = True
     if answer.code != HubTransferCode.declined:
-        fail(f"a request whose target cannot be reached was answered {answer.code.name}, not declined",
-             requirement=DECLINE)
+        miss(DECLINE, f"a request whose target cannot be reached was answered {answer.code.name}, not declined")
+        declined = False
     after = sut_party.room(room)
     changed = {k: (before.get(k), after.get(k)) for k in ("externalSenders", "hubGeneration", "hubState", "hubDomain")
                if before.get(k) != after.get(k)}
     if changed:
-        fail(f"a declined transfer changed the room: {changed}", requirement=DECLINE)
+        miss(DECLINE, f"a declined transfer changed the room: {changed}")
+        declined = False
     seen = _synced(ref_follower, sut_party, room, users["witness"].client, poll_until)
     if seen.group.app_data().get(MIMI_HUB_COMPONENT_ID) != member.group.app_data().get(MIMI_HUB_COMPONENT_ID) or \
             [s.encode() for s in seen.group.external_senders()] != [s.encode() for s in member.group.external_senders()]:
-        fail("after a declined transfer the room's mimi_hub or external_senders differ from before",
-             requirement=DECLINE)
+        miss(DECLINE, "after a declined transfer the room's mimi_hub or external_senders differ from before")
+        declined = False
+    if declined:
+        observed(DECLINE, "answered declined; the room's mimi_hub and external_senders unchanged (SUT and member view)")
 
 
 # -- a complete transfer: begin, fan-out to the target, cut-over -----------------------------------
@@ -439,78 +470,107 @@ def test_transfer_proposals_and_target_fanout(sut, sut_party, ref_follower, ref_
     if started.get("outcome") != "started":
         fail(f"the SUT did not start a transfer requested by the room's admin to an accepting target: {started}",
              requirement=BEGIN)
-    poll_until(lambda: (ref_follower.room(room) or {}).get("hubDomain") == HUB_DOMAIN,
-               what="the reference follower to process the cut-over commit")
+    try:
+        poll_until(lambda: (ref_follower.room(room) or {}).get("hubDomain") == HUB_DOMAIN,
+                   what="the reference follower to process the cut-over commit")
+        moved = True
+    except PollTimeout:  # judged below from what the SUT did send
+        moved = False
+
+    def from_both_hubs():  # the SUT's fan-out, then what the new hub delivered from the handoff backlog
+        return (_fanouts_from(ref_follower, room, follower_mark, sut.primary_domain, BEGIN)
+                + _fanouts_from(ref_follower, room, follower_mark, HUB_DOMAIN, BEGIN))
 
     prepares = [(i, m) for i, m in _prepares_at(ref_hub, room, hub_mark, sut) if m.msg_type == HubTransferMessageType.prepare]
     if not prepares:
-        fail("the room moved to hub.ref.test without a prepare from the SUT", requirement=CONSENT_FIRST)
+        if moved or _hub_bundles(from_both_hubs(), GENERATION):
+            fail("the SUT proposed the transfer (the room moved to hub.ref.test) without a prepare to the target",
+                 requirement=CONSENT_FIRST)
+        fail("the SUT reported the transfer started but sent the target no prepare and proposed no begin update",
+             requirement=BEGIN)
     prepare_item, prepare = prepares[0]
     declared = int(settings["cutover_timeout_ms"])
     asked = prepare.prepare.content.requested_not_after - int(prepare_item.time * 1000)
     recorder.note(f"prepare asks for a cut-over deadline {asked} ms ahead; declared cutover_timeout_ms {declared}")
     if asked > declared + 1000:
-        fail(f"the SUT's prepare asks for a cut-over deadline {asked} ms ahead, beyond the {declared} ms its "
-             "manifest declares as cutover_timeout_ms", requirement=DECLARED)
+        miss(DECLARED, f"the SUT's prepare asks for a cut-over deadline {asked} ms ahead, beyond the {declared} ms its "
+             "manifest declares as cutover_timeout_ms")
+    else:
+        observed(DECLARED, f"the prepare asks for a cut-over deadline {asked} ms ahead, within the declared "
+                 f"cutover_timeout_ms {declared}")
     acceptance = HubTransferResponse.decode(prepare_item.response).acceptance
 
-    def from_both_hubs():  # the SUT's fan-out, then what the new hub delivered from the handoff backlog
-        return (_fanouts_from(ref_follower, room, follower_mark, sut.primary_domain)
-                + _fanouts_from(ref_follower, room, follower_mark, HUB_DOMAIN))
-
-    fanouts = poll_until(lambda: len(_hub_bundles(got := from_both_hubs())) >= 2 and got, timeout=5,
-                         what="the begin and cut-over proposals in the follower's /notify log")
-    bundles = _hub_bundles(fanouts)
+    try:
+        fanouts = poll_until(lambda: len(_hub_bundles(got := from_both_hubs(), GENERATION)) >= 2 and got, timeout=5,
+                             what="the begin and cut-over proposals in the follower's /notify log")
+    except PollTimeout:  # judged below with what arrived
+        fanouts = from_both_hubs()
+    bundles = _hub_bundles(fanouts, GENERATION)
     if len(bundles) < 2:
         fail(f"the reference follower got {len(bundles)} mimi_hub proposal bundle(s) from the SUT, not the begin "
-             "and the cut-over", requirement=BEGIN)
+             f"and the cut-over (the room {'moved' if moved else 'did not move'} to {HUB_DOMAIN})", requirement=BEGIN)
     (begin_item, _, begin, begin_proposals), (_, _, cutover, _) = bundles[0], bundles[1]
     if begin_item.time < prepare_item.time:
-        fail("the begin proposals reached the reference follower before the target answered the prepare",
-             requirement=CONSENT_FIRST)
+        miss(CONSENT_FIRST, "the begin proposals reached the reference follower before the target answered the prepare")
+    else:
+        observed(CONSENT_FIRST, f"the begin proposals reached the follower {begin_item.time - prepare_item.time:.2f} s "
+                 "after the target answered the prepare")
 
     # Section 4.2: begin, then cut-over, each generation + 1 with the room ID unchanged.
     for label, old, new in (("begin", previous, begin), ("cut-over", begin, cutover)):
         if new.generation != old.generation + 1 or bytes(new.room_id.uri) != room.encode():
-            fail(f"the {label} update has generation {new.generation} and room_id "
-                 f"{bytes(new.room_id.uri)!r}; expected generation {old.generation + 1} and {room!r}",
-                 requirement=GENERATION)
+            miss(GENERATION, f"the {label} update has generation {new.generation} and room_id "
+                 f"{bytes(new.room_id.uri)!r}; expected generation {old.generation + 1} and {room!r}")
+        else:
+            observed(GENERATION, f"the {label} update: generation {old.generation} -> {new.generation}, room_id kept")
     target_uri = provider_uri(HUB_DOMAIN).encode()
     if not (previous.state == HubState.stable and begin.state == HubState.transferring
             and begin.hub.encode() == previous.hub.encode() and begin.target.encode() == target_uri):
-        fail(f"the begin update is not stable(A) -> transferring(A, {HUB_DOMAIN}): state {begin.state.name}, "
-             f"hub {bytes(begin.hub.uri)!r}", requirement=TRANSITIONS)
+        miss(TRANSITIONS, f"the begin update is not stable(A) -> transferring(A, {HUB_DOMAIN}): state "
+             f"{begin.state.name}, hub {bytes(begin.hub.uri)!r}")
+    else:
+        observed(TRANSITIONS, f"begin: stable(A) -> transferring(A, {HUB_DOMAIN})")
     if not (cutover.state == HubState.stable and cutover.hub.encode() == begin.target.encode()
             and cutover.previous_hub is not None and cutover.previous_hub.encode() == begin.hub.encode()
             and bytes(cutover.last_transfer_id) == bytes(begin.transfer_id)):
-        fail(f"the cut-over update is not transferring(A, B) -> stable(hub = B, previous_hub = A, last_transfer_id): "
-             f"{cutover}", requirement=TRANSITIONS)
+        miss(TRANSITIONS, f"the cut-over update is not transferring(A, B) -> stable(hub = B, previous_hub = A, "
+             f"last_transfer_id): {cutover}")
+    else:
+        observed(TRANSITIONS, "cut-over: transferring(A, B) -> stable(hub = B, previous_hub = A, last_transfer_id)")
 
     # Section 6.2: the begin bundle, both proposals signed by the hub's external sender.
     gces = [p for p in begin_proposals if _senders_of_gce(p) is not None]
     if len(gces) != 1 or len(begin_proposals) != 2:
         fail(f"the begin bundle has {len(begin_proposals)} proposals, {len(gces)} of them GroupContextExtensions; "
              "expected the GCE and the mimi_hub begin update", requirement=BEGIN)
+    begin_ok = True
     if not all(_by_hub_sender(p, hub_index) for p in begin_proposals):
-        fail("a begin proposal is not sent by the hub's own external_senders entry", requirement=BEGIN)
+        miss(BEGIN, "a begin proposal is not sent by the hub's own external_senders entry")
+        begin_ok = False
     expected = [s.encode() for s in before_senders] + [acceptance.content.new_hub_sender.encode()]
     got = [s.encode() for s in _senders_of_gce(gces[0])]
     if got != expected:
-        fail(f"the begin GCE's external_senders ({len(got)} entries) is not the previous list ({len(before_senders)}) "
-             "with the target's new_hub_sender appended", requirement=BEGIN)
+        miss(BEGIN, f"the begin GCE's external_senders ({len(got)} entries) is not the previous list "
+             f"({len(before_senders)}) with the target's new_hub_sender appended")
+        begin_ok = False
     others = [e.encode() for e in gces[0].public_message.content.proposal.group_context_extensions.extensions
               if e.extension_type != ExtensionType.external_senders]
     kept = [e.encode() for e in before.context.extensions if e.extension_type != ExtensionType.external_senders]
     if others != kept:
-        fail("the begin GCE changes GroupContext extensions other than external_senders", requirement=BEGIN)
+        miss(BEGIN, "the begin GCE changes GroupContext extensions other than external_senders")
+        begin_ok = False
     if begin.acceptance.encode() != acceptance.encode():
-        fail("the begin update's acceptance is not the one the target returned", requirement=BEGIN)
+        miss(BEGIN, "the begin update's acceptance is not the one the target returned")
+        begin_ok = False
+    if begin_ok:
+        observed(BEGIN, f"the begin update with a GCE whose external_senders is the previous {len(before_senders)} "
+                 "entries plus the target's new_hub_sender, nothing else changed, both from the hub's sender")
 
     # Section 6.2: the target receives every handshake message the followers get, in order: from the
     # acceptance to the begin commit (the hub delivers those before it proposes the cut-over; later ones may
     # reach the target through the handoff rather than /notify).
-    handshakes = [m.message.encode() for _, m in _fanouts_from(ref_follower, room, follower_mark, sut.primary_domain)
-                  if _is_handshake(m)]
+    handshakes = [m.message.encode() for _, m in _fanouts_from(ref_follower, room, follower_mark, sut.primary_domain,
+                                                               TARGET_FANOUT) if _is_handshake(m)]
     start = handshakes.index(begin_proposals[0].encode()) if begin_proposals[0].encode() in handshakes else 0
     commits = [i for i, (_, m) in enumerate(fanouts) if _is_commit(m) and m.message.encode() in handshakes[start:]]
     if not commits:
@@ -518,7 +578,7 @@ def test_transfer_proposals_and_target_fanout(sut, sut_party, ref_follower, ref_
     follower_seq = handshakes[: handshakes.index(fanouts[commits[0]][1].message.encode()) + 1]
 
     def target_seq():
-        seen = [m.message.encode() for _, m in _fanouts_from(ref_hub, room, hub_mark, sut.primary_domain)]
+        seen = [m.message.encode() for _, m in _fanouts_from(ref_hub, room, hub_mark, sut.primary_domain, TARGET_FANOUT)]
         return [b for b in seen if b in follower_seq]
 
     try:
@@ -535,6 +595,7 @@ def test_transfer_proposals_and_target_fanout(sut, sut_party, ref_follower, ref_
     if order != follower_seq:
         fail("the target received the room's handshake messages in another order than the followers",
              requirement=TARGET_FANOUT)
+    observed(TARGET_FANOUT, f"the target got all {len(follower_seq)} handshake messages the follower got, in order")
 
 
 # -- the window ------------------------------------------------------------------------------------
@@ -543,10 +604,25 @@ def test_transfer_proposals_and_target_fanout(sut, sut_party, ref_follower, ref_
 def _start_held(ref_follower, room, dave, target, recorder) -> dict:
     started = ref_follower.start_hub_transfer(room, dave, target)
     recorder.note(f"follower-initiated startHubTransfer to {target}: {started}")
-    if started.get("outcome") != "started":
-        fail(f"the SUT did not start a transfer requested by a follower admin holding canTransferHub to an "
-             f"accepting target: {started}")
+    if started.get("outcome") != "started":  # judged by test_transfer_proposals_and_target_fanout (BEGIN)
+        blocked(BEGIN, f"the SUT did not start a transfer requested by a follower admin holding canTransferHub to an "
+                f"accepting target, so there is no transfer window: {started}")
     return started
+
+
+def _await_bundles(poll_until, ref_follower, room, mark, sut, count: int, requirement: str, what: str, **kw):
+    """The mimi_hub proposal bundles at the reference follower once there are ``count``; when they never come
+    (or are unusable), the window the check needs never opened: blocked by BEGIN (the check does not judge
+    the proposals; ``requirement`` is one it does, only to name the reading of the fan-out)."""
+    try:
+        return poll_until(lambda: len(b := _hub_bundles(_fanouts_from(ref_follower, room, mark, sut.primary_domain,
+                                                                      requirement), requirement)) >= count and b,
+                          what=what, **kw)
+    except PollTimeout as exc:
+        blocked(BEGIN, f"the SUT's transfer proposals never reached the reference follower ({what}), so the "
+                f"transfer window never opened: {exc}")
+    except RequirementMissed as exc:  # an unreadable fan-out or mimi_hub update: the proposals are BEGIN's to judge
+        blocked(BEGIN, f"the SUT's transfer proposals at the reference follower are unusable ({what}): {exc.message}")
 
 
 @pytest.mark.feature("hubTransfer")
@@ -562,8 +638,8 @@ def test_begin_proposals_pending_are_required_and_block_a_second_request(
     try:
         follower_mark = ref_follower.traffic_mark()
         _start_held(ref_follower, room, users["dave"], HUB_DOMAIN, recorder)
-        poll_until(lambda: _hub_bundles(_fanouts_from(ref_follower, room, follower_mark, sut.primary_domain)),
-                   what="the begin proposals at the reference follower")
+        _await_bundles(poll_until, ref_follower, room, follower_mark, sut, 1, PENDING,
+                       "the begin proposals at the reference follower")
 
         def with_begin(client):
             m = ref_follower.member_state(room, client)
@@ -571,15 +647,18 @@ def test_begin_proposals_pending_are_required_and_block_a_second_request(
                        and e.proposal.app_data_update.component_id == MIMI_HUB_COMPONENT_ID
                        for e in m.group.proposal_cache.values()) and m
 
-        dave = poll_until(lambda: with_begin(users["dave"].client), what="dave's client to cache the begin proposals")
+        dave = poll_until(lambda: with_begin(users["dave"].client), what="dave's client to cache the begin proposals",
+                          requirement=ONE_AT_A_TIME)  # the begin proposals reached the follower: its clients hold them
         answer = _post_request(mimi_as, sut, room, _signed_request(dave, room, HUB_DOMAIN), as_domain=FOLLOWER_DOMAIN,
                                requirement=ONE_AT_A_TIME)
         recorder.note(f"second request during the window: {answer.code.name}")
         if answer.code != HubTransferCode.busy:
-            fail(f"a second valid request while a transfer is in its window was answered {answer.code.name}, "
-                 "not busy", requirement=ONE_AT_A_TIME)
+            miss(ONE_AT_A_TIME, f"a second valid request while a transfer is in its window was answered "
+                 f"{answer.code.name}, not busy")
+        else:
+            observed(ONE_AT_A_TIME, "a second valid request during the window was answered busy")
         mallory = poll_until(lambda: with_begin(users["mallory"].client),
-                             what="mallory's client to cache the begin proposals")
+                             what="mallory's client to cache the begin proposals", requirement=PENDING)
         out = mallory.commit([], include_cached=False)
         refused = _post_update(mimi_as, sut, room, out.request, PENDING)
         recorder.note(f"commit without the begin proposals: {refused.responseCode.name}")
@@ -592,6 +671,8 @@ def test_begin_proposals_pending_are_required_and_block_a_second_request(
         if accepted.responseCode != UpdateResponseCode.success:
             fail(f"the hub refused ({accepted.responseCode.name}: {accepted.errorDescription!r}) the commit that "
                  "includes the pending begin proposals", requirement=PENDING)
+        observed(PENDING, "a commit omitting the pending begin proposals refused "
+                 f"({refused.responseCode.name}), the one including them accepted")
     finally:
         ref_follower.hold_transfer(autocommit=AUTOCOMMIT_ALL)
 
@@ -616,8 +697,8 @@ def test_window_keeps_the_room_working_but_admits_no_new_provider(
     try:
         follower_mark = ref_follower.traffic_mark()
         _start_held(ref_follower, room, users["dave"], FOLLOWER_DOMAIN, recorder)
-        poll_until(lambda: len(_hub_bundles(_fanouts_from(ref_follower, room, follower_mark, sut.primary_domain))) >= 2,
-                   what="the cut-over proposal at the reference follower (the window is open)")
+        _await_bundles(poll_until, ref_follower, room, follower_mark, sut, 2, WINDOW_NORMAL,
+                       "the cut-over proposal at the reference follower (the window is open)")
         mark = ref_follower.traffic_mark()
         text = f"in the window {secrets.token_hex(4)}".encode()
         sent = ref_follower.send(room, users["bob"].client, text)
@@ -625,20 +706,30 @@ def test_window_keeps_the_room_working_but_admits_no_new_provider(
         submits = _responses(ref_follower, room, mark, "submitMessage")
         codes = [SubmitMessageResponse.decode(t.response).statusCode for t in submits if t.status == 200]
         if SubmitResponseCode.accepted not in codes:
-            fail(f"during the transfer window the hub answered a member's submitMessage {[c.name for c in codes]} "
-                 f"(HTTP {[t.status for t in submits]}), not accepted", requirement=WINDOW_NORMAL)
-        sut_party.wait_received(admin.client, text, room=room, what="bob's window message at the SUT admin")
+            miss(WINDOW_NORMAL, f"during the transfer window the hub answered a member's submitMessage "
+                 f"{[c.name for c in codes]} (HTTP {[t.status for t in submits]}), not accepted")
+        else:
+            try:
+                sut_party.wait_received(admin.client, text, room=room, what="bob's window message at the SUT admin")
+            except PollTimeout as exc:
+                miss(WINDOW_NORMAL, f"the hub accepted a member's message during the window but never delivered it "
+                     f"to the SUT admin: {exc}")
+            else:
+                observed(WINDOW_NORMAL, "a member's message during the window was accepted and delivered")
 
         mark = ref_follower.traffic_mark()
         added = ref_follower.add(room, users["dave"], xavier)
         recorder.note(f"Add of {xavier.uri} (hub.ref.test, new to the room) during the window: {added}")
         updates = [UpdateRoomResponse.decode(t.response).responseCode for t in _responses(ref_follower, room, mark, "update")
                    if t.status == 200]
-        if UpdateResponseCode.success in updates:
-            fail("during the transfer window the hub accepted a commit giving hub.ref.test (neither a provider of "
-                 "the room nor the target) its first participant", requirement=NO_NEW_PROVIDERS)
         if not updates:
             raise HarnessError(f"the reference follower sent no commit adding {xavier.uri}: {added}")
+        if UpdateResponseCode.success in updates:
+            miss(NO_NEW_PROVIDERS, "during the transfer window the hub accepted a commit giving hub.ref.test (neither "
+                 "a provider of the room nor the target) its first participant")
+        else:
+            observed(NO_NEW_PROVIDERS, f"the commit adding {xavier.uri} (a new provider) was refused "
+                     f"({[u.name for u in updates]})")
 
         mark = ref_follower.traffic_mark()
         added = ref_follower.add(room, users["dave"], carol)
@@ -646,8 +737,10 @@ def test_window_keeps_the_room_working_but_admits_no_new_provider(
         updates = [UpdateRoomResponse.decode(t.response) for t in _responses(ref_follower, room, mark, "update")
                    if t.status == 200]
         if not any(u.responseCode == UpdateResponseCode.success for u in updates):
-            fail("during the transfer window the hub refused a commit adding a user of a provider already in the "
-                 f"room: {[(u.responseCode.name, u.errorDescription) for u in updates]}", requirement=WINDOW_NORMAL)
+            miss(WINDOW_NORMAL, "during the transfer window the hub refused a commit adding a user of a provider "
+                 f"already in the room: {[(u.responseCode.name, u.errorDescription) for u in updates]}")
+        else:
+            observed(WINDOW_NORMAL, f"the commit adding {carol.uri} (a provider already in the room) was accepted")
     finally:
         ref_follower.hold_transfer(autocommit=AUTOCOMMIT_ALL)
 
@@ -672,10 +765,11 @@ def test_abort_when_the_cutover_is_not_committed_by_not_after(
         _start_held(ref_follower, room, users["dave"], HUB_DOMAIN, recorder)
         wait = int(settings["cutover_timeout_ms"]) / 1000 + 15
         bundles = poll_until(
-            lambda: (b := _hub_bundles(_fanouts_from(ref_follower, room, follower_mark, sut.primary_domain)))
+            lambda: (b := _hub_bundles(_fanouts_from(ref_follower, room, follower_mark, sut.primary_domain,
+                                                     ABORT_TIMEOUT), GENERATION))
             and any(d.state == HubState.stable and d.hub.encode() == provider_uri(sut.primary_domain).encode()
                     for _, _, d, _ in b) and b,
-            timeout=wait, what="the abort proposals at the reference follower")
+            timeout=wait, what="the abort proposals at the reference follower", requirement=ABORT_TIMEOUT)
     finally:
         ref_follower.hold_transfer(autocommit=AUTOCOMMIT_ALL)
     begin_item, _, begin, begin_proposals = bundles[0]
@@ -683,23 +777,32 @@ def test_abort_when_the_cutover_is_not_committed_by_not_after(
         raise HarnessError(f"the first mimi_hub bundle is not a begin: {begin}")
     abort_item, abort_message, abort, abort_proposals = next(
         b for b in bundles if b[2].state == HubState.stable and b[2].hub.encode() == begin.hub.encode())
+    abort_ok = True
     if abort_message.timestamp < begin.not_after:
-        fail(f"the abort was proposed at {abort_message.timestamp}, before not_after {begin.not_after}",
-             requirement=ABORT_TIMEOUT)
+        miss(ABORT_TIMEOUT, f"the abort was proposed at {abort_message.timestamp}, before not_after {begin.not_after}")
+        abort_ok = False
     if abort.generation != begin.generation + 1 or bytes(abort.room_id.uri) != room.encode():
-        fail(f"the abort update has generation {abort.generation} (the committed begin has {begin.generation}) and "
-             f"room_id {bytes(abort.room_id.uri)!r}", requirement=GENERATION)
+        miss(GENERATION, f"the abort update has generation {abort.generation} (the committed begin has "
+             f"{begin.generation}) and room_id {bytes(abort.room_id.uri)!r}")
+    else:
+        observed(GENERATION, f"the abort update: generation {begin.generation} -> {abort.generation}, room_id kept")
     if abort.previous_hub is not None or bytes(abort.last_transfer_id) != bytes(begin.transfer_id):
-        fail(f"the abort update is not transferring(A, B) -> stable(hub = A, previous_hub absent, last_transfer_id "
-             f"= the transfer): previous_hub {abort.previous_hub}, last_transfer_id "
-             f"{bytes(abort.last_transfer_id).hex()}", requirement=TRANSITIONS)
+        miss(TRANSITIONS, f"the abort update is not transferring(A, B) -> stable(hub = A, previous_hub absent, "
+             f"last_transfer_id = the transfer): previous_hub {abort.previous_hub}, last_transfer_id "
+             f"{bytes(abort.last_transfer_id).hex()}")
+    else:
+        observed(TRANSITIONS, "abort: transferring(A, B) -> stable(hub = A, no previous_hub, last_transfer_id)")
     begin_gce = next(s for p in begin_proposals if (s := _senders_of_gce(p)) is not None)
     target_key = bytes(begin.acceptance.content.new_hub_sender.signature_key)
     expected = [s.encode() for s in begin_gce if bytes(s.signature_key) != target_key]
     gces = [s for p in abort_proposals if (s := _senders_of_gce(p)) is not None]
     if not gces or [s.encode() for s in gces[0]] != expected:
-        fail("the abort comes without a GroupContextExtensions proposal whose external_senders is the begin "
-             "epoch's list without the target's entry", requirement=ABORT_TIMEOUT)
+        miss(ABORT_TIMEOUT, "the abort comes without a GroupContextExtensions proposal whose external_senders is the "
+             "begin epoch's list without the target's entry")
+        abort_ok = False
+    if abort_ok:
+        observed(ABORT_TIMEOUT, f"the abort proposed at {abort_message.timestamp} (not_after {begin.not_after}) with "
+                 "a GCE removing the target's external sender")
 
     def abort_message_at_target():
         return [m for _, m in _prepares_at(ref_hub, room, hub_mark, sut) if m.msg_type == HubTransferMessageType.abort]
@@ -717,3 +820,5 @@ def test_abort_when_the_cutover_is_not_committed_by_not_after(
     if not verify_hub_transfer_abort(cipher_suite(state.suite.suite_id), signed, hub_key):
         fail("the abort message's signature does not verify with the hub's external_senders key",
              requirement=ABORT_NOTIFIES)
+    observed(ABORT_NOTIFIES, "the target got a HubTransferMessage.abort naming the transfer and room, signed with "
+             "the hub's external_senders key")
