@@ -8,6 +8,12 @@ recorded byte for byte) and what its users can read through the control API (eve
 messages). Users are created in the consent mode a check needs (``createUser`` ``consentMode``,
 ``getInfo().consent.perUserOverride``); a SUT without the consent-modes extension, or with another
 default mode and no per-user override, makes the mode checks NOT_APPLICABLE.
+
+The checks here judge the extension's requirements (EXT-CONSENT-*) and the core §5.7 behaviour of the
+SUT as the *requester's* provider (what it sends, how it answers updateConsent). The core rules of the
+SUT as *target* provider (keyMaterial refused / opened by the target's decisions, room scope, the
+answers to requestConsent and to a cancel matching nothing, the domain rule of updateConsent) are
+judged without the extension in test_consent_core.py; no check names both families.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import pytest
 from conformance.harness.actors import Party, User
 from conformance.harness.polling import PollTimeout
 from conformance.scenarios.roles import as_follower, both_roles
-from conformance.verdicts import HarnessError, fail, not_applicable
+from conformance.verdicts import HarnessError, fail, judging, not_applicable, observed
 from reference_peer.mls import basic_credential, cipher_suite
 from reference_peer.mls.leaf import make_key_package
 from reference_peer.wire.identity import IdentifierUri
@@ -48,18 +54,11 @@ FIRST_GRANT_SENT = "EXT-CONSENT-FIRST-GRANT-SENT"
 FIRST_REVOKE_CLOSES = "EXT-CONSENT-FIRST-REVOKE-CLOSES"
 ROOM_SCOPE = "EXT-CONSENT-ROOM-SCOPE"
 EXT_CANCEL = "EXT-CONSENT-CANCEL-SAME-SCOPE"
-KEYMAT_NOCONSENT = "PROTO-KEYMAT-NOCONSENT"
-KEYMAT_NOCONSENT_ROOM = "PROTO-KEYMAT-NOCONSENT-FOR-ROOM"
 DIRECT = "PROTO-CONSENT-DIRECT"
 ROOM_SCOPED_REQUEST = "PROTO-CONSENT-ROOM-SCOPED-REQUEST"
 CANCEL_SAME_SCOPE = "PROTO-CONSENT-CANCEL-SAME-SCOPE"
-CANCEL_NO_MATCH = "PROTO-CONSENT-CANCEL-NO-MATCH"
-REQUEST_RESPONSE = "PROTO-CONSENT-REQUEST-RESPONSE"
 UPDATE_RESPONSE = "PROTO-CONSENT-UPDATE-RESPONSE"
 GRANT_KEYPACKAGES = "PROTO-CONSENT-GRANT-KEYPACKAGES"
-GRANT_ENABLES = "PROTO-CONSENT-GRANT-ENABLES-KEYMAT"
-REVOKE_ENFORCED = "PROTO-CONSENT-REVOKE-ENFORCED"
-ROOM_OR_ANY = "PROTO-CONSENT-ROOM-OR-ANY"
 
 REFUSALS = ("noConsent", "noConsentForThisRoom")
 SUCCESSES = ("success", "partialSuccess")
@@ -164,6 +163,7 @@ def _add_target(requester: _Requester, room: str, target: User, requirement: str
     """The requester adds the SUT's target user; refused key material fails ``requirement``."""
     result = requester.party.add(room, requester.user, target)
     if result.get("outcome") == "accepted":
+        observed(requirement, f"adding {target.uri} to {room}: the SUT served KeyPackages, the add was accepted")
         return result
     if result.get("outcome") == "noKeyMaterial":
         fail(f"adding {target.uri} to {room} got no KeyPackages from the SUT: {result.get('keyMaterial')}",
@@ -239,6 +239,8 @@ def _expect_key_packages(reply, response, what: str, requirement: str) -> None:
              requirement=requirement)
     if not any(c.keyPackage is not None for c in response.clients):
         fail(f"{what}: {response.userStatus.name} but no client carries a KeyPackage", requirement=requirement)
+    count = sum(1 for c in response.clients if c.keyPackage is not None)
+    observed(requirement, f"{what}: {response.userStatus.name}, {count} KeyPackage(s)")
 
 
 def _expect_refused(reply, response, target: str, what: str, requirement: str,
@@ -254,6 +256,7 @@ def _expect_refused(reply, response, target: str, what: str, requirement: str,
              requirement=requirement)
     if bytes(response.userUri.uri).decode(errors="replace") != target:
         fail(f"{what}: the refusal names userUri {bytes(response.userUri.uri)!r}, not {target}", requirement=requirement)
+    observed(requirement, f"{what}: {response.userStatus.name} for {target}, no clients")
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,9 +310,12 @@ def test_immediate_room_is_delivered_without_user_action(cast, sut, names):
     _add_target(requester, room, target, IMMEDIATE_KEYMAT)
     data = _payload(names, "immediate")
     requester.party.send_ok(room, requester.user.client, data)
-    for client in target.clients:
-        cast.sut.wait_received(client, data, room=room,
-                               what=f"immediate-mode {client} to receive the message without a user action")
+    with judging(IMMEDIATE_DELIVERY):
+        for client in target.clients:
+            cast.sut.wait_received(client, data, room=room,
+                                   what=f"immediate-mode {client} to receive the message without a user action")
+    observed(IMMEDIATE_DELIVERY, f"{len(target.clients)} client(s) of {target.uri} received the message of {room} "
+                                 "without a user action")
 
 
 # ============================================================================================
@@ -339,8 +345,12 @@ def test_quarantine_holds_room_content_before_accept(cast, sut, names, poll_unti
     if leaked:
         fail(f"before any accept, the target's clients can read messages of the held room {room}: {leaked}",
              requirement=Q_HOLD)
+    observed(Q_HOLD, f"{len(payloads)} items the SUT processed for {room}: none readable by the target's "
+                     f"{len(target.clients)} client(s)")
     if cast.sut.supports("listUserEvents"):
-        cast.sut.wait_event(target, "roomHeld", room=room, what=f"a roomHeld event for {room}")
+        with judging(Q_HOLD):
+            cast.sut.wait_event(target, "roomHeld", room=room, what=f"a roomHeld event for {room}")
+        observed(Q_HOLD, f"the target was shown a roomHeld event for {room}")
 
 
 @as_follower
@@ -356,11 +366,14 @@ def test_quarantine_notify_for_held_room_is_201(cast, sut, names, poll_until):
     # the target's Welcome included) has been answered: the hub sends one at a time per provider.
     requester.send_processed(room, _payload(names, "held"))
     notifies = [t for t in traffic.read(endpoint="notify", direction="out", peer=cast.sut.domain) if t.value == room]
-    assert len(notifies) >= 2, f"the reference hub recorded {len(notifies)} /notify to the SUT for the room"
+    if len(notifies) < 2:
+        raise HarnessError(f"the reference hub recorded {len(notifies)} /notify to the SUT for {room}, expected the "
+                           "Welcome's and the message's")
     for t in notifies:
         if t.status != 201 or t.response:
             fail(f"/notify #{t.seq} for held room {room} was answered HTTP {t.status} with body {t.response[:80]!r}; "
                  "expected 201 with no body", requirement=Q_NOTIFY)
+    observed(Q_NOTIFY, f"{len(notifies)} /notify for the held room {room}: each answered 201 with no body")
 
 
 @both_roles
@@ -376,11 +389,15 @@ def test_quarantine_accept_releases_held_items_once_in_order(cast, sut, names, p
     requester.party.send_ok(room, requester.user.client, after)
     expected = [*held, after]
     for client in target.clients:
-        cast.sut.wait_received(client, after, room=room, what=f"{client} to receive a message sent after the accept")
+        with judging(Q_RELEASE):
+            cast.sut.wait_received(client, after, room=room,
+                                   what=f"{client} to receive a message sent after the accept")
         seen = [m for m in cast.sut.received(client, room) if m in expected]
         if seen != expected:
             fail(f"after the accept {client} shows {seen}; expected each held item once in fan-out order, "
                  f"then the later message: {expected}", requirement=Q_RELEASE)
+    observed(Q_RELEASE, f"after the accept, {len(target.clients)} client(s) show the {len(held)} held items once "
+                        "each in fan-out order, then the later message")
 
 
 @both_roles
@@ -397,6 +414,8 @@ def test_quarantine_reject_drops_held_items(cast, sut, names, poll_until):
     if leaked:
         fail(f"after the reject, the target's clients read items of the rejected room {room}: {leaked}",
              requirement=Q_REJECT)
+    observed(Q_REJECT, f"after the reject, neither the held item nor a later one of {room} (processed by the SUT) "
+                       "is readable by the target's clients")
 
 
 @both_roles
@@ -416,6 +435,8 @@ def test_quarantine_room_from_granted_requester_is_not_held(cast, sut, names):
         except PollTimeout as exc:
             fail(f"a room from a granted requester was not delivered without a user action: {exc}",
                  requirement=Q_GRANTED)
+    observed(Q_GRANTED, f"{len(target.clients)} client(s) received a message of {room} from a granted requester "
+                        "without a user action")
 
 
 # ============================================================================================
@@ -423,7 +444,7 @@ def test_quarantine_room_from_granted_requester_is_not_held(cast, sut, names):
 
 
 @both_roles
-@pytest.mark.requirements(FIRST_NO_KP, KEYMAT_NOCONSENT, FIRST_GRANT_OPENS)
+@pytest.mark.requirements(FIRST_NO_KP, FIRST_GRANT_OPENS)
 def test_consent_first_keymaterial_refused_without_grant(cast, sut, mimi_as):
     """In consent-first mode the SUT answers keyMaterial without a grant with noConsent and no clients, consuming no KeyPackage."""
     target = _user_in_mode(sut, cast.sut, "consent-first")
@@ -442,34 +463,37 @@ def test_consent_first_keymaterial_refused_without_grant(cast, sut, mimi_as):
     reply, response = raw.key_material(requester.user.uri, target.uri, room)
     if response is None or response.userStatus.name not in SUCCESSES + ("noCompatibleMaterial",):
         fail(f"after a grant for {room}, keyMaterial answered {_describe(reply, response)}", requirement=FIRST_GRANT_OPENS)
+    observed(FIRST_GRANT_OPENS, f"keyMaterial after a grant for {room}: {response.userStatus.name}")
     if single is not None:
         statuses = {bytes(c.clientUri.uri).decode(errors="replace"): c.clientStatus.name for c in response.clients}
         if statuses.get(single) != "success" or response.userStatus.name not in SUCCESSES:
             fail(f"{single} had exactly one KeyPackage before the refusals, yet after the grant keyMaterial "
                  f"answered {_describe(reply, response)}: a refused keyMaterial consumed it", requirement=FIRST_NO_KP)
+        observed(FIRST_NO_KP, f"{single}'s only KeyPackage was still served after the two refusals")
 
 
 @both_roles
-@pytest.mark.requirements(FIRST_REQUEST_201, REQUEST_RESPONSE)
+@pytest.mark.requirements(FIRST_REQUEST_201)
 def test_consent_request_answered_201_and_pending(cast, sut, mimi_as, poll_until):
-    """The SUT answers a requestConsent request with 201 and no body, and shows it to the target as a pending request."""
+    """The SUT answers a requestConsent request with 201 and shows it to the target as a pending request."""
     target = _user_in_mode(sut, cast.sut, "consent-first")
+    if not cast.sut.supports("listUserEvents"):
+        not_applicable("the SUT's control API has no listUserEvents: a pending request cannot be seen")
     requester = _Requester(cast, sut)
     reply = _Mimi(sut, mimi_as, requester.domain).consent("request", requester.user.uri, target.uri)
     if reply.status != 201:
         fail(f"requestConsent answered HTTP {reply.status}, not 201", requirement=FIRST_REQUEST_201)
-    if reply.body:
-        fail(f"requestConsent answered 201 with a body {reply.body[:120]!r}: 201 only means received",
-             requirement=REQUEST_RESPONSE)
     poll_until(lambda: any(e["type"] == "consentRequested" and e.get("requester") == requester.user.uri
                                and not e.get("room") for e in cast.sut.events(target)),
-               what=f"a pending consentRequested event from {requester.user.uri} for {target.uri}")
+               what=f"a pending consentRequested event from {requester.user.uri} for {target.uri}",
+               requirement=FIRST_REQUEST_201)
+    observed(FIRST_REQUEST_201, f"requestConsent answered 201; {target.uri} shows it pending (any room)")
 
 
 @both_roles
-@pytest.mark.requirements(FIRST_GRANT_OPENS, GRANT_ENABLES, FIRST_GRANT_SENT, DIRECT)
+@pytest.mark.requirements(FIRST_GRANT_OPENS, FIRST_GRANT_SENT)
 def test_consent_first_grant_opens_keymaterial_and_is_sent(cast, sut, mimi_as, poll_until):
-    """After the user grants, the SUT answers the requester's keyMaterial with KeyPackages and sends updateConsent grant directly to the requester's provider."""
+    """After the user grants, the SUT answers the requester's keyMaterial with KeyPackages and sends updateConsent grant to the requester's provider."""
     target = _user_in_mode(sut, cast.sut, "consent-first")
     requester = _Requester(cast, sut)
     room = requester.room()
@@ -491,20 +515,18 @@ def test_consent_first_grant_opens_keymaterial_and_is_sent(cast, sut, mimi_as, p
                 found.append((t, entry))
         return found
 
-    try:
-        found = poll_until(grants, what=f"an updateConsent grant from the SUT at {requester.party.name}")
-    except PollTimeout as exc:
-        fail(f"the SUT sent no updateConsent grant for the user's grant: {exc}", requirement=FIRST_GRANT_SENT)
+    found = poll_until(grants, what=f"an updateConsent grant from the SUT at {requester.party.name}",
+                       requirement=FIRST_GRANT_SENT)
     t, entry = found[0]
     if entry.roomId is not None:
         fail(f"the grant was for every room, but the updateConsent carries roomId {bytes(entry.roomId.uri)!r}",
              requirement=FIRST_GRANT_SENT)
-    if t.peer.lower() not in {d.lower() for d in sut.domains}:
-        fail(f"the updateConsent grant came from {t.peer}, not directly from the SUT", requirement=DIRECT)
+    observed(FIRST_GRANT_SENT, f"updateConsent grant for {target.uri} (no roomId) reached {requester.party.name} "
+                               f"from {t.peer}")
 
 
 @both_roles
-@pytest.mark.requirements(FIRST_REVOKE_CLOSES, REVOKE_ENFORCED, GRANT_ENABLES)
+@pytest.mark.requirements(FIRST_REVOKE_CLOSES, FIRST_GRANT_OPENS)
 def test_consent_first_revoke_closes_keymaterial(cast, sut, mimi_as):
     """After the user revokes an earlier grant, the SUT answers the requester's keyMaterial with noConsent and no clients again."""
     target = _user_in_mode(sut, cast.sut, "consent-first")
@@ -513,14 +535,14 @@ def test_consent_first_revoke_closes_keymaterial(cast, sut, mimi_as):
     raw = _Mimi(sut, mimi_as, requester.domain)
     cast.sut.grant_consent(target, requester.user)
     reply, response = raw.key_material(requester.user.uri, target.uri, room)
-    _expect_key_packages(reply, response, "keyMaterial after a grant (before the revoke)", GRANT_ENABLES)
+    _expect_key_packages(reply, response, "keyMaterial after a grant (before the revoke)", FIRST_GRANT_OPENS)
     cast.sut.revoke_consent(target, requester.user)
     reply, response = raw.key_material(requester.user.uri, target.uri, room)
     _expect_refused(reply, response, target.uri, "keyMaterial after the revoke", FIRST_REVOKE_CLOSES)
 
 
 @both_roles
-@pytest.mark.requirements(ROOM_SCOPE, KEYMAT_NOCONSENT_ROOM, ROOM_OR_ANY)
+@pytest.mark.requirements(ROOM_SCOPE, FIRST_GRANT_OPENS)
 def test_room_scoped_grant_opens_only_that_room(cast, sut, mimi_as):
     """A consent-first user's grant for room A makes the SUT hand out KeyPackages for room A only; room B gets noConsentForThisRoom or noConsent and no clients."""
     target = _user_in_mode(sut, cast.sut, "consent-first")
@@ -529,7 +551,7 @@ def test_room_scoped_grant_opens_only_that_room(cast, sut, mimi_as):
     raw = _Mimi(sut, mimi_as, requester.domain)
     cast.sut.grant_consent(target, requester.user, room=room_a)
     reply, response = raw.key_material(requester.user.uri, target.uri, room_a)
-    _expect_key_packages(reply, response, f"keyMaterial for the granted room {room_a}", KEYMAT_NOCONSENT_ROOM)
+    _expect_key_packages(reply, response, f"keyMaterial for the granted room {room_a}", FIRST_GRANT_OPENS)
     reply, response = raw.key_material(requester.user.uri, target.uri, room_b)
     _expect_refused(reply, response, target.uri, f"keyMaterial for {room_b}, not covered by the grant for {room_a}",
                     ROOM_SCOPE)
@@ -545,9 +567,9 @@ def _pending(sut: Party, target: User, requester: User) -> set[str | None]:
 
 
 @both_roles
-@pytest.mark.requirements(EXT_CANCEL, CANCEL_NO_MATCH)
+@pytest.mark.requirements(EXT_CANCEL)
 def test_cancel_removes_only_the_identical_pending_request(cast, sut, mimi_as, poll_until):
-    """A received cancel removes only the pending request with the identical scope; a cancel matching none is answered 201 and changes nothing."""
+    """A received cancel removes only the pending request with the identical scope; cancels for another scope change nothing."""
     target = _user_in_mode(sut, cast.sut, "consent-first")
     if not cast.sut.supports("listUserEvents"):
         not_applicable("the SUT's control API has no listUserEvents: pending requests cannot be seen")
@@ -555,27 +577,25 @@ def test_cancel_removes_only_the_identical_pending_request(cast, sut, mimi_as, p
     raw = _Mimi(sut, mimi_as, requester.domain)
     room_a, room_b, room_c = (f"mimi://{requester.domain}/r/{cast.names('scope')}" for _ in range(3))
     user = requester.user.uri
-    assert raw.consent("request", user, target.uri, room_a).status == 201, "requestConsent (room A) was not answered 201"
+    first = raw.consent("request", user, target.uri, room_a)
+    if first.status != 201:
+        fail(f"requestConsent (room A) was answered HTTP {first.status}, not 201", requirement=EXT_CANCEL)
     poll_until(lambda: room_a in _pending(cast.sut, target, requester.user), what="the room-A request to be pending")
-    mismatched = [raw.consent("cancel", user, target.uri, room_b), raw.consent("cancel", user, target.uri)]
+    raw.consent("cancel", user, target.uri, room_b)
+    raw.consent("cancel", user, target.uri)
     # Sentinel: a later request shows up, so the SUT has handled the two cancels before it.
     raw.consent("request", user, target.uri, room_c)
     poll_until(lambda: room_c in _pending(cast.sut, target, requester.user), what="a later request to be pending")
     if room_a not in _pending(cast.sut, target, requester.user):
         fail("a cancel for another room (or for any room) removed the pending request for room A",
              requirement=EXT_CANCEL)
+    observed(EXT_CANCEL, "cancels for room B and for any room left the room-A request pending")
     raw.consent("cancel", user, target.uri, room_a)
-    try:
-        poll_until(lambda: room_a not in _pending(cast.sut, target, requester.user),
-                   what="the identical cancel to remove the room-A request")
-    except PollTimeout as exc:
-        fail(f"a cancel with the identical scope left the pending request in place: {exc}", requirement=EXT_CANCEL)
+    poll_until(lambda: room_a not in _pending(cast.sut, target, requester.user),
+               what="the identical cancel to remove the room-A request", requirement=EXT_CANCEL)
     if room_c not in _pending(cast.sut, target, requester.user):
         fail("the cancel for room A also removed the pending request for room C", requirement=EXT_CANCEL)
-    for reply, scope in zip(mismatched, ("room B", "any room"), strict=True):
-        if reply.status != 201:
-            fail(f"a cancel matching no request ({scope}) was answered HTTP {reply.status}, not 201",
-                 requirement=CANCEL_NO_MATCH)
+    observed(EXT_CANCEL, "the identical cancel removed the room-A request and left the room-C one")
 
 
 def _room_with_sut_member(cast, member: User) -> str:
@@ -592,6 +612,9 @@ def _room_with_sut_member(cast, member: User) -> str:
 @pytest.mark.requirements(CANCEL_SAME_SCOPE, ROOM_SCOPED_REQUEST, DIRECT)
 def test_sut_cancel_repeats_the_request_scope(cast, sut, poll_until):
     """The SUT sends its user's consent request directly to the target's provider, room-scoped with the roomId, and a cancel with the identical scope."""
+    for operation in ("requestConsent", "cancelConsentRequest"):
+        if not cast.sut.supports(operation):
+            not_applicable(f"the SUT's control API has no {operation}: its user cannot ask for (or cancel) consent")
     asker = cast.sut.create_user("asker")
     target = cast.reference.create_user("target")
     room = _room_with_sut_member(cast, asker)
@@ -599,32 +622,43 @@ def test_sut_cancel_repeats_the_request_scope(cast, sut, poll_until):
     cast.sut.request_consent(asker, target, room=room)
     cast.sut.cancel_consent(asker, target, room=room)
 
-    def entries():
-        out = []
-        for t in traffic.read(endpoint="requestConsent", direction="in"):
-            entry = ConsentEntry.decode(t.request)
-            if bytes(entry.targetUri.uri).decode(errors="replace") == target.uri:
-                out.append((t, entry))
-        ops = [e.consentOperation for _, e in out]
-        return out if ConsentOperation.request in ops and ConsentOperation.cancel in ops else None
+    def entries(operation: ConsentOperation, requirement: str):
+        def read():
+            out = []
+            for t in traffic.read(endpoint="requestConsent", direction="in"):
+                try:
+                    entry = ConsentEntry.decode(t.request)
+                except Exception as exc:  # noqa: BLE001 - the SUT's bytes: a miss, not a suite bug
+                    fail(f"requestConsent #{t.seq} from {t.peer} is not a ConsentEntry: {exc}", requirement=requirement)
+                if (bytes(entry.targetUri.uri).decode(errors="replace") == target.uri
+                        and entry.consentOperation == operation):
+                    out.append((t, entry))
+            return out
+        return read
 
-    found = poll_until(entries, what=f"the SUT's request and cancel to reach {cast.reference.name}")
-    request = next(e for _, e in found if e.consentOperation == ConsentOperation.request)
-    cancel = next(e for _, e in found if e.consentOperation == ConsentOperation.cancel)
+    requests = poll_until(entries(ConsentOperation.request, DIRECT),
+                          what=f"the SUT's consent request to reach {cast.reference.name}", requirement=DIRECT)
+    cancels = poll_until(entries(ConsentOperation.cancel, CANCEL_SAME_SCOPE),
+                         what=f"the SUT's cancel to reach {cast.reference.name}", requirement=CANCEL_SAME_SCOPE)
+    request, cancel = requests[0][1], cancels[0][1]
 
     def scope(entry: ConsentEntry) -> tuple[bytes, bytes, bytes | None]:
         return (bytes(entry.requesterUri.uri), bytes(entry.targetUri.uri),
                 None if entry.roomId is None else bytes(entry.roomId.uri))
 
+    if request.roomId is None or bytes(request.roomId.uri).decode(errors="replace") != room:
+        fail(f"a request for room {room} carries roomId {scope(request)[2]!r}", requirement=ROOM_SCOPED_REQUEST)
+    observed(ROOM_SCOPED_REQUEST, f"the request for room {room} carries that roomId")
     if scope(cancel) != scope(request):
         fail(f"the cancel's scope {scope(cancel)} differs from the request's {scope(request)}",
              requirement=CANCEL_SAME_SCOPE)
-    if request.roomId is None or bytes(request.roomId.uri).decode(errors="replace") != room:
-        fail(f"a request for room {room} carries roomId {scope(request)[2]!r}", requirement=ROOM_SCOPED_REQUEST)
-    senders = {t.peer.lower() for t, _ in found}
+    observed(CANCEL_SAME_SCOPE, "the cancel repeats the request's requesterUri, targetUri and roomId byte for byte")
+    senders = {t.peer.lower() for t, _ in requests + cancels}
     if not senders <= {d.lower() for d in sut.domains}:
         fail(f"the consent requests reached the target's provider from {sorted(senders)}, not directly from the SUT",
              requirement=DIRECT)
+    observed(DIRECT, f"request and cancel reached the target's provider {cast.reference.domain} from "
+                     f"{sorted(senders)} (the SUT)")
 
 
 # ============================================================================================
@@ -642,8 +676,10 @@ def test_update_consent_grant_answered_201(cast, sut, mimi_as):
     if empty.status != 201 or empty.body:
         fail(f"an updateConsent grant without KeyPackages was answered HTTP {empty.status} body {empty.body[:80]!r}; "
              "expected 201 with no body", requirement=UPDATE_RESPONSE)
+    observed(UPDATE_RESPONSE, "updateConsent grant without KeyPackages: 201, no body")
     kps = [make_key_package(1, basic_credential(client.encode())).key_package for client in granting.clients]
     full = raw.consent("grant", asker.uri, granting.uri, key_packages=kps)
     if full.status != 201 or full.body:
         fail(f"an updateConsent grant with two KeyPackages was answered HTTP {full.status} body {full.body[:80]!r}; "
              "expected 201 with no body", requirement=GRANT_KEYPACKAGES)
+    observed(GRANT_KEYPACKAGES, "updateConsent grants with no KeyPackage and with two were both accepted (201)")

@@ -1,4 +1,4 @@
-"""Faults of the consent area (checks: conformance/scenarios/test_consent.py)."""
+"""Faults of the consent area (checks: conformance/scenarios/test_consent.py, test_consent_core.py)."""
 
 from .registry import define
 
@@ -49,7 +49,7 @@ QUARANTINE_REFUSES_KEYMATERIAL = define(
 # stall every later item to this provider in a shared run.
 REQUEST_ANSWER_BODY = define(
     "consent-request-answer-has-body", area=AREA,
-    requirements=["EXT-CONSENT-FIRST-REQUEST-201", "PROTO-CONSENT-REQUEST-RESPONSE"],
+    requirements=["PROTO-CONSENT-REQUEST-RESPONSE"],
     description="requestConsent (request) is answered 201 with a body saying whether the target saw it",
 )
 UPDATE_ANSWER_BODY = define(
@@ -66,6 +66,22 @@ CANCEL_IGNORED = define(
     "consent-cancel-ignored", area=AREA,
     requirements=["EXT-CONSENT-CANCEL-SAME-SCOPE"],
     description="a received cancel with the identical scope leaves the pending request in place",
+)
+CANCEL_NO_MATCH_REFUSED = define(
+    "consent-cancel-no-match-refused", area=AREA,
+    requirements=["PROTO-CONSENT-CANCEL-NO-MATCH"],
+    description="a received cancel matching no pending request is answered 400 instead of 201",
+)
+UPDATE_FROM_ANY_DOMAIN = define(
+    "consent-update-from-any-domain", area=AREA,
+    requirements=["PROTO-CONSENT-UPDATE-DOMAINS"],
+    description="updateConsent is accepted from any provider: a grant or revoke naming one of our users as target, "
+    "sent by a provider that is not the target's, is recorded as that user's own decision",
+)
+ROOM_DECISION_ANY_ROOM = define(
+    "consent-room-decision-any-room", area=AREA,
+    requirements=["PROTO-CONSENT-ROOM-OR-ANY"],
+    description="a grant or revoke naming a room is recorded for every room of that requester",
 )
 CANCEL_SCOPE_CHANGED = define(
     "consent-cancel-drops-room", area=AREA,
@@ -161,6 +177,48 @@ def cancel_where(requester: str, target: str, room_key: str) -> tuple[str, tuple
     if active(CANCEL_ANY_SCOPE):
         return "requester = ? AND target = ?", (requester, target)
     return None
+
+
+def on_cancel_no_match() -> None:
+    """A received cancel matched no pending request: the faulty provider refuses it (answered 400)."""
+    from .registry import active
+
+    if active(CANCEL_NO_MATCH_REFUSED):
+        raise ValueError("no pending consent request matches this cancel")
+
+
+def skips_update_domains(operation: str) -> bool:
+    """Whether a faulty provider skips the §5.7 domain rule for an updateConsent (grant/revoke)."""
+    from .registry import active
+
+    return operation in ("grant", "revoke") and active(UPDATE_FROM_ANY_DOMAIN)
+
+
+def misdirected_update(consent, operation: str, requester: str, target: str, room: str | None,
+                       local_domains) -> bool:
+    """A faulty provider records an updateConsent whose target is one of its own users as that user's
+    decision (whoever sent it). True when it did so (the handler answers 201); False with the fault off."""
+    from .registry import active
+
+    if not active(UPDATE_FROM_ANY_DOMAIN) or operation not in ("grant", "revoke"):
+        return False
+    from ..provider.consent import ConsentScope, Decision, uri_domain
+
+    if uri_domain(target) not in {d.lower() for d in local_domains}:
+        return False
+    consent.record_decision(ConsentScope(requester, target, room or None), Decision(operation))
+    return True
+
+
+def decision_scope(scope):
+    """The scope a faulty provider records a grant/revoke under: a room-scoped one for every room."""
+    from .registry import active
+
+    if active(ROOM_DECISION_ANY_ROOM) and scope.room is not None:
+        from ..provider.consent import ConsentScope
+
+        return ConsentScope(scope.requester, scope.target, None)
+    return scope
 
 
 def sent_cancel_room(room: str | None) -> str | None:

@@ -125,6 +125,8 @@ def check_consent_domains(
     the requester in one of the sending provider's (the authenticated peer: one domain, or all of
     its names); for ``grant``/``revoke`` (updateConsent) the reverse. Raises
     :class:`ConsentDomainError`; the handler answers it with an error status."""
+    if consent_faults.skips_update_domains(operation):
+        return
     local = {d.lower() for d in local_domains}
     peer = {peer_domain.lower()} if isinstance(peer_domain, str) else {d.lower() for d in peer_domain}
     if operation in ("request", "cancel"):
@@ -189,6 +191,8 @@ class ConsentState:
                 "DELETE FROM consent_requests WHERE requester = ? AND target = ? AND room_id = ?",
                 (scope.requester, scope.target, scope.room_key),
             )
+            if cur.rowcount == 0:
+                consent_faults.on_cancel_no_match()
             return cur.rowcount == 1
 
     def pending_requests(self, target: str) -> list[PendingRequest]:
@@ -202,6 +206,7 @@ class ConsentState:
 
     def record_decision(self, scope: ConsentScope, decision: Decision) -> None:
         """Store a grant or revoke for ``scope`` and resolve the pending requests it covers."""
+        scope = consent_faults.decision_scope(scope)
         now = int(self._clock())
         with self._store.transaction() as conn:
             conn.execute(

@@ -298,6 +298,8 @@ class ProviderState:
         check_consent_domains(
             operation, requester, target, peer_domain=peer_domain, local_domains=self.settings.domains
         )
+        if consent_faults.misdirected_update(self.consent, operation, requester, target, room, self.settings.domains):
+            return ConsentReceipt(201, True)  # deliberate fault consent-update-from-any-domain
         with self.store.transaction() as conn:
             if self.user_status(requester) != "active":
                 return ConsentReceipt(404 if self.settings.reveal_unknown_consent_targets else 201, False)
