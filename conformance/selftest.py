@@ -4,19 +4,25 @@ The suite runs against the embedded reference SUT once clean and once per fault
 (``reference_peer.faults``), each run in its own pytest process with its own SUT and peers. For each
 fault the *kill matrix* says:
 
-* **killed**: a check judging one of the fault's requirements reported the miss (the checks that did are
-  its killers): FAIL, or WARN where the requirement is scored SHOULD or MAY (a broken SHOULD is a WARN,
-  its correct verdict);
-* **collateral**: checks that reported a miss (FAIL or WARN) although they judge none of the fault's
-  requirements;
+* **killed**: a check reported the miss *for one of the fault's requirements that it judges* (the
+  checks that did are its killers): that requirement's own outcome in the check is FAIL, or WARN
+  where it is scored SHOULD or MAY (a broken SHOULD is a WARN, its correct outcome). A check whose
+  overall verdict is FAIL because of another of its requirements does not kill the fault;
+* **collateral**: checks that reported a miss (FAIL or WARN) of a requirement the fault does not name;
 * harness errors, which never count as kills.
 
 A check the SUT *blocked* by breaking a transport rule it does not judge (a wrong From, a certificate
-no CA vouches for: ``conformance.harness.attribution``) reports that rule, not its own; it belongs to
-the fault when the fault names that rule, and is collateral otherwise.
+no CA vouches for: ``conformance.harness.attribution``) reports that rule FAIL among its outcomes,
+its own requirements NOT_REACHED; it belongs to the fault when the fault names that rule, and is
+collateral otherwise.
 
-Figures: kill rate (killed faults / faults), precision (failures that belong to the fault's own
-requirements, blocked checks included / all failures under faults), clean-run failures, checks no fault kills, and wall time.
+Figures: kill rate (killed faults / faults), precision (requirement misses under faults that are of
+the fault's own requirements, blocked checks included / all requirement misses under faults: each
+(check, requirement) outcome FAIL or WARN counts once), clean-run failures, checks no fault kills,
+and wall time.
+
+Check lines without ``outcomes`` (written before per-requirement outcomes) are read the old way: the
+check's verdict is its one miss, charged to the requirements it names (or to its ``blocked_by``).
 Goals (exit 0 only when all are met): kill rate 100%, precision >= 95%, no clean-run failure or
 harness error, every check killed by at least one fault.
 
@@ -68,9 +74,21 @@ class SuiteRun:
     out: Path
     # check ID -> the transport requirements that blocked it (conformance.harness.attribution)
     blocked: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # check ID -> requirement -> its own outcome in the check; absent for lines without ``outcomes``
+    outcomes: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
 
     def with_verdict(self, *verdicts: str) -> list[str]:
         return sorted(c for c, v in self.verdicts.items() if v in verdicts)
+
+    def missed(self, check_id: str, own: Iterable[str]) -> set[str]:
+        """The requirements ``check_id`` reported missed (outcome FAIL or WARN). For a line without
+        outcomes: none when its verdict is no miss, else those the old way charged it to (its
+        ``blocked_by``, else ``own``, the requirements it names)."""
+        if check_id in self.outcomes:
+            return {req for req, outcome in self.outcomes[check_id].items() if outcome in MISSED}
+        if self.verdicts.get(check_id) not in MISSED:
+            return set()
+        return set(self.blocked.get(check_id) or own) or {"(unknown requirement)"}
 
 
 @dataclasses.dataclass
@@ -86,6 +104,9 @@ class MatrixRow:
     # Checks the SUT blocked by breaking one of the fault's own transport rules: they reported that
     # rule (so they count for precision), but they do not show that their own rule can fail.
     blocked: list[str] = dataclasses.field(default_factory=list)
+    # Requirement misses (check, requirement) under this fault: of the fault's requirements, and of others
+    own_misses: int = 0
+    collateral_misses: list[str] = dataclasses.field(default_factory=list)  # "check ID: requirement"
 
     @property
     def killed(self) -> bool:
@@ -111,8 +132,8 @@ class Matrix:
 
     @property
     def precision(self) -> float | None:
-        own = sum(len(r.killers) + len(r.blocked) for r in self.rows)
-        total = own + sum(len(r.collateral) for r in self.rows)
+        own = sum(r.own_misses for r in self.rows)
+        total = own + sum(len(r.collateral_misses) for r in self.rows)
         return own / total if total else None
 
     @property
@@ -151,6 +172,7 @@ class Matrix:
             "matrix": [
                 {"fault": r.fault, "area": r.area, "requirements": list(r.requirements), "killed": r.killed,
                  "killers": r.killers, "blocked": r.blocked, "collateral": r.collateral,
+                 "ownMisses": r.own_misses, "collateralMisses": r.collateral_misses,
                  "harnessErrors": r.harness_errors,
                  "judgedBy": r.judged_by, "seconds": round(r.seconds, 1)}
                 for r in self.rows
@@ -234,6 +256,7 @@ def run_suite(
     verdicts: dict[str, str] = {}
     messages: dict[str, str] = {}
     blocked: dict[str, tuple[str, ...]] = {}
+    outcomes: dict[str, dict[str, str]] = {}
     if results.exists():
         for line in results.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
@@ -242,8 +265,10 @@ def run_suite(
                 messages[record["check_id"]] = record.get("message", "")
                 if record.get("blocked_by"):
                     blocked[record["check_id"]] = tuple(record["blocked_by"])
+                if record.get("outcomes"):
+                    outcomes[record["check_id"]] = {o["requirement"]: o["outcome"] for o in record["outcomes"]}
     return SuiteRun(faults[0] if len(faults) == 1 else None, verdicts, messages, time.monotonic() - started,
-                    returncode, out, blocked)
+                    returncode, out, blocked, outcomes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,20 +277,47 @@ def run_suite(
 
 def row_for(fault, run: SuiteRun, checks: Sequence[CheckInfo]) -> MatrixRow:
     own = set(fault.requirements)
+    names = {c.id: set(c.requirements) for c in checks}
     judging = {c.id for c in checks if own & set(c.requirements)}
-    failed = run.with_verdict(*MISSED)
     missing = [c for c in judging if c not in run.verdicts]
 
-    # A check the SUT blocked by breaking a transport rule reported that rule, not its own.
-    blocked = [c for c in failed if c in run.blocked and own & set(run.blocked[c])]
-    killers = [c for c in failed if c in judging and c not in run.blocked]
+    killers: list[str] = []
+    blocked: list[str] = []
+    collateral: list[str] = []
+    own_misses = 0
+    collateral_misses: list[str] = []
+    for check_id in sorted(run.verdicts):
+        # The check's own requirements: from the inventory, else as the run judged them.
+        judged = names.get(check_id) or set(run.outcomes.get(check_id, {}))
+        missed = run.missed(check_id, judged)
+        if not missed:
+            continue
+        if check_id not in run.outcomes:  # a line without outcomes: one miss, charged the old way
+            if missed & own:
+                own_misses += 1
+                (blocked if check_id in run.blocked else killers).append(check_id)
+            else:
+                collateral.append(check_id)
+                collateral_misses.append(f"{check_id}: {run.verdicts[check_id]}")
+            continue
+        own_missed = missed & own
+        own_misses += len(own_missed)
+        others = sorted(missed - own)
+        collateral_misses += [f"{check_id}: {req}" for req in others]
+        if own_missed & judged:
+            killers.append(check_id)  # it missed a fault's requirement it judges
+        elif own_missed:
+            blocked.append(check_id)  # it reported the fault's rule that blocked it
+        if others:
+            collateral.append(check_id)
     return MatrixRow(
         fault=fault.name, area=fault.area, requirements=fault.requirements,
         killers=killers,
         blocked=blocked,
-        collateral=[c for c in failed if c not in killers and c not in blocked],
+        collateral=collateral,
         harness_errors=run.with_verdict("HARNESS_ERROR") + sorted(f"{c} (no result)" for c in missing),
         judged_by=sorted(judging), seconds=run.seconds,
+        own_misses=own_misses, collateral_misses=collateral_misses,
     )
 
 
@@ -333,7 +385,7 @@ def render(matrix: Matrix) -> str:
     for r in matrix.rows:
         lines.append(f"{r.fault:<44} {r.area:<12} {'yes' if r.killed else 'NO':<7} {len(r.killers):>7}  "
                      f"{len(r.blocked):>7}  {len(r.collateral):>10}  {len(r.harness_errors):>14}")
-        for c in r.collateral:
+        for c in r.collateral_misses:
             lines.append(f"    collateral: {c}")
     precision = "not measured (targeted)" if matrix.precision is None or matrix.targeted else f"{matrix.precision:.1%}"
     lines += [
