@@ -19,15 +19,27 @@ import dataclasses
 import json
 import socket
 import ssl
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from conformance.harness.attribution import DIRECTORY_RULE, OPTIONAL_ENDPOINTS, blockers
 from conformance.harness.connectors import REFERENCE_FOLLOWER_DOMAIN, REFERENCE_HUB_DOMAIN
 from conformance.harness.polling import PollTimeout
 from conformance.scenarios.roles import both_roles
-from conformance.verdicts import ambiguous, fail, not_applicable
+from conformance.verdicts import (
+    HarnessError,
+    SutMisbehaviour,
+    ambiguous,
+    blocked,
+    fail,
+    judging,
+    miss,
+    not_applicable,
+    observed,
+)
 from reference_peer.pki import CertificateAuthority
 from reference_peer.server.endpoints import DIRECTORY_PATH, expand_template
 from reference_peer.wire.codec import DecodeError
@@ -155,15 +167,33 @@ def _parse_answer(raw: bytes, error: str | None) -> _Answer:
 
 
 def _endpoint_path(sut, recorder, run_env, domain: str, endpoint: str, value: str) -> str:
-    """The path of ``endpoint`` from the SUT's directory, read with the suite hub's own certificate."""
+    """The path of ``endpoint`` from the SUT's directory, read with the suite hub's own certificate.
+
+    The check needs it but does not judge the directory: a directory that cannot be read, or names
+    no usable template for the endpoint, blocks the check (the directory rule); an optional endpoint
+    the directory does not list means the SUT does not offer it (NOT_APPLICABLE). Members that are not
+    endpoint names (an ACME-style ``meta``) are ignored."""
     answer = _probe(sut, recorder, domain, cert=run_env.pki.issue(REFERENCE_HUB_DOMAIN), what="directory")
     if answer.status != 200:
-        fail(f"the directory of {domain} is needed for this check and answered {answer.describe()}")
+        blocked(DIRECTORY_RULE, f"the directory of {domain} is needed for this check and answered {answer.describe()}")
     try:
-        template = json.loads(answer.body)[endpoint]
+        document = json.loads(answer.body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        blocked(DIRECTORY_RULE, f"the directory of {domain} is needed for this check and is not JSON: {exc}")
+    if not isinstance(document, dict):
+        blocked(DIRECTORY_RULE, f"the directory of {domain} is needed for this check and is not a JSON object")
+    if endpoint not in document:
+        if endpoint in OPTIONAL_ENDPOINTS:
+            not_applicable(f"the directory of {domain} does not list {endpoint}, which -06 leaves optional: the "
+                           "SUT does not offer it, and this check sends one")
+        blocked(DIRECTORY_RULE, f"the directory of {domain} has no {endpoint!r} entry, which this check needs")
+    template = document[endpoint]
+    try:
+        if not isinstance(template, str):
+            raise TypeError(f"the template is not a string: {json.dumps(template)[:60]}")
         url = expand_template(template, value)
-    except (ValueError, KeyError, TypeError) as exc:
-        fail(f"the directory of {domain} names no usable {endpoint} URL: {exc}")
+    except (ValueError, TypeError) as exc:
+        blocked(DIRECTORY_RULE, f"the directory of {domain} names no usable {endpoint} URL template: {exc}")
     parts = urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
@@ -194,18 +224,28 @@ def _prepare_consent_probe(sut, sut_party, recorder, run_env, names, requester_d
     return _ConsentProbe(path, requester, target.uri, _consent_request(requester, target.uri))
 
 
-def _assert_refused(answer: _Answer, probe: _ConsentProbe, sut_party, how: str, *, requirement: str) -> None:
+def _refusal_problem(answer: _Answer, probe: _ConsentProbe, sut_party, how: str) -> tuple[str | None, str]:
+    """(why the SUT did not refuse the probe, or None; the evidence that it did)."""
     if answer.admitted:
-        fail(f"{how}: the SUT admitted a requestConsent for {probe.target} from {probe.requester} "
-             f"({answer.describe()}); it must refuse it", requirement=requirement)
+        return (f"{how}: the SUT admitted a requestConsent for {probe.target} from {probe.requester} "
+                f"({answer.describe()}); it must refuse it"), ""
     if answer.status is not None and answer.status >= 500:
-        fail(f"{how}: the SUT answered {answer.describe()}, a server error rather than a refusal",
-             requirement=requirement)
+        return f"{how}: the SUT answered {answer.describe()}, a server error rather than a refusal", ""
+    evidence = f"{how}: refused ({answer.describe()[:120]})"
     if sut_party.supports("getConsentState"):
         entries = sut_party.consent_state(probe.target)
         if any(probe.requester in json.dumps(entry) for entry in entries):
-            fail(f"{how}: the SUT answered {answer.describe()} but recorded consent state from {probe.requester}: "
-                 f"{entries}", requirement=requirement)
+            return (f"{how}: the SUT answered {answer.describe()} but recorded consent state from {probe.requester}: "
+                    f"{entries}"), ""
+        evidence += ", and no consent state recorded from the requester"
+    return None, evidence
+
+
+def _assert_refused(answer: _Answer, probe: _ConsentProbe, sut_party, how: str, *, requirement: str) -> None:
+    problem, evidence = _refusal_problem(answer, probe, sut_party, how)
+    if problem:
+        fail(problem, requirement=requirement)
+    observed(requirement, evidence)
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,7 +270,14 @@ def test_certificate_from_untrusted_ca_is_refused(sut, sut_party, recorder, run_
     probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, REFERENCE_HUB_DOMAIN)
     answer = _probe(sut, recorder, sut_party.domain, method="POST", path=probe.path, body=probe.body, cert=cert,
                     what="requestConsent with a certificate of a foreign CA")
-    _assert_refused(answer, probe, sut_party, "certificate from an untrusted CA", requirement=MTLS)
+    # One refusal judges both: the TLS peer was not authenticated (MTLS), and the consent operation
+    # came from a provider the SUT does not peer with (PEERING).
+    problem, evidence = _refusal_problem(answer, probe, sut_party, "certificate from an untrusted CA")
+    for requirement in (MTLS, PEERING):
+        if problem:
+            miss(requirement, problem)
+        else:
+            observed(requirement, evidence)
 
 
 @pytest.mark.requirements(CERT_SOURCE)
@@ -284,12 +331,14 @@ def test_each_domain_answers_under_its_name_whatever_the_host_port(sut, recorder
         if baseline.status != 200:
             fail(f"{domain}'s directory with Host {authority} (as the SUT publishes it) answered "
                  f"{baseline.describe()}, not 200", requirement=HOST_TARGET)
-        for host in (domain, f"{domain}:{other}", f"{domain.upper()}:{port}"):
+        hosts = (domain, f"{domain}:{other}", f"{domain.upper()}:{port}")
+        for host in hosts:
             answer = _probe(sut, recorder, domain, cert=cert, host=host, what=f"directory, Host {host}")
             if answer.status != baseline.status:
                 fail(f"{domain} answered {answer.describe()} with Host {host!r} but HTTP {baseline.status} with "
                      f"Host {authority!r}: the Host port (and case) must not change the target provider",
                      requirement=HOST_TARGET)
+        observed(HOST_TARGET, f"{domain} answered HTTP 200 with Host {authority!r} and with each of {list(hosts)}")
 
 
 @pytest.mark.requirements(HTTPS_ONLY)
@@ -316,21 +365,29 @@ def test_server_certificate_authenticates_each_domain(sut, recorder, run_env):
         if answer.status != 200:
             fail(f"{domain}'s directory over a verified connection answered {answer.describe()}, not 200",
                  requirement=CERT_TARGET)
+        observed(CERT_TARGET, f"{domain} (SNI) presented a certificate verified for it against {Path(trust).name}")
 
 
 # --------------------------------------------------------------------------------------------
 # Outgoing: how the SUT calls the suite's reference peer
 
 
-def _sut_requests(cast, poll_until, recorder, *, judged_here: bool = True) -> list:
+def _sut_requests(cast, poll_until, recorder, *, judging_rules: tuple[str, ...]) -> list:
     """Make the SUT call the reference peer (as hub: adding a reference user, so keyMaterial and notify;
     as follower: a message from the SUT's member, so submitMessage) and return the requests the reference
-    peer admitted from the SUT's domain since."""
+    peer admitted from the SUT's domain since.
+
+    When none gets through, the reference peer's refusals say why: a refusal for one of
+    ``judging_rules`` (the check's own) is a miss of that rule, one for another rule blocks the check.
+    With no refusal on record the SUT's requests never reached HTTP (a failed TLS handshake is not
+    logged as a refusal) or were never sent: a check judging the transport (``judging_rules`` not only
+    the body rule) reports the SUT misbehaviour; the body check has no body to judge."""
     hub, follower, sut, ref = cast.hub, cast.follower, cast.sut, cast.reference
     alice = hub.create_user("alice")
     bob = follower.create_user("bob")
     room = hub.create_room(alice)
     if cast.sut_role == "hub":
+        since = time.time() - 1.0
         mark = ref.traffic_mark()
         result = hub.add(room, alice, bob)
         recorder.note(f"SUT hub addParticipant: {result}")
@@ -347,6 +404,7 @@ def _sut_requests(cast, poll_until, recorder, *, judged_here: bool = True) -> li
         except PollTimeout as exc:
             not_applicable(f"the SUT never showed its user as a member of the reference hub's room ({exc}), so it "
                            "cannot be made to send a request here; the fan-out checks judge why")
+        since = time.time() - 1.0
         mark = ref.traffic_mark()
         result = follower.send(room, bob.client, b"transport check")
         recorder.note(f"SUT follower sendMessage: {result}")
@@ -356,13 +414,28 @@ def _sut_requests(cast, poll_until, recorder, *, judged_here: bool = True) -> li
         return poll_until(lambda: [t for t in ref.traffic(mark, direction="in") if t.peer in domains],
                           what=what)
     except PollTimeout as exc:
-        seen = [(t.endpoint, t.peer, t.status) for t in ref.traffic(mark, direction="in")]
-        if not judged_here:
-            not_applicable(f"the reference peer admitted no request from the SUT ({exc}; admitted since: {seen}), so "
-                           "there is no body to judge; test_sut_requests_are_authenticated_as_its_domain judges why")
-        fail(f"{exc}. The reference peer logs a request only once its TLS client certificate chains to the "
-             f"run's CA and names the From domain, From is exactly mimi@<domain> and Host names the reference "
-             f"peer; none from {sut.domain} got through (admitted since: {seen})")
+        timeout = exc
+    seen = [(t.endpoint, t.peer, t.status) for t in ref.traffic(mark, direction="in")]
+    try:
+        refusals = blockers(ref._introspect("violations", since=since), ref.name, [sut.domain])
+    except HarnessError as err:
+        recorder.note(f"the reference peer could not say what it refused: {err}")
+        refusals = []
+    recorder.note(f"refusals of the SUT's requests since the action: {[(b.requirement, b.evidence) for b in refusals]}")
+    own = [b for b in refusals if b.requirement in judging_rules]
+    for refusal in own:
+        miss(refusal.requirement, f"no request from {sut.domain} got through ({timeout}): {refusal.evidence}")
+    if own:
+        fail(own[0].evidence, requirement=own[0].requirement)
+    if refusals:
+        blocked(refusals[0].requirement, "; ".join(dict.fromkeys(b.evidence for b in refusals[:3])))
+    if judging_rules == (BODY_ENCODING,):
+        not_applicable(f"the reference peer admitted no request from the SUT ({timeout}; admitted since: {seen}), so "
+                       "there is no body to judge; test_sut_requests_are_authenticated_as_its_domain judges why")
+    raise SutMisbehaviour(
+        f"{timeout}. The reference peer logs a request only once its TLS client certificate chains to the "
+        f"run's CA and names the From domain, From is exactly mimi@<domain> and Host names the reference "
+        f"peer; none from {sut.domain} got through and none was refused at HTTP (admitted since: {seen})")
 
 
 @both_roles
@@ -370,9 +443,20 @@ def _sut_requests(cast, poll_until, recorder, *, judged_here: bool = True) -> li
 def test_sut_requests_are_authenticated_as_its_domain(cast, poll_until, recorder):
     """Requests the SUT sends a peer present a client certificate naming the SUT's domain, carry
     From: mimi@<that domain> as a bare addr-spec and a Host naming the peer, so the peer admits them."""
-    admitted = _sut_requests(cast, poll_until, recorder)
+    rules = (IDENTIFY, FROM_ADDR_SPEC, FROM_LOCALPART, MTLS, CERT_SOURCE)
+    admitted = _sut_requests(cast, poll_until, recorder, judging_rules=rules)
+    domain = cast.sut.domain
+    calls = sorted({t.endpoint for t in admitted})
     recorder.note(f"admitted from the SUT: {[(t.endpoint, t.peer, t.status) for t in admitted]}")
-    assert all(t.peer == cast.sut.domain for t in admitted)
+    with judging(IDENTIFY):
+        assert all(t.peer == domain for t in admitted), f"admitted requests attributed to {[t.peer for t in admitted]}"
+    # The reference peer admits (and logs) a request only when all of these held (module docstring).
+    what = f"the reference peer admitted {len(admitted)} request(s) from the SUT ({', '.join(calls)})"
+    observed(IDENTIFY, f"{what}: From named {domain} (source) and Host the reference peer (target)")
+    observed(FROM_ADDR_SPEC, f"{what}: From was the bare addr-spec mimi@{domain}")
+    observed(FROM_LOCALPART, f"{what}: the From local-part was mimi")
+    observed(MTLS, f"{what}: each over TLS with a client certificate chaining to the run's CA")
+    observed(CERT_SOURCE, f"{what}: the client certificate named {domain}, the From domain")
 
 
 _DECODERS = {
@@ -403,13 +487,15 @@ _TOLERANT = {
 def test_sut_request_bodies_are_exact_encodings(cast, poll_until, recorder):
     """Every request body the SUT sends a peer is exactly the TLS-presentation-language encoding of the
     endpoint's struct, with nothing before or after it."""
-    admitted = _sut_requests(cast, poll_until, recorder, judged_here=False)
+    admitted = _sut_requests(cast, poll_until, recorder, judging_rules=(BODY_ENCODING,))
+    exact = []
     for item in admitted:
         decode = _DECODERS.get(item.endpoint)
         if decode is None:
             continue
         try:
             decode(item.request)
+            exact.append(item.endpoint)
             continue
         except DecodeError as exc:
             problem = exc
@@ -425,3 +511,6 @@ def test_sut_request_bodies_are_exact_encodings(cast, poll_until, recorder):
                           f"{leniency.path}: {leniency.detail} (strict reading: {problem})")
         fail(f"the SUT's {item.endpoint} request body ({len(item.request)} bytes) is not exactly one encoded "
              f"{item.endpoint} struct: {problem}", requirement=BODY_ENCODING)
+    if exact:
+        observed(BODY_ENCODING, f"{len(exact)} request bodies from the SUT ({', '.join(sorted(set(exact)))}) each "
+                 "decoded as exactly one struct")
