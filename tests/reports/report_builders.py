@@ -64,6 +64,17 @@ REQUIREMENTS = (
         area="discovery",
         role="any",
     ),
+    RequirementInfo(
+        id="PROTO-TRANSPORT-HTTPS-ONLY",
+        source="draft-ietf-mimi-protocol-06",
+        section="4.1",
+        text="MIMI servers exchange MIMI requests only over HTTPS (TLS), never over cleartext HTTP.",
+        level="IMPLIED",
+        area="transport",
+        role="any",
+        derived_from="MIMI servers communicate using HTTPS. [...] The MIMI transport is based on HTTPS over "
+        "mutually-authenticated TLS.",
+    ),
 )
 
 HUB_PROFILE = ProfileInfo(
