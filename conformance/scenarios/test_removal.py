@@ -97,6 +97,11 @@ def recorded_refusals(reference, mark: int, since: float, sut_domain: str, endpo
             reasons.append(f"/{endpoint} answered HTTP {item.status}{f' ({item.error})' if item.error else ''}")
             continue
         try:
+            if endpoint == "submitMessage":
+                submitted = SubmitMessageResponse.decode(item.response)
+                if submitted.statusCode != SubmitResponseCode.accepted:
+                    reasons.append(f"submitMessage answered {submitted.statusCode.name}")
+                continue
             answer = UpdateRoomResponse.decode(item.response)
         except (DecodeError, EncodeError):
             continue
