@@ -490,11 +490,13 @@ def profile_lines(results: RunResults) -> list[str]:
     width = max((len(p.name) for p in results.profiles), default=24)
     for profile in results.profiles:
         counts = profile.counts
-        judged = counts["requirements"] - counts["requirements_untested"]
+        not_reached = counts.get("requirements_not_reached", 0)
+        judged = counts["requirements"] - counts["requirements_untested"] - not_reached
         lines.append(
             f"  {profile.name:<{width}} {profile.verdict:<26} {judged}/{counts['requirements']} requirements judged "
             f"(pass {counts['requirements_pass']}, fail {counts['requirements_fail']}, "
-            f"warn {counts['requirements_warn']}, untested {counts['requirements_untested']})"
+            f"warn {counts['requirements_warn']}, untested {counts['requirements_untested']}"
+            + (f", not reached {not_reached})" if not_reached else ")")
         )
     return lines
 
