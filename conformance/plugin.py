@@ -383,7 +383,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     elif call.when == "teardown":
         judgement = state.judgement or _judge_excinfo(item, run, HarnessError("the check never ran"))
         if exc is not None and not judgement.verdict.fails_run:
-            judgement = _judge_excinfo(item, run, HarnessError(f"teardown failed: {type(exc).__name__}: {exc}"))
+            # The suite's clean-up broke: the check fails the run, while what it observed stands.
+            torn = _judge_excinfo(item, run, HarnessError(f"teardown failed: {type(exc).__name__}: {exc}"))
+            judgement = dataclasses.replace(torn, verdict=Verdict.HARNESS_ERROR, message=torn.message
+                                            or f"teardown failed: {type(exc).__name__}: {exc}")
         elif exc is not None:
             report.sections.append(("mimi-conformance", f"teardown also failed: {type(exc).__name__}: {exc}"))
         close_ledger()

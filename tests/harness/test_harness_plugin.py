@@ -79,7 +79,7 @@ def test_the_plugin_is_inert_for_ordinary_tests(pytester):
 CHECKS = f"""
 import pytest
 
-from conformance.verdicts import SutMisbehaviour, ambiguous, fail, not_applicable
+from conformance.verdicts import SutMisbehaviour, ambiguous, fail, not_applicable, observed
 
 @pytest.fixture
 def broken_fixture():
@@ -93,6 +93,7 @@ def broken_teardown():
 @pytest.mark.requirements("{MUST_ID}")
 def test_pass(recorder):
     recorder.note("all good")
+    observed("{MUST_ID}", "all good")
 
 @pytest.mark.requirements("{MUST_ID}")
 def test_must_assert():
@@ -136,7 +137,7 @@ def test_fixture_bug(broken_fixture):
 
 @pytest.mark.requirements("{MUST_ID}")
 def test_teardown_bug(broken_teardown):
-    pass
+    observed("{MUST_ID}", "the call itself held")
 
 @pytest.mark.requirements("{SHOULD_ID}")
 def test_sut_misbehaviour():
@@ -250,7 +251,8 @@ def test_role_gating_and_a_bad_manifest(pytester, tmp_path):
         @pytest.mark.requirements("{MUST_ID}")
         @pytest.mark.role("hub")
         def test_hub_only():
-            pass
+            from conformance.verdicts import observed
+            observed("{MUST_ID}", "ran")
     """)
     out = tmp_path / "r.jsonl"
     pytester.runpytest("--sut", str(manifest), "--mimi-results", str(out))
@@ -337,7 +339,8 @@ def test_results_are_collected_once_under_xdist(pytester, tmp_path):
         @pytest.mark.requirements("{MUST_ID}")
         @pytest.mark.parametrize("n", range(4))
         def test_many(n):
-            assert n != 3, "three"
+            from conformance.verdicts import expect
+            expect("{MUST_ID}", n != 3, "three")
     """)
     out = tmp_path / "r.jsonl"
     result = pytester.runpytest("-n", "2", "--sut", "reference", "--mimi-results", str(out))
