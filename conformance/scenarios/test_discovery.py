@@ -86,7 +86,7 @@ def _judge_template(endpoint: str, template: object) -> tuple[str | None, str | 
         https_problem = f"{endpoint}: not an https URL: {template!r}"
         if not parts.netloc:
             return https_problem, None, None  # not a URL of any scheme: nothing more to read
-    shape = "https://" + template.split("://", 1)[1]  # the template's shape, whatever its scheme
+    shape = parts._replace(scheme="https").geturl()  # the template's shape, whatever its scheme
     variables = ENDPOINT_VARIABLES[endpoint]
     try:
         _check_template(endpoint, shape, variables, tolerant=False)
