@@ -24,7 +24,7 @@ ANY_ROOM_GRANT_IGNORED = define(
 )
 REVOKE_IGNORED = define(
     "consent-revoke-ignored", area=AREA,
-    requirements=["EXT-CONSENT-FIRST-REVOKE-CLOSES", "PROTO-CONSENT-REVOKE-ENFORCED"],
+    requirements=["EXT-CONSENT-FIRST-REVOKE-CLOSES", "PROTO-CONSENT-REVOKE-ENFORCED", "PROTO-KEYMAT-NOCONSENT"],
     description="a user's revoke is not recorded: an earlier grant keeps opening keyMaterial",
 )
 ROOM_GRANT_GLOBAL = define(
