@@ -235,6 +235,7 @@ def run_suite(
     timeout: float = 1800.0,
 ) -> SuiteRun:
     """One pytest run of the suite (or of ``checks``) against the reference SUT with ``faults`` on."""
+    out = Path(out).resolve()  # the SUT's config names files under it: a relative path would be read from elsewhere
     out.mkdir(parents=True, exist_ok=True)
     manifest = write_manifest(out / "sut.yaml", faults, poll=poll)
     results = out / "checks.jsonl"
