@@ -212,3 +212,46 @@ def test_diff_of_a_file_that_is_not_results_is_a_usage_error(two_runs, tmp_path,
     for other in ("not-results.json", "missing.json"):
         code, _, err = run_cli(capsys, "diff", str(old), str(tmp_path / other))
         assert code == 2 and other in err
+
+
+# --------------------------------------------------------------------------------------------
+# results schema 1.x files (one verdict per check) still verify and diff
+
+
+def _as_schema_1(path, key=None):
+    """Rewrite ``path`` as schema 1.1.0 wrote it (no per-requirement outcomes), signed with ``key``."""
+    from reports.signing import key_id, raw_public_key, signed_bytes
+
+    data = json.loads(path.read_text())
+    data.pop("signature", None)
+    data["schema_version"] = "1.1.0"
+    data["$schema"] = data["$schema"].rsplit("/", 1)[0] + "/1.1.0"
+    for item in data["checks"]:
+        del item["outcomes"]
+    for profile in data["profiles"]:
+        del profile["counts"]["requirements_not_reached"]
+    for req in data["requirements"]:
+        req.pop("derived_from", None)
+    if key is not None:
+        data["signature"] = {"algorithm": "Ed25519", "canonicalization": "json-sorted-keys-compact-utf8",
+                             "public_key": raw_public_key(key).hex(), "key_id": key_id(key),
+                             "value": key.sign(signed_bytes(data)).hex()}  # fmt: skip
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_verify_accepts_a_signed_schema_1_file(tmp_path, capsys):
+    key = generate_key()
+    path = write_results(tmp_path / "old.json", synthetic_results([check("c1", Verdict.FAIL)]))
+    _as_schema_1(path, key)
+    code, out, _ = run_cli(capsys, "verify", str(path))
+    assert code == 0 and "valid signature by key" in out, out
+
+
+def test_diff_between_a_schema_1_file_and_a_schema_2_file(two_runs, capsys):
+    old, new = two_runs
+    _as_schema_1(old)
+    code, out, _ = run_cli(capsys, "diff", str(old), str(new), "--fail-on-regression")
+    assert code == 1
+    assert "  c1: PASS -> FAIL  (regression)" in out.splitlines()
+    assert "c2" not in out
