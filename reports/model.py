@@ -7,8 +7,14 @@ imports the suite. The suite hands requirement and profile information over as
 ``results.json`` holds (validated by ``results.schema.json``, see :mod:`reports.schema`).
 
 A results file is self-contained: besides the checks and the profile verdicts it carries the
-requirements it judged (ID, sentence, level) and, per profile, the level at which each requirement
-was scored, so the HTML report, ``verify`` (which re-scores) and ``diff`` need nothing else.
+requirements it judged (ID, the draft's sentence or, for an IMPLIED entry, the suite's paraphrase
+with the draft's passage in ``derived_from``, level) and, per profile, the level at which each
+requirement was scored, so the HTML report, ``verify`` (which re-scores) and ``diff`` need nothing else.
+
+Schema 2.0.0: each check carries ``outcomes``, one :class:`RequirementJudgement` per requirement
+(PASS with its evidence, FAIL/WARN with the message, NOT_REACHED, ...); scoring reads those, never
+the check's verdict. Files of schema 1.x (one verdict per check) are still read: each check is
+converted, every requirement it was scored against getting the check's verdict, as 1.x scored it.
 """
 
 from __future__ import annotations
@@ -63,7 +69,8 @@ class ProfileVerdict(enum.StrEnum):
 
 
 class RequirementStatus(enum.StrEnum):
-    """How one requirement of one profile came out: the worst of its checks, seen at the profile's level."""
+    """How one requirement of one profile came out: the worst of its own outcomes in its checks, seen at
+    the profile's level (see :mod:`reports.scoring`)."""
 
     PASS = "PASS"
     FAIL = "FAIL"  # missed, scored MUST by the profile
