@@ -368,13 +368,13 @@ def test_cutover_waits_for_the_followers_201_to_the_begin_commit(sut, sut_party,
     _judge_cutover_order(seen, _cutover_time(seen, attempts), ("follower", "target"), recorder)
 
 
-def _judge_cutover_order(seen: list[Seen], cutover: float | None, peers: tuple[str, ...], recorder) -> None:
+def _judge_cutover_order(seen: list[Seen], cutover: float | None, peers: tuple[str, ...], recorder) -> bool:
     """AFTER_DELIVERY: each of ``peers`` answered the begin commit 201 before the cut-over was proposed.
-    A miss is recorded (miss()) and the check goes on to judge its other requirements."""
+    A miss is recorded (miss()) and the check goes on to judge its other requirements; returns False on a miss."""
     confirmed = _transfer_milestones(seen)["begin_201"]
     recorder.note(f"begin commit answered 201 at {confirmed}; first evidence of the cut-over at {cutover}")
     if cutover is None:
-        return  # no cut-over seen: nothing to judge
+        return True  # no cut-over seen: nothing to judge
     missed = False
     for where in peers:
         if where not in confirmed:
@@ -388,6 +388,7 @@ def _judge_cutover_order(seen: list[Seen], cutover: float | None, peers: tuple[s
     if not missed:
         observed(AFTER_DELIVERY, "the cut-over came " + ", ".join(
             f"{cutover - confirmed[w]:.2f} s after the {w}'s 201 to the begin commit" for w in peers))
+    return not missed
 
 
 def _cached_cutover(member, room: str) -> bytes | None:
@@ -522,7 +523,10 @@ def test_in_flight_messages_are_handed_over_once(sut, sut_party, ref_hub, ref_fo
                     f"provider), so no message can be in flight at the cut-over: {exc}")
         if begun == "moved":  # the SUT handed the room over before the follower even had the begin commit
             seen, attempts = _observe(ref_hub, ref_follower, marks, room, domain)
-            _judge_cutover_order(seen, _cutover_time(seen, attempts), ("target", "follower"), recorder)
+            if not _judge_cutover_order(seen, _cutover_time(seen, attempts), ("target", "follower"), recorder):
+                # The room left before the window this check builds its backlog in: the rest cannot be staged.
+                fail("the SUT cut over before the begin commit was delivered, so no message could be in flight at "
+                     "the cut-over", requirement=AFTER_DELIVERY)
         # At once (the target holds the cut-over back for LATE_201 s): the follower refuses the next
         # /notify, then a message from each side; the timing is verified from the logs afterwards.
         ref_follower.refuse_notifies([503], retry_after=str(BACKLOG_RETRY_AFTER))
