@@ -11,6 +11,7 @@ extension's (test_consent.py).
 The SUT is the *target* provider; the requester is a user of the suite's reference peer in the other
 role (see :class:`conformance.scenarios.test_consent._Requester`), and the suite speaks MIMI to the
 SUT as the requester's provider (or, for the domain rule, as a third provider).
+PROTO-KEYMAT-UNKNOWN-USER, core too, is judged in test_keymaterial.py.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ REVOKE_ENFORCED = "PROTO-CONSENT-REVOKE-ENFORCED"
 ROOM_OR_ANY = "PROTO-CONSENT-ROOM-OR-ANY"
 KEYMAT_NOCONSENT = "PROTO-KEYMAT-NOCONSENT"
 KEYMAT_NOCONSENT_ROOM = "PROTO-KEYMAT-NOCONSENT-FOR-ROOM"
-UNKNOWN_USER = "PROTO-KEYMAT-UNKNOWN-USER"
 UPDATE_DOMAINS = "PROTO-CONSENT-UPDATE-DOMAINS"
 
 STRANGER = "stranger.ref.test"  # a provider that is neither the requester's nor the target's
@@ -152,23 +152,6 @@ def test_room_scoped_revoke_applies_to_that_room_only(cast, sut, mimi_as):
     else:
         miss(KEYMAT_NOCONSENT_ROOM, f"the target consented for other rooms but not {room_b}; expected "
                                     f"noConsentForThisRoom or noConsent, got {_describe(reply_b, response_b)}")
-
-
-@both_roles
-@pytest.mark.requirements(UNKNOWN_USER)
-def test_keymaterial_for_unknown_user(cast, sut, mimi_as):
-    """keyMaterial for a user the SUT does not know answers userUnknown (or noConsent) with no KeyPackage."""
-    known = cast.sut.create_user("known")
-    ghost = _ghost(known.uri)
-    requester = _Requester(cast, sut)
-    room = requester.room()
-    reply, response = _Mimi(sut, mimi_as, requester.domain).key_material(requester.user.uri, ghost, room)
-    codes = ("userUnknown", "noConsent")
-    if response is None or response.userStatus.name not in codes or not _refused(response):
-        miss(UNKNOWN_USER, f"keyMaterial for the unknown user {ghost}: expected userUnknown or noConsent with no "
-                           f"KeyPackage, got {_describe(reply, response)}")
-        return
-    observed(UNKNOWN_USER, f"unknown {ghost}: {response.userStatus.name}, no KeyPackage")
 
 
 # ============================================================================================
