@@ -258,6 +258,17 @@ def _sentinel(sut_party, ref_follower, room, admin, witness, poll_until) -> None
                 f"transfer traffic before it proves nothing: {exc}")
 
 
+def _transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, requirement: str) -> tuple[str, str]:
+    """What the SUT sent after refusing: (its hubTransfer messages to the target, its proposals to the
+    follower), each described, empty when there were none."""
+    prepares = _prepares_at(ref_hub, room, hub_mark, sut)
+    proposals = [i.seq for i, m in _fanouts_from(ref_follower, room, follower_mark, sut.primary_domain, requirement)
+                 if _proposals(m)]
+    return ((f"the SUT sent the target {[m.msg_type.name for _, m in prepares]} (hubTransfer "
+             f"#{[i.seq for i, _ in prepares]})" if prepares else ""),
+            f"the SUT fanned out proposals to the reference follower (/notify #{proposals})" if proposals else "")
+
+
 def _no_transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, requirement: str, what: str) -> None:
     prepares = _prepares_at(ref_hub, room, hub_mark, sut)
     if prepares:
@@ -373,13 +384,23 @@ def test_request_without_the_capability_is_refused(sut, sut_party, ref_follower,
         observed(REFUSED, "the request of a member without canTransferHub was answered notAllowed")
     started = sut_party.start_hub_transfer(room, carl, HUB_DOMAIN)
     recorder.note(f"startHubTransfer for a SUT member without canTransferHub: {started}")
-    _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
-    _no_transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, CAP_REQUIRED,
-                         "transfer requests by members without canTransferHub were refused")
     if started.get("outcome") == "started":
         fail(f"the SUT started a transfer for a member without canTransferHub: {started}", requirement=CAP_REQUIRED)
-    observed(CAP_REQUIRED, f"both requests without canTransferHub refused ({answer.code.name}; control: "
-             f"{started.get('outcome')}), no prepare at the target and no proposal at the follower")
+    _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
+    prepared, proposed = _transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, REFUSED)
+    what = "transfer requests by members without canTransferHub were refused"
+    if prepared or proposed:  # a refusal changes nothing (REFUSED)
+        miss(REFUSED, f"{what}, yet " + " and ".join(filter(None, (prepared, proposed))))
+    else:
+        observed(REFUSED, "no prepare at the target and no proposal at the follower after the refusals")
+    # The capability: no begin proposals, and no prepare unless the hub saw the missing capability (notAllowed:
+    # a prepare after that is the refusal's side effect, REFUSED's).
+    if proposed or (prepared and answer.code != HubTransferCode.notAllowed):
+        miss(CAP_REQUIRED, f"the hub acted on requests by members without canTransferHub (answered "
+             f"{answer.code.name}): " + " and ".join(filter(None, (prepared, proposed))))
+    else:
+        observed(CAP_REQUIRED, f"requests without canTransferHub began no transfer (answered {answer.code.name}; "
+                 f"control: {started.get('outcome')}; no begin proposal)")
 
 
 @pytest.mark.feature("hubTransfer")
@@ -398,12 +419,14 @@ def test_request_from_another_provider_is_refused(sut, sut_party, ref_follower, 
     if answer.code not in (HubTransferCode.notHub, HubTransferCode.notAllowed):
         fail(f"a request whose mTLS peer (hub.ref.test) is not the initiator's provider was answered "
              f"{answer.code.name}, not notHub or notAllowed", requirement=SOURCE)
-    observed(REFUSED, f"the refused request was answered with a HubTransferResponse carrying {answer.code.name}")
+    observed(SOURCE, f"a request sent by {HUB_DOMAIN} for a {FOLLOWER_DOMAIN} initiator refused ({answer.code.name})")
     _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
-    _no_transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, SOURCE,
-                         "a request from a provider that is not the initiator's was refused")
-    observed(SOURCE, f"a request sent by {HUB_DOMAIN} for a {FOLLOWER_DOMAIN} initiator refused "
-             f"({answer.code.name}), no prepare and no proposal followed")
+    prepared, proposed = _transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, REFUSED)
+    if prepared or proposed:  # a refusal changes nothing
+        miss(REFUSED, "a request from a provider that is not the initiator's was refused, yet "
+             + " and ".join(filter(None, (prepared, proposed))))
+    else:
+        observed(REFUSED, f"answered {answer.code.name}; no prepare at the target and no proposal at the follower")
 
 
 @pytest.mark.feature("hubTransfer")
@@ -652,6 +675,9 @@ def test_begin_proposals_pending_are_required_and_block_a_second_request(
         answer = _post_request(mimi_as, sut, room, _signed_request(dave, room, HUB_DOMAIN), as_domain=FOLLOWER_DOMAIN,
                                requirement=ONE_AT_A_TIME)
         recorder.note(f"second request during the window: {answer.code.name}")
+        if answer.code == HubTransferCode.accepted:  # a second transfer: the first one's window is gone
+            fail("a second valid request while a transfer is in its window was accepted, not answered busy",
+                 requirement=ONE_AT_A_TIME)
         if answer.code != HubTransferCode.busy:
             miss(ONE_AT_A_TIME, f"a second valid request while a transfer is in its window was answered "
                  f"{answer.code.name}, not busy")
