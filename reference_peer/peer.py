@@ -732,7 +732,9 @@ class ReferenceProvider:
             faulty = privacy_faults.consent_answer(self.state, entry, receipt)
             if faulty is not None:
                 return MimiResponse(faulty[1], status=faulty[0])
-        return MimiResponse(consent_faults.consent_answer_body(entry.consentOperation.name), status=receipt.status)
+        return MimiResponse(consent_faults.consent_answer_body(entry.consentOperation.name),
+                            status=consent_faults.answer_status(entry.consentOperation.name, receipt.status,
+                                                                receipt.recorded))
 
     async def handle_identifier_query(self, request: MimiRequest) -> MimiResponse:
         if active(faults.WITHOUT_IDENTIFIER_QUERY):  # a provider that does not offer the endpoint

@@ -1,6 +1,6 @@
 """Faults of the consent area (checks: conformance/scenarios/test_consent.py, test_consent_core.py)."""
 
-from .registry import define
+from .registry import define, define_variant
 
 AREA = "consent"
 
@@ -45,18 +45,40 @@ QUARANTINE_REFUSES_KEYMATERIAL = define(
 
 # --- consent messages -----------------------------------------------------------------------------
 
-# A 201 with a body, not another status: a non-201 makes the sender's outbox retry, which would
-# stall every later item to this provider in a shared run.
-REQUEST_ANSWER_BODY = define(
-    "consent-request-answer-has-body", area=AREA,
-    requirements=["PROTO-CONSENT-REQUEST-RESPONSE"],
+# Bodies on consent answers are an allowed variant: -06 §5.7 names the status only ("usually a 201
+# Accepted"), and says "no body" for /notify and abuse reports, never for consent answers.
+REQUEST_ANSWER_BODY = define_variant(
+    "consent-request-answer-with-body", area=AREA,
+    permitted_by="-06 §5.7 names only the status of a requestConsent answer ('usually a 201 Accepted'); "
+                 "nothing forbids a body",
     description="requestConsent (request) is answered 201 with a body saying whether the target saw it",
 )
-UPDATE_ANSWER_BODY = define(
-    "consent-update-answer-has-body", area=AREA,
-    requirements=["PROTO-CONSENT-UPDATE-RESPONSE"],
+UPDATE_ANSWER_BODY = define_variant(
+    "consent-update-answer-with-body", area=AREA,
+    permitted_by="-06 §5.7 names only the status of an updateConsent answer ('usually a 201 Accepted'); "
+                 "nothing forbids a body",
     description="updateConsent is answered 201 with a body",
 )
+# A refusal only for users the provider does not know, so that no outbox of the suite's peers (which
+# never ask about unknown users) stalls behind it in a shared run.
+UNKNOWN_USER_FORBIDDEN = define(
+    "consent-unknown-user-forbidden", area=AREA,
+    requirements=["PROTO-CONSENT-REQUEST-RESPONSE", "PROTO-CONSENT-UPDATE-RESPONSE"],
+    description="requestConsent for an unknown target and updateConsent for an unknown requester are answered "
+                "403, none of the answers -06 §5.7 lists (201, 404 or a 500-class status)",
+)
+
+
+def answer_status(operation: str, status: int, recorded: bool) -> int:
+    """The status of a consent answer: 403 instead of 201/404 for an unknown user under UNKNOWN_USER_FORBIDDEN
+    (a request, grant or revoke is recorded unless its local user is unknown; a cancel may match nothing)."""
+    from .registry import active
+
+    if active(UNKNOWN_USER_FORBIDDEN) and operation != "cancel" and not recorded and status in (201, 404):
+        return 403
+    return status
+
+
 CANCEL_ANY_SCOPE = define(
     "consent-cancel-any-scope", area=AREA,
     requirements=["EXT-CONSENT-CANCEL-SAME-SCOPE"],
