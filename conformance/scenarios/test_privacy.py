@@ -452,8 +452,8 @@ def test_pseudonymous_member_refused_when_pseudonyms_not_allowed(cast, ref_follo
 @pytest.mark.feature("minimalMetadataRooms")
 @pytest.mark.requirements(MMR_PLIST, MMR_FORM)
 def test_minimal_metadata_room_lists_pseudonyms_only(cast, sut):
-    """In a minimal-metadata room the participant list holds pseudonyms only: mimi://<the user's provider>/p/
-    <random UUID>, never the users' real URIs, and no pseudonym repeats across rooms."""
+    """In a minimal-metadata room the participant list holds pseudonyms only: mimi://<the user's provider>/u/
+    or /p/<random UUID>, never the users' real URIs, and no pseudonym repeats across rooms."""
     creator = cast.hub.create_user("creator")
     friend = cast.hub.create_user("friend")
     rooms = []
@@ -466,7 +466,9 @@ def test_minimal_metadata_room_lists_pseudonyms_only(cast, sut):
             raise
         setup_add(cast.hub, room, creator, friend, hub=cast.hub)
         rooms.append(set(cast.hub.participants(room)))
-    prefix = f"mimi://{sut.primary_domain}/p/"
+    # -06 §6 fixes the UUID and the domain, not the path: draft-mahy-mimi-identity has both a /u/ and a
+    # /p/ form, so either is accepted.
+    prefixes = tuple(f"mimi://{sut.primary_domain}/{kind}/" for kind in ("u", "p"))
     entries = sorted(set().union(*rooms))
     real = [entry for entry in entries if entry in (creator.uri, friend.uri)]
     if real:
@@ -475,13 +477,14 @@ def test_minimal_metadata_room_lists_pseudonyms_only(cast, sut):
         observed(MMR_PLIST, f"the participant lists of 2 minimal-metadata rooms name no real user ({len(entries)} "
                  "entries)")
     malformed = [entry for entry in entries
-                 if not entry.startswith(prefix) or not UUID4.match(entry[len(prefix):])]
+                 if not any(entry.startswith(prefix) and UUID4.match(entry[len(prefix):]) for prefix in prefixes)]
+    form = f"mimi://{sut.primary_domain}/(u|p)/<random UUID>"
     if malformed:
-        miss(MMR_FORM, f"participant(s) {malformed} are no pseudonyms of the form {prefix}<random UUID>")
+        miss(MMR_FORM, f"participant(s) {malformed} are no pseudonyms of the form {form}")
     if rooms[0] & rooms[1]:
         miss(MMR_FORM, f"pseudonyms repeat across rooms: {sorted(rooms[0] & rooms[1])}")
     if not malformed and not rooms[0] & rooms[1]:
-        observed(MMR_FORM, f"all {len(entries)} entries are {prefix}<random UUID>, none repeated across the 2 rooms")
+        observed(MMR_FORM, f"all {len(entries)} entries are {form}, none repeated across the 2 rooms")
 
 
 # --- no open download proxy --------------------------------------------------------------------------------
