@@ -47,8 +47,12 @@ IDQUERY_PREFIX_MATCH = define(
     description="handle (and other exact) searches also match a prefix of the stored value",
 )
 IDQUERY_NOTFOUND_AS_SUCCESS = define(
-    "idquery-notfound-as-success", area=AREA, requirements=["PROTO-IDQUERY-STATUS-CODES", "DISC-R5-ZERO-ONE-MANY"],
+    "idquery-notfound-as-success", area=AREA, requirements=["PROTO-IDQUERY-STATUS-CODES"],
     description="a query that matches nobody answers success with no results instead of notFound",
+)
+IDQUERY_FIRST_MATCH_ONLY = define(
+    "idquery-first-match-only", area=AREA, requirements=["DISC-R5-ZERO-ONE-MANY"],
+    description="identifierQuery returns only the first of several matching users",
 )
 IDQUERY_IGNORES_SEARCH_POLICY = define(
     "idquery-ignores-search-policy", area=AREA, requirements=["PROTO-IDQUERY-SEARCH-POLICY"],
@@ -76,6 +80,12 @@ KEYMAT_SERVE_EXPIRED = define(
 KEYMAT_REVEAL_UNKNOWN_USERS = define(
     "keymat-reveal-unknown-users", area=KEYMATERIAL, requirements=["EXT-CONSENT-ENUMERATION"],
     description="keyMaterial for an unknown user answers userUnknown while a non-consenting user gets noConsent",
+)
+KEYMAT_UNKNOWN_USER_EMPTY_SUCCESS = define(
+    "keymat-unknown-user-empty-success", area=KEYMATERIAL,
+    requirements=["PROTO-KEYMAT-UNKNOWN-USER", "EXT-CONSENT-ENUMERATION"],
+    description="keyMaterial for a user the provider does not know answers success with no clients (so it also "
+                "looks unlike a user who gave no consent)",
 )
 KEYMAT_SUCCESS_DESPITE_EXHAUSTED = define(
     "keymat-success-despite-exhausted", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-USER-CODE-CONSISTENT"],

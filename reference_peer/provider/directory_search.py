@@ -367,6 +367,8 @@ class Directory:
             return SearchResult(IdentifierQueryCode.notFound)
         if len(matches) > self.settings.max_results:
             return SearchResult(IdentifierQueryCode.ambiguous)
+        if active(faults.IDQUERY_FIRST_MATCH_ONLY):
+            matches = matches[:1]
         return SearchResult(IdentifierQueryCode.success, tuple(matches))
 
 

@@ -222,6 +222,8 @@ class KeyMaterialService:
         with self._store.transaction() as conn:
             row = conn.execute("SELECT status FROM users WHERE uri = ?", (query.target,)).fetchone()
             if row is None:
+                if active(faults.KEYMAT_UNKNOWN_USER_EMPTY_SUCCESS):
+                    return KeyMaterialResult(KeyMaterialUserCode.success, query.target)
                 reveal = self.settings.reveal_unknown_users or active(faults.KEYMAT_REVEAL_UNKNOWN_USERS)
                 code = KeyMaterialUserCode.userUnknown if reveal else refused
                 return KeyMaterialResult(code, query.target)
