@@ -54,6 +54,7 @@ GOAL_KILL_RATE = 1.0
 GOAL_PRECISION = 0.95
 SCOPES = ("suite", "module", "targeted")
 MISSED = ("FAIL", "WARN")  # a check that saw its requirement broken
+UNOBSERVED = "nothing was observed"  # conformance.verdicts: the observation guard's reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +77,8 @@ class SuiteRun:
     blocked: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     # check ID -> requirement -> its own outcome in the check; absent for lines without ``outcomes``
     outcomes: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    # "check ID: requirement" the check ran yet never observed (the observation guard's NOT_APPLICABLE)
+    unobserved: list[str] = dataclasses.field(default_factory=list)
 
     def with_verdict(self, *verdicts: str) -> list[str]:
         return sorted(c for c, v in self.verdicts.items() if v in verdicts)
@@ -138,7 +141,10 @@ class Matrix:
 
     @property
     def clean_failures(self) -> list[str]:
-        return self.clean.with_verdict("FAIL", "WARN", "HARNESS_ERROR")
+        """Checks the clean run failed or warned, and requirements a check of it never observed: against
+        the reference SUT every check that runs judges everything it names."""
+        return self.clean.with_verdict("FAIL", "WARN", "HARNESS_ERROR") + [
+            f"{item} (nothing was observed)" for item in self.clean.unobserved]
 
     @property
     def unkilled_checks(self) -> list[str]:
@@ -258,6 +264,7 @@ def run_suite(
     messages: dict[str, str] = {}
     blocked: dict[str, tuple[str, ...]] = {}
     outcomes: dict[str, dict[str, str]] = {}
+    unobserved: list[str] = []
     if results.exists():
         for line in results.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
@@ -268,8 +275,10 @@ def run_suite(
                     blocked[record["check_id"]] = tuple(record["blocked_by"])
                 if record.get("outcomes"):
                     outcomes[record["check_id"]] = {o["requirement"]: o["outcome"] for o in record["outcomes"]}
+                    unobserved += [f"{record['check_id']}: {o['requirement']}" for o in record["outcomes"]
+                                   if o["outcome"] == "NOT_APPLICABLE" and o.get("message", "").startswith(UNOBSERVED)]
     return SuiteRun(faults[0] if len(faults) == 1 else None, verdicts, messages, time.monotonic() - started,
-                    returncode, out, blocked, outcomes)
+                    returncode, out, blocked, outcomes, sorted(unobserved))
 
 
 # --------------------------------------------------------------------------------------------

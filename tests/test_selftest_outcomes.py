@@ -66,3 +66,13 @@ def test_lines_without_outcomes_are_read_the_old_way():
     row = row_for(fault, result, CHECKS)
     assert row.killers == ["t::three"]  # the check's verdict, charged to every requirement it names
     assert (row.own_misses, row.collateral_misses) == (1, [])
+
+
+def test_a_clean_run_requirement_never_observed_is_a_clean_run_failure():
+    """The observation guard in the kill matrix: against the reference SUT a check that runs observes
+    every requirement it names, so "nothing was observed" there is a defect of the check."""
+    clean = SuiteRun(None, {"t::reuse": "NOT_APPLICABLE"}, {}, 1.0, 0, Path("."),
+                     outcomes={"t::reuse": {NOREUSE: "NOT_APPLICABLE"}}, unobserved=[f"t::reuse: {NOREUSE}"])
+    matrix = Matrix(clean, [], CHECKS, "suite", 1.0)
+    assert matrix.clean_failures == [f"t::reuse: {NOREUSE} (nothing was observed)"]
+    assert not matrix.goals()["clean run: no FAIL, WARN or HARNESS_ERROR"]
