@@ -43,7 +43,9 @@ HANDOFF_OMITS_ROUTES = define(
 HANDOFF_REBUILT_ON_RETRY = define(
     "handoff-rebuilt-on-retry",
     area=AREA,
-    requirements=["EXT-HUBXFER-HANDOFF-RETRY-IDENTICAL"],
+    # The rebuilt snapshot no longer holds what the first attempt handed over, so the in-flight
+    # messages are not delivered once either.
+    requirements=["EXT-HUBXFER-HANDOFF-RETRY-IDENTICAL", "EXT-HUBXFER-INFLIGHT-EXACTLY-ONCE"],
     description="every handoff attempt is built afresh (a new snapshot: what the first attempt handed over "
     "is missing from the retry) instead of resending the first attempt's bytes",
 )
