@@ -4,7 +4,8 @@ conformance/verdicts.py reports an unattributed miss in such a check as a check 
 it happens; this test finds them before they happen, by reading the scenario modules: inside a check
 function whose requirements marker names two or more IDs, every ``assert``, every ``fail(...)`` and
 every ``poll_until(...)`` must name its requirement (``requirement=``) or sit inside a
-``with judging(REQ):`` block. Helpers called by checks take the requirement as a parameter.
+``with judging(REQ):`` block (or a set-up block that decides its own outcome, ``setting_up``).
+Helpers called by checks take the requirement as a parameter.
 """
 
 from __future__ import annotations
@@ -26,9 +27,14 @@ def _requirement_count(function: ast.FunctionDef) -> int:
     return 0
 
 
+# Blocks that decide the outcome of what fails inside them: judging(REQ) names the requirement,
+# setting_up(...) and _precondition(...) turn a set-up step that never completes into their own outcome.
+ATTRIBUTING_BLOCKS = {"judging", "setting_up", "_precondition"}
+
+
 def _is_judging_block(node: ast.With) -> bool:
     return any(isinstance(item.context_expr, ast.Call) and isinstance(item.context_expr.func, ast.Name)
-               and item.context_expr.func.id == "judging" for item in node.items)
+               and item.context_expr.func.id in ATTRIBUTING_BLOCKS for item in node.items)
 
 
 _HANDLED = {"PollTimeout", "TimeoutError", "Exception", "BaseException", "AssertionError"}

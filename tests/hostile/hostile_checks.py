@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.verdicts import expect
+
 
 @pytest.mark.role("hub")
 @pytest.mark.requirements("PROTO-ROOMSTATE-HUB-KEEPS-GROUPINFO")
@@ -17,4 +19,5 @@ def test_a_room_created_on_the_sut_is_hosted_there(sut_party):
     alice = sut_party.create_user("alice")
     room = sut_party.create_room(alice)
     state = sut_party.room(room)
-    assert state is not None and state["hubDomain"] == sut_party.domain, state
+    expect("PROTO-ROOMSTATE-HUB-KEEPS-GROUPINFO", state is not None and state["hubDomain"] == sut_party.domain,
+           f"the room is not hosted by the SUT: {state}", evidence=f"getRoom: hubDomain {sut_party.domain}")
