@@ -22,6 +22,9 @@ from . import (  # noqa: F401 - importing an area module registers its faults
     transfer_old_hub,
     transfer_public_commits,
     transport,
+    variants_effect,
+    variants_strictness,
+    variants_wire,
 )
 from .registry import (
     REGISTRY,

@@ -1,0 +1,6 @@
+"""Allowed variants of the reference peer (wire): behaviours the draft permits that differ from the
+reference default (see :func:`.registry.define_variant`). Every check must pass with each of them on."""
+
+from .registry import define_variant  # noqa: F401 - used as variants are added
+
+AREA = "wire"
