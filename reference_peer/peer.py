@@ -54,6 +54,7 @@ from .faults import transfer_cutover as cutover_faults
 from .faults import transfer_follower as follower_faults
 from .faults import transfer_new_hub as newhub_faults
 from .faults import transport as transport_faults
+from .faults import variants_effect as effect_variants
 from .mls import CryptoError, MLSError, basic_credential, cipher_suite
 from .mls.leaf import is_last_resort, key_package_ref, make_key_package
 from .mls.tree import RatchetTree
@@ -560,6 +561,8 @@ class ReferenceProvider:
         response, plan = room.handle_update(request.peer_domain, request.body, self._room_now(room))
         if response.responseCode == UpdateResponseCode.success:  # a refusal leaves the room, and the store, as they were
             self.commit_room_change(request.value, room, plan)
+        elif (status := effect_variants.refusal_status("update", response.responseCode.name)) is not None:
+            return MimiResponse(b"", status=status)  # an allowed variant: the refusal as a 4xx (AMB-FAILURE-CODE-STATUS)
         return MimiResponse(response.encode())
 
     async def handle_submit(self, request: MimiRequest) -> MimiResponse:
@@ -573,6 +576,8 @@ class ReferenceProvider:
         response, plan = room.handle_submit(request.peer_domain, request.body, self._room_now(room))
         if response.statusCode == SubmitResponseCode.accepted:  # a refusal writes nothing
             self.commit_room_change(request.value, room, plan, room_changed=False)
+        elif (status := effect_variants.refusal_status("submitMessage", response.statusCode.name)) is not None:
+            return MimiResponse(b"", status=status)  # an allowed variant: the refusal as a 4xx (AMB-FAILURE-CODE-STATUS)
         return MimiResponse(response.encode())
 
     async def handle_group_info(self, request: MimiRequest) -> MimiResponse:

@@ -1,6 +1,45 @@
 """Allowed variants of the reference peer (effect): behaviours the draft permits that differ from the
-reference default (see :func:`.registry.define_variant`). Every check must pass with each of them on."""
+reference default (see :func:`.registry.define_variant`). Every check must pass with each of them on.
 
-from .registry import define_variant  # noqa: F401 - used as variants are added
+"Judge the effect, not the HTTP status": -06 §5.3 and §5.4 define the failure codes of an
+UpdateRoomResponse and a SubmitMessageResponse but name no HTTP status for an answer that refuses, so a
+hub may refuse with 200 and the code (the reference default) or with a 4xx (AMB-FAILURE-CODE-STATUS).
+The hook :func:`refusal_status` is asked where the reference hub answers /update and /submitMessage."""
+
+from __future__ import annotations
+
+from .registry import active, define_variant
 
 AREA = "effect"
+
+REFUSALS_AS_HTTP_403 = define_variant(
+    "refusals-as-http-403", area=AREA,
+    permitted_by="AMB-FAILURE-CODE-STATUS: -06 §5.3 (UpdateRoomResponse: notAllowed, invalidProposal) and §5.4 "
+                 "(SubmitMessageResponse: notAllowed) give failure codes but no HTTP status for a refusal; a 4xx is "
+                 "an accepted reading",
+    description="where the hub refuses an update or submitMessage (not allowed, removed member, invalid proposal), "
+                "it answers HTTP 403 with no body instead of 200 with the failure code (wrongEpoch and epochTooOld, "
+                "which carry the current epoch, stay 200)",
+)
+REFUSALS_AS_HTTP_400_FOR_INVALID = define_variant(
+    "refusals-as-http-400-for-invalid", area=AREA,
+    permitted_by="AMB-FAILURE-CODE-STATUS: -06 §5.3 gives the failure code invalidProposal but no HTTP status for "
+                 "it; a 4xx (400 Bad Request for an invalid proposal or commit) is an accepted reading",
+    description="an update the hub refuses as an invalid proposal or commit (invalidProposal) is answered HTTP 400 "
+                "with no body instead of 200 with the failure code",
+)
+
+# Failure codes (by name) that carry no data a client needs to go on: the variants may replace them.
+_UPDATE_REFUSALS = {"notAllowed": 403, "invalidProposal": 403}
+_SUBMIT_REFUSALS = {"notAllowed": 403}
+
+
+def refusal_status(endpoint: str, code_name: str) -> int | None:
+    """The HTTP status (answered with no body) instead of 200 with the failure code ``code_name`` of the
+    ``endpoint`` ("update" or "submitMessage") answer, when a variant on says so; None: answer as default."""
+    if endpoint == "update" and code_name == "invalidProposal" and active(REFUSALS_AS_HTTP_400_FOR_INVALID):
+        return 400
+    table = _UPDATE_REFUSALS if endpoint == "update" else _SUBMIT_REFUSALS
+    if code_name in table and active(REFUSALS_AS_HTTP_403):
+        return table[code_name]
+    return None
