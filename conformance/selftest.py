@@ -30,6 +30,19 @@ Scope of each fault's run (``--scope``): ``suite`` (default: every check, so col
 counts), ``module`` (the modules holding the checks that judge the fault's requirements: collateral in
 the fault's own neighbourhood, about a fifth of the cost; what CI runs), ``targeted`` (only the checks
 that judge its requirements: a quick kill test, no precision figure).
+
+The *variant matrix* (``selftest --variants``, :func:`variant_matrix`) proves the other side,
+specificity: with an allowed variant of the reference peer on (``reference_peer.faults.VARIANTS``, a
+behaviour the draft permits), no check may report a *false verdict*: a requirement outcome FAIL, WARN
+or HARNESS_ERROR, AMBIGUOUS naming an AMB- ID that no variant of the run cites in its ``permitted_by``,
+NOT_APPLICABLE because "nothing was observed" (the observation guard), or a check without a result.
+Variants are independent behaviours, so all of them run together in ONE suite run first; without a
+false verdict there, every variant is specific. Otherwise :func:`attribute` bisects: the variant set
+is split in halves, each half rerun restricted to the modules of the checks with false verdicts (with
+a run without any variant beside the first split, so that a false verdict the reference default also
+gives is never charged to a variant), until single variants remain. False verdicts that neither half
+reproduces come from variants only together: each variant of that set is charged with them.
+Figure: specificity = variants without a false verdict / variants (goal 100%).
 """
 
 from __future__ import annotations
@@ -38,6 +51,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -79,6 +93,9 @@ class SuiteRun:
     outcomes: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
     # "check ID: requirement" the check ran yet never observed (the observation guard's NOT_APPLICABLE)
     unobserved: list[str] = dataclasses.field(default_factory=list)
+    # check ID -> requirement -> its outcome record (outcome, message, ambiguity); absent as ``outcomes``
+    records: dict[str, dict[str, dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    variants: tuple[str, ...] = ()
 
     def with_verdict(self, *verdicts: str) -> list[str]:
         return sorted(c for c, v in self.verdicts.items() if v in verdicts)
@@ -210,12 +227,13 @@ def inventory() -> list[CheckInfo]:
         return [CheckInfo(c["id"], tuple(c["requirements"]), c["role"], c["area"]) for c in json.loads(path.read_text())]
 
 
-def write_manifest(path: Path, faults: Sequence[str], *, poll: float) -> Path:
+def write_manifest(path: Path, faults: Sequence[str], *, poll: float, variants: Sequence[str] = ()) -> Path:
     from .harness.manifest import REFERENCE_HUB_TRANSFER
 
     document = {
         "manifestVersion": 1,
-        "name": "mimi-conformance reference peer" + (f" with fault {', '.join(faults)}" if faults else ""),
+        "name": "mimi-conformance reference peer" + (f" with fault {', '.join(faults)}" if faults else "")
+        + (f" with variant {', '.join(variants)}" if variants else ""),
         "vendor": "mimi-conformance",
         "domains": ["sut.mimi.test"],
         "roles": ["hub", "follower"],
@@ -223,7 +241,7 @@ def write_manifest(path: Path, faults: Sequence[str], *, poll: float) -> Path:
         "features": ["hubTransfer"],  # as reference_manifest(): the reference SUT runs the hub-transfer extension
         "hubTransfer": dict(REFERENCE_HUB_TRANSFER),
         "timeouts": {"poll": poll},
-        "connector": {"type": "reference", "faults": list(faults)},
+        "connector": {"type": "reference", "faults": list(faults), "variants": list(variants)},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
@@ -234,16 +252,18 @@ def run_suite(
     out: Path,
     *,
     faults: Sequence[str] = (),
+    variants: Sequence[str] = (),
     checks: Iterable[str] | None = None,
     workers: int = 1,
     seed: int = 1,
     poll: float = 5.0,
     timeout: float = 1800.0,
 ) -> SuiteRun:
-    """One pytest run of the suite (or of ``checks``) against the reference SUT with ``faults`` on."""
+    """One pytest run of the suite (or of ``checks``: check IDs or module paths) against the reference SUT
+    with ``faults`` and allowed ``variants`` on."""
     out = Path(out).resolve()  # the SUT's config names files under it: a relative path would be read from elsewhere
     out.mkdir(parents=True, exist_ok=True)
-    manifest = write_manifest(out / "sut.yaml", faults, poll=poll)
+    manifest = write_manifest(out / "sut.yaml", faults, poll=poll, variants=variants)
     results = out / "checks.jsonl"
     results.unlink(missing_ok=True)
     selection = [str(ROOT_DIR / c) for c in checks] if checks is not None else [str(SCENARIOS_DIR)]
@@ -265,6 +285,7 @@ def run_suite(
     blocked: dict[str, tuple[str, ...]] = {}
     outcomes: dict[str, dict[str, str]] = {}
     unobserved: list[str] = []
+    records: dict[str, dict[str, dict[str, Any]]] = {}
     if results.exists():
         for line in results.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
@@ -275,10 +296,11 @@ def run_suite(
                     blocked[record["check_id"]] = tuple(record["blocked_by"])
                 if record.get("outcomes"):
                     outcomes[record["check_id"]] = {o["requirement"]: o["outcome"] for o in record["outcomes"]}
+                    records[record["check_id"]] = {o["requirement"]: o for o in record["outcomes"]}
                     unobserved += [f"{record['check_id']}: {o['requirement']}" for o in record["outcomes"]
                                    if o["outcome"] == "NOT_APPLICABLE" and o.get("message", "").startswith(UNOBSERVED)]
     return SuiteRun(faults[0] if len(faults) == 1 else None, verdicts, messages, time.monotonic() - started,
-                    returncode, out, blocked, outcomes, sorted(unobserved))
+                    returncode, out, blocked, outcomes, sorted(unobserved), records, tuple(variants))
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,3 +495,285 @@ def repeatability(out: Path, *, runs: int = 10, parallel: int = 2, first_seed: i
             progress(f"{label}: {counts} ({run.seconds:.0f}s)")
     again = next(f.result() for f, s in futures.items() if s == -1)
     return Repeatability([results[s] for s in seeds], again, time.monotonic() - started)
+
+
+# --------------------------------------------------------------------------------------------
+# The variant matrix: specificity
+
+GOAL_SPECIFICITY = 1.0
+FALSE_OUTCOMES = ("FAIL", "WARN", "HARNESS_ERROR")  # never right under a permitted behaviour
+AMBIGUITY_REF = re.compile(r"AMB-[A-Z0-9]+(?:-[A-Z0-9]+)*")
+
+
+def cited_ambiguities(permitted_by: str) -> frozenset[str]:
+    """The AMB- IDs a variant's ``permitted_by`` cites: AMBIGUOUS naming one of them is its expected verdict."""
+    return frozenset(AMBIGUITY_REF.findall(permitted_by))
+
+
+@dataclasses.dataclass(frozen=True)
+class FalseVerdict:
+    """One requirement outcome a permitted behaviour must never cause (or a check without a result)."""
+
+    check: str
+    requirement: str  # "(check)" for a line without outcomes, "(no result)" for a check that wrote none
+    outcome: str
+    message: str = ""
+    ambiguity: str | None = None
+
+    @property
+    def module(self) -> str:
+        return self.check.split("::")[0]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.check, self.requirement
+
+    def __str__(self) -> str:
+        outcome = f"{self.outcome} {self.ambiguity}" if self.ambiguity else self.outcome
+        text = f"{self.check}: {self.requirement} {outcome}"
+        return f"{text}: {self.message[:200]}" if self.message else text
+
+
+def false_verdicts(run: SuiteRun, allowed_ambiguities: Iterable[str] = (),
+                   expected: Iterable[str] = ()) -> list[FalseVerdict]:
+    """The false verdicts of ``run``: per requirement FAIL, WARN or HARNESS_ERROR; AMBIGUOUS naming an AMB-
+    ID outside ``allowed_ambiguities``; NOT_APPLICABLE "nothing was observed"; and each ``expected`` check
+    that wrote no result. A line without outcomes is judged by its verdict."""
+    allowed = set(allowed_ambiguities)
+    found: list[FalseVerdict] = []
+    for check_id in sorted(run.verdicts):
+        records = run.records.get(check_id)
+        if records is None and check_id in run.outcomes:
+            records = {req: {"outcome": outcome} for req, outcome in run.outcomes[check_id].items()}
+        if records is None:
+            verdict = run.verdicts[check_id]
+            if verdict in FALSE_OUTCOMES or verdict == "AMBIGUOUS":
+                found.append(FalseVerdict(check_id, "(check)", verdict, run.messages.get(check_id, "")))
+            continue
+        for requirement, record in sorted(records.items()):
+            outcome, message = record["outcome"], record.get("message") or ""
+            ambiguity = record.get("ambiguity") or (AMBIGUITY_REF.search(message) or [None])[0]
+            if (outcome in FALSE_OUTCOMES
+                    or outcome == "AMBIGUOUS" and ambiguity not in allowed
+                    or outcome == "NOT_APPLICABLE" and message.startswith(UNOBSERVED)):
+                found.append(FalseVerdict(check_id, requirement, outcome, message,
+                                          ambiguity if outcome == "AMBIGUOUS" else None))
+    found += [FalseVerdict(c, "(no result)", "NO_RESULT", f"the run wrote no result for it (see {run.out}/pytest.log)")
+              for c in sorted(set(expected) - set(run.verdicts))]
+    return found
+
+
+# One batch of suite runs, run concurrently: (variants on, modules to run) -> false verdicts of each run
+BatchRunner = Callable[[list[tuple[tuple[str, ...], tuple[str, ...]]]], list[list[FalseVerdict]]]
+
+
+@dataclasses.dataclass
+class Attribution:
+    by_variant: dict[str, list[FalseVerdict]]  # reproduced with this variant alone on
+    together: list[tuple[tuple[str, ...], list[FalseVerdict]]]  # reproduced only by these variants together
+    without_variants: list[FalseVerdict]  # reproduced with no variant on: not a variant's doing
+    runs: list[tuple[tuple[str, ...], tuple[str, ...], int]]  # (variants, modules, false verdicts) per rerun
+
+    def charged(self, variant: str) -> list[FalseVerdict]:
+        """Every false verdict charged to ``variant``: alone, and in each set it was only together with."""
+        own = list(self.by_variant.get(variant, []))
+        for names, verdicts in self.together:
+            if variant in names:
+                own += verdicts
+        return own
+
+
+def attribute(variants: Sequence[str], combined: Sequence[FalseVerdict], run_batch: BatchRunner) -> Attribution:
+    """Find which variants cause the false verdicts ``combined`` (those of the run with all ``variants`` on).
+
+    Bisection: a set of variants with false verdicts is split in halves, both rerun (one batch per level,
+    so the halves run concurrently) restricted to the modules of those false verdicts; a half that still
+    has false verdicts is split again, down to single variants, which are charged. The first level also
+    runs no variant at all on the same modules: false verdicts it reproduces are the reference default's
+    (or a flaky check's) and are charged to no variant, here or below. False verdicts of a set that neither
+    half reproduces exist only with those variants together (or were flaky): the set is charged jointly."""
+    by_variant: dict[str, list[FalseVerdict]] = {}
+    together: list[tuple[tuple[str, ...], list[FalseVerdict]]] = []
+    runs: list[tuple[tuple[str, ...], tuple[str, ...], int]] = []
+    baseline: set[tuple[str, str]] = set()
+    without: list[FalseVerdict] = []
+    frontier: list[tuple[tuple[str, ...], list[FalseVerdict]]] = [(tuple(variants), list(combined))] if combined else []
+    first = True
+    while frontier:
+        jobs: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        splits: list[tuple[tuple[str, ...], list[FalseVerdict], int | None]] = []  # (set, its verdicts, first job)
+        for names, verdicts in frontier:
+            if len(names) <= 1:
+                splits.append((names, verdicts, None))
+                continue
+            modules = tuple(sorted({v.module for v in verdicts}))
+            half = (len(names) + 1) // 2
+            splits.append((names, verdicts, len(jobs)))
+            jobs += [(names[:half], modules), (names[half:], modules)]
+        if first:  # the reference default on every module a false verdict was seen in
+            first = False
+            jobs.append(((), tuple(sorted({v.module for _, vs in frontier for v in vs}))))
+        results = run_batch(jobs) if jobs else []
+        runs += [(names, modules, len(found)) for (names, modules), found in zip(jobs, results, strict=True)]
+        if jobs and not jobs[-1][0]:
+            without = results[-1]
+            baseline = {v.key for v in without}
+        frontier = []
+        for names, verdicts, index in splits:
+            verdicts = [v for v in verdicts if v.key not in baseline]
+            if not verdicts:
+                continue
+            if index is None:
+                if names:
+                    by_variant.setdefault(names[0], []).extend(verdicts)
+                continue
+            explained: set[tuple[str, str]] = set()
+            for offset in (0, 1):
+                half_names = jobs[index + offset][0]
+                found = [v for v in results[index + offset] if v.key not in baseline]
+                if found:
+                    frontier.append((half_names, found))
+                    explained |= {v.key for v in found}
+            unexplained = [v for v in verdicts if v.key not in explained]
+            if unexplained:
+                together.append((names, unexplained))
+    return Attribution(by_variant, together, without, runs)
+
+
+@dataclasses.dataclass
+class VariantRow:
+    variant: str
+    area: str
+    permitted_by: str
+    ambiguities: tuple[str, ...]  # the AMB- IDs it cites
+    false: list[FalseVerdict]  # charged to it (alone or together with others)
+    together_with: list[str] = dataclasses.field(default_factory=list)  # variants it was charged jointly with
+
+    @property
+    def specific(self) -> bool:
+        return not self.false
+
+
+@dataclasses.dataclass
+class VariantMatrix:
+    combined: SuiteRun
+    combined_false: list[FalseVerdict]
+    rows: list[VariantRow]
+    attribution: Attribution | None
+    checks: int
+    seconds: float
+
+    @property
+    def specificity(self) -> float:
+        return sum(r.specific for r in self.rows) / len(self.rows) if self.rows else 1.0
+
+    def goals(self) -> dict[str, bool]:
+        goals = {"specificity 100%": self.specificity >= GOAL_SPECIFICITY}
+        if self.attribution is not None:
+            goals["no false verdict with no variant on"] = not self.attribution.without_variants
+        return goals
+
+    def as_dict(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for verdict in self.combined.verdicts.values():
+            counts[verdict] = counts.get(verdict, 0) + 1
+        return {
+            "mode": "variants",
+            "seconds": round(self.seconds, 1),
+            "checks": self.checks,
+            "variants": len(self.rows),
+            "specificity": self.specificity,
+            "goals": self.goals(),
+            "combined": {"variants": list(self.combined.variants), "seconds": round(self.combined.seconds, 1),
+                         "verdicts": counts, "falseVerdicts": [str(v) for v in self.combined_false]},
+            "attribution": None if self.attribution is None else {
+                "runs": [{"variants": list(names), "modules": list(modules), "falseVerdicts": n}
+                         for names, modules, n in self.attribution.runs],
+                "withoutVariants": [str(v) for v in self.attribution.without_variants],
+                "together": [{"variants": list(names), "falseVerdicts": [str(v) for v in verdicts]}
+                             for names, verdicts in self.attribution.together],
+            },
+            "matrix": [
+                {"variant": r.variant, "area": r.area, "permittedBy": r.permitted_by, "ambiguities": list(r.ambiguities),
+                 "specific": r.specific, "falseVerdicts": [str(v) for v in r.false], "togetherWith": r.together_with}
+                for r in self.rows
+            ],
+        }
+
+
+def variant_matrix(
+    out: Path,
+    *,
+    variant_names: Sequence[str] | None = None,
+    parallel: int = 2,
+    seed: int = 1,
+    poll: float = 5.0,
+    progress: Callable[[str], None] = lambda line: None,
+) -> VariantMatrix:
+    """The suite against the reference SUT with every (or each named) allowed variant on, in one run; on a
+    false verdict, :func:`attribute` reruns subsets of the variants on the modules concerned."""
+    from reference_peer.faults import VARIANTS
+
+    started = time.monotonic()
+    names = tuple(sorted(variant_names) if variant_names else sorted(VARIANTS))
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise KeyError(f"unknown variant(s) {unknown}")
+    out = Path(out).resolve()
+    checks = inventory()
+    cited = {n: cited_ambiguities(VARIANTS[n].permitted_by) for n in names}
+
+    def allowed(on: Sequence[str]) -> set[str]:
+        return {amb for n in on for amb in cited[n]}
+
+    combined = run_suite(out / "combined", variants=names, seed=seed, poll=poll)
+    combined_false = false_verdicts(combined, allowed(names), [c.id for c in checks])
+    progress(f"all {len(names)} variants together: {len(combined.verdicts)} checks, "
+             f"{len(combined_false)} false verdicts ({combined.seconds:.0f}s)")
+
+    counter = iter(range(1, 10_000))
+
+    def run_batch(jobs: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> list[list[FalseVerdict]]:
+        def one(job: tuple[tuple[str, ...], tuple[str, ...]], number: int) -> list[FalseVerdict]:
+            on, modules = job
+            label = "none" if not on else on[0] if len(on) == 1 else f"{len(on)}-variants"
+            run = run_suite(out / f"rerun-{number:02d}-{label}", variants=on, checks=modules, seed=seed, poll=poll)
+            expected = [c.id for c in checks if c.id.split("::")[0] in modules]
+            found = false_verdicts(run, allowed(on), expected)
+            progress(f"  {', '.join(on) or 'no variant'} on {len(modules)} module(s): "
+                     f"{len(found)} false verdicts ({run.seconds:.0f}s)")
+            return found
+
+        numbered = [(job, next(counter)) for job in jobs]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            return list(pool.map(lambda item: one(*item), numbered))
+
+    attribution = attribute(names, combined_false, run_batch) if combined_false else None
+    rows = []
+    for name in names:
+        variant = VARIANTS[name]
+        false = attribution.charged(name) if attribution else []
+        with_others = sorted({n for set_, _ in (attribution.together if attribution else []) if name in set_
+                              for n in set_} - {name})
+        rows.append(VariantRow(name, variant.area, variant.permitted_by, tuple(sorted(cited[name])), false, with_others))
+    rows.sort(key=lambda r: (r.area, r.variant))
+    return VariantMatrix(combined, combined_false, rows, attribution, len(checks), time.monotonic() - started)
+
+
+def render_variants(matrix: VariantMatrix) -> str:
+    lines = [f"{'variant':<44} {'area':<12} {'specific':<9} false verdicts"]
+    for r in matrix.rows:
+        lines.append(f"{r.variant:<44} {r.area:<12} {'yes' if r.specific else 'NO':<9} {len(r.false):>14}"
+                     + (f"  (together with {', '.join(r.together_with)})" if r.together_with else ""))
+        for v in r.false:
+            lines.append(f"    false verdict: {v}")
+    lines += ["", f"checks {matrix.checks}, variants {len(matrix.rows)}, all together in one run: "
+                  f"{len(matrix.combined_false)} false verdicts ({matrix.combined.seconds:.0f}s); wall time {matrix.seconds:.0f}s"]
+    if matrix.attribution is not None:
+        lines.append(f"attribution: {len(matrix.attribution.runs)} reruns restricted to the modules concerned")
+        for v in matrix.attribution.without_variants:
+            lines.append(f"    with no variant on too: {v}")
+    lines.append(f"specificity {matrix.specificity:.1%} ({sum(r.specific for r in matrix.rows)}/{len(matrix.rows)})")
+    for goal, met in matrix.goals().items():
+        lines.append(f"goal {'met' if met else 'MISSED'}: {goal}")
+    return "\n".join(lines)

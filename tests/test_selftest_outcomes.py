@@ -76,3 +76,127 @@ def test_a_clean_run_requirement_never_observed_is_a_clean_run_failure():
     matrix = Matrix(clean, [], CHECKS, "suite", 1.0)
     assert matrix.clean_failures == [f"t::reuse: {NOREUSE} (nothing was observed)"]
     assert not matrix.goals()["clean run: no FAIL, WARN or HARNESS_ERROR"]
+
+
+# --------------------------------------------------------------------------------------------
+# The variant matrix: false verdicts and their attribution to variants
+
+def _fv(check, requirement="R", outcome="FAIL"):
+    from conformance.selftest import FalseVerdict
+
+    return FalseVerdict(f"conformance/scenarios/{check}", requirement, outcome)
+
+
+def _fake_runner(causes, *, calls=None, baseline=()):
+    """A BatchRunner: each false verdict in ``causes`` appears when its variant set (all of them) is on and
+    its module runs; ``baseline`` ones appear whatever is on."""
+    def run_batch(jobs):
+        results = []
+        for on, modules in jobs:
+            if calls is not None:
+                calls.append((on, modules))
+            found = [v for needed, verdicts in causes for v in verdicts if set(needed) <= set(on)] + list(baseline)
+            results.append([v for v in found if v.module in modules])
+        return results
+    return run_batch
+
+
+def test_false_verdicts_of_a_run():
+    from conformance.selftest import false_verdicts
+
+    unobserved = "nothing was observed for it"
+    records = {
+        "m.py::ok": {"A": {"outcome": "PASS"}, "B": {"outcome": "NOT_APPLICABLE", "message": "no identifierQuery"}},
+        "m.py::amb": {"A": {"outcome": "AMBIGUOUS", "ambiguity": "AMB-OWN", "message": "AMB-OWN: read"},
+                      "B": {"outcome": "AMBIGUOUS", "ambiguity": "AMB-OTHER", "message": "AMB-OTHER: read"}},
+        "m.py::bad": {"A": {"outcome": "WARN"}, "B": {"outcome": "NOT_APPLICABLE", "message": unobserved},
+                      "C": {"outcome": "NOT_REACHED"}},
+    }
+    verdicts = {"m.py::ok": "PASS", "m.py::amb": "AMBIGUOUS", "m.py::bad": "WARN", "m.py::old": "HARNESS_ERROR"}
+    run = SuiteRun(None, verdicts, {"m.py::old": "boom"}, 1.0, 1, Path("."),
+                   outcomes={c: {r: o["outcome"] for r, o in rs.items()} for c, rs in records.items()}, records=records)
+    found = false_verdicts(run, {"AMB-OWN"}, ["m.py::ok", "m.py::gone"])
+    assert [(v.check, v.requirement, v.outcome) for v in found] == [
+        ("m.py::amb", "B", "AMBIGUOUS"), ("m.py::bad", "A", "WARN"), ("m.py::bad", "B", "NOT_APPLICABLE"),
+        ("m.py::old", "(check)", "HARNESS_ERROR"), ("m.py::gone", "(no result)", "NO_RESULT")]
+    assert found[0].ambiguity == "AMB-OTHER"
+
+
+def test_cited_ambiguities():
+    from conformance.selftest import cited_ambiguities
+
+    assert cited_ambiguities("-06 §5.7; AMB-CONSENT-STATUS and AMB-X2") == {"AMB-CONSENT-STATUS", "AMB-X2"}
+    assert cited_ambiguities("-06 §5.1 lists URIs only") == frozenset()
+
+
+def test_bisection_finds_the_one_variant_with_false_verdicts_on_its_modules_only():
+    from conformance.selftest import attribute
+
+    names = tuple(f"v{i}" for i in range(8))
+    bad = [_fv("test_a.py::x"), _fv("test_a.py::y", "S", "WARN")]
+    calls = []
+    result = attribute(names, bad, _fake_runner([(("v5",), bad)], calls=calls))
+    assert result.by_variant == {"v5": bad}
+    assert not result.together and not result.without_variants
+    assert {modules for _, modules in calls} == {("conformance/scenarios/test_a.py",)}
+    # first level: both halves and no variant at all; then 2 runs per level down to v5 alone
+    assert calls[:3] == [(names[:4], ("conformance/scenarios/test_a.py",)),
+                         (names[4:], ("conformance/scenarios/test_a.py",)), ((), ("conformance/scenarios/test_a.py",))]
+    assert len(calls) == 3 + 2 + 2
+    assert result.charged("v5") == bad and result.charged("v4") == []
+
+
+def test_bisection_charges_two_variants_separately_and_restricts_each_branch_to_its_modules():
+    from conformance.selftest import attribute
+
+    names = ("a", "b", "c", "d")
+    in_a, in_d = [_fv("test_one.py::x")], [_fv("test_two.py::y")]
+    calls = []
+    result = attribute(names, in_a + in_d, _fake_runner([(("a",), in_a), (("d",), in_d)], calls=calls))
+    assert result.by_variant == {"a": in_a, "d": in_d}
+    assert (("a",), ("conformance/scenarios/test_one.py",)) in calls
+    assert (("d",), ("conformance/scenarios/test_two.py",)) in calls
+
+
+def test_false_verdicts_only_together_are_charged_to_the_set():
+    from conformance.selftest import attribute
+
+    names = ("a", "b", "c", "d")
+    joint = [_fv("test_one.py::x")]
+    result = attribute(names, joint, _fake_runner([(("b", "c"), joint)]))
+    # neither {a, b} nor {c, d} reproduces it: the four together are charged
+    assert result.together == [(names, joint)] and not result.by_variant
+    assert result.charged("a") == joint and result.charged("d") == joint
+
+
+def test_a_false_verdict_the_reference_default_also_gives_is_charged_to_no_variant():
+    from conformance.selftest import attribute
+
+    clean = [_fv("test_one.py::flaky")]
+    own = [_fv("test_one.py::x")]
+    result = attribute(("a", "b"), clean + own, _fake_runner([(("b",), own)], baseline=clean))
+    assert result.by_variant == {"b": own}
+    assert result.without_variants == clean
+    # a single variant: no split, only the run without variants
+    calls = []
+    result = attribute(("a",), clean, _fake_runner([], baseline=clean, calls=calls))
+    assert calls == [((), ("conformance/scenarios/test_one.py",))] and result.by_variant == {}
+
+
+def test_no_false_verdict_in_the_combined_run_needs_no_rerun():
+    from conformance.selftest import attribute
+
+    calls = []
+    result = attribute(("a", "b"), [], _fake_runner([], calls=calls))
+    assert calls == [] and result.by_variant == {} and result.runs == []
+
+
+def test_specificity_of_the_variant_matrix():
+    from conformance.selftest import Attribution, VariantMatrix, VariantRow
+
+    bad = [_fv("test_one.py::x")]
+    rows = [VariantRow("a", "wire", "-06 §5", (), []), VariantRow("b", "wire", "-06 §5", (), bad)]
+    matrix = VariantMatrix(run({}, {}), bad, rows, Attribution({"b": bad}, [], [], []), 160, 1.0)
+    assert matrix.specificity == 0.5
+    assert matrix.goals() == {"specificity 100%": False, "no false verdict with no variant on": True}
+    assert matrix.as_dict()["matrix"][1]["falseVerdicts"] == [str(bad[0])]
