@@ -141,7 +141,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_selftest(args: argparse.Namespace) -> int:
-    from reference_peer.faults import REGISTRY
+    from reference_peer.faults import REGISTRY, VARIANTS
 
     from .selftest import kill_matrix, render
 
@@ -149,11 +149,29 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
     if unknown:
         _error(f"selftest: unknown fault(s) {unknown}; 'reference-peer faults' lists them")
         return 2
+    unknown = [name for name in args.variant or () if name not in VARIANTS]
+    if unknown:
+        _error(f"selftest: unknown variant(s) {unknown}; 'reference-peer variants' lists them")
+        return 2
+    variants = args.variants or bool(args.variant)
+    if variants and (args.fault or args.repeat):
+        _error("selftest: --variants/--variant cannot be combined with --fault or --repeat")
+        return 2
     if args.parallel < 1:
         _error("selftest: -j must be at least 1")
         return 2
     out = Path(args.out)
     progress = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
+    if variants:
+        from .selftest import render_variants, variant_matrix
+
+        result = variant_matrix(out / "variants", variant_names=args.variant, parallel=args.parallel, seed=args.seed,
+                                progress=progress)
+        document = result.as_dict()
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "selftest.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+        print(json.dumps(document, indent=1) if args.json else render_variants(result))
+        return 0 if all(result.goals().values()) else 1
     if args.repeat:
         from .selftest import repeatability
 
@@ -275,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     diff.set_defaults(func=_cmd_diff)
 
     selftest = sub.add_parser("selftest", help="run the suite against the reference SUT clean and once per fault: "
-                                                 "the kill matrix")
+                                                 "the kill matrix (with --variants: the variant matrix)")
     selftest.add_argument("--json", action="store_true", help="print the matrix as JSON (progress goes to stderr)")
     selftest.add_argument("--fault", action="append", metavar="NAME", help="only this fault (repeatable)")
     selftest.add_argument("--scope", choices=("suite", "module", "targeted"), default="suite",
@@ -286,6 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     selftest.add_argument("--repeat", type=int, default=0, metavar="N",
                           help="instead of the matrix: the clean suite with N seeds (from --seed), then the first "
                                "seed again; reports verdict differences (the goal is none) and whether it reproduced")
+    selftest.add_argument("--variants", action="store_true",
+                          help="instead of the kill matrix: the variant matrix (specificity): the suite with every "
+                               "allowed variant on in one run, false verdicts attributed to variants by reruns")
+    selftest.add_argument("--variant", action="append", metavar="NAME",
+                          help="the variant matrix of only this allowed variant (repeatable; implies --variants)")
     selftest.add_argument("--seed", type=int, default=1, metavar="N", help="seed of every run (default 1)")
     selftest.add_argument("--out", default="mimi-selftest", metavar="DIR",
                           help="output directory: one folder per run, selftest.json (default: mimi-selftest)")
