@@ -32,6 +32,7 @@ persisted cursor (:meth:`ReferenceProvider.pump`). Decrypted application message
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import logging
 import os
@@ -55,6 +56,7 @@ from .faults import transfer_follower as follower_faults
 from .faults import transfer_new_hub as newhub_faults
 from .faults import transport as transport_faults
 from .faults import variants_effect as effect_variants
+from .faults import variants_wire as wire_variants
 from .mls import CryptoError, MLSError, basic_credential, cipher_suite
 from .mls.leaf import is_last_resort, key_package_ref, make_key_package
 from .mls.tree import RatchetTree
@@ -82,6 +84,7 @@ from .wire.mimi import (
     ConsentEntry,
     FanoutMessage,
     GroupInfoCode,
+    GroupInfoRequest,
     GroupInfoResponse,
     IdentifierRequest,
     KeyMaterialRequest,
@@ -92,6 +95,7 @@ from .wire.mimi import (
     SubmitResponseCode,
     UpdateResponseCode,
     UpdateRoomResponse,
+    decode_fanout_sequence_tolerant,
 )
 from .wire.mls import (
     AppDataDictionary,
@@ -107,6 +111,22 @@ from .wire.mls import (
 log = logging.getLogger(__name__)
 
 MLS10 = {"protocol": Protocol.mls10}
+# The readings of the ambiguity register a handler took to decode the request being handled (tolerant
+# decoding): kept with the request in the traffic log as {"ambiguity", "path", "detail"}.
+_READINGS: contextvars.ContextVar[list | None] = contextvars.ContextVar("mimi_readings", default=None)
+
+
+def took_readings(leniencies) -> None:
+    """Record the register readings (codec Leniencies) taken to decode the request being handled."""
+    readings = _READINGS.get()
+    if readings is None:
+        return
+    for leniency in leniencies:
+        entry = {"ambiguity": leniency.ambiguity, "path": leniency.path, "detail": leniency.detail}
+        if entry not in readings:
+            readings.append(entry)
+
+
 KEY_PACKAGES_PER_CLIENT = 8
 HUB_KEY_META = "hub_signature_key"
 
@@ -285,22 +305,28 @@ class ReferenceProvider:
 
         async def recorded(request: MimiRequest):
             started = time.perf_counter()
+            readings: list = []
+            token = _READINGS.set(readings)
             try:
                 response = await handler(request)
             except MimiHTTPError as exc:
                 self.traffic.add("in", endpoint=endpoint, peer=request.peer_domain, value=request.value,
-                                 request=request.body, status=exc.status, error=str(exc))
+                                 request=request.body, status=exc.status, error=str(exc), readings=readings)
                 raise
             except Exception as exc:
                 self.traffic.add("in", endpoint=endpoint, peer=request.peer_domain, value=request.value,
-                                 request=request.body, status=None, error=f"{type(exc).__name__}: {exc}")
+                                 request=request.body, status=None, error=f"{type(exc).__name__}: {exc}",
+                                 readings=readings)
                 raise
+            finally:
+                _READINGS.reset(token)
             if isinstance(response, MimiResponse):
                 self.traffic.add("in", endpoint=endpoint, peer=request.peer_domain, value=request.value,
-                                 request=request.body, status=response.status, response=response.body)
+                                 request=request.body, status=response.status, response=response.body,
+                                 readings=readings)
             else:
                 self.traffic.add("in", endpoint=endpoint, peer=request.peer_domain, value=request.value,
-                                 request=request.body, status=getattr(response, "status", None))
+                                 request=request.body, status=getattr(response, "status", None), readings=readings)
             HANDLER_CLOCK.add("mimi", time.perf_counter() - started)
             return response
 
@@ -310,6 +336,7 @@ class ReferenceProvider:
         """Call a peer's endpoint through the outgoing client, keeping the exchange in the traffic log."""
         peer = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
         body, options = transport_faults.outgoing(self.domain, body, options)
+        body = wire_variants.outgoing(endpoint, body)  # an allowed variant's reading, off unless configured
         try:
             reply = await self._client().call(authority, endpoint, value, body, **options)
         except Exception as exc:
@@ -593,12 +620,20 @@ class ReferenceProvider:
             if active(GROUPINFO_UNKNOWN_ROOM_404):
                 raise MimiHTTPError(404, "unknown-room", f"{self.domain} hosts no room {request.value!r}")
             return MimiResponse(group_info_refusal(request.value.encode()).encode())
-        answer = room.group_info_response(request.peer_domain, request.body, now_ms())
+        try:  # the register's other joiningCode layout is accepted (AMB-GROUPINFO-JOININGCODE)
+            decoded = GroupInfoRequest.decode_tolerant(request.body)
+        except (DecodeError, EncodeError):
+            decoded = None
+        if decoded is not None:
+            took_readings(decoded.leniencies)
+        answer = room.group_info_response(request.peer_domain, decoded.value if decoded else request.body, now_ms())
         answer = newhub_faults.group_info_answer(room, answer, self.domain)  # a deliberate fault, off unless configured
         return MimiResponse(answer.encode())
 
     async def handle_report_abuse(self, request: MimiRequest) -> MimiResponse:
-        AbuseReport.decode(request.body)  # malformed: 400 by the transport
+        # Malformed: 400 by the transport; the register's optional reportingUser is accepted
+        # (AMB-ABUSE-REPORTINGUSER-OPTIONAL) and recorded.
+        took_readings(AbuseReport.decode_tolerant(request.body).leniencies)
         if (gate := self._room_gate(request.value)) is not None:
             return gate
         self._hub_room(request.value)
@@ -697,7 +732,9 @@ class ReferenceProvider:
             raise MimiHTTPError(400, "malformed-room-id", f"{room_id!r} is not a mimi:// room URI")
         if not self.notify_allowed(room_id, request.peer_domain, request.body):
             raise MimiHTTPError(403, "not-the-hub", f"{request.peer_domain} is not the hub of {room_id}")
-        messages = FanoutMessage.decode_sequence(request.body, scope=MLS10)
+        # The register's readings (AMB-PROTOCOL-CONTEXT, AMB-FANOUT-SELECT) are accepted and recorded.
+        messages, leniencies = decode_fanout_sequence_tolerant(request.body, scope=MLS10)
+        took_readings(leniencies)
         if not messages:
             raise MimiHTTPError(400, "empty-notify", "a /notify body carries at least one FanoutMessage")
         if fanout_faults.refuse_own_echo(self, room_id, messages):
@@ -1034,7 +1071,7 @@ def _provider_domain(uri: str) -> str | None:
 
 def _carries_welcome(body: bytes) -> bool:
     try:
-        messages = FanoutMessage.decode_sequence(body, scope=MLS10)
+        messages, _ = decode_fanout_sequence_tolerant(body, scope=MLS10)
     except (DecodeError, EncodeError):
         return False
     return any(m.message.wire_format == WireFormat.mls_welcome for m in messages)

@@ -1,6 +1,112 @@
 """Allowed variants of the reference peer (wire): behaviours the draft permits that differ from the
-reference default (see :func:`.registry.define_variant`). Every check must pass with each of them on."""
+reference default (see :func:`.registry.define_variant`). Every check must pass with each of them on.
 
-from .registry import define_variant  # noqa: F401 - used as variants are added
+Each variant here makes the reference peer *send* the other reading of a contradiction the ambiguity
+register (docs/spec-ambiguities.md) accepts; the suite's reference peers decode it tolerantly, record
+the reading taken (the ``readings`` of their traffic log) and the checks end PASS or AMBIGUOUS with
+the register's ID. The bytes are rewritten where a request leaves the peer (``outgoing``), so the
+peer's own state and its byte-exact retries are unchanged.
+"""
+
+from __future__ import annotations
+
+from .registry import active, define_variant
 
 AREA = "wire"
+
+FANOUT_EXPLICIT_PROTOCOL = define_variant(
+    "fanout-explicit-protocol", area=AREA,
+    permitted_by="AMB-PROTOCOL-CONTEXT (-06 §5.5 FanoutMessage selects on a 'protocol' it does not carry; the "
+                 "register accepts an explicit protocol octet before the selected body)",
+    description="every FanoutMessage of a /notify body carries an explicit protocol octet (mls10 = 1) after its timestamp",
+)
+FANOUT_OTHER_ARM = define_variant(
+    "fanout-other-arm", area=AREA,
+    permitted_by="AMB-FANOUT-SELECT (-06 §5.5 FanoutMessage selects on message.wire_format with cases that are "
+                 "ContentType values; the register accepts a FanoutMessage whose arm is chosen another way)",
+    description="the FanoutMessage select read literally: no wire_format value is application, proposal or commit, "
+                "so nothing follows a PublicMessage or PrivateMessage (no frank, moreProposals or externalProposals); "
+                "proposals a handshake carried follow it as FanoutMessages of their own; Welcomes are unchanged",
+)
+ABUSE_REPORTINGUSER_OTHER_LAYOUT = define_variant(
+    "abuse-reportinguser-other-layout", area=AREA,
+    permitted_by="AMB-ABUSE-REPORTINGUSER-OPTIONAL (-06 §5.9: 'The reportingUser optionally contains the identity "
+                 "of the user'; the register's tolerant decoding accepts optional<IdentifierUri>)",
+    description="AbuseReport.reportingUser is sent as optional<IdentifierUri> (a presence octet; absent when anonymous)",
+)
+
+
+def _fanout_other_arm(message) -> list:
+    """``message`` as the no-arm reading sends it: the message alone, then the proposals its arm carried."""
+    from ..wire.mimi import FanoutMessage, _fanout_kind_of
+
+    kind = _fanout_kind_of(message)
+    if kind == "proposal":
+        carried = list(message.moreProposals or [])
+    elif kind == "commit":
+        carried = list(message.externalProposals or [])
+    else:
+        return [message]
+    base = message.replace(moreProposals=None, externalProposals=None)
+    return [base, *(FanoutMessage(timestamp=message.timestamp, protocol=message.protocol, message=p) for p in carried)]
+
+
+def _encode_fanout(message, *, explicit_protocol: bool, no_arm: bool) -> bytes:
+    from ..wire.codec import encode_value
+    from ..wire.mimi import _fanout_kind_of
+    from ..wire.mls import MLSMessage
+
+    kind = _fanout_kind_of(message)
+    if no_arm and kind in ("application", "proposal", "commit"):
+        if kind == "application" and message.frank is not None:
+            out = message.encode()  # a frank to carry: the only arm that conveys it
+        else:
+            out = message.encode()[:8] + encode_value(MLSMessage, message.message)
+    else:
+        out = message.encode()
+    if explicit_protocol:
+        out = out[:8] + b"\x01" + out[8:]
+    return out
+
+
+def notify_body(body: bytes) -> bytes:
+    """A /notify body as the active wire variants send it (unchanged with none on)."""
+    explicit, no_arm = active(FANOUT_EXPLICIT_PROTOCOL), active(FANOUT_OTHER_ARM)
+    if not (explicit or no_arm):
+        return body
+    from ..wire.codec import DecodeError
+    from ..wire.mimi import FanoutMessage, Protocol
+
+    try:
+        messages = FanoutMessage.decode_sequence(body, scope={"protocol": Protocol.mls10})
+    except DecodeError:
+        return body  # not ours to repair (a fault's bytes)
+    if no_arm:
+        messages = [m for message in messages for m in _fanout_other_arm(message)]
+    return b"".join(_encode_fanout(m, explicit_protocol=explicit, no_arm=no_arm) for m in messages)
+
+
+def abuse_report_body(body: bytes) -> bytes:
+    """An AbuseReport with reportingUser as optional<IdentifierUri> (the variant), else unchanged."""
+    if not active(ABUSE_REPORTINGUSER_OTHER_LAYOUT):
+        return body
+    from ..wire.codec import DecodeError, encode_value
+    from ..wire.identity import IdentifierUri
+    from ..wire.mimi import AbuseReport
+
+    try:
+        report = AbuseReport.decode(body)
+    except DecodeError:
+        return body
+    head = encode_value(IdentifierUri, report.reportingUser)
+    user = report.reportingUser if report.reportingUser is not None and bytes(report.reportingUser.uri) else None
+    return (b"\x00" if user is None else b"\x01" + head) + body[len(head):]
+
+
+def outgoing(endpoint: str, body: bytes) -> bytes:
+    """The body of an outgoing MIMI request as the active wire variants send it."""
+    if endpoint == "notify":
+        return notify_body(body)
+    if endpoint == "reportAbuse":
+        return abuse_report_body(body)
+    return body

@@ -31,6 +31,7 @@ class TrafficLog:
         status: int | None,
         response: bytes = b"",
         error: str | None = None,
+        readings: list[dict[str, str]] | None = None,
     ) -> None:
         with self._lock:
             self._seq += 1
@@ -44,6 +45,9 @@ class TrafficLog:
                 "status": status,
                 "response": base64.b64encode(bytes(response)).decode(),
                 "error": error,
+                # The ambiguity register's readings (AMB- ID, field path, detail) this peer took to
+                # decode the request (tolerant decoding); empty when it decoded as written.
+                "readings": list(readings or ()),
                 "time": time.time(),
             })
 

@@ -22,6 +22,11 @@ Alternative layouts accepted by tolerant decoding (each recorded as a Leniency):
 - AMB-PROTOCOL-CONTEXT: an explicit protocol octet in UpdateRequest and FanoutMessage.
 - AMB-GROUPINFO-JOININGCODE: ``optional<opaque<V>>`` joiningCode in GroupInfoRequest and its TBS.
 - AMB-ABUSE-REPORTINGUSER-OPTIONAL: ``optional<IdentifierUri>`` reportingUser in AbuseReport.
+- AMB-FANOUT-SELECT: nothing after a FanoutMessage's message where the select on ``wire_format``,
+  read literally, matches no case (no ``frank``, ``moreProposals`` or ``externalProposals``).
+
+A /notify body is a sequence: :func:`decode_fanout_sequence_tolerant` reads it with one reading for
+every FanoutMessage of the body (a SUT takes one reading), as the reference peers accept it.
 """
 
 from __future__ import annotations
@@ -29,8 +34,12 @@ from __future__ import annotations
 import enum
 
 from .codec import (
+    Decoded,
+    DecodeError,
+    Empty,
     Enum8,
     Implicit,
+    Leniency,
     Scope,
     Struct,
     Utf8,
@@ -350,16 +359,87 @@ _WELCOME = WireFormat.mls_welcome
 _CONTENT_KIND = {member: member.name for member in ContentType}
 
 
+_NO_ARM = "nothing after the message: the select on wire_format, read literally, matches no case (no {})"
+
+
 class FanoutMessage(Struct):
     """§5.5 FanoutMessage (POST /notify/{roomId}, one or more concatenated)."""
 
     timestamp: int = wire(uint64)
     protocol: Protocol = _implicit_protocol()
     message: MLSMessage = wire(MLSMessage, when=_mls10())
-    frank: Frank | None = wire(optional(Frank), when=case(_fanout_kind, "application"))
+    frank: Frank | None = wire(optional(Frank), when=case(_fanout_kind, "application"),
+                               alt=(Empty(), "AMB-FANOUT-SELECT", _NO_ARM.format("frank")))
     ratchetTreeOption: RatchetTreeOption = wire(RatchetTreeOption, when=case(_fanout_kind, "welcome"))
-    moreProposals: list[MLSMessage] = wire(vector(MLSMessage), when=case(_fanout_kind, "proposal"))
-    externalProposals: list[MLSMessage] = wire(vector(MLSMessage), when=case(_fanout_kind, "commit"))
+    moreProposals: list[MLSMessage] = wire(vector(MLSMessage), when=case(_fanout_kind, "proposal"),
+                                           alt=(Empty(), "AMB-FANOUT-SELECT", _NO_ARM.format("moreProposals")))
+    externalProposals: list[MLSMessage] = wire(vector(MLSMessage), when=case(_fanout_kind, "commit"),
+                                               alt=(Empty(), "AMB-FANOUT-SELECT", _NO_ARM.format("externalProposals")))
+
+
+def _fanout_reading_groups() -> list[frozenset[int]]:
+    """The forced alternative sets tolerant /notify decoding tries, in order: each ambiguity's sites
+    together (AMB-PROTOCOL-CONTEXT, AMB-FANOUT-SELECT), then both."""
+    by_id: dict[str, set[int]] = {}
+    for _, fld in FanoutMessage.__wire__.fields:
+        if fld.alt is not None:
+            by_id.setdefault(fld.alt.ambiguity, set()).add(fld.alt_id)
+    groups = [frozenset(ids) for ids in by_id.values()]
+    if len(groups) > 1:
+        groups.append(frozenset().union(*groups))
+    return groups
+
+
+_FANOUT_READINGS: list[frozenset[int]] = []
+
+
+def _fanout_normalized(message: FanoutMessage) -> FanoutMessage:
+    """A FanoutMessage read through the no-arm alternative, with the arm's empty value (so that
+    ``encode()`` gives the as-written bytes)."""
+    kind = _fanout_kind_of(message)
+    if kind == "proposal" and message.moreProposals is None:
+        return message.replace(moreProposals=[])
+    if kind == "commit" and message.externalProposals is None:
+        return message.replace(externalProposals=[])
+    return message
+
+
+def _fanout_kind_of(message: FanoutMessage) -> str | None:
+    if message.message is None:
+        return None
+    if message.message.wire_format == _WELCOME:
+        return "welcome"
+    return _CONTENT_KIND.get(message.message.content_type())
+
+
+def decode_fanout_sequence_tolerant(data: bytes | bytearray | memoryview, *, scope=None) -> Decoded:
+    """A /notify body (one or more FanoutMessages) decoded as written, else with one accepted reading
+    for the whole body (AMB-PROTOCOL-CONTEXT's explicit protocol octet, AMB-FANOUT-SELECT's no arm, or
+    both): ``Decoded(messages, leniencies)``, each leniency once. The messages are those the as-written
+    layout encodes (``encode()`` gives the reference bytes). Raises the as-written DecodeError when no
+    reading fits."""
+    try:
+        return Decoded(FanoutMessage.decode_sequence(data, scope=scope), ())
+    except DecodeError as first:
+        if not _FANOUT_READINGS:
+            _FANOUT_READINGS.extend(_fanout_reading_groups())
+        from .codec import DEFAULT_SCOPE, _Ctx
+
+        view = memoryview(data).toreadonly()
+        for forced in _FANOUT_READINGS:
+            ctx = _Ctx(view, forced, dict(scope) if scope else DEFAULT_SCOPE)
+            items: list[FanoutMessage] = []
+            try:
+                while ctx.pos < len(view):
+                    items.append(FanoutMessage.__wire__.decode(ctx))
+            except DecodeError:
+                continue
+            leniencies: list[Leniency] = []
+            for leniency in ctx.leniencies:
+                if leniency not in leniencies:
+                    leniencies.append(leniency)
+            return Decoded([_fanout_normalized(m) for m in items], tuple(leniencies))
+        raise first from None
 
 
 # --------------------------------------------------------------------------------------------
