@@ -10,6 +10,7 @@ clients are removed, leave or remove others, and what they sent and received is 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import time
 from urllib.parse import urlsplit
@@ -93,7 +94,7 @@ def recorded_refusals(reference, mark: int, since: float, sut_domain: str, endpo
     the peer names it."""
     reasons: list[str] = []
     for item in reference.traffic(mark, endpoint=endpoint, direction="in", peer=sut_domain):
-        if item.status != 200:
+        if item.status is None or not 200 <= item.status < 300:  # a refusal whatever the status (AMB-FAILURE-CODE-STATUS)
             reasons.append(f"/{endpoint} answered HTTP {item.status}{f' ({item.error})' if item.error else ''}")
             continue
         try:
@@ -254,21 +255,107 @@ def _authority(sut, room: str) -> str:
     return urlsplit(sut.base_urls.get(domain, sut.base_urls[sut.primary_domain])).netloc
 
 
-def _post_update(mimi_as, sut, room, body: bytes, requirement: str) -> UpdateRoomResponse:
-    session = mimi_as(FOLLOWER_DOMAIN)
-    reply = session.run(session.client.call(_authority(sut, room), "update", room, body))
-    if reply.status != 200:
-        fail(f"/update answered HTTP {reply.status}, not 200 with an UpdateRoomResponse", requirement=requirement)
-    return UpdateRoomResponse.decode(reply.body)
+@dataclasses.dataclass(frozen=True)
+class HubAnswer:
+    """What the SUT as hub answered to an /update or /submitMessage. -06 §5.3/§5.4 give the failure codes but
+    no HTTP status for a refusal (AMB-FAILURE-CODE-STATUS): any non-2xx status, or a 2xx whose response code
+    is not success (accepted), is a refusal; what a MUST-prevent check then judges is that nothing was
+    applied, committed or fanned out."""
+
+    status: int
+    update: UpdateRoomResponse | None = None
+    submit: SubmitMessageResponse | None = None
+
+    @property
+    def accepted(self) -> bool:
+        if not 200 <= self.status < 300:
+            return False
+        if self.update is not None:
+            return self.update.responseCode == UpdateResponseCode.success
+        return self.submit is not None and self.submit.statusCode == SubmitResponseCode.accepted
+
+    @property
+    def refused(self) -> bool:
+        return not self.accepted
+
+    @property
+    def code(self) -> UpdateResponseCode | SubmitResponseCode | None:
+        """The response code, when the answer carried one."""
+        return self.update.responseCode if self.update is not None else (
+            self.submit.statusCode if self.submit is not None else None)
+
+    @property
+    def label(self) -> str:
+        """The answer, readably: the response code (with its description), or the HTTP status."""
+        if self.update is not None:
+            detail = self.update.errorDescription if self.refused else ""
+            return self.update.responseCode.name + (f" {detail!r}" if detail else "")
+        if self.submit is not None:
+            return self.submit.statusCode.name
+        return f"HTTP {self.status}"
 
 
-def _post_submit(mimi_as, sut, room, body: bytes, requirement: str) -> SubmitMessageResponse:
+def _post(mimi_as, sut, room, endpoint: str, body: bytes, requirement: str) -> HubAnswer:
     session = mimi_as(FOLLOWER_DOMAIN)
-    reply = session.run(session.client.call(_authority(sut, room), "submitMessage", room, body))
-    if reply.status != 200:
-        fail(f"/submitMessage answered HTTP {reply.status}, not 200 with a SubmitMessageResponse",
+    reply = session.run(session.client.call(_authority(sut, room), endpoint, room, body))
+    if not 200 <= reply.status < 300:
+        return HubAnswer(reply.status)  # a refusal whatever the status: what was refused is judged by its effect
+    kind = UpdateRoomResponse if endpoint == "update" else SubmitMessageResponse
+    try:
+        decoded = kind.decode(reply.body)
+    except (DecodeError, EncodeError) as exc:
+        fail(f"/{endpoint} answered HTTP {reply.status} with a body that is no {kind.__name__}: {exc}",
              requirement=requirement)
-    return SubmitMessageResponse.decode(reply.body)
+    return HubAnswer(reply.status, **({"update": decoded} if endpoint == "update" else {"submit": decoded}))
+
+
+def _post_update(mimi_as, sut, room, body: bytes, requirement: str) -> HubAnswer:
+    return _post(mimi_as, sut, room, "update", body, requirement)
+
+
+def _post_submit(mimi_as, sut, room, body: bytes, requirement: str) -> HubAnswer:
+    return _post(mimi_as, sut, room, "submitMessage", body, requirement)
+
+
+def _handshake_bytes(update_request: bytes) -> bytes:
+    """The MLSMessage (proposal or commit) an UpdateRequest carries, as a hub fans it out."""
+    return UpdateRequest.decode(update_request, scope={"protocol": Protocol.mls10}).bundle.proposalOrCommit.encode()
+
+
+def fanned_out_since(ref_follower, mark: int, message: bytes) -> bool:
+    """Whether the SUT hub's /notify to the suite's reference follower since ``mark`` carried ``message``."""
+    return any(message in (item.request or b"")
+               for item in ref_follower.traffic(mark, endpoint="notify", direction="in"))
+
+
+def judge_not_applied(requirement: str, ref_follower, mark: int, message: bytes, what: str, *,
+                      sentinel=None, epoch_before: int | None = None, sut_party=None, room: str | None = None) -> str:
+    """After the SUT as hub refused ``what`` (the MLSMessage ``message``): nothing of it was applied or fanned
+    out. ``epoch_before``: the room's epoch before a refused commit, which must not have advanced.
+    ``sentinel()``: a later exchange the hub fans out to the reference follower, awaited (set-up) so that a
+    fan-out of the refused message would have arrived before it. A miss of ``requirement``, else the evidence."""
+    if epoch_before is not None:
+        epoch = sut_party.room(room)["epoch"]
+        if epoch != epoch_before:
+            fail(f"the hub refused {what} but the room moved from epoch {epoch_before} to {epoch}",
+                 requirement=requirement)
+    if sentinel is not None:
+        sentinel()
+    if fanned_out_since(ref_follower, mark, message):
+        fail(f"the hub refused {what} but fanned it out to {FOLLOWER_DOMAIN}", requirement=requirement)
+    return ("nothing of it was applied" + (f" (the room stayed at epoch {epoch_before})" if epoch_before is not None
+                                           else "") + f" or fanned out to {FOLLOWER_DOMAIN}")
+
+
+def _message_sentinel(cast, room, admin, witness_client: str, label: bytes):
+    """A sentinel for :func:`judge_not_applied`: the hub's admin sends ``label``; the reference follower's
+    ``witness_client`` receives it."""
+    def wait() -> None:
+        cast.hub.send_ok(room, admin.client, label)
+        with setting_up(f"{witness_client} to receive {label!r}"):
+            cast.follower.wait_received(witness_client, label, room=room,
+                                        what=f"{witness_client} to receive {label!r} (sent after the refusal)")
+    return wait
 
 
 def _plist_removal(member, user: bytes):
@@ -278,11 +365,11 @@ def _plist_removal(member, user: bytes):
     return app_data_update_proposal(int(COMPONENT_PARTICIPANT_LIST), plist_mod.make_update(removed=[index]).encode())
 
 
-def _accepted_or_inapplicable(response: UpdateRoomResponse, what: str) -> None:
+def _accepted_or_inapplicable(answer: HubAnswer, what: str) -> None:
     """The SUT as hub refused a set-up step a reference client sent: nothing to judge here."""
-    if response.responseCode != UpdateResponseCode.success:
-        not_applicable(f"set-up failed: the SUT as hub refused {what} ({response.responseCode.name}: "
-                       f"{response.errorDescription!r}), so this check has nothing to judge")
+    if answer.refused:
+        not_applicable(f"set-up failed: the SUT as hub refused {what} ({answer.label}), so this check has nothing "
+                       "to judge")
 
 
 def _sut_action(cast, result: dict, what: str, requirement: str, mark: int, since: float) -> None:
@@ -304,7 +391,8 @@ def _mark(cast) -> tuple[int, float]:
 
 def _pending_removal(cast, sut, ref_follower, sut_party, mimi_as, poll_until, recorder, requirement):
     """SUT hub room with a reference-follower admin (dave) and member (bob); dave's proposals removing
-    bob (participant list and every client) are accepted but not committed. Returns (room, bob, bob's state)."""
+    bob (participant list and every client) are accepted but not committed. Returns (room, bob, bob's state,
+    the SUT's admin, dave)."""
     room, admin = _hub_room(cast)
     dave = ref_follower.create_user("dave")
     bob = ref_follower.create_user("bob")
@@ -317,7 +405,7 @@ def _pending_removal(cast, sut, ref_follower, sut_party, mimi_as, poll_until, re
                                          *[remove_proposal(leaf) for leaf in leaves]])
     recorder.note(f"dave proposes the removal of {bob.uri} (not committed)")
     _accepted_or_inapplicable(_post_update(mimi_as, sut, room, body, requirement), "the admin's proposals removing bob")
-    return room, bob, bob_state
+    return room, bob, bob_state, admin, dave
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,16 +481,22 @@ def test_hub_refuses_commit_leaving_a_removed_users_client(cast, sut, ref_follow
     out = dave_state.commit([_plist_removal(dave_state, bob.uri.encode()), remove_proposal(leaves[0])],
                             include_cached=False)
     recorder.note("dave commits bob's participant-list removal with the Remove of only one of his two clients")
+    epoch, mark = sut_party.room(room)["epoch"], ref_follower.traffic_mark()
     with judging(NO_CLIENTS_LEFT):
-        response = _post_update(mimi_as, sut, room, out.request, NO_CLIENTS_LEFT)
-    recorder.note(f"the hub answered {response.responseCode.name}")
-    if response.responseCode == UpdateResponseCode.success:
+        answer = _post_update(mimi_as, sut, room, out.request, NO_CLIENTS_LEFT)
+    recorder.note(f"the hub answered {answer.label}")
+    if answer.accepted:
         miss(NO_CLIENTS_LEFT, "the hub accepted a commit removing bob from the participant list while one of his "
              "clients stays in the group")
         miss(REMOVE_SIMULTANEOUS, "the hub accepted a commit taking bob off the participant list without the MLS "
              "removal of all his clients")
         return
-    refused = f"the hub refused ({response.responseCode.name}) a commit removing bob but only one of his 2 clients"
+    what = "a commit removing bob but only one of his 2 clients"
+    with judging(NO_CLIENTS_LEFT):
+        effect = judge_not_applied(NO_CLIENTS_LEFT, ref_follower, mark, _handshake_bytes(out.request), what,
+                                   sentinel=_message_sentinel(cast, room, admin, dave.client, b"after the refusal"),
+                                   epoch_before=epoch, sut_party=sut_party, room=room)
+    refused = f"the hub refused ({answer.label}) {what}; {effect}"
     observed(NO_CLIENTS_LEFT, refused)
     observed(REMOVE_SIMULTANEOUS, refused)
 
@@ -414,7 +508,8 @@ def test_hub_refuses_commit_leaving_a_removed_users_client(cast, sut, ref_follow
 @as_hub
 @pytest.mark.requirements(BLOCK_SEND)
 def test_hub_refuses_message_from_removed_member(cast, sut, ref_follower, sut_party, mimi_as, poll_until, recorder):
-    """After a removal is accepted, the hub answers notAllowed to a removed client's application message."""
+    """After a removal is accepted, the hub refuses a removed client's application messages (-06 names no HTTP
+    status for the refusal: 200 with notAllowed or a 4xx, AMB-FAILURE-CODE-STATUS) and fans none of them out."""
     room, admin = _hub_room(cast)
     bob = ref_follower.create_user("bob")
     witness = ref_follower.create_user("witness")
@@ -431,50 +526,68 @@ def test_hub_refuses_message_from_removed_member(cast, sut, ref_follower, sut_pa
     message = request.appMessage
     current = request.replace(appMessage=message.replace(private_message=message.private_message.replace(epoch=epoch)))
     answers = []
+    mark = ref_follower.traffic_mark()
+    sent = []
     for label, body in (("current-epoch", current.encode()), ("stale-epoch", request.encode())):
-        response = _post_submit(mimi_as, sut, room, body, BLOCK_SEND)
-        recorder.note(f"{label} message from removed bob: {response.statusCode.name}")
-        if response.statusCode == SubmitResponseCode.accepted:
+        answer = _post_submit(mimi_as, sut, room, body, BLOCK_SEND)
+        recorder.note(f"{label} message from removed bob: {answer.label}")
+        if answer.accepted:
             fail(f"the hub accepted a {label} application message from a removed participant", requirement=BLOCK_SEND)
-        if label == "current-epoch" and response.statusCode != SubmitResponseCode.notAllowed:
-            fail(f"the hub answered {response.statusCode.name}, not notAllowed, to a removed participant's "
-                 "message of the current epoch", requirement=BLOCK_SEND)
-        answers.append(f"{label} {response.statusCode.name}")
-    observed(BLOCK_SEND, f"the removed client's messages were refused: {', '.join(answers)}")
+        answers.append(f"{label} {answer.label}")
+        sent.append((label, SubmitMessageRequest.decode(body).appMessage.encode()))
+    # Refused, whatever the status and code: the messages must not reach the room's other members.
+    _message_sentinel(cast, room, admin, witness.client, b"after the removed member's messages")()
+    for label, message in sent:
+        if fanned_out_since(ref_follower, mark, message):
+            fail(f"the hub refused the {label} message from a removed participant but fanned it out to "
+                 f"{FOLLOWER_DOMAIN}", requirement=BLOCK_SEND)
+    observed(BLOCK_SEND, f"the removed client's messages were refused ({', '.join(answers)}) and none was fanned "
+             f"out to {FOLLOWER_DOMAIN}")
 
 
 @as_hub
 @pytest.mark.requirements(BLOCK_COMMITS)
 def test_hub_refuses_commit_from_member_being_removed(cast, sut, ref_follower, sut_party, mimi_as, poll_until, recorder):
     """Once a user's removal is accepted (even before it is committed), the hub refuses commits from its clients."""
-    room, bob, bob_state = _pending_removal(cast, sut, ref_follower, sut_party, mimi_as, poll_until, recorder,
-                                            BLOCK_COMMITS)
+    room, bob, bob_state, admin, dave = _pending_removal(cast, sut, ref_follower, sut_party, mimi_as, poll_until,
+                                                         recorder, BLOCK_COMMITS)
     out = bob_state.commit([], include_cached=False)
-    response = _post_update(mimi_as, sut, room, out.request, BLOCK_COMMITS)
-    recorder.note(f"bob's commit while his removal is pending: {response.responseCode.name}")
-    expect(BLOCK_COMMITS, response.responseCode != UpdateResponseCode.success,
-           "the hub accepted a commit from a client whose user's removal it had accepted",
-           evidence=f"the commit of a client being removed was refused ({response.responseCode.name})")
+    epoch, mark = sut_party.room(room)["epoch"], ref_follower.traffic_mark()
+    answer = _post_update(mimi_as, sut, room, out.request, BLOCK_COMMITS)
+    recorder.note(f"bob's commit while his removal is pending: {answer.label}")
+    if answer.accepted:
+        fail("the hub accepted a commit from a client whose user's removal it had accepted", requirement=BLOCK_COMMITS)
+    effect = judge_not_applied(BLOCK_COMMITS, ref_follower, mark, _handshake_bytes(out.request),
+                               "a commit from a client being removed",
+                               sentinel=_message_sentinel(cast, room, admin, dave.client, b"after bob's commit"),
+                               epoch_before=epoch, sut_party=sut_party, room=room)
+    observed(BLOCK_COMMITS, f"the commit of a client being removed was refused ({answer.label}); {effect}")
 
 
 @as_hub
 @pytest.mark.requirements(ONLY_REMOVE_PROPOSALS)
 def test_member_being_removed_may_only_propose_its_removal(cast, sut, ref_follower, sut_party, mimi_as, poll_until, recorder):
     """A client of a user whose removal is accepted may send SelfRemove, but the hub refuses its Update proposal."""
-    room, bob, bob_state = _pending_removal(cast, sut, ref_follower, sut_party, mimi_as, poll_until, recorder,
-                                            ONLY_REMOVE_PROPOSALS)
+    room, bob, bob_state, admin, dave = _pending_removal(cast, sut, ref_follower, sut_party, mimi_as, poll_until,
+                                                         recorder, ONLY_REMOVE_PROPOSALS)
     update = bob_state.proposal_messages_request([bob_state.group.propose_update()])
-    response = _post_update(mimi_as, sut, room, update, ONLY_REMOVE_PROPOSALS)
-    recorder.note(f"bob's Update proposal: {response.responseCode.name}")
-    expect(ONLY_REMOVE_PROPOSALS, response.responseCode != UpdateResponseCode.success,
-           "the hub accepted an Update proposal from a client whose user's removal it had accepted",
-           evidence=f"the Update proposal of a client being removed was refused ({response.responseCode.name})")
-    response = _post_update(mimi_as, sut, room, bob_state.proposals_request([self_remove_proposal()]),
-                            ONLY_REMOVE_PROPOSALS)
-    recorder.note(f"bob's SelfRemove proposal: {response.responseCode.name}")
-    expect(ONLY_REMOVE_PROPOSALS, response.responseCode == UpdateResponseCode.success,
-           f"the hub refused the SelfRemove of a client being removed: {response.responseCode.name} "
-           f"{response.errorDescription!r}", evidence="its SelfRemove proposal was accepted")
+    mark = ref_follower.traffic_mark()
+    answer = _post_update(mimi_as, sut, room, update, ONLY_REMOVE_PROPOSALS)
+    recorder.note(f"bob's Update proposal: {answer.label}")
+    if answer.accepted:
+        fail("the hub accepted an Update proposal from a client whose user's removal it had accepted",
+             requirement=ONLY_REMOVE_PROPOSALS)
+    effect = judge_not_applied(ONLY_REMOVE_PROPOSALS, ref_follower, mark, _handshake_bytes(update),
+                               "an Update proposal from a client being removed",
+                               sentinel=_message_sentinel(cast, room, admin, dave.client, b"after bob's proposal"))
+    observed(ONLY_REMOVE_PROPOSALS, f"the Update proposal of a client being removed was refused ({answer.label}); "
+             f"{effect}")
+    answer = _post_update(mimi_as, sut, room, bob_state.proposals_request([self_remove_proposal()]),
+                          ONLY_REMOVE_PROPOSALS)
+    recorder.note(f"bob's SelfRemove proposal: {answer.label}")
+    expect(ONLY_REMOVE_PROPOSALS, answer.accepted,
+           f"the hub refused the SelfRemove of a client being removed: {answer.label}",
+           evidence="its SelfRemove proposal was accepted")
 
 
 @as_hub  # the rule binds the hub; as follower the SUT's removed client cannot decrypt anyway (MLS)
@@ -504,7 +617,7 @@ def test_removed_client_receives_no_later_message(cast, sut, mimi_as, poll_until
         leaves = dave_state.leaves_of_user(bob.uri.encode())
         out = dave_state.commit([_plist_removal(dave_state, bob.uri.encode()), remove_proposal(leaves[0])],
                                 include_cached=False)
-        removed = _post_update(mimi_as, sut, room, out.request, BLOCK_RECEIVE).responseCode == UpdateResponseCode.success
+        removed = _post_update(mimi_as, sut, room, out.request, BLOCK_RECEIVE).accepted
         recorder.note(f"the hub {'accepted' if removed else 'refused'} a removal leaving one of bob's clients")
     if not removed:
         result = cast.hub.remove(room, admin, bob)
@@ -633,18 +746,30 @@ def test_hub_requires_the_cached_leave_proposals(cast, sut, ref_follower, sut_pa
             what="dave to cache the leave proposals",
         )
     omitting = dave_state.commit([], include_cached=False)
-    response = _post_update(mimi_as, sut, room, omitting.request, LEAVE_CACHED)
-    recorder.note(f"commit omitting the leave: {response.responseCode.name}")
-    if response.responseCode == UpdateResponseCode.success:
+    epoch, mark = sut_party.room(room)["epoch"], ref_follower.traffic_mark()
+    answer = _post_update(mimi_as, sut, room, omitting.request, LEAVE_CACHED)
+    recorder.note(f"commit omitting the leave: {answer.label}")
+    omitted = answer.label
+    if answer.accepted:
         fail("the hub accepted a commit omitting a leaving user's cached proposals", requirement=LEAVE_CACHED)
+    judge_not_applied(LEAVE_CACHED, ref_follower, mark, _handshake_bytes(omitting.request),
+                      "a commit omitting the leave proposals", epoch_before=epoch, sut_party=sut_party, room=room)
     dave_state.commit_refused()
     including = dave_state.commit([], include_cached=True)
-    response = _post_update(mimi_as, sut, room, including.request, LEAVE_CACHED)
-    recorder.note(f"commit including the leave by reference: {response.responseCode.name}")
-    if response.responseCode != UpdateResponseCode.success:
-        fail(f"the hub refused a commit including the leave proposals by reference: {response.responseCode.name} "
-             f"{response.errorDescription!r}", requirement=LEAVE_CACHED)
-    observed(LEAVE_CACHED, "a commit omitting the cached leave proposals was refused, one including them accepted")
+    answer = _post_update(mimi_as, sut, room, including.request, LEAVE_CACHED)
+    recorder.note(f"commit including the leave by reference: {answer.label}")
+    if answer.refused:
+        fail(f"the hub refused a commit including the leave proposals by reference: {answer.label}",
+             requirement=LEAVE_CACHED)
+    # The accepted commit is fanned out after the refused one would have been.
+    with setting_up("dave to receive the commit including the leave"):
+        poll_until(lambda: fanned_out_since(ref_follower, mark, _handshake_bytes(including.request)),
+                   what=f"the commit including the leave to reach {FOLLOWER_DOMAIN}")
+    if fanned_out_since(ref_follower, mark, _handshake_bytes(omitting.request)):
+        fail(f"the hub refused a commit omitting the leave proposals but fanned it out to {FOLLOWER_DOMAIN}",
+             requirement=LEAVE_CACHED)
+    observed(LEAVE_CACHED, f"a commit omitting the cached leave proposals was refused ({omitted}) and neither "
+             "applied nor fanned out; one including them by reference was accepted")
 
 
 # --------------------------------------------------------------------------------------------
@@ -711,10 +836,10 @@ def test_external_senders_drop_a_follower_whose_last_user_left(cast, sut, ref_fo
     senders = [*group.external_senders(), entry]
     exts = set_extension(list(group.context.extensions), ExtensionType.external_senders,
                          external_senders_extension(senders).extension_data)
-    response = _post_update(mimi_as, sut, room, bob_state.commit([gce_proposal(exts)], include_cached=False).request,
-                            EXTSENDERS_LAST_FOLLOWER)
+    answer = _post_update(mimi_as, sut, room, bob_state.commit([gce_proposal(exts)], include_cached=False).request,
+                          EXTSENDERS_LAST_FOLLOWER)
     # A follower MAY add its own entry (PROTO-EXTSENDERS-FOLLOWER-MAY-ADD); a hub may decline it.
-    _accepted_or_inapplicable(response, "bob's commit adding follower.ref.test to external_senders")
+    _accepted_or_inapplicable(answer, "bob's commit adding follower.ref.test to external_senders")
     with setting_up("follower.ref.test in the hub's external senders"):
         poll_until(lambda: FOLLOWER_DOMAIN in sut_party.room(room)["externalSenders"],
                    what="follower.ref.test in the hub's external senders")
