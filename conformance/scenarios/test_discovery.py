@@ -14,18 +14,18 @@ answers ``forbidden``): a SUT that does not offer it makes those checks NOT_APPL
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import urlsplit
 
 import pytest
 
 from conformance.harness.attribution import ROLE_ENDPOINTS
 from conformance.verdicts import ambiguous, blocked, current_ledger, fail, miss, not_applicable, observed
+from reference_peer.server.endpoints import TEMPLATE_VARIABLE, expand_template
 from reference_peer.wire.codec import DecodeError, EncodeError
 from reference_peer.wire.directory import (
     ENDPOINT_VARIABLES,
     WELL_KNOWN_PATH,
-    DirectoryError,
-    _check_template,
     _repair_missing_colons,
 )
 from reference_peer.wire.mimi import (
@@ -77,7 +77,14 @@ def _read_json(body: bytes) -> tuple[object, str | None, list[str]]:
 
 
 def _judge_template(endpoint: str, template: object) -> tuple[str | None, str | None, tuple[str, str] | None]:
-    """(https problem, template problem, (ambiguity, detail) of a repaired template) for one entry."""
+    """(https problem, template problem, (ambiguity, detail) of a repaired template) for one entry.
+
+    -06 §5.1 maps each endpoint to a URL template and fixes neither the variable's name nor where it
+    stands: any RFC 6570 variable name (``{targetUser}``, ``{user}``, ``{_1}``) anywhere in the path
+    or query is usable, as long as the template has exactly one expression, a simple (level 1)
+    expansion, outside the authority, so that filling it in gives an https URL of the same host.
+    The one placement judged AMBIGUOUS is the draft's own typo, the variable glued to the endpoint
+    name (``.../update{roomId}``, AMB-DIRECTORY-UPDATE-SLASH)."""
     if not isinstance(template, str):
         return None, f"{endpoint}: the URL template must be a string, not {json.dumps(template)[:60]}", None
     parts = urlsplit(template)
@@ -86,18 +93,24 @@ def _judge_template(endpoint: str, template: object) -> tuple[str | None, str | 
         https_problem = f"{endpoint}: not an https URL: {template!r}"
         if not parts.netloc:
             return https_problem, None, None  # not a URL of any scheme: nothing more to read
-    shape = parts._replace(scheme="https").geturl()  # the template's shape, whatever its scheme
-    variables = ENDPOINT_VARIABLES[endpoint]
-    try:
-        _check_template(endpoint, shape, variables, tolerant=False)
-        return https_problem, None, None
-    except DirectoryError as strict:
-        try:
-            _check_template(endpoint, shape, variables, tolerant=True)
-        except DirectoryError as tolerant:
-            return https_problem, str(tolerant), None
+    expressions = re.findall(r"\{[^{}]*\}", template)
+    if len(expressions) != 1 or template.count("{") != 1 or template.count("}") != 1:
+        return https_problem, (f"{endpoint}: a URL template with exactly one {{variable}} expected, found "
+                               f"{len(expressions)} in {template!r}"), None
+    match = TEMPLATE_VARIABLE.search(template)
+    if match is None:
+        return https_problem, (f"{endpoint}: {expressions[0]} is not an RFC 6570 simple expansion of one "
+                               f"variable: {template!r}"), None
+    if "{" in parts.netloc:
+        return https_problem, f"{endpoint}: the variable stands in the host, not the path: {template!r}", None
+    filled = urlsplit(expand_template(template, "mimi://a.example/r/x"))
+    if filled.netloc != parts.netloc:
+        return https_problem, f"{endpoint}: filling {template!r} changes the host to {filled.netloc!r}", None
+    before = template[:match.start()]
+    if not before.endswith(("/", "=", "?", "&")) and before.endswith(endpoint):
         return https_problem, None, ("AMB-DIRECTORY-UPDATE-SLASH",
-                                     f"{endpoint}: missing '/' before the variable (strict reading: {strict})")
+                                     f"{endpoint}: missing '/' between the endpoint and the variable: {template!r}")
+    return https_problem, None, None
 
 
 @pytest.mark.requirements(WELL_KNOWN, HTTPS_URLS)

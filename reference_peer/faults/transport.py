@@ -37,12 +37,13 @@ TRUST_OWN_DOMAIN_FROM = define(
     description="a request whose From names one of the server's own domains is admitted whatever the client "
     "certificate names (a forged 'loopback' origin)",
 )
-SERVE_UNOWNED_HOST = define(
-    "serve-unowned-host",
+# Serving a Host the server does not serve is no fault: -06 §4.1 binds the requester's Host only (the
+# allowed variant serve-any-host, reference_peer/faults/variants_strictness.py). The fault breaks that.
+OUTGOING_HOST_ELSEWHERE = define(
+    "outgoing-host-elsewhere",
     area=AREA,
     requirements=["PROTO-TRANSPORT-HOST-TARGET"],
-    description="a request whose Host names a domain the server does not serve is answered by its first provider "
-    "instead of 421",
+    description="requests to peers carry a Host naming the sending provider's own domain, not the target",
 )
 HOST_PORT_SIGNIFICANT = define(
     "host-port-significant",
@@ -161,4 +162,6 @@ def outgoing(domain: str, body: bytes, options: dict) -> tuple[bytes, dict]:
         wrong_from = f"server@{domain}"
     if wrong_from is not None:
         options = {**options, "headers": {**(options.get("headers") or {}), "From": wrong_from}}
+    if active(OUTGOING_HOST_ELSEWHERE):
+        options = {**options, "headers": {**(options.get("headers") or {}), "Host": domain}}
     return body, options

@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from ..faults import active
+from ..faults import variants_strictness as strictness_variants
 from .endpoints import DIRECTORY_PATH, ENDPOINTS, expand_template
 from .names import MIMI_LOCAL_PART, normalize_domain
 from .tls import StrPath, client_context, is_tls_failure
@@ -142,7 +144,9 @@ class MimiClient:
     ) -> None:
         self.domain = normalize_domain(domain)
         self.limits = limits or ClientLimits()
-        self.from_header = f"{MIMI_LOCAL_PART}@{self.domain}"
+        # -06 §4.1: the local part "MUST contain the fixed string mimi" (AMB-FROM-LOCALPART-CONTAINS).
+        local = "mimi-server" if active(strictness_variants.FROM_LOCALPART_CONTAINS_MIMI) else MIMI_LOCAL_PART
+        self.from_header = f"{local}@{self.domain}"
         self._ssl_context = client_context(cert_file, key_file, ca_file)
         self._resolve = {normalize_domain(k): v for k, v in (resolve or {}).items()}
         self._observer = observer

@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote_to_bytes
 from ..faults import active
 from ..faults import discovery as faults
 from ..faults import transfer_old_hub as old_hub_faults
+from ..faults import variants_strictness as strictness_variants
 
 DIRECTORY_PATH = "/.well-known/mimi-protocol-directory"
 API_PREFIX = "/v1/"
@@ -47,13 +48,17 @@ ENDPOINTS: dict[str, Endpoint] = {
     )
 }
 EXTENSION_ENDPOINTS = frozenset({"hubTransfer"})
+# Variant directory-other-variable-names: -06 §5.1 fixes no variable name (RFC 6570 templates).
+OTHER_VARIABLE_NAMES = {"targetUser": "user", "roomId": "room", "targetDomain": "provider", "requesterDomain": "provider",
+                        "domain": "domain_name", "downloadUrl": "url"}
 
 
 def directory_document(authority: str, served: frozenset[str] | tuple[str, ...] = ()) -> dict[str, object]:
     """The §5.1 directory for a provider reached at ``authority`` (``host`` or ``host:port``); an
     extension endpoint is listed only when it is in ``served`` (the provider registered it)."""
+    other_names = active(strictness_variants.DIRECTORY_OTHER_VARIABLE_NAMES)
     document = {
-        e.name: f"https://{authority}{API_PREFIX}{e.name}/{{{e.variable}}}"
+        e.name: f"https://{authority}{API_PREFIX}{e.name}/{{{OTHER_VARIABLE_NAMES[e.variable] if other_names else e.variable}}}"
         for e in ENDPOINTS.values()
         if e.name not in EXTENSION_ENDPOINTS or e.name in served
     }
@@ -116,9 +121,15 @@ def match_endpoint(raw_path: str) -> tuple[Endpoint, str] | None:
     return endpoint, segment
 
 
+# An RFC 6570 simple-expansion expression: its varname is ALPHA / DIGIT / "_" / pct-encoded, with inner dots.
+_VARCHAR = r"(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})"
+TEMPLATE_VARIABLE = re.compile(r"\{(" + _VARCHAR + r"(?:\.?" + _VARCHAR + r")*)\}")
+
+
 def expand_template(template: str, value: str) -> str:
-    """Fill the single ``{variable}`` of a directory URL template with the percent-encoded ``value``."""
-    match = re.search(r"\{[A-Za-z][A-Za-z0-9_]*\}", template)
+    """Fill the single ``{variable}`` of a directory URL template with the percent-encoded ``value``
+    (any RFC 6570 variable name: -06 §5.1 fixes none)."""
+    match = TEMPLATE_VARIABLE.search(template)
     if match is None:
         raise ValueError(f"directory template has no variable: {template!r}")
     return template[: match.start()] + encode_segment(value) + template[match.end() :]

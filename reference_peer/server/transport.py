@@ -42,6 +42,7 @@ from cryptography import x509
 
 from reference_peer.faults import active
 from reference_peer.faults import transport as transport_faults
+from reference_peer.faults import variants_strictness as strictness_variants
 from reference_peer.pki import subject_alt_dns_names
 from reference_peer.wire.codec import DecodeError
 
@@ -64,6 +65,21 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # Set on every request that passed the §4.1 checks, for code that works on the aiohttp request.
 MIMI_PEER = web.RequestKey("mimi_peer", str)  # the authenticated source provider domain
 MIMI_TARGET = web.RequestKey("mimi_target", str)  # the Host domain
+
+
+def _parse_from(value: str | None) -> str:
+    """:func:`parse_from`, judging the local part by -06 §4.1's MUST: it "MUST contain the fixed string
+    mimi" (AMB-FROM-LOCALPART-CONTAINS), so ``mimi-server@b.example`` names b.example like ``mimi@b.example``."""
+    try:
+        return parse_from(value)
+    except MalformedFrom as exc:
+        if exc.requirement != "PROTO-TRANSPORT-FROM-LOCALPART-MIMI" or value is None:
+            raise
+        local, _, domain = value.strip().rpartition("@")
+        if "mimi" not in local:
+            raise MalformedFrom(f"From local-part {local!r} does not contain the fixed string 'mimi'",
+                                exc.requirement) from None
+        return parse_from(f"mimi@{domain}")
 
 
 class MimiHTTPError(Exception):
@@ -481,8 +497,8 @@ class MimiServer:
             domain, port = parse_host(hosts[0])
         except MalformedHost as exc:
             raise _Refuse(400, "malformed-host", str(exc), requirement="PROTO-TRANSPORT-IDENTIFY-PROVIDERS") from None
-        if domain not in self._by_name and active(transport_faults.SERVE_UNOWNED_HOST):
-            domain = self.providers[0].domain
+        if domain not in self._by_name and active(strictness_variants.SERVE_ANY_HOST):
+            domain = self.providers[0].domain  # -06 §4.1 obliges no refusal of a Host not served
         if port is not None and port != self.port and active(transport_faults.HOST_PORT_SIGNIFICANT):
             raise _Refuse(421, "host-port-mismatch", f"Host port {port} is not this server's port {self.port}")
         if domain not in self._by_name:
@@ -503,7 +519,7 @@ class MimiServer:
         if len(froms) > 1:
             raise _Refuse(400, "malformed-from", "repeated From header", requirement="PROTO-TRANSPORT-IDENTIFY-PROVIDERS")
         try:
-            peer_domain = parse_from(froms[0] if froms else None)
+            peer_domain = _parse_from(froms[0] if froms else None)
         except MalformedFrom as exc:
             raise _Refuse(400, "malformed-from", str(exc), requirement=exc.requirement) from None
         if not certificate_authenticates(peer_domain, peer_names) and not transport_faults.admits_unauthenticated_from(
