@@ -23,6 +23,7 @@ from . import (  # noqa: F401 - importing an area module registers its faults
     transfer_public_commits,
     transport,
     variants_effect,
+    variants_order,
     variants_strictness,
     variants_wire,
 )

@@ -1,0 +1,54 @@
+"""Allowed variants of the reference peer (order and timing of fan-out): behaviours the draft permits that
+differ from the reference default (see :func:`.registry.define_variant`). Every check must pass with each
+of them on (or end AMBIGUOUS with the ambiguity ID of the variant's reading).
+
+The hooks below are called by the hub's outbox (``reference_peer/provider/outbox.py``); each returns the
+unchanged behaviour when its variant is off.
+"""
+
+from __future__ import annotations
+
+import random
+
+from .registry import active, define_variant
+
+AREA = "fanout"
+
+NOTIFY_IN_PARALLEL = define_variant(
+    "notify-in-parallel", area=AREA,
+    permitted_by="-06 §5.5: 'The hub need not wait for a response before sending the next fanout message' "
+                 "(the order a follower sees is then the one the FanoutMessage timestamps and epochs give: "
+                 "AMB-FANOUT-ORDER-PARALLEL)",
+    description="as hub, sends each due /notify to a provider as soon as it is due, in enqueue order, without "
+                "waiting for the answer to the previous one (several /notify to one provider in flight at once)",
+)
+SLOW_NOTIFY_RETRY = define_variant(
+    "slow-notify-retry", area=AREA,
+    permitted_by="-06 §5.5: 'it SHOULD retry the request, respecting any guidance provided by the server in "
+                 "HTTP header fields such as Retry-After' sets no deadline for the retry; Retry-After "
+                 "(RFC 9110 §10.2.3) is the least time to wait",
+    description="as hub, retries a /notify the follower answered with anything but 201 only after 20 to 30 s "
+                "(or after the Retry-After, when that is longer)",
+)
+
+SLOW_RETRY_RANGE_S = (20.0, 30.0)
+
+
+def notify_in_parallel(endpoint: str) -> bool:
+    """Whether the outbox sends due items of ``endpoint`` to a destination without waiting for answers."""
+    return endpoint == "notify" and active(NOTIFY_IN_PARALLEL)
+
+
+def parallel_sending() -> bool:
+    """Whether notify-in-parallel is on at all (the outbox then schedules per item, not per head of line)."""
+    return active(NOTIFY_IN_PARALLEL)
+
+
+def retry_delay(endpoint: str, status: int | None, delay: float, rng: random.Random) -> float:
+    """The delay before retrying an item the peer answered ``status`` (not 201): ``delay`` (the outbox's
+    backoff or the peer's Retry-After), or 20-30 s (never less than ``delay``) under slow-notify-retry. A
+    failure without an HTTP answer keeps ``delay``."""
+    if endpoint != "notify" or status is None or not active(SLOW_NOTIFY_RETRY):
+        return delay
+    low, high = SLOW_RETRY_RANGE_S
+    return max(delay, low + rng.random() * (high - low))
