@@ -56,6 +56,7 @@ from .faults import transfer_follower as follower_faults
 from .faults import transfer_new_hub as newhub_faults
 from .faults import transport as transport_faults
 from .faults import variants_effect as effect_variants
+from .faults import variants_strictness as strictness_variants
 from .faults import variants_wire as wire_variants
 from .mls import CryptoError, MLSError, basic_credential, cipher_suite
 from .mls.leaf import is_last_resort, key_package_ref, make_key_package
@@ -683,19 +684,36 @@ class ReferenceProvider:
             refused = KeyMaterialResponse(protocol=Protocol.mls10, userStatus=KeyMaterialUserCode.noConsent,
                                           userUri=req.targetUser, clients=[])
             return MimiResponse(refused.encode())
+        relay_variant = active(strictness_variants.KEYMAT_RELAY_ROOM_PROVIDERS_ONLY)
+        if relay_variant and request.peer_domain not in self._room_provider_domains(room):
+            # -06 §5.2 obliges the hub to relay for its room's providers only.
+            raise MimiHTTPError(403, "not-a-room-provider",
+                                f"{request.peer_domain} has no participant in {room_id}")
         reply = await self.fetch_key_material(room_id, target, request.body)
+        if relay_variant and reply[0] == 200:  # passed on as decoded, not byte for byte
+            return MimiResponse(KeyMaterialResponse.decode(reply[1]).encode(), status=200)
         return MimiResponse(reply[1], status=reply[0])
 
+    @staticmethod
+    def _room_provider_domains(room) -> set[str]:
+        """The providers with a participant (listed or with a client) in a hosted room."""
+        users = set(room.roles()) | room.active_users()
+        return {d for u in users if (d := domain_of_uri(u)) is not None}
+
     def _key_material_signature_ok(self, req: KeyMaterialRequest) -> bool:
+        """Nothing in KeyMaterialRequest names the signature scheme (-06 §5.2): a signature that
+        verifies under any listed acceptable cipher suite's scheme is good (AMB-KEYMAT-SIGNATURE-SUITE)."""
         suites = [s for s in (req.acceptableCiphersuites or []) if s in range(1, 8)] or [1]
-        try:
-            suite = cipher_suite(suites[0])
-            return suite.verify_with_label(
-                bytes(req.requesterSignatureKey), "KeyMaterialRequestTBS", req.tbs().encode(),
-                bytes(req.key_material_request_signature),
-            )
-        except (MLSError, ValueError):
-            return False
+        for suite_id in dict.fromkeys(suites):
+            try:
+                if cipher_suite(suite_id).verify_with_label(
+                    bytes(req.requesterSignatureKey), "KeyMaterialRequestTBS", req.tbs().encode(),
+                    bytes(req.key_material_request_signature),
+                ):
+                    return True
+            except (MLSError, ValueError):
+                continue
+        return False
 
     async def fetch_key_material(self, room_id: str, target: str, body: bytes) -> tuple[int, bytes]:
         """The hub asks the target's provider (PROTO-KEYMAT-HUB-RELAY) and records KeyPackageRef ->
@@ -1010,7 +1028,8 @@ class ReferenceProvider:
             requestingUser=IdentifierUri(uri=member.user_uri.encode()),
             targetUser=IdentifierUri(uri=target.encode()),
             roomId=IdentifierUri(uri=b"" if active(faults.KEYMAT_REQUEST_WITHOUT_ROOM) else room_id.encode()),
-            acceptableCiphersuites=[member.suite_id],
+            acceptableCiphersuites=([2, member.suite_id] if active(strictness_variants.KEYMAT_SIGN_WITH_OTHER_LISTED_SUITE)
+                                    and member.suite_id != 2 else [member.suite_id]),
             requiredCapabilities=RequiredCapabilities(
                 extension_types=[int(ExtensionType.app_data_dictionary)],
                 proposal_types=[int(ProposalType.app_data_update), int(ProposalType.self_remove)],
