@@ -47,12 +47,13 @@ def _fanout_other_arm(message) -> list:
         carried = list(message.externalProposals or [])
     else:
         return [message]
-    base = message.replace(moreProposals=None, externalProposals=None)
-    return [base, *(FanoutMessage(timestamp=message.timestamp, protocol=message.protocol, message=p) for p in carried)]
+    alone = {"moreProposals": []} if kind == "proposal" else {"externalProposals": []}
+    return [message.replace(**alone), *(FanoutMessage(timestamp=message.timestamp, protocol=message.protocol,
+                                                      message=p, moreProposals=[]) for p in carried)]
 
 
 def _encode_fanout(message, *, explicit_protocol: bool, no_arm: bool) -> bytes:
-    from ..wire.codec import encode_value
+    from ..wire.codec import encode_value, uint64
     from ..wire.mimi import _fanout_kind_of
     from ..wire.mls import MLSMessage
 
@@ -61,7 +62,7 @@ def _encode_fanout(message, *, explicit_protocol: bool, no_arm: bool) -> bytes:
         if kind == "application" and message.frank is not None:
             out = message.encode()  # a frank to carry: the only arm that conveys it
         else:
-            out = message.encode()[:8] + encode_value(MLSMessage, message.message)
+            out = encode_value(uint64, message.timestamp) + encode_value(MLSMessage, message.message)
     else:
         out = message.encode()
     if explicit_protocol:

@@ -36,7 +36,6 @@ import enum
 from .codec import (
     Decoded,
     DecodeError,
-    Empty,
     Enum8,
     Implicit,
     Leniency,
@@ -368,40 +367,51 @@ class FanoutMessage(Struct):
     timestamp: int = wire(uint64)
     protocol: Protocol = _implicit_protocol()
     message: MLSMessage = wire(MLSMessage, when=_mls10())
-    frank: Frank | None = wire(optional(Frank), when=case(_fanout_kind, "application"),
-                               alt=(Empty(), "AMB-FANOUT-SELECT", _NO_ARM.format("frank")))
+    frank: Frank | None = wire(optional(Frank), when=case(_fanout_kind, "application"))
     ratchetTreeOption: RatchetTreeOption = wire(RatchetTreeOption, when=case(_fanout_kind, "welcome"))
-    moreProposals: list[MLSMessage] = wire(vector(MLSMessage), when=case(_fanout_kind, "proposal"),
-                                           alt=(Empty(), "AMB-FANOUT-SELECT", _NO_ARM.format("moreProposals")))
-    externalProposals: list[MLSMessage] = wire(vector(MLSMessage), when=case(_fanout_kind, "commit"),
-                                               alt=(Empty(), "AMB-FANOUT-SELECT", _NO_ARM.format("externalProposals")))
+    moreProposals: list[MLSMessage] = wire(vector(MLSMessage), when=case(_fanout_kind, "proposal"))
+    externalProposals: list[MLSMessage] = wire(vector(MLSMessage), when=case(_fanout_kind, "commit"))
 
 
-def _fanout_reading_groups() -> list[frozenset[int]]:
-    """The forced alternative sets tolerant /notify decoding tries, in order: each ambiguity's sites
-    together (AMB-PROTOCOL-CONTEXT, AMB-FANOUT-SELECT), then both."""
-    by_id: dict[str, set[int]] = {}
-    for _, fld in FanoutMessage.__wire__.fields:
-        if fld.alt is not None:
-            by_id.setdefault(fld.alt.ambiguity, set()).add(fld.alt_id)
-    groups = [frozenset(ids) for ids in by_id.values()]
-    if len(groups) > 1:
-        groups.append(frozenset().union(*groups))
-    return groups
+_ARM_FIELD = {"application": "frank", "proposal": "moreProposals", "commit": "externalProposals"}
+_NO_ARM_CODEC: list = []  # the no-arm reading's struct, built on first use (kept out of the struct catalogue)
 
 
-_FANOUT_READINGS: list[frozenset[int]] = []
+def _no_arm_codec():
+    """AMB-FANOUT-SELECT's literal reading: nothing after a PublicMessage or PrivateMessage (no case of the
+    select on ``wire_format`` matches it); a Welcome keeps its ratchetTreeOption."""
+    if not _NO_ARM_CODEC:
+        class FanoutMessageWithoutArm(Struct):
+            timestamp: int = wire(uint64)
+            protocol: Protocol = _implicit_protocol()
+            message: MLSMessage = wire(MLSMessage, when=_mls10())
+            ratchetTreeOption: RatchetTreeOption = wire(RatchetTreeOption, when=case(_fanout_kind, "welcome"))
+
+        _NO_ARM_CODEC.append(FanoutMessageWithoutArm.__wire__)
+    return _NO_ARM_CODEC[0]
 
 
-def _fanout_normalized(message: FanoutMessage) -> FanoutMessage:
-    """A FanoutMessage read through the no-arm alternative, with the arm's empty value (so that
-    ``encode()`` gives the as-written bytes)."""
-    kind = _fanout_kind_of(message)
-    if kind == "proposal" and message.moreProposals is None:
-        return message.replace(moreProposals=[])
-    if kind == "commit" and message.externalProposals is None:
-        return message.replace(externalProposals=[])
-    return message
+def _as_fanout(value) -> tuple[FanoutMessage, Leniency | None]:
+    """A FanoutMessageWithoutArm as the FanoutMessage the as-written layout encodes, and its leniency."""
+    fanout = FanoutMessage(timestamp=value.timestamp, protocol=value.protocol, message=value.message,
+                           ratchetTreeOption=value.ratchetTreeOption)
+    kind = _fanout_kind_of(fanout)
+    if kind == "proposal":
+        fanout = fanout.replace(moreProposals=[])
+    elif kind == "commit":
+        fanout = fanout.replace(externalProposals=[])
+    if kind not in _ARM_FIELD:
+        return fanout, None
+    return fanout, Leniency("AMB-FANOUT-SELECT", f"FanoutMessage.{_ARM_FIELD[kind]}", _NO_ARM.format(_ARM_FIELD[kind]))
+
+
+def _fanout_readings() -> list[tuple[object, frozenset[int]]]:
+    """(struct codec, forced alternatives) for each reading tolerant /notify decoding tries, in order:
+    the explicit protocol octet, no arm, both."""
+    explicit = frozenset(f.alt_id for _, f in FanoutMessage.__wire__.fields if f.alt is not None)
+    no_arm = _no_arm_codec()
+    both = frozenset(f.alt_id for _, f in no_arm.fields if f.alt is not None)
+    return [(FanoutMessage.__wire__, explicit), (no_arm, frozenset()), (no_arm, both)]
 
 
 def _fanout_kind_of(message: FanoutMessage) -> str | None:
@@ -421,24 +431,30 @@ def decode_fanout_sequence_tolerant(data: bytes | bytearray | memoryview, *, sco
     try:
         return Decoded(FanoutMessage.decode_sequence(data, scope=scope), ())
     except DecodeError as first:
-        if not _FANOUT_READINGS:
-            _FANOUT_READINGS.extend(_fanout_reading_groups())
         from .codec import DEFAULT_SCOPE, _Ctx
 
         view = memoryview(data).toreadonly()
-        for forced in _FANOUT_READINGS:
+        for codec, forced in _fanout_readings():
             ctx = _Ctx(view, forced, dict(scope) if scope else DEFAULT_SCOPE)
             items: list[FanoutMessage] = []
+            found: list[Leniency] = []
             try:
                 while ctx.pos < len(view):
-                    items.append(FanoutMessage.__wire__.decode(ctx))
+                    value = codec.decode(ctx)
+                    if codec is not FanoutMessage.__wire__:
+                        value, leniency = _as_fanout(value)
+                        if leniency is not None:
+                            found.append(leniency)
+                    items.append(value)
             except DecodeError:
                 continue
+            if not items or (codec is not FanoutMessage.__wire__ and not found):
+                continue
             leniencies: list[Leniency] = []
-            for leniency in ctx.leniencies:
+            for leniency in [*(lc._replace(path=lc.path.replace("WithoutArm", "")) for lc in ctx.leniencies), *found]:
                 if leniency not in leniencies:
                     leniencies.append(leniency)
-            return Decoded([_fanout_normalized(m) for m in items], tuple(leniencies))
+            return Decoded(items, tuple(leniencies))
         raise first from None
 
 
