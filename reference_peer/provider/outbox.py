@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 
+from ..faults import variants_order
 from .store import Clock, Store
 
 
@@ -256,6 +257,7 @@ class OutboxWorker:
         self._rng = rng or random.Random(0)
         self._wake = asyncio.Event()
         self.stats = WorkerStats()
+        self._in_flight: dict[int, asyncio.Task] = {}  # notify-in-parallel: items sent, answer not yet in
         outbox.add_listener(self.wake)
 
     def wake(self) -> None:
@@ -264,10 +266,48 @@ class OutboxWorker:
     async def run_once(self) -> int:
         """Send every due head-of-line item, each destination until its next item is not due or
         fails. Returns the number of attempts made."""
+        if variants_order.parallel_sending():
+            return self._launch_parallel()
         now = self._clock()
         due = [rec.item.destination for rec in self.outbox.heads() if rec.next_attempt_at <= now]
         counts = await asyncio.gather(*(self._drain_destination(dest) for dest in due))
         return sum(counts)
+
+    def _parallel_candidates(self) -> list[OutboxRecord]:
+        """notify-in-parallel: the pending items that may be sent now or later without waiting for the
+        answer to an earlier one: every /notify not in flight, and each destination's other items while
+        no earlier item of that destination is pending (those keep the head-of-line order)."""
+        out, blocked = [], set()
+        for rec in self.outbox.records("pending"):
+            item = rec.item
+            if item.id in self._in_flight:
+                if not variants_order.notify_in_parallel(item.endpoint):
+                    blocked.add(item.destination)
+                continue
+            if variants_order.notify_in_parallel(item.endpoint):
+                out.append(rec)
+            elif item.destination not in blocked:
+                out.append(rec)
+                blocked.add(item.destination)
+        return out
+
+    def _launch_parallel(self) -> int:
+        """notify-in-parallel: start every due item in enqueue order, each without waiting for the answer
+        to the previous one; a finished attempt wakes the worker (retries are rescheduled as usual)."""
+        now = self._clock()
+        launched = 0
+        for rec in self._parallel_candidates():
+            if rec.next_attempt_at > now:
+                continue
+            task = asyncio.ensure_future(self._attempt(rec.item))
+            self._in_flight[rec.item.id] = task
+            task.add_done_callback(lambda _t, item_id=rec.item.id: self._landed(item_id))
+            launched += 1
+        return launched
+
+    def _landed(self, item_id: int) -> None:
+        self._in_flight.pop(item_id, None)
+        self.wake()
 
     async def _drain_destination(self, destination: str) -> int:
         attempts = 0
@@ -308,13 +348,14 @@ class OutboxWorker:
             delay = min(retry_after, self.policy.max_retry_after)
         else:
             delay = self.policy.backoff(attempt_no, self._rng)
+        delay = variants_order.retry_delay(item.endpoint, result.status, delay, self._rng)  # slow-notify-retry
         self.stats.delays.append(delay)
         self.outbox._reschedule(item.id, now + delay, result.status, error)
         return False
 
     def next_due_in(self) -> float | None:
         """Seconds until the earliest pending head is due (0 if overdue); None if nothing pending."""
-        heads = self.outbox.heads()
+        heads = self._parallel_candidates() if variants_order.parallel_sending() else self.outbox.heads()
         if not heads:
             return None
         return max(0.0, min(rec.next_attempt_at for rec in heads) - self._clock())
@@ -345,3 +386,5 @@ class OutboxWorker:
             finally:
                 for waiter in waiters:
                     waiter.cancel()
+        for task in list(self._in_flight.values()):  # notify-in-parallel: attempts still waiting for an answer
+            task.cancel()
