@@ -589,7 +589,8 @@ class ReferenceProvider:
         response, plan = room.handle_update(request.peer_domain, request.body, self._room_now(room))
         if response.responseCode == UpdateResponseCode.success:  # a refusal leaves the room, and the store, as they were
             self.commit_room_change(request.value, room, plan)
-        elif (status := effect_variants.refusal_status("update", response.responseCode.name)) is not None:
+        elif (status := effect_variants.refusal_status(
+                "update", response.responseCode.name, response.errorDescription)) is not None:
             return MimiResponse(b"", status=status)  # an allowed variant: the refusal as a 4xx (AMB-FAILURE-CODE-STATUS)
         return MimiResponse(response.encode())
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 import pytest
 
 from conformance.harness.control import ControlProblem
-from conformance.scenarios.test_removal import setting_up, setup_add
+from conformance.scenarios.test_removal import fanned_out_since, setting_up, setup_add
 from conformance.verdicts import HarnessError, ambiguous, expect, fail, not_applicable, observed
+from reference_peer.room import participants as plist_mod
 from reference_peer.room.policy import COMPONENT_BASE_POLICY
 from reference_peer.wire.codec import DecodeError, EncodeError
-from reference_peer.wire.mimi import UpdateResponseCode, UpdateRoomResponse
+from reference_peer.wire.mimi import Protocol, UpdateRequest, UpdateResponseCode, UpdateRoomResponse
 from reference_peer.wire.room_policy import BaseRoomPolicy, Bool
 
 ROOM_SET = "POLICY-BASE-PARENT-ROOM-SET"
@@ -86,9 +87,30 @@ def _base_policy(member, requirement: str) -> BaseRoomPolicy:
         raise AssertionError("unreachable") from None
 
 
-def _update_codes(ref_follower, room: str, after: int) -> list:
-    return [UpdateRoomResponse.decode(t.response) for t in ref_follower.traffic(after, endpoint="update", direction="out")
-            if t.value == room and t.status == 200]
+def _update_answers(ref_follower, room: str, after: int) -> list[tuple[str, bool, bytes]]:
+    """What the hub answered to the reference follower's /update requests for ``room`` since ``after``: per
+    request (the answer readably, whether it was accepted, the handshake MLSMessage sent). -06 §5.3 names no
+    HTTP status for a refusal (AMB-FAILURE-CODE-STATUS): any non-2xx status or any response code but success
+    is a refusal."""
+    answers = []
+    for t in ref_follower.traffic(after, endpoint="update", direction="out"):
+        if t.value != room:
+            continue
+        try:
+            sent = UpdateRequest.decode(t.request, scope={"protocol": Protocol.mls10}).bundle.proposalOrCommit.encode()
+        except (DecodeError, EncodeError):
+            sent = b""
+        if t.status is None or not 200 <= t.status < 300:
+            answers.append((f"HTTP {t.status}" + (f" ({t.error})" if t.error else ""), False, sent))
+            continue
+        try:
+            answer = UpdateRoomResponse.decode(t.response)
+        except (DecodeError, EncodeError) as exc:
+            fail(f"the hub answered HTTP {t.status} to a commit with a body that is no UpdateRoomResponse: {exc}",
+                 requirement=STRICT_SUBSET)
+        success = answer.responseCode == UpdateResponseCode.success
+        answers.append((answer.responseCode.name + ("" if success else f" {answer.errorDescription!r}"), success, sent))
+    return answers
 
 
 @pytest.mark.role("hub")
@@ -120,25 +142,36 @@ def test_dependent_room_admits_only_parent_participants(sut_party, ref_follower,
     child = create_dependent_room(sut_party, ref_follower, parent, admin, dave)
     carol = ref_follower.create_user("carol")
 
-    mark = ref_follower.traffic_mark()
+    first = ref_follower.traffic_mark()
     added = ref_follower.add(child, users["dave"], carol)
     recorder.note(f"Add of {carol.uri} (not in the parent room) to the parent-dependent room: {added}")
-    answers = _update_codes(ref_follower, child, mark)
+    answers = _update_answers(ref_follower, child, first)
     if not answers:
         raise HarnessError(f"the suite's reference follower sent no commit adding {carol.uri} (its addParticipant "
                            f"ended {added.get('outcome')!r}), so there is nothing to judge")
-    if any(a.responseCode == UpdateResponseCode.success for a in answers):
+    if any(accepted for _, accepted, _ in answers):
         fail(f"the hub accepted a commit adding {carol.uri}, who is not a participant of the parent room, to a "
              "parent-dependent room", requirement=STRICT_SUBSET)
-    refusal = ", ".join(f"{a.responseCode.name} {a.errorDescription!r}" for a in answers)
+    refusal = ", ".join(label for label, _, _ in answers)
+    refused = [sent for _, _, sent in answers if sent]
 
     mark = ref_follower.traffic_mark()
     added = ref_follower.add(child, users["dave"], users["erin"])
     recorder.note(f"Add of {users['erin'].uri} (a participant of the parent room): {added}")
-    answers = _update_codes(ref_follower, child, mark)
-    if not any(a.responseCode == UpdateResponseCode.success for a in answers):
+    answers = _update_answers(ref_follower, child, mark)
+    if not any(accepted for _, accepted, _ in answers):
         not_applicable("the SUT as hub also refused a commit adding a participant of the parent room to the "
-                       f"parent-dependent room ({[(a.responseCode.name, a.errorDescription) for a in answers]}), so "
-                       "its refusal of an outsider cannot be told from a room that admits nobody")
-    observed(STRICT_SUBSET, f"the commit adding a user outside the parent room was refused ({refusal}); one adding "
-             "a participant of the parent was accepted")
+                       f"parent-dependent room ({[label for label, _, _ in answers]}), so its refusal of an outsider "
+                       "cannot be told from a room that admits nobody")
+    # The refusal's effect: the accepted commit is fanned out after the refused one would have been, and the
+    # group state the reference follower then holds lists erin, not carol.
+    member = _synced(ref_follower, sut_party, child, users["dave"].client, poll_until)
+    if any(fanned_out_since(ref_follower, first, sent) for sent in refused):
+        fail(f"the hub refused ({refusal}) the commit adding {carol.uri} but fanned it out", requirement=STRICT_SUBSET)
+    listed = plist_mod.roles_by_user(member.participant_list())
+    if carol.uri.encode() in listed:
+        fail(f"the hub refused ({refusal}) the commit adding {carol.uri}, yet the room's participant list at epoch "
+             f"{member.epoch} lists her", requirement=STRICT_SUBSET)
+    observed(STRICT_SUBSET, f"the commit adding a user outside the parent room was refused ({refusal}) and not "
+             f"applied (the participant list at epoch {member.epoch} does not list her); one adding a participant "
+             "of the parent was accepted")

@@ -25,19 +25,28 @@ REFUSALS_AS_HTTP_400_FOR_INVALID = define_variant(
     "refusals-as-http-400-for-invalid", area=AREA,
     permitted_by="AMB-FAILURE-CODE-STATUS: -06 §5.3 gives the failure code invalidProposal but no HTTP status for "
                  "it; a 4xx (400 Bad Request for an invalid proposal or commit) is an accepted reading",
-    description="an update the hub refuses as an invalid proposal or commit (invalidProposal) is answered HTTP 400 "
-                "with no body instead of 200 with the failure code",
+    description="an update the hub refuses as an invalid proposal or commit (invalidProposal, or a commit invalid "
+                "for the room's state: omitting a leave's cached proposals, leaving a removed user's client in the "
+                "group) is answered HTTP 400 with no body instead of 200 with the failure code",
 )
 
 # Failure codes (by name) that carry no data a client needs to go on: the variants may replace them.
 _UPDATE_REFUSALS = {"notAllowed": 403, "invalidProposal": 403}
 _SUBMIT_REFUSALS = {"notAllowed": 403}
+# notAllowed refusals (named by the rule the hub's description tags) of a commit that is invalid for the room's
+# state rather than unauthorized: the 400 variant answers them 400 too.
+_INVALID_COMMIT_RULES = ("[PROTO-UPDATE-SELF-LEAVE-CACHED]", "[POLICY-CAP-REMOVE-PARTICIPANT-NO-CLIENTS-LEFT]")
 
 
-def refusal_status(endpoint: str, code_name: str) -> int | None:
-    """The HTTP status (answered with no body) instead of 200 with the failure code ``code_name`` of the
-    ``endpoint`` ("update" or "submitMessage") answer, when a variant on says so; None: answer as default."""
-    if endpoint == "update" and code_name == "invalidProposal" and active(REFUSALS_AS_HTTP_400_FOR_INVALID):
+def refusal_status(endpoint: str, code_name: str, description: str | bytes = "") -> int | None:
+    """The HTTP status (answered with no body) instead of 200 with the failure code ``code_name`` (and its
+    ``description``) of the ``endpoint`` ("update" or "submitMessage") answer, when a variant on says so;
+    None: answer as the default does."""
+    if isinstance(description, bytes):
+        description = description.decode("utf-8", "replace")
+    if endpoint == "update" and active(REFUSALS_AS_HTTP_400_FOR_INVALID) and (
+        code_name == "invalidProposal" or any(rule in description for rule in _INVALID_COMMIT_RULES)
+    ):
         return 400
     table = _UPDATE_REFUSALS if endpoint == "update" else _SUBMIT_REFUSALS
     if code_name in table and active(REFUSALS_AS_HTTP_403):
