@@ -56,9 +56,11 @@ OTHER_VARIABLE_NAMES = {"targetUser": "user", "roomId": "room", "targetDomain": 
 def directory_document(authority: str, served: frozenset[str] | tuple[str, ...] = ()) -> dict[str, object]:
     """The §5.1 directory for a provider reached at ``authority`` (``host`` or ``host:port``); an
     extension endpoint is listed only when it is in ``served`` (the provider registered it)."""
+    # The variant renames the -06 endpoints' variables; the hub-transfer extension's keeps its own.
     other_names = active(strictness_variants.DIRECTORY_OTHER_VARIABLE_NAMES)
     document = {
-        e.name: f"https://{authority}{API_PREFIX}{e.name}/{{{OTHER_VARIABLE_NAMES[e.variable] if other_names else e.variable}}}"
+        e.name: f"https://{authority}{API_PREFIX}{e.name}/"
+                f"{{{OTHER_VARIABLE_NAMES[e.variable] if other_names and e.name not in EXTENSION_ENDPOINTS else e.variable}}}"
         for e in ENDPOINTS.values()
         if e.name not in EXTENSION_ENDPOINTS or e.name in served
     }
