@@ -1,0 +1,154 @@
+"""Allowed variants of fan-out order and retry timing (issue 15, "Judge the draft, not the reference peer").
+
+* ``notify-in-parallel``: -06 §5.5 "The hub need not wait for a response before sending the next fanout
+  message". The order checks judge the order the FanoutMessage stamps and epochs give; a different order
+  of arrival is AMBIGUOUS with AMB-FANOUT-ORDER-PARALLEL, never a miss.
+* ``slow-notify-retry``: -06 §5.5 "it SHOULD retry the request, respecting ... Retry-After" sets no
+  deadline; a retry 20-30 s later is awaited (bounded) and passes.
+
+The first two cases run checks against the reference SUT with the variant on (the slow-retry one takes
+about two minutes: its retries come 20-30 s apart); the others exercise the outbox hooks with a fake clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from test_draft_latitude import assert_no_false_verdict, outcomes_of, run_checks  # noqa: E402
+
+from reference_peer.faults import VARIANTS, faults_on  # noqa: E402
+from reference_peer.faults.variants_order import (  # noqa: E402
+    NOTIFY_IN_PARALLEL,
+    SLOW_NOTIFY_RETRY,
+    SLOW_RETRY_RANGE_S,
+)
+from reference_peer.provider.outbox import DeliveryResult, Outbox, OutboxWorker  # noqa: E402
+from reference_peer.provider.store import Store  # noqa: E402
+
+ORDER_AMBIGUITY = "AMB-FANOUT-ORDER-PARALLEL"
+
+
+def _passed_or_order_ambiguous(checks, requirement: str) -> None:
+    results = [reqs[requirement] for reqs in checks.values() if requirement in reqs]
+    assert results, (requirement, checks)
+    for result in results:
+        assert result["outcome"] == "PASS" or (
+            result["outcome"] == "AMBIGUOUS" and result.get("ambiguity") == ORDER_AMBIGUITY
+        ), (requirement, result)
+
+
+def test_a_hub_sending_notify_in_parallel_passes_the_fanout_checks(tmp_path):
+    """With several /notify in flight at once, the fan-out checks (order, Welcome routing, stamps, retries)
+    find no miss; the order is PASS, or AMBIGUOUS with AMB-FANOUT-ORDER-PARALLEL if requests overtook."""
+    checks = run_checks(tmp_path, "hub_order or welcome or timestamp or retried or retry_after",
+                        variants=[NOTIFY_IN_PARALLEL], module="test_fanout.py")
+    assert_no_false_verdict(checks)
+    _passed_or_order_ambiguous(checks, "PROTO-FANOUT-ORDERED")
+    for requirement in ("PROTO-FANOUT-TO-ACTIVE-PROVIDERS", "POLICY-OPS-DELIVERY-ORDER", "PROTO-FANOUT-WELCOME-ROUTING",
+                        "PROTO-FANOUT-TIMESTAMP-IS-ACCEPTANCE", "PROTO-FANOUT-RETRY-NON-201",
+                        "PROTO-FANOUT-SUCCESS-IS-COMMITMENT"):
+        assert set(outcomes_of(checks, requirement)) == {"PASS"}, (requirement, checks)
+
+
+def test_a_slow_but_permitted_retry_is_no_miss(tmp_path):
+    """A hub that retries a refused /notify only after 20-30 s (twice in the retry check) delivers the
+    message; the retry checks wait for it and pass."""
+    checks = run_checks(tmp_path, "retried or retry_after", variants=[SLOW_NOTIFY_RETRY], module="test_fanout.py")
+    assert_no_false_verdict(checks)
+    for requirement in ("PROTO-FANOUT-RETRY-NON-201", "PROTO-FANOUT-SUCCESS-IS-COMMITMENT",
+                        "PROTO-FANOUT-RETRY-AFTER-RESPECTED"):
+        assert outcomes_of(checks, requirement) and set(outcomes_of(checks, requirement)) == {"PASS"}, (
+            requirement, checks)
+
+
+def test_multi_device_checks_pass_with_parallel_notify(tmp_path):
+    """A new device's external commit and the messages after it, fanned out without waiting for answers."""
+    checks = run_checks(tmp_path, "sut-hub", variants=[NOTIFY_IN_PARALLEL], module="test_multi_device.py")
+    assert_no_false_verdict(checks)
+    assert set(outcomes_of(checks, "PROTO-GROUPINFO-NEW-DEVICE-JOIN")) == {"PASS"}, checks
+
+
+# -- the outbox hooks (fake clock, no network) -------------------------------------------------------------
+
+
+class _HeldPeer:
+    """Answers every send only when released, logging when each send started."""
+
+    def __init__(self) -> None:
+        self.started: list[bytes] = []
+        self.release = asyncio.Event()
+
+    async def send(self, item) -> DeliveryResult:
+        self.started.append(item.body)
+        await self.release.wait()
+        return DeliveryResult(201)
+
+
+def test_parallel_variant_sends_the_next_notify_before_the_previous_answer():
+    async def scenario():
+        outbox = Outbox(Store.memory(), lambda: 1000.0)
+        peer = _HeldPeer()
+        worker = OutboxWorker(outbox, peer.send, clock=lambda: 1000.0)
+        for n in range(3):
+            outbox.enqueue("b.example", "notify", b"n%d" % n, path_vars={"roomId": "r"})
+        with faults_on(NOTIFY_IN_PARALLEL):
+            await worker.run_once()
+            for _ in range(5):
+                await asyncio.sleep(0)
+            started = list(peer.started)
+            peer.release.set()
+            for _ in range(20):
+                await asyncio.sleep(0)
+        return started, [r.state for r in outbox.records()]
+
+    started, states = asyncio.run(scenario())
+    assert started == [b"n0", b"n1", b"n2"]  # all three in flight before any answer, in enqueue order
+    assert states == ["delivered"] * 3
+
+
+def test_without_the_variant_the_outbox_waits_for_each_answer():
+    async def scenario():
+        outbox = Outbox(Store.memory(), lambda: 1000.0)
+        peer = _HeldPeer()
+        worker = OutboxWorker(outbox, peer.send, clock=lambda: 1000.0)
+        for n in range(3):
+            outbox.enqueue("b.example", "notify", b"n%d" % n, path_vars={"roomId": "r"})
+        task = asyncio.ensure_future(worker.run_once())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        started = list(peer.started)
+        peer.release.set()
+        await task
+        return started
+
+    assert asyncio.run(scenario()) == [b"n0"]
+
+
+@pytest.mark.parametrize("status, retry_after, low", [(503, "1", SLOW_RETRY_RANGE_S[0]), (503, "40", 40.0)])
+def test_slow_retry_variant_waits_20_to_30_s_or_the_longer_retry_after(status, retry_after, low):
+    async def scenario():
+        outbox = Outbox(Store.memory(), lambda: 1000.0)
+
+        async def refuse(item):
+            return DeliveryResult(status, retry_after=retry_after)
+
+        worker = OutboxWorker(outbox, refuse, clock=lambda: 1000.0, rng=random.Random(3))
+        item = outbox.enqueue("b.example", "notify", b"x", path_vars={"roomId": "r"})
+        with faults_on(SLOW_NOTIFY_RETRY):
+            await worker.run_once()
+        return outbox.record(item).next_attempt_at - 1000.0
+
+    delay = asyncio.run(scenario())
+    assert low <= delay <= max(low, SLOW_RETRY_RANGE_S[1])
+
+
+@pytest.mark.parametrize("variant", [NOTIFY_IN_PARALLEL, SLOW_NOTIFY_RETRY])
+def test_order_variants_are_listed_with_what_permits_them(variant):
+    assert variant in VARIANTS and "-06 §5.5" in VARIANTS[variant].permitted_by
