@@ -20,7 +20,9 @@ NOTIFY_IN_PARALLEL = define_variant(
                  "(the order a follower sees is then the one the FanoutMessage timestamps and epochs give: "
                  "AMB-FANOUT-ORDER-PARALLEL)",
     description="as hub, sends each due /notify to a provider as soon as it is due, in enqueue order, without "
-                "waiting for the answer to the previous one (several /notify to one provider in flight at once)",
+                "waiting for the answer to the previous one (several /notify to one provider in flight at once); "
+                "only a /notify carrying a commit is answered before anything later goes to that provider "
+                "(room-policy-04 §7: the commit entering an epoch is received before the epoch's other messages)",
 )
 SLOW_NOTIFY_RETRY = define_variant(
     "slow-notify-retry", area=AREA,
@@ -42,6 +44,20 @@ def notify_in_parallel(endpoint: str) -> bool:
 def parallel_sending() -> bool:
     """Whether notify-in-parallel is on at all (the outbox then schedules per item, not per head of line)."""
     return active(NOTIFY_IN_PARALLEL)
+
+
+def carries_commit(body: bytes) -> bool:
+    """Whether a /notify body carries a commit (notify-in-parallel sends nothing after it to the same
+    provider until it is delivered)."""
+    from ..wire.mimi import FanoutMessage, Protocol
+    from ..wire.mls import ContentType
+
+    try:
+        messages = FanoutMessage.decode_sequence(body, scope={"protocol": Protocol.mls10})
+    except Exception:  # noqa: BLE001 - not a fan-out body: nothing to keep in order behind it
+        return False
+    return any(m.message.public_message is not None
+               and m.message.public_message.content.content_type == ContentType.commit for m in messages)
 
 
 def retry_delay(endpoint: str, status: int | None, delay: float, rng: random.Random) -> float:

@@ -274,21 +274,19 @@ class OutboxWorker:
         return sum(counts)
 
     def _parallel_candidates(self) -> list[OutboxRecord]:
-        """notify-in-parallel: the pending items that may be sent now or later without waiting for the
-        answer to an earlier one: every /notify not in flight, and each destination's other items while
-        no earlier item of that destination is pending (those keep the head-of-line order)."""
+        """notify-in-parallel: the pending items not in flight that may be sent without waiting for the
+        answer to an earlier one: a destination's /notify items up to and including the first that is not
+        a plain /notify (another endpoint, or one carrying a commit), which later items wait behind."""
         out, blocked = [], set()
         for rec in self.outbox.records("pending"):
             item = rec.item
-            if item.id in self._in_flight:
-                if not variants_order.notify_in_parallel(item.endpoint):
-                    blocked.add(item.destination)
+            parallel = variants_order.notify_in_parallel(item.endpoint)
+            if item.destination in blocked:
                 continue
-            if variants_order.notify_in_parallel(item.endpoint):
+            if item.id not in self._in_flight:
                 out.append(rec)
-            elif item.destination not in blocked:
-                out.append(rec)
-                blocked.add(item.destination)
+            if not parallel or variants_order.carries_commit(item.body):
+                blocked.add(item.destination)  # later items wait for this one's delivery
         return out
 
     def _launch_parallel(self) -> int:
