@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from .registry import active, define_variant
+from .registry import active, define, define_variant
 
 AREA = "fanout"
 
@@ -34,6 +34,20 @@ SLOW_NOTIFY_RETRY = define_variant(
 )
 
 SLOW_RETRY_RANGE_S = (20.0, 30.0)
+
+# The fault that proves the order check's stamp reading can fail (with notify-in-parallel the order is the
+# one the stamps and epochs give: a stamp that contradicts the epochs is a miss under both readings).
+COMMIT_STAMPED_LATE = define(
+    "fanout-commit-stamped-late", area=AREA, requirements=["PROTO-FANOUT-ORDERED"],
+    description="as hub, stamps the FanoutMessage of a commit 3 s after it accepted the commit, so by the stamps "
+                "the messages of the epoch it starts come before it (the /notify still go out in order)",
+)
+COMMIT_STAMP_LAG_MS = 3000
+
+
+def commit_stamp(now: int) -> int:
+    """Hub: the timestamp of a commit's FanoutMessage (its acceptance time; later under the fault)."""
+    return now + COMMIT_STAMP_LAG_MS if active(COMMIT_STAMPED_LATE) else now
 
 
 def notify_in_parallel(endpoint: str) -> bool:

@@ -23,6 +23,7 @@ from ..faults import transfer_cutover as cutover_faults
 from ..faults import transfer_new_hub as newhub_faults
 from ..faults import transfer_old_hub as old_hub_faults
 from ..faults import transfer_public_commits as public_commits_faults
+from ..faults import variants_order as order_faults
 from ..faults.fanout import (
     ACCEPT_FUTURE_MESSAGE,
     ACCEPT_STALE_MESSAGE,
@@ -739,7 +740,7 @@ class HubRoom:
         self._after_hub_transition(transition, old)
         plan = FanoutPlan()
         fanout = FanoutMessage(
-            timestamp=now,
+            timestamp=order_faults.commit_stamp(now),  # now, unless the fault fanout-commit-stamped-late is on
             protocol=Protocol.mls10,
             message=msg,
             externalProposals=[decode_message(p.message) for p in hub_proposals],
