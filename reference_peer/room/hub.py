@@ -739,8 +739,11 @@ class HubRoom:
         hub_proposals = [] if transition == "cutover" else self._hub_followups(now, before_providers, carried, old)
         self._after_hub_transition(transition, old)
         plan = FanoutPlan()
+        stamp = order_faults.commit_stamp(now)  # now, unless the fault fanout-commit-stamped-late is on
+        if stamp != now:  # under the fault, a handoff still names no less than a stamp sent
+            self.last_accepted = max(self.last_accepted, stamp)
         fanout = FanoutMessage(
-            timestamp=order_faults.commit_stamp(now),  # now, unless the fault fanout-commit-stamped-late is on
+            timestamp=stamp,
             protocol=Protocol.mls10,
             message=msg,
             externalProposals=[decode_message(p.message) for p in hub_proposals],
