@@ -75,6 +75,26 @@ def test_multi_device_checks_pass_with_parallel_notify(tmp_path):
     assert set(outcomes_of(checks, "PROTO-GROUPINFO-NEW-DEVICE-JOIN")) == {"PASS"}, checks
 
 
+def test_stamps_that_contradict_the_epochs_are_a_miss_under_both_readings(tmp_path):
+    """fanout-commit-stamped-late: /notify in order, but by the stamps the new epoch's messages precede their
+    commit. No reading of -06 §5.5 allows that: PROTO-FANOUT-ORDERED is missed, nothing else."""
+    checks = run_checks(tmp_path, "hub_order", faults=["fanout-commit-stamped-late"], module="test_fanout.py")
+    (reqs,) = checks.values()
+    assert reqs["PROTO-FANOUT-ORDERED"]["outcome"] in ("FAIL", "WARN"), reqs
+    assert reqs["POLICY-OPS-DELIVERY-ORDER"]["outcome"] == "PASS", reqs
+    assert reqs["PROTO-FANOUT-TO-ACTIVE-PROVIDERS"]["outcome"] == "PASS", reqs
+
+
+def test_a_commit_overtaken_on_the_wire_is_a_delivery_order_miss_and_order_ambiguous(tmp_path):
+    """fanout-commit-overtaken: a message of the new epoch arrives before its commit, the stamps still in the
+    hub's order. Room-policy-04 §7 names what is received (a miss); for -06 §5.5 the readings differ."""
+    checks = run_checks(tmp_path, "hub_order", faults=["fanout-commit-overtaken"], module="test_fanout.py")
+    (reqs,) = checks.values()
+    assert reqs["POLICY-OPS-DELIVERY-ORDER"]["outcome"] in ("FAIL", "WARN"), reqs
+    assert reqs["PROTO-FANOUT-ORDERED"]["outcome"] == "AMBIGUOUS", reqs
+    assert reqs["PROTO-FANOUT-ORDERED"].get("ambiguity") == ORDER_AMBIGUITY, reqs
+
+
 # -- the outbox hooks (fake clock, no network) -------------------------------------------------------------
 
 
