@@ -56,6 +56,7 @@ from .faults import transfer_follower as follower_faults
 from .faults import transfer_new_hub as newhub_faults
 from .faults import transport as transport_faults
 from .faults import variants_effect as effect_variants
+from .faults import variants_order as order_variants
 from .faults import variants_strictness as strictness_variants
 from .faults import variants_wire as wire_variants
 from .mls import CryptoError, MLSError, basic_credential, cipher_suite
@@ -365,6 +366,7 @@ class ReferenceProvider:
             return DeliveryResult(None, retry_after=0.2, error="withheld (the suite's hub-transfer knob)")
         reply = await self._call(self.authority(item.destination), item.endpoint, value, item.body)
         status, retry_after = fanout_faults.delivery_result(item.endpoint, reply.status, reply.headers.get("retry-after"))
+        status, retry_after = order_variants.delivery_result(item.endpoint, status, retry_after, self.hub_rooms.get(value))
         return DeliveryResult(status, retry_after=retry_after)
 
     # -- local clients ------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 differ from the reference default (see :func:`.registry.define_variant`). Every check must pass with each
 of them on (or end AMBIGUOUS with the ambiguity ID of the variant's reading).
 
-The hooks below are called by the hub's outbox (``reference_peer/provider/outbox.py``); each returns the
-unchanged behaviour when its variant is off.
+The hooks below are called by the hub's outbox (``reference_peer/provider/outbox.py``: parallel sending), its
+delivery (``ReferenceProvider._deliver_item``: retry pacing) and the hub room (``reference_peer/room/hub.py``:
+the commit's stamp, for the fault); each returns the unchanged behaviour when its variant or fault is off.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ SLOW_NOTIFY_RETRY = define_variant(
                  "HTTP header fields such as Retry-After' sets no deadline for the retry; Retry-After "
                  "(RFC 9110 §10.2.3) is the least time to wait",
     description="as hub, retries a /notify the follower answered with anything but 201 only after 20 to 30 s "
-                "(or after the Retry-After, when that is longer)",
+                "(or after the Retry-After, when that is longer); rooms in a hub transfer keep the default pacing",
 )
 
 SLOW_RETRY_RANGE_S = (20.0, 30.0)
@@ -74,11 +75,19 @@ def carries_commit(body: bytes) -> bool:
                and m.message.public_message.content.content_type == ContentType.commit for m in messages)
 
 
-def retry_delay(endpoint: str, status: int | None, delay: float, rng: random.Random) -> float:
-    """The delay before retrying an item the peer answered ``status`` (not 201): ``delay`` (the outbox's
-    backoff or the peer's Retry-After), or 20-30 s (never less than ``delay``) under slow-notify-retry. A
-    failure without an HTTP answer keeps ``delay``."""
-    if endpoint != "notify" or status is None or not active(SLOW_NOTIFY_RETRY):
-        return delay
+def delivery_result(endpoint: str, status: int | None, retry_after, room=None):
+    """Hub: what the outbox acts on after a /notify attempt, (status, retry_after). Under slow-notify-retry a
+    refusal (an HTTP answer other than 201) is retried after 20 to 30 s, or after the peer's Retry-After when
+    that is longer. A room in a hub transfer (``room``: the HubRoom, with a transfer started, moved, or taken
+    over) keeps the default pacing: the transfer checks stage refusals with timing of their own."""
+    if endpoint != "notify" or status is None or status == 201 or not active(SLOW_NOTIFY_RETRY):
+        return status, retry_after
+    if room is not None and (room.transfer is not None or room.moved is not None or room.min_timestamp):
+        return status, retry_after
+    import time
+
+    from ..provider.outbox import parse_retry_after
+
     low, high = SLOW_RETRY_RANGE_S
-    return max(delay, low + rng.random() * (high - low))
+    given = parse_retry_after(retry_after, time.time()) or 0.0
+    return status, max(given, random.uniform(low, high))  # noqa: S311 - pacing, not security

@@ -346,7 +346,6 @@ class OutboxWorker:
             delay = min(retry_after, self.policy.max_retry_after)
         else:
             delay = self.policy.backoff(attempt_no, self._rng)
-        delay = variants_order.retry_delay(item.endpoint, result.status, delay, self._rng)  # slow-notify-retry
         self.stats.delays.append(delay)
         self.outbox._reschedule(item.id, now + delay, result.status, error)
         return False

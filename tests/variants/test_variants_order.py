@@ -13,7 +13,6 @@ about two minutes: its retries come 20-30 s apart); the others exercise the outb
 from __future__ import annotations
 
 import asyncio
-import random
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_draft_latitude import assert_no_false_verdict, outcomes_of, run_checks  # noqa: E402
 
 from reference_peer.faults import VARIANTS, faults_on  # noqa: E402
+from reference_peer.faults import variants_order as order_variants  # noqa: E402
 from reference_peer.faults.variants_order import (  # noqa: E402
     NOTIFY_IN_PARALLEL,
     SLOW_NOTIFY_RETRY,
@@ -151,22 +151,16 @@ def test_without_the_variant_the_outbox_waits_for_each_answer():
     assert asyncio.run(scenario()) == [b"n0"]
 
 
-@pytest.mark.parametrize("status, retry_after, low", [(503, "1", SLOW_RETRY_RANGE_S[0]), (503, "40", 40.0)])
-def test_slow_retry_variant_waits_20_to_30_s_or_the_longer_retry_after(status, retry_after, low):
-    async def scenario():
-        outbox = Outbox(Store.memory(), lambda: 1000.0)
-
-        async def refuse(item):
-            return DeliveryResult(status, retry_after=retry_after)
-
-        worker = OutboxWorker(outbox, refuse, clock=lambda: 1000.0, rng=random.Random(3))
-        item = outbox.enqueue("b.example", "notify", b"x", path_vars={"roomId": "r"})
-        with faults_on(SLOW_NOTIFY_RETRY):
-            await worker.run_once()
-        return outbox.record(item).next_attempt_at - 1000.0
-
-    delay = asyncio.run(scenario())
-    assert low <= delay <= max(low, SLOW_RETRY_RANGE_S[1])
+@pytest.mark.parametrize("retry_after, low", [("1", SLOW_RETRY_RANGE_S[0]), ("40", 40.0), (None, SLOW_RETRY_RANGE_S[0])])
+def test_slow_retry_variant_waits_20_to_30_s_or_the_longer_retry_after(retry_after, low):
+    with faults_on(SLOW_NOTIFY_RETRY):
+        status, delay = order_variants.delivery_result("notify", 503, retry_after)
+        assert order_variants.delivery_result("notify", 201, None) == (201, None)  # delivered: nothing to pace
+        assert order_variants.delivery_result("notify", None, 0.2) == (None, 0.2)  # no answer: default pacing
+        in_transfer = type("Room", (), {"transfer": object(), "moved": None, "min_timestamp": 0})()
+        assert order_variants.delivery_result("notify", 503, "1", in_transfer) == (503, "1")
+    assert status == 503 and low <= delay <= max(low, SLOW_RETRY_RANGE_S[1])
+    assert order_variants.delivery_result("notify", 503, "1") == (503, "1")  # variant off: unchanged
 
 
 @pytest.mark.parametrize("variant", [NOTIFY_IN_PARALLEL, SLOW_NOTIFY_RETRY])
