@@ -135,14 +135,15 @@ def _update_as_follower(mimi_as, sut, room: str, body: bytes, requirement: str) 
 
 
 RETRY_WAIT_S = 45.0  # how long after the hub's last /notify attempt a retry is still awaited
+RETRY_WAIT_TOTAL_S = 4 * RETRY_WAIT_S  # and the bound of the whole wait past the poll window
 
 
 def _await_retried_delivery(cast, bob, text: bytes, room: str, mark: int, recorder) -> str | None:
     """Wait for ``text`` to reach bob after the reference follower refused /notify: None once it did, else
     why not. -06 §5.5 sets no deadline for the retry ("it SHOULD retry the request, respecting any guidance
     ... such as Retry-After"), so past the poll window the wait goes on while the hub's last /notify for the
-    room (a refusal it may still retry) is less than RETRY_WAIT_S old: a slow but permitted retry is no
-    miss, and the wait stays bounded (noted in the transcript)."""
+    room (a refusal it may still retry) is less than RETRY_WAIT_S old, RETRY_WAIT_TOTAL_S at most: a slow but
+    permitted retry is no miss, and the wait stays bounded (noted in the transcript)."""
     try:
         cast.follower.wait_received(bob.client, text, room=room, what="the message to arrive after the refusals")
         return None
@@ -157,8 +158,9 @@ def _await_retried_delivery(cast, bob, text: bytes, room: str, mark: int, record
             return None
         attempts = [t.time for t in cast.follower.traffic(mark, endpoint="notify", direction="in") if t.value == room]
         last = max(attempts) if attempts else time.time() - (time.monotonic() - started)
-        if time.time() - last > RETRY_WAIT_S:
-            recorder.note(f"no /notify for the room for {RETRY_WAIT_S:g} s after the last attempt: giving up")
+        if time.time() - last > RETRY_WAIT_S or time.monotonic() - started > RETRY_WAIT_TOTAL_S:
+            recorder.note(f"no delivery {RETRY_WAIT_S:g} s after the last /notify attempt (or "
+                          f"{RETRY_WAIT_TOTAL_S:g} s past the poll window): giving up")
             return (f"{first}; nor in the {RETRY_WAIT_S:g} s after the hub's last /notify attempt for the room "
                     f"(waited {time.monotonic() - started:.0f} s past the poll window)")
         time.sleep(0.5)
