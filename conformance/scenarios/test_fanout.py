@@ -6,6 +6,11 @@ the room) receive what the SUT fans out, and the reference follower logs every /
 a check acts as one of the reference follower's clients (a copy of its MLS state) to submit stale,
 future or competing messages. With the SUT as follower, the reference hub's fan-out is replayed,
 echoed or concatenated to the SUT over MIMI as hub.ref.test.
+
+What the draft leaves open is accepted (issue 15): the hub's order is the one its FanoutMessage stamps
+and epochs give, since a hub "need not wait for a response before sending the next fanout message"
+(another order of arrival is AMBIGUOUS, AMB-FANOUT-ORDER-PARALLEL; allowed variant notify-in-parallel);
+and a retry has no deadline, so a slow one is awaited, bounded (allowed variant slow-notify-retry).
 """
 
 from __future__ import annotations
