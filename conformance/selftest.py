@@ -765,8 +765,12 @@ def render_variants(matrix: VariantMatrix) -> str:
     for r in matrix.rows:
         lines.append(f"{r.variant:<44} {r.area:<12} {'yes' if r.specific else 'NO':<9} {len(r.false):>14}"
                      + (f"  (together with {', '.join(r.together_with)})" if r.together_with else ""))
-        for v in r.false:
+        alone = matrix.attribution.by_variant.get(r.variant, []) if matrix.attribution else []
+        for v in alone:
             lines.append(f"    false verdict: {v}")
+    for names, verdicts in matrix.attribution.together if matrix.attribution else []:
+        lines.append(f"only together ({', '.join(names)}), charged to each:")
+        lines += [f"    false verdict: {v}" for v in verdicts]
     lines += ["", f"checks {matrix.checks}, variants {len(matrix.rows)}, all together in one run: "
                   f"{len(matrix.combined_false)} false verdicts ({matrix.combined.seconds:.0f}s); wall time {matrix.seconds:.0f}s"]
     if matrix.attribution is not None:
