@@ -276,7 +276,8 @@ class OutboxWorker:
     def _parallel_candidates(self) -> list[OutboxRecord]:
         """notify-in-parallel: the pending items not in flight that may be sent without waiting for the
         answer to an earlier one: a destination's /notify items up to and including the first that is not
-        a plain /notify (another endpoint, or one carrying a commit), which later items wait behind."""
+        a plain first attempt (another endpoint, a /notify carrying a commit, or one already tried and
+        awaiting its retry), which later items wait behind."""
         out, blocked = [], set()
         for rec in self.outbox.records("pending"):
             item = rec.item
@@ -285,7 +286,8 @@ class OutboxWorker:
                 continue
             if item.id not in self._in_flight:
                 out.append(rec)
-            if not parallel or variants_order.carries_commit(item.body):
+            retrying = rec.attempts > 0 and item.id not in self._in_flight
+            if not parallel or retrying or variants_order.carries_commit(item.body):
                 blocked.add(item.destination)  # later items wait for this one's delivery
         return out
 

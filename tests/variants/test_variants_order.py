@@ -133,6 +133,27 @@ def test_parallel_variant_sends_the_next_notify_before_the_previous_answer():
     assert states == ["delivered"] * 3
 
 
+def test_parallel_variant_sends_a_later_notify_while_an_earlier_one_awaits_its_answer():
+    async def scenario():
+        outbox = Outbox(Store.memory(), lambda: 1000.0)
+        peer = _HeldPeer()
+        worker = OutboxWorker(outbox, peer.send, clock=lambda: 1000.0)
+        with faults_on(NOTIFY_IN_PARALLEL):
+            outbox.enqueue("b.example", "notify", b"first", path_vars={"roomId": "r"})
+            await worker.run_once()
+            await asyncio.sleep(0)
+            outbox.enqueue("b.example", "notify", b"second", path_vars={"roomId": "r"})
+            await worker.run_once()
+            await asyncio.sleep(0)
+            started = list(peer.started)
+            peer.release.set()
+            for _ in range(20):
+                await asyncio.sleep(0)
+        return started
+
+    assert asyncio.run(scenario()) == [b"first", b"second"]
+
+
 def test_without_the_variant_the_outbox_waits_for_each_answer():
     async def scenario():
         outbox = Outbox(Store.memory(), lambda: 1000.0)
