@@ -141,10 +141,12 @@ def test_parallel_variant_sends_a_later_notify_while_an_earlier_one_awaits_its_a
         with faults_on(NOTIFY_IN_PARALLEL):
             outbox.enqueue("b.example", "notify", b"first", path_vars={"roomId": "r"})
             await worker.run_once()
-            await asyncio.sleep(0)
+            for _ in range(5):
+                await asyncio.sleep(0)
             outbox.enqueue("b.example", "notify", b"second", path_vars={"roomId": "r"})
             await worker.run_once()
-            await asyncio.sleep(0)
+            for _ in range(5):
+                await asyncio.sleep(0)
             started = list(peer.started)
             peer.release.set()
             for _ in range(20):
