@@ -41,7 +41,9 @@ false verdict there, every variant is specific. Otherwise :func:`attribute` bise
 is split in halves, each half rerun restricted to the modules of the checks with false verdicts (with
 a run without any variant beside the first split, so that a false verdict the reference default also
 gives is never charged to a variant), until single variants remain. False verdicts that neither half
-reproduces come from variants only together: each variant of that set is charged with them.
+reproduces are confirmed by rerunning that set: reproduced, they come from its variants only together
+and each of them is charged; not reproduced, they are reported as unconfirmed (a goal missed, no variant
+charged).
 Figure: specificity = variants without a false verdict / variants (goal 100%).
 """
 
@@ -573,6 +575,8 @@ class Attribution:
     together: list[tuple[tuple[str, ...], list[FalseVerdict]]]  # reproduced only by these variants together
     without_variants: list[FalseVerdict]  # reproduced with no variant on: not a variant's doing
     runs: list[tuple[tuple[str, ...], tuple[str, ...], int]]  # (variants, modules, false verdicts) per rerun
+    # false verdicts neither a half nor a rerun of the same variants reproduced (flaky): charged to none
+    unconfirmed: list[FalseVerdict] = dataclasses.field(default_factory=list)
 
     def charged(self, variant: str) -> list[FalseVerdict]:
         """Every false verdict charged to ``variant``: alone, and in each set it was only together with."""
@@ -591,53 +595,67 @@ def attribute(variants: Sequence[str], combined: Sequence[FalseVerdict], run_bat
     has false verdicts is split again, down to single variants, which are charged. The first level also
     runs no variant at all on the same modules: false verdicts it reproduces are the reference default's
     (or a flaky check's) and are charged to no variant, here or below. False verdicts of a set that neither
-    half reproduces exist only with those variants together (or were flaky): the set is charged jointly."""
+    half reproduces are confirmed by rerunning the set itself: those it reproduces exist only with those
+    variants together, and the set is charged jointly; the others did not reproduce (``unconfirmed``)."""
     by_variant: dict[str, list[FalseVerdict]] = {}
     together: list[tuple[tuple[str, ...], list[FalseVerdict]]] = []
+    unconfirmed: list[FalseVerdict] = []
     runs: list[tuple[tuple[str, ...], tuple[str, ...], int]] = []
     baseline: set[tuple[str, str]] = set()
     without: list[FalseVerdict] = []
-    frontier: list[tuple[tuple[str, ...], list[FalseVerdict]]] = [(tuple(variants), list(combined))] if combined else []
+    # (variant set, its false verdicts, whether this set's run only confirms them)
+    frontier: list[tuple[tuple[str, ...], list[FalseVerdict], bool]] = (
+        [(tuple(variants), list(combined), False)] if combined else [])
     first = True
+
+    def modules_of(verdicts: Iterable[FalseVerdict]) -> tuple[str, ...]:
+        return tuple(sorted({v.module for v in verdicts}))
+
     while frontier:
         jobs: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
-        splits: list[tuple[tuple[str, ...], list[FalseVerdict], int | None]] = []  # (set, its verdicts, first job)
-        for names, verdicts in frontier:
-            if len(names) <= 1:
-                splits.append((names, verdicts, None))
-                continue
-            modules = tuple(sorted({v.module for v in verdicts}))
-            half = (len(names) + 1) // 2
-            splits.append((names, verdicts, len(jobs)))
-            jobs += [(names[:half], modules), (names[half:], modules)]
+        plans: list[tuple[tuple[str, ...], list[FalseVerdict], str, int]] = []  # (set, verdicts, kind, first job)
+        for names, verdicts, confirm in frontier:
+            if confirm:
+                plans.append((names, verdicts, "confirm", len(jobs)))
+                jobs.append((names, modules_of(verdicts)))
+            elif len(names) <= 1:
+                plans.append((names, verdicts, "charge", -1))
+            else:
+                half = (len(names) + 1) // 2
+                plans.append((names, verdicts, "split", len(jobs)))
+                jobs += [(names[:half], modules_of(verdicts)), (names[half:], modules_of(verdicts))]
         if first:  # the reference default on every module a false verdict was seen in
             first = False
-            jobs.append(((), tuple(sorted({v.module for _, vs in frontier for v in vs}))))
+            jobs.append(((), modules_of(v for _, vs, _ in frontier for v in vs)))
         results = run_batch(jobs) if jobs else []
         runs += [(names, modules, len(found)) for (names, modules), found in zip(jobs, results, strict=True)]
         if jobs and not jobs[-1][0]:
             without = results[-1]
             baseline = {v.key for v in without}
         frontier = []
-        for names, verdicts, index in splits:
+        for names, verdicts, kind, index in plans:
             verdicts = [v for v in verdicts if v.key not in baseline]
             if not verdicts:
                 continue
-            if index is None:
+            if kind == "charge":
                 if names:
                     by_variant.setdefault(names[0], []).extend(verdicts)
                 continue
+            if kind == "confirm":
+                again = {v.key for v in results[index]}
+                if reproduced := [v for v in verdicts if v.key in again]:
+                    together.append((names, reproduced))
+                unconfirmed += [v for v in verdicts if v.key not in again]
+                continue
             explained: set[tuple[str, str]] = set()
             for offset in (0, 1):
-                half_names = jobs[index + offset][0]
                 found = [v for v in results[index + offset] if v.key not in baseline]
                 if found:
-                    frontier.append((half_names, found))
+                    frontier.append((jobs[index + offset][0], found, False))
                     explained |= {v.key for v in found}
-            unexplained = [v for v in verdicts if v.key not in explained]
-            if unexplained:
-                together.append((names, unexplained))
-    return Attribution(by_variant, together, without, runs)
+            if unexplained := [v for v in verdicts if v.key not in explained]:
+                frontier.append((names, unexplained, True))
+    return Attribution(by_variant, together, without, runs, unconfirmed)
 
 
 @dataclasses.dataclass
@@ -671,6 +689,7 @@ class VariantMatrix:
         goals = {"specificity 100%": self.specificity >= GOAL_SPECIFICITY}
         if self.attribution is not None:
             goals["no false verdict with no variant on"] = not self.attribution.without_variants
+            goals["every false verdict reproduced"] = not self.attribution.unconfirmed
         return goals
 
     def as_dict(self) -> dict[str, Any]:
@@ -690,6 +709,7 @@ class VariantMatrix:
                 "runs": [{"variants": list(names), "modules": list(modules), "falseVerdicts": n}
                          for names, modules, n in self.attribution.runs],
                 "withoutVariants": [str(v) for v in self.attribution.without_variants],
+                "unconfirmed": [str(v) for v in self.attribution.unconfirmed],
                 "together": [{"variants": list(names), "falseVerdicts": [str(v) for v in verdicts]}
                              for names, verdicts in self.attribution.together],
             },
@@ -777,6 +797,8 @@ def render_variants(matrix: VariantMatrix) -> str:
         lines.append(f"attribution: {len(matrix.attribution.runs)} reruns restricted to the modules concerned")
         for v in matrix.attribution.without_variants:
             lines.append(f"    with no variant on too: {v}")
+        for v in matrix.attribution.unconfirmed:
+            lines.append(f"    not reproduced by a rerun: {v}")
     lines.append(f"specificity {matrix.specificity:.1%} ({sum(r.specific for r in matrix.rows)}/{len(matrix.rows)})")
     for goal, met in matrix.goals().items():
         lines.append(f"goal {'met' if met else 'MISSED'}: {goal}")

@@ -163,10 +163,22 @@ def test_false_verdicts_only_together_are_charged_to_the_set():
 
     names = ("a", "b", "c", "d")
     joint = [_fv("test_one.py::x")]
-    result = attribute(names, joint, _fake_runner([(("b", "c"), joint)]))
-    # neither {a, b} nor {c, d} reproduces it: the four together are charged
-    assert result.together == [(names, joint)] and not result.by_variant
+    calls = []
+    result = attribute(names, joint, _fake_runner([(("b", "c"), joint)], calls=calls))
+    # neither {a, b} nor {c, d} reproduces it; the four again do: they are charged together
+    assert calls[-1] == (names, ("conformance/scenarios/test_one.py",))
+    assert result.together == [(names, joint)] and not result.by_variant and not result.unconfirmed
     assert result.charged("a") == joint and result.charged("d") == joint
+
+
+def test_a_false_verdict_no_rerun_reproduces_is_unconfirmed_and_charged_to_no_variant():
+    from conformance.selftest import VariantMatrix, VariantRow, attribute
+
+    once = [_fv("test_one.py::flaky")]
+    result = attribute(("a", "b", "c"), once, _fake_runner([]))
+    assert result.unconfirmed == once and not result.together and not result.by_variant
+    matrix = VariantMatrix(run({}, {}), once, [VariantRow("a", "wire", "-06 §5", (), [])], result, 1, 1.0)
+    assert matrix.specificity == 1.0 and not matrix.goals()["every false verdict reproduced"]
 
 
 def test_a_false_verdict_the_reference_default_also_gives_is_charged_to_no_variant():
@@ -198,5 +210,6 @@ def test_specificity_of_the_variant_matrix():
     rows = [VariantRow("a", "wire", "-06 §5", (), []), VariantRow("b", "wire", "-06 §5", (), bad)]
     matrix = VariantMatrix(run({}, {}), bad, rows, Attribution({"b": bad}, [], [], []), 160, 1.0)
     assert matrix.specificity == 0.5
-    assert matrix.goals() == {"specificity 100%": False, "no false verdict with no variant on": True}
+    assert matrix.goals() == {"specificity 100%": False, "no false verdict with no variant on": True,
+                              "every false verdict reproduced": True}
     assert matrix.as_dict()["matrix"][1]["falseVerdicts"] == [str(bad[0])]
