@@ -275,20 +275,27 @@ class OutboxWorker:
 
     def _parallel_candidates(self) -> list[OutboxRecord]:
         """notify-in-parallel: the pending items not in flight that may be sent without waiting for the
-        answer to an earlier one: a destination's /notify items up to and including the first that is not
-        a plain first attempt (another endpoint, a /notify carrying a commit, or one already tried and
-        awaiting its retry), which later items wait behind."""
-        out, blocked = [], set()
+        answer to an earlier one. Plain first attempts of /notify go out side by side; a barrier (another
+        endpoint, a /notify carrying a commit, or one already tried and awaiting its retry) goes out only
+        once every earlier item of its destination is delivered, and holds every later one until it is
+        (so the proposals a commit references, and the commit, arrive in order: room-policy-04 §7)."""
+        out: list[OutboxRecord] = []
+        blocked: set[str] = set()
+        earlier: set[str] = set()  # destinations with an earlier item still pending
         for rec in self.outbox.records("pending"):
             item = rec.item
-            parallel = variants_order.notify_in_parallel(item.endpoint)
             if item.destination in blocked:
                 continue
+            retrying = rec.attempts > (1 if item.id in self._in_flight else 0)  # a refused one, or its retry
+            barrier = (not variants_order.notify_in_parallel(item.endpoint) or retrying
+                       or variants_order.carries_commit(item.body))
+            if barrier:
+                blocked.add(item.destination)
+                if item.destination in earlier:
+                    continue  # waits for the earlier items' delivery
             if item.id not in self._in_flight:
                 out.append(rec)
-            retrying = rec.attempts > 0 and item.id not in self._in_flight
-            if not parallel or retrying or variants_order.carries_commit(item.body):
-                blocked.add(item.destination)  # later items wait for this one's delivery
+            earlier.add(item.destination)
         return out
 
     def _launch_parallel(self) -> int:
