@@ -281,6 +281,7 @@ class ReferenceProvider:
         o = self.options
         self.client = MimiClient(self.domain, o.cert_file, o.key_file, o.ca_file, resolve=o.resolve)
         self.worker = OutboxWorker(self.state.outbox, self._deliver_item, policy=o.retry, clock=time.time)
+        self.worker.serial_room = lambda room: order_variants.room_in_transfer(self.hub_rooms.get(room))
         self._worker_stop = asyncio.Event()
         self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop), name=f"outbox-{self.domain}")
         if self.transfers is not None:

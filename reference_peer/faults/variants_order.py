@@ -75,6 +75,13 @@ def carries_commit(body: bytes) -> bool:
                and m.message.public_message.content.content_type == ContentType.commit for m in messages)
 
 
+def room_in_transfer(room) -> bool:
+    """Whether a hub room (a HubRoom, or None) takes part in a hub transfer (started, moved, or taken over):
+    its fan-out keeps the default order and pacing under both variants, since the hub-transfer extension's
+    handoff (the undelivered lists) and its checks rest on them."""
+    return room is not None and (room.transfer is not None or room.moved is not None or bool(room.min_timestamp))
+
+
 def delivery_result(endpoint: str, status: int | None, retry_after, room=None):
     """Hub: what the outbox acts on after a /notify attempt, (status, retry_after). Under slow-notify-retry a
     refusal (an HTTP answer other than 201) is retried after 20 to 30 s, or after the peer's Retry-After when
@@ -82,7 +89,7 @@ def delivery_result(endpoint: str, status: int | None, retry_after, room=None):
     over) keeps the default pacing: the transfer checks stage refusals with timing of their own."""
     if endpoint != "notify" or status is None or status == 201 or not active(SLOW_NOTIFY_RETRY):
         return status, retry_after
-    if room is not None and (room.transfer is not None or room.moved is not None or room.min_timestamp):
+    if room_in_transfer(room):
         return status, retry_after
     import time
 

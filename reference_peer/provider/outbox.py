@@ -258,6 +258,7 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self.stats = WorkerStats()
         self._in_flight: dict[int, asyncio.Task] = {}  # notify-in-parallel: items sent, answer not yet in
+        self.serial_room: Callable[[str], bool] | None = None  # notify-in-parallel: rooms kept in order
         outbox.add_listener(self.wake)
 
     def wake(self) -> None:
@@ -287,8 +288,10 @@ class OutboxWorker:
             if item.destination in blocked:
                 continue
             retrying = rec.attempts > (1 if item.id in self._in_flight else 0)  # a refused one, or its retry
+            room = next(iter(item.path_vars.values()), "")
             barrier = (not variants_order.notify_in_parallel(item.endpoint) or retrying
-                       or variants_order.carries_commit(item.body))
+                       or variants_order.carries_commit(item.body)
+                       or (self.serial_room is not None and self.serial_room(room)))
             if barrier:
                 blocked.add(item.destination)
                 if item.destination in earlier:
