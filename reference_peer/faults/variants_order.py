@@ -22,8 +22,9 @@ NOTIFY_IN_PARALLEL = define_variant(
                  "AMB-FANOUT-ORDER-PARALLEL)",
     description="as hub, sends each due /notify to a provider as soon as it is due, in enqueue order, without "
                 "waiting for the answer to the previous one (several /notify to one provider in flight at once); "
-                "only a /notify carrying a commit is answered before anything later goes to that provider "
-                "(room-policy-04 §7: the commit entering an epoch is received before the epoch's other messages)",
+                "a /notify carrying a commit, or a retry, waits for the earlier ones and holds the later ones "
+                "(room-policy-04 §7: proposals before their commit, the commit before its epoch's messages); "
+                "rooms in a hub transfer keep the default order",
 )
 SLOW_NOTIFY_RETRY = define_variant(
     "slow-notify-retry", area=AREA,
