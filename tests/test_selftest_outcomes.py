@@ -213,3 +213,12 @@ def test_specificity_of_the_variant_matrix():
     assert matrix.goals() == {"specificity 100%": False, "no false verdict with no variant on": True,
                               "every false verdict reproduced": True}
     assert matrix.as_dict()["matrix"][1]["falseVerdicts"] == [str(bad[0])]
+
+
+def test_selftest_variant_usage_errors(capsys):
+    from conformance.cli import main
+
+    assert main(["selftest", "--variant", "no-such-variant"]) == 2
+    assert "unknown variant" in capsys.readouterr().err
+    assert main(["selftest", "--variants", "--repeat", "2"]) == 2
+    assert main(["selftest", "--variants", "-j", "0"]) == 2
