@@ -26,7 +26,7 @@ import pytest
 from conformance.harness.actors import Party, User
 from conformance.harness.polling import PollTimeout
 from conformance.scenarios.roles import as_follower, both_roles
-from conformance.verdicts import HarnessError, fail, judging, not_applicable, observed
+from conformance.verdicts import HarnessError, blocked, fail, judging, not_applicable, observed
 from reference_peer.mls import basic_credential, cipher_suite
 from reference_peer.mls.leaf import make_key_package
 from reference_peer.wire.identity import IdentifierUri
@@ -578,14 +578,18 @@ def test_cancel_removes_only_the_identical_pending_request(cast, sut, mimi_as, p
     room_a, room_b, room_c = (f"mimi://{requester.domain}/r/{cast.names('scope')}" for _ in range(3))
     user = requester.user.uri
     first = raw.consent("request", user, target.uri, room_a)
+    # A request answered 201 and recorded as pending is FIRST_REQUEST_201's rule, judged by its own
+    # check: here it is a precondition, so a SUT that breaks it blocks this check.
     if first.status != 201:
-        fail(f"requestConsent (room A) was answered HTTP {first.status}, not 201", requirement=EXT_CANCEL)
-    poll_until(lambda: room_a in _pending(cast.sut, target, requester.user), what="the room-A request to be pending")
+        blocked(FIRST_REQUEST_201, f"requestConsent (room A) was answered HTTP {first.status}, not 201")
+    _pending_or_blocked(poll_until, lambda: room_a in _pending(cast.sut, target, requester.user),
+                        "the room-A request to be pending")
     raw.consent("cancel", user, target.uri, room_b)
     raw.consent("cancel", user, target.uri)
     # Sentinel: a later request shows up, so the SUT has handled the two cancels before it.
     raw.consent("request", user, target.uri, room_c)
-    poll_until(lambda: room_c in _pending(cast.sut, target, requester.user), what="a later request to be pending")
+    _pending_or_blocked(poll_until, lambda: room_c in _pending(cast.sut, target, requester.user),
+                        "a later request to be pending")
     if room_a not in _pending(cast.sut, target, requester.user):
         fail("a cancel for another room (or for any room) removed the pending request for room A",
              requirement=EXT_CANCEL)
@@ -596,6 +600,14 @@ def test_cancel_removes_only_the_identical_pending_request(cast, sut, mimi_as, p
     if room_c not in _pending(cast.sut, target, requester.user):
         fail("the cancel for room A also removed the pending request for room C", requirement=EXT_CANCEL)
     observed(EXT_CANCEL, "the identical cancel removed the room-A request and left the room-C one")
+
+
+def _pending_or_blocked(poll_until, predicate, what: str) -> None:
+    """Wait for a request to show as pending; a SUT that never records it is blocked by FIRST_REQUEST_201."""
+    try:
+        poll_until(predicate, what=what)
+    except PollTimeout as exc:
+        blocked(FIRST_REQUEST_201, f"a requestConsent answered 201 never showed as pending: {exc}")
 
 
 def _room_with_sut_member(cast, member: User) -> str:

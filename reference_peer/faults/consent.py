@@ -59,6 +59,11 @@ UPDATE_ANSWER_BODY = define_variant(
                  "nothing forbids a body",
     description="updateConsent is answered 201 with a body",
 )
+REQUEST_NOT_RECORDED = define(
+    "consent-request-not-recorded", area=AREA,
+    requirements=["EXT-CONSENT-FIRST-REQUEST-201"],
+    description="requestConsent (request) is answered 201 but never recorded as pending for the target",
+)
 # A refusal only for users the provider does not know, so that no outbox of the suite's peers (which
 # never ask about unknown users) stalls behind it in a shared run.
 UNKNOWN_USER_FORBIDDEN = define(

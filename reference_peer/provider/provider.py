@@ -279,7 +279,8 @@ class ProviderState:
             if self.user_status(target) != "active":
                 return ConsentReceipt(404 if self.settings.reveal_unknown_consent_targets else 201, False)
             if operation == "request":
-                self.consent.record_request(scope)
+                if not active(consent_faults.REQUEST_NOT_RECORDED):
+                    self.consent.record_request(scope)
                 return ConsentReceipt(201, True)
             return ConsentReceipt(201, self.consent.cancel_request(scope))
 
