@@ -22,10 +22,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from conformance.harness.polling import PollTimeout
+from conformance.scenarios.refusals import submit_answer, update_answer
 from conformance.scenarios.roles import as_follower, as_hub
 from conformance.verdicts import HarnessError, ambiguous, blocked, expect, fail, miss, observed
 from reference_peer.mls.craft import Crafter
 from reference_peer.mls.group import decode_message
+from reference_peer.wire.codec import DecodeError, EncodeError
 from reference_peer.wire.identity import IdentifierUri
 from reference_peer.wire.mimi import (
     FanoutMessage,
@@ -125,18 +127,21 @@ def _sut_hub_room(cast, *, third=None):
 def _submit_as_follower(mimi_as, sut, room: str, body: bytes, requirement: str) -> SubmitMessageResponse:
     session = mimi_as(FOLLOWER_DOMAIN)
     reply = session.run(session.client.call(_authority(sut), "submitMessage", room, body))
-    if reply.status != 200:
-        fail(f"submitMessage answered HTTP {reply.status}, not 200 with a SubmitMessageResponse",
+    try:
+        return submit_answer(reply.status, reply.body)  # a non-2xx answer is a refusal (AMB-FAILURE-CODE-STATUS)
+    except (DecodeError, EncodeError) as exc:
+        fail(f"submitMessage answered HTTP {reply.status} with no decodable SubmitMessageResponse: {exc}",
              requirement=requirement)
-    return SubmitMessageResponse.decode(reply.body)
 
 
 def _update_as_follower(mimi_as, sut, room: str, body: bytes, requirement: str) -> UpdateRoomResponse:
     session = mimi_as(FOLLOWER_DOMAIN)
     reply = session.run(session.client.call(_authority(sut), "update", room, body))
-    if reply.status != 200:
-        fail(f"update answered HTTP {reply.status}, not 200 with an UpdateRoomResponse", requirement=requirement)
-    return UpdateRoomResponse.decode(reply.body)
+    try:
+        return update_answer(reply.status, reply.body)  # a non-2xx answer is a refusal (AMB-FAILURE-CODE-STATUS)
+    except (DecodeError, EncodeError) as exc:
+        fail(f"update answered HTTP {reply.status} with no decodable UpdateRoomResponse: {exc}",
+             requirement=requirement)
 
 
 RETRY_WAIT_S = 45.0  # how long after the hub's last /notify attempt a retry is still awaited

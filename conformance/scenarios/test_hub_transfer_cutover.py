@@ -20,6 +20,7 @@ import pytest
 
 from conformance.harness.polling import PollTimeout
 from conformance.scenarios.hub_transfer_support import transfer_settings
+from conformance.scenarios.refusals import update_answer
 from conformance.verdicts import HarnessError, blocked, fail, judging, miss, not_applicable, observed
 from reference_peer.mls import app_data_update_proposal, cipher_suite, remove_proposal
 from reference_peer.mls.hub import HubView
@@ -326,10 +327,11 @@ def _post_update(mimi_as, sut, room: str, body: bytes, *, precondition: bool = F
     if reply.status != 200 and precondition:  # e.g. 421: the SUT's own clients committed the cut-over already
         raise HarnessError(f"/update answered HTTP {reply.status}: the transfer window closed before the check could "
                            "act in it")
-    if reply.status != 200:
-        fail(f"/update answered HTTP {reply.status} during the transfer window, not 200 with an UpdateRoomResponse",
-             requirement=INCLUDES_PENDING)
-    return UpdateRoomResponse.decode(reply.body)
+    try:
+        return update_answer(reply.status, reply.body)  # a non-2xx answer is a refusal (AMB-FAILURE-CODE-STATUS)
+    except (DecodeError, EncodeError) as exc:
+        fail(f"/update answered HTTP {reply.status} during the transfer window with no decodable "
+             f"UpdateRoomResponse: {exc}", requirement=INCLUDES_PENDING)
 
 
 def _wait_until(poll_until, moment: float, what: str) -> None:
