@@ -532,8 +532,7 @@ def test_hub_relays_key_material_to_the_target_provider(cast, sut, mimi, mimi_as
     -06 §5.2 asks no byte identity, so the hub may re-encode it).
 
     The requester is a participant of the room at the reference follower: -06 §5.2 ("KeyPackages requested
-    using this primitive MUST be sent via the hub provider of whatever room will be the first room the
-    target user is added to") obliges the hub to relay for its room's providers, not for any provider."""
+    using this primitive MUST be sent via the hub provider of whatever room they will be used in") obliges the hub to relay for its room's providers, not for any provider."""
     owner = cast.hub.create_user("owner")
     room = cast.hub.create_room(owner)
     member = cast.follower.create_user("requester")

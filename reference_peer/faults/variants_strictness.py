@@ -33,7 +33,7 @@ DIRECTORY_OTHER_VARIABLE_NAMES = define_variant(
 KEYMAT_RELAY_ROOM_PROVIDERS_ONLY = define_variant(
     "keymat-relay-room-providers-only", area=AREA,
     permitted_by="-06 §5.2 'KeyPackages requested using this primitive MUST be sent via the hub provider of "
-                 "whatever room will be the first room the target user is added to': the hub relays for the "
+                 "whatever room they will be used in': the hub relays for the "
                  "room's providers; nothing obliges it to relay for a provider with no participant in the room, "
                  "nor to pass the target's answer on byte for byte",
     description="as hub, keyMaterial for another provider's user is relayed only for a requesting provider with "
