@@ -25,8 +25,9 @@ FROM_LOCALPART_CONTAINS_MIMI = define_variant(
 )
 DIRECTORY_OTHER_VARIABLE_NAMES = define_variant(
     "directory-other-variable-names", area=AREA,
-    permitted_by="-06 §5.1: the directory maps each endpoint to a URL template (RFC 6570); the example's "
-                 "variable names are illustrative and no sentence fixes them",
+    permitted_by="-06 §5.1: 'The response is a JSON document with URIs for each type of endpoint'; the "
+                 "example's {variable} names are illustrative and no sentence fixes them (the suite reads the "
+                 "templates as RFC 6570 simple expansions)",
     description="the directory names its template variables {user}, {room}, {domain}, {provider}, {url} "
                 "instead of {targetUser}, {roomId}, ...",
 )
