@@ -99,13 +99,13 @@ def test_an_expired_key_package_fails_no_expired_only(tmp_path):
 
 
 def test_one_broken_requirement_of_a_multi_requirement_check_is_charged_alone(tmp_path):
-    """A From header whose local part is not 'mimi' breaks §4.1's local-part rule only: the same check's
-    other four requirements (providers identified, addr-spec, mutual TLS, the certificate naming the
-    source) are not charged with it (before per-requirement outcomes, all five were FAIL)."""
+    """A From header whose local part does not contain 'mimi' breaks §4.1's local-part rule only: the same
+    check's other requirements (providers identified, Host naming the target, addr-spec, mutual TLS, the
+    certificate naming the source) are not charged with it (before per-requirement outcomes, all were FAIL)."""
     checks = run_checks(tmp_path, "authenticated_as_its_domain", faults=["outgoing-from-localpart"], module="test_transport.py")
     assert len(checks) == 2  # the SUT as hub and as follower
     for reqs in checks.values():
-        assert len(reqs) == 5
+        assert len(reqs) >= 5
         assert reqs["PROTO-TRANSPORT-FROM-LOCALPART-MIMI"]["outcome"] == "FAIL", reqs
         others = {r: o["outcome"] for r, o in reqs.items() if r != "PROTO-TRANSPORT-FROM-LOCALPART-MIMI"}
         assert set(others.values()) <= {"PASS", "NOT_REACHED"}, others
