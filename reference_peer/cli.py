@@ -23,6 +23,7 @@ from reference_peer.control.introspection import add_introspection_routes
 from reference_peer.faults import REGISTRY as FAULTS
 from reference_peer.faults import VARIANTS
 from reference_peer.faults import activate as activate_faults
+from reference_peer.faults import overrides_for
 from reference_peer.peer import ReferenceProvider, providers_from_config
 from reference_peer.pki import DEFAULT_LEAF_DAYS, CertificateAuthority, write_test_pki
 from reference_peer.server.names import normalize_domain
@@ -57,10 +58,11 @@ async def serve(
         log.warning("deliberate faults switched on: %s", ", ".join(config.faults))
     if config.variants:
         log.warning("allowed variants switched on: %s", ", ".join(config.variants))
-    providers = providers_from_config(config)
+    overrides = overrides_for((*config.faults, *config.variants))
+    providers = providers_from_config(config, overrides)
     server = MimiServer(
         [p.transport for p in providers], config.ca, host=config.listen_address, port=config.listen_port,
-        limits=config.limits,
+        limits=config.limits, overrides=overrides,
     )
     runners: list[web.AppRunner] = []
     started: list[ReferenceProvider] = []

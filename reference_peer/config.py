@@ -58,6 +58,7 @@ from typing import Any
 import yaml
 
 from reference_peer.room.transfer_settings import HubTransferSettings
+from reference_peer.overrides import NO_OVERRIDES, Overrides
 from reference_peer.server.names import normalize_domain
 from reference_peer.server.transport import MimiServer, Provider, ServerLimits
 
@@ -349,9 +350,10 @@ def load_config(path: str | os.PathLike[str]) -> PeerConfig:
     return parse_config(document, path.parent)
 
 
-def build_server(config: PeerConfig) -> MimiServer:
+def build_server(config: PeerConfig, overrides: Overrides = NO_OVERRIDES) -> MimiServer:
     """The transport server for ``config`` (no endpoint handlers registered: that is the roles' job)."""
     providers = [Provider(p.domain, p.cert, p.key, aliases=p.aliases) for p in config.providers]
     return MimiServer(
-        providers, config.ca, host=config.listen_address, port=config.listen_port, limits=config.limits
+        providers, config.ca, host=config.listen_address, port=config.listen_port, limits=config.limits,
+        overrides=overrides,
     )

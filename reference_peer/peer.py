@@ -47,6 +47,7 @@ import httpx
 import yaml
 
 from . import newcomer
+from .overrides import NO_OVERRIDES, Overrides
 from .faults import active
 from .faults import consent as consent_faults
 from .faults import discovery as faults
@@ -212,8 +213,11 @@ class ReferenceProvider:
     with a :class:`MimiServer`, then ``await start()`` (outgoing client, outbox worker) and finally
     ``await stop()`` after the server has stopped."""
 
-    def __init__(self, options: ProviderOptions) -> None:
+    def __init__(self, options: ProviderOptions, *, overrides: Overrides = NO_OVERRIDES) -> None:
         self.options = options
+        # The faults and variants this provider was built with (reference_peer.overrides); every
+        # rule object it makes or loads gets the same instance.
+        self.overrides = overrides
         self.domain = normalize_domain(options.domain)
         self.domains = (self.domain, *(normalize_domain(a) for a in options.aliases))
         consent = ConsentSettings(default_mode=ConsentMode(options.consent_mode))
@@ -223,13 +227,17 @@ class ReferenceProvider:
         else:
             Path(options.storage_path).parent.mkdir(parents=True, exist_ok=True)
             store = Store.open(options.storage_path)
-        self.state = ProviderState(settings, store)
+        self.state = ProviderState(settings, store, overrides=overrides)
         self.peer_store = PeerStore(store, time.time)
         self.identity = self._load_identity()
-        self.hub_rooms: dict[str, HubRoom] = {room_id: room for room_id, room in self.peer_store.hub_rooms()}
-        self.client_keys: dict[str, SimulatedClient] = dict(self.peer_store.client_keys())
+        self.hub_rooms: dict[str, HubRoom] = {
+            room_id: room.built_with(overrides) for room_id, room in self.peer_store.hub_rooms()
+        }
+        self.client_keys: dict[str, SimulatedClient] = {
+            uri: keys.built_with(overrides) for uri, keys in self.peer_store.client_keys()
+        }
         self.members: dict[tuple[str, str], SimulatedClient] = {
-            (room_id, uri): member for room_id, uri, member in self.peer_store.members()
+            (room_id, uri): member.built_with(overrides) for room_id, uri, member in self.peer_store.members()
         }
         self.transport = Provider(self.domain, options.cert_file, options.key_file, aliases=options.aliases)
         for endpoint, handler in (
@@ -279,7 +287,8 @@ class ReferenceProvider:
         if self._worker_task is not None:
             raise RuntimeError("already started")
         o = self.options
-        self.client = MimiClient(self.domain, o.cert_file, o.key_file, o.ca_file, resolve=o.resolve)
+        self.client = MimiClient(self.domain, o.cert_file, o.key_file, o.ca_file, resolve=o.resolve,
+                                 overrides=self.overrides)
         self.worker = OutboxWorker(self.state.outbox, self._deliver_item, policy=o.retry, clock=time.time)
         self.worker.serial_room = lambda room: order_variants.room_in_transfer(self.hub_rooms.get(room))
         self._worker_stop = asyncio.Event()
@@ -563,7 +572,7 @@ class ReferenceProvider:
                         self.state.queue_notify(domain, room_id, body)
 
     def host_room(self, room_id: str, room: HubRoom) -> None:
-        self.hub_rooms[room_id] = room
+        self.hub_rooms[room_id] = room.built_with(self.overrides)
         self.peer_store.save_hub_room(room_id, room)
 
     def _hub_room(self, room_id: str) -> HubRoom:
@@ -1112,8 +1121,9 @@ def fresh_name(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(5)}"
 
 
-def providers_from_config(config) -> list[ReferenceProvider]:
-    """One :class:`ReferenceProvider` per provider of a :class:`~reference_peer.config.PeerConfig`."""
+def providers_from_config(config, overrides: Overrides = NO_OVERRIDES) -> list[ReferenceProvider]:
+    """One :class:`ReferenceProvider` per provider of a :class:`~reference_peer.config.PeerConfig`, each
+    built with ``overrides`` (the faults and variants of the configuration, made by the caller)."""
     peers = PeerBook(config.peers, config.peers_file)
     retry = RetryPolicy(
         base_delay=config.outbox_base_delay, max_delay=config.outbox_max_delay, max_attempts=config.outbox_max_attempts
@@ -1127,7 +1137,8 @@ def providers_from_config(config) -> list[ReferenceProvider]:
                     provider.domain, provider.cert, provider.key, config.ca, aliases=provider.aliases,
                     storage_path=storage, consent_mode=config.consent_mode, peers=peers, resolve=config.resolve,
                     asset_hosts=config.asset_hosts, retry=retry, hub_transfer=config.hub_transfer,
-                )
+                ),
+                overrides=overrides,
             )
         )
     return out

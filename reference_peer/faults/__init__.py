@@ -39,7 +39,8 @@ from .registry import (
     define,
     define_variant,
     faults_on,
+    overrides_for,
 )
 
 __all__ = ["REGISTRY", "VARIANTS", "Fault", "UnknownFault", "Variant", "activate", "active", "active_faults", "define",
-           "define_variant", "faults_on"]
+           "define_variant", "faults_on", "overrides_for"]

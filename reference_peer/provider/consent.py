@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..faults import consent as consent_faults
+from ..overrides import NO_OVERRIDES, Overrides
 from ..wire.identity import MimiUri, MimiUriError
 from .inbox import Inbox
 from .store import Clock, Store
@@ -144,8 +145,10 @@ def check_consent_domains(
 
 
 class ConsentState:
-    def __init__(self, store: Store, settings: ConsentSettings, clock: Clock, inbox: Inbox) -> None:
+    def __init__(self, store: Store, settings: ConsentSettings, clock: Clock, inbox: Inbox, *,
+                 overrides: Overrides = NO_OVERRIDES) -> None:
         self._store = store
+        self.overrides = overrides
         self.settings = settings
         self._clock = clock
         self._inbox = inbox

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from ..faults import active
 from ..faults import discovery as faults
+from ..overrides import NO_OVERRIDES, Overrides
 from ..wire.identity import IdentifierUri
 from ..wire.mimi import (
     FieldSource,
@@ -299,8 +300,9 @@ class SearchResult:
 
 
 class Directory:
-    def __init__(self, store: Store, settings: SearchSettings) -> None:
+    def __init__(self, store: Store, settings: SearchSettings, *, overrides: Overrides = NO_OVERRIDES) -> None:
         self._store = store
+        self.overrides = overrides
         self.settings = settings
 
     # -- profiles ------------------------------------------------------------------------------

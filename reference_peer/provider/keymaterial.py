@@ -31,6 +31,7 @@ from ..faults import consent as consent_faults
 from ..faults import discovery as faults
 from ..mls.crypto import cipher_suite
 from ..mls.errors import UnsupportedCipherSuite
+from ..overrides import NO_OVERRIDES, Overrides
 from ..wire.codec import DecodeError
 from ..wire.identity import IdentifierUri
 from ..wire.mimi import (
@@ -158,8 +159,10 @@ class _Candidate:
 
 
 class KeyMaterialService:
-    def __init__(self, store: Store, consent: ConsentState, clock: Clock, settings: KeyMaterialSettings) -> None:
+    def __init__(self, store: Store, consent: ConsentState, clock: Clock, settings: KeyMaterialSettings, *,
+                 overrides: Overrides = NO_OVERRIDES) -> None:
         self._store = store
+        self.overrides = overrides
         self._consent = consent
         self._clock = clock
         self.settings = settings

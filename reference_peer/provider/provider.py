@@ -15,6 +15,7 @@ from pathlib import Path
 from ..faults import active
 from ..faults import consent as consent_faults
 from ..faults.discovery import IDQUERY_FINDS_DELETED_USERS
+from ..overrides import NO_OVERRIDES, Overrides
 from ..wire.identity import IdentifierUri, MimiUri
 from ..wire.mimi import ConsentEntry, ConsentOperation
 from ..wire.mls import AppDataDictionary, KeyPackage
@@ -118,17 +119,19 @@ def _uri_str(uri: IdentifierUri | str) -> str:
 
 
 class ProviderState:
-    def __init__(self, settings: ProviderSettings, store: Store, *, clock: Clock = time.time) -> None:
+    def __init__(self, settings: ProviderSettings, store: Store, *, clock: Clock = time.time,
+                 overrides: Overrides = NO_OVERRIDES) -> None:
         if not settings.domains:
             raise ValueError("a provider needs at least one domain")
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.overrides = overrides
         self.inbox = Inbox(store, clock)
-        self.consent = ConsentState(store, settings.consent, clock, self.inbox)
-        self.keymaterial = KeyMaterialService(store, self.consent, clock, settings.keymaterial)
+        self.consent = ConsentState(store, settings.consent, clock, self.inbox, overrides=overrides)
+        self.keymaterial = KeyMaterialService(store, self.consent, clock, settings.keymaterial, overrides=overrides)
         self.routes = KeyPackageRoutes(store, clock)
-        self.directory = Directory(store, settings.search)
+        self.directory = Directory(store, settings.search, overrides=overrides)
         self.dedup = NotifyDedup(store, clock, window=settings.dedup_window)
         self.outbox = Outbox(store, clock)
 

@@ -27,6 +27,7 @@ from ..mls import (
     self_remove_proposal,
 )
 from ..mls.group import decode_message, proposal_ref
+from ..overrides import BuiltWith
 from ..mls.tree import RatchetTree as TreeState
 from ..wire.codec import DecodeError, EncodeError
 from ..wire.hub_transfer import MIMI_HUB_COMPONENT_ID
@@ -83,7 +84,7 @@ CLIENT_APP_COMPONENTS: tuple[int, ...] = (
 )
 
 
-class SimulatedClient:
+class SimulatedClient(BuiltWith):
     """One MLS client of a local user: credential, signature key, KeyPackages, its Group, its inbox."""
 
     def __init__(self, domain: str, user: str, name: str, *, suite_id: int = 1) -> None:

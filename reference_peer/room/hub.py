@@ -49,6 +49,7 @@ from ..mls.group import (
 )
 from ..mls.leaf import key_package_ref
 from ..mls.tree import RatchetTree as TreeState
+from ..overrides import BuiltWith
 from ..wire.codec import DecodeError, EncodeError
 from ..wire.hub_transfer import MIMI_HUB_COMPONENT_ID, HubRedirect, HubState
 from ..wire.identity import IdentifierUri
@@ -221,7 +222,7 @@ def sender_domain_of(uri: IdentifierUri) -> str | None:
     return domain_of_uri(bytes(uri.uri))
 
 
-class HubRoom:
+class HubRoom(BuiltWith):
     """The hub's state for one room and the rules it enforces on update, submitMessage and groupInfo."""
 
     # Hub-transfer extension state (class defaults, so rooms pickled before it load unchanged).

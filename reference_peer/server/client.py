@@ -25,6 +25,7 @@ import httpx
 
 from ..faults import active
 from ..faults import variants_strictness as strictness_variants
+from ..overrides import NO_OVERRIDES, Overrides
 from .endpoints import DIRECTORY_PATH, ENDPOINTS, expand_template
 from .names import MIMI_LOCAL_PART, normalize_domain
 from .tls import StrPath, client_context, is_tls_failure
@@ -141,8 +142,10 @@ class MimiClient:
         limits: ClientLimits | None = None,
         resolve: Mapping[str, str] | None = None,
         observer: Callable[[Exchange], None] | None = None,
+        overrides: Overrides = NO_OVERRIDES,
     ) -> None:
         self.domain = normalize_domain(domain)
+        self.overrides = overrides
         self.limits = limits or ClientLimits()
         # -06 §4.1: the local part "MUST contain the fixed string mimi" (AMB-FROM-LOCALPART-CONTAINS).
         local = "mimi-server" if active(strictness_variants.FROM_LOCALPART_CONTAINS_MIMI) else MIMI_LOCAL_PART

@@ -43,6 +43,7 @@ from cryptography import x509
 from reference_peer.faults import active
 from reference_peer.faults import transport as transport_faults
 from reference_peer.faults import variants_strictness as strictness_variants
+from reference_peer.overrides import NO_OVERRIDES, Overrides
 from reference_peer.pki import subject_alt_dns_names
 from reference_peer.wire.codec import DecodeError
 
@@ -249,8 +250,10 @@ class MimiServer:
         port: int = 0,
         limits: ServerLimits | None = None,
         max_refusals_kept: int = 1000,
+        overrides: Overrides = NO_OVERRIDES,
     ) -> None:
         self.providers = list(providers)
+        self.overrides = overrides
         if not self.providers:
             raise ValueError("a MimiServer needs at least one provider")
         self.ca_file = Path(ca_file)
