@@ -21,9 +21,8 @@ from reference_peer.control.app import make_control_app
 from reference_peer.control.backend import ReferenceBackend
 from reference_peer.control.introspection import add_introspection_routes
 from reference_peer.faults import REGISTRY as FAULTS
-from reference_peer.faults import VARIANTS
+from reference_peer.faults import VARIANTS, overrides_for
 from reference_peer.faults import activate as activate_faults
-from reference_peer.faults import overrides_for
 from reference_peer.peer import ReferenceProvider, providers_from_config
 from reference_peer.pki import DEFAULT_LEAF_DAYS, CertificateAuthority, write_test_pki
 from reference_peer.server.names import normalize_domain

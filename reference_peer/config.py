@@ -57,8 +57,8 @@ from typing import Any
 
 import yaml
 
-from reference_peer.room.transfer_settings import HubTransferSettings
 from reference_peer.overrides import NO_OVERRIDES, Overrides
+from reference_peer.room.transfer_settings import HubTransferSettings
 from reference_peer.server.names import normalize_domain
 from reference_peer.server.transport import MimiServer, Provider, ServerLimits
 

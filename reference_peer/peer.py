@@ -47,7 +47,6 @@ import httpx
 import yaml
 
 from . import newcomer
-from .overrides import NO_OVERRIDES, Overrides
 from .faults import active
 from .faults import consent as consent_faults
 from .faults import discovery as faults
@@ -63,6 +62,7 @@ from .faults import variants_wire as wire_variants
 from .mls import CryptoError, MLSError, basic_credential, cipher_suite
 from .mls.leaf import is_last_resort, key_package_ref, make_key_package
 from .mls.tree import RatchetTree
+from .overrides import NO_OVERRIDES, Overrides
 from .peer_store import PeerStore
 from .provider import ProviderState
 from .provider.consent import ConsentDomainError, ConsentMode, ConsentSettings

@@ -27,8 +27,8 @@ from ..mls import (
     self_remove_proposal,
 )
 from ..mls.group import decode_message, proposal_ref
-from ..overrides import BuiltWith
 from ..mls.tree import RatchetTree as TreeState
+from ..overrides import BuiltWith
 from ..wire.codec import DecodeError, EncodeError
 from ..wire.hub_transfer import MIMI_HUB_COMPONENT_ID
 from ..wire.identity import IdentifierUri
