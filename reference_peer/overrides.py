@@ -20,9 +20,10 @@ of departures from these steps; :func:`reference_peer.faults.overrides_for` turn
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 STEP_NAME = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+$")
@@ -61,22 +62,38 @@ class UnknownStep(KeyError):
 Hook = Callable[..., Any]
 
 
-@dataclasses.dataclass(frozen=True)
 class Overrides:
-    """The departures a peer instance was built with.
+    """The departures a peer instance was built with, shared by every rule object of that peer.
 
     ``departures``: step name -> the hooks that replace or extend it (an empty tuple when the step is
     simply not performed, or performed the other way the rule code names). ``sources``: the fault and
-    variant names the departures came from (introspection and logs only; rule code never reads them)."""
+    variant names the departures came from (introspection and logs only; rule code never reads them).
+    :meth:`during` adds departures for one block (a test or a check), on this peer only."""
 
-    departures: Mapping[str, tuple[Hook, ...]] = dataclasses.field(default_factory=dict)
-    sources: tuple[str, ...] = ()
+    def __init__(self, departures: Mapping[str, tuple[Hook, ...]] | None = None, sources: Iterable[str] = (),
+                 *, frozen: bool = False) -> None:
+        self._base = dict(departures or {})
+        self._base_sources = tuple(sources)
+        self._layers: list[Overrides] = []
+        self._frozen = frozen
+
+    @property
+    def departures(self) -> dict[str, tuple[Hook, ...]]:
+        merged = dict(self._base)
+        for layer in self._layers:
+            for name, hooks in layer.departures.items():
+                merged[name] = merged.get(name, ()) + hooks
+        return merged
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return self._base_sources + tuple(s for layer in self._layers for s in layer.sources)
 
     def departs(self, at: Step) -> bool:
         """Whether this peer performs step ``at`` otherwise than the reference default."""
         if at.name not in STEPS:
             raise UnknownStep(at.name)
-        return at.name in self.departures
+        return at.name in self._base or any(layer.departs(at) for layer in self._layers)
 
     def hook(self, at: Step, *args: Any, **kwargs: Any) -> Any:
         """Call the hooks given for step ``at`` in order; the first result that is not None, else None
@@ -89,8 +106,24 @@ class Overrides:
                 return result
         return None
 
+    @contextlib.contextmanager
+    def during(self, extra: Overrides) -> Iterator[None]:
+        """Add ``extra``'s departures to this peer's for the block (as Complement overrides a server
+        for one test); the shared default :data:`NO_OVERRIDES` cannot be changed this way."""
+        if self._frozen:
+            raise RuntimeError("NO_OVERRIDES is shared by every peer built without overrides; build the "
+                               "peer with its own Overrides() to change it for a block")
+        self._layers.append(extra)
+        try:
+            yield
+        finally:
+            self._layers.remove(extra)
+
     def __bool__(self) -> bool:
-        return bool(self.departures)
+        return bool(self._base) or any(self._layers)
+
+    def __repr__(self) -> str:
+        return f"Overrides(sources={self.sources!r}, steps={sorted(self.departures)!r})"
 
     @classmethod
     def of(cls, parts: Iterable[tuple[str, Mapping[str, tuple[Hook, ...]]]]) -> Overrides:
@@ -101,10 +134,10 @@ class Overrides:
             sources.append(source)
             for name, hooks in departures.items():
                 merged[name] = merged.get(name, ()) + tuple(hooks)
-        return cls(merged, tuple(sources))
+        return cls(merged, sources)
 
 
-NO_OVERRIDES = Overrides()
+NO_OVERRIDES = Overrides(frozen=True)  # the default of rule objects built alone (unit tests)
 
 
 class BuiltWith:

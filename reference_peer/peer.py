@@ -62,7 +62,7 @@ from .faults import variants_wire as wire_variants
 from .mls import CryptoError, MLSError, basic_credential, cipher_suite
 from .mls.leaf import is_last_resort, key_package_ref, make_key_package
 from .mls.tree import RatchetTree
-from .overrides import NO_OVERRIDES, Overrides
+from .overrides import Overrides
 from .peer_store import PeerStore
 from .provider import ProviderState
 from .provider.consent import ConsentDomainError, ConsentMode, ConsentSettings
@@ -213,11 +213,11 @@ class ReferenceProvider:
     with a :class:`MimiServer`, then ``await start()`` (outgoing client, outbox worker) and finally
     ``await stop()`` after the server has stopped."""
 
-    def __init__(self, options: ProviderOptions, *, overrides: Overrides = NO_OVERRIDES) -> None:
+    def __init__(self, options: ProviderOptions, *, overrides: Overrides | None = None) -> None:
         self.options = options
         # The faults and variants this provider was built with (reference_peer.overrides); every
-        # rule object it makes or loads gets the same instance.
-        self.overrides = overrides
+        # rule object it makes or loads shares this instance (its own, so ``during`` stays local).
+        self.overrides = overrides = overrides if overrides is not None else Overrides()
         self.domain = normalize_domain(options.domain)
         self.domains = (self.domain, *(normalize_domain(a) for a in options.aliases))
         consent = ConsentSettings(default_mode=ConsentMode(options.consent_mode))
@@ -1121,7 +1121,7 @@ def fresh_name(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(5)}"
 
 
-def providers_from_config(config, overrides: Overrides = NO_OVERRIDES) -> list[ReferenceProvider]:
+def providers_from_config(config, overrides: Overrides | None = None) -> list[ReferenceProvider]:
     """One :class:`ReferenceProvider` per provider of a :class:`~reference_peer.config.PeerConfig`, each
     built with ``overrides`` (the faults and variants of the configuration, made by the caller)."""
     peers = PeerBook(config.peers, config.peers_file)
