@@ -21,6 +21,7 @@ import pytest
 
 from conformance.harness.polling import PollTimeout
 from conformance.scenarios.hub_transfer_support import transfer_settings
+from conformance.scenarios.notify_bodies import ambiguous_if_read_otherwise, read_fanouts
 from conformance.scenarios.refusals import submit_answer, update_answer
 from conformance.verdicts import HarnessError, RequirementMissed, blocked, fail, miss, observed
 from reference_peer.mls import app_data_update_proposal, cipher_suite
@@ -124,14 +125,15 @@ def _synced(ref_follower, sut_party, room, client, poll_until):
 
 
 def _fanouts_from(party, room: str, after: int, sender: str, requirement: str) -> list[tuple[object, FanoutMessage]]:
-    """(traffic item, FanoutMessage) of every /notify ``party`` received for ``room`` from ``sender``; an
+    """(traffic item, FanoutMessage) of every /notify ``party`` received for ``room`` from ``sender``, read as
+    written, else in the register's other reading (recorded for the SUT's bodies: notify_bodies); an
     undecodable body is a miss of ``requirement`` (what the caller reads the fan-out for)."""
     out = []
     for item in party.traffic(after, endpoint="notify", direction="in"):
         if item.value != room or item.peer != sender:
             continue
         try:
-            out += [(item, m) for m in FanoutMessage.decode_sequence(item.request, scope=MLS10)]
+            out += [(item, m) for m in read_fanouts(item.request, record=sender not in (HUB_DOMAIN, FOLLOWER_DOMAIN))]
         except (DecodeError, EncodeError) as exc:
             fail(f"a /notify body the SUT sent does not decode as FanoutMessages: {exc}", requirement=requirement)
     return out
@@ -403,6 +405,7 @@ def test_request_without_the_capability_is_refused(sut, sut_party, ref_follower,
     else:
         observed(CAP_REQUIRED, f"requests without canTransferHub began no transfer (answered {answer.code.name}; "
                  f"control: {started.get('outcome')}; no begin proposal)")
+    ambiguous_if_read_otherwise(REFUSED, "whether the SUT fanned out proposals after the refusal")
 
 
 @pytest.mark.feature("hubTransfer")
@@ -429,6 +432,7 @@ def test_request_from_another_provider_is_refused(sut, sut_party, ref_follower, 
              + " and ".join(filter(None, (prepared, proposed))))
     else:
         observed(REFUSED, f"answered {answer.code.name}; no prepare at the target and no proposal at the follower")
+    ambiguous_if_read_otherwise(REFUSED, "whether the SUT fanned out proposals after the refusal")
 
 
 @pytest.mark.feature("hubTransfer")
@@ -470,6 +474,7 @@ def test_unreachable_target_changes_nothing(sut, sut_party, ref_follower, ref_hu
         declined = False
     if declined:
         observed(DECLINE, "answered declined; the room's mimi_hub and external_senders unchanged (SUT and member view)")
+    ambiguous_if_read_otherwise(CONSENT_FIRST, "whether the SUT fanned out proposals without an acceptance")
 
 
 # -- a complete transfer: begin, fan-out to the target, cut-over -----------------------------------
@@ -566,6 +571,9 @@ def test_transfer_proposals_and_target_fanout(sut, sut_party, ref_follower, ref_
     # Section 6.2: the begin bundle, both proposals signed by the hub's external sender.
     gces = [p for p in begin_proposals if _senders_of_gce(p) is not None]
     if len(gces) != 1 or len(begin_proposals) != 2:
+        # AMB-FANOUT-SELECT's reading carries no moreProposals: the bundle's proposals come apart, uncounted.
+        ambiguous_if_read_otherwise(BEGIN, f"the begin bundle ({len(begin_proposals)} proposal(s) with the mimi_hub "
+                                    "update, read from FanoutMessage.moreProposals)", ambiguity="AMB-FANOUT-SELECT")
         fail(f"the begin bundle has {len(begin_proposals)} proposals, {len(gces)} of them GroupContextExtensions; "
              "expected the GCE and the mimi_hub begin update", requirement=BEGIN)
     begin_ok = True
@@ -621,6 +629,7 @@ def test_transfer_proposals_and_target_fanout(sut, sut_party, ref_follower, ref_
         fail("the target received the room's handshake messages in another order than the followers",
              requirement=TARGET_FANOUT)
     observed(TARGET_FANOUT, f"the target got all {len(follower_seq)} handshake messages the follower got, in order")
+    ambiguous_if_read_otherwise(BEGIN, "the begin and cut-over proposals the SUT fanned out")
 
 
 # -- the window ------------------------------------------------------------------------------------
@@ -701,6 +710,7 @@ def test_begin_proposals_pending_are_required_and_block_a_second_request(
                  "includes the pending begin proposals", requirement=PENDING)
         observed(PENDING, "a commit omitting the pending begin proposals refused "
                  f"({refused.responseCode.name}), the one including them accepted")
+        ambiguous_if_read_otherwise(PENDING, "the begin proposals the SUT fanned out")
     finally:
         ref_follower.hold_transfer(autocommit=AUTOCOMMIT_ALL)
 
@@ -768,6 +778,7 @@ def test_window_keeps_the_room_working_but_admits_no_new_provider(
                  f"already in the room: {[(u.responseCode.name, u.errorDescription) for u in updates]}")
         else:
             observed(WINDOW_NORMAL, f"the commit adding {carol.uri} (a provider already in the room) was accepted")
+        ambiguous_if_read_otherwise(WINDOW_NORMAL, "the cut-over proposal that opened the window")
     finally:
         ref_follower.hold_transfer(autocommit=AUTOCOMMIT_ALL)
 
@@ -819,6 +830,11 @@ def test_abort_when_the_cutover_is_not_committed_by_not_after(
              f"{bytes(abort.last_transfer_id).hex()}")
     else:
         observed(TRANSITIONS, "abort: transferring(A, B) -> stable(hub = A, no previous_hub, last_transfer_id)")
+    if not any(_senders_of_gce(p) is not None for p in begin_proposals) or \
+            not any(_senders_of_gce(p) is not None for p in abort_proposals):
+        # AMB-FANOUT-SELECT's reading carries no moreProposals: a bundle's GCE comes apart from its mimi_hub update.
+        ambiguous_if_read_otherwise(ABORT_TIMEOUT, "the begin and abort bundles (their GroupContextExtensions, read "
+                                    "from FanoutMessage.moreProposals)", ambiguity="AMB-FANOUT-SELECT")
     begin_gce = next(s for p in begin_proposals if (s := _senders_of_gce(p)) is not None)
     target_key = bytes(begin.acceptance.content.new_hub_sender.signature_key)
     expected = [s.encode() for s in begin_gce if bytes(s.signature_key) != target_key]
@@ -849,3 +865,4 @@ def test_abort_when_the_cutover_is_not_committed_by_not_after(
              requirement=ABORT_NOTIFIES)
     observed(ABORT_NOTIFIES, "the target got a HubTransferMessage.abort naming the transfer and room, signed with "
              "the hub's external_senders key")
+    ambiguous_if_read_otherwise(ABORT_TIMEOUT, "the begin and abort proposals the SUT fanned out")
