@@ -14,24 +14,33 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .faults import active
-from .faults.transfer_newcomer import NEWCOMER_IGNORES_REDIRECT, NEWCOMER_SKIPS_HUB_CHECK
+from .overrides import NO_OVERRIDES, Overrides, step
 from .room.naming import domain_of_uri
 
 MAX_HOPS = 8  # section 13: "follows the chain for at most 8 hops"
 RETRY_503_SECONDS = 30.0  # how long a newcomer keeps retrying a new hub's 503 (before its handoff)
 
+FOLLOWS_REDIRECT = step(
+    "transfer.newcomer.follows-redirect", "EXT-HUBXFER-NEWCOMER-DISCOVERY",
+    summary="a newcomer follows the ID authority's 421 HubRedirect (up to 8 hops) to fetch the room's GroupInfo")
+CHECKS_HUB = step(
+    "transfer.newcomer.checks-hub", "EXT-HUBXFER-NEWCOMER-DISCOVERY",
+    summary="a newcomer accepts the hub a redirect names only if the GroupInfo it serves names it in mimi_hub, "
+    "with a generation no lower than the redirect's, and signs with its external_senders entry")
+
 
 @dataclass
 class Located:
     """Where a newcomer's groupInfo request ended: the hub that answered, and the generation the last
-    redirect claimed for it (None: the authority answered itself)."""
+    redirect claimed for it (None: the authority answered itself). ``overrides``: those of the provider that
+    followed the chain, whose newcomer rules judge the result (:func:`hub_problem`)."""
 
     hub: str
     generation: int | None = None
     hops: int = 0
+    overrides: Overrides = field(default=NO_OVERRIDES, compare=False, repr=False)
 
 
 async def fetch_group_info(provider, room_id: str, body: bytes):
@@ -42,15 +51,15 @@ async def fetch_group_info(provider, room_id: str, body: bytes):
     hub = domain_of_uri(room_id)
     if hub is None:
         raise ValueError(f"not a room URI: {room_id!r}")
-    located = Located(hub)
+    located = Located(hub, overrides=provider.overrides)
     deadline = time.monotonic() + RETRY_503_SECONDS
     while True:
         reply = await provider._call(provider.authority(located.hub), "groupInfo", room_id, body)  # noqa: SLF001
-        if reply.status == 421 and located.hops < MAX_HOPS and not active(NEWCOMER_IGNORES_REDIRECT):
+        if reply.status == 421 and located.hops < MAX_HOPS and not provider.overrides.departs(FOLLOWS_REDIRECT):
             redirect = read_hub_redirect(reply.headers.get("content-type"), reply.body, room_id)
             target = domain_of_uri(bytes(redirect.hub.uri)) if redirect is not None else None
             if target is not None and target != located.hub and not provider.is_local_domain(target):
-                located = Located(target, redirect.generation, located.hops + 1)
+                located = Located(target, redirect.generation, located.hops + 1, overrides=provider.overrides)
                 continue
         if reply.status == 503 and time.monotonic() < deadline:  # a new hub before its handoff
             delay = parse_retry_after(reply.headers.get("retry-after"), time.time())
@@ -61,10 +70,11 @@ async def fetch_group_info(provider, room_id: str, body: bytes):
 
 def hub_problem(group, answer, room_id: str, located: Located) -> str | None:
     """Why the GroupInfo ``located.hub`` served (``group``: the joined group, ``answer``: the
-    GroupInfoResponse) does not make that provider the room's hub; None when it does."""
+    GroupInfoResponse) does not make that provider the room's hub; None when it does (judged by the rules
+    of the provider that located it: ``located.overrides``)."""
     from .room.transfer import hub_of_record, sender_domain
 
-    if active(NEWCOMER_SKIPS_HUB_CHECK):
+    if located.overrides.departs(CHECKS_HUB):
         return None
     data = hub_of_record(group.app_data(), room_id)
     named = domain_of_uri(bytes(data.hub.uri)) if data is not None else domain_of_uri(room_id)

@@ -47,22 +47,10 @@ import httpx
 import yaml
 
 from . import newcomer
-from .faults import active
-from .faults import consent as consent_faults
-from .faults import discovery as faults
-from .faults import fanout as fanout_faults
-from .faults import transfer_cutover as cutover_faults
-from .faults import transfer_follower as follower_faults
-from .faults import transfer_new_hub as newhub_faults
-from .faults import transport as transport_faults
-from .faults import variants_effect as effect_variants
-from .faults import variants_order as order_variants
-from .faults import variants_strictness as strictness_variants
-from .faults import variants_wire as wire_variants
 from .mls import CryptoError, MLSError, basic_credential, cipher_suite
 from .mls.leaf import is_last_resort, key_package_ref, make_key_package
 from .mls.tree import RatchetTree
-from .overrides import Overrides
+from .overrides import Overrides, step
 from .peer_store import PeerStore
 from .provider import ProviderState
 from .provider.consent import ConsentDomainError, ConsentMode, ConsentSettings
@@ -112,6 +100,134 @@ from .wire.mls import (
 )
 
 log = logging.getLogger(__name__)
+
+
+# -- the named steps of the provider's rules (reference_peer.overrides): where a peer may be built to
+# -- behave otherwise. A fault or an allowed variant names the steps it departs from.
+
+# outgoing requests (ReferenceProvider._call)
+SEND_BODY_AS_ENCODED = step("provider.call.body-as-encoded", "PROTO-TRANSPORT-BODY-ENCODING",
+                            summary="a request body sent to a peer is the encoded struct, nothing after it")
+SEND_FROM_MIMI_ADDR_SPEC = step("provider.call.from-mimi-addr-spec", "PROTO-TRANSPORT-FROM-ADDR-SPEC",
+                                "PROTO-TRANSPORT-FROM-LOCALPART-MIMI",
+                                summary="a request to a peer carries From: mimi@<own domain>, a bare addr-spec")
+SEND_HOST_OF_TARGET = step("provider.call.host-names-target", "PROTO-TRANSPORT-HOST-TARGET",
+                           summary="a request to a peer carries a Host naming the target provider")
+FANOUT_PROTOCOL_IMPLIED = step("hub.notify.protocol-implied", "PROTO-TRANSPORT-BODY-ENCODING",
+                               summary="a FanoutMessage carries no protocol octet: the room's protocol is implied "
+                                       "(-06 §5.5; AMB-PROTOCOL-CONTEXT)")
+FANOUT_ARM_BY_CONTENT_TYPE = step("hub.notify.arm-by-content-type", "PROTO-TRANSPORT-BODY-ENCODING",
+                                  summary="a FanoutMessage's select arm follows its message's content type "
+                                          "(frank, moreProposals, externalProposals; AMB-FANOUT-SELECT)")
+ENCODE_NOTIFY_READING = step("hub.notify.encode-reading", "PROTO-TRANSPORT-BODY-ENCODING",
+                             summary="a /notify body leaves in the FanoutMessage readings the peer takes "
+                                     "(hub.notify.protocol-implied, hub.notify.arm-by-content-type)")
+SEND_ABUSE_REPORTINGUSER = step("provider.abuse.reportinguser-as-drafted", "PROTO-ABUSE-TO-HUB",
+                                summary="AbuseReport.reportingUser is sent as the IdentifierUri -06 §5.9 writes "
+                                        "(AMB-ABUSE-REPORTINGUSER-OPTIONAL)")
+
+# hub: fan-out and its delivery
+QUEUE_NOTIFY_IN_ORDER = step("hub.fanout.queue-in-order", "PROTO-FANOUT-ORDERED", "POLICY-OPS-DELIVERY-ORDER",
+                             summary="the /notify bodies of a room change are queued for each provider in the "
+                                     "order the hub accepted them")
+RETRY_REFUSED_NOTIFY = step("hub.notify.retry-refused", "PROTO-FANOUT-RETRY-NON-201",
+                            "PROTO-FANOUT-SUCCESS-IS-COMMITMENT", "PROTO-FANOUT-RETRY-AFTER-RESPECTED",
+                            summary="a /notify answered other than 201 is retried, not before its Retry-After")
+
+# hub: update, submitMessage, groupInfo, proxyDownload
+REFUSAL_AS_200_WITH_CODE = step("hub.answer.refusal-as-200-with-code", "PROTO-UPDATE-NOT-ALLOWED",
+                                "PROTO-UPDATE-INVALID-PROPOSAL", "PROTO-UPDATE-WRONG-EPOCH",
+                                "PROTO-SUBMIT-EPOCH-TOO-OLD",
+                                summary="an update or submitMessage the hub refuses is answered 200 with the "
+                                        "failure code (AMB-FAILURE-CODE-STATUS allows a 4xx)")
+GROUPINFO_HIDES_UNKNOWN_ROOM = step("hub.groupinfo.hide-unknown-room", "PROTO-GROUPINFO-NO-SUCH-ROOM",
+                                    summary="groupInfo for a room the hub does not host answers notAuthorized, "
+                                            "as for a room that exists (-06 §5.6 also names noSuchRoom)")
+PROXY_ASSET_HOSTS_ONLY = step("hub.download.asset-hosts-only", "PROTO-ASSETS-PROXY-NO-OPEN-PROXY",
+                              summary="proxyDownload fetches only https URLs of peer providers' asset hosts")
+PROXY_REFUSAL_403 = step("hub.download.refuse-with-403", "PROTO-ASSETS-PROXY-NO-OPEN-PROXY",
+                         summary="a proxyDownload for no peer's asset host is refused 403 (-06 §5.10.2: 'standard "
+                                 "HTTP error codes')")
+
+# hub transfer (docs/extensions/hub-transfer.md), as the new hub and the old hub
+STAMP_NOT_BEFORE_HANDOFF = step("transfer.new-hub.stamp-not-before-handoff", "EXT-HUBXFER-TIMESTAMPS-MONOTONIC",
+                                summary="in a room taken over, acceptance times are never below the handoff's "
+                                        "last_accepted_timestamp")
+SERVE_TAKEN_OVER_SUBMITS = step("transfer.new-hub.serve-submits", "EXT-HUBXFER-NEWHUB-SERVES",
+                                summary="the new hub serves submitMessage for a room it took over")
+SIGN_GROUPINFO_AS_NEW_HUB_SENDER = step("transfer.new-hub.sign-groupinfo-as-hub-sender",
+                                        "EXT-HUBXFER-NEWHUB-HUB-SENDER",
+                                        summary="in a room taken over, GroupInfoResponses are signed with the "
+                                                "new_hub_sender key of the acceptance")
+REDIRECT_GROUPINFO_AFTER_CUTOVER = step("transfer.old-hub.redirect-groupinfo", "EXT-HUBXFER-OLDHUB-REDIRECT",
+                                        summary="after the cut-over the old hub answers groupInfo for the room "
+                                                "with 421 and a HubRedirect")
+
+# keyMaterial: the requester, the hub's relay, the target
+PUBLISH_VALID_KEY_PACKAGES = step("keymaterial.publish.valid-only", "PROTO-KEYMAT-NO-EXPIRED",
+                                  summary="a local client publishes only KeyPackages within their lifetime")
+CHECK_KEYMAT_SIGNATURE = step("keymaterial.target.check-signature", "PROTO-KEYMAT-SIGNATURE-CHECKED",
+                              summary="the target provider verifies key_material_request_signature")
+RELAY_KEYMAT = step("keymaterial.hub.relay", "PROTO-KEYMAT-HUB-RELAY",
+                    summary="as hub, a keyMaterial request for another provider's user is relayed to it")
+RELAY_KEYMAT_FOR_ANY_PEER = step("keymaterial.hub.relay-for-any-peer", "PROTO-KEYMAT-HUB-RELAY",
+                                 summary="as hub, keyMaterial is relayed for any peer and its answer passed on "
+                                         "byte for byte (-06 §5.2 obliges the relay for the room's providers only)")
+REQUEST_KEYMAT_FOR_ROOM = step("keymaterial.request.names-room", "PROTO-KEYMAT-ROOM-ID",
+                               summary="a keyMaterial request sent to add a user to a room carries its roomId")
+REQUEST_KEYMAT_OWN_SUITE = step("keymaterial.request.own-suite-only", "PROTO-KEYMAT-NONEMPTY-CIPHERSUITES",
+                                summary="a keyMaterial request lists the requester's own cipher suite only "
+                                        "(AMB-KEYMAT-SIGNATURE-SUITE allows more)")
+REQUEST_KEYMAT_VIA_HUB = step("keymaterial.request.via-hub", "PROTO-KEYMAT-VIA-HUB",
+                              summary="a follower asks the room's hub for a third provider's KeyPackages")
+
+# follower: /notify
+ACCEPT_OWN_ECHO = step("follower.notify.accept-own-echo", "PROTO-FANOUT-NOT-ECHOED-REQUIRED",
+                       summary="a /notify echoing a local client's own message is taken like any other")
+PROCESS_EVERY_FANOUT_MESSAGE = step("follower.notify.process-every-message", "PROTO-FANOUT-CONCATENATED-MESSAGES",
+                                    summary="every FanoutMessage of a /notify body is processed")
+DUPLICATE_NOTIFY_201 = step("follower.notify.duplicate-answered-201", "PROTO-FANOUT-DUP-NOTIFY-201",
+                            summary="a byte-identical repeated /notify is answered 201")
+DUPLICATE_NOTIFY_ONCE = step("follower.notify.duplicate-processed-once", "PROTO-FANOUT-DUP-NOTIFY-PROCESS-ONCE",
+                             summary="a byte-identical repeated /notify is not processed again")
+CROSS_HUB_DUPLICATE_201 = step("follower.notify.cross-hub-duplicate-201", "EXT-HUBXFER-FOLLOWER-DEDUP",
+                               summary="a /notify whose FanoutMessages all came before from the other hub of a "
+                                       "transfer is answered 201 and delivered once")
+NOTIFY_ANSWER_NO_BODY = step("follower.notify.answer-without-body", "EXT-CONSENT-QUARANTINE-NOTIFY-201",
+                             summary="a /notify is answered 201 with no body (a room held for a local user is "
+                                     "not revealed)")
+ACCEPT_TARGET_NOTIFY = step("follower.notify.accept-transfer-target", "EXT-HUBXFER-FOLLOWER-ACCEPT-TARGET",
+                            summary="during a transfer window the target named in mimi_hub may send /notify")
+
+# follower: room requests and the hub-of-record
+HUB_FROM_COMPONENT = step("follower.room.hub-from-component", "EXT-HUBXFER-FOLLOWER-HUB-FROM-COMPONENT",
+                          "EXT-HUBXFER-FOLLOWER-RETARGET",
+                          summary="the hub-of-record is the committed mimi_hub component's hub")
+REDIRECT_NOT_AUTHORITY = step("follower.room.redirect-not-authority", "EXT-HUBXFER-FOLLOWER-REDIRECT-NOT-AUTHORITY",
+                              summary="a HubRedirect does not change the hub-of-record")
+REQUEST_TO_HUB_OF_RECORD = step("follower.room.request-to-hub-of-record", "EXT-HUBXFER-FOLLOWER-RETARGET",
+                                summary="a room request goes to the hub-of-record first")
+RESEND_AFTER_REDIRECT = step("follower.room.resend-after-redirect", "EXT-HUBXFER-FOLLOWER-REDIRECT-RESEND",
+                             "EXT-HUBXFER-FOLLOWER-REFUSED-NOT-SENT",
+                             summary="a room request answered 421 with a HubRedirect is resent to the hub it "
+                                     "names (and was not accepted)")
+RETRY_AFTER_503 = step("follower.room.retry-503", "EXT-HUBXFER-FOLLOWER-503-RETRY",
+                       summary="a room request answered 503 is retried after its Retry-After")
+
+# consent and identifierQuery (the provider as target)
+CONSENT_ANSWER_REVEALS_NOTHING = step("consent.request.answer-reveals-nothing", "PROTO-CONSENT-UNKNOWN-USER-HIDDEN",
+                                      "PROTO-CONSENT-REQUESTER-LEARNS-NOTHING",
+                                      summary="a requestConsent answer says nothing of the target or its decisions")
+CONSENT_ANSWER_STATUS = step("consent.answer.status", "PROTO-CONSENT-REQUEST-RESPONSE",
+                             "PROTO-CONSENT-UPDATE-RESPONSE",
+                             summary="a consent message is answered 201, or 404 for an unknown user (-06 §5.7)")
+CONSENT_ANSWER_NO_BODY = step("consent.answer.without-body", "PROTO-CONSENT-REQUEST-RESPONSE",
+                              "PROTO-CONSENT-UPDATE-RESPONSE",
+                              summary="a consent answer carries no body (AMB-CONSENT-ANSWER-BODY allows one)")
+OFFER_IDENTIFIER_QUERY = step("directory.idquery.offered", "PROTO-IDQUERY-STATUS-CODES",
+                              summary="the provider serves identifierQuery (-06 §5.8 does not oblige it to)")
+IDQUERY_SAME_ANSWER = step("directory.idquery.same-answer", "PROTO-IDQUERY-SAFE-IDEMPOTENT",
+                           summary="repeating an identifierQuery gets the same answer")
 
 MLS10 = {"protocol": Protocol.mls10}
 # The readings of the ambiguity register a handler took to decode the request being handled (tolerant
@@ -290,7 +406,7 @@ class ReferenceProvider:
         self.client = MimiClient(self.domain, o.cert_file, o.key_file, o.ca_file, resolve=o.resolve,
                                  overrides=self.overrides)
         self.worker = OutboxWorker(self.state.outbox, self._deliver_item, policy=o.retry, clock=time.time)
-        self.worker.serial_room = lambda room: order_variants.room_in_transfer(self.hub_rooms.get(room))
+        self.worker.serial_room = lambda room: _room_in_transfer(self.hub_rooms.get(room))
         self._worker_stop = asyncio.Event()
         self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop), name=f"outbox-{self.domain}")
         if self.transfers is not None:
@@ -347,8 +463,7 @@ class ReferenceProvider:
     async def _call(self, authority: str, endpoint: str, value: str, body: bytes = b"", **options):
         """Call a peer's endpoint through the outgoing client, keeping the exchange in the traffic log."""
         peer = authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
-        body, options = transport_faults.outgoing(self.domain, body, options)
-        body = wire_variants.outgoing(endpoint, body)  # an allowed variant's reading, off unless configured
+        body, options = self._as_sent(endpoint, body, options)
         try:
             reply = await self._client().call(authority, endpoint, value, body, **options)
         except Exception as exc:
@@ -358,6 +473,26 @@ class ReferenceProvider:
         self.traffic.add("out", endpoint=endpoint, peer=peer, value=value, request=body, status=reply.status,
                          response=reply.body)
         return reply
+
+    def _as_sent(self, endpoint: str, body: bytes, options: dict) -> tuple[bytes, dict]:
+        """The body and request options of a call to a peer as this peer sends them: the encoded struct,
+        From: mimi@<own domain> and the target's Host (the client's defaults), unless built otherwise."""
+        overrides = self.overrides
+        body = overrides.hook(SEND_BODY_AS_ENCODED, body) or body
+        headers = {}
+        if (sender := overrides.hook(SEND_FROM_MIMI_ADDR_SPEC, self.domain)) is not None:
+            headers["From"] = sender
+        if (host := overrides.hook(SEND_HOST_OF_TARGET, self.domain)) is not None:
+            headers["Host"] = host
+        if headers:
+            options = {**options, "headers": {**(options.get("headers") or {}), **headers}}
+        if endpoint == "notify":
+            explicit, no_arm = overrides.departs(FANOUT_PROTOCOL_IMPLIED), overrides.departs(FANOUT_ARM_BY_CONTENT_TYPE)
+            if explicit or no_arm:  # the peer's own state and its byte-exact retries keep the default bytes
+                body = overrides.hook(ENCODE_NOTIFY_READING, body, explicit_protocol=explicit, no_arm=no_arm) or body
+        elif endpoint == "reportAbuse":
+            body = overrides.hook(SEND_ABUSE_REPORTINGUSER, body) or body
+        return body, options
 
     def _client(self) -> MimiClient:
         if self.client is None:
@@ -375,8 +510,11 @@ class ReferenceProvider:
         if self.transfers is not None and item.endpoint == "notify" and item.destination in self.transfers.withhold_notify_to:
             return DeliveryResult(None, retry_after=0.2, error="withheld (the suite's hub-transfer knob)")
         reply = await self._call(self.authority(item.destination), item.endpoint, value, item.body)
-        status, retry_after = fanout_faults.delivery_result(item.endpoint, reply.status, reply.headers.get("retry-after"))
-        status, retry_after = order_variants.delivery_result(item.endpoint, status, retry_after, self.hub_rooms.get(value))
+        status, retry_after = reply.status, reply.headers.get("retry-after")
+        if item.endpoint == "notify" and status != 201:  # retried after its Retry-After (the outbox's policy)
+            paced = self.overrides.hook(RETRY_REFUSED_NOTIFY, status, retry_after, self.hub_rooms.get(value))
+            if paced is not None:
+                status, retry_after = paced
         return DeliveryResult(status, retry_after=retry_after)
 
     # -- local clients ------------------------------------------------------------------------------
@@ -385,11 +523,12 @@ class ReferenceProvider:
         """A local client's identity (signature key) and ``count`` KeyPackages, uploaded for keyMaterial."""
         parsed = MimiUri.parse(client_uri)
         name = client_uri.rsplit("/", 1)[1]
-        keys = self.client_keys.get(client_uri) or SimulatedClient(parsed.domain, parsed.user or name, name)
+        keys = self.client_keys.get(client_uri) or SimulatedClient(parsed.domain, parsed.user or name, name,
+                                                                   overrides=self.overrides)
         if self.transfers is not None:  # the suite's knob: clients whose LeafNodes omit mimi_hub
             self.transfers.advertise_components(keys)
         bundles = [keys.make_key_package() for _ in range(count)]
-        if active(faults.KEYMAT_SERVE_EXPIRED) and count:
+        if self.overrides.departs(PUBLISH_VALID_KEY_PACKAGES) and count:
             bundles.append(_expired_key_package(keys))
         with self.state.store.transaction():
             self.state.upload_key_packages(client_uri, [b.key_package.encode() for b in bundles])
@@ -422,7 +561,7 @@ class ReferenceProvider:
                 make_key_package(keys.suite_id, keys.credential, keys.signature_priv,
                                  leaf_extensions=keys.leaf_extensions(), **lifetime) for _ in range(count)
             ]
-            if active(faults.KEYMAT_SERVE_EXPIRED) and count:
+            if self.overrides.departs(PUBLISH_VALID_KEY_PACKAGES) and count:
                 bundles.append(_expired_key_package(keys))
             if bundles:
                 self.state.upload_key_packages(client_uri, [b.key_package.encode() for b in bundles])
@@ -566,9 +705,10 @@ class ReferenceProvider:
                 if self.is_local_domain(domain):
                     self.intake(room_id, plan.messages_for(domain))
                 else:
-                    bodies = fanout_faults.notify_bodies(self, room_id, domain, plan.messages_for(domain),
-                                                         plan.body_for(domain))
-                    for body in bodies:
+                    planned = plan.body_for(domain)
+                    bodies = self.overrides.hook(QUEUE_NOTIFY_IN_ORDER, self, room_id, domain,
+                                                 plan.messages_for(domain), planned)
+                    for body in [planned] if bodies is None else bodies:
                         self.state.queue_notify(domain, room_id, body)
 
     def host_room(self, room_id: str, room: HubRoom) -> None:
@@ -585,12 +725,11 @@ class ReferenceProvider:
         """Hub transfer: the old hub's redirect, the target's redirect or 503 (None: serve)."""
         return self.transfers.room_gate(room_id) if self.transfers is not None else None
 
-    @staticmethod
-    def _room_now(room: HubRoom) -> int:
+    def _room_now(self, room: HubRoom) -> int:
         """The acceptance time: never below a handoff's last_accepted_timestamp (hub transfer)."""
         now = max(now_ms(), room.min_timestamp)
-        if room.min_timestamp and active(newhub_faults.NEWHUB_CLOCK_BEHIND):  # a deliberate fault, off unless configured
-            now = now_ms() - newhub_faults.CLOCK_LAG_MS
+        if room.min_timestamp and (other := self.overrides.hook(STAMP_NOT_BEFORE_HANDOFF, now_ms())) is not None:
+            now = other
         room.last_accepted = max(room.last_accepted, now)
         return now
 
@@ -601,38 +740,45 @@ class ReferenceProvider:
         response, plan = room.handle_update(request.peer_domain, request.body, self._room_now(room))
         if response.responseCode == UpdateResponseCode.success:  # a refusal leaves the room, and the store, as they were
             self.commit_room_change(request.value, room, plan)
-        elif (status := effect_variants.refusal_status(
-                "update", response.responseCode.name, response.errorDescription)) is not None:
-            return MimiResponse(b"", status=status)  # an allowed variant: the refusal as a 4xx (AMB-FAILURE-CODE-STATUS)
+        elif (other := self._refusal_otherwise("update", response.responseCode.name, response.errorDescription,
+                                               response)) is not None:
+            return other
         return MimiResponse(response.encode())
 
     async def handle_submit(self, request: MimiRequest) -> MimiResponse:
         if (gate := self._room_gate(request.value)) is not None:
             return gate
         room = self._hub_room(request.value)
-        if room.min_timestamp and active(newhub_faults.NEWHUB_REFUSES_FOREIGN_ROOM_SUBMITS):  # a deliberate fault
+        if room.min_timestamp and self.overrides.departs(SERVE_TAKEN_OVER_SUBMITS):
             from .room.hub import submit_response
 
             return MimiResponse(submit_response(SubmitResponseCode.notAllowed).encode())
         response, plan = room.handle_submit(request.peer_domain, request.body, self._room_now(room))
         if response.statusCode == SubmitResponseCode.accepted:  # a refusal writes nothing
             self.commit_room_change(request.value, room, plan, room_changed=False)
-        elif (status := effect_variants.refusal_status("submitMessage", response.statusCode.name)) is not None:
-            return MimiResponse(b"", status=status)  # an allowed variant: the refusal as a 4xx (AMB-FAILURE-CODE-STATUS)
+        elif (other := self._refusal_otherwise("submitMessage", response.statusCode.name, "", response)) is not None:
+            return other
         return MimiResponse(response.encode())
 
+    def _refusal_otherwise(self, endpoint: str, code_name: str, description, response) -> MimiResponse | None:
+        """A refusal of an update or submitMessage answered as this peer was built to (None: 200 with the failure
+        code). A hook of step hub.answer.refusal-as-200-with-code gives the HTTP status, with no body, or
+        (status, True) to carry the encoded answer all the same (AMB-FAILURE-CODE-STATUS: either is a refusal)."""
+        answer = self.overrides.hook(REFUSAL_AS_200_WITH_CODE, endpoint, code_name, description)
+        if answer is None:
+            return None
+        status, with_body = answer if isinstance(answer, tuple) else (answer, False)
+        return MimiResponse(response.encode() if with_body else b"", status=status)
+
     async def handle_group_info(self, request: MimiRequest) -> MimiResponse:
-        if (plain := cutover_faults.plain_groupinfo_refusal(self, request.value)) is not None:
-            return plain  # a deliberate fault, off unless configured
+        if (plain := self.overrides.hook(REDIRECT_GROUPINFO_AFTER_CUTOVER, self, request.value)) is not None:
+            return plain
         if (gate := self._room_gate(request.value)) is not None:
             return gate
         room = self.hub_rooms.get(request.value)
         if room is None:  # notAuthorized, not a 404: room existence must not leak (PROTO-GROUPINFO-NO-SUCH-ROOM)
-            from .faults import active
-            from .faults.privacy import GROUPINFO_UNKNOWN_ROOM_404
-
-            if active(GROUPINFO_UNKNOWN_ROOM_404):
-                raise MimiHTTPError(404, "unknown-room", f"{self.domain} hosts no room {request.value!r}")
+            if (other := self.overrides.hook(GROUPINFO_HIDES_UNKNOWN_ROOM, self.domain, request.value)) is not None:
+                return other  # noSuchRoom, which -06 §5.6 names for this case (or, a fault, a 404)
             return MimiResponse(group_info_refusal(request.value.encode()).encode())
         try:  # the register's other joiningCode layout is accepted (AMB-GROUPINFO-JOININGCODE)
             decoded = GroupInfoRequest.decode_tolerant(request.body)
@@ -641,7 +787,7 @@ class ReferenceProvider:
         if decoded is not None:
             took_readings(decoded.leniencies)
         answer = room.group_info_response(request.peer_domain, decoded.value if decoded else request.body, now_ms())
-        answer = newhub_faults.group_info_answer(room, answer, self.domain)  # a deliberate fault, off unless configured
+        answer = self.overrides.hook(SIGN_GROUPINFO_AS_NEW_HUB_SENDER, room, answer, self.domain) or answer
         return MimiResponse(answer.encode())
 
     async def handle_report_abuse(self, request: MimiRequest) -> MimiResponse:
@@ -658,12 +804,11 @@ class ReferenceProvider:
     async def handle_proxy_download(self, request: MimiRequest) -> MimiResponse:
         url = urlsplit(request.value)
         host = (url.hostname or "").lower()
-        from .faults import active
-        from .faults.privacy import OPEN_DOWNLOAD_PROXY
-
-        if (url.scheme != "https" or host not in self.options.asset_hosts) and not active(OPEN_DOWNLOAD_PROXY):
+        if (url.scheme != "https" or host not in self.options.asset_hosts) and not self.overrides.departs(
+                PROXY_ASSET_HOSTS_ONLY):
             # PROTO-ASSETS-PROXY-NO-OPEN-PROXY: only asset servers of peer providers, nothing is fetched.
-            raise MimiHTTPError(403, "not-an-asset-host", f"{host!r} is no peer provider's asset domain")
+            status = self.overrides.hook(PROXY_REFUSAL_403, host) or 403
+            raise MimiHTTPError(status, "not-an-asset-host", f"{host!r} is no peer provider's asset domain")
         try:
             async with httpx.AsyncClient(timeout=5.0, trust_env=False, follow_redirects=False) as fetcher:
                 reply = await fetcher.get(request.value)
@@ -682,7 +827,7 @@ class ReferenceProvider:
             raise MimiHTTPError(400, "target-mismatch", "targetUser differs from the path (PROTO-KEYMAT-TARGET-IN-PATH)")
         target_domain = _provider_domain(target)
         if self.is_local_domain(target_domain):
-            if (req.protocol == Protocol.mls10 and not active(faults.KEYMAT_SKIP_SIGNATURE_CHECK)
+            if (req.protocol == Protocol.mls10 and not self.overrides.departs(CHECK_KEYMAT_SIGNATURE)
                     and not self._key_material_signature_ok(req)):
                 raise MimiHTTPError(400, "bad-signature", "KeyMaterialRequest signature (PROTO-KEYMAT-SIGNATURE-CHECKED)")
             result = self.state.claim_key_material(query_from_request(req))
@@ -693,11 +838,11 @@ class ReferenceProvider:
         room = self.hub_rooms.get(room_id)
         if room is None or target_domain is None:
             raise MimiHTTPError(404, "not-relayable", f"{target!r} is not local and {room_id!r} is not hosted here")
-        if active(faults.KEYMAT_HUB_DOES_NOT_RELAY):
+        if self.overrides.departs(RELAY_KEYMAT):
             refused = KeyMaterialResponse(protocol=Protocol.mls10, userStatus=KeyMaterialUserCode.noConsent,
                                           userUri=req.targetUser, clients=[])
             return MimiResponse(refused.encode())
-        relay_variant = active(strictness_variants.KEYMAT_RELAY_ROOM_PROVIDERS_ONLY)
+        relay_variant = self.overrides.departs(RELAY_KEYMAT_FOR_ANY_PEER)
         if relay_variant and request.peer_domain not in self._room_provider_domains(room):
             # -06 §5.2 obliges the hub to relay for its room's providers only.
             raise MimiHTTPError(403, "not-a-room-provider",
@@ -768,7 +913,7 @@ class ReferenceProvider:
         took_readings(leniencies)
         if not messages:
             raise MimiHTTPError(400, "empty-notify", "a /notify body carries at least one FanoutMessage")
-        if fanout_faults.refuse_own_echo(self, room_id, messages):
+        if self.overrides.hook(ACCEPT_OWN_ECHO, self, room_id, messages):
             return MimiResponse(status=409)
         with self.state.store.transaction():
             # A byte-identical duplicate from the same hub is answered 201 and not processed again
@@ -778,16 +923,17 @@ class ReferenceProvider:
                     # EXT-HUBXFER-FOLLOWER-DEDUP: a FanoutMessage already received for the room from either
                     # hub of a transfer is delivered once; the target tracks the public state (6.2).
                     messages = [m for m in messages if self.state.notify_is_new(f"room {room_id}", m.encode())]
-                    if not messages and (status := follower_faults.duplicate_status()) is not None:
+                    if not messages and (status := self.overrides.hook(CROSS_HUB_DUPLICATE_201)) is not None:
                         return MimiResponse(status=status)
                     self.transfers.track(room_id, messages)
                     if self._is_transfer_target_only(room_id):
                         return MimiResponse(status=201)
                 if messages:
-                    self.intake(room_id, fanout_faults.intake_messages(messages))
+                    self.intake(room_id, self.overrides.hook(PROCESS_EVERY_FANOUT_MESSAGE, messages) or messages)
             else:
-                return MimiResponse(status=fanout_faults.duplicate_notify_status(self, room_id, messages))
-        return MimiResponse(consent_faults.notify_body(self.state, room_id), status=201)
+                self.overrides.hook(DUPLICATE_NOTIFY_ONCE, self, room_id, messages)
+                return MimiResponse(status=self.overrides.hook(DUPLICATE_NOTIFY_201) or 201)
+        return MimiResponse(self.overrides.hook(NOTIFY_ANSWER_NO_BODY, self.state, room_id) or b"", status=201)
 
     # -- consent, identifierQuery ------------------------------------------------------------------
 
@@ -799,23 +945,20 @@ class ReferenceProvider:
             raise MimiHTTPError(403, "consent-domain-mismatch", str(exc)) from None
         except (ValueError, MimiUriError) as exc:
             raise MimiHTTPError(400, "malformed-consent", str(exc)) from None
-        from .faults import privacy as privacy_faults  # deliberate faults, off unless configured
-
-        if active(privacy_faults.CONSENT_UNKNOWN_USER_REVEALED) or active(privacy_faults.CONSENT_DECISION_REVEALED):
-            faulty = privacy_faults.consent_answer(self.state, entry, receipt)
-            if faulty is not None:
-                return MimiResponse(faulty[1], status=faulty[0])
-        return MimiResponse(consent_faults.consent_answer_body(entry.consentOperation.name),
-                            status=consent_faults.answer_status(entry.consentOperation.name, receipt.status,
-                                                                receipt.recorded))
+        if (other := self.overrides.hook(CONSENT_ANSWER_REVEALS_NOTHING, self.state, entry, receipt)) is not None:
+            return MimiResponse(other[1], status=other[0])
+        operation = entry.consentOperation.name
+        status = self.overrides.hook(CONSENT_ANSWER_STATUS, operation, receipt.status, receipt.recorded)
+        return MimiResponse(self.overrides.hook(CONSENT_ANSWER_NO_BODY, operation) or b"",
+                            status=receipt.status if status is None else status)
 
     async def handle_identifier_query(self, request: MimiRequest) -> MimiResponse:
-        if active(faults.WITHOUT_IDENTIFIER_QUERY):  # a provider that does not offer the endpoint
+        if self.overrides.departs(OFFER_IDENTIFIER_QUERY):  # a provider that does not offer the endpoint
             return MimiResponse(b"", status=404)
         query = IdentifierRequest.decode(request.body)
         result = self.state.identifier_query(elements_from_request(query))
         response = result.to_response()
-        if active(faults.IDQUERY_NOT_IDEMPOTENT):  # a fresh nonce: no two answers are the same
+        if self.overrides.departs(IDQUERY_SAME_ANSWER):  # a fresh nonce: no two answers are the same
             nonce = ComponentData(component_id=0xF000, data=secrets.token_bytes(16))
             response = response.replace(id_response_extensions=AppDataDictionary(component_data=[nonce]))
         return MimiResponse(response.encode())
@@ -829,9 +972,9 @@ class ReferenceProvider:
         room = self.hub_rooms.get(room_id)
         if room is not None and room.moved is None:
             return self.domain
-        if (override := follower_faults.hub_override(room_id)) is not None:
+        if (override := self.overrides.hook(REDIRECT_NOT_AUTHORITY, room_id)) is not None:
             return override
-        data = None if active(follower_faults.HUB_FROM_AUTHORITY) else self.room_hub_data(room_id)
+        data = None if self.overrides.departs(HUB_FROM_COMPONENT) else self.room_hub_data(room_id)
         if data is not None and (domain := domain_of_uri(bytes(data.hub.uri))) is not None:
             return domain
         if room is not None and room.moved is not None:
@@ -875,7 +1018,7 @@ class ReferenceProvider:
             return room_id not in self.known_rooms() and _carries_welcome(body)
         allowed = {hub_domain(data)}
         if data.state == HubState.transferring:
-            if not follower_faults.refuses_target_notify(body):
+            if not self.overrides.hook(ACCEPT_TARGET_NOTIFY, body):
                 allowed.add(domain_of_uri(bytes(data.target.uri)))
         elif data.previous_hub is not None and self.transfers.previous_hub_may_notify(room_id, data, body):
             allowed.add(domain_of_uri(bytes(data.previous_hub.uri)))
@@ -902,19 +1045,20 @@ class ReferenceProvider:
 
         deadline = time.monotonic() + 30.0
         hops = 0
-        hub = follower_faults.first_hub(self, room_id, hub)
+        hub = self.overrides.hook(REQUEST_TO_HUB_OF_RECORD, self, room_id, hub) or hub
         while True:
             reply = await self._call(self.authority(hub), endpoint, value, body)
             if reply.status == 421 and hops < 8:
                 redirect = read_hub_redirect(reply.headers.get("content-type"), reply.body, room_id)
                 target = domain_of_uri(bytes(redirect.hub.uri)) if redirect is not None else None
                 if target is not None and not self.is_local_domain(target):
-                    faulty, target = await follower_faults.after_redirect(self, room_id, hub, target, reply)
-                    if faulty is not None:
-                        return faulty
+                    if (other := self.overrides.hook(RESEND_AFTER_REDIRECT, self, room_id, hub, target, reply)) is not None:
+                        faulty, target = await other  # a hook's coroutine: (a reply to return, or None; where to)
+                        if faulty is not None:
+                            return faulty
                     hub, hops = target, hops + 1
                     continue
-            if reply.status == 503 and time.monotonic() < deadline and not active(follower_faults.GIVE_UP_ON_503):
+            if reply.status == 503 and time.monotonic() < deadline and not self.overrides.departs(RETRY_AFTER_503):
                 delay = parse_retry_after(reply.headers.get("retry-after"), time.time())
                 await asyncio.sleep(min(delay if delay is not None else 1.0, 5.0))
                 continue
@@ -1040,8 +1184,8 @@ class ReferenceProvider:
             protocol=Protocol.mls10,
             requestingUser=IdentifierUri(uri=member.user_uri.encode()),
             targetUser=IdentifierUri(uri=target.encode()),
-            roomId=IdentifierUri(uri=b"" if active(faults.KEYMAT_REQUEST_WITHOUT_ROOM) else room_id.encode()),
-            acceptableCiphersuites=([2, member.suite_id] if active(strictness_variants.KEYMAT_SIGN_WITH_OTHER_LISTED_SUITE)
+            roomId=IdentifierUri(uri=b"" if self.overrides.departs(REQUEST_KEYMAT_FOR_ROOM) else room_id.encode()),
+            acceptableCiphersuites=([2, member.suite_id] if self.overrides.departs(REQUEST_KEYMAT_OWN_SUITE)
                                     and member.suite_id != 2 else [member.suite_id]),
             requiredCapabilities=RequiredCapabilities(
                 extension_types=[int(ExtensionType.app_data_dictionary)],
@@ -1065,7 +1209,7 @@ class ReferenceProvider:
             result = self.state.claim_key_material(query_from_request(KeyMaterialRequest.decode(body)))
             return 200, result.to_response().encode()
         hub = self.hub_of(room_id)
-        if active(faults.KEYMAT_BYPASS_HUB) and not self.is_local_domain(hub) and _provider_domain(target):
+        if self.overrides.departs(REQUEST_KEYMAT_VIA_HUB) and not self.is_local_domain(hub) and _provider_domain(target):
             hub = _provider_domain(target)  # asks the target's provider directly instead of the hub
         if self.is_local_domain(hub):
             try:
@@ -1086,6 +1230,12 @@ def _expired_key_package(keys: SimulatedClient):
                               not_after=now - 3600, leaf_extensions=keys.leaf_extensions())
     keys.key_packages[bundle.ref()] = bundle
     return bundle
+
+
+def _room_in_transfer(room) -> bool:
+    """Whether a hub room (a HubRoom, or None) takes part in a hub transfer (started, moved, or taken over):
+    its fan-out keeps one /notify in flight per provider, in order, whatever else the peer does."""
+    return room is not None and (room.transfer is not None or room.moved is not None or bool(room.min_timestamp))
 
 
 def _provider_domain(uri: str) -> str | None:

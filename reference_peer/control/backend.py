@@ -18,12 +18,8 @@ import datetime
 import time
 from typing import Any
 
-from ..faults import active
-from ..faults import removal as removal_faults
-from ..faults import transfer_follower as follower_faults
-from ..faults import transfer_old_hub as old_hub_faults
-from ..faults.multidevice import NEW_DEVICE_SKIPS_ROOMS
 from ..mls import MLSError, remove_proposal, self_remove_proposal
+from ..overrides import Overrides, step
 from ..peer import fresh_name
 from ..provider.consent import ConsentDomainError, ConsentMode
 from ..provider.directory_search import Profile, SearchPolicy
@@ -152,6 +148,25 @@ def _hub_response(call, code_name: str | None = None, detail: str = "") -> dict[
     return out
 
 
+# The control operations' rules (steps a peer may be built to perform otherwise; reference_peer.overrides).
+NEW_DEVICE_JOINS_ROOMS = step(
+    "control.add-client.join-rooms", "PROTO-GROUPINFO-FOLLOWER-JOIN-NEW-DEVICE",
+    summary="a user's new client joins the user's rooms (external commit after groupInfo) unless joinRooms is false",
+)
+HUB_COMPONENT_AT_CREATION = step(
+    "control.create-room.hub-component", "EXT-HUBXFER-COMPONENT-AT-CREATION",
+    summary="a room created with the hub-transfer extension on carries a mimi_hub component from its creation",
+)
+TRANSFER_REQUEST_TO_HUB = step(
+    "control.start-hub-transfer.request-to-hub", "EXT-HUBXFER-FOLLOWER-SENDS-REQUEST",
+    summary="a follower sends a user's HubTransferRequest to the room's hub-of-record (not the proposed new hub)",
+)
+BAN_MOVES_TO_BANNED_ROLE = step(
+    "control.remove-participant.ban-to-banned-role", "POLICY-CAP-BAN-REMOVES-CLIENTS",
+    summary="a ban moves the user to role 1 (banned) and removes its clients, rather than taking it off the list",
+)
+
+
 class ReferenceBackend:
     """The control API operations for one :class:`ReferenceProvider`."""
 
@@ -164,6 +179,11 @@ class ReferenceBackend:
     @property
     def state(self):
         return self.provider.state
+
+    @property
+    def overrides(self):
+        """The overrides the provider was built with (reference_peer.overrides)."""
+        return self.provider.overrides
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -342,7 +362,7 @@ class ReferenceBackend:
         self.state.add_client(user, client)
         self.provider.provision_client_keys(client)
         outcomes = []
-        if active(NEW_DEVICE_SKIPS_ROOMS):
+        if self.overrides.departs(NEW_DEVICE_JOINS_ROOMS):
             join_rooms = False
         for room in rooms if join_rooms else []:  # external commit after groupInfo, one room at a time
             call, member, reason = await self.provider.join_external(room, client)
@@ -379,7 +399,8 @@ class ReferenceBackend:
 
     async def createRoom(self, body: Any) -> dict[str, Any]:
         body = _closed(body, "createRoom", {"creator", "room", "name", "creatorRole", "policy"}, {"creator"})
-        policy = (policy_from_json(body["policy"], default_policy(), hosts=self._hosts_as_hub) if "policy" in body
+        policy = (policy_from_json(body["policy"], default_policy(), hosts=self._hosts_as_hub,
+                                   overrides=self.overrides) if "policy" in body
                   else default_policy())
         raw = body.get("room") or fresh_name("room-")
         if isinstance(raw, str) and raw.startswith("mimi://"):
@@ -409,7 +430,7 @@ class ReferenceBackend:
             raise ControlError.not_permitted(f"{creator} is not a participant of the parent room {parent} "
                                             "(POLICY-BASE-PARENT-STRICT-SUBSET)")
         extra = {}
-        if self.provider.transfers is not None and not active(old_hub_faults.HUB_COMPONENT_MISSING_AT_CREATION):
+        if self.provider.transfers is not None and not self.overrides.departs(HUB_COMPONENT_AT_CREATION):
             # EXT-HUBXFER-COMPONENT-AT-CREATION
             extra[MIMI_HUB_COMPONENT_ID] = initial_hub_data(room, f"mimi://{self.provider.domain}").encode()
         try:
@@ -417,7 +438,7 @@ class ReferenceBackend:
                 room_extensions(self.provider.identity.external_sender, member.user_uri.encode(), role, policy,
                                 extra_components=extra)
             )
-            hub_room = HubRoom.from_group(room, self.provider.identity, member.group)
+            hub_room = HubRoom.from_group(room, self.provider.identity, member.group, overrides=self.overrides)
         except (MLSError, ValueError) as exc:
             raise ControlError.unsupported_value(f"cannot create the room: {exc}") from None
         hub_room.parent_room = parent  # room-policy-04 §5: the hub's record of the parent (None: not dependent)
@@ -463,7 +484,7 @@ class ReferenceBackend:
             group, plist = member.group, member.participant_list()
         clients_by_user: dict[bytes, list[str]] = {}
         for _, leaf in group.members():
-            user = user_of_credential(leaf.credential)
+            user = user_of_credential(leaf.credential, self.overrides)
             if user is not None:
                 clients_by_user.setdefault(user, []).append(bytes(leaf.credential.identity).decode())
         participants = [
@@ -527,7 +548,7 @@ class ReferenceBackend:
         transfers = self.provider.transfers
         message = transfers.make_request(room, member, new_hub.lower())
         hub = self.provider.hub_of(room)
-        if active(follower_faults.REQUEST_TO_TARGET) and not self.provider.is_local_domain(hub):
+        if self.overrides.departs(TRANSFER_REQUEST_TO_HUB) and not self.provider.is_local_domain(hub):
             hub = new_hub.lower()  # the request goes to the proposed new hub, not the hub-of-record
         if self.provider.is_local_domain(hub):
             answer = await transfers.process_request(room, message.request, self.provider.domain)
@@ -601,7 +622,7 @@ class ReferenceBackend:
             raise ControlError.conflict(f"{user} is not a participant of {room}")
         if mode == "remove":
             return await self._commit(room, client, lambda m: _remove_user(m, target))
-        if mode == "ban" and active(removal_faults.BAN_IS_PLAIN_REMOVAL):
+        if mode == "ban" and self.overrides.departs(BAN_MOVES_TO_BANNED_ROLE):
             return await self._commit(room, client, lambda m: _remove_user(m, target))
         if mode == "ban":
             return await self._commit(
@@ -720,7 +741,7 @@ class ReferenceBackend:
                 "content": {"base64": base64.b64encode(row.data).decode()},
                 "receivedAt": _rfc3339(row.received_at),
             }
-            sender_user = user_of_credential_uri(row.sender)
+            sender_user = user_of_credential_uri(row.sender, self.overrides)
             if sender_user:
                 item["senderUser"] = sender_user
             try:
@@ -845,8 +866,8 @@ def _rfc3339(milliseconds: int) -> str:
     )
 
 
-def user_of_credential_uri(client_uri: str) -> str | None:
-    user = user_of_uri(client_uri)
+def user_of_credential_uri(client_uri: str, overrides: Overrides) -> str | None:
+    user = user_of_uri(client_uri, overrides)
     return None if user is None else user.decode()
 
 

@@ -19,7 +19,7 @@
   for a room it receives it answers 503 without processing them (a lost answer), so a check can hold a transfer
   window open, watch a new hub before the handoff, keep a follower from learning of a cut-over, or see
   an old hub retry its handoff.
-* ``GET /x-reference/v1/faults``: the faults switched on in this process.
+* ``GET /x-reference/v1/faults``: the faults (and variants) this provider was built with.
 * ``GET /x-reference/v1/violations?since=T``: since ``T`` (seconds since the epoch), the requests this
   peer refused for breaking a transport rule (``refused``, with the rule's requirement ID), its own
   requests that failed below HTTP (``failed``: TLS, connection), and rules it saw a peer break while
@@ -37,8 +37,6 @@ import base64
 import pickle
 
 from aiohttp import web
-
-from reference_peer.faults import active_faults
 
 PREFIX = "/x-reference/v1"
 
@@ -75,7 +73,7 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
         return _pickled(room)
 
     async def faults(request: web.Request) -> web.Response:
-        return web.json_response({"active": sorted(active_faults())})
+        return web.json_response({"active": sorted(set(provider.overrides.sources))})
 
     async def refuse_notify(request: web.Request) -> web.Response:
         try:

@@ -25,8 +25,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from ..faults import active
-from ..faults.parent_rooms import DEPENDENT_ROOM_PARENT_ID_MISSING
+from ..overrides import NO_OVERRIDES, Overrides, step
 from ..room.policy import ROLE_MEMBER, PolicyError, RoomPolicy
 from ..wire.hub_transfer import CAP_TRANSFER_HUB
 from ..wire.mimi import Uri
@@ -115,11 +114,19 @@ def parent_of(doc: dict[str, Any]) -> str | None:
     return base_doc.get("parentRoom") if isinstance(base_doc, dict) and base_doc.get("parentDependent") else None
 
 
+PARENT_ROOM_SET = step(
+    "control.create-room.parent-room-set", "POLICY-BASE-PARENT-ROOM-SET",
+    summary="a parent-dependent room's BaseRoomPolicy names its parent in parent_room",
+)
+
+
 def policy_from_json(
-    doc: dict[str, Any], defaults: RoomPolicy, *, hosts: Callable[[str], bool] = lambda room: False
+    doc: dict[str, Any], defaults: RoomPolicy, *, hosts: Callable[[str], bool] = lambda room: False,
+    overrides: Overrides = NO_OVERRIDES,
 ) -> RoomPolicy:
     """The policy a ``createRoom`` asks for, on top of ``defaults``; ControlError if it cannot be hosted.
-    ``hosts(room)``: whether this provider hosts ``room`` as hub (a parent room must be one)."""
+    ``hosts(room)``: whether this provider hosts ``room`` as hub (a parent room must be one);
+    ``overrides``: the provider's (the caller's)."""
     if doc.get("preauthorized"):
         raise ControlError.policy_unsupported("the reference peer does not host preauthorized joins")
     if doc.get("minimalMetadata"):
@@ -138,8 +145,7 @@ def policy_from_json(
                 "hosted on its parent's hub, room-policy-04 §5)"
             )
         changes["parent_dependant"] = Bool.true
-        # POLICY-BASE-PARENT-ROOM-SET (the fault leaves it empty)
-        changes["parent_room"] = [] if active(DEPENDENT_ROOM_PARENT_ID_MISSING) else [Uri(uri=parent.encode())]
+        changes["parent_room"] = [] if overrides.departs(PARENT_ROOM_SET) else [Uri(uri=parent.encode())]
     elif parent:
         raise ControlError.unsupported_value("base.parentRoom is set only for a parent-dependent room")
     for key, field_name in _BASE_BOOLS.items():

@@ -24,6 +24,10 @@ from . import (  # noqa: F401 - importing an area module registers its faults
     transport,
     variants_effect,
     variants_order,
+    variants_peer,
+    variants_provider,
+    variants_rooms,
+    variants_server,
     variants_strictness,
     variants_wire,
 )
@@ -33,14 +37,10 @@ from .registry import (
     Fault,
     UnknownFault,
     Variant,
-    activate,
-    active,
-    active_faults,
     define,
     define_variant,
-    faults_on,
     overrides_for,
 )
 
-__all__ = ["REGISTRY", "VARIANTS", "Fault", "UnknownFault", "Variant", "activate", "active", "active_faults", "define",
-           "define_variant", "faults_on", "overrides_for"]
+__all__ = ["REGISTRY", "VARIANTS", "Fault", "UnknownFault", "Variant", "define",
+           "define_variant", "overrides_for"]

@@ -11,10 +11,12 @@ KEYMATERIAL = "keymaterial"
 DIRECTORY_OMITS_PROXY_DOWNLOAD = define(
     "directory-omits-proxy-download", area=AREA, requirements=["PROTO-DIRECTORY-HUB-ENDPOINTS"],
     description="the directory document has no proxyDownload entry (a hub endpoint)",
+    departs=("directory.document.list-proxy-download",),
 )
 DIRECTORY_OMITS_NOTIFY = define(
     "directory-omits-notify", area=AREA, requirements=["PROTO-DIRECTORY-FOLLOWER-ENDPOINTS"],
     description="the directory document has no notify entry (the endpoint a hub reaches a follower at)",
+    departs=("directory.document.list-notify",),
 )
 
 # --- allowed variants (the draft permits them: every check must pass with them on) --------------
@@ -24,16 +26,19 @@ WITHOUT_IDENTIFIER_QUERY = define_variant(
     permitted_by="-06 §5.8 makes identifierQuery no obligation ('forbidden means that use of this endpoint is not "
                  "allowed by the provider'); §5.1 lists URIs only for the endpoints a server has",
     description="no identifierQuery: the directory does not list it and POST /identifierQuery/... answers 404",
+    departs=("directory.document.list-identifier-query", "directory.idquery.offered"),
 )
 DIRECTORY_META_MEMBER = define_variant(
     "directory-meta-member", area=AREA,
     permitted_by="-06 §5.1 models its directory on ACME (RFC 8555 §7.1.1), whose directory carries a 'meta' "
                  "object besides the endpoint URLs",
     description="the directory also has a 'meta' object (termsOfService, website) that is not an endpoint",
+    departs=("directory.document.endpoints-only",),
 )
 DIRECTORY_PLAIN_HTTP_URL = define(
     "directory-plain-http-url", area=AREA, requirements=["PROTO-DIRECTORY-HTTPS-URLS"],
     description="the directory lists the reportAbuse endpoint with an http:// URL",
+    departs=("directory.document.https-urls",),
 )
 
 # --- §5.8 identifierQuery ---------------------------------------------------------------------
@@ -41,30 +46,37 @@ DIRECTORY_PLAIN_HTTP_URL = define(
 IDQUERY_OR_SEMANTICS = define(
     "idquery-or-semantics", area=AREA, requirements=["PROTO-IDQUERY-AND-SEMANTICS"],
     description="identifierQuery returns users matching any query element instead of all of them",
+    departs=("directory.search.match-all-elements",),
 )
 IDQUERY_PREFIX_MATCH = define(
     "idquery-prefix-match", area=AREA, requirements=["PROTO-IDQUERY-EXACT-MATCH-TYPES"],
     description="handle (and other exact) searches also match a prefix of the stored value",
+    departs=("directory.match.handle-exact",),
 )
 IDQUERY_NOTFOUND_AS_SUCCESS = define(
     "idquery-notfound-as-success", area=AREA, requirements=["PROTO-IDQUERY-STATUS-CODES"],
     description="a query that matches nobody answers success with no results instead of notFound",
+    departs=("directory.search.notfound-when-none",),
 )
 IDQUERY_FIRST_MATCH_ONLY = define(
     "idquery-first-match-only", area=AREA, requirements=["DISC-R5-ZERO-ONE-MANY"],
     description="identifierQuery returns only the first of several matching users",
+    departs=("directory.search.every-match",),
 )
 IDQUERY_IGNORES_SEARCH_POLICY = define(
     "idquery-ignores-search-policy", area=AREA, requirements=["PROTO-IDQUERY-SEARCH-POLICY"],
     description="identifierQuery finds hidden users and exact-handle-only users by any field",
+    departs=("directory.search.honour-policy",),
 )
 IDQUERY_FINDS_DELETED_USERS = define(
     "idquery-finds-deleted-users", area=AREA, requirements=["DISC-R9-REMOVED-NOT-RETURNED"],
     description="identifierQuery keeps returning users after their account was deleted",
+    departs=("directory.search.skip-deleted", "provider.delete-user.drop-profile"),
 )
 IDQUERY_NOT_IDEMPOTENT = define(
     "idquery-not-idempotent", area=AREA, requirements=["PROTO-IDQUERY-SAFE-IDEMPOTENT"],
     description="each identifierQuery answer carries a fresh nonce extension, so repeating a query changes the answer",
+    departs=("directory.idquery.same-answer",),
 )
 
 # --- §5.2 keyMaterial -------------------------------------------------------------------------
@@ -72,50 +84,62 @@ IDQUERY_NOT_IDEMPOTENT = define(
 KEYMAT_REUSE = define(
     "keymat-reuse-key-package", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-NO-REUSE"],
     description="a one-time KeyPackage handed out is not marked used, so the next request gets it again",
+    departs=("keymaterial.claim.mark-claimed",),
 )
 KEYMAT_SERVE_EXPIRED = define(
     "keymat-serve-expired", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-NO-EXPIRED"],
     description="each client also publishes an already expired KeyPackage, served once its valid ones ran out",
+    departs=("keymaterial.publish.valid-only", "keymaterial.claim.skip-expired"),
 )
 KEYMAT_REVEAL_UNKNOWN_USERS = define(
     "keymat-reveal-unknown-users", area=KEYMATERIAL, requirements=["EXT-CONSENT-ENUMERATION"],
     description="keyMaterial for an unknown user answers userUnknown while a non-consenting user gets noConsent",
+    departs=("keymaterial.claim.unknown-user-hidden",),
 )
 KEYMAT_UNKNOWN_USER_EMPTY_SUCCESS = define(
     "keymat-unknown-user-empty-success", area=KEYMATERIAL,
     requirements=["PROTO-KEYMAT-UNKNOWN-USER", "EXT-CONSENT-ENUMERATION"],
     description="keyMaterial for a user the provider does not know answers success with no clients (so it also "
                 "looks unlike a user who gave no consent)",
+    departs=("keymaterial.claim.unknown-user-refused",),
 )
 KEYMAT_SUCCESS_DESPITE_EXHAUSTED = define(
     "keymat-success-despite-exhausted", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-USER-CODE-CONSISTENT"],
     description="userStatus is success although a client of the user is keyMaterialExhausted",
+    departs=("keymaterial.claim.partial-success",),
 )
 KEYMAT_IGNORE_REQUIRED_CAPABILITIES = define(
     "keymat-ignore-required-capabilities", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-REQUIRED-CAPABILITIES"],
     description="claims ignore the request's requiredCapabilities",
+    departs=("keymaterial.claim.required-capabilities",),
 )
 KEYMAT_IGNORE_CIPHERSUITES = define(
     "keymat-ignore-ciphersuites", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-ACCEPTABLE-CIPHERSUITE"],
     description="claims ignore the request's acceptableCiphersuites",
+    departs=("keymaterial.claim.acceptable-ciphersuite",),
 )
 KEYMAT_SKIP_SIGNATURE_CHECK = define(
     "keymat-skip-signature-check", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-SIGNATURE-CHECKED"],
     description="keyMaterial requests are answered without verifying key_material_request_signature",
+    departs=("keymaterial.target.check-signature",),
 )
 KEYMAT_HUB_DOES_NOT_RELAY = define(
     "keymat-hub-does-not-relay", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-HUB-RELAY"],
     description="as hub, a keyMaterial request for another provider's user is answered noConsent without asking it",
+    departs=("keymaterial.hub.relay",),
 )
 KEYMAT_BYPASS_HUB = define(
     "keymat-bypass-hub", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-VIA-HUB"],
     description="as follower, KeyPackages of a third provider's user are requested from that provider directly",
+    departs=("keymaterial.request.via-hub",),
 )
 KEYMAT_REQUEST_WITHOUT_ROOM = define(
     "keymat-request-without-room", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-ROOM-ID"],
     description="keyMaterial requests sent while adding a user to a room carry an empty roomId",
+    departs=("keymaterial.request.names-room",),
 )
 KEYMAT_FIRST_CLIENT_ONLY = define(
     "keymat-first-client-only", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-CLIENTS-ENUMERATED"],
     description="keyMaterial enumerates (and serves) only the first client of the target user",
+    departs=("keymaterial.claim.every-client",),
 )

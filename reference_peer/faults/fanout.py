@@ -2,7 +2,7 @@
 
 import asyncio
 
-from .registry import active, define
+from .registry import define
 
 AREA = "fanout"
 
@@ -11,58 +11,72 @@ COMMIT_OVERTAKEN = define(
     description="as hub, holds back a commit-only /notify body and, when the next body for that provider is "
     "an application message, sends the commit after it, so a message of the new epoch arrives before the "
     "commit that starts it (a commit nothing overtakes within half a second goes out as usual)",
+    hooks={"hub.fanout.queue-in-order": lambda *args: notify_bodies(*args)},
 )
 WELCOME_TO_EVERY_PROVIDER = define(
     "welcome-to-every-provider", area=AREA,
     requirements=["PROTO-FANOUT-WELCOME-ROUTING", "PROTO-KEYMAT-KPREF-HUB-PROVIDER"],
     description="as hub, sends each Welcome to every provider with participants, not only to the joiners' ones",
+    departs=("hub.fanout.route-welcome-to-joiners",),
 )
 ACCEPT_STALE_MESSAGE = define(
     "accept-stale-epoch-message", area=AREA, requirements=["PROTO-SUBMIT-EPOCH-TOO-OLD"],
     description="as hub, accepts (and fans out) an application message of an epoch older than the room's",
+    departs=("hub.submit.refuse-stale-epoch",),
 )
 ACCEPT_FUTURE_MESSAGE = define(
     "accept-future-epoch-message", area=AREA, requirements=["PROTO-SUBMIT-FUTURE-EPOCH-NOT-ALLOWED"],
     description="as hub, accepts (and fans out) an application message claiming an epoch after the room's",
+    departs=("hub.submit.refuse-future-epoch",),
 )
 SECOND_COMMIT_FOR_EPOCH = define(
     "accept-second-commit-for-epoch", area=AREA, requirements=["PROTO-UPDATE-WRONG-EPOCH"],
     description="as hub, accepts a second commit built on the epoch the previous commit just ended "
     "(forking the room onto the later commit)",
+    departs=("hub.update.refuse-superseded-epoch-commit",),
 )
+MESSAGE_STAMP_LAG_MS = 1500  # fanout-timestamp-not-acceptance
 TIMESTAMP_NOT_ACCEPTANCE = define(
     "fanout-timestamp-not-acceptance", area=AREA, requirements=["PROTO-FANOUT-TIMESTAMP-IS-ACCEPTANCE"],
     description="as hub, stamps fanned-out application messages with a time 1.5 s after the accepted_timestamp "
     "it answered the submitter",
+    hooks={"hub.submit.stamp-at-acceptance": lambda now: now + MESSAGE_STAMP_LAG_MS},
 )
 NOTIFY_NOT_RETRIED = define(
     "notify-not-retried", area=AREA,
     requirements=["PROTO-FANOUT-RETRY-NON-201", "PROTO-FANOUT-SUCCESS-IS-COMMITMENT"],
     description="as hub, drops a /notify the follower answered with anything but 201 (no retry)",
+    # step hub.notify.retry-refused (peer.py _deliver_item): (status, retry_after) the outbox acts on
+    hooks={"hub.notify.retry-refused": lambda status, retry_after, room: (201, None)},  # taken for delivered
 )
 RETRY_AFTER_IGNORED = define(
     "retry-after-ignored", area=AREA, requirements=["PROTO-FANOUT-RETRY-AFTER-RESPECTED"],
     description="as hub, retries a refused /notify after 0.1 s whatever Retry-After said",
+    hooks={"hub.notify.retry-refused": lambda status, retry_after, room: (status, 0.1)},
 )
 DUPLICATE_NOTIFY_REFUSED = define(
     "duplicate-notify-refused", area=AREA, requirements=["PROTO-FANOUT-DUP-NOTIFY-201"],
     description="as follower, answers a byte-identical repeated /notify with 409 instead of 201",
+    hooks={"follower.notify.duplicate-answered-201": lambda: 409},
 )
 DUPLICATE_NOTIFY_PROCESSED_TWICE = define(
     "duplicate-notify-processed-twice", area=AREA, requirements=["PROTO-FANOUT-DUP-NOTIFY-PROCESS-ONCE"],
     description="as follower, processes a repeated /notify again: its clients list the messages twice",
+    hooks={"follower.notify.duplicate-processed-once": lambda *args: process_duplicate_again(*args)},
 )
 OWN_ECHO_REFUSED = define(
     "own-message-echo-refused", area=AREA, requirements=["PROTO-FANOUT-NOT-ECHOED-REQUIRED"],
     description="as follower, answers 409 to a /notify that only echoes its own client's application message",
+    hooks={"follower.notify.accept-own-echo": lambda *args: refuse_own_echo(*args)},
 )
 CONCATENATED_TRUNCATED = define(
     "concatenated-notify-truncated", area=AREA, requirements=["PROTO-FANOUT-CONCATENATED-MESSAGES"],
     description="as follower, processes only the first application message of a /notify body with several",
+    hooks={"follower.notify.process-every-message": lambda messages: intake_messages(messages)},
 )
 
 
-# -- hooks (called by reference_peer.peer; each returns the unchanged behaviour when its fault is off) --
+# -- hooks (of the steps in reference_peer/peer.py; each is given only to its own fault) ---------------
 
 
 def _is_application(message) -> bool:
@@ -85,12 +99,9 @@ OVERTAKE_WINDOW_S = 0.5  # how long a held commit waits for an application messa
 
 
 def notify_bodies(provider, room_id: str, domain: str, messages, body: bytes) -> list[bytes]:
-    """The /notify bodies to queue for ``domain`` (hub side): ``[body]``, or reordered under
-    fanout-commit-overtaken (an application message overtakes the commit-only body before it). The
-    fault breaks only the order: a commit nothing overtakes still goes out, so checks that merely wait
-    for an epoch are not starved by it."""
-    if not active(COMMIT_OVERTAKEN):
-        return [body]
+    """COMMIT_OVERTAKEN: the /notify bodies to queue for ``domain`` (hub side), reordered (an application
+    message overtakes the commit-only body before it). The fault breaks only the order: a commit nothing
+    overtakes still goes out, so checks that merely wait for an epoch are not starved by it."""
     held = provider.__dict__.setdefault("_fault_held_commits", {})
     key = (domain, room_id)
     if _is_commit_only(messages) and key not in held:
@@ -108,20 +119,10 @@ def notify_bodies(provider, room_id: str, domain: str, messages, body: bytes) ->
     return [body, commit] if all(_is_application(m) for m in messages) else [commit, body]
 
 
-def delivery_result(endpoint: str, status: int | None, retry_after):
-    """What the hub's outbox acts on after a /notify attempt: (status, retry_after)."""
-    if endpoint != "notify" or status == 201:
-        return status, retry_after
-    if active(NOTIFY_NOT_RETRIED):
-        return 201, None  # taken for delivered: never retried
-    if active(RETRY_AFTER_IGNORED):
-        return status, 0.1
-    return status, retry_after
-
-
 def refuse_own_echo(provider, room_id: str, messages) -> bool:
-    """Follower: whether to refuse a /notify that only echoes a local client's own application message."""
-    if not active(OWN_ECHO_REFUSED) or not messages or not all(_is_application(m) for m in messages):
+    """OWN_ECHO_REFUSED (follower): whether to refuse a /notify that only echoes a local client's own
+    application message."""
+    if not messages or not all(_is_application(m) for m in messages):
         return False
     sent = set()
     for (room, _client), member in provider.members.items():
@@ -138,9 +139,7 @@ def refuse_own_echo(provider, room_id: str, messages) -> bool:
 
 
 def intake_messages(messages):
-    """Follower: the FanoutMessages of a new /notify body that get processed."""
-    if not active(CONCATENATED_TRUNCATED):
-        return messages
+    """CONCATENATED_TRUNCATED (follower): the FanoutMessages of a new /notify body that get processed."""
     out, seen_application = [], False
     for message in messages:
         if _is_application(message):
@@ -151,16 +150,13 @@ def intake_messages(messages):
     return out
 
 
-def duplicate_notify_status(provider, room_id: str, messages) -> int:
-    """Follower: the status for a duplicate /notify (201), and its processing under the faults."""
-    if active(DUPLICATE_NOTIFY_REFUSED):
-        return 409
-    if active(DUPLICATE_NOTIFY_PROCESSED_TWICE):
-        stamps = {m.timestamp for m in messages if _is_application(m)}
-        for (room, client), _member in list(provider.members.items()):
-            if room != room_id:
-                continue
-            for row in provider.peer_store.received(client, room_id=room_id, limit=100_000):
-                if row.received_at in stamps:
-                    provider.peer_store.add_received(client, room_id, row.sender, row.epoch, row.data, row.received_at)
-    return 201
+def process_duplicate_again(provider, room_id: str, messages) -> None:
+    """DUPLICATE_NOTIFY_PROCESSED_TWICE (follower): a duplicate /notify's application messages are listed
+    again by the clients that got them (answered 201 all the same)."""
+    stamps = {m.timestamp for m in messages if _is_application(m)}
+    for (room, client), _member in list(provider.members.items()):
+        if room != room_id:
+            continue
+        for row in provider.peer_store.received(client, room_id=room_id, limit=100_000):
+            if row.received_at in stamps:
+                provider.peer_store.add_received(client, room_id, row.sender, row.epoch, row.data, row.received_at)

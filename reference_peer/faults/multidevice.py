@@ -9,21 +9,26 @@ NEW_DEVICE_GROUPINFO_REFUSED = define(
     requirements=["PROTO-GROUPINFO-NEW-DEVICE-JOIN", "POLICY-CAP-ADD-OWN-CLIENT"],
     description="as hub, answers notAuthorized to a groupInfo request from a new client of a participant "
     "(a client not yet in the group), so new devices cannot join",
+    departs=("hub.groupinfo.serve-new-device",),
 )
 NEW_DEVICE_SKIPS_ROOMS = define(
     "new-device-skips-rooms", area=AREA, requirements=["PROTO-GROUPINFO-FOLLOWER-JOIN-NEW-DEVICE"],
     description="as follower, provisions a user's new client without joining it to the user's rooms",
+    departs=("control.add-client.join-rooms",),
 )
 OWN_CLIENT_REMOVAL_REFUSED = define(
     "own-client-removal-refused", area=AREA, requirements=["POLICY-CAP-REMOVE-OWN-CLIENT"],
     description="as hub, refuses a participant's Remove or SelfRemove of its own client as if its role "
     "lacked canRemoveOwnClient",
+    departs=("hub.commit.allow-own-client-removal",),
 )
 SINGLE_DEVICE_IGNORED = define(
     "single-device-ignored", area=AREA, requirements=["POLICY-BASE-SINGLE-DEVICE"],
     description="as hub, lets a second client of a user join a room whose policy has multi_device false",
+    departs=("hub.members.single-device",),
 )
 MAX_CLIENTS_IGNORED = define(
     "max-clients-ignored", area=AREA, requirements=["POLICY-BASE-MAX-CLIENTS"],
     description="as hub, accepts commits that take the group above the room's max_clients",
+    departs=("policy.constraints.enforce-max-clients",),
 )

@@ -14,12 +14,14 @@ TRANSFER_MOVES_DEPENDENT_ROOM = define(
     area=AREA,
     requirements=["EXT-HUBXFER-PARENT-DEPENDENT"],
     description="the hub accepts a transfer request for a parent-dependent room (and sends the target a prepare)",
+    departs=("transfer.verify.dependent-room-stays",),
 )
 TRANSFER_MOVES_PARENT_ROOM = define(
     "transfer-moves-parent-room",
     area=AREA,
     requirements=["EXT-HUBXFER-PARENT-DEPENDENT"],
     description="the hub accepts a transfer request for a room that has parent-dependent rooms on it",
+    departs=("transfer.verify.parent-room-stays",),
 )
 DEPENDENT_ROOM_ADMITS_OUTSIDERS = define(
     "dependent-room-admits-outsiders",
@@ -27,6 +29,7 @@ DEPENDENT_ROOM_ADMITS_OUTSIDERS = define(
     requirements=["POLICY-BASE-PARENT-STRICT-SUBSET"],
     description="the hub accepts a commit adding to a parent-dependent room a user who is not a participant "
     "of the parent room",
+    departs=("hub.commit.parent-strict-subset",),
 )
 DEPENDENT_ROOM_PARENT_ID_MISSING = define(
     "dependent-room-parent-id-missing",
@@ -34,4 +37,5 @@ DEPENDENT_ROOM_PARENT_ID_MISSING = define(
     requirements=["POLICY-BASE-PARENT-ROOM-SET"],
     description="a parent-dependent room is created with parent_dependant true but an empty parent_room in its "
     "BaseRoomPolicy (the hub still knows the parent and enforces the other rules)",
+    departs=("control.create-room.parent-room-set",),
 )

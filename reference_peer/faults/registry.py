@@ -13,10 +13,9 @@ the functions that replace or extend a step. :func:`overrides_for` turns names i
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from ..overrides import STEPS, Overrides, UnknownStep
 
@@ -34,7 +33,6 @@ class Fault:
 
 
 REGISTRY: dict[str, Fault] = {}
-_active: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,39 +81,6 @@ def define(name: str, *, area: str, requirements: Iterable[str], description: st
         raise ValueError(f"fault {name!r} names no requirement it breaks")
     REGISTRY[name] = Fault(name, area, requirements, description, tuple(departs), dict(hooks or {}))
     return name
-
-
-def activate(names: Iterable[str]) -> frozenset[str]:
-    """Switch on exactly ``names`` (and off every other fault); unknown names raise :class:`UnknownFault`."""
-    global _active
-    names = frozenset(names)
-    for name in names:
-        if name not in REGISTRY and name not in VARIANTS:
-            raise UnknownFault(name)
-    _active = names
-    return _active
-
-
-def active(name: str) -> bool:
-    """Whether fault (or variant) ``name`` is on. An unregistered name is a programming error, never silently off."""
-    if name not in REGISTRY and name not in VARIANTS:
-        raise UnknownFault(name)
-    return name in _active
-
-
-def active_faults() -> frozenset[str]:
-    return _active
-
-
-@contextlib.contextmanager
-def faults_on(*names: str) -> Iterator[None]:
-    """Tests: switch ``names`` on for the block, restoring the previous set afterwards."""
-    previous = _active
-    activate(names)
-    try:
-        yield
-    finally:
-        activate(previous)
 
 
 def _rule_modules() -> None:

@@ -3,7 +3,7 @@ on: cut-over, handoff, redirect, in-flight messages (checks: conformance/scenari
 
 from __future__ import annotations
 
-from .registry import active, define
+from .registry import define
 
 AREA = "portability"
 
@@ -13,6 +13,7 @@ CUTOVER_BEFORE_DELIVERY = define(
     requirements=["EXT-HUBXFER-CUTOVER-AFTER-DELIVERY"],
     description="the old hub proposes the cut-over as soon as it accepts the begin commit, without waiting "
     "for the followers' and the target's 201 for it",
+    departs=("transfer.cutover.after-delivery",),
 )
 CUTOVER_OMITS_PENDING = define(
     "cutover-omits-pending",
@@ -20,12 +21,14 @@ CUTOVER_OMITS_PENDING = define(
     requirements=["EXT-HUBXFER-CUTOVER-INCLUDES-PENDING", "EXT-HUBXFER-REMOVAL-PRESERVED"],
     description="while the cut-over proposal is pending, the old hub does not require the other pending "
     "proposals (an admin's Remove, say) in the cut-over commit, so a removal can miss the cut-over epoch",
+    departs=("hub.cutover.require-pending",),
 )
 NO_HANDOFF = define(
     "cutover-no-handoff",
     area=AREA,
     requirements=["EXT-HUBXFER-HANDOFF-SENT"],
     description="after accepting the cut-over commit the old hub never sends the handoff",
+    departs=("transfer.handoff.sent",),
 )
 HANDOFF_DROPS_MESSAGES = define(
     "handoff-drops-undelivered-messages",
@@ -33,12 +36,14 @@ HANDOFF_DROPS_MESSAGES = define(
     requirements=["EXT-HUBXFER-HANDOFF-CONTENT", "EXT-HUBXFER-INFLIGHT-EXACTLY-ONCE"],
     description="the handoff snapshot takes the undelivered application messages out of the outbox but "
     "leaves them out of the handoff's undelivered lists (handshakes are handed over): they are lost",
+    hooks={"transfer.handoff.carries-undelivered": lambda undelivered: without_application_messages(undelivered)},
 )
 HANDOFF_OMITS_ROUTES = define(
     "handoff-omits-routes",
     area=AREA,
     requirements=["EXT-HUBXFER-HANDOFF-CONTENT"],
     description="the handoff carries no KeyPackageRef routes",
+    departs=("transfer.handoff.carries-routes",),
 )
 HANDOFF_REBUILT_ON_RETRY = define(
     "handoff-rebuilt-on-retry",
@@ -48,6 +53,7 @@ HANDOFF_REBUILT_ON_RETRY = define(
     requirements=["EXT-HUBXFER-HANDOFF-RETRY-IDENTICAL", "EXT-HUBXFER-INFLIGHT-EXACTLY-ONCE"],
     description="every handoff attempt is built afresh (a new snapshot: what the first attempt handed over "
     "is missing from the retry) instead of resending the first attempt's bytes",
+    departs=("transfer.handoff.retry-identical",),
 )
 OLDHUB_KEEPS_FANOUT = define(
     "oldhub-keeps-fanout",
@@ -55,6 +61,7 @@ OLDHUB_KEEPS_FANOUT = define(
     requirements=["EXT-HUBXFER-OLDHUB-STOPS-FANOUT"],
     description="the handoff snapshot copies the undelivered /notify items but leaves them in the outbox: "
     "the old hub keeps retrying them after the new hub accepted the handoff",
+    departs=("transfer.handoff.stops-fanout",),
 )
 ROLLBACK_AFTER_CUTOVER = define(
     "rollback-after-cutover",
@@ -62,6 +69,7 @@ ROLLBACK_AFTER_CUTOVER = define(
     requirements=["EXT-HUBXFER-NO-ROLLBACK"],
     description="when the new hub does not accept its handoff, the old hub proposes a mimi_hub update "
     "naming itself hub again (generation + 1), after the cut-over commit",
+    hooks={"transfer.handoff.no-rollback": lambda service, room_id, room: roll_back(service, room_id, room)},
 )
 OLDHUB_SERVES_AFTER_CUTOVER = define(
     "oldhub-serves-after-cutover",
@@ -69,6 +77,7 @@ OLDHUB_SERVES_AFTER_CUTOVER = define(
     requirements=["EXT-HUBXFER-OLDHUB-NO-ACCEPT", "EXT-HUBXFER-OLDHUB-REDIRECT"],
     description="after the cut-over the old hub keeps serving the room's update, submitMessage and groupInfo "
     "requests from its last state instead of redirecting them",
+    departs=("transfer.gate.oldhub-redirects",),
 )
 OLDHUB_GROUPINFO_NOT_REDIRECTED = define(
     "oldhub-groupinfo-not-redirected",
@@ -76,6 +85,7 @@ OLDHUB_GROUPINFO_NOT_REDIRECTED = define(
     requirements=["EXT-HUBXFER-OLDHUB-REDIRECT"],
     description="after the cut-over the old hub answers groupInfo for the room with a plain refusal "
     "(200, notAuthorized) instead of 421 and a HubRedirect",
+    hooks={"transfer.old-hub.redirect-groupinfo": lambda provider, room_id: plain_groupinfo_refusal(provider, room_id)},
 )
 REDIRECT_NAMES_BEGIN_EPOCH = define(
     "redirect-names-begin-epoch",
@@ -83,6 +93,7 @@ REDIRECT_NAMES_BEGIN_EPOCH = define(
     requirements=["EXT-HUBXFER-OLDHUB-REDIRECT-SHAPE"],
     description="the old hub's HubRedirect carries the begin epoch (cut-over epoch - 1) instead of the "
     "cut-over epoch",
+    hooks={"transfer.gate.redirect-names-cutover-epoch": lambda moved: moved.replace(epoch=moved.epoch - 1)},
 )
 
 
@@ -102,9 +113,10 @@ def without_application_messages(undelivered: dict) -> dict:
 
 def roll_back(service, room_id: str, room) -> None:
     """ROLLBACK_AFTER_CUTOVER: once per transfer, a mimi_hub update (stable, hub = this provider,
-    generation + 1) proposed by the old hub after the cut-over, fanned out like any hub proposal."""
+    generation + 1) proposed by the old hub after the cut-over, fanned out like any hub proposal (the hook
+    of step transfer.handoff.no-rollback, called when a handoff attempt was not accepted)."""
     transfer = room.transfer
-    if not active(ROLLBACK_AFTER_CUTOVER) or transfer is None or getattr(transfer, "_rolled_back", False):
+    if transfer is None or getattr(transfer, "_rolled_back", False):
         return
     from ..mls import app_data_update_proposal
     from ..room.transfer import current_hub_data, provider_uri
@@ -122,7 +134,7 @@ def roll_back(service, room_id: str, room) -> None:
 def plain_groupinfo_refusal(provider, room_id: str):
     """OLDHUB_GROUPINFO_NOT_REDIRECTED: a 200 GroupInfo refusal for a room that moved away, else None."""
     room = provider.hub_rooms.get(room_id)
-    if not active(OLDHUB_GROUPINFO_NOT_REDIRECTED) or room is None or room.moved is None:
+    if room is None or room.moved is None:
         return None
     from ..room.hub import group_info_refusal
     from ..server.transport import MimiResponse

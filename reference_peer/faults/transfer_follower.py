@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-from .registry import active, define
+from .registry import define
 
 AREA = "portability"
 log = logging.getLogger(__name__)
@@ -23,6 +23,7 @@ REQUEST_TO_TARGET = define(
     requirements=["EXT-HUBXFER-FOLLOWER-SENDS-REQUEST"],
     description="a follower whose user starts a transfer sends the HubTransferRequest to the proposed new "
     "hub's hubTransfer endpoint instead of the room's hub-of-record",
+    departs=("control.start-hub-transfer.request-to-hub",),
 )
 HUB_FROM_AUTHORITY = define(
     "follower-hub-from-authority",
@@ -30,6 +31,7 @@ HUB_FROM_AUTHORITY = define(
     requirements=["EXT-HUBXFER-FOLLOWER-HUB-FROM-COMPONENT", "EXT-HUBXFER-FOLLOWER-RETARGET"],
     description="a follower takes a room's hub from the room ID's authority, ignoring the committed "
     "mimi_hub component (it still follows redirects)",
+    departs=("follower.room.hub-from-component",),
 )
 OLD_HUB_FIRST = define(
     "follower-requests-to-old-hub",
@@ -37,6 +39,7 @@ OLD_HUB_FIRST = define(
     requirements=["EXT-HUBXFER-FOLLOWER-RETARGET"],
     description="after a cut-over a follower keeps sending the room's requests to the previous hub first "
     "and reaches the new hub only through its redirect (its hub-of-record is right)",
+    hooks={"follower.room.request-to-hub-of-record": lambda provider, room_id, hub: first_hub(provider, room_id, hub)},
 )
 REFUSE_TARGET_NOTIFY = define(
     "follower-refuses-target-notify",
@@ -45,6 +48,7 @@ REFUSE_TARGET_NOTIFY = define(
     description="during the transfer window a follower refuses /notify from the target named in the "
     "committed mimi_hub component (403), unless it carries a commit (the handed-over backlog bringing the "
     "cut-over commit is still taken, so the transfer itself completes)",
+    hooks={"follower.notify.accept-transfer-target": lambda body: refuses_target_notify(body)},
 )
 ACCEPT_STALE_NOTIFY = define(
     "follower-accepts-stale-notify",
@@ -52,6 +56,7 @@ ACCEPT_STALE_NOTIFY = define(
     requirements=["EXT-HUBXFER-FOLLOWER-STALE-NOTIFY"],
     description="after a cut-over a follower accepts /notify from the previous hub for any epoch, "
     "not only up to the cut-over epoch",
+    departs=("transfer.follower.refuses-stale-notify",),
 )
 REDIRECT_MOVES_HUB = define(
     "follower-redirect-moves-hub",
@@ -59,6 +64,9 @@ REDIRECT_MOVES_HUB = define(
     requirements=["EXT-HUBXFER-FOLLOWER-REDIRECT-NOT-AUTHORITY"],
     description="a follower makes the hub named in a HubRedirect its hub-of-record for the room, "
     "without a committed mimi_hub component",
+    # ReferenceProvider.hub_of asks the first; _room_call asks the second on each redirect (it records it)
+    hooks={"follower.room.redirect-not-authority": lambda room_id: _redirected.get(room_id),
+           "follower.room.resend-after-redirect": lambda *args: record_redirect(*args)},
 )
 NO_REDIRECT_RESEND = define(
     "follower-no-redirect-resend",
@@ -66,6 +74,7 @@ NO_REDIRECT_RESEND = define(
     requirements=["EXT-HUBXFER-FOLLOWER-REDIRECT-RESEND"],
     description="a follower does not resend a redirected request to the hub the redirect names; it waits "
     "until a committed component moves its hub-of-record and resubmits there",
+    hooks={"follower.room.resend-after-redirect": lambda *args: wait_for_component(*args)},
 )
 REDIRECT_TAKEN_AS_ACCEPTED = define(
     "follower-redirect-taken-as-accepted",
@@ -73,6 +82,7 @@ REDIRECT_TAKEN_AS_ACCEPTED = define(
     requirements=["EXT-HUBXFER-FOLLOWER-REFUSED-NOT-SENT", "EXT-HUBXFER-FOLLOWER-REDIRECT-RESEND"],
     description="a follower takes a submitMessage answered 421 with a HubRedirect as accepted: it "
     "neither resends nor resubmits the message",
+    hooks={"follower.room.resend-after-redirect": lambda *args: taken_as_accepted(*args)},
 )
 GIVE_UP_ON_503 = define(
     "follower-gives-up-on-503",
@@ -80,6 +90,7 @@ GIVE_UP_ON_503 = define(
     requirements=["EXT-HUBXFER-FOLLOWER-503-RETRY"],
     description="a follower does not retry a room request the new hub answered 503 (Retry-After): the "
     "request fails",
+    departs=("follower.room.retry-503",),
 )
 CROSS_HUB_DUPLICATE_REFUSED = define(
     "follower-refuses-cross-hub-duplicate",
@@ -87,6 +98,7 @@ CROSS_HUB_DUPLICATE_REFUSED = define(
     requirements=["EXT-HUBXFER-FOLLOWER-DEDUP"],
     description="a follower answers 409 to a /notify whose FanoutMessages it already received from the "
     "other hub of a transfer, instead of 201",
+    hooks={"follower.notify.cross-hub-duplicate-201": lambda: 409},
 )
 REINIT_AFTER_TRANSFER = define(
     "follower-reinit-after-transfer",
@@ -94,6 +106,7 @@ REINIT_AFTER_TRANSFER = define(
     requirements=["EXT-HUBXFER-NO-REINIT"],
     description="after processing a cut-over commit a follower's client proposes a ReInit of the group "
     "to the new hub",
+    hooks={"transfer.follower.no-reinit": lambda service, room_id: after_intake(service, room_id)},
 )
 
 # follower-redirect-moves-hub: room ID -> the domain a redirect named (the faulty hub-of-record).
@@ -102,15 +115,14 @@ _redirected: dict[str, str] = {}
 _reinit_sent: set[str] = set()
 
 
-def hub_override(room_id: str) -> str | None:
-    """follower-redirect-moves-hub: the hub a redirect named for the room, taken as hub-of-record."""
-    return _redirected.get(room_id) if active(REDIRECT_MOVES_HUB) else None
+def record_redirect(provider, room_id: str, hub: str, target: str, reply) -> None:
+    """follower-redirect-moves-hub: the hub a redirect named for the room is kept, to be taken as its
+    hub-of-record (returns None: the request is resent to ``target`` as the rule says)."""
+    _redirected[room_id] = target
 
 
 def refuses_target_notify(body: bytes) -> bool:
     """follower-refuses-target-notify: refuse the target's /notify in the window unless it carries a commit."""
-    if not active(REFUSE_TARGET_NOTIFY):
-        return False
     from ..wire.codec import DecodeError, EncodeError
     from ..wire.mimi import FanoutMessage, Protocol
     from ..wire.mls import ContentType
@@ -124,9 +136,7 @@ def refuses_target_notify(body: bytes) -> bool:
 
 
 def first_hub(provider, room_id: str, hub: str) -> str:
-    """Where a follower sends a room request first (follower-requests-to-old-hub: the previous hub)."""
-    if not active(OLD_HUB_FIRST):
-        return hub
+    """follower-requests-to-old-hub: where a follower sends a room request first (the previous hub)."""
     data = provider.room_hub_data(room_id)
     previous = getattr(data, "previous_hub", None) if data is not None else None
     if previous is None:
@@ -136,24 +146,27 @@ def first_hub(provider, room_id: str, hub: str) -> str:
     return domain_of_uri(bytes(previous.uri)) or hub
 
 
-async def after_redirect(provider, room_id: str, hub: str, target: str, reply):
-    """A follower got a HubRedirect from ``hub`` naming ``target``: (None, target) resends there; a faulty
-    follower returns (reply, _) to its caller or resends elsewhere."""
-    if active(REDIRECT_MOVES_HUB):
-        _redirected[room_id] = target
-    if active(REDIRECT_TAKEN_AS_ACCEPTED):
-        return _accepted_reply(reply), target
-    if active(NO_REDIRECT_RESEND):  # waits for a committed component instead of resending
-        import asyncio
+# The hooks of step follower.room.resend-after-redirect (ReferenceProvider._room_call): a follower got a
+# HubRedirect from ``hub`` naming ``target``; a faulty follower's coroutine gives (reply, _) to return to its
+# caller, or (None, hub) to send to instead.
 
-        deadline = time.monotonic() + 30.0
-        while time.monotonic() < deadline:
-            current = provider.hub_of(room_id)
-            if current != hub:
-                return None, current
-            await asyncio.sleep(0.05)
-        return reply, target
-    return None, target
+
+async def taken_as_accepted(provider, room_id: str, hub: str, target: str, reply):
+    """follower-redirect-taken-as-accepted: the 421 is taken for an accepted submitMessage."""
+    return _accepted_reply(reply), target
+
+
+async def wait_for_component(provider, room_id: str, hub: str, target: str, reply):
+    """follower-no-redirect-resend: waits for a committed component instead of resending."""
+    import asyncio
+
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        current = provider.hub_of(room_id)
+        if current != hub:
+            return None, current
+        await asyncio.sleep(0.05)
+    return reply, target
 
 
 def _accepted_reply(reply):
@@ -171,16 +184,11 @@ def _accepted_reply(reply):
         else reply
 
 
-def duplicate_status() -> int | None:
-    """follower-refuses-cross-hub-duplicate: the status for a /notify whose FanoutMessages were all received
-    for the room before (from the other hub); None: 201 as the rule says."""
-    return 409 if active(CROSS_HUB_DUPLICATE_REFUSED) else None
-
-
 def after_intake(service, room_id: str) -> None:
     """follower-reinit-after-transfer: once a local client has processed a cut-over, a copy of it proposes
-    a ReInit of the group to the new hub (the client itself stays as it was)."""
-    if not active(REINIT_AFTER_TRANSFER) or room_id in _reinit_sent:
+    a ReInit of the group to the new hub (the client itself stays as it was). The hook of step
+    transfer.follower.no-reinit, called after every intake."""
+    if room_id in _reinit_sent:
         return
     provider = service.p
     if room_id in provider.hub_rooms:

@@ -13,4 +13,5 @@ TRANSFER_IGNORES_MEMBER_SUPPORT = define(
     requirements=["EXT-HUBXFER-ALL-MEMBERS-SUPPORT"],
     description="the hub skips the section 5.1 app_components test: it prepares and begins a transfer although "
     "a member's LeafNode does not list mimi_hub in its app_components",
+    departs=("transfer.verify.all-members-support",),
 )

@@ -14,6 +14,7 @@ NEWCOMER_IGNORES_REDIRECT = define(
     requirements=["EXT-HUBXFER-NEWCOMER-DISCOVERY"],
     description="a provider joining a room it knows only by its ID treats the ID authority's 421 HubRedirect "
     "as a final refusal: it asks only the authority and never fetches groupInfo from the hub the redirect names",
+    departs=("transfer.newcomer.follows-redirect",),
 )
 NEWCOMER_SKIPS_HUB_CHECK = define(
     "newcomer-skips-hub-check",
@@ -21,4 +22,5 @@ NEWCOMER_SKIPS_HUB_CHECK = define(
     requirements=["EXT-HUBXFER-NEWCOMER-DISCOVERY"],
     description="a provider joining a room it knows only by its ID accepts the hub a HubRedirect names without "
     "checking that the GroupInfo it serves names it in mimi_hub with a generation no lower than the redirect's",
+    departs=("transfer.newcomer.checks-hub",),
 )

@@ -12,6 +12,7 @@ DIRECTORY_OMITS_HUB_TRANSFER = define(
     area=AREA,
     requirements=["EXT-HUBXFER-DIRECTORY"],
     description="the provider serves POST /hubTransfer/{roomId} but its directory has no hubTransfer key",
+    departs=("directory.document.list-hub-transfer",),
 )
 CUTOVER_TIMEOUT_UNDECLARED = define(
     "cutover-timeout-undeclared",
@@ -19,30 +20,35 @@ CUTOVER_TIMEOUT_UNDECLARED = define(
     requirements=["EXT-HUBXFER-DECLARED"],
     description="the old hub's prepare asks for a cut-over deadline three times the cutover_timeout_ms its "
     "manifest declares",
+    hooks={"transfer.prepare.declared-timeout": lambda timeout_ms: timeout_ms * 3},
 )
 HUB_COMPONENT_MISSING_AT_CREATION = define(
     "hub-component-missing-at-creation",
     area=AREA,
     requirements=["EXT-HUBXFER-COMPONENT-AT-CREATION"],
     description="rooms the hub creates carry no mimi_hub component (the section 4.1 default still applies)",
+    departs=("control.create-room.hub-component",),
 )
 ABORT_KEEPS_GENERATION = define(
     "abort-keeps-generation",
     area=AREA,
     requirements=["EXT-HUBXFER-COMPONENT-GENERATION"],
     description="the abort mimi_hub update carries the current generation instead of generation + 1",
+    hooks={"transfer.abort.next-generation": lambda data, current: data.replace(generation=current.generation)},
 )
 ABORT_NAMES_PREVIOUS_HUB = define(
     "abort-names-previous-hub",
     area=AREA,
     requirements=["EXT-HUBXFER-COMPONENT-TRANSITIONS"],
     description="the abort mimi_hub update sets previous_hub to the target (an abort leaves it absent)",
+    hooks={"transfer.abort.no-previous-hub": lambda data, current: data.replace(previous_hub=current.target)},
 )
 MEMBER_MAY_CHANGE_HUB_COMPONENT = define(
     "member-may-change-hub-component",
     area=AREA,
     requirements=["EXT-HUBXFER-COMPONENT-SENDER"],
     description="the hub accepts a member's mimi_hub AppDataUpdate, as a proposal or by value in a commit",
+    departs=("hub.mimi-hub.only-hub-sender",),
 )
 TRANSFER_WITHOUT_CAPABILITY = define(
     "transfer-without-capability",
@@ -50,18 +56,21 @@ TRANSFER_WITHOUT_CAPABILITY = define(
     requirements=["EXT-HUBXFER-CAP-REQUIRED", "EXT-HUBXFER-REQUEST-REFUSED"],
     description="the hub does not check canTransferHub: it prepares the transfer (and answers the target's "
     "verdict) for a request whose initiator's role lacks the capability",
+    departs=("transfer.request.needs-capability",),
 )
 REFUSED_REQUEST_STILL_PREPARES = define(
     "refused-request-still-prepares",
     area=AREA,
     requirements=["EXT-HUBXFER-REQUEST-REFUSED"],
     description="the hub sends a prepare to the target for a request it then refuses (notAllowed)",
+    departs=("transfer.request.refused-sends-nothing",),
 )
 REQUEST_FROM_ANY_PROVIDER = define(
     "request-from-any-provider",
     area=AREA,
     requirements=["EXT-HUBXFER-REQUEST-SOURCE"],
     description="the hub processes a request message whose mTLS peer is not the initiator's provider",
+    departs=("transfer.request.from-initiator-provider",),
 )
 BEGIN_DESPITE_DECLINE = define(
     "begin-despite-decline",
@@ -69,18 +78,21 @@ BEGIN_DESPITE_DECLINE = define(
     requirements=["EXT-HUBXFER-DECLINE-CHANGES-NOTHING", "EXT-HUBXFER-CONSENT-FIRST"],
     description="when the target declines or cannot be reached, the hub proposes the begin anyway, with an "
     "acceptance it made up itself",
+    hooks={"transfer.begin.after-consent": lambda *args: made_up_acceptance(*args)},
 )
 SECOND_TRANSFER_WHILE_BUSY = define(
     "second-transfer-while-busy",
     area=AREA,
     requirements=["EXT-HUBXFER-ONE-AT-A-TIME"],
     description="while the begin proposals of a transfer are pending, the hub processes a second request",
+    departs=("transfer.request.one-at-a-time",),
 )
 BEGIN_PROPOSALS_OPTIONAL = define(
     "begin-proposals-optional",
     area=AREA,
     requirements=["EXT-HUBXFER-PENDING-REQUIRED"],
     description="the hub accepts a commit in the begin proposals' epoch that does not include them",
+    departs=("transfer.begin.proposals-required",),
 )
 BEGIN_SENDERS_PREPENDED = define(
     "begin-senders-prepended",
@@ -88,24 +100,28 @@ BEGIN_SENDERS_PREPENDED = define(
     requirements=["EXT-HUBXFER-BEGIN-PROPOSALS"],
     description="the begin GroupContextExtensions proposal puts the target's new_hub_sender first in "
     "external_senders instead of appending it",
+    hooks={"transfer.begin.appends-target-sender": lambda senders: [senders[-1], *senders[:-1]]},
 )
 TARGET_MISSES_BEGIN_BUNDLE = define(
     "target-misses-begin-bundle",
     area=AREA,
     requirements=["EXT-HUBXFER-TARGET-FANOUT"],
     description="the hub fans the begin proposals out to the followers but not to the target",
+    departs=("transfer.begin.fans-out-to-target",),
 )
 WINDOW_REFUSES_MESSAGES = define(
     "window-refuses-messages",
     area=AREA,
     requirements=["EXT-HUBXFER-WINDOW-NORMAL"],
     description="during the transfer window the hub answers every submitMessage notAllowed",
+    departs=("hub.transfer-window.serve-messages",),
 )
 WINDOW_ADMITS_NEW_PROVIDER = define(
     "window-admits-new-provider",
     area=AREA,
     requirements=["EXT-HUBXFER-WINDOW-NO-NEW-PROVIDERS"],
     description="during the transfer window the hub accepts a commit giving a new provider its first participant",
+    departs=("hub.transfer-window.no-new-providers",),
 )
 ABORT_KEEPS_TARGET_SENDER = define(
     "abort-keeps-target-sender",
@@ -113,12 +129,14 @@ ABORT_KEEPS_TARGET_SENDER = define(
     requirements=["EXT-HUBXFER-ABORT-ON-TIMEOUT"],
     description="the abort at not_after proposes the mimi_hub abort without the GroupContextExtensions "
     "proposal removing the target's external_senders entry",
+    departs=("transfer.abort.removes-target-sender",),
 )
 ABORT_NOT_SENT_TO_TARGET = define(
     "abort-not-sent-to-target",
     area=AREA,
     requirements=["EXT-HUBXFER-ABORT-NOTIFIES-TARGET"],
     description="the hub aborts a transfer without sending the signed abort message to the target",
+    departs=("transfer.abort.notifies-target",),
 )
 
 

@@ -14,4 +14,5 @@ EXTERNAL_COMMIT_HUB_UPDATE_ACCEPTED = define(
     description="the hub accepts an external commit carrying a mimi_hub AppDataUpdate by value (it neither "
     "refuses the external commit nor holds the joiner to the hub-only sender rule); member commits and "
     "proposals of mimi_hub are still refused",
+    departs=("hub.mimi-hub.no-external-commit-update",),
 )

@@ -6,101 +6,25 @@ listener), the outgoing side in ``ReferenceProvider._call`` (``reference_peer/pe
 
 from __future__ import annotations
 
-from .registry import active, define
+import functools
+
+from .registry import define
 
 AREA = "transport"
 
-CLIENT_CERT_OPTIONAL = define(
-    "client-cert-optional",
-    area=AREA,
-    requirements=["PROTO-TRANSPORT-MTLS"],
-    description="the MIMI listener does not require a client certificate (CERT_OPTIONAL) and takes the "
-    "From header at its word when none is presented",
-)
-NO_CLIENT_AUTH = define(
-    "no-client-authentication",
-    area=AREA,
-    requirements=["PROTO-TRANSPORT-MTLS", "PROTO-TRANSPORT-CERT-SOURCE-DOMAIN", "PROTO-TRANSPORT-PEERING-REQUIRED"],
-    description="the MIMI listener never asks for a client certificate (CERT_NONE), so a peer with a certificate "
-    "from any CA, or none, is admitted as whatever its From header says",
-)
-IGNORE_FROM_CERT_MISMATCH = define(
-    "ignore-from-cert-mismatch",
-    area=AREA,
-    requirements=["PROTO-TRANSPORT-CERT-SOURCE-DOMAIN"],
-    description="the MIMI listener accepts a From domain the client certificate does not authenticate",
-)
-TRUST_OWN_DOMAIN_FROM = define(
-    "trust-own-domain-from",
-    area=AREA,
-    requirements=["PROTO-TRANSPORT-CERT-SOURCE-DOMAIN"],
-    description="a request whose From names one of the server's own domains is admitted whatever the client "
-    "certificate names (a forged 'loopback' origin)",
-)
-# Serving a Host the server does not serve is no fault: -06 §4.1 binds the requester's Host only (the
-# allowed variant serve-any-host, reference_peer/faults/variants_strictness.py). The fault breaks that.
-OUTGOING_HOST_ELSEWHERE = define(
-    "outgoing-host-elsewhere",
-    area=AREA,
-    requirements=["PROTO-TRANSPORT-HOST-TARGET"],
-    description="requests to peers carry a Host naming the sending provider's own domain, not the target",
-)
-HOST_PORT_SIGNIFICANT = define(
-    "host-port-significant",
-    area=AREA,
-    requirements=["PROTO-TRANSPORT-HOST-TARGET"],
-    description="a Host whose port differs from the listening port is refused with 421 (the port is not ignored)",
-)
-SERVE_CLEARTEXT = define(
-    "serve-cleartext",
-    area=AREA,
-    requirements=["PROTO-TRANSPORT-HTTPS-ONLY"],
-    description="the MIMI listener also serves cleartext HTTP on its port (sniffing the first byte), taking From "
-    "at its word",
-)
-SELF_SIGNED_SERVER_CERT = define(
-    "self-signed-server-cert",
-    area=AREA,
-    requirements=["PROTO-TRANSPORT-CERT-TARGET-DOMAIN"],
-    description="the MIMI listener presents a self-signed certificate for its domain, which no peer's CA vouches for",
-)
-OUTGOING_FROM_DISPLAY_NAME = define(
-    "outgoing-from-display-name",
-    area=AREA,
-    requirements=["PROTO-TRANSPORT-FROM-ADDR-SPEC"],
-    description="requests to peers carry 'From: MIMI <mimi@domain>' (name-addr) instead of the bare addr-spec",
-)
-OUTGOING_FROM_LOCALPART = define(
-    "outgoing-from-localpart",
-    area=AREA,
-    requirements=["PROTO-TRANSPORT-FROM-LOCALPART-MIMI"],
-    description="requests to peers carry 'From: server@domain' instead of the fixed local-part mimi",
-)
-TRAILING_BYTE_IN_REQUESTS = define(
-    "trailing-byte-in-requests",
-    area=AREA,
-    requirements=["PROTO-TRANSPORT-BODY-ENCODING"],
-    description="request bodies sent to peers carry one zero byte after the encoded struct",
-)
+
+# --- server side: hooks of the steps in reference_peer/server/transport.py (one per fault) -----
 
 
-# --- server side ------------------------------------------------------------------------------
-
-
-def adjust_server_context(ctx) -> None:
-    """The listener's TLS context under the client-authentication faults."""
+def _verify_mode(name: str):
+    """server.tls.require-client-certificate: the listener asks for a client certificate otherwise."""
     import ssl
 
-    if active(NO_CLIENT_AUTH):
-        ctx.verify_mode = ssl.CERT_NONE
-    elif active(CLIENT_CERT_OPTIONAL):
-        ctx.verify_mode = ssl.CERT_OPTIONAL
+    return getattr(ssl, name)
 
 
-def server_certificate(domain: str, cert_file, key_file):
-    """The (certificate, key) files the listener presents for ``domain`` (a self-signed pair under the fault)."""
-    if not active(SELF_SIGNED_SERVER_CERT):
-        return cert_file, key_file
+def _self_signed_certificate(domain: str, cert_file, key_file):
+    """server.tls.present-ca-certificate: a self-signed (certificate, key) pair for ``domain``."""
     import tempfile
 
     from reference_peer.pki import make_self_signed
@@ -108,20 +32,26 @@ def server_certificate(domain: str, cert_file, key_file):
     return make_self_signed(domain).write(tempfile.mkdtemp(prefix="mimi-fault-"), domain)
 
 
-def admits_unauthenticated_from(*, tls: bool, peer_names, from_domain: str, local_domains) -> bool:
-    """Whether a fault admits a From the client certificate does not authenticate."""
-    if not tls:
-        return active(SERVE_CLEARTEXT)
-    if not peer_names:
-        return active(CLIENT_CERT_OPTIONAL) or active(NO_CLIENT_AUTH)
-    if active(IGNORE_FROM_CERT_MISMATCH):
-        return True
-    return active(TRUST_OWN_DOMAIN_FROM) and from_domain in local_domains
+# server.admit.from-authenticated: True admits a From the client certificate does not authenticate.
+def _admit_cleartext(*, tls: bool, peer_names, from_domain: str, local_domains):
+    return True if not tls else None
+
+
+def _admit_without_certificate(*, tls: bool, peer_names, from_domain: str, local_domains):
+    return True if tls and not peer_names else None
+
+
+def _admit_mismatched_certificate(*, tls: bool, peer_names, from_domain: str, local_domains):
+    return True if tls and peer_names else None
+
+
+def _admit_own_domain_from(*, tls: bool, peer_names, from_domain: str, local_domains):
+    return True if tls and peer_names and from_domain in local_domains else None
 
 
 async def start_sniffing_listener(loop, app_factory, host: str, port: int, ssl_context, handshake_timeout: float):
-    """SERVE_CLEARTEXT: one listener that runs TLS when the first byte is a TLS handshake record
-    (0x16) and plain HTTP otherwise."""
+    """server.listen.tls-only under SERVE_CLEARTEXT: one listener that runs TLS when the first byte is a
+    TLS handshake record (0x16) and plain HTTP otherwise."""
     import asyncio
     from asyncio import sslproto
 
@@ -148,20 +78,91 @@ async def start_sniffing_listener(loop, app_factory, host: str, port: int, ssl_c
     return await loop.create_server(Sniffer, host, port, reuse_address=True)
 
 
-# --- outgoing side ----------------------------------------------------------------------------
+_REQUIRE_CLIENT_CERT = "server.tls.require-client-certificate"
+_FROM_AUTHENTICATED = "server.admit.from-authenticated"
 
-
-def outgoing(domain: str, body: bytes, options: dict) -> tuple[bytes, dict]:
-    """The body and request options of a call to a peer under the outgoing faults."""
-    if active(TRAILING_BYTE_IN_REQUESTS):
-        body = bytes(body) + b"\x00"
-    wrong_from = None
-    if active(OUTGOING_FROM_DISPLAY_NAME):
-        wrong_from = f"MIMI <mimi@{domain}>"
-    elif active(OUTGOING_FROM_LOCALPART):
-        wrong_from = f"server@{domain}"
-    if wrong_from is not None:
-        options = {**options, "headers": {**(options.get("headers") or {}), "From": wrong_from}}
-    if active(OUTGOING_HOST_ELSEWHERE):
-        options = {**options, "headers": {**(options.get("headers") or {}), "Host": domain}}
-    return body, options
+CLIENT_CERT_OPTIONAL = define(
+    "client-cert-optional",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-MTLS"],
+    description="the MIMI listener does not require a client certificate (CERT_OPTIONAL) and takes the "
+    "From header at its word when none is presented",
+    hooks={_REQUIRE_CLIENT_CERT: functools.partial(_verify_mode, "CERT_OPTIONAL"),
+           _FROM_AUTHENTICATED: _admit_without_certificate},
+)
+NO_CLIENT_AUTH = define(
+    "no-client-authentication",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-MTLS", "PROTO-TRANSPORT-CERT-SOURCE-DOMAIN", "PROTO-TRANSPORT-PEERING-REQUIRED"],
+    description="the MIMI listener never asks for a client certificate (CERT_NONE), so a peer with a certificate "
+    "from any CA, or none, is admitted as whatever its From header says",
+    hooks={_REQUIRE_CLIENT_CERT: functools.partial(_verify_mode, "CERT_NONE"),
+           _FROM_AUTHENTICATED: _admit_without_certificate},
+)
+IGNORE_FROM_CERT_MISMATCH = define(
+    "ignore-from-cert-mismatch",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-CERT-SOURCE-DOMAIN"],
+    description="the MIMI listener accepts a From domain the client certificate does not authenticate",
+    hooks={_FROM_AUTHENTICATED: _admit_mismatched_certificate},
+)
+TRUST_OWN_DOMAIN_FROM = define(
+    "trust-own-domain-from",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-CERT-SOURCE-DOMAIN"],
+    description="a request whose From names one of the server's own domains is admitted whatever the client "
+    "certificate names (a forged 'loopback' origin)",
+    hooks={_FROM_AUTHENTICATED: _admit_own_domain_from},
+)
+# Serving a Host the server does not serve is no fault: -06 §4.1 binds the requester's Host only (the
+# allowed variant serve-any-host, reference_peer/faults/variants_strictness.py). The fault breaks that.
+OUTGOING_HOST_ELSEWHERE = define(
+    "outgoing-host-elsewhere",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-HOST-TARGET"],
+    description="requests to peers carry a Host naming the sending provider's own domain, not the target",
+    hooks={"provider.call.host-names-target": lambda domain: domain},  # the Host header ReferenceProvider sends
+)
+HOST_PORT_SIGNIFICANT = define(
+    "host-port-significant",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-HOST-TARGET"],
+    description="a Host whose port differs from the listening port is refused with 421 (the port is not ignored)",
+    departs=("server.host.ignore-port",),
+)
+SERVE_CLEARTEXT = define(
+    "serve-cleartext",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-HTTPS-ONLY"],
+    description="the MIMI listener also serves cleartext HTTP on its port (sniffing the first byte), taking From "
+    "at its word",
+    hooks={"server.listen.tls-only": start_sniffing_listener, _FROM_AUTHENTICATED: _admit_cleartext},
+)
+SELF_SIGNED_SERVER_CERT = define(
+    "self-signed-server-cert",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-CERT-TARGET-DOMAIN"],
+    description="the MIMI listener presents a self-signed certificate for its domain, which no peer's CA vouches for",
+    hooks={"server.tls.present-ca-certificate": _self_signed_certificate},
+)
+OUTGOING_FROM_DISPLAY_NAME = define(
+    "outgoing-from-display-name",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-FROM-ADDR-SPEC"],
+    description="requests to peers carry 'From: MIMI <mimi@domain>' (name-addr) instead of the bare addr-spec",
+    hooks={"provider.call.from-mimi-addr-spec": lambda domain: f"MIMI <mimi@{domain}>"},  # the From header sent
+)
+OUTGOING_FROM_LOCALPART = define(
+    "outgoing-from-localpart",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-FROM-LOCALPART-MIMI"],
+    description="requests to peers carry 'From: server@domain' instead of the fixed local-part mimi",
+    hooks={"provider.call.from-mimi-addr-spec": lambda domain: f"server@{domain}"},
+)
+TRAILING_BYTE_IN_REQUESTS = define(
+    "trailing-byte-in-requests",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-BODY-ENCODING"],
+    description="request bodies sent to peers carry one zero byte after the encoded struct",
+    hooks={"provider.call.body-as-encoded": lambda body: bytes(body) + b"\x00"},  # the body sent
+)

@@ -2,16 +2,16 @@
 differ from the reference default (see :func:`.registry.define_variant`). Every check must pass with each
 of them on (or end AMBIGUOUS with the ambiguity ID of the variant's reading).
 
-The hooks below are called by the hub's outbox (``reference_peer/provider/outbox.py``: parallel sending), its
-delivery (``ReferenceProvider._deliver_item``: retry pacing) and the hub room (``reference_peer/room/hub.py``:
-the commit's stamp, for the fault); each returns the unchanged behaviour when its variant or fault is off.
+Each variant (and the fault) names the steps it departs from: the hub's outbox (``reference_peer/provider/
+outbox.py``: parallel sending), its delivery (``ReferenceProvider._deliver_item``: retry pacing) and the hub
+room (``reference_peer/room/hub.py``: the commit's stamp, for the fault).
 """
 
 from __future__ import annotations
 
 import random
 
-from .registry import active, define, define_variant
+from .registry import define, define_variant
 
 AREA = "fanout"
 
@@ -25,6 +25,7 @@ NOTIFY_IN_PARALLEL = define_variant(
                 "a /notify carrying a commit, or a retry, waits for the earlier ones and holds the later ones "
                 "(room-policy-04 §7: proposals before their commit, the commit before its epoch's messages); "
                 "rooms in a hub transfer keep the default order",
+    departs=("outbox.send.one-in-flight",),
 )
 SLOW_NOTIFY_RETRY = define_variant(
     "slow-notify-retry", area=AREA,
@@ -33,47 +34,33 @@ SLOW_NOTIFY_RETRY = define_variant(
                  "(RFC 9110 §10.2.3) is the least time to wait",
     description="as hub, retries a /notify the follower answered with anything but 201 only after 20 to 30 s "
                 "(or after the Retry-After, when that is longer); rooms in a hub transfer keep the default pacing",
+    hooks={"hub.notify.retry-refused": lambda status, retry_after, room: slow_retry(status, retry_after, room)},
 )
 
 SLOW_RETRY_RANGE_S = (20.0, 30.0)
 
 # The fault that proves the order check's stamp reading can fail (with notify-in-parallel the order is the
 # one the stamps and epochs give: a stamp that contradicts the epochs is a miss under both readings).
+COMMIT_STAMP_LAG_MS = 3000
+
+
+def commit_stamped_late(now: int) -> int:
+    """COMMIT_STAMPED_LATE, at step hub.fanout.stamp-commit-at-acceptance: the timestamp of a commit's
+    FanoutMessage, 3 s after its acceptance time ``now``."""
+    return now + COMMIT_STAMP_LAG_MS
+
+
 COMMIT_STAMPED_LATE = define(
     "fanout-commit-stamped-late", area=AREA, requirements=["PROTO-FANOUT-ORDERED"],
     description="as hub, stamps the FanoutMessage of a commit 3 s after it accepted the commit, so by the stamps "
                 "the messages of the epoch it starts come before it (the /notify still go out in order)",
+    hooks={"hub.fanout.stamp-commit-at-acceptance": commit_stamped_late},
 )
-COMMIT_STAMP_LAG_MS = 3000
 
 
-def commit_stamp(now: int) -> int:
-    """Hub: the timestamp of a commit's FanoutMessage (its acceptance time; later under the fault)."""
-    return now + COMMIT_STAMP_LAG_MS if active(COMMIT_STAMPED_LATE) else now
-
-
-def notify_in_parallel(endpoint: str) -> bool:
-    """Whether the outbox sends due items of ``endpoint`` to a destination without waiting for answers."""
-    return endpoint == "notify" and active(NOTIFY_IN_PARALLEL)
-
-
-def parallel_sending() -> bool:
-    """Whether notify-in-parallel is on at all (the outbox then schedules per item, not per head of line)."""
-    return active(NOTIFY_IN_PARALLEL)
-
-
-def carries_commit(body: bytes) -> bool:
-    """Whether a /notify body carries a commit (notify-in-parallel sends nothing after it to the same
-    provider until it is delivered)."""
-    from ..wire.mimi import FanoutMessage, Protocol
-    from ..wire.mls import ContentType
-
-    try:
-        messages = FanoutMessage.decode_sequence(body, scope={"protocol": Protocol.mls10})
-    except Exception:  # noqa: BLE001 - not a fan-out body: nothing to keep in order behind it
-        return False
-    return any(m.message.public_message is not None
-               and m.message.public_message.content.content_type == ContentType.commit for m in messages)
+# notify-in-parallel departs from step outbox.send.one-in-flight: the outbox (reference_peer/provider/outbox.py)
+# then sends each due /notify without waiting for the previous answer (a commit, a retry, another endpoint or a
+# room the worker's serial_room names still wait).
 
 
 def room_in_transfer(room) -> bool:
@@ -83,15 +70,14 @@ def room_in_transfer(room) -> bool:
     return room is not None and (room.transfer is not None or room.moved is not None or bool(room.min_timestamp))
 
 
-def delivery_result(endpoint: str, status: int | None, retry_after, room=None):
-    """Hub: what the outbox acts on after a /notify attempt, (status, retry_after). Under slow-notify-retry a
-    refusal (an HTTP answer other than 201) is retried after 20 to 30 s, or after the peer's Retry-After when
-    that is longer. A room in a hub transfer (``room``: the HubRoom, with a transfer started, moved, or taken
-    over) keeps the default pacing: the transfer checks stage refusals with timing of their own."""
-    if endpoint != "notify" or status is None or status == 201 or not active(SLOW_NOTIFY_RETRY):
-        return status, retry_after
-    if room_in_transfer(room):
-        return status, retry_after
+def slow_retry(status: int | None, retry_after, room=None):
+    """SLOW_NOTIFY_RETRY, at step hub.notify.retry-refused (``ReferenceProvider._deliver_item``, for a /notify
+    not answered 201): what the outbox acts on, (status, retry_after). A refusal (an HTTP answer other than
+    201) is retried after 20 to 30 s, or after the peer's Retry-After when that is longer. None (the default
+    pacing) for no answer at all, and for a room in a hub transfer (``room``: the HubRoom, with a transfer
+    started, moved, or taken over): the transfer checks stage refusals with timing of their own."""
+    if status is None or status == 201 or room_in_transfer(room):
+        return None
     import time
 
     from ..provider.outbox import parse_retry_after

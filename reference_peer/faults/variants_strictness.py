@@ -16,12 +16,14 @@ SERVE_ANY_HOST = define_variant(
                  "hygiene, a MAY: 'MAY respond with 421')",
     description="a request whose Host names a domain this server does not serve is answered by its first "
                 "provider instead of 421",
+    departs=("server.host.refuse-unserved",),
 )
 FROM_LOCALPART_CONTAINS_MIMI = define_variant(
     "from-localpart-contains-mimi", area=AREA,
     permitted_by="-06 §4.1 'the local-part of the address MUST contain the fixed string mimi' "
                  "(AMB-FROM-LOCALPART-CONTAINS)",
     description="requests to peers carry 'From: mimi-server@<domain>'; the local part contains mimi",
+    departs=("client.from.localpart-exactly-mimi",),
 )
 DIRECTORY_OTHER_VARIABLE_NAMES = define_variant(
     "directory-other-variable-names", area=AREA,
@@ -30,6 +32,7 @@ DIRECTORY_OTHER_VARIABLE_NAMES = define_variant(
                  "templates as RFC 6570 simple expansions)",
     description="the directory names its template variables {user}, {room}, {domain}, {provider}, {url} "
                 "instead of {targetUser}, {roomId}, ...",
+    departs=("directory.document.section-variable-names",),
 )
 KEYMAT_RELAY_ROOM_PROVIDERS_ONLY = define_variant(
     "keymat-relay-room-providers-only", area=AREA,
@@ -40,6 +43,7 @@ KEYMAT_RELAY_ROOM_PROVIDERS_ONLY = define_variant(
     description="as hub, keyMaterial for another provider's user is relayed only for a requesting provider with "
                 "a participant in the room (others get 403), and the target's KeyMaterialResponse is decoded and "
                 "re-encoded before it is passed on",
+    departs=("keymaterial.hub.relay-for-any-peer",),
 )
 KEYMAT_SIGN_WITH_OTHER_LISTED_SUITE = define_variant(
     "keymat-sign-with-other-listed-suite", area=AREA,
@@ -48,4 +52,5 @@ KEYMAT_SIGN_WITH_OTHER_LISTED_SUITE = define_variant(
                  "and acceptableCiphersuites may list several suites in any order (AMB-KEYMAT-SIGNATURE-SUITE)",
     description="keyMaterial requests list another cipher suite (P-256, 0x0002) before the one whose signature "
                 "scheme (Ed25519) signed them",
+    departs=("keymaterial.request.own-suite-only",),
 )

@@ -4,21 +4,27 @@ reference default (see :func:`.registry.define_variant`). Every check must pass 
 Each variant here makes the reference peer *send* the other reading of a contradiction the ambiguity
 register (docs/spec-ambiguities.md) accepts; the suite's reference peers decode it tolerantly, record
 the reading taken (the ``readings`` of their traffic log) and the checks end PASS or AMBIGUOUS with
-the register's ID. The bytes are rewritten where a request leaves the peer (``outgoing``), so the
-peer's own state and its byte-exact retries are unchanged.
+the register's ID. The bytes are rewritten where a request leaves the peer (``ReferenceProvider._as_sent``,
+at steps hub.notify.encode-reading and provider.abuse.reportinguser-as-drafted), so the peer's own state
+and its byte-exact retries are unchanged. The two FanoutMessage readings combine: each departs from its own
+step (hub.notify.protocol-implied, hub.notify.arm-by-content-type) and the peer hands the encoding hook
+both flags.
 """
 
 from __future__ import annotations
 
-from .registry import active, define_variant
+from .registry import define_variant
 
 AREA = "wire"
+ENCODE_NOTIFY = "hub.notify.encode-reading"
 
 FANOUT_EXPLICIT_PROTOCOL = define_variant(
     "fanout-explicit-protocol", area=AREA,
     permitted_by="AMB-PROTOCOL-CONTEXT (-06 §5.5 FanoutMessage selects on a 'protocol' it does not carry; the "
                  "register accepts an explicit protocol octet before the selected body)",
     description="every FanoutMessage of a /notify body carries an explicit protocol octet (mls10 = 1) after its timestamp",
+    departs=("hub.notify.protocol-implied",),
+    hooks={ENCODE_NOTIFY: lambda body, **readings: notify_body(body, **readings)},
 )
 FANOUT_OTHER_ARM = define_variant(
     "fanout-other-arm", area=AREA,
@@ -27,12 +33,15 @@ FANOUT_OTHER_ARM = define_variant(
     description="the FanoutMessage select read literally: no wire_format value is application, proposal or commit, "
                 "so nothing follows a PublicMessage or PrivateMessage (no frank, moreProposals or externalProposals); "
                 "proposals a handshake carried follow it as FanoutMessages of their own; Welcomes are unchanged",
+    departs=("hub.notify.arm-by-content-type",),
+    hooks={ENCODE_NOTIFY: lambda body, **readings: notify_body(body, **readings)},
 )
 ABUSE_REPORTINGUSER_OTHER_LAYOUT = define_variant(
     "abuse-reportinguser-other-layout", area=AREA,
     permitted_by="AMB-ABUSE-REPORTINGUSER-OPTIONAL (-06 §5.9: 'The reportingUser optionally contains the identity "
                  "of the user'; the register's tolerant decoding accepts optional<IdentifierUri>)",
     description="AbuseReport.reportingUser is sent as optional<IdentifierUri> (a presence octet; absent when anonymous)",
+    hooks={"provider.abuse.reportinguser-as-drafted": lambda body: abuse_report_body(body)},
 )
 
 
@@ -70,9 +79,10 @@ def _encode_fanout(message, *, explicit_protocol: bool, no_arm: bool) -> bytes:
     return out
 
 
-def notify_body(body: bytes) -> bytes:
-    """A /notify body as the active wire variants send it (unchanged with none on)."""
-    explicit, no_arm = active(FANOUT_EXPLICIT_PROTOCOL), active(FANOUT_OTHER_ARM)
+def notify_body(body: bytes, *, explicit_protocol: bool = False, no_arm: bool = False) -> bytes:
+    """A /notify body in the FanoutMessage readings given: an explicit protocol octet (fanout-explicit-protocol)
+    and/or no select arm (fanout-other-arm); unchanged with neither."""
+    explicit = explicit_protocol
     if not (explicit or no_arm):
         return body
     from ..wire.codec import DecodeError
@@ -88,9 +98,7 @@ def notify_body(body: bytes) -> bytes:
 
 
 def abuse_report_body(body: bytes) -> bytes:
-    """An AbuseReport with reportingUser as optional<IdentifierUri> (the variant), else unchanged."""
-    if not active(ABUSE_REPORTINGUSER_OTHER_LAYOUT):
-        return body
+    """ABUSE_REPORTINGUSER_OTHER_LAYOUT: an AbuseReport with reportingUser as optional<IdentifierUri>."""
     from ..wire.codec import DecodeError, encode_value
     from ..wire.identity import IdentifierUri
     from ..wire.mimi import AbuseReport
@@ -102,12 +110,3 @@ def abuse_report_body(body: bytes) -> bytes:
     head = encode_value(IdentifierUri, report.reportingUser)
     user = report.reportingUser if report.reportingUser is not None and bytes(report.reportingUser.uri) else None
     return (b"\x00" if user is None else b"\x01" + head) + body[len(head):]
-
-
-def outgoing(endpoint: str, body: bytes) -> bytes:
-    """The body of an outgoing MIMI request as the active wire variants send it."""
-    if endpoint == "notify":
-        return notify_body(body)
-    if endpoint == "reportAbuse":
-        return abuse_report_body(body)
-    return body

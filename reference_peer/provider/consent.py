@@ -28,11 +28,59 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..faults import consent as consent_faults
-from ..overrides import NO_OVERRIDES, Overrides
+from ..overrides import NO_OVERRIDES, Overrides, step
 from ..wire.identity import MimiUri, MimiUriError
 from .inbox import Inbox
 from .store import Clock, Store
+
+# -- the steps of the consent rules (reference_peer.overrides) -----------------------------------------
+
+CHECK_UPDATE_DOMAINS = step(
+    "consent.update.check-domains", "PROTO-CONSENT-UPDATE-DOMAINS",
+    summary="an updateConsent (grant/revoke) is accepted only with its requester in one of our domains and its "
+            "target in the sending provider's (-06 §5.7)")
+CANCEL_SAME_SCOPE = step(
+    "consent.cancel.same-scope-only", "EXT-CONSENT-CANCEL-SAME-SCOPE",
+    summary="a received cancel removes the pending request with the identical scope and nothing else")
+CANCEL_NO_MATCH_ACCEPTED = step(
+    "consent.cancel.no-match-accepted", "PROTO-CONSENT-CANCEL-NO-MATCH",
+    summary="a received cancel matching no pending request is accepted, changing nothing")
+KEEP_DECISION_SCOPE = step(
+    "consent.decision.keep-room-scope", "PROTO-CONSENT-ROOM-OR-ANY",
+    summary="a grant or revoke naming a room is recorded for that room only")
+KEYMAT_CONSENT_FIRST_GATED = step(
+    "consent.keymaterial.consent-first-gated",
+    "EXT-CONSENT-FIRST-NO-KEYPACKAGES", "PROTO-KEYMAT-NOCONSENT", "EXT-CONSENT-ENUMERATION",
+    summary="a consent-first user hands out KeyPackages only under a grant covering the request")
+KEYMAT_ANY_ROOM_GRANT_OPENS = step(
+    "consent.keymaterial.any-room-grant-opens", "EXT-CONSENT-FIRST-GRANT-OPENS", "PROTO-CONSENT-GRANT-ENABLES-KEYMAT",
+    summary="a grant without a roomId opens keyMaterial for every room of that requester")
+KEYMAT_ROOM_GRANT_SCOPED = step(
+    "consent.keymaterial.room-grant-scoped",
+    "EXT-CONSENT-ROOM-SCOPE", "PROTO-KEYMAT-NOCONSENT-FOR-ROOM", "PROTO-CONSENT-ROOM-OR-ANY",
+    summary="a grant for one room opens keyMaterial for that room only")
+KEYMAT_IMMEDIATE_OPEN = step(
+    "consent.keymaterial.immediate-user-open", "EXT-CONSENT-IMMEDIATE-KEYMATERIAL",
+    summary="a user whose consent mode is immediate hands out KeyPackages unless a revoke covers the request")
+KEYMAT_QUARANTINE_OPEN = step(
+    "consent.keymaterial.quarantine-open", "EXT-CONSENT-QUARANTINE-ADD-SUCCEEDS",
+    summary="a user in quarantine mode hands out KeyPackages unless a revoke covers the request")
+NAME_ROOM_REFUSAL = step(
+    "consent.keymaterial.name-room-refusal", "PROTO-KEYMAT-NOCONSENT-FOR-ROOM",
+    summary="a request refused for this room while the user granted another answers noConsentForThisRoom "
+            "(unless the provider's settings make no distinction)")
+# The keyMaterial verdict steps, in the order their departures are asked.
+KEYMAT_VERDICT_STEPS = (KEYMAT_CONSENT_FIRST_GATED, KEYMAT_ANY_ROOM_GRANT_OPENS, KEYMAT_ROOM_GRANT_SCOPED,
+                        KEYMAT_IMMEDIATE_OPEN, KEYMAT_QUARANTINE_OPEN)
+HOLD_ONLY_QUARANTINE = step(
+    "consent.quarantine.hold-only-quarantine", "EXT-CONSENT-IMMEDIATE-DELIVERY",
+    summary="rooms are held only for users in quarantine mode (an immediate user's rooms are delivered)")
+WITHHOLD_HELD = step(
+    "consent.quarantine.withhold-held", "EXT-CONSENT-QUARANTINE-HOLD", "EXT-CONSENT-QUARANTINE-REJECT-DROPS",
+    summary="the items of a held room reach the target's clients only on accept")
+RELEASE_IN_ORDER = step(
+    "consent.quarantine.release-in-order", "EXT-CONSENT-QUARANTINE-RELEASE",
+    summary="on accept the held items are released in arrival (fan-out) order")
 
 
 class ConsentMode(enum.StrEnum):
@@ -121,12 +169,14 @@ def check_consent_domains(
     *,
     peer_domain: str | Iterable[str],
     local_domains: Iterable[str],
+    overrides: Overrides = NO_OVERRIDES,
 ) -> None:
     """§5.7: for ``request``/``cancel`` (requestConsent) the target is in one of our domains and
     the requester in one of the sending provider's (the authenticated peer: one domain, or all of
     its names); for ``grant``/``revoke`` (updateConsent) the reverse. Raises
-    :class:`ConsentDomainError`; the handler answers it with an error status."""
-    if consent_faults.skips_update_domains(operation):
+    :class:`ConsentDomainError`; the handler answers it with an error status. ``overrides``: those of
+    the provider checking."""
+    if operation in ("grant", "revoke") and overrides.departs(CHECK_UPDATE_DOMAINS):
         return
     local = {d.lower() for d in local_domains}
     peer = {peer_domain.lower()} if isinstance(peer_domain, str) else {d.lower() for d in peer_domain}
@@ -187,7 +237,7 @@ class ConsentState:
     def cancel_request(self, scope: ConsentScope) -> bool:
         """Remove the pending request with exactly this scope; False (and nothing changed) if none."""
         with self._store.transaction() as conn:
-            faulty = consent_faults.cancel_where(scope.requester, scope.target, scope.room_key)
+            faulty = self.overrides.hook(CANCEL_SAME_SCOPE, scope.requester, scope.target, scope.room_key)
             if faulty is not None:
                 return conn.execute(f"DELETE FROM consent_requests WHERE {faulty[0]}", faulty[1]).rowcount > 0
             cur = conn.execute(
@@ -195,7 +245,7 @@ class ConsentState:
                 (scope.requester, scope.target, scope.room_key),
             )
             if cur.rowcount == 0:
-                consent_faults.on_cancel_no_match()
+                self.overrides.hook(CANCEL_NO_MATCH_ACCEPTED)
             return cur.rowcount == 1
 
     def pending_requests(self, target: str) -> list[PendingRequest]:
@@ -209,7 +259,7 @@ class ConsentState:
 
     def record_decision(self, scope: ConsentScope, decision: Decision) -> None:
         """Store a grant or revoke for ``scope`` and resolve the pending requests it covers."""
-        scope = consent_faults.decision_scope(scope)
+        scope = self.overrides.hook(KEEP_DECISION_SCOPE, scope) or scope
         now = int(self._clock())
         with self._store.transaction() as conn:
             conn.execute(
@@ -256,9 +306,10 @@ class ConsentState:
     def decide_keymaterial(self, requester: str, target: str, room: str | None) -> ConsentVerdict:
         """May ``requester`` claim ``target``'s KeyPackages for ``room`` (None: no room context)?"""
         decisions = self._decisions(requester, target)
-        faulty = consent_faults.keymaterial_verdict(self, decisions, requester, target, room)
-        if faulty is not None:
-            return faulty
+        for verdict_step in KEYMAT_VERDICT_STEPS:
+            faulty = self.overrides.hook(verdict_step, self, decisions, requester, target, room)
+            if faulty is not None:
+                return faulty
         any_room = decisions.get("")
         this_room = decisions.get(room) if room is not None else None
         revoked = any_room == Decision.revoke or this_room == Decision.revoke
@@ -268,7 +319,8 @@ class ConsentState:
             if self.mode_for(target) in (ConsentMode.immediate, ConsentMode.quarantine):
                 return ConsentVerdict.allowed
         other_room_grant = any(d == Decision.grant for key, d in decisions.items() if key not in ("", room or ""))
-        if self.settings.distinguish_room and any_room != Decision.revoke and other_room_grant:
+        distinguish = self.settings.distinguish_room and not self.overrides.departs(NAME_ROOM_REFUSAL)
+        if distinguish and any_room != Decision.revoke and other_room_grant:
             return ConsentVerdict.noConsentForThisRoom
         return ConsentVerdict.noConsent
 
@@ -289,7 +341,7 @@ class ConsentState:
                 return state
             if self.granted(requester, user, room) or (
                 self.mode_for(user) != ConsentMode.quarantine
-                and not consent_faults.holds_immediate_override(self._store, user)
+                and not self.overrides.hook(HOLD_ONLY_QUARANTINE, self._store, user)
             ):
                 return None
             conn.execute(
@@ -308,7 +360,7 @@ class ConsentState:
                     "INSERT INTO held_items (user_uri, room_id, clients, item, received_at) VALUES (?, ?, ?, ?, ?)",
                     (user, room, json.dumps(list(clients)), bytes(item), int(self._clock())),
                 )
-                if consent_faults.leaks_held():
+                if self.overrides.departs(WITHHOLD_HELD):
                     self._inbox.deliver(room, clients, item)
             elif state != RoomState.rejected:
                 self._inbox.deliver(room, clients, item)
@@ -341,9 +393,9 @@ class ConsentState:
                     "SELECT id, clients, item FROM held_items WHERE user_uri = ? AND room_id = ? ORDER BY id",
                     (user, room_id),
                 ).fetchall()
-                for _, clients_json, item in consent_faults.release_order(rows):
+                for _, clients_json, item in self.overrides.hook(RELEASE_IN_ORDER, rows) or rows:
                     clients = tuple(json.loads(clients_json))
-                    if not consent_faults.leaks_held():
+                    if not self.overrides.departs(WITHHOLD_HELD):
                         self._inbox.deliver(room_id, clients, bytes(item))
                     released.append(ReleasedItem(room_id, clients, bytes(item)))
                 conn.execute("DELETE FROM held_items WHERE user_uri = ? AND room_id = ?", (user, room_id))

@@ -27,9 +27,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..faults import active
-from ..faults import discovery as faults
-from ..overrides import NO_OVERRIDES, Overrides
+from ..overrides import NO_OVERRIDES, Overrides, step
 from ..wire.identity import IdentifierUri
 from ..wire.mimi import (
     FieldSource,
@@ -43,6 +41,30 @@ from ..wire.mls import AppDataDictionary
 from .store import Store
 
 T = SearchIdentifierType
+
+# -- the steps of the identifierQuery rules (reference_peer.overrides) -----------------------------------
+
+SKIP_DELETED = step(
+    "directory.search.skip-deleted", "DISC-R9-REMOVED-NOT-RETURNED",
+    summary="a deleted user is never found")
+HONOUR_POLICY = step(
+    "directory.search.honour-policy", "PROTO-IDQUERY-SEARCH-POLICY",
+    summary="a hidden user is never found; an exact-handle-only user only by a query of handle elements")
+MATCH_ALL_ELEMENTS = step(
+    "directory.search.match-all-elements", "PROTO-IDQUERY-AND-SEMANTICS",
+    summary="a user matches a query only if every element of it matches (AND)")
+NOTFOUND_WHEN_NONE = step(
+    "directory.search.notfound-when-none", "PROTO-IDQUERY-STATUS-CODES",
+    summary="a query that matches nobody answers notFound")
+EVERY_MATCH = step(
+    "directory.search.every-match", "DISC-R5-ZERO-ONE-MANY",
+    summary="a query answers every matching user (up to max_results; more answers ambiguous)")
+MATCH_ORDER = step(
+    "directory.search.match-order", "DISC-R5-ZERO-ONE-MANY",
+    summary="several matching users are answered in user URI order")
+HANDLE_EXACT = step(
+    "directory.match.handle-exact", "PROTO-IDQUERY-EXACT-MATCH-TYPES",
+    summary="a handle element matches the whole handle URI exactly")
 
 # OpenID Connect Core 1.0 §5.1 standard claims.
 OIDC_STANDARD_CLAIMS = frozenset(
@@ -352,35 +374,37 @@ class Directory:
         users = self._store.conn.execute(
             "SELECT uri, search_policy FROM users WHERE (? OR status = 'active') AND (? OR search_policy != 'hidden') "
             "ORDER BY uri",
-            (active(faults.IDQUERY_FINDS_DELETED_USERS), active(faults.IDQUERY_IGNORES_SEARCH_POLICY)),
+            (self.overrides.departs(SKIP_DELETED), self.overrides.departs(HONOUR_POLICY)),
         ).fetchall()
         matches = []
-        match_all = any if active(faults.IDQUERY_OR_SEMANTICS) else all
+        match_all = any if self.overrides.departs(MATCH_ALL_ELEMENTS) else all
         for uri, policy in users:
             if (policy == SearchPolicy.exact_handle and any(el.search_type != T.handle for el in elements)
-                    and not active(faults.IDQUERY_IGNORES_SEARCH_POLICY)):
+                    and not self.overrides.departs(HONOUR_POLICY)):
                 continue
             profile = self.profile(uri)
-            if match_all(element_matches(profile, el) for el in elements):
+            if match_all(element_matches(profile, el, self.overrides) for el in elements):
                 matches.append(SearchMatch(uri, tuple(profile.public_fields())))
         if not matches:
-            if active(faults.IDQUERY_NOTFOUND_AS_SUCCESS):
+            if self.overrides.departs(NOTFOUND_WHEN_NONE):
                 return SearchResult(IdentifierQueryCode.success)
             return SearchResult(IdentifierQueryCode.notFound)
         if len(matches) > self.settings.max_results:
             return SearchResult(IdentifierQueryCode.ambiguous)
-        if active(faults.IDQUERY_FIRST_MATCH_ONLY):
+        matches = self.overrides.hook(MATCH_ORDER, matches) or matches
+        if self.overrides.departs(EVERY_MATCH):
             matches = matches[:1]
         return SearchResult(IdentifierQueryCode.success, tuple(matches))
 
 
-def element_matches(profile: Profile, el: QueryElement) -> bool:
+def element_matches(profile: Profile, el: QueryElement, overrides: Overrides = NO_OVERRIDES) -> bool:
+    """Whether query element ``el`` matches ``profile`` (``overrides``: those of the provider searching)."""
     value = el.text
     if value is None or value == "":
         return False
     kind = el.search_type
     if kind == T.handle:
-        if active(faults.IDQUERY_PREFIX_MATCH):
+        if overrides.departs(HANDLE_EXACT):
             return any(handle.startswith(value) for handle in profile.handles)
         return value in profile.handles
     if kind == T.nick:

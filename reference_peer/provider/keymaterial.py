@@ -26,12 +26,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ..faults import active
-from ..faults import consent as consent_faults
-from ..faults import discovery as faults
 from ..mls.crypto import cipher_suite
 from ..mls.errors import UnsupportedCipherSuite
-from ..overrides import NO_OVERRIDES, Overrides
+from ..overrides import NO_OVERRIDES, Overrides, step
 from ..wire.codec import DecodeError
 from ..wire.identity import IdentifierUri
 from ..wire.mimi import (
@@ -50,6 +47,47 @@ KEY_PACKAGE_REF_LABEL = "MLS 1.0 KeyPackage Reference"
 # RFC 9420 §7.2: types every client supports whether or not its capabilities list them.
 DEFAULT_EXTENSION_TYPES = frozenset({1, 2, 3, 4, 5})
 DEFAULT_PROPOSAL_TYPES = frozenset({1, 2, 3, 4, 5, 6, 7})
+
+# -- the steps of the keyMaterial rules (reference_peer.overrides) ---------------------------------------
+
+UNKNOWN_USER_REFUSED = step(
+    "keymaterial.claim.unknown-user-refused", "PROTO-KEYMAT-UNKNOWN-USER", "EXT-CONSENT-ENUMERATION",
+    summary="keyMaterial for a user the provider does not know is refused (noConsent, or userUnknown when the "
+            "provider reveals unknown users), never answered success")
+UNKNOWN_USER_HIDDEN = step(
+    "keymaterial.claim.unknown-user-hidden", "EXT-CONSENT-ENUMERATION",
+    summary="an unknown user answers noConsent, like a user who gave no consent, unless the provider is set to "
+            "reveal unknown users")
+REFUSAL_CLAIMS_NOTHING = step(
+    "keymaterial.claim.refusal-claims-nothing", "EXT-CONSENT-FIRST-NO-KEYPACKAGES",
+    summary="a keyMaterial refused for lack of consent claims no KeyPackage")
+EVERY_CLIENT = step(
+    "keymaterial.claim.every-client", "PROTO-KEYMAT-CLIENTS-ENUMERATED",
+    summary="keyMaterial enumerates (and serves) every client of the target user")
+CLIENT_ORDER = step(
+    "keymaterial.claim.client-order", "PROTO-KEYMAT-CLIENTS-ENUMERATED",
+    summary="the clients of the target user are enumerated in client URI order")
+PARTIAL_SUCCESS = step(
+    "keymaterial.claim.partial-success", "PROTO-KEYMAT-USER-CODE-CONSISTENT",
+    summary="userStatus is partialSuccess when some but not all clients could supply a KeyPackage")
+SKIP_EXPIRED = step(
+    "keymaterial.claim.skip-expired", "PROTO-KEYMAT-NO-EXPIRED",
+    summary="an expired KeyPackage is never served")
+MARK_CLAIMED = step(
+    "keymaterial.claim.mark-claimed", "PROTO-KEYMAT-NO-REUSE",
+    summary="a one-time KeyPackage handed out is marked claimed and never handed out again")
+REQUIRED_CAPABILITIES = step(
+    "keymaterial.claim.required-capabilities", "PROTO-KEYMAT-REQUIRED-CAPABILITIES",
+    summary="a KeyPackage is served only if its capabilities cover the request's requiredCapabilities")
+LIST_NOTHING_COMPATIBLE = step(
+    "keymaterial.claim.list-nothing-compatible-clients", "PROTO-KEYMAT-NOCOMPAT-MAY-LIST-CLIENTS",
+    summary="a noCompatibleMaterial answer lists the user's clients (unless the settings say not to)")
+REVEAL_CAPABILITIES = step(
+    "keymaterial.claim.reveal-capabilities", "PROTO-KEYMAT-REQUIRED-CAPABILITIES",
+    summary="a nothingCompatible client carries its capabilities (unless the settings say not to)")
+ACCEPTABLE_CIPHERSUITE = step(
+    "keymaterial.claim.acceptable-ciphersuite", "PROTO-KEYMAT-ACCEPTABLE-CIPHERSUITE",
+    summary="a KeyPackage is served only if its cipher suite is one of the request's acceptableCiphersuites")
 
 
 class InvalidUpload(ValueError):
@@ -225,9 +263,9 @@ class KeyMaterialService:
         with self._store.transaction() as conn:
             row = conn.execute("SELECT status FROM users WHERE uri = ?", (query.target,)).fetchone()
             if row is None:
-                if active(faults.KEYMAT_UNKNOWN_USER_EMPTY_SUCCESS):
+                if self.overrides.departs(UNKNOWN_USER_REFUSED):
                     return KeyMaterialResult(KeyMaterialUserCode.success, query.target)
-                reveal = self.settings.reveal_unknown_users or active(faults.KEYMAT_REVEAL_UNKNOWN_USERS)
+                reveal = self.settings.reveal_unknown_users or self.overrides.departs(UNKNOWN_USER_HIDDEN)
                 code = KeyMaterialUserCode.userUnknown if reveal else refused
                 return KeyMaterialResult(code, query.target)
             if row[0] == "deleted":
@@ -240,36 +278,39 @@ class KeyMaterialService:
                 return KeyMaterialResult(code, query.target)
             verdict = self._consent.decide_keymaterial(query.requester, query.target, query.room)
             if verdict != ConsentVerdict.allowed:
-                consent_faults.on_refusal(conn, query.target, int(self._clock()))
+                self.overrides.hook(REFUSAL_CLAIMS_NOTHING, conn, query.target, int(self._clock()))
                 return KeyMaterialResult(KeyMaterialUserCode[verdict.value], query.target)
 
             now = int(self._clock())
             clients = [
                 r[0] for r in conn.execute("SELECT uri FROM clients WHERE user_uri = ? ORDER BY uri", (query.target,))
             ]
-            if active(faults.KEYMAT_FIRST_CLIENT_ONLY):
+            clients = self.overrides.hook(CLIENT_ORDER, clients) or clients
+            if self.overrides.departs(EVERY_CLIENT):
                 clients = clients[:1]
             results = [self._claim_for_client(conn, client, query, now) for client in clients]
             codes = [r.code for r in results]
             if codes and all(c == KeyMaterialClientCode.success for c in codes):
                 user_code = KeyMaterialUserCode.success
             elif KeyMaterialClientCode.success in codes:
-                user_code = (KeyMaterialUserCode.success if active(faults.KEYMAT_SUCCESS_DESPITE_EXHAUSTED)
+                user_code = (KeyMaterialUserCode.success if self.overrides.departs(PARTIAL_SUCCESS)
                              else KeyMaterialUserCode.partialSuccess)
             else:
                 # No client could supply anything, whether incompatible or exhausted: -06 has no
                 # "exhausted" user code, and noCompatibleMaterial is the one that may list clients.
                 user_code = KeyMaterialUserCode.noCompatibleMaterial
-                if not self.settings.list_clients_when_nothing_compatible:
+                if (not self.settings.list_clients_when_nothing_compatible
+                        or self.overrides.departs(LIST_NOTHING_COMPATIBLE)):
                     results = []
             return KeyMaterialResult(user_code, query.target, tuple(results))
 
     def _claim_for_client(self, conn, client: str, query: KeyMaterialQuery, now: int) -> ClientMaterial:
+        serve_expired = self.overrides.departs(SKIP_EXPIRED)
         rows = conn.execute(
             "SELECT id, key_package, ref, cipher_suite, not_after, last_resort FROM key_packages "
             "WHERE client_uri = ? AND (claimed_at IS NULL OR last_resort = 1) AND not_after >= ? AND not_before <= ? "
             "ORDER BY not_after, id",
-            (client, 0 if active(faults.KEYMAT_SERVE_EXPIRED) else now, now),
+            (client, 0 if serve_expired else now, now),
         ).fetchall()
         candidates = [
             _Candidate(
@@ -277,13 +318,14 @@ class KeyMaterialService:
             )
             for rid, kp, ref, suite, not_after, lr in rows
         ]
-        if active(faults.KEYMAT_SERVE_EXPIRED):  # expired ones last: served once the valid ones ran out
+        if serve_expired:  # expired ones last: served once the valid ones ran out
             candidates.sort(key=lambda c: c.not_after < now)
         if not candidates:
             return ClientMaterial(client, KeyMaterialClientCode.keyMaterialExhausted)
         compatible = [c for c in candidates if self._compatible(c, query)]
         if not compatible:
-            caps = candidates[0].capabilities if self.settings.reveal_capabilities else None
+            reveal = self.settings.reveal_capabilities and not self.overrides.departs(REVEAL_CAPABILITIES)
+            caps = candidates[0].capabilities if reveal else None
             return ClientMaterial(client, KeyMaterialClientCode.nothingCompatible, capabilities=caps)
         # Soonest-expiring one-time KeyPackage first; the newest last-resort one only if none.
         one_time = [c for c in compatible if not c.last_resort]
@@ -293,7 +335,7 @@ class KeyMaterialService:
                 "UPDATE key_packages SET times_served = times_served + 1, claimed_by = ?, claimed_at = ? WHERE id = ?",
                 (query.requester, now, chosen.row_id),
             )
-        elif active(faults.KEYMAT_REUSE):  # handed out, but left available for the next claim
+        elif self.overrides.departs(MARK_CLAIMED):  # handed out, but left available for the next claim
             pass
         else:
             cur = conn.execute(
@@ -310,13 +352,12 @@ class KeyMaterialService:
         )
         return ClientMaterial(client, KeyMaterialClientCode.success, key_package=chosen.encoded, ref=chosen.ref)
 
-    @staticmethod
-    def _compatible(candidate: _Candidate, query: KeyMaterialQuery) -> bool:
+    def _compatible(self, candidate: _Candidate, query: KeyMaterialQuery) -> bool:
         caps = candidate.capabilities
-        if active(faults.KEYMAT_IGNORE_REQUIRED_CAPABILITIES):
+        if self.overrides.departs(REQUIRED_CAPABILITIES):
             query = KeyMaterialQuery(query.requester, query.target, query.room, query.acceptable_ciphersuites)
         return (
-            (candidate.suite in set(query.acceptable_ciphersuites) or active(faults.KEYMAT_IGNORE_CIPHERSUITES))
+            (candidate.suite in set(query.acceptable_ciphersuites) or self.overrides.departs(ACCEPTABLE_CIPHERSUITE))
             and all(t in caps.extensions or t in DEFAULT_EXTENSION_TYPES for t in query.required_extensions)
             and all(t in caps.proposals or t in DEFAULT_PROPOSAL_TYPES for t in query.required_proposals)
             and all(t in caps.credentials for t in query.required_credentials)

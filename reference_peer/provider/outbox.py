@@ -39,8 +39,29 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 
-from ..faults import variants_order
+from ..overrides import NO_OVERRIDES, Overrides, step
 from .store import Clock, Store
+
+# The step of the outbox's sending rule (reference_peer.overrides). Performed otherwise (variant
+# notify-in-parallel), due /notify items go out without waiting for the answer to the previous one.
+ONE_IN_FLIGHT = step(
+    "outbox.send.one-in-flight", "PROTO-FANOUT-ORDERED",
+    summary="per destination only the oldest pending item is in flight: the next is sent after the previous "
+            "one's answer, in enqueue order")
+
+
+def _carries_commit(body: bytes) -> bool:
+    """Whether a /notify body carries a commit (sent in parallel, nothing goes after it to the same
+    provider until it is delivered)."""
+    from ..wire.mimi import FanoutMessage, Protocol
+    from ..wire.mls import ContentType
+
+    try:
+        messages = FanoutMessage.decode_sequence(body, scope={"protocol": Protocol.mls10})
+    except Exception:  # noqa: BLE001 - not a fan-out body: nothing to keep in order behind it
+        return False
+    return any(m.message.public_message is not None
+               and m.message.public_message.content.content_type == ContentType.commit for m in messages)
 
 
 @dataclass(frozen=True)
@@ -121,9 +142,10 @@ def _record(row) -> OutboxRecord:
 
 
 class Outbox:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, *, overrides: Overrides = NO_OVERRIDES) -> None:
         self._store = store
         self._clock = clock
+        self.overrides = overrides  # the provider's; its worker sends by them
         self._listeners: list[Callable[[], None]] = []
 
     def add_listener(self, callback: Callable[[], None]) -> None:
@@ -248,8 +270,10 @@ class OutboxWorker:
         clock: Clock,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        overrides: Overrides | None = None,
     ) -> None:
         self.outbox = outbox
+        self.overrides = outbox.overrides if overrides is None else overrides
         self._send = send
         self.policy = policy or RetryPolicy()
         self._clock = clock
@@ -267,7 +291,7 @@ class OutboxWorker:
     async def run_once(self) -> int:
         """Send every due head-of-line item, each destination until its next item is not due or
         fails. Returns the number of attempts made."""
-        if variants_order.parallel_sending():
+        if self.overrides.departs(ONE_IN_FLIGHT):
             return self._launch_parallel()
         now = self._clock()
         due = [rec.item.destination for rec in self.outbox.heads() if rec.next_attempt_at <= now]
@@ -289,8 +313,8 @@ class OutboxWorker:
                 continue
             retrying = rec.attempts > (1 if item.id in self._in_flight else 0)  # a refused one, or its retry
             room = next(iter(item.path_vars.values()), "")
-            barrier = (not variants_order.notify_in_parallel(item.endpoint) or retrying
-                       or variants_order.carries_commit(item.body)
+            barrier = (item.endpoint != "notify" or not self.overrides.departs(ONE_IN_FLIGHT) or retrying
+                       or _carries_commit(item.body)
                        or (self.serial_room is not None and self.serial_room(room)))
             if barrier:
                 blocked.add(item.destination)
@@ -364,7 +388,7 @@ class OutboxWorker:
 
     def next_due_in(self) -> float | None:
         """Seconds until the earliest pending head is due (0 if overdue); None if nothing pending."""
-        heads = self._parallel_candidates() if variants_order.parallel_sending() else self.outbox.heads()
+        heads = self._parallel_candidates() if self.overrides.departs(ONE_IN_FLIGHT) else self.outbox.heads()
         if not heads:
             return None
         return max(0.0, min(rec.next_attempt_at for rec in heads) - self._clock())

@@ -12,10 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..faults import active
-from ..faults import consent as consent_faults
-from ..faults.discovery import IDQUERY_FINDS_DELETED_USERS
-from ..overrides import NO_OVERRIDES, Overrides
+from ..overrides import NO_OVERRIDES, Overrides, step
 from ..wire.identity import IdentifierUri, MimiUri
 from ..wire.mimi import ConsentEntry, ConsentOperation
 from ..wire.mls import AppDataDictionary, KeyPackage
@@ -46,6 +43,32 @@ from .keymaterial import (
 )
 from .outbox import Outbox
 from .store import Clock, Store
+
+# -- the steps of the provider's rules (reference_peer.overrides) ----------------------------------------
+
+DROP_DELETED_PROFILE = step(
+    "provider.delete-user.drop-profile", "DISC-R9-REMOVED-NOT-RETURNED",
+    summary="deleting a user deletes their directory profile")
+RECORD_REQUEST = step(
+    "provider.request-consent.record", "EXT-CONSENT-FIRST-REQUEST-201",
+    summary="a received requestConsent (request) for a local user is recorded as pending for that user")
+UPDATE_NOTICE_ONLY = step(
+    "provider.update-consent.notice-only", "PROTO-CONSENT-UPDATE-DOMAINS",
+    summary="a received updateConsent is kept as a notice for our local requester, never recorded as a decision "
+            "of one of our users")
+RECORD_REVOKE = step(
+    "provider.revoke.record",
+    "EXT-CONSENT-FIRST-REVOKE-CLOSES", "PROTO-CONSENT-REVOKE-ENFORCED", "PROTO-KEYMAT-NOCONSENT",
+    summary="a local user's revoke is recorded (and closes keyMaterial)")
+KEEP_REVOKE_PRIVATE = step(
+    "provider.revoke.keep-private", "PROTO-CONSENT-REVOKE-NOTICE-OPTIONAL",
+    summary="a local user's revoke is not sent to the requester's provider (unless the settings say to send it)")
+REJECT_DROPS_HELD = step(
+    "provider.revoke.drop-held", "EXT-CONSENT-QUARANTINE-REJECT-DROPS",
+    summary="a reject drops the held items of the rooms it covers")
+CANCEL_SENT_SAME_SCOPE = step(
+    "provider.request-consent.cancel-same-scope", "PROTO-CONSENT-CANCEL-SAME-SCOPE",
+    summary="a cancel our provider sends carries the scope (roomId) of the request it cancels")
 
 
 @dataclass(frozen=True)
@@ -133,15 +156,17 @@ class ProviderState:
         self.routes = KeyPackageRoutes(store, clock)
         self.directory = Directory(store, settings.search, overrides=overrides)
         self.dedup = NotifyDedup(store, clock, window=settings.dedup_window)
-        self.outbox = Outbox(store, clock)
+        self.outbox = Outbox(store, clock, overrides=overrides)
 
     @classmethod
-    def memory(cls, settings: ProviderSettings, *, clock: Clock = time.time) -> ProviderState:
-        return cls(settings, Store.memory(), clock=clock)
+    def memory(cls, settings: ProviderSettings, *, clock: Clock = time.time,
+               overrides: Overrides = NO_OVERRIDES) -> ProviderState:
+        return cls(settings, Store.memory(), clock=clock, overrides=overrides)
 
     @classmethod
-    def open(cls, settings: ProviderSettings, path: str | Path, *, clock: Clock = time.time) -> ProviderState:
-        return cls(settings, Store.open(path), clock=clock)
+    def open(cls, settings: ProviderSettings, path: str | Path, *, clock: Clock = time.time,
+             overrides: Overrides = NO_OVERRIDES) -> ProviderState:
+        return cls(settings, Store.open(path), clock=clock, overrides=overrides)
 
     def close(self) -> None:
         self.store.close()
@@ -234,7 +259,7 @@ class ProviderState:
                 "DELETE FROM inbox WHERE client_uri IN (SELECT uri FROM clients WHERE user_uri = ?)", (user_uri,)
             )
             conn.execute("DELETE FROM clients WHERE user_uri = ?", (user_uri,))
-            if not active(IDQUERY_FINDS_DELETED_USERS):
+            if not self.overrides.departs(DROP_DELETED_PROFILE):
                 conn.execute("DELETE FROM profile_fields WHERE user_uri = ?", (user_uri,))
             conn.execute("DELETE FROM kp_routes WHERE user_uri = ?", (user_uri,))
             conn.execute("DELETE FROM consent_requests WHERE target = ?", (user_uri,))
@@ -275,14 +300,15 @@ class ProviderState:
         """POST /requestConsent: ``request`` or ``cancel``. Raises ConsentDomainError on a §5.7
         domain mismatch (the handler answers 403)."""
         check_consent_domains(
-            operation, requester, target, peer_domain=peer_domain, local_domains=self.settings.domains
+            operation, requester, target, peer_domain=peer_domain, local_domains=self.settings.domains,
+            overrides=self.overrides,
         )
         scope = ConsentScope(requester, target, room or None)
         with self.store.transaction():
             if self.user_status(target) != "active":
                 return ConsentReceipt(404 if self.settings.reveal_unknown_consent_targets else 201, False)
             if operation == "request":
-                if not active(consent_faults.REQUEST_NOT_RECORDED):
+                if not self.overrides.departs(RECORD_REQUEST):
                     self.consent.record_request(scope)
                 return ConsentReceipt(201, True)
             return ConsentReceipt(201, self.consent.cancel_request(scope))
@@ -300,10 +326,12 @@ class ProviderState:
         """POST /updateConsent: a remote target's ``grant`` or ``revoke`` for our local requester.
         Kept as a notice for the requester (their events); KeyPackages in a grant are counted."""
         check_consent_domains(
-            operation, requester, target, peer_domain=peer_domain, local_domains=self.settings.domains
+            operation, requester, target, peer_domain=peer_domain, local_domains=self.settings.domains,
+            overrides=self.overrides,
         )
-        if consent_faults.misdirected_update(self.consent, operation, requester, target, room, self.settings.domains):
-            return ConsentReceipt(201, True)  # deliberate fault consent-update-from-any-domain
+        if self.overrides.hook(UPDATE_NOTICE_ONLY, self.consent, operation, requester, target, room,
+                               self.settings.domains):
+            return ConsentReceipt(201, True)  # recorded otherwise (a departure from the step)
         with self.store.transaction() as conn:
             if self.user_status(requester) != "active":
                 return ConsentReceipt(404 if self.settings.reveal_unknown_consent_targets else 201, False)
@@ -351,13 +379,14 @@ class ProviderState:
         with self.store.transaction():
             if self.user_status(user) != "active":
                 raise KeyError(user)
-            if consent_faults.revoke_recorded():
+            if not self.overrides.departs(RECORD_REVOKE):
                 self.consent.record_decision(scope, Decision.revoke)
-            if consent_faults.reject_delivers():
+            if self.overrides.departs(REJECT_DROPS_HELD):  # released instead of dropped
                 return ConsentChange(released=tuple(self.consent.accept(user, requester, room)))
             dropped = self.consent.reject(user, requester, room)
             outbox_id = None
-            if self.settings.send_revocations and not self.is_local(requester):
+            send = self.settings.send_revocations or self.overrides.departs(KEEP_REVOKE_PRIVATE)
+            if send and not self.is_local(requester):
                 outbox_id = self._queue_consent(ConsentOperation.revoke, scope, "updateConsent", [])
         return ConsentChange(dropped=dropped, outbox_id=outbox_id)
 
@@ -366,8 +395,8 @@ class ProviderState:
         if not self.is_local(requester) or self.is_local(target):
             raise ConsentDomainError("request_consent is for a local requester and a remote target")
         op = ConsentOperation.cancel if cancel else ConsentOperation.request
-        if cancel:
-            room = consent_faults.sent_cancel_room(room)
+        if cancel and self.overrides.departs(CANCEL_SENT_SAME_SCOPE):
+            room = None
         with self.store.transaction():
             return self._queue_consent(op, ConsentScope(requester, target, room), "requestConsent", [])
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from .. import faults as _faults
-from ..faults import removal as _removal_faults
 from ..mls import (
     Group,
     KeyPackageBundle,
@@ -28,7 +26,7 @@ from ..mls import (
 )
 from ..mls.group import decode_message, proposal_ref
 from ..mls.tree import RatchetTree as TreeState
-from ..overrides import BuiltWith
+from ..overrides import NO_OVERRIDES, BuiltWith, Overrides, step
 from ..wire.codec import DecodeError, EncodeError
 from ..wire.hub_transfer import MIMI_HUB_COMPONENT_ID
 from ..wire.identity import IdentifierUri
@@ -44,13 +42,55 @@ from ..wire.mimi import (
     SubmitMessageRequest,
     UpdateRequest,
 )
-from ..wire.mls import ContentType, KeyPackage, MLSMessage, Proposal, SenderType, WireFormat
-from ..wire.ratchet_tree_options import RatchetTreeOption, RatchetTreeRepresentation
+from ..wire.mls import ContentType, GroupInfo, KeyPackage, MLSMessage, Proposal, SenderType, WireFormat
+from ..wire.ratchet_tree_options import (
+    PartialGroupInfo,
+    RatchetTreeOption,
+    RatchetTreePresence,
+    RatchetTreeRepresentation,
+)
 from ..wire.room_policy import PolicyComponentId
 from . import participants as plist_mod
 from .naming import client_uri, user_of_credential, user_uri
 
 MLS10 = {"protocol": Protocol.mls10}
+
+# The named steps of a follower's simulated clients (reference_peer.overrides): where a peer may be
+# built to behave otherwise.
+REMOVE_EVERY_CLIENT = step(
+    "follower.remove-user.remove-every-client", "POLICY-CAP-REMOVE-PARTICIPANT-NO-CLIENTS-LEFT",
+    "PROTO-UPDATE-REMOVE-SIMULTANEOUS",
+    summary="a commit removing a user from the participant list removes every client of that user in the same commit",
+)
+LEAVE_REMOVES_OTHER_CLIENTS = step(
+    "follower.leave.remove-other-clients", "POLICY-CAP-REMOVE-SELF-ALL-CLIENTS",
+    summary="a leaving client proposes its SelfRemove, a Remove for each other client of its user and the "
+    "participant-list removal together",
+)
+LEAVE_BY_SELF_REMOVE = step(
+    "follower.leave.self-remove", "PROTO-UPDATE-SELF-LEAVE-CACHED", "POLICY-CAP-REMOVE-SELF-ALL-CLIENTS",
+    summary="a leaving client proposes its own removal as a SelfRemove (otherwise: a Remove of its own leaf, "
+    "as -06 §3.5 step 1 words it)",
+)
+PLIST_UPDATE_BEFORE_REMOVES = step(
+    "follower.remove-user.plist-update-first", "PROTO-UPDATE-REMOVE-SIMULTANEOUS",
+    summary="a commit removing a user lists the participant-list AppDataUpdate before the Removes of the "
+    "user's clients (otherwise after them)",
+)
+APPLICATION_PADDING = step(
+    "follower.send.padding", "PROTO-SUBMIT-SENDER-WIREFORMAT",
+    summary="an application message's PrivateMessage carries no padding (a hook gives the number of zero "
+    "octets to pad the content with)",
+)
+FULL_GROUPINFO = step(
+    "follower.commit.full-groupinfo", "POLICY-OPS-COMMITTER-PROVIDES-GROUPINFO", "PROTO-UPDATE-PARTIAL-GROUPINFO",
+    summary="a commit's UpdateRequest carries the new epoch's full GroupInfo (otherwise a PartialGroupInfo for "
+    "the hub to rebuild it from)",
+)
+SENDER_NOT_IN_CLEAR = step(
+    "follower.send.sender-not-in-clear", "PROTO-SUBMIT-SENDER-WIREFORMAT", "PROTO-FRANK-SENDER-HIDDEN",
+    summary="an application message is a PrivateMessage with empty authenticated_data: the sender is not in clear",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +127,9 @@ CLIENT_APP_COMPONENTS: tuple[int, ...] = (
 class SimulatedClient(BuiltWith):
     """One MLS client of a local user: credential, signature key, KeyPackages, its Group, its inbox."""
 
-    def __init__(self, domain: str, user: str, name: str, *, suite_id: int = 1) -> None:
+    def __init__(self, domain: str, user: str, name: str, *, suite_id: int = 1,
+                 overrides: Overrides = NO_OVERRIDES) -> None:
+        self.overrides = overrides
         self.domain = domain
         self.uri = client_uri(domain, user, name)
         self.user_uri = user_uri(domain, user)
@@ -105,6 +147,13 @@ class SimulatedClient(BuiltWith):
 
     def __repr__(self) -> str:
         return f"SimulatedClient({self.uri})"
+
+    def __copy__(self) -> SimulatedClient:
+        """A shallow copy that keeps the overrides (a per-room member made from a client's keys is
+        built like them; pickling, and so deepcopy, drops them: BuiltWith)."""
+        clone = self.__class__.__new__(self.__class__)
+        clone.__dict__.update(self.__dict__)
+        return clone
 
     # -- key material and membership ----------------------------------------------------------
 
@@ -161,7 +210,8 @@ class SimulatedClient(BuiltWith):
     def leaves_of_user(self, user: bytes) -> list[int]:
         if self.group is None:
             return []
-        return [i for i, leaf in self.group.members() if user_of_credential(leaf.credential) == user]
+        return [i for i, leaf in self.group.members()
+                if user_of_credential(leaf.credential, self.overrides) == user]
 
     # -- outgoing -----------------------------------------------------------------------------
 
@@ -174,11 +224,19 @@ class SimulatedClient(BuiltWith):
     def _tree_option(group: Group) -> RatchetTreeOption:
         return RatchetTreeOption(representation=RatchetTreeRepresentation.full, ratchet_tree=group.tree.to_wire())
 
-    def _update_request(self, commit: bytes, welcome: bytes | None, info: object, next_state: Group) -> bytes:
+    def _group_info_option(self, info: GroupInfo) -> GroupInfoOption:
+        if not self.overrides.departs(FULL_GROUPINFO):
+            return GroupInfoOption(representation=GroupInfoRepresentation.full, groupInfo=info)
+        # What the hub cannot rebuild (ratchet-tree-options §4); the GroupInfo has no embedded tree.
+        partial = PartialGroupInfo(ratchet_tree_presence=RatchetTreePresence.no_ratchet_tree,
+                                   group_info_extensions=list(info.extensions), signature=bytes(info.signature))
+        return GroupInfoOption(representation=GroupInfoRepresentation.partial, partialGroupInfo=partial)
+
+    def _update_request(self, commit: bytes, welcome: bytes | None, info: GroupInfo, next_state: Group) -> bytes:
         bundle = HandshakeBundle(
             proposalOrCommit=decode_message(commit),
             welcome=decode_message(welcome).welcome if welcome is not None else None,
-            groupInfoOption=GroupInfoOption(representation=GroupInfoRepresentation.full, groupInfo=info),
+            groupInfoOption=self._group_info_option(info),
             ratchetTreeOption=self._tree_option(next_state),
         )
         return UpdateRequest(protocol=Protocol.mls10, bundle=bundle).encode()
@@ -234,9 +292,13 @@ class SimulatedClient(BuiltWith):
                 )
             )
         leaves = self.leaves_of_user(user)
-        if _faults.active(_removal_faults.REMOVE_USER_MISSES_A_CLIENT):
+        if self.overrides.departs(REMOVE_EVERY_CLIENT):  # otherwise: only the first of them
             leaves = leaves[:1]
-        proposals += [remove_proposal(leaf) for leaf in leaves]
+        removes = [remove_proposal(leaf) for leaf in leaves]
+        if self.overrides.departs(PLIST_UPDATE_BEFORE_REMOVES):  # otherwise: the Removes first
+            proposals = removes + proposals
+        else:
+            proposals += removes
         return self.commit(proposals, **kwargs)
 
     def change_role(self, user: bytes, role: int, *, remove_clients: bool = False, **kwargs: object) -> OutgoingCommit:
@@ -284,10 +346,12 @@ class SimulatedClient(BuiltWith):
         participant-list removal of the user, sent together for the hub to cache."""
         group = self._require_group()
         index = plist_mod.index_of(self.participant_list(), self.user_uri.encode())
-        proposals: list[Proposal] = [self_remove_proposal()]
+        # Otherwise: a Remove of its own leaf, like those of its user's other clients (-06 §3.5 step 1).
+        own = remove_proposal(group.own_leaf) if self.overrides.departs(LEAVE_BY_SELF_REMOVE) else self_remove_proposal()
+        proposals: list[Proposal] = [own]
         proposals += [
             remove_proposal(leaf) for leaf in self.leaves_of_user(self.user_uri.encode()) if leaf != group.own_leaf
-            if not _faults.active(_removal_faults.LEAVE_KEEPS_OTHER_CLIENTS)
+            if not self.overrides.departs(LEAVE_REMOVES_OTHER_CLIENTS)  # otherwise: no Remove for them
         ]
         if index is not None:
             proposals.append(
@@ -299,11 +363,10 @@ class SimulatedClient(BuiltWith):
 
     def send(self, text: bytes) -> bytes:
         """An application message as a SubmitMessageRequest body, with the user's URI as sendingUri."""
-        from ..faults import active
-        from ..faults.privacy import SUBMIT_SENDER_IN_CLEAR  # a deliberate fault, off unless configured
-
-        aad = self.uri.encode() if active(SUBMIT_SENDER_IN_CLEAR) else b""
-        message = self._require_group().protect(text, aad)
+        # Otherwise: the client URI in authenticated_data, in clear.
+        aad = self.uri.encode() if self.overrides.departs(SENDER_NOT_IN_CLEAR) else b""
+        padding = self.overrides.hook(APPLICATION_PADDING, text) or 0
+        message = self._require_group().protect(text, aad, padding)
         self._sent.add(message)
         return SubmitMessageRequest(
             protocol=Protocol.mls10,
@@ -421,12 +484,13 @@ class SimulatedClient(BuiltWith):
 class LocalClients:
     """A provider's simulated clients for one room, keyed by client URI."""
 
-    def __init__(self, domain: str) -> None:
+    def __init__(self, domain: str, *, overrides: Overrides = NO_OVERRIDES) -> None:
         self.domain = domain
+        self.overrides = overrides  # given to every client it adds
         self.clients: dict[str, SimulatedClient] = {}
 
     def add(self, user: str, name: str, *, suite_id: int = 1) -> SimulatedClient:
-        client = SimulatedClient(self.domain, user, name, suite_id=suite_id)
+        client = SimulatedClient(self.domain, user, name, suite_id=suite_id, overrides=self.overrides)
         self.clients[client.uri] = client
         return client
 

@@ -10,8 +10,17 @@ from __future__ import annotations
 
 import functools
 
+from ..overrides import NO_OVERRIDES, Overrides, step
 from ..wire.identity import MimiUri, MimiUriError, UriKind
 from ..wire.mls import Credential, CredentialType
+
+# A pseudonym URI (/p/) names no user: a pseudonymous member is not a user of the room (what makes a
+# room's pseudonyms_allowed false enforceable). A hook given for this step returns the user a peer
+# built otherwise reads from a URI that names none (None: still none).
+PSEUDONYM_IS_NOT_A_USER = step(
+    "naming.user-of-uri.pseudonym-is-not-a-user", "POLICY-BASE-PSEUDONYMS-NOT-ALLOWED",
+    summary="only a user URI or a two-segment client URI names a user; a pseudonym URI names none",
+)
 
 
 def _text(uri: bytes | str) -> str:
@@ -26,18 +35,16 @@ def user_uri(domain: str, user: str) -> str:
     return MimiUri.for_user(domain, user).format()
 
 
-def user_of_uri(uri: bytes | str) -> bytes | None:
-    """The user URI (bytes) of a user URI or a two-segment client URI; None otherwise."""
+def user_of_uri(uri: bytes | str, overrides: Overrides = NO_OVERRIDES) -> bytes | None:
+    """The user URI (bytes) of a user URI or a two-segment client URI; None otherwise. ``overrides``:
+    the caller's (a hub room's, a client's), for :data:`PSEUDONYM_IS_NOT_A_USER`."""
     try:
         text = _text(uri)
     except UnicodeDecodeError:
         return None
     user = _user_of_text(text)
-    if user is None:  # a deliberate fault may take a pseudonym for a user (off unless configured)
-        from ..faults import active
-        from ..faults.privacy import PSEUDONYMS_ACCEPTED, pseudonym_as_user
-
-        return pseudonym_as_user(text) if active(PSEUDONYMS_ACCEPTED) else None
+    if user is None:
+        return overrides.hook(PSEUDONYM_IS_NOT_A_USER, text)
     return user
 
 
@@ -73,8 +80,8 @@ def _domain_of_text(text: str) -> str | None:
         return None
 
 
-def user_of_credential(credential: Credential) -> bytes | None:
+def user_of_credential(credential: Credential, overrides: Overrides = NO_OVERRIDES) -> bytes | None:
     """The user a basic credential's client URI names (None for other credential types or bad URIs)."""
     if credential.credential_type != CredentialType.basic or credential.identity is None:
         return None
-    return user_of_uri(bytes(credential.identity))
+    return user_of_uri(bytes(credential.identity), overrides)

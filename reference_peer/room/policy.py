@@ -15,8 +15,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-from ..faults import active
-from ..faults.multidevice import MAX_CLIENTS_IGNORED
+from ..overrides import NO_OVERRIDES, Overrides, step
 from ..wire.codec import DecodeError, EncodeError
 from ..wire.hub_transfer import CAP_TRANSFER_HUB
 from ..wire.room_policy import (
@@ -32,6 +31,12 @@ from ..wire.room_policy import (
     SingleSourceRoleChangeTargets,
 )
 from .participants import ChangeKind, ParticipantChange
+
+# The named steps of the policy rules (reference_peer.overrides); the hub passes its room's overrides.
+ENFORCE_MAX_CLIENTS = step(
+    "policy.constraints.enforce-max-clients", "POLICY-BASE-MAX-CLIENTS",
+    summary="a commit that takes the group above the room's max_clients is refused",
+)
 
 COMPONENT_ROLES = int(PolicyComponentId.roles_list)
 COMPONENT_BASE_POLICY = int(PolicyComponentId.base_room_policy)
@@ -206,9 +211,11 @@ class RoomPolicy:
         active_before: Iterable[bytes],
         active_after: Iterable[bytes],
         clients_after: int,
+        overrides: Overrides = NO_OVERRIDES,
     ) -> Refusal | None:
         """Role and room size constraints after a commit (§3, §5). Only a count that moved in the
-        wrong direction is refused, so a room that starts below a minimum can still grow."""
+        wrong direction is refused, so a room that starts below a minimum can still grow.
+        ``overrides``: the hub room's (:data:`ENFORCE_MAX_CLIENTS`)."""
         counts_before, counts_after = Counter(before.values()), Counter(after.values())
         active_before_set, active_after_set = set(active_before), set(active_after)
         act_before = Counter(before[u] for u in active_before_set if u in before)
@@ -240,7 +247,8 @@ class RoomPolicy:
         non_banned_before = sum(1 for r in before.values() if r != ROLE_INDEX_BANNED)
         if self.base.max_users is not None and non_banned > self.base.max_users and non_banned > non_banned_before:
             return Refusal(f"{non_banned} users exceed max_users {self.base.max_users}", "POLICY-BASE-MAX-USERS")
-        if self.base.max_clients is not None and clients_after > self.base.max_clients and not active(MAX_CLIENTS_IGNORED):
+        if (self.base.max_clients is not None and clients_after > self.base.max_clients
+                and not overrides.departs(ENFORCE_MAX_CLIENTS)):
             return Refusal(
                 f"{clients_after} clients exceed max_clients {self.base.max_clients}", "POLICY-BASE-MAX-CLIENTS"
             )

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..faults import active
-from ..faults.parent_rooms import TRANSFER_MOVES_DEPENDENT_ROOM, TRANSFER_MOVES_PARENT_ROOM
-from ..faults.transfer_member_support import TRANSFER_IGNORES_MEMBER_SUPPORT
 from ..mls.crypto import cipher_suite
 from ..mls.leaf import leaf_app_components
+from ..overrides import NO_OVERRIDES, Overrides, step
 from ..wire.codec import DecodeError, EncodeError
 from ..wire.hub_transfer import (
     CAP_TRANSFER_HUB,
@@ -98,6 +96,22 @@ class IncomingTransfer:
 # -- rules ------------------------------------------------------------------------------------------
 
 
+# The named steps of the section 5.1 test (reference_peer.overrides); the caller passes its peer's overrides.
+DEPENDENT_ROOM_STAYS = step(
+    "transfer.verify.dependent-room-stays", "EXT-HUBXFER-PARENT-DEPENDENT",
+    summary="a transfer request for a parent-dependent room is refused (notAllowed)",
+)
+PARENT_ROOM_STAYS = step(
+    "transfer.verify.parent-room-stays", "EXT-HUBXFER-PARENT-DEPENDENT",
+    summary="a transfer request for a room that has parent-dependent rooms on its hub is refused (notAllowed)",
+)
+ALL_MEMBERS_SUPPORT = step(
+    "transfer.verify.all-members-support", "EXT-HUBXFER-ALL-MEMBERS-SUPPORT",
+    summary="a transfer request is refused (notAllowed) while a member's LeafNode does not list mimi_hub in "
+    "its app_components",
+)
+
+
 def hub_of_record(app_data: dict[int, bytes] | None, room_id: str) -> HubData | None:
     """The committed mimi_hub component (section 7), or None when it is absent or unreadable (the room
     ID's authority is then the hub)."""
@@ -124,10 +138,12 @@ def dependent_rooms(room_uri: str, hosted) -> list[str]:
 
 
 def verify_request(view, room_uri: str, request: HubTransferRequest, now: int, *, hub: str,
-                   dependents: list[str] | tuple = ()) -> tuple[HubTransferCode, str]:
+                   dependents: list[str] | tuple = (), overrides: Overrides = NO_OVERRIDES,
+                   ) -> tuple[HubTransferCode, str]:
     """Section 5.1 in the epoch of ``view`` (a HubView of the room whose hub is ``hub``): (accepted, "")
     or the refusal code and why. Used by the hub on a request and by the target on a prepare.
-    ``dependents``: the room's parent-dependent rooms the hub hosts (the hub passes them)."""
+    ``dependents``: the room's parent-dependent rooms the hub hosts (the hub passes them).
+    ``overrides``: the verifying peer's."""
     from . import participants as plist_mod
     from .policy import PolicyError, RoomPolicy
 
@@ -150,19 +166,19 @@ def verify_request(view, room_uri: str, request: HubTransferRequest, now: int, *
     if target is None or target == hub:
         return HubTransferCode.notAllowed, "the target is not another provider"
     leaf = view.tree.leaf(content.initiator_leaf_index)
-    if leaf is None or user_of_credential(leaf.credential) != bytes(content.initiator.uri):
+    if leaf is None or user_of_credential(leaf.credential, overrides) != bytes(content.initiator.uri):
         return HubTransferCode.notAllowed, "the initiator's leaf does not hold a credential of the initiator"
     if not verify_hub_transfer_request(cipher_suite(view.suite.suite_id), request, bytes(leaf.signature_key)):
         return HubTransferCode.notAllowed, "the request signature does not verify"
     role = roles.get(bytes(content.initiator.uri), ROLE_INDEX_NON_PARTICIPANT)
     if not policy.has(role, CAP_TRANSFER_HUB):  # type: ignore[arg-type]
         return HubTransferCode.notAllowed, f"role {role} lacks canTransferHub [EXT-HUBXFER-CAP-REQUIRED]"
-    if policy.base.parent_dependant == Bool.true and not active(TRANSFER_MOVES_DEPENDENT_ROOM):
+    if policy.base.parent_dependant == Bool.true and not overrides.departs(DEPENDENT_ROOM_STAYS):
         return HubTransferCode.notAllowed, "a parent-dependent room cannot move [EXT-HUBXFER-PARENT-DEPENDENT]"
-    if dependents and not active(TRANSFER_MOVES_PARENT_ROOM):
+    if dependents and not overrides.departs(PARENT_ROOM_STAYS):
         return HubTransferCode.notAllowed, f"the room has dependent rooms {dependents} [EXT-HUBXFER-PARENT-DEPENDENT]"
     lacking = [i for i, leaf in view.members() if MIMI_HUB_COMPONENT_ID not in (leaf_app_components(leaf) or ())]
-    if lacking and not active(TRANSFER_IGNORES_MEMBER_SUPPORT):
+    if lacking and not overrides.departs(ALL_MEMBERS_SUPPORT):
         return HubTransferCode.notAllowed, (f"the LeafNodes of leaves {lacking} do not list mimi_hub in their "
                                             "app_components [EXT-HUBXFER-ALL-MEMBERS-SUPPORT]")
     return HubTransferCode.accepted, ""

@@ -23,9 +23,7 @@ from typing import Any
 
 import httpx
 
-from ..faults import active
-from ..faults import variants_strictness as strictness_variants
-from ..overrides import NO_OVERRIDES, Overrides
+from ..overrides import NO_OVERRIDES, Overrides, step
 from .endpoints import DIRECTORY_PATH, ENDPOINTS, expand_template
 from .names import MIMI_LOCAL_PART, normalize_domain
 from .tls import StrPath, client_context, is_tls_failure
@@ -123,6 +121,13 @@ class Exchange:
     elapsed: float = 0.0
 
 
+FROM_LOCALPART_EXACTLY_MIMI = step(
+    "client.from.localpart-exactly-mimi", "PROTO-TRANSPORT-FROM-LOCALPART-MIMI",
+    summary="requests to peers carry From: mimi@<domain> (the local part is exactly mimi; -06 §4.1 asks only "
+            "that it contain mimi)",
+)
+
+
 class MimiClient:
     """Calls peers as provider ``domain``: presents its certificate and sends ``From: mimi@<domain>``.
 
@@ -148,7 +153,7 @@ class MimiClient:
         self.overrides = overrides
         self.limits = limits or ClientLimits()
         # -06 §4.1: the local part "MUST contain the fixed string mimi" (AMB-FROM-LOCALPART-CONTAINS).
-        local = "mimi-server" if active(strictness_variants.FROM_LOCALPART_CONTAINS_MIMI) else MIMI_LOCAL_PART
+        local = "mimi-server" if self.overrides.departs(FROM_LOCALPART_EXACTLY_MIMI) else MIMI_LOCAL_PART
         self.from_header = f"{local}@{self.domain}"
         self._ssl_context = client_context(cert_file, key_file, ca_file)
         self._resolve = {normalize_domain(k): v for k, v in (resolve or {}).items()}

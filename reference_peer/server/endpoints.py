@@ -12,10 +12,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_to_bytes
 
-from ..faults import active
-from ..faults import discovery as faults
-from ..faults import transfer_old_hub as old_hub_faults
-from ..faults import variants_strictness as strictness_variants
+from ..overrides import NO_OVERRIDES, Overrides, step
 
 DIRECTORY_PATH = "/.well-known/mimi-protocol-directory"
 API_PREFIX = "/v1/"
@@ -48,39 +45,89 @@ ENDPOINTS: dict[str, Endpoint] = {
     )
 }
 EXTENSION_ENDPOINTS = frozenset({"hubTransfer"})
-# Variant directory-other-variable-names: -06 §5.1 fixes no variable name (RFC 6570 templates).
+# Other template variable names (-06 §5.1 fixes none: RFC 6570 templates), for SECTION_VARIABLE_NAMES's departure.
 OTHER_VARIABLE_NAMES = {"targetUser": "user", "roomId": "room", "targetDomain": "provider", "requesterDomain": "provider",
                         "domain": "domain_name", "downloadUrl": "url"}
 
 
-def directory_document(authority: str, served: frozenset[str] | tuple[str, ...] = ()) -> dict[str, object]:
+# The rules of the §5.1 directory document (steps a peer may be built to perform otherwise).
+SECTION_VARIABLE_NAMES = step(
+    "directory.document.section-variable-names", "PROTO-DIRECTORY-WELL-KNOWN",
+    summary="each endpoint template's variable is named after its endpoint section ({targetUser}, {roomId}, ...)",
+)
+LIST_HUB_TRANSFER = step(
+    "directory.document.list-hub-transfer", "EXT-HUBXFER-DIRECTORY",
+    summary="a provider serving the hub-transfer extension lists hubTransfer in its directory",
+)
+LIST_PROXY_DOWNLOAD = step(
+    "directory.document.list-proxy-download", "PROTO-DIRECTORY-HUB-ENDPOINTS",
+    summary="the directory lists proxyDownload (an endpoint a hub is required to implement)",
+)
+LIST_NOTIFY = step(
+    "directory.document.list-notify", "PROTO-DIRECTORY-FOLLOWER-ENDPOINTS",
+    summary="the directory lists notify (the endpoint a hub reaches a follower at)",
+)
+LIST_IDENTIFIER_QUERY = step(
+    "directory.document.list-identifier-query", "PROTO-DIRECTORY-WELL-KNOWN",
+    summary="the directory lists identifierQuery (an endpoint the reference peer serves)",
+)
+ENDPOINTS_ONLY = step(
+    "directory.document.endpoints-only", "PROTO-DIRECTORY-WELL-KNOWN",
+    summary="the directory has members for endpoints only (no 'meta' object)",
+)
+HTTPS_URLS = step(
+    "directory.document.https-urls", "PROTO-DIRECTORY-HTTPS-URLS",
+    summary="every endpoint URL in the directory is an https URL",
+)
+CATALOGUE_ORDER = step(
+    "directory.document.catalogue-order", "PROTO-DIRECTORY-WELL-KNOWN",
+    summary="the directory lists its members in the order of the endpoint catalogue (hook(document) -> the "
+            "document with its members in another order)",
+)
+V1_PATHS = step(
+    "server.route.v1-paths", "PROTO-DIRECTORY-HTTPS-URLS",
+    summary="the endpoints are listed in the directory and served at /v1/<endpoint>/<variable> (hook() -> "
+            "another path prefix, '/.../', for both)",
+)
+
+
+def api_prefix(overrides: Overrides = NO_OVERRIDES) -> str:
+    """The path prefix the endpoints are listed and served under (``/v1/`` unless built otherwise)."""
+    return overrides.hook(V1_PATHS) or API_PREFIX
+
+
+def directory_document(authority: str, served: frozenset[str] | tuple[str, ...] = (),
+                       overrides: Overrides = NO_OVERRIDES) -> dict[str, object]:
     """The §5.1 directory for a provider reached at ``authority`` (``host`` or ``host:port``); an
-    extension endpoint is listed only when it is in ``served`` (the provider registered it)."""
-    # The variant renames the -06 endpoints' variables; the hub-transfer extension's keeps its own.
-    other_names = active(strictness_variants.DIRECTORY_OTHER_VARIABLE_NAMES)
+    extension endpoint is listed only when it is in ``served`` (the provider registered it).
+    ``overrides``: those of the server answering (the caller's)."""
+    # Another naming renames the -06 endpoints' variables; the hub-transfer extension's keeps its own.
+    other_names = overrides.departs(SECTION_VARIABLE_NAMES)
+    prefix = api_prefix(overrides)
     document = {
-        e.name: f"https://{authority}{API_PREFIX}{e.name}/"
+        e.name: f"https://{authority}{prefix}{e.name}/"
                 f"{{{OTHER_VARIABLE_NAMES[e.variable] if other_names and e.name not in EXTENSION_ENDPOINTS else e.variable}}}"
         for e in ENDPOINTS.values()
         if e.name not in EXTENSION_ENDPOINTS or e.name in served
     }
-    if active(old_hub_faults.DIRECTORY_OMITS_HUB_TRANSFER):
+    if overrides.departs(LIST_HUB_TRANSFER):
         document.pop("hubTransfer", None)
-    if active(faults.DIRECTORY_OMITS_PROXY_DOWNLOAD):
+    if overrides.departs(LIST_PROXY_DOWNLOAD):
         del document["proxyDownload"]
-    if active(faults.DIRECTORY_OMITS_NOTIFY):
+    if overrides.departs(LIST_NOTIFY):
         del document["notify"]
-    if active(faults.WITHOUT_IDENTIFIER_QUERY):
+    if overrides.departs(LIST_IDENTIFIER_QUERY):
         del document["identifierQuery"]
-    if active(faults.DIRECTORY_META_MEMBER):
+    if overrides.departs(ENDPOINTS_ONLY):
         document["meta"] = {"termsOfService": f"https://{authority}/terms", "website": f"https://{authority}/"}
-    if active(faults.DIRECTORY_PLAIN_HTTP_URL):
+    if overrides.departs(HTTPS_URLS):
         document["reportAbuse"] = "http://" + document["reportAbuse"].removeprefix("https://")
-    return document
+    return overrides.hook(CATALOGUE_ORDER, document) or document
 
 
-def directory_json(authority: str, served: frozenset[str] | tuple[str, ...] = ()) -> bytes:
-    return json.dumps(directory_document(authority, served), indent=2).encode()
+def directory_json(authority: str, served: frozenset[str] | tuple[str, ...] = (),
+                   overrides: Overrides = NO_OVERRIDES) -> bytes:
+    return json.dumps(directory_document(authority, served, overrides), indent=2).encode()
 
 
 class PathError(ValueError):
@@ -108,15 +155,16 @@ def encode_segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def match_endpoint(raw_path: str) -> tuple[Endpoint, str] | None:
-    """(endpoint, raw variable segment) for ``/v1/<name>/<segment>``; None when no endpoint has that shape.
+def match_endpoint(raw_path: str, prefix: str = API_PREFIX) -> tuple[Endpoint, str] | None:
+    """(endpoint, raw variable segment) for ``/v1/<name>/<segment>`` (``prefix``: the server's, see
+    :func:`api_prefix`); None when no endpoint has that shape.
 
     ``raw_path`` must be the undecoded request path without the query: decoding first would turn an
     encoded ``%2F`` into a segment separator.
     """
-    if not raw_path.startswith(API_PREFIX):
+    if not raw_path.startswith(prefix):
         return None
-    name, sep, segment = raw_path[len(API_PREFIX) :].partition("/")
+    name, sep, segment = raw_path[len(prefix) :].partition("/")
     endpoint = ENDPOINTS.get(name)
     if endpoint is None or not sep or not segment or "/" in segment:
         return None

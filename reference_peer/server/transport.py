@@ -40,14 +40,20 @@ from types import MappingProxyType
 from aiohttp import web
 from cryptography import x509
 
-from reference_peer.faults import active
-from reference_peer.faults import transport as transport_faults
-from reference_peer.faults import variants_strictness as strictness_variants
-from reference_peer.overrides import NO_OVERRIDES, Overrides
+from reference_peer.overrides import NO_OVERRIDES, Overrides, step
 from reference_peer.pki import subject_alt_dns_names
 from reference_peer.wire.codec import DecodeError
 
-from .endpoints import DIRECTORY_PATH, ENDPOINTS, Endpoint, PathError, decode_segment, directory_json, match_endpoint
+from .endpoints import (
+    DIRECTORY_PATH,
+    ENDPOINTS,
+    Endpoint,
+    PathError,
+    api_prefix,
+    decode_segment,
+    directory_json,
+    match_endpoint,
+)
 from .names import (
     MalformedFrom,
     MalformedHost,
@@ -228,6 +234,50 @@ def _cert_file_names(cert_file: Path) -> tuple[str, ...]:
     return tuple(subject_alt_dns_names(x509.load_pem_x509_certificate(cert_file.read_bytes())))
 
 
+# The rules of the §4.1 transport this server performs (steps a server may be built to perform otherwise;
+# reference_peer.overrides). Hooks are called with the arguments named in each summary.
+PRESENT_CA_CERTIFICATE = step(
+    "server.tls.present-ca-certificate", "PROTO-TRANSPORT-CERT-TARGET-DOMAIN",
+    summary="the listener presents the provider's CA-issued certificate (hook(domain, cert_file, key_file) -> "
+            "the (certificate, key) files to present instead)",
+)
+REQUIRE_CLIENT_CERTIFICATE = step(
+    "server.tls.require-client-certificate", "PROTO-TRANSPORT-MTLS",
+    summary="the listener requires a client certificate chaining to the CA (hook() -> another ssl.VerifyMode)",
+)
+TLS_ONLY = step(
+    "server.listen.tls-only", "PROTO-TRANSPORT-HTTPS-ONLY",
+    summary="the listener speaks TLS only and a request without TLS state is refused (hook(loop, protocol_factory, "
+            "host, port, ssl_context, handshake_timeout) -> an awaitable of another listener)",
+)
+FROM_AUTHENTICATED = step(
+    "server.admit.from-authenticated", "PROTO-TRANSPORT-CERT-SOURCE-DOMAIN", "PROTO-TRANSPORT-MTLS",
+    summary="the client certificate authenticates the From domain, or 403 (hook(tls=, peer_names=, from_domain=, "
+            "local_domains=) -> True to admit the request anyway)",
+)
+REFUSE_UNSERVED_HOST = step(
+    "server.host.refuse-unserved", "PROTO-TRANSPORT-HOST-TARGET",
+    summary="a Host naming a domain this server does not serve is answered 421",
+)
+IGNORE_HOST_PORT = step(
+    "server.host.ignore-port", "PROTO-TRANSPORT-HOST-TARGET",
+    summary="the port of the Host header is ignored (-06 §4.1)",
+)
+TLS_VERSIONS = step(
+    "server.tls.versions", "PROTO-TRANSPORT-HTTPS-ONLY",
+    summary="the listener negotiates TLS 1.2 or later (hook() -> another minimum ssl.TLSVersion)",
+)
+PERSISTENT_CONNECTIONS = step(
+    "server.connection.persistent", "PROTO-TRANSPORT-HTTPS-ONLY",
+    summary="the listener keeps a connection open for further requests after a response (HTTP/1.1 persistence)",
+)
+DIRECTORY_RESPONSE = step(
+    "server.directory.json-response", "PROTO-DIRECTORY-WELL-KNOWN",
+    summary="the directory is answered with Content-Type: application/json and no other header (hook() -> the "
+            "response headers instead, Content-Type included)",
+)
+
+
 class MimiServer:
     """An HTTPS+mTLS listener serving one or more providers, selected by Host (and by SNI for the certificate).
 
@@ -281,10 +331,14 @@ class MimiServer:
         self._sni_contexts.clear()
         contexts = []
         for provider in self.providers:
-            ctx = server_context(
-                *transport_faults.server_certificate(provider.domain, provider.cert_file, provider.key_file), self.ca_file
-            )
-            transport_faults.adjust_server_context(ctx)
+            files = self.overrides.hook(PRESENT_CA_CERTIFICATE, provider.domain, provider.cert_file, provider.key_file)
+            ctx = server_context(*(files or (provider.cert_file, provider.key_file)), self.ca_file)
+            verify_mode = self.overrides.hook(REQUIRE_CLIENT_CERTIFICATE)
+            if verify_mode is not None:
+                ctx.verify_mode = verify_mode
+            minimum_version = self.overrides.hook(TLS_VERSIONS)
+            if minimum_version is not None:
+                ctx.minimum_version = minimum_version
             cert_names = _cert_file_names(provider.cert_file)
             self._cert_names[ctx] = cert_names
             uncovered = [n for n in provider.names if not certificate_authenticates(n, cert_names)]
@@ -326,11 +380,12 @@ class MimiServer:
         try:
             # loop.create_server directly (not web.TCPSite) for the TLS handshake timeout, which
             # bounds how long a silent or garbage-sending client holds a connection before HTTP starts.
-            if active(transport_faults.SERVE_CLEARTEXT):
-                self._listener = await transport_faults.start_sniffing_listener(
-                    loop, runner.server, self.host, self._requested_port, self._ssl_context,
-                    self.limits.handshake_timeout,
-                )
+            other_listener = self.overrides.hook(
+                TLS_ONLY, loop, runner.server, self.host, self._requested_port, self._ssl_context,
+                self.limits.handshake_timeout,
+            )
+            if other_listener is not None:
+                self._listener = await other_listener
             else:
                 self._listener = await loop.create_server(
                     runner.server,
@@ -381,9 +436,12 @@ class MimiServer:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         context: dict = {"peer_cert_names": (), "from": None, "host": None}
         try:
-            return await self._handle(request, context)
+            response = await self._handle(request, context)
         except _Refuse as refusal:
-            return self._refuse(request, context, refusal)
+            response = self._refuse(request, context, refusal)
+        if self.overrides.departs(PERSISTENT_CONNECTIONS) and not response.prepared:
+            response.force_close()  # "Connection: close" on every response (RFC 9112 §9.6)
+        return response
 
     def _refuse(self, request: web.Request, context: dict, refusal: _Refuse) -> web.Response:
         record = Refusal(
@@ -417,7 +475,7 @@ class MimiServer:
         """Every check that needs no body: TLS state, Host, From against the certificate, route, declared size."""
         transport = request.transport
         ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-        if ssl_object is None and not active(transport_faults.SERVE_CLEARTEXT):
+        if ssl_object is None and not self.overrides.departs(TLS_ONLY):
             raise _Refuse(400, "no-tls", "connection has no TLS state", close=True)
         context["tls"] = ssl_object is not None
         peer_names = peer_dns_names(ssl_object.getpeercert(binary_form=True)) if ssl_object is not None else []
@@ -434,7 +492,7 @@ class MimiServer:
                 raise _Refuse(405, "method-not-allowed", f"{request.method} on the directory", headers={"Allow": "GET"})
             return _Admitted(target_domain, host_port, peer_domain)
 
-        matched = match_endpoint(raw_path)
+        matched = match_endpoint(raw_path, api_prefix(self.overrides))
         if matched is None:
             raise _Refuse(404, "unknown-path", f"no MIMI endpoint at {raw_path!r}")
         endpoint, segment = matched
@@ -476,7 +534,11 @@ class MimiServer:
             if admitted.host_port is not None:
                 authority = f"{authority}:{admitted.host_port}"
             served = self._by_name[admitted.target_domain].registered
-            return web.Response(body=directory_json(authority, served), content_type="application/json")
+            body = directory_json(authority, served, self.overrides)
+            headers = self.overrides.hook(DIRECTORY_RESPONSE)
+            if headers is not None:
+                return web.Response(body=body, headers=headers)
+            return web.Response(body=body, content_type="application/json")
         body = await self._read_body(request)
         mimi_request = MimiRequest(
             endpoint=admitted.endpoint.name,
@@ -500,9 +562,9 @@ class MimiServer:
             domain, port = parse_host(hosts[0])
         except MalformedHost as exc:
             raise _Refuse(400, "malformed-host", str(exc), requirement="PROTO-TRANSPORT-IDENTIFY-PROVIDERS") from None
-        if domain not in self._by_name and active(strictness_variants.SERVE_ANY_HOST):
+        if domain not in self._by_name and self.overrides.departs(REFUSE_UNSERVED_HOST):
             domain = self.providers[0].domain  # -06 §4.1 obliges no refusal of a Host not served
-        if port is not None and port != self.port and active(transport_faults.HOST_PORT_SIGNIFICANT):
+        if port is not None and port != self.port and self.overrides.departs(IGNORE_HOST_PORT):
             raise _Refuse(421, "host-port-mismatch", f"Host port {port} is not this server's port {self.port}")
         if domain not in self._by_name:
             raise _Refuse(
@@ -525,8 +587,9 @@ class MimiServer:
             peer_domain = _parse_from(froms[0] if froms else None)
         except MalformedFrom as exc:
             raise _Refuse(400, "malformed-from", str(exc), requirement=exc.requirement) from None
-        if not certificate_authenticates(peer_domain, peer_names) and not transport_faults.admits_unauthenticated_from(
-            tls=context.get("tls", True), peer_names=peer_names, from_domain=peer_domain, local_domains=self._by_name
+        if not certificate_authenticates(peer_domain, peer_names) and not self.overrides.hook(
+            FROM_AUTHENTICATED, tls=context.get("tls", True), peer_names=peer_names, from_domain=peer_domain,
+            local_domains=self._by_name,
         ):
             raise _Refuse(
                 403, "from-certificate-mismatch",

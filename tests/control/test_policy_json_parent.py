@@ -7,7 +7,7 @@ import pytest
 
 from reference_peer.control.errors import POLICY_UNSUPPORTED, UNSUPPORTED_VALUE, ControlError
 from reference_peer.control.policy_json import parent_of, policy_from_json, policy_to_json
-from reference_peer.faults import faults_on
+from reference_peer.faults import overrides_for
 from reference_peer.faults.parent_rooms import DEPENDENT_ROOM_PARENT_ID_MISSING
 from reference_peer.room import default_policy
 from reference_peer.room.transfer import dependent_rooms
@@ -48,9 +48,8 @@ def test_a_parent_dependent_policy_that_cannot_be_hosted_is_refused(base, proble
 
 
 def test_the_fault_leaves_parent_room_empty():
-    with faults_on(DEPENDENT_ROOM_PARENT_ID_MISSING):
-        policy = policy_from_json({"base": {"parentDependent": True, "parentRoom": PARENT}}, default_policy(),
-                                  hosts=_hosts)
+    policy = policy_from_json({"base": {"parentDependent": True, "parentRoom": PARENT}}, default_policy(),
+                              hosts=_hosts, overrides=overrides_for([DEPENDENT_ROOM_PARENT_ID_MISSING]))
     assert policy.base.parent_dependant == Bool.true and policy.base.parent_room == []
 
 

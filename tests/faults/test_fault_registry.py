@@ -1,19 +1,16 @@
-"""The fault registry: definitions are complete and every fault is wired to a place in the code."""
+"""The fault registry: definitions are complete, and names become the overrides a peer is built with
+(that every fault departs from a declared step is tests/test_seam.py's)."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
 from conformance.catalogue import load_catalogue
-from reference_peer import faults
 from reference_peer.config import ConfigError, parse_config
-from reference_peer.faults import REGISTRY, UnknownFault, activate, active, active_faults, faults_on
+from reference_peer.faults import REGISTRY, UnknownFault, overrides_for
 from reference_peer.faults.registry import define
-
-PEER_DIR = Path(faults.__file__).resolve().parent.parent
 
 
 def test_every_fault_names_known_requirements_and_a_description() -> None:
@@ -24,47 +21,14 @@ def test_every_fault_names_known_requirements_and_a_description() -> None:
         assert len(fault.description) > 15, fault.name
 
 
-def _hook_sites() -> dict[str, list[str]]:
-    """Fault names (or module constants holding them) passed to active(...) anywhere in reference_peer/
-    (fault modules may hold the hook logic themselves; the kill matrix proves the hooks are reached)."""
-    constants = {}
-    for module in (PEER_DIR / "faults").glob("*.py"):
-        for node in ast.walk(ast.parse(module.read_text())):
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "define":
-                name = node.value.args[0].value
-                for target in node.targets:
-                    constants[target.id] = name
-    sites: dict[str, list[str]] = {}
-    for path in PEER_DIR.rglob("*.py"):
-        if path.name == "registry.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "active" and node.args:
-                arg = node.args[0]
-                name = arg.value if isinstance(arg, ast.Constant) else constants.get(getattr(arg, "id", getattr(arg, "attr", "")))
-                if name is not None:
-                    sites.setdefault(name, []).append(f"{path.relative_to(PEER_DIR)}:{node.lineno}")
-    return sites
-
-
-def test_every_fault_is_hooked_into_the_reference_peer() -> None:
-    sites = _hook_sites()
-    unhooked = sorted(set(REGISTRY) - set(sites))
-    assert not unhooked, f"faults defined but never asked for with active(...): {unhooked}"
-    unknown = sorted(set(sites) - set(REGISTRY))
-    assert not unknown, f"active(...) asks for undefined faults: {unknown}"
-
-
-def test_activate_switches_exactly_the_named_faults_and_refuses_unknown_ones() -> None:
+def test_overrides_for_builds_the_departures_of_exactly_the_named_faults() -> None:
     name = next(iter(REGISTRY))
-    with faults_on(name):
-        assert active(name) and active_faults() == {name}
-    assert not active(name)
+    overrides = overrides_for([name])
+    assert overrides.sources == (name,)
+    assert set(overrides.departures) == set(REGISTRY[name].departs) | set(REGISTRY[name].hooks)
+    assert not overrides_for([]).departures
     with pytest.raises(UnknownFault, match="no-such-fault"):
-        activate(["no-such-fault"])
-    with pytest.raises(UnknownFault):
-        active("no-such-fault")
-    assert active_faults() == frozenset()
+        overrides_for(["no-such-fault"])
 
 
 def test_define_refuses_bad_names_duplicates_and_faults_without_requirements() -> None:

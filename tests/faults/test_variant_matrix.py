@@ -18,16 +18,8 @@ import pytest
 from conformance.selftest import GOAL_SPECIFICITY, render_variants, variant_matrix
 from reference_peer.faults import VARIANTS
 
-# Variants the suite does not yet pass, with what is missing: open work of issue 15 ("tolerant reference
-# peers"), kept out of the CI matrix until the checks read these layouts and report AMBIGUOUS. Each
-# entry is a known false verdict of the suite, not an exemption: `mimi-conformance selftest --variants`
-# still counts them, and the specificity figure quoted is over every variant.
-NOT_YET_SPECIFIC = {
-    "fanout-explicit-protocol": "the scenario modules decode the SUT's /notify bodies strictly "
-                                "(FanoutMessage.decode_sequence); they must read AMB-PROTOCOL-CONTEXT and report AMBIGUOUS",
-    "fanout-other-arm": "as fanout-explicit-protocol, for AMB-FANOUT-SELECT",
-}
-MATRIX_VARIANTS = sorted(set(VARIANTS) - set(NOT_YET_SPECIFIC))
+# The CI matrix runs every variant: specificity 100% over all of them is the goal (issue 15).
+MATRIX_VARIANTS = sorted(VARIANTS)
 
 
 class _Summary:
@@ -50,11 +42,6 @@ def matrix(tmp_path_factory, pytestconfig):
     result = variant_matrix(tmp_path_factory.mktemp("variants"), variant_names=MATRIX_VARIANTS, parallel=parallel)
     summary.texts.append(render_variants(result))
     return result
-
-
-def test_the_variants_not_yet_passed_are_known_variants_with_a_reason() -> None:
-    assert set(NOT_YET_SPECIFIC) <= set(VARIANTS), "an entry names no variant: remove it"
-    assert all(len(reason) > 20 for reason in NOT_YET_SPECIFIC.values())
 
 
 def test_every_variant_is_in_the_matrix(matrix) -> None:

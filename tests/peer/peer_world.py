@@ -16,6 +16,7 @@ from aiohttp import web
 from reference_peer.control.app import make_control_app
 from reference_peer.control.backend import ReferenceBackend
 from reference_peer.control.introspection import add_introspection_routes
+from reference_peer.overrides import Overrides
 from reference_peer.peer import PeerBook, ProviderOptions, ReferenceProvider
 from reference_peer.provider.outbox import RetryPolicy
 from reference_peer.server.transport import MimiServer
@@ -62,7 +63,10 @@ async def world(
                 peers=peers, resolve={d: "127.0.0.1" for d in domains}, retry=FAST_RETRY,
                 consent_mode=(consent or {}).get(domain, "immediate"),
                 hub_transfer=hub_transfer.get(domain) if isinstance(hub_transfer, dict) else hub_transfer,
-            )
+            ),
+            # Its own (empty) overrides, so that a test can switch a fault on for one block and one
+            # provider: ``with w.providers[d].overrides.during(overrides_for([...])):``.
+            overrides=Overrides(),
         )
     server = MimiServer([p.transport for p in providers.values()], pki.ca_cert)
     await server.start()

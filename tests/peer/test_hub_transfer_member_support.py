@@ -9,7 +9,7 @@ import asyncio
 
 from transfer_world import A, B, C, room_on_a_with_c_members, transfer_world
 
-from reference_peer.faults import faults_on
+from reference_peer.faults import overrides_for
 from reference_peer.faults.transfer_member_support import TRANSFER_IGNORES_MEMBER_SUPPORT
 from reference_peer.mls import leaf_app_components
 from reference_peer.wire.hub_transfer import MIMI_HUB_COMPONENT_ID
@@ -58,10 +58,20 @@ def test_fault_skips_the_member_test(pki):
     asyncio.run(_fault(pki))
 
 
+def _built_with(provider, overrides) -> None:
+    """``provider`` as if built with ``overrides`` (the world builds its peers without): the provider
+    and the rule objects it holds."""
+    provider.overrides = overrides
+    for held in (*provider.hub_rooms.values(), *provider.members.values(), *provider.client_keys.values()):
+        held.built_with(overrides)
+
+
 async def _fault(pki):
     async with transfer_world(pki) as w:
         room, alice, _, _ = await _room_with_unsupporting_member(w)
-        with faults_on(TRANSFER_IGNORES_MEMBER_SUPPORT):
-            started = await w.backends[A].startHubTransfer(room, {"actor": alice["user"], "newHub": B})
-        # The hub prepares: the target (same process, same fault) accepts, and the transfer starts.
+        fault = overrides_for([TRANSFER_IGNORES_MEMBER_SUPPORT])
+        for domain in (A, B):  # the hub and the target, both built with the fault
+            _built_with(w.providers[domain], fault)
+        started = await w.backends[A].startHubTransfer(room, {"actor": alice["user"], "newHub": B})
+        # The hub prepares: the target (built with the same fault) accepts, and the transfer starts.
         assert started["outcome"] == "started", started

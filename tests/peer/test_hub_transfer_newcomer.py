@@ -7,7 +7,7 @@ import asyncio
 
 from transfer_world import A, B, C, now, poll, transfer_world
 
-from reference_peer.faults import faults_on
+from reference_peer.faults import overrides_for
 from reference_peer.faults.transfer_newcomer import NEWCOMER_IGNORES_REDIRECT, NEWCOMER_SKIPS_HUB_CHECK
 from reference_peer.newcomer import Located, hub_problem
 
@@ -52,7 +52,7 @@ def test_newcomer_fault_stops_at_the_authority(pki):
 async def _faulty(pki):
     async with transfer_world(pki) as w:
         room, carol = await _moved_room(w)
-        with faults_on(NEWCOMER_IGNORES_REDIRECT):
+        with w.providers[C].overrides.during(overrides_for([NEWCOMER_IGNORES_REDIRECT])):
             joined = await w.backends[C].joinRoom(room, {"client": carol["clients"][0]})
         assert joined["outcome"] == "rejectedByHub" and joined["hubResponse"]["httpStatus"] == 421, joined
 
@@ -88,6 +88,6 @@ async def _false_hint(pki):
         items, _ = w.providers[C].traffic.since(mark)
         out = [(i["endpoint"], i["peer"]) for i in items if i["direction"] == "out" and i["value"] == room]
         assert ("groupInfo", B) in out and ("update", B) not in out, out
-        with faults_on(NEWCOMER_SKIPS_HUB_CHECK):
+        with w.providers[C].overrides.during(overrides_for([NEWCOMER_SKIPS_HUB_CHECK])):
             joined = await c.joinRoom(room, {"client": carol["clients"][0]})
         assert joined["outcome"] == "accepted", joined

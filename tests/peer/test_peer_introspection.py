@@ -10,7 +10,7 @@ import time
 
 from peer_world import control_listeners, poll, world
 
-from reference_peer.faults import REGISTRY, faults_on
+from reference_peer.faults import REGISTRY, overrides_for
 from reference_peer.server.traffic import TrafficLog
 
 A, B = "a.example", "b.example"
@@ -63,8 +63,10 @@ async def _introspection(pki):
         assert (await http.get(url[A] + "/x-reference/v1/traffic", params={"after": "x"})).status_code == 400
         assert (await http.post(url[B] + "/x-reference/v1/refuse-notify", json={"statuses": [200]})).status_code == 400
         name = next(iter(REGISTRY))
-        with faults_on(name):
+        assert (await http.get(url[A] + "/x-reference/v1/faults")).json() == {"active": []}
+        with w.providers[A].overrides.during(overrides_for([name])):  # A's own faults, not B's
             assert (await http.get(url[A] + "/x-reference/v1/faults")).json() == {"active": [name]}
+            assert (await http.get(url[B] + "/x-reference/v1/faults")).json() == {"active": []}
 
 
 def test_transport_problems_name_the_rule_a_peer_broke(pki):
@@ -77,7 +79,7 @@ async def _transport_problems(pki):
         bob = (await http.post(url[B] + "/v1/users", json={"user": "bob"})).json()
         room = (await http.post(url[A] + "/v1/rooms", json={"creator": alice["user"]})).json()["room"]
         started = time.time()
-        with faults_on("outgoing-from-localpart"):  # A's requests carry From: server@a.example
+        with w.providers[A].overrides.during(overrides_for(["outgoing-from-localpart"])):  # From: server@a.example
             added = await http.post(
                 url[A] + f"/v1/rooms/{room.replace('/', '%2F').replace(':', '%3A')}/participants",
                 json={"actor": alice["user"], "user": bob["user"]},

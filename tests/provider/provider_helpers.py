@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reference_peer.mls import basic_credential, default_capabilities, make_key_package
+from reference_peer.overrides import NO_OVERRIDES, Overrides
 from reference_peer.provider import ProviderSettings, ProviderState
 from reference_peer.provider.consent import ConsentMode, ConsentSettings
 from reference_peer.provider.keymaterial import KeyMaterialQuery, KeyMaterialSettings
@@ -74,6 +75,7 @@ def make_provider(
     keymaterial: KeyMaterialSettings | None = None,
     consent: ConsentSettings | None = None,
     domains: tuple[str, ...] = (DOMAIN,),
+    overrides: Overrides = NO_OVERRIDES,
     **settings,
 ) -> ProviderState:
     config = ProviderSettings(
@@ -82,4 +84,4 @@ def make_provider(
         keymaterial=keymaterial or KeyMaterialSettings(),
         **settings,
     )
-    return ProviderState.memory(config, clock=clock)
+    return ProviderState.memory(config, clock=clock, overrides=overrides)

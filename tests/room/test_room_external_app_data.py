@@ -7,10 +7,11 @@ from __future__ import annotations
 import pytest
 from room_world import HUB, ROOM, World, ok
 
-from reference_peer.faults import faults_on
+from reference_peer.faults import overrides_for
 from reference_peer.faults.transfer_public_commits import EXTERNAL_COMMIT_HUB_UPDATE_ACCEPTED
 from reference_peer.mls import Group, app_data_update_proposal, basic_credential
 from reference_peer.mls.tree import RatchetTree
+from reference_peer.overrides import Overrides
 from reference_peer.room import (
     ROLE_ADMIN,
     ROLE_MEMBER,
@@ -121,7 +122,8 @@ def test_fault_accepts_the_external_hub_update_but_not_a_members(room):
     """external-commit-hub-update-accepted: only the external-commit path opens; a member's commit is still refused."""
     world, _, bob = room
     update = app_data_update_proposal(MIMI_HUB_COMPONENT_ID, _forged_hub().encode())
-    with faults_on(EXTERNAL_COMMIT_HUB_UPDATE_ACCEPTED):
+    world.room.built_with(Overrides())  # its own, so that a block can add to it
+    with world.room.overrides.during(overrides_for([EXTERNAL_COMMIT_HUB_UPDATE_ACCEPTED])):
         refused, _ = world.commit(bob, bob.commit([update], include_cached=False, validate=False))
         assert refused.responseCode == UpdateResponseCode.notAllowed, refused
         assert "EXT-HUBXFER-COMPONENT-SENDER" in refused.errorDescription

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from test_draft_latitude import assert_no_false_verdict, outcomes_of, run_checks  # noqa: E402
 
-from reference_peer.faults import VARIANTS, registry  # noqa: E402
+from reference_peer.faults import VARIANTS, overrides_for  # noqa: E402
 from reference_peer.faults import variants_effect as effect_variants  # noqa: E402
 
 # The MUST-prevent rules whose checks refuse through the SUT as hub, and the rules of the other removal
@@ -36,20 +36,27 @@ def test_the_variants_are_registered_and_cite_the_ambiguity():
         assert name in VARIANTS and "AMB-FAILURE-CODE-STATUS" in VARIANTS[name].permitted_by, name
 
 
+def _refusal_status(variants, *args):
+    """What the hub built with ``variants`` answers a refusal with at its step (None: 200 and the code)."""
+    from reference_peer.peer import REFUSAL_AS_200_WITH_CODE
+
+    return overrides_for(variants).hook(REFUSAL_AS_200_WITH_CODE, *args)
+
+
 def test_refusal_status_maps_only_refusals_that_carry_no_data():
-    with registry.faults_on(effect_variants.REFUSALS_AS_HTTP_403):
-        assert effect_variants.refusal_status("update", "notAllowed") == 403
-        assert effect_variants.refusal_status("update", "invalidProposal") == 403
-        assert effect_variants.refusal_status("submitMessage", "notAllowed") == 403
-        # wrongEpoch / epochTooOld carry the current epoch a client needs to catch up: unchanged.
-        assert effect_variants.refusal_status("update", "wrongEpoch") is None
-        assert effect_variants.refusal_status("submitMessage", "epochTooOld") is None
-    with registry.faults_on(effect_variants.REFUSALS_AS_HTTP_400_FOR_INVALID):
-        assert effect_variants.refusal_status("update", "invalidProposal") == 400
-        assert effect_variants.refusal_status("update", "notAllowed", b"omits [PROTO-UPDATE-SELF-LEAVE-CACHED]") == 400
-        assert effect_variants.refusal_status("update", "notAllowed", "a policy refusal") is None
-        assert effect_variants.refusal_status("submitMessage", "notAllowed") is None
-    assert effect_variants.refusal_status("update", "notAllowed") is None
+    on = [effect_variants.REFUSALS_AS_HTTP_403]
+    assert _refusal_status(on, "update", "notAllowed", "") == 403
+    assert _refusal_status(on, "update", "invalidProposal", "") == 403
+    assert _refusal_status(on, "submitMessage", "notAllowed", "") == 403
+    # wrongEpoch / epochTooOld carry the current epoch a client needs to catch up: unchanged.
+    assert _refusal_status(on, "update", "wrongEpoch", "") is None
+    assert _refusal_status(on, "submitMessage", "epochTooOld", "") is None
+    on = [effect_variants.REFUSALS_AS_HTTP_400_FOR_INVALID]
+    assert _refusal_status(on, "update", "invalidProposal", "") == 400
+    assert _refusal_status(on, "update", "notAllowed", b"omits [PROTO-UPDATE-SELF-LEAVE-CACHED]") == 400
+    assert _refusal_status(on, "update", "notAllowed", "a policy refusal") is None
+    assert _refusal_status(on, "submitMessage", "notAllowed", "") is None
+    assert _refusal_status([], "update", "notAllowed", "") is None
 
 
 @pytest.mark.parametrize(("variant", "status"), [("refusals-as-http-403", "HTTP 403"),

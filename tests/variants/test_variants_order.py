@@ -22,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from test_draft_latitude import assert_no_false_verdict, outcomes_of, run_checks  # noqa: E402
 
-from reference_peer.faults import VARIANTS, faults_on  # noqa: E402
-from reference_peer.faults import variants_order as order_variants  # noqa: E402
+from reference_peer.faults import VARIANTS, overrides_for  # noqa: E402
 from reference_peer.faults.variants_order import (  # noqa: E402
     NOTIFY_IN_PARALLEL,
     SLOW_NOTIFY_RETRY,
@@ -115,17 +114,16 @@ def test_parallel_variant_sends_the_next_notify_before_the_previous_answer():
     async def scenario():
         outbox = Outbox(Store.memory(), lambda: 1000.0)
         peer = _HeldPeer()
-        worker = OutboxWorker(outbox, peer.send, clock=lambda: 1000.0)
+        worker = OutboxWorker(outbox, peer.send, clock=lambda: 1000.0, overrides=overrides_for([NOTIFY_IN_PARALLEL]))
         for n in range(3):
             outbox.enqueue("b.example", "notify", b"n%d" % n, path_vars={"roomId": "r"})
-        with faults_on(NOTIFY_IN_PARALLEL):
-            await worker.run_once()
-            for _ in range(5):
-                await asyncio.sleep(0)
-            started = list(peer.started)
-            peer.release.set()
-            for _ in range(20):
-                await asyncio.sleep(0)
+        await worker.run_once()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        started = list(peer.started)
+        peer.release.set()
+        for _ in range(20):
+            await asyncio.sleep(0)
         return started, [r.state for r in outbox.records()]
 
     started, states = asyncio.run(scenario())
@@ -137,20 +135,19 @@ def test_parallel_variant_sends_a_later_notify_while_an_earlier_one_awaits_its_a
     async def scenario():
         outbox = Outbox(Store.memory(), lambda: 1000.0)
         peer = _HeldPeer()
-        worker = OutboxWorker(outbox, peer.send, clock=lambda: 1000.0)
-        with faults_on(NOTIFY_IN_PARALLEL):
-            outbox.enqueue("b.example", "notify", b"first", path_vars={"roomId": "r"})
-            await worker.run_once()
-            for _ in range(5):
-                await asyncio.sleep(0)
-            outbox.enqueue("b.example", "notify", b"second", path_vars={"roomId": "r"})
-            await worker.run_once()
-            for _ in range(5):
-                await asyncio.sleep(0)
-            started = list(peer.started)
-            peer.release.set()
-            for _ in range(20):
-                await asyncio.sleep(0)
+        worker = OutboxWorker(outbox, peer.send, clock=lambda: 1000.0, overrides=overrides_for([NOTIFY_IN_PARALLEL]))
+        outbox.enqueue("b.example", "notify", b"first", path_vars={"roomId": "r"})
+        await worker.run_once()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        outbox.enqueue("b.example", "notify", b"second", path_vars={"roomId": "r"})
+        await worker.run_once()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        started = list(peer.started)
+        peer.release.set()
+        for _ in range(20):
+            await asyncio.sleep(0)
         return started
 
     assert asyncio.run(scenario()) == [b"first", b"second"]
@@ -174,16 +171,24 @@ def test_without_the_variant_the_outbox_waits_for_each_answer():
     assert asyncio.run(scenario()) == [b"n0"]
 
 
+def _paced(variants, status, retry_after, room=None):
+    """(status, retry_after) a hub built with ``variants`` acts on after a /notify attempt not answered 201,
+    at step hub.notify.retry-refused; None: the default (the status and the peer's Retry-After)."""
+    from reference_peer.peer import RETRY_REFUSED_NOTIFY
+
+    return overrides_for(variants).hook(RETRY_REFUSED_NOTIFY, status, retry_after, room)
+
+
 @pytest.mark.parametrize("retry_after, low", [("1", SLOW_RETRY_RANGE_S[0]), ("40", 40.0), (None, SLOW_RETRY_RANGE_S[0])])
 def test_slow_retry_variant_waits_20_to_30_s_or_the_longer_retry_after(retry_after, low):
-    with faults_on(SLOW_NOTIFY_RETRY):
-        status, delay = order_variants.delivery_result("notify", 503, retry_after)
-        assert order_variants.delivery_result("notify", 201, None) == (201, None)  # delivered: nothing to pace
-        assert order_variants.delivery_result("notify", None, 0.2) == (None, 0.2)  # no answer: default pacing
-        in_transfer = type("Room", (), {"transfer": object(), "moved": None, "min_timestamp": 0})()
-        assert order_variants.delivery_result("notify", 503, "1", in_transfer) == (503, "1")
+    on = [SLOW_NOTIFY_RETRY]
+    status, delay = _paced(on, 503, retry_after)
+    assert _paced(on, 201, None) is None  # delivered: nothing to pace
+    assert _paced(on, None, 0.2) is None  # no answer: default pacing
+    in_transfer = type("Room", (), {"transfer": object(), "moved": None, "min_timestamp": 0})()
+    assert _paced(on, 503, "1", in_transfer) is None
     assert status == 503 and low <= delay <= max(low, SLOW_RETRY_RANGE_S[1])
-    assert order_variants.delivery_result("notify", 503, "1") == (503, "1")  # variant off: unchanged
+    assert _paced([], 503, "1") is None  # variant off: unchanged
 
 
 @pytest.mark.parametrize("variant", [NOTIFY_IN_PARALLEL, SLOW_NOTIFY_RETRY])

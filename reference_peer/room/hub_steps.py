@@ -1,0 +1,133 @@
+"""The named steps of the hub's rules for one room (:mod:`reference_peer.overrides`): where a peer may be
+built to behave otherwise. Each names the rule (the reference behaviour) and the requirement IDs it
+enforces; :class:`~reference_peer.room.hub.HubRoom` asks its own ``overrides`` at each of them."""
+
+from __future__ import annotations
+
+from ..overrides import step
+
+# -- update: proposals and commits ----------------------------------------------------------------------
+
+REFUSE_SUPERSEDED_EPOCH_COMMIT = step(
+    "hub.update.refuse-superseded-epoch-commit", "PROTO-UPDATE-WRONG-EPOCH",
+    summary="a commit built on the epoch the previous accepted commit ended is refused (wrongEpoch); the hub "
+    "keeps no earlier state to fork onto",
+)
+REFUSE_REMOVED_MEMBER_COMMIT = step(
+    "hub.commit.refuse-removed-member", "PROTO-REMOVAL-BLOCK-COMMITS",
+    summary="a commit by a client of a removed, departing or banned user is refused",
+)
+ONLY_REMOVAL_FROM_DEPARTING = step(
+    "hub.proposal.only-removal-from-departing", "PROTO-REMOVAL-ONLY-REMOVE-PROPOSALS",
+    summary="a removed or leaving user's clients may only propose their own user's removal (Remove, SelfRemove, "
+    "the participant-list removal)",
+)
+ACCEPT_SELF_REMOVE = step(
+    "hub.proposal.accept-self-remove", "PROTO-REMOVAL-ONLY-REMOVE-PROPOSALS", "POLICY-CAP-REMOVE-SELF-ALL-CLIENTS",
+    summary="a valid SelfRemove proposal is accepted",
+)
+REQUIRE_CACHED_LEAVE = step(
+    "hub.proposal.require-cached-leave", "PROTO-UPDATE-SELF-LEAVE-CACHED",
+    summary="a leaving user's proposals (and every SelfRemove) are cached as required in the next commit",
+)
+ALLOW_OWN_CLIENT_REMOVAL = step(
+    "hub.commit.allow-own-client-removal", "POLICY-CAP-REMOVE-OWN-CLIENT",
+    summary="a participant whose role has canRemoveOwnClient may remove its own client (Remove or SelfRemove)",
+)
+PARENT_STRICT_SUBSET = step(
+    "hub.commit.parent-strict-subset", "POLICY-BASE-PARENT-STRICT-SUBSET",
+    summary="a user entering a parent-dependent room must be a participant of the parent room",
+)
+NO_CLIENT_WITHOUT_PARTICIPANT = step(
+    "hub.members.no-client-without-participant", "POLICY-CAP-REMOVE-PARTICIPANT-NO-CLIENTS-LEFT",
+    "PROTO-UPDATE-REMOVE-SIMULTANEOUS", "PROTO-REMOVAL-BLOCK-APP-RECEIVE",
+    summary="no client remains in the group whose user has no participant-list entry",
+)
+SINGLE_DEVICE = step(
+    "hub.members.single-device", "POLICY-BASE-SINGLE-DEVICE",
+    summary="a room whose policy has multi_device false holds at most one client per user",
+)
+SENDER_REMOVAL_AFTER_LAST_FOLLOWER = step(
+    "hub.senders.remove-last-follower", "PROTO-EXTSENDERS-REMOVE-LAST-FOLLOWER",
+    summary="after a commit, the hub proposes removing the external_senders entry of a follower provider with no "
+    "participant left",
+)
+
+# -- fan-out --------------------------------------------------------------------------------------------
+
+STAMP_COMMIT_AT_ACCEPTANCE = step(
+    "hub.fanout.stamp-commit-at-acceptance", "PROTO-FANOUT-ORDERED",
+    summary="a commit's FanoutMessage carries the time the hub accepted it (hook: now -> the stamp)",
+)
+COMMIT_TO_REMOVED_PROVIDER = step(
+    "hub.fanout.commit-to-removed-provider", "PROTO-FANOUT-REMOVED-GETS-COMMIT",
+    summary="a commit goes to every provider that had clients before it, the removed users' providers included",
+)
+ROUTE_WELCOME_TO_JOINERS = step(
+    "hub.fanout.route-welcome-to-joiners", "PROTO-FANOUT-WELCOME-ROUTING", "PROTO-KEYMAT-KPREF-HUB-PROVIDER",
+    summary="a Welcome goes only to the providers of the KeyPackages it names",
+)
+
+# -- hub transfer (docs/extensions/hub-transfer.md) -----------------------------------------------------
+
+CUTOVER_REQUIRES_PENDING = step(
+    "hub.cutover.require-pending", "EXT-HUBXFER-CUTOVER-INCLUDES-PENDING", "EXT-HUBXFER-REMOVAL-PRESERVED",
+    summary="while the cut-over is pending, every pending proposal is required in the cut-over commit",
+)
+ONLY_HUB_CHANGES_HUB_COMPONENT = step(
+    "hub.mimi-hub.only-hub-sender", "EXT-HUBXFER-COMPONENT-SENDER",
+    summary="only the hub's own external proposal changes the mimi_hub component",
+)
+NO_EXTERNAL_COMMIT_HUB_UPDATE = step(
+    "hub.mimi-hub.no-external-commit-update", "EXT-HUBXFER-PUBLIC-COMMITS",
+    summary="an external commit carrying a mimi_hub AppDataUpdate is refused",
+)
+WINDOW_NO_NEW_PROVIDERS = step(
+    "hub.transfer-window.no-new-providers", "EXT-HUBXFER-WINDOW-NO-NEW-PROVIDERS",
+    summary="during the transfer window no provider but the target gets its first participant",
+)
+WINDOW_SERVES_MESSAGES = step(
+    "hub.transfer-window.serve-messages", "EXT-HUBXFER-WINDOW-NORMAL",
+    summary="during the transfer window submitMessage is served as usual",
+)
+TAKEN_OVER_KEEPS_REMOVALS = step(
+    "hub.submit.taken-over-keeps-removals", "EXT-HUBXFER-REMOVAL-PRESERVED",
+    summary="in a room the hub took over, users removed at or before the cut-over are still refused",
+)
+
+# -- submitMessage --------------------------------------------------------------------------------------
+
+REFUSE_INACTIVE_SENDER = step(
+    "hub.submit.refuse-inactive-sender", "PROTO-SUBMIT-SENDER-ACTIVE-PARTICIPANT", "PROTO-REMOVAL-BLOCK-APP-SEND",
+    "POLICY-CAP-SEND-MESSAGE",
+    summary="an application message from a user who is not an active participant allowed to send is refused",
+)
+REFUSE_STALE_EPOCH = step(
+    "hub.submit.refuse-stale-epoch", "PROTO-SUBMIT-EPOCH-TOO-OLD",
+    summary="an application message of an epoch older than the room's is refused (epochTooOld)",
+)
+REFUSE_FUTURE_EPOCH = step(
+    "hub.submit.refuse-future-epoch", "PROTO-SUBMIT-FUTURE-EPOCH-NOT-ALLOWED",
+    summary="an application message claiming an epoch after the room's is refused",
+)
+STAMP_MESSAGE_AT_ACCEPTANCE = step(
+    "hub.submit.stamp-at-acceptance", "PROTO-FANOUT-TIMESTAMP-IS-ACCEPTANCE",
+    summary="an application message's FanoutMessage carries its accepted_timestamp (hook: now -> the stamp)",
+)
+FANOUT_AS_ACCEPTED = step(
+    "hub.submit.fanout-as-accepted", "PROTO-FRANK-SENDER-HIDDEN", "PROTO-FANOUT-ONLY-ACTIVE-PROVIDERS",
+    "PROTO-FANOUT-TO-ACTIVE-PROVIDERS",
+    summary="an accepted application message goes byte-identical, without its sender, to the providers with "
+    "active participants only (hooks: (room, request, sender_domain, plan), changing the plan in place)",
+)
+
+# -- groupInfo ------------------------------------------------------------------------------------------
+
+SERVE_NEW_DEVICE_GROUPINFO = step(
+    "hub.groupinfo.serve-new-device", "PROTO-GROUPINFO-NEW-DEVICE-JOIN", "POLICY-CAP-ADD-OWN-CLIENT",
+    summary="a new client of a participant with canAddOwnClient (not yet in the group) gets the GroupInfo",
+)
+ENCRYPT_TO_ROOM_CONTEXT = step(
+    "hub.groupinfo.encrypt-to-room-context", "PROTO-GROUPINFO-ENCRYPTED-TO-REQUESTER",
+    summary="the GroupInfo and tree are encrypted to the requester with the room id as EncryptWithLabel context",
+)
