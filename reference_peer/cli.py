@@ -2,6 +2,7 @@
 
     reference-peer pki --out DIR --domain a.example --domain b.example
     reference-peer serve --config peer.yaml
+    reference-peer faults | variants | steps    (-v for descriptions)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from reference_peer.control.backend import ReferenceBackend
 from reference_peer.control.introspection import add_introspection_routes
 from reference_peer.faults import REGISTRY as FAULTS
 from reference_peer.faults import VARIANTS, overrides_for
-from reference_peer.faults import activate as activate_faults
+from reference_peer.overrides import STEPS, Step
 from reference_peer.peer import ReferenceProvider, providers_from_config
 from reference_peer.pki import DEFAULT_LEAF_DAYS, CertificateAuthority, write_test_pki
 from reference_peer.server.names import normalize_domain
@@ -52,7 +53,6 @@ async def serve(
     MIMI endpoints of every configured provider, their outbox workers, and one control API listener
     per provider (``on_control_ready(domain, url)`` once each listens)."""
     stop = stop or asyncio.Event()
-    activate_faults((*config.faults, *config.variants))
     if config.faults:
         log.warning("deliberate faults switched on: %s", ", ".join(config.faults))
     if config.variants:
@@ -165,6 +165,40 @@ def _cmd_variants(args: argparse.Namespace) -> int:
     return 0
 
 
+def declared_steps() -> dict[str, Step]:
+    """Every named step of the rule code: importing each module of reference_peer declares its steps."""
+    import importlib
+    import pkgutil
+
+    import reference_peer
+
+    for info in pkgutil.walk_packages(reference_peer.__path__, prefix="reference_peer."):
+        importlib.import_module(info.name)
+    return dict(STEPS)
+
+
+def _cmd_steps(args: argparse.Namespace) -> int:
+    """Each declared step (name, requirement IDs), then the faults and variants that depart from it
+    (``+hook``: the fault gives a hook for the step, not just the departure)."""
+    departing: dict[str, list[str]] = {}
+    for kind, entries in (("fault", FAULTS), ("variant", VARIANTS)):
+        for entry in sorted(entries.values(), key=lambda e: e.name):
+            for step_name in dict.fromkeys((*entry.departs, *entry.hooks)):
+                hook = "+hook" if step_name in entry.hooks else ""
+                departing.setdefault(step_name, []).append(f"{kind} {entry.name}{hook}")
+    steps = declared_steps()
+    for name, declared in sorted(steps.items()):
+        print(f"{name:<56} {' '.join(declared.requirements)}")
+        if args.verbose:
+            print(f"{'':<4}{declared.summary}")
+        print(f"{'':<4}departed from by: {', '.join(departing.get(name, [])) or 'none'}")
+    undeclared = sorted(set(departing) - set(steps))
+    for name in undeclared:
+        print(f"{name:<56} (not declared by any rule module)")
+        print(f"{'':<4}departed from by: {', '.join(departing[name])}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reference-peer", description="The reference MIMI provider.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -184,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     faults_cmd.set_defaults(run=_cmd_faults)
     variants_cmd = commands.add_parser("variants", help="list the allowed variants (area, name, what permits it)")
     variants_cmd.set_defaults(run=_cmd_variants)
+    steps_cmd = commands.add_parser(
+        "steps", help="list the named rule steps (name, requirements) and the faults/variants departing from them"
+    )
+    steps_cmd.set_defaults(run=_cmd_steps)
     return parser
 
 
