@@ -61,7 +61,7 @@ async def serve(
     providers = providers_from_config(config, overrides)
     server = MimiServer(
         [p.transport for p in providers], config.ca, host=config.listen_address, port=config.listen_port,
-        limits=config.limits, overrides=overrides,
+        limits=config.limits, overrides=overrides, advertise_port=config.advertise_port,
     )
     runners: list[web.AppRunner] = []
     started: list[ReferenceProvider] = []

@@ -28,9 +28,16 @@
       token: null             # when set, every call needs "Authorization: Bearer <token>"
     peers:                    # where peer providers are reached (domain: host:port); default: the domain
       b.example: b.example:8443
-    peers_file: peers.yaml    # optional, same shape, re-read whenever it changes (harness-written)
+      "*.ref.test": 127.0.0.1:7443  # a wildcard: any domain of exactly one more label in the zone
+                              # (hub.ref.test, not a.hub.ref.test); an exact key wins over a wildcard.
+                              # A host other than the domain is only where to connect: TLS SNI, the
+                              # certificate check and Host still name the domain
+    peers_file: peers.yaml    # optional, same shape, re-read whenever it changes (harness-written);
+                              # its entries win over those of peers (exact before wildcard still)
     resolve:                  # domain: IP address, instead of DNS (TLS and Host still use the domain)
       b.example: 127.0.0.1
+    advertise:                # how peers reach this listener when it sits behind a gateway; absent: as listening
+      port: 7443              # the port put in every URL this peer publishes about itself (its directory)
     asset_hosts: []           # asset-server hosts of peer providers that proxyDownload may fetch from
     outbox:                   # /notify delivery retries (exponential backoff, Retry-After honoured)
       base_delay: 0.5
@@ -100,6 +107,7 @@ class PeerConfig:
     peers: Mapping[str, str] = field(default_factory=dict)
     peers_file: Path | None = None
     resolve: Mapping[str, str] = field(default_factory=dict)
+    advertise_port: int | None = None  # the port this peer's published URLs name (None: the listening port)
     asset_hosts: tuple[str, ...] = ()
     outbox_base_delay: float = 0.5
     outbox_max_delay: float = 30.0
@@ -132,13 +140,17 @@ def _existing_file(value: Any, where: str, base: Path) -> Path:
     return path
 
 
-def _domain(value: Any, where: str) -> str:
+def _normalized(value: Any, where: str, normalize, expected: str) -> str:
     if not isinstance(value, str):
-        raise ConfigError(f"{where}: expected a domain name")
+        raise ConfigError(f"{where}: expected {expected}")
     try:
-        return normalize_domain(value)
+        return normalize(value)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _domain(value: Any, where: str) -> str:
+    return _normalized(value, where, normalize_domain, "a domain name")
 
 
 def _number(value: Any, where: str, *, integer: bool, minimum: float) -> Any:
@@ -147,6 +159,22 @@ def _number(value: Any, where: str, *, integer: bool, minimum: float) -> Any:
     if value < minimum:
         raise ConfigError(f"{where}: must be >= {minimum}, got {value!r}")
     return value
+
+
+WILDCARD_PREFIX = "*."
+
+
+def normalize_peer_key(key: str) -> str:
+    """A ``peers`` key, lower-cased: a domain, or ``*.<zone>`` for every domain one label under the zone.
+
+    Raises ValueError for anything else (``*`` only as the whole first label)."""
+    if key.startswith(WILDCARD_PREFIX):
+        return WILDCARD_PREFIX + normalize_domain(key[len(WILDCARD_PREFIX):])
+    return normalize_domain(key)
+
+
+def _peer_key(value: Any, where: str) -> str:
+    return _normalized(value, where, normalize_peer_key, "a domain name or *.<zone>")
 
 
 def _authority(value: Any, where: str) -> str:
@@ -163,6 +191,7 @@ def parse_config(document: Any, base_dir: str | os.PathLike[str] = ".") -> PeerC
         {
             "listen", "tls", "providers", "limits", "storage", "consent_mode", "faults", "variants",
             "control", "peers", "peers_file", "resolve", "asset_hosts", "outbox", "hub_transfer",
+            "advertise",
         },
         {"tls", "providers"},
     )
@@ -265,9 +294,15 @@ def parse_config(document: Any, base_dir: str | os.PathLike[str] = ".") -> PeerC
         raise ConfigError("control.token: expected a non-empty string")
 
     peers = {
-        _domain(k, f"peers.{k}"): _authority(v, f"peers.{k}")
+        _peer_key(k, f"peers.{k}"): _authority(v, f"peers.{k}")
         for k, v in _mapping(top.get("peers", {}) or {}, "peers", set(top.get("peers", {}) or {})).items()
     }
+    advertise = _mapping(top.get("advertise", {}) or {}, "advertise", {"port"})
+    advertise_port = None
+    if "port" in advertise:
+        advertise_port = _number(advertise["port"], "advertise.port", integer=True, minimum=1)
+        if advertise_port > 65535:
+            raise ConfigError(f"advertise.port: must be <= 65535, got {advertise_port}")
     peers_file = None
     if top.get("peers_file") is not None:
         raw = top["peers_file"]
@@ -296,6 +331,7 @@ def parse_config(document: Any, base_dir: str | os.PathLike[str] = ".") -> PeerC
         control=ControlConfig(control_address, control_port, token),
         peers=peers,
         peers_file=peers_file,
+        advertise_port=advertise_port,
         resolve=resolve,
         asset_hosts=asset_hosts,
         outbox_base_delay=base_delay,
@@ -355,5 +391,5 @@ def build_server(config: PeerConfig, overrides: Overrides = NO_OVERRIDES) -> Mim
     providers = [Provider(p.domain, p.cert, p.key, aliases=p.aliases) for p in config.providers]
     return MimiServer(
         providers, config.ca, host=config.listen_address, port=config.listen_port, limits=config.limits,
-        overrides=overrides,
+        overrides=overrides, advertise_port=config.advertise_port,
     )

@@ -47,6 +47,7 @@ import httpx
 import yaml
 
 from . import newcomer
+from .config import WILDCARD_PREFIX, normalize_peer_key
 from .mls import CryptoError, MLSError, basic_credential, cipher_suite
 from .mls.leaf import is_last_resort, key_package_ref, make_key_package
 from .mls.tree import RatchetTree
@@ -254,13 +255,34 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _peer_entries(entries: Mapping, where: str) -> dict[str, str]:
+    """``entries`` with normalized keys (domains and ``*.<zone>`` wildcards); bad keys are left out, logged."""
+    out = {}
+    for key, value in entries.items():
+        try:
+            out[normalize_peer_key(str(key))] = str(value)
+        except ValueError as exc:
+            log.warning("%s: ignoring peers entry %r: %s", where, key, exc)
+    return out
+
+
+def _split_authority(authority: str) -> tuple[str, str | None]:
+    host, colon, port = authority.rpartition(":")
+    return (host, port) if colon and port.isdigit() else (authority, None)
+
+
 class PeerBook:
     """Where each peer provider is reached: ``domain -> authority`` (``host:port``), from a mapping
     and/or a YAML file re-read when it changes (a harness that starts providers on port 0 writes
-    the file once it knows their ports). A domain not listed is reached by its own name on 443."""
+    the file once it knows their ports). A domain not listed is reached by its own name on 443.
+
+    A key ``*.<zone>`` covers every domain of exactly one more label in the zone; an exact key wins
+    over a wildcard, and the file's entries over the mapping's. An entry whose host is not the
+    domain itself (an address, a gateway) says only where to connect: the peer is still addressed
+    by its domain, in TLS SNI, the certificate check and Host (:meth:`authority`, :meth:`connect_address`)."""
 
     def __init__(self, peers: Mapping[str, str] | None = None, peers_file: str | os.PathLike[str] | None = None) -> None:
-        self._static = {normalize_domain(k): v for k, v in (peers or {}).items()}
+        self._static = _peer_entries(peers or {}, "peers")
         self._file = Path(peers_file) if peers_file is not None else None
         self._file_stamp: tuple[float, int] | None = None
         self._from_file: dict[str, str] = {}
@@ -282,16 +304,47 @@ class PeerBook:
             log.warning("peers file %s unreadable, keeping the previous one: %s", self._file, exc)
             return
         if isinstance(loaded, Mapping):
-            self._from_file = {normalize_domain(str(k)): str(v) for k, v in loaded.items()}
+            self._from_file = _peer_entries(loaded, str(self._file))
             self._file_stamp = stamp
 
     def set(self, domain: str, authority: str) -> None:
-        self._static[normalize_domain(domain)] = authority
+        self._static[normalize_peer_key(domain)] = authority
 
-    def authority(self, domain: str) -> str:
+    def route(self, domain: str) -> str | None:
+        """The configured ``host[:port]`` for ``domain``, or None when no entry covers it."""
         self._reload()
         domain = normalize_domain(domain)
-        return self._from_file.get(domain) or self._static.get(domain) or domain
+        _, dot, zone = domain.partition(".")
+        wildcard = WILDCARD_PREFIX + zone if dot else None
+        for key in (domain, wildcard):
+            for entries in (self._from_file, self._static):
+                if key is not None and key in entries:
+                    return entries[key]
+        return None
+
+    def authority(self, domain: str) -> str:
+        """How ``domain`` is addressed in URLs and Host: its entry when that names the domain itself,
+        else the domain with the entry's port (:meth:`connect_address` then says where to connect)."""
+        domain = normalize_domain(domain)
+        route = self.route(domain)
+        if route is None:
+            return domain
+        host, port = _split_authority(route)
+        if host.lower() == domain:
+            return route
+        return f"{domain}:{port}" if port else domain
+
+    def connect_address(self, domain: str) -> str | None:
+        """The host to connect to for ``domain`` when its entry names another host (an IP address, a
+        gateway), else None (DNS or ``resolve``)."""
+        try:
+            route = self.route(domain)
+        except ValueError:  # an IP literal or other non-domain: nothing configured for it
+            return None
+        if route is None:
+            return None
+        host, _ = _split_authority(route)
+        return None if host.lower() == domain.lower() else host
 
 
 @dataclass(frozen=True)
@@ -404,7 +457,7 @@ class ReferenceProvider:
             raise RuntimeError("already started")
         o = self.options
         self.client = MimiClient(self.domain, o.cert_file, o.key_file, o.ca_file, resolve=o.resolve,
-                                 overrides=self.overrides)
+                                 connect=o.peers.connect_address, overrides=self.overrides)
         self.worker = OutboxWorker(self.state.outbox, self._deliver_item, policy=o.retry, clock=time.time)
         self.worker.serial_room = lambda room: _room_in_transfer(self.hub_rooms.get(room))
         self._worker_stop = asyncio.Event()

@@ -128,6 +128,26 @@ class CertificateAuthority:
         key = _new_key()
         return cls(CertifiedKey(_ca_certificate(key, common_name, None, days), key))
 
+    @classmethod
+    def load(cls, cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str]) -> CertificateAuthority:
+        """A CA written earlier (``ca.pem``, ``ca.key``), to issue more certificates from.
+
+        Raises ValueError when either file is not what it should be: not PEM, not a CA certificate,
+        not an EC key, or a key that does not belong to the certificate."""
+        cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+        key = serialization.load_pem_private_key(Path(key_file).read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{key_file} is not an EC private key")
+        try:
+            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            constraints = None
+        if constraints is None or not constraints.ca:
+            raise ValueError(f"{cert_file} is not a CA certificate")
+        if key.public_key().public_numbers() != cert.public_key().public_numbers():
+            raise ValueError(f"{key_file} does not belong to {cert_file}")
+        return cls(CertifiedKey(cert, key))
+
     @property
     def cert(self) -> x509.Certificate:
         return self.root.cert

@@ -6,8 +6,9 @@ deadline and reads at most ``max_response_bytes``. HTTP error statuses are *not*
 answers, returned in :class:`PeerReply` for the caller to judge.
 
 Peers are named by authority (``a.example`` or ``a.example:8443``). ``resolve`` maps domains to
-addresses without DNS (the suite runs every provider on loopback): the request then connects to the
-mapped address while TLS still verifies, and Host still names, the domain.
+addresses without DNS (the suite runs every provider on loopback), and ``connect`` (a function of the
+host) does the same from a table that may change (the reference peer's ``peers`` entries): the request
+then connects to the mapped address while TLS still verifies, and Host still names, the domain.
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ class MimiClient:
         *,
         limits: ClientLimits | None = None,
         resolve: Mapping[str, str] | None = None,
+        connect: Callable[[str], str | None] | None = None,
         observer: Callable[[Exchange], None] | None = None,
         overrides: Overrides = NO_OVERRIDES,
     ) -> None:
@@ -157,6 +159,8 @@ class MimiClient:
         self.from_header = f"{local}@{self.domain}"
         self._ssl_context = client_context(cert_file, key_file, ca_file)
         self._resolve = {normalize_domain(k): v for k, v in (resolve or {}).items()}
+        # Consulted per request, before ``resolve``: a routing table that may change while running.
+        self._connect = connect
         self._observer = observer
         # One connection pool per target authority: with ``resolve`` several domains can share an
         # address and port, and a pooled connection whose certificate names one domain must never
@@ -218,8 +222,9 @@ class MimiClient:
         send_headers.update(headers or {})
         connect_url = target
         extensions = {}
-        if host in self._resolve:
-            connect_url = target.copy_with(host=self._resolve[host])
+        address = (self._connect(host) if self._connect is not None else None) or self._resolve.get(host)
+        if address:
+            connect_url = target.copy_with(host=address)
             extensions["sni_hostname"] = host
         started = time.monotonic()
         status: int | None = None

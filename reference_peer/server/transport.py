@@ -301,8 +301,11 @@ class MimiServer:
         limits: ServerLimits | None = None,
         max_refusals_kept: int = 1000,
         overrides: Overrides = NO_OVERRIDES,
+        advertise_port: int | None = None,
     ) -> None:
         self.providers = list(providers)
+        # Behind a gateway peers reach this listener on another port: the one its published URLs name.
+        self.advertise_port = advertise_port
         self.overrides = overrides
         if not self.providers:
             raise ValueError("a MimiServer needs at least one provider")
@@ -428,8 +431,14 @@ class MimiServer:
             raise RuntimeError("server not started")
         return f"{domain}:{self.port}"
 
+    def public_authority(self, domain: str) -> str:
+        """``domain:port`` as this server publishes itself: the advertised port when set, else the listening one."""
+        if self.advertise_port is None:
+            return self.authority(domain)
+        return f"{domain}:{self.advertise_port}"
+
     def base_url(self, domain: str) -> str:
-        return f"https://{self.authority(domain)}"
+        return f"https://{self.public_authority(domain)}"
 
     # --- request pipeline -------------------------------------------------------------------------
 
@@ -531,7 +540,9 @@ class MimiServer:
         admitted = self._admit(request, context)
         if admitted.endpoint is None:
             authority = admitted.target_domain
-            if admitted.host_port is not None:
+            if self.advertise_port is not None:
+                authority = f"{authority}:{self.advertise_port}"
+            elif admitted.host_port is not None:
                 authority = f"{authority}:{admitted.host_port}"
             served = self._by_name[admitted.target_domain].registered
             body = directory_json(authority, served, self.overrides)
@@ -564,7 +575,7 @@ class MimiServer:
             raise _Refuse(400, "malformed-host", str(exc), requirement="PROTO-TRANSPORT-IDENTIFY-PROVIDERS") from None
         if domain not in self._by_name and self.overrides.departs(REFUSE_UNSERVED_HOST):
             domain = self.providers[0].domain  # -06 §4.1 obliges no refusal of a Host not served
-        if port is not None and port != self.port and self.overrides.departs(IGNORE_HOST_PORT):
+        if port is not None and port not in (self.port, self.advertise_port) and self.overrides.departs(IGNORE_HOST_PORT):
             raise _Refuse(421, "host-port-mismatch", f"Host port {port} is not this server's port {self.port}")
         if domain not in self._by_name:
             raise _Refuse(

@@ -42,7 +42,9 @@ def test_peer_keys_parse(pki, tmp_path):
         assert provider.options.storage_path == tmp_path / "state" / "a.example.sqlite"
         assert provider.options.consent_mode == "quarantine"
         assert provider.options.retry.max_attempts == 50
-        assert provider.authority("b.example") == "127.0.0.1:9443"
+        # An address entry says where to connect; the peer is still addressed by its domain.
+        assert provider.authority("b.example") == "b.example:9443"
+        assert provider.options.peers.connect_address("b.example") == "127.0.0.1"
         assert provider.authority("c.example") == "c.example"  # unlisted: its own name
     finally:
         provider.state.close()
