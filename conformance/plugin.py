@@ -14,7 +14,14 @@ feature is an error at collection. A check whose role or feature the SUT does no
 NOT_APPLICABLE before it runs.
 
 Options: ``--sut reference|MANIFEST``, ``--seed N``, ``--mimi-results PATH`` (CheckResults as JSON
-lines), ``--mimi-output DIR`` (transcripts, logs, PKI), ``--mimi-profile NAME`` (score levels by it).
+lines), ``--mimi-output DIR`` (transcripts, logs, PKI), ``--mimi-profile NAME`` (score levels by it),
+``--mimi-suite-pki DIR`` (a suite PKI to reuse; overrides the manifest's ``suite.pki``).
+
+A suite run (``--sut`` given) is prepared by the controller (the xdist controller, or the single
+process) before any worker starts: the output folder, the suite PKI (one per run unless given), and,
+for a ``url``/``command``/``image`` SUT, the reference gateway and the SUT itself, connected once and
+shared by the workers (``conformance.harness.connectors.SharedSut``). A setup failure stops the run
+with a usage error (pytest exit 4) and one sentence, never a verdict.
 
 Fixtures: ``sut`` (the ConnectedSut), ``recorder`` (this check's), ``mimi`` (MIMI calls to the SUT
 as the suite's hub domain, recorded), ``reference_peers`` (the suite's hub and follower, started on
@@ -25,7 +32,7 @@ terminal summary, attached to the JUnit report as the ``mimi_verdict`` property,
 ``--mimi-results``. FAIL and HARNESS_ERROR make pytest's outcome "failed"; NOT_APPLICABLE becomes
 "skipped"; WARN and AMBIGUOUS stay "passed" (they do not fail a run on their own). Results travel
 on the test reports, so under pytest-xdist the controller writes one results file (each worker
-connects its own SUT).
+has its own reference peers; the embedded reference SUT is one per worker, any other SUT is shared).
 """
 
 from __future__ import annotations
@@ -33,11 +40,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import random
+import sys
+import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -52,6 +62,7 @@ from .verdicts import (
     close_ledger,
     current_ledger,
     judge,
+    missing_operation_line,
     open_ledger,
     strictest_profile_levels,
 )
@@ -60,6 +71,8 @@ SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
 ROLES = ("hub", "follower")
 _STATE = pytest.StashKey["_CheckState"]()
 _RUN = pytest.StashKey["MimiRun"]()
+_SHARED_SUT = pytest.StashKey[Any]()
+SETUP_ERROR_FILE = "setup-error.txt"  # OUT/setup-error.txt: a worker's setup failure, for the controller
 
 
 @dataclasses.dataclass
@@ -86,16 +99,121 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--mimi-profile", default=None, metavar="NAME", help="score requirement levels by this profile")
     group.addoption("--mimi-inventory", default=None, metavar="PATH",
                     help="write the collected checks (ID, requirements, role, area, features) as JSON to PATH")
+    group.addoption("--mimi-suite-pki", default=None, metavar="DIR",
+                    help="the suite PKI to use (mimi-conformance pki init DIR; default: the manifest's suite.pki, "
+                         "else one made for this run)")
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's tmp_path setup, whose folder a run defaults to
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirements(*ids): the requirement IDs a conformance check judges")
     config.addinivalue_line("markers", "role(name): the SUT role a conformance check needs (hub or follower)")
     config.addinivalue_line("markers", "feature(*names): optional SUT features a conformance check needs")
     run = MimiRun(config)
     config.stash[_RUN] = run
+    if run.explicit:
+        from .harness import reference_names
+
+        reference_names.set_worker(getattr(config, "workerinput", {}).get("workerid"))
+        if not hasattr(config, "workerinput"):
+            _prepare_suite_run(config, run)
+        else:  # a worker parses the command line afresh: take what the controller settled
+            for option in _SHARED_OPTIONS:
+                if config.workerinput.get(option):
+                    setattr(config.option, option, config.workerinput[option])
     if not hasattr(config, "workerinput"):  # an xdist worker forwards its reports instead of recording
         config.pluginmanager.register(_ResultCollector(run), "mimi-conformance-results")
+
+
+def _prepare_suite_run(config: pytest.Config, run: MimiRun) -> None:
+    """In the controller, before xdist starts its workers (pytest_configure_node hands them the result):
+    the output folder and the suite PKI every process of the run shares."""
+    from .harness.suite_pki import SuitePki, SuitePkiError
+
+    if not config.option.mimi_output:
+        factory = getattr(config, "_tmp_path_factory", None)
+        config.option.mimi_output = str(factory.mktemp("mimi-run") if factory else tempfile.mkdtemp(prefix="mimi-run-"))
+    output = Path(config.option.mimi_output).resolve()
+    config.option.mimi_output = str(output)
+    given = config.getoption("mimi_suite_pki") or run.manifest.suite_pki
+    try:
+        if given:
+            pki = SuitePki.load(Path(given).resolve(), output / "pki")
+        else:
+            pki = SuitePki.init(output / "suite-pki")
+    except SuitePkiError as exc:
+        raise pytest.UsageError(f"suite PKI error: {exc}") from None
+    config.option.mimi_suite_pki = str(pki.directory.resolve())
+    (output / SETUP_ERROR_FILE).unlink(missing_ok=True)
+
+
+_SHARED_OPTIONS = ("mimi_output", "mimi_suite_pki")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """xdist: hand each worker the output folder and suite PKI the controller settled."""
+    for option in _SHARED_OPTIONS:
+        value = getattr(node.config.option, option, None)
+        if value:
+            node.workerinput[option] = value
+
+
+def worker_count(config: pytest.Config) -> int:
+    """How many xdist workers the run has (0: none)."""
+    value = getattr(config.option, "numprocesses", None)
+    if value in ("auto", "logical"):
+        return os.cpu_count() or 1
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def setup_exit(config: pytest.Config, exc: BaseException, session: pytest.Session | None = None) -> NoReturn:
+    """Stop the run before any verdict: a setup failure is a usage error (exit 4), said in one sentence.
+    A worker also leaves the sentence for the controller, which sets the run's exit status."""
+    from .harness.connectors import setup_error_sentence
+
+    sentence = setup_error_sentence(exc)
+    output = config.getoption("mimi_output")
+    if output and hasattr(config, "workerinput"):
+        marker = Path(output) / SETUP_ERROR_FILE
+        if not marker.exists():
+            marker.write_text(sentence + "\n", encoding="utf-8")
+        if session is not None:
+            session.shouldstop = sentence  # xdist: the controller stops the run instead of rescheduling
+    pytest.exit(sentence, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A url, command or image SUT is started (or connected) once, here in the controller, before xdist
+    starts its workers (xdist's own sessionstart runs last)."""
+    config = session.config
+    run = config.stash.get(_RUN, None)
+    if run is None or not run.explicit or hasattr(config, "workerinput"):
+        return
+    if run.manifest.connector_type == "reference" or config.option.collectonly:
+        return  # the embedded SUT starts per worker; collecting needs no SUT
+    from .harness.connectors import SETUP_ERRORS, SharedSut
+    from .harness.suite_pki import SuitePki
+
+    output = Path(config.option.mimi_output)
+    try:
+        pki = SuitePki.load(config.option.mimi_suite_pki, output / "pki")
+        shared = SharedSut(run.manifest, output, pki, worker_count(config))
+        config.stash[_SHARED_SUT] = shared
+        shared.start()
+    except SETUP_ERRORS as exc:
+        setup_exit(config, exc)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shared = config.stash.get(_SHARED_SUT, None)
+    if shared is not None:
+        del config.stash[_SHARED_SUT]
+        shared.stop()
 
 
 class MimiRun:
@@ -404,6 +522,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
             scored_level=judgement.scored_level,
             blocked_by=state.blocked_by,
             outcomes=judgement.outcomes,
+            missing_operation=judgement.missing_operation,
         )
         # Carried on the report (not recorded here) so that under pytest-xdist the controller, which
         # sees every worker's reports, writes the one results file and the one summary.
@@ -472,6 +591,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for result in run.results:
         if result.verdict not in (Verdict.PASS,):
             terminalreporter.write_line(f"  {result.verdict:<14} {result.check_id}: {result.message}")
+    lacking = missing_operation_line(r.missing_operation for r in run.results)
+    if lacking:
+        terminalreporter.write_line(lacking)
     terminalreporter.write_line(f"seed {run.seed}; SUT manifest sha256 {run.manifest.sha256}")
 
 
@@ -479,6 +601,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     run = session.config.stash.get(_RUN, None)
     if run is not None:
         run.close()
+    config = session.config
+    output = config.getoption("mimi_output")
+    if run is not None and run.explicit and output and not hasattr(config, "workerinput"):
+        marker = Path(output) / SETUP_ERROR_FILE
+        if marker.exists():
+            # A worker could not set up its SUT: the run is a usage error, whatever the checks said.
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            sentence = marker.read_text(encoding="utf-8").strip()
+            # As pytest reports its own pytest.exit(), so that a worker's sentence reads like one here.
+            sys.stderr.write(f"\nExit: {sentence}\n")
 
 
 # --------------------------------------------------------------------------------------------
@@ -500,30 +632,63 @@ def mimi_output_dir(mimi_run: MimiRun, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
-def run_env(mimi_output_dir: Path, request: pytest.FixtureRequest):
-    from .harness.connectors import REFERENCE_FOLLOWER_DOMAIN, REFERENCE_HUB_DOMAIN, RunEnvironment, SuitePki
+def run_env(mimi_output_dir: Path, mimi_run: MimiRun, request: pytest.FixtureRequest):
+    from .harness.connectors import GatewayLink, RunEnvironment, read_connected
+    from .harness.suite_pki import SuitePki, SuitePkiError
 
-    # Under pytest-xdist each worker starts its own SUT and peers: their state, logs and PKI go to a
-    # folder of their own (transcripts stay in the run's folder, named by check).
-    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    config = request.config
+    # Under pytest-xdist each worker starts its own peers (and embedded SUT): their state, logs and
+    # certificates go to a folder of their own (transcripts stay in the run's folder, named by check).
+    worker = getattr(config, "workerinput", {}).get("workerid")
     directory = mimi_output_dir / "workers" / worker if worker else mimi_output_dir
-    pki = SuitePki.create(directory / "pki", [REFERENCE_HUB_DOMAIN, REFERENCE_FOLLOWER_DOMAIN])
-    return RunEnvironment(directory, pki)
+    try:
+        shared_pki = config.getoption("mimi_suite_pki")
+        if shared_pki:  # the controller's (a suite run)
+            pki = SuitePki.load(shared_pki, directory / "pki")
+        else:  # checks run without --sut: a suite PKI of this process's own
+            pki = SuitePki.init(directory / "suite-pki")
+            pki.leaf_dir = directory / "pki"
+    except SuitePkiError as exc:
+        setup_exit(config, exc, request.session)
+    gateway = None
+    if mimi_run.explicit and mimi_run.manifest.connector_type != "reference":
+        link = read_connected(mimi_output_dir)["gateway"]
+        gateway = GatewayLink(Path(link["routes"]), int(link["port"]))
+    return RunEnvironment(directory, pki, gateway=gateway)
 
 
 @pytest.fixture(scope="session")
-def sut_session(mimi_run: MimiRun, run_env):
-    """The SUT, connected once per run (the connector's stop() runs at the end of the session)."""
-    from .harness.connectors import SutConfigurationError, make_connector
-    from .harness.manifest import ManifestError
+def sut_session(mimi_run: MimiRun, run_env, mimi_output_dir: Path, request: pytest.FixtureRequest):
+    """The SUT for this process: the embedded reference peer started here (one per worker), or the
+    SUT the controller connected once for the run (``OUT/sut/connected.json``), with a control client
+    of this process's own."""
+    from .harness.connectors import SETUP_ERRORS, connected_from_description, make_connector, read_connected
 
-    connector = make_connector(mimi_run.manifest, run_env)
+    manifest = mimi_run.manifest
+    if manifest.connector_type != "reference":
+        try:
+            connected = connected_from_description(manifest, read_connected(mimi_output_dir))
+        except SETUP_ERRORS as exc:
+            setup_exit(request.config, exc, request.session)
+        shared = request.config.stash.get(_SHARED_SUT, None)
+        process_state = getattr(shared and shared.connector, "process_state", None)
+        if process_state is not None and connected.control is not None:
+            connected.control.explain_unreachable = process_state  # started by this process: its exit code
+        run_env.publish(dict(connected.endpoints))  # for this worker's reference peers (peers.yaml)
+        mimi_run.sut_hosts = connected.hosts
+        try:
+            yield connected
+        finally:
+            if connected.control is not None:
+                connected.control.close()
+        return
+    connector = make_connector(manifest, run_env)
     try:
         connected = connector.start()
-    except (SutConfigurationError, ManifestError) as exc:
+    except SETUP_ERRORS as exc:
         connector.stop()
-        # A configuration problem is reported as such, never as a verdict on the SUT.
-        pytest.exit(f"SUT configuration error: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        # A setup problem is reported as such, never as a verdict on the SUT.
+        setup_exit(request.config, exc, request.session)
     except BaseException:
         connector.stop()  # interrupted or failed half-way: nothing it spawned may outlive the run
         raise
@@ -581,13 +746,14 @@ def reference_peers(run_env, sut_session, request: pytest.FixtureRequest):
 
 @pytest.fixture
 def mimi(sut, run_env, recorder, mimi_run: MimiRun):
-    """MIMI calls to the SUT as the suite's hub domain (hub.ref.test), every exchange recorded."""
-    from .harness.connectors import REFERENCE_HUB_DOMAIN
+    """MIMI calls to the SUT as this worker's reference hub domain (hub.ref.test), every exchange recorded."""
     from .harness.mimi import MimiSession
+    from .harness.reference_names import current
 
-    cert, key = run_env.pki.issue(REFERENCE_HUB_DOMAIN)
+    hub = current().hub
+    cert, key = run_env.pki.issue(hub)
     trust = run_env.pki.trust_bundle("trust-mimi-client", sut.ca if sut.ca != run_env.pki.ca_cert else None)
-    session = MimiSession(REFERENCE_HUB_DOMAIN, cert, key, trust, resolve=sut.resolve(), recorder=recorder,
+    session = MimiSession(hub, cert, key, trust, resolve=sut.resolve(), recorder=recorder,
                           timeout=mimi_run.manifest.timeouts.request)
     try:
         yield session

@@ -230,7 +230,7 @@ def inventory() -> list[CheckInfo]:
 
 
 def write_manifest(path: Path, faults: Sequence[str], *, poll: float, variants: Sequence[str] = ()) -> Path:
-    from .harness.manifest import REFERENCE_HUB_TRANSFER
+    from .harness.manifest import REFERENCE_FEATURES, REFERENCE_HUB_TRANSFER
 
     document = {
         "manifestVersion": 1,
@@ -240,7 +240,7 @@ def write_manifest(path: Path, faults: Sequence[str], *, poll: float, variants: 
         "domains": ["sut.mimi.test"],
         "roles": ["hub", "follower"],
         "consentMode": "immediate",
-        "features": ["hubTransfer"],  # as reference_manifest(): the reference SUT runs the hub-transfer extension
+        "features": list(REFERENCE_FEATURES),  # as reference_manifest(): what the reference SUT implements
         "hubTransfer": dict(REFERENCE_HUB_TRANSFER),
         "timeouts": {"poll": poll},
         "connector": {"type": "reference", "faults": list(faults), "variants": list(variants)},

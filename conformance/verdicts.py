@@ -28,7 +28,9 @@ worst of them. A check judges through this module's functions, which write to th
 * :func:`blocked` -> FAIL scored against another rule the SUT broke that the check needs
   (``blocked_by``); the check's own requirements not yet observed are NOT_REACHED.
 * :func:`not_applicable` -> NOT_APPLICABLE with the reason (for one requirement with ``requirement=``,
-  and the check goes on; otherwise the whole check stops).
+  and the check goes on; otherwise the whole check stops). A control operation the SUT lacks
+  (``operation=``, or the control client's :class:`~conformance.harness.control.NotSupported`) is kept in
+  ``CheckResult.missing_operation`` and counted per operation in the run's summary.
 * :func:`ambiguous` -> AMBIGUOUS with the ambiguity ID, for the named (or attributed) requirement.
 * :class:`SutMisbehaviour` (raised by the harness: timeout, garbage, reset, a SUT that does not
   start) -> FAIL of the attributed requirement (or of every requirement not yet judged) with the
@@ -115,11 +117,13 @@ class Warned(CheckOutcome):
 
 
 class NotApplicable(CheckOutcome):
-    """The check cannot apply to this SUT: a feature, role or control operation it declares absent."""
+    """The check cannot apply to this SUT: a feature, role or control operation it declares absent.
+    ``operation``: the control operation the SUT lacks, when that is the reason (counted per run)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, operation: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.operation = operation
 
 
 class Ambiguous(CheckOutcome):
@@ -278,13 +282,14 @@ def warn(message: str, *, requirement: str | None = None) -> None:
     raise Warned(message, requirement)
 
 
-def not_applicable(reason: str, *, requirement: str | None = None) -> None:
-    """The whole check cannot apply (it stops); with ``requirement``, only that one, and the check goes on."""
+def not_applicable(reason: str, *, requirement: str | None = None, operation: str | None = None) -> None:
+    """The whole check cannot apply (it stops); with ``requirement``, only that one, and the check goes on.
+    ``operation``: the control operation the SUT lacks, when that is why (the run counts them)."""
     ledger = _current
     if requirement is not None and ledger is not None:
         ledger.inapplicable[ledger._known(requirement, "not_applicable()")] = reason
         return
-    raise NotApplicable(reason)
+    raise NotApplicable(reason, operation=operation)
 
 
 def ambiguous(ambiguity: str, message: str, *, requirement: str | None = None) -> None:
@@ -351,6 +356,24 @@ def verdict_for_level(level: str) -> Verdict:
 # Results
 
 
+def missing_operation_counts(operations: Iterable[str | None]) -> list[tuple[str, int]]:
+    """(operation, checks not run for lack of it), most first, then by name; Nones are left out."""
+    counts: dict[str, int] = {}
+    for operation in operations:
+        if operation:
+            counts[operation] = counts.get(operation, 0) + 1
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def missing_operation_line(operations: Iterable[str | None]) -> str | None:
+    """The run summary's line "not run for lack of a control operation: sendMessage 12, createRoom 3",
+    or None when no check lacked one."""
+    counts = missing_operation_counts(operations)
+    if not counts:
+        return None
+    return "not run for lack of a control operation: " + ", ".join(f"{op} {n}" for op, n in counts)
+
+
 @dataclasses.dataclass(frozen=True)
 class RequirementResult:
     """One requirement's outcome in one check, with the evidence or the reason."""
@@ -398,6 +421,8 @@ class CheckResult:
     blocked_by: tuple[str, ...] = ()
     # Per requirement (the check's own, then any blocking rule): its outcome
     outcomes: tuple[RequirementResult, ...] = ()
+    # NOT_APPLICABLE because the SUT lacks this control operation (omitted from the record otherwise)
+    missing_operation: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
@@ -416,6 +441,8 @@ class CheckResult:
         data["verdict"] = str(self.verdict)
         data["duration"] = round(self.duration, 6)
         data["outcomes"] = [o.as_dict() for o in self.outcomes]
+        if self.missing_operation is None:
+            del data["missing_operation"]
         return data
 
 
@@ -427,6 +454,7 @@ class Judgement:
     scored_level: str | None = None
     blocked_by: tuple[str, ...] = ()
     outcomes: tuple[RequirementResult, ...] = ()
+    missing_operation: str | None = None  # the control operation the SUT lacks, when that made it NOT_APPLICABLE
 
 
 def _host_of(url: str | None) -> str | None:
@@ -449,6 +477,7 @@ class _Stop:
     ambiguity: str | None = None
     blocked_by: tuple[str, ...] = ()
     unjudged: Outcome = Outcome.NOT_REACHED  # what the requirements it does not belong to become
+    missing_operation: str | None = None
 
 
 def _classify(exc: BaseException, requirements: Sequence[str], ledger: Ledger, levels: LevelResolver,
@@ -459,7 +488,8 @@ def _classify(exc: BaseException, requirements: Sequence[str], ledger: Ledger, l
     from .harness.control import ControlApiError, NotSupported
 
     if isinstance(exc, NotApplicable | NotSupported):
-        return _Stop(Outcome.NOT_APPLICABLE, getattr(exc, "reason", None) or str(exc), unjudged=Outcome.NOT_APPLICABLE)
+        return _Stop(Outcome.NOT_APPLICABLE, getattr(exc, "reason", None) or str(exc), unjudged=Outcome.NOT_APPLICABLE,
+                     missing_operation=exc.operation)
     if isinstance(exc, Blocked):
         if exc.requirement in requirements:
             return _Stop(Outcome.HARNESS_ERROR, f"check bug: blocked() names {exc.requirement}, which the check judges",
@@ -585,8 +615,11 @@ def _verdict_of(results: Sequence[RequirementResult], stop: _Stop | None) -> Jud
         message = "; ".join(dict.fromkeys(f"{r.requirement}: {r.message}" for r in deciding if r.message))
     levels = [r.level for r in deciding if r.level]
     ambiguity = next((r.ambiguity for r in deciding if r.ambiguity), None)
+    # Counted only when the lacking operation is what kept the whole check from its verdict.
+    missing = stop.missing_operation if stop is not None and worst is Outcome.NOT_APPLICABLE else None
     return Judgement(_VERDICT_OF[worst], message, ambiguity=ambiguity, scored_level=levels[0] if levels else None,
-                     blocked_by=stop.blocked_by if stop is not None else (), outcomes=tuple(results))
+                     blocked_by=stop.blocked_by if stop is not None else (), outcomes=tuple(results),
+                     missing_operation=missing)
 
 
 def blocked_judgement(judgement: Judgement, rules: Sequence[str], message: str) -> Judgement:

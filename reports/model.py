@@ -228,6 +228,8 @@ class CheckRecord:
     # (conformance.harness.attribution); their outcome is in ``outcomes`` (FAIL).
     blocked_by: tuple[str, ...] = ()
     outcomes: tuple[RequirementJudgement, ...] = ()
+    # NOT_APPLICABLE because the SUT lacks this control operation (the run summary counts them)
+    missing_operation: str | None = None
 
     def __post_init__(self) -> None:
         if not self.outcomes:  # a 1.x record: converted once, so that it reads back the same
@@ -275,6 +277,8 @@ class CheckRecord:
         }
         if self.blocked_by:  # omitted when empty
             data["blocked_by"] = list(self.blocked_by)
+        if self.missing_operation:  # omitted when none
+            data["missing_operation"] = self.missing_operation
         return data
 
     @classmethod
@@ -292,6 +296,7 @@ class CheckRecord:
             ambiguity_ids=tuple(data.get("ambiguity_ids", ())),
             blocked_by=tuple(data.get("blocked_by", ())),
             outcomes=tuple(RequirementJudgement.from_dict(item) for item in data.get("outcomes", ())),
+            missing_operation=data.get("missing_operation") or None,
         )
 
 
@@ -538,6 +543,7 @@ def check_record_from_line(data: Mapping[str, Any]) -> CheckRecord:
         ambiguity_ids=(ambiguity,) if ambiguity else (),
         blocked_by=tuple(data.get("blocked_by", ())),
         outcomes=outcomes,
+        missing_operation=data.get("missing_operation") or None,
     )
 
 

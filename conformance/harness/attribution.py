@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .reference_names import in_reference_zone
+
 # Evidence counts from this long before the check started: a SUT whose requests were refused keeps
 # retrying them with backoff, so the request a check waits for may sit behind older ones and never be
 # sent (and refused) inside the check itself. A conforming SUT has no such refusals at all.
@@ -88,8 +90,6 @@ _EXTENSION_ENDPOINT_RULES = {"hubTransfer": "EXT-HUBXFER-DIRECTORY"}
 _MISSING_ENTRY = re.compile(r"directory has no '([A-Za-z]+)' entry")
 # The directory document itself (200, a JSON object mapping endpoints to URL templates).
 DIRECTORY_RULE = "PROTO-DIRECTORY-WELL-KNOWN"
-# The suite's own peers: a directory of theirs that fails is the suite's problem, never the SUT's.
-_SUITE_DOMAINS = ("hub.ref.test", "follower.ref.test")
 
 
 def missing_endpoint_rules(endpoint: str, check_role: str) -> list[str]:
@@ -100,16 +100,28 @@ def missing_endpoint_rules(endpoint: str, check_role: str) -> list[str]:
             if endpoint in ROLE_ENDPOINTS[role] and check_role in (role, "any")]
 
 
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling, outermost first."""
+    links: list[BaseException] = []
+    while exc is not None and all(exc is not link for link in links):
+        links.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return links
+
+
+def _of_reference_peer(error: BaseException) -> bool:
+    """A directory error about one of the suite's own peers (any worker's): the suite's problem, never the SUT's."""
+    url = getattr(error, "url", None)
+    return bool(url) and in_reference_zone(urlsplit(url).hostname or "")
+
+
 def directory_blockers(error: BaseException, check_role: str) -> list[Blocker]:
     """The directory rules a :class:`~reference_peer.server.client.PeerDirectoryError` about the SUT shows
     broken: a missing endpoint, the role rule listing it; an unusable template, or a directory that
     could not be had at all, the well-known directory rule. Empty for anything else."""
     from reference_peer.server.client import PeerDirectoryError
 
-    if not isinstance(error, PeerDirectoryError):
-        return []
-    host = (urlsplit(error.url).hostname or "").lower() if error.url else ""
-    if host in _SUITE_DOMAINS:
+    if not isinstance(error, PeerDirectoryError) or _of_reference_peer(error):
         return []
     found = [Blocker(rule, f"the SUT's directory has no {endpoint!r} entry")
              for endpoint in error.missing for rule in missing_endpoint_rules(endpoint, check_role)]
@@ -125,6 +137,8 @@ def harness_blockers(exc: BaseException | None, check_role: str) -> list[Blocker
     endpoint it needed is blocked by the rule that the directory lists it (an unusable template or
     directory, by the well-known directory rule); one that stopped because the SUT's server
     certificate did not verify, by the certificate rule."""
+    if any(_of_reference_peer(link) for link in _chain(exc)):
+        return []
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))

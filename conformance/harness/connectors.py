@@ -11,10 +11,18 @@
   :class:`ConnectorUnavailable` says so plainly and the checks needing the SUT are NOT_APPLICABLE.
 
 The suite's own reference hub and follower (the peers that drive the SUT) are
-:class:`ReferencePeerProcess` instances too, under their own domains, with the run's CA.
+:class:`ReferencePeerProcess` instances too, under this worker's reference domains
+(:mod:`.reference_names`), with certificates from the suite PKI (:mod:`.suite_pki`). Behind the
+reference gateway (:mod:`.gateway`) each adds its route and advertises the gateway's port.
 
-Environment given to a ``command``/``image`` SUT: ``MIMI_CONFORMANCE_SUITE_CA`` (PEM of the CA of
-the suite's reference peers: trust it for their client certificates) and ``MIMI_CONFORMANCE_RUN_DIR``.
+A ``url``, ``command`` or ``image`` SUT is connected once per run by the pytest controller
+(:class:`SharedSut`) and shared by the xdist workers, which read ``OUT/sut/connected.json``. What a
+``command``/``image`` SUT is handed (:func:`handoff_environment`), all known before it starts:
+``MIMI_CONFORMANCE_SUITE_CA`` (the suite CA certificate, never its key),
+``MIMI_CONFORMANCE_REFERENCE_ADDRESS``, ``MIMI_CONFORMANCE_REFERENCE_DOMAINS`` and
+``MIMI_CONFORMANCE_SUT_DIR`` (``suite-ca.pem`` and ``reference-peers.yaml``).
+
+Setup failures (:data:`SETUP_ERRORS`) are never verdicts: the plugin stops the run with a usage error.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import ipaddress
+import json
 import os
 import re
 import sys
@@ -31,64 +40,68 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from reference_peer.pki import CertificateAuthority, write_test_pki
-
 from ..verdicts import NotApplicable, SutMisbehaviour
+from . import reference_names
 from .control import ControlApiError, ControlClient
-from .manifest import REFERENCE_HUB_TRANSFER, MimiEndpoint, SutManifest
+from .gateway import GatewayError, ReferenceGateway, split_address, write_route
+from .manifest import REFERENCE_HUB_TRANSFER, ManifestError, MimiEndpoint, SutManifest
 from .polling import PollTimeout, poll_until
 from .processes import ManagedProcess, ProcessExited, ProcessNotReady
+from .suite_pki import SuitePki, SuitePkiError
 
-REFERENCE_HUB_DOMAIN = "hub.ref.test"
-REFERENCE_FOLLOWER_DOMAIN = "follower.ref.test"
+# The default names (worker 0, and a run without workers); a worker's own are reference_names.current().
+REFERENCE_HUB_DOMAIN = reference_names.reference_domains(0).hub
+REFERENCE_FOLLOWER_DOMAIN = reference_names.reference_domains(0).follower
 
 _SERVING = re.compile(r"^serving (\S+) at (https://\S+) \(listening on (\S+):(\d+)\)", re.MULTILINE)
 _CONTROL = re.compile(r"^control (\S+) at (https?://\S+)", re.MULTILINE)
 _UNKNOWN_KEYS = re.compile(r"^config: unknown key\(s\) (\[[^\]]*\]);")
-OPTIONAL_SECTIONS = ("control", "peers_file", "resolve", "hub_transfer", "variants")
+OPTIONAL_SECTIONS = ("control", "peers_file", "resolve", "hub_transfer", "variants", "advertise")
 
 
 class ConnectorUnavailable(NotApplicable):
-    """This connector cannot run here (no Docker engine, no testcontainers): checks are NOT_APPLICABLE."""
+    """This connector cannot run here (no Docker engine, no testcontainers): a setup error, exit 2."""
 
 
 class SutStartError(SutMisbehaviour):
-    """The SUT did not start or never became healthy within its deadline: FAIL with the diagnosis."""
+    """The SUT did not start or never became healthy within its deadline: a setup error, exit 2."""
 
 
 class SutConfigurationError(ValueError):
     """The manifest and the SUT's own getInfo disagree: a usage error reported before any check runs."""
 
 
+# What stops a run before any check, as a usage error (exit 2) and one sentence: never a verdict.
+SETUP_ERRORS: tuple[type[BaseException], ...] = (
+    SutStartError, ConnectorUnavailable, SutConfigurationError, ManifestError, SuitePkiError, GatewayError,
+)
+
+
+def setup_error_sentence(exc: BaseException) -> str:
+    """The one sentence a setup failure stops the run with."""
+    text = " ".join(str(getattr(exc, "message", None) or exc).split())
+    what = {
+        SutStartError: "the SUT did not start",
+        ConnectorUnavailable: "the SUT's connector cannot run here",
+        SutConfigurationError: "SUT configuration error",
+        ManifestError: "SUT manifest error",
+        SuitePkiError: "suite PKI error",
+        GatewayError: "reference address error",
+    }
+    label = next((name for kind, name in what.items() if isinstance(exc, kind)), "setup error")
+    return f"{label}: {text}"
+
+
 # --------------------------------------------------------------------------------------------
-# The run's PKI
+# The run's environment
 
 
-@dataclasses.dataclass
-class SuitePki:
-    """The run's CA and certificates for the suite's peers (and the reference SUT when it is one)."""
+@dataclasses.dataclass(frozen=True)
+class GatewayLink:
+    """The reference gateway, as a reference peer sees it: where to add its route, which port to advertise."""
 
-    directory: Path
-    ca: CertificateAuthority
-    ca_cert: Path
-    certs: dict[str, tuple[Path, Path]]  # domain -> (cert, key)
-
-    @classmethod
-    def create(cls, directory: Path, domains: list[str]) -> SuitePki:
-        ca, files = write_test_pki(directory, domains)
-        return cls(directory, ca, files.ca_cert, {d: (p.cert, p.key) for d, p in files.providers.items()})
-
-    def issue(self, domain: str) -> tuple[Path, Path]:
-        if domain not in self.certs:
-            self.certs[domain] = self.ca.issue_provider(domain).write(self.directory, domain)
-        return self.certs[domain]
-
-    def trust_bundle(self, name: str, *extra_cas: Path | None) -> Path:
-        """``<name>.pem``: the run's CA and ``extra_cas`` (e.g. the SUT's CA) in one PEM file."""
-        parts = [self.ca_cert.read_bytes()] + [Path(p).read_bytes() for p in extra_cas if p is not None]
-        bundle = self.directory / f"{name}.pem"
-        bundle.write_bytes(b"\n".join(parts))
-        return bundle
+    routes_dir: Path
+    port: int
 
 
 @dataclasses.dataclass
@@ -101,10 +114,14 @@ class RunEnvironment:
     python: str = sys.executable
     # domain -> IP address to connect to (no DNS): the reference peers' ``resolve`` configuration.
     resolve: dict[str, str] = dataclasses.field(
-        default_factory=lambda: {REFERENCE_HUB_DOMAIN: "127.0.0.1", REFERENCE_FOLLOWER_DOMAIN: "127.0.0.1"}
+        default_factory=lambda: {domain: "127.0.0.1" for domain in reference_names.current()}
     )
     # domain -> authority (domain:port) of every provider started or declared so far.
     authorities: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The reference gateway, when the SUT reaches the reference peers through it (not the embedded SUT).
+    gateway: GatewayLink | None = None
+    # The hand-off environment of a command or image SUT (handoff_environment).
+    sut_env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def peers_file(self) -> Path:
@@ -183,24 +200,10 @@ class ConnectedSut:
 
 
 def check_info_matches(manifest: SutManifest, info: dict[str, Any]) -> None:
-    """The manifest's claims must equal the SUT's getInfo (docs/control-api.md)."""
-    problems = []
-    if sorted(info.get("roles", [])) != sorted(manifest.roles):
-        problems.append(f"roles: manifest {sorted(manifest.roles)}, getInfo {sorted(info.get('roles', []))}")
-    if sorted(info.get("providerDomains", [])) != sorted(manifest.domains):
-        problems.append(
-            f"domains: manifest {sorted(manifest.domains)}, getInfo {sorted(info.get('providerDomains', []))}"
-        )
-    if manifest.control_operations is not None:
-        declared = set(manifest.control_operations) | {"getInfo"}
-        reported = set(info.get("supportedOperations", [])) | {"getInfo"}
-        if declared != reported:
-            problems.append(
-                f"control.operations: only in manifest {sorted(declared - reported)}, "
-                f"only in getInfo {sorted(reported - declared)}"
-            )
-    if problems:
-        raise SutConfigurationError("the SUT manifest and GET /v1/info disagree: " + "; ".join(problems))
+    """The manifest's claims must equal the SUT's getInfo (docs/control-api.md): see sut_contract."""
+    from .sut_contract import check_info_matches as check  # imported here: sut_contract imports this module
+
+    check(manifest, info)
 
 
 def wait_healthy(control: ControlClient, *, timeout: float, process: ManagedProcess | None = None) -> dict[str, Any]:
@@ -266,6 +269,8 @@ class ReferencePeerProcess:
         self.control_timeout = control_timeout
         self.process: ManagedProcess | None = None
         self.endpoints: dict[str, MimiEndpoint] = {}
+        self.advertised: dict[str, str] = {}  # domain -> the base URL it publishes
+        self.listening: dict[str, str] = {}  # domain -> host:port it listens on
         self.control_urls: dict[str, str] = {}
         self.control_unavailable: str | None = None
 
@@ -288,6 +293,9 @@ class ReferencePeerProcess:
             "resolve": dict(self.env.resolve),
             "hub_transfer": {k: v for k, v in REFERENCE_HUB_TRANSFER.items() if k not in ("roles", "component_id")},
         }
+        if self.env.gateway is not None:
+            # Behind the gateway the SUT reaches this peer at the gateway's port: publish that one.
+            config["advertise"] = {"port": self.env.gateway.port}
         return config
 
     def _supported_config(self, workdir: Path) -> dict[str, Any]:
@@ -333,7 +341,11 @@ class ReferencePeerProcess:
                 return False
             for domain in self.domains:
                 match = serving[domain]
-                self.endpoints[domain] = MimiEndpoint(domain, match.group(2).rstrip("/"), match.group(3))
+                # Where the suite itself reaches this peer: its listening port (the URL it advertises may
+                # name the gateway's instead).
+                self.advertised[domain] = match.group(2).rstrip("/")
+                self.listening[domain] = f"{match.group(3)}:{match.group(4)}"
+                self.endpoints[domain] = MimiEndpoint(domain, f"https://{domain}:{match.group(4)}", match.group(3))
                 if domain in control:
                     self.control_urls[domain] = control[domain].rstrip("/")
             return True
@@ -350,6 +362,9 @@ class ReferencePeerProcess:
             self.stop()
             raise
         self.env.publish(self.endpoints)
+        if self.env.gateway is not None:
+            for domain in self.domains:
+                write_route(self.env.gateway.routes_dir, domain, self.listening[domain])
 
     def control_client(self, domain: str, observer=None) -> ControlClient | None:
         url = self.control_urls.get(domain)
@@ -358,6 +373,9 @@ class ReferencePeerProcess:
         return ControlClient(url, timeout=self.control_timeout, observer=observer)
 
     def stop(self, grace: float = 10.0) -> None:
+        if self.env.gateway is not None:
+            for domain in self.listening:
+                (self.env.gateway.routes_dir / domain).unlink(missing_ok=True)
         if self.process is not None:
             self.process.stop(grace)
 
@@ -390,10 +408,10 @@ class Connector:
         )
 
     def _sut_env(self) -> dict[str, str]:
-        return {
-            "MIMI_CONFORMANCE_SUITE_CA": str(self.env.pki.ca_cert),
-            "MIMI_CONFORMANCE_RUN_DIR": str(self.env.output_dir),
-        }
+        """The hand-off (handoff_environment), or, when the run made none, the suite CA alone."""
+        if self.env.sut_env:
+            return dict(self.env.sut_env)
+        return {"MIMI_CONFORMANCE_SUITE_CA": str(self.env.pki.publish_trust(self.env.output_dir / "sut"))}
 
 
 class ReferenceConnector(Connector):
@@ -510,6 +528,9 @@ def docker_unavailable_reason() -> str | None:
     return None
 
 
+CONTAINER_SUT_DIR = "/mimi-conformance"
+
+
 class ImageConnector(Connector):
     """A container image via testcontainers; the suite's CA is mounted at /mimi-conformance/ca.pem."""
 
@@ -526,9 +547,14 @@ class ImageConnector(Connector):
         spec = self.manifest.connector
         mimi_port, control_port = spec.get("mimiPort", 8443), spec.get("controlPort", 8480)
         container = DockerContainer(spec["image"])
-        for key, value in {**spec.get("env", {}), "MIMI_CONFORMANCE_SUITE_CA": "/mimi-conformance/ca.pem"}.items():
+        handoff = self._sut_env()
+        sut_dir = Path(handoff.get("MIMI_CONFORMANCE_SUT_DIR") or Path(handoff["MIMI_CONFORMANCE_SUITE_CA"]).parent)
+        # The hand-off folder (the CA certificate, never its key) is mounted read-only.
+        handoff.update({"MIMI_CONFORMANCE_SUITE_CA": f"{CONTAINER_SUT_DIR}/suite-ca.pem",
+                        "MIMI_CONFORMANCE_SUT_DIR": CONTAINER_SUT_DIR})
+        for key, value in {**spec.get("env", {}), **handoff}.items():
             container = container.with_env(key, value)
-        container = container.with_volume_mapping(str(self.env.pki.ca_cert), "/mimi-conformance/ca.pem", "ro")
+        container = container.with_volume_mapping(str(sut_dir), CONTAINER_SUT_DIR, "ro")
         container = container.with_exposed_ports(mimi_port, control_port)
         self.container = container.start()
         host = self.container.get_container_host_ip()
@@ -571,11 +597,10 @@ class ReferencePeers:
 
     def __init__(self, env: RunEnvironment, *, sut_ca: Path | None, startup_timeout: float = 30.0) -> None:
         trust = env.pki.trust_bundle("trust-reference-peers", sut_ca if sut_ca != env.pki.ca_cert else None)
-        self.hub = ReferencePeerProcess(
-            "ref-hub", [REFERENCE_HUB_DOMAIN], env, trust=trust, startup_timeout=startup_timeout
-        )
+        names = reference_names.current()
+        self.hub = ReferencePeerProcess("ref-hub", [names.hub], env, trust=trust, startup_timeout=startup_timeout)
         self.follower = ReferencePeerProcess(
-            "ref-follower", [REFERENCE_FOLLOWER_DOMAIN], env, trust=trust, startup_timeout=startup_timeout
+            "ref-follower", [names.follower], env, trust=trust, startup_timeout=startup_timeout
         )
 
     def start(self) -> ReferencePeers:
@@ -595,3 +620,145 @@ class ReferencePeers:
     def stop(self) -> None:
         for peer in (self.hub, self.follower):
             peer.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# One SUT shared by the run's workers
+
+
+SUT_DIR = "sut"  # OUT/sut: what a SUT is handed (no private key)
+CONNECTED_FILE = "connected.json"  # OUT/sut/connected.json: the connected SUT, for the workers
+ROUTES_DIR = "gateway-routes"  # OUT/gateway-routes/<domain>: host:port of each reference peer
+
+
+def handoff_environment(sut_dir: Path, reference_address: str, reference_domains: list[str]) -> dict[str, str]:
+    """The environment a command or image SUT is started with (docs/sut-manifest.md)."""
+    return {
+        "MIMI_CONFORMANCE_SUITE_CA": str(sut_dir / "suite-ca.pem"),
+        "MIMI_CONFORMANCE_REFERENCE_ADDRESS": reference_address,
+        "MIMI_CONFORMANCE_REFERENCE_DOMAINS": ",".join(reference_domains),
+        "MIMI_CONFORMANCE_SUT_DIR": str(sut_dir),
+    }
+
+
+def write_handoff(sut_dir: Path, pki: SuitePki, reference_address: str, reference_domains: list[str]) -> None:
+    """``suite-ca.pem`` (the CA certificate only) and ``reference-peers.yaml`` (every reference domain,
+    and the wildcard of their zone, mapped to the one reference address)."""
+    pki.publish_trust(sut_dir)
+    mapping = {f"*.{reference_names.REFERENCE_ZONE}": reference_address}
+    mapping.update({domain: reference_address for domain in reference_domains})
+    (sut_dir / "reference-peers.yaml").write_text(yaml.safe_dump(mapping, sort_keys=False), encoding="utf-8")
+
+
+def _reachable_address(bound: str) -> str:
+    """A gateway bound to every interface is reached at the loopback address from this machine."""
+    host, port = split_address(bound)
+    return f"127.0.0.1:{port}" if host in ("0.0.0.0", "::") else bound
+
+
+class SharedSut:
+    """A ``url``, ``command`` or ``image`` SUT, connected (and started) once per run by the pytest
+    controller, behind the reference gateway; the workers rebuild it from ``connected.json``."""
+
+    def __init__(self, manifest: SutManifest, output_dir: Path, pki: SuitePki, workers: int) -> None:
+        self.manifest = manifest
+        self.output_dir = Path(output_dir)
+        self.pki = pki
+        self.reference_domains = reference_names.all_reference_domains(workers)
+        self.gateway = ReferenceGateway(manifest.reference_address, self.output_dir / ROUTES_DIR)
+        self.connector: Connector | None = None
+        self.connected: ConnectedSut | None = None
+
+    @property
+    def sut_dir(self) -> Path:
+        return self.output_dir / SUT_DIR
+
+    def start(self) -> ConnectedSut:
+        """Bind the reference address, write the hand-off, start or connect the SUT, describe it.
+        Raises one of :data:`SETUP_ERRORS` (everything started is stopped again)."""
+        try:
+            address = _reachable_address(self.gateway.start())
+            self.sut_dir.mkdir(parents=True, exist_ok=True)
+            write_handoff(self.sut_dir, self.pki, address, self.reference_domains)
+            env = RunEnvironment(
+                self.output_dir, self.pki, gateway=GatewayLink(self.gateway.routes_dir, self.gateway.port),
+                sut_env=handoff_environment(self.sut_dir, address, self.reference_domains),
+            )
+            self.connector = make_connector(self.manifest, env)
+            self.connected = self.connector.start()
+            self._describe(address)
+        except BaseException:
+            self.stop()
+            raise
+        return self.connected
+
+    def _describe(self, address: str) -> None:
+        assert self.connected is not None and self.connector is not None
+        connected = self.connected
+        process = getattr(self.connector, "process", None)
+        description = {
+            "connector": self.manifest.connector_type,
+            "endpoints": {d: {"baseUrl": e.base_url, "connect": e.connect} for d, e in connected.endpoints.items()},
+            "ca": str(connected.ca) if connected.ca is not None else None,
+            "controlUrl": connected.control.base_url if connected.control is not None else None,
+            "controlUnavailable": connected.control_unavailable,
+            "info": connected.info,
+            "process": ({"pid": process.pid, "stderr": str(process.stderr_path)} if process is not None else None),
+            "gateway": {"address": address, "routes": str(self.gateway.routes_dir), "port": self.gateway.port},
+        }
+        temporary = self.sut_dir / f".{CONNECTED_FILE}.tmp"
+        temporary.write_text(json.dumps(description, indent=1), encoding="utf-8")
+        temporary.replace(self.sut_dir / CONNECTED_FILE)
+
+    def stop(self) -> None:
+        if self.connector is not None:
+            self.connector.stop()
+        self.gateway.stop()
+
+
+def read_connected(output_dir: Path) -> dict[str, Any]:
+    """The controller's description of the shared SUT (``OUT/sut/connected.json``)."""
+    path = Path(output_dir) / SUT_DIR / CONNECTED_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        from ..verdicts import HarnessError
+
+        raise HarnessError(f"the run's controller left no description of the shared SUT ({path}: {exc})") from exc
+
+
+def connected_from_description(manifest: SutManifest, description: dict[str, Any]) -> ConnectedSut:
+    """A worker's own view of the shared SUT: the same endpoints, its own control client."""
+    endpoints = {
+        domain: MimiEndpoint(domain, value["baseUrl"], value.get("connect"))
+        for domain, value in description["endpoints"].items()
+    }
+    control = None
+    if description.get("controlUrl"):
+        verify: Any = str(manifest.control_ca) if manifest.control_ca else True
+        control = ControlClient(description["controlUrl"], token=manifest.control_token(),
+                                timeout=manifest.timeouts.control, verify=verify)
+        process = description.get("process")
+        if process:
+            control.explain_unreachable = lambda: _process_state(process["pid"], Path(process["stderr"]))
+    ca = Path(description["ca"]) if description.get("ca") else None
+    return ConnectedSut(manifest, endpoints, ca, control, control_unavailable=description.get("controlUnavailable"),
+                        info=description.get("info"))
+
+
+def _process_state(pid: int, stderr: Path) -> str | None:
+    """Why a SUT the controller spawned may be unreachable: it has exited (None while it runs)."""
+    try:
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat")
+        if not state.exists() or state.read_text().split(")")[-1].split()[0] != "Z":
+            return None
+    except ProcessLookupError:
+        pass
+    except OSError:
+        return None
+    try:
+        tail = stderr.read_text(encoding="utf-8", errors="replace")[-2000:].strip()
+    except OSError:
+        tail = ""
+    return f"the SUT process has exited; stderr: {tail or '(empty)'}"

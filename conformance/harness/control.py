@@ -9,7 +9,8 @@ A handful of named helpers cover the calls every scenario makes.
 Every call has a timeout (one overall deadline, not only per socket operation) and reads at most
 ``max_response_bytes``. RFC 9457 problem documents become :class:`ControlProblem`; an operation the
 SUT does not list in ``getInfo.supportedOperations``, or answers 501, raises :class:`NotSupported`,
-which makes the check NOT_APPLICABLE. Every exchange is reported to ``observer`` (the recorder).
+which makes the check NOT_APPLICABLE naming the operation (``CheckResult.missing_operation``; the run
+summary counts them). Every exchange is reported to ``observer`` (the recorder).
 """
 
 from __future__ import annotations
@@ -351,8 +352,7 @@ class ControlClient:
     ) -> ControlReply:
         """Perform one operation; raises :class:`NotSupported` for an operation the SUT did not declare."""
         operation, url, params = self.build_request(operation_id, path_params, query, body)
-        if operation_id != "getInfo" and operation_id not in self.supported_operations():
-            raise NotSupported("the SUT does not declare this operation in getInfo", operation=operation_id)
+        self.require(operation_id)
         return self._send(operation, url, params, body, timeout if timeout is not None else self.timeout)
 
     def _send(
@@ -482,6 +482,15 @@ class ControlClient:
             self._info = info
             self._supported = frozenset(str(op) for op in info["supportedOperations"]) | {"getInfo"}
         return self._info
+
+    def require(self, operation_id: str) -> None:
+        """:class:`NotSupported` (the check is NOT_APPLICABLE, counted under this operation) unless the SUT
+        lists ``operation_id`` in getInfo; for a check that must know before it starts acting."""
+        if operation_id != "getInfo" and operation_id not in self.supported_operations():
+            raise NotSupported(
+                "a control operation the check needs, which the SUT does not list in GET /v1/info supportedOperations",
+                operation=operation_id,
+            )
 
     def supported_operations(self) -> frozenset[str]:
         if self._supported is None:

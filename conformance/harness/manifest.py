@@ -23,6 +23,7 @@ from jsonschema import Draft202012Validator
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "sut-manifest.schema.json"
 REFERENCE_SUT_DOMAIN = "sut.mimi.test"
+DEFAULT_REFERENCE_ADDRESS = "127.0.0.1:7443"
 CONNECTOR_TYPES = ("reference", "url", "command", "image")
 FEATURES = (
     "proxyDownload",
@@ -77,6 +78,8 @@ class SutManifest:
     control_ca: Path | None = None
     control_operations: tuple[str, ...] | None = None
     timeouts: Timeouts = dataclasses.field(default_factory=Timeouts)
+    suite_pki: Path | None = None  # suite.pki: a suite PKI folder to reuse (None: one per run)
+    reference_address: str = DEFAULT_REFERENCE_ADDRESS  # suite.referenceAddress: host:port of the gateway
     source: Path | None = None
     sha256: str = ""
     document: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -178,8 +181,23 @@ def parse_manifest(document: Any, *, base_dir: Path | str = ".", origin: str = "
         ca = _resolve(base, mimi["ca"], f"{origin}: mimi.ca")
     control = document.get("control") or {}
     connector = dict(document["connector"])
-    if connector["type"] == "command" and "cwd" in connector and not os.path.isabs(connector["cwd"]):
-        connector["cwd"] = str(base / connector["cwd"])
+    if connector["type"] == "command":
+        # Relative argv and files in it mean the manifest's folder, wherever the suite is started from.
+        cwd = connector.get("cwd", ".")
+        connector["cwd"] = cwd if os.path.isabs(cwd) else os.path.abspath(base / cwd)
+    suite = document.get("suite") or {}
+    reference_address = suite.get("referenceAddress", DEFAULT_REFERENCE_ADDRESS)
+    _, _, port = reference_address.rpartition(":")
+    if int(port) > 65535:
+        raise ManifestError(f"{origin}: suite.referenceAddress: port {port} is above 65535")
+    if int(port) == 0 and connector["type"] == "url":
+        raise ManifestError(
+            f"{origin}: suite.referenceAddress: port 0 is not allowed for a url SUT: "
+            "a url SUT is configured before the run: give a fixed port"
+        )
+    suite_pki = None
+    if suite.get("pki") is not None:
+        suite_pki = Path(os.path.abspath(base / suite["pki"]))
     operations = control.get("operations")
     return SutManifest(
         name=document["name"],
@@ -198,6 +216,8 @@ def parse_manifest(document: Any, *, base_dir: Path | str = ".", origin: str = "
         control_ca=_resolve(base, control.get("ca"), f"{origin}: control.ca"),
         control_operations=tuple(operations) if operations is not None else None,
         timeouts=Timeouts(**document.get("timeouts", {})),
+        suite_pki=suite_pki,
+        reference_address=reference_address,
         sha256=canonical_sha256(document),
         document=document,
     )
@@ -231,6 +251,9 @@ REFERENCE_HUB_TRANSFER: Mapping[str, Any] = {
 }
 
 
+REFERENCE_FEATURES = ("identifierQuery", "proxyDownload", "multiDevice", "hubTransfer")
+
+
 def reference_manifest(*, faults: tuple[str, ...] = (), consent_mode: str = "immediate") -> SutManifest:
     """The embedded reference peer as SUT (``--sut reference``)."""
     document: dict[str, Any] = {
@@ -240,7 +263,8 @@ def reference_manifest(*, faults: tuple[str, ...] = (), consent_mode: str = "imm
         "domains": [REFERENCE_SUT_DOMAIN],
         "roles": ["hub", "follower"],
         "consentMode": consent_mode,
-        "features": ["hubTransfer"],
+        # What the reference peer implements of the optional features (the checks gated on them run).
+        "features": list(REFERENCE_FEATURES),
         "hubTransfer": dict(REFERENCE_HUB_TRANSFER),
         "connector": {"type": "reference", **({"faults": list(faults)} if faults else {})},
     }

@@ -478,7 +478,8 @@ def test_consent_request_answered_201_and_pending(cast, sut, mimi_as, poll_until
     """The SUT answers a requestConsent request with 201 and shows it to the target as a pending request."""
     target = _user_in_mode(sut, cast.sut, "consent-first")
     if not cast.sut.supports("listUserEvents"):
-        not_applicable("the SUT's control API has no listUserEvents: a pending request cannot be seen")
+        not_applicable("the SUT's control API has no listUserEvents: a pending request cannot be seen",
+                       operation="listUserEvents")
     requester = _Requester(cast, sut)
     reply = _Mimi(sut, mimi_as, requester.domain).consent("request", requester.user.uri, target.uri)
     if reply.status != 201:
@@ -572,7 +573,8 @@ def test_cancel_removes_only_the_identical_pending_request(cast, sut, mimi_as, p
     """A received cancel removes only the pending request with the identical scope; cancels for another scope change nothing."""
     target = _user_in_mode(sut, cast.sut, "consent-first")
     if not cast.sut.supports("listUserEvents"):
-        not_applicable("the SUT's control API has no listUserEvents: pending requests cannot be seen")
+        not_applicable("the SUT's control API has no listUserEvents: pending requests cannot be seen",
+                       operation="listUserEvents")
     requester = _Requester(cast, sut)
     raw = _Mimi(sut, mimi_as, requester.domain)
     room_a, room_b, room_c = (f"mimi://{requester.domain}/r/{cast.names('scope')}" for _ in range(3))
@@ -626,7 +628,8 @@ def test_sut_cancel_repeats_the_request_scope(cast, sut, poll_until):
     """The SUT sends its user's consent request directly to the target's provider, room-scoped with the roomId, and a cancel with the identical scope."""
     for operation in ("requestConsent", "cancelConsentRequest"):
         if not cast.sut.supports(operation):
-            not_applicable(f"the SUT's control API has no {operation}: its user cannot ask for (or cancel) consent")
+            not_applicable(f"the SUT's control API has no {operation}: its user cannot ask for (or cancel) consent",
+                           operation=operation)
     asker = cast.sut.create_user("asker")
     target = cast.reference.create_user("target")
     room = _room_with_sut_member(cast, asker)

@@ -39,7 +39,8 @@ STRANGER = "stranger.ref.test"  # a provider that is neither the requester's nor
 def _needs(party, *operations: str) -> None:
     for operation in operations:
         if not party.supports(operation):
-            not_applicable(f"the SUT's control API has no {operation}: the check cannot make the target user decide")
+            not_applicable(f"the SUT's control API has no {operation}: the check cannot make the target user decide",
+                           operation=operation)
 
 
 def _key_packages(response) -> int:

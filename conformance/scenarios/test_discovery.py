@@ -300,6 +300,7 @@ def _expect_not_found(response: IdentifierResponse, what: str, requirement: str)
         fail(problem, requirement=requirement)
 
 
+@pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(EXACT_MATCH)
 def test_identifier_query_handle_and_email_match_exactly(sut, sut_party, mimi, names, recorder):
     """handle and email searches match the whole value exactly: a near miss is notFound."""
@@ -315,6 +316,7 @@ def test_identifier_query_handle_and_email_match_exactly(sut, sut_party, mimi, n
              "differing in the local-part found nobody")
 
 
+@pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(ZERO_ONE_MANY, STATUS_CODES)
 def test_identifier_query_returns_zero_one_or_many_users(sut, sut_party, mimi, names, recorder):
     """A query answers notFound with no results for no match, success with one URI for one user and
@@ -355,6 +357,7 @@ def test_identifier_query_returns_zero_one_or_many_users(sut, sut_party, mimi, n
             observed(STATUS_CODES, f"success with {len(response.uri)} result(s)")
 
 
+@pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(AND_SEMANTICS)
 def test_identifier_query_elements_all_have_to_match(sut, sut_party, mimi, names, recorder):
     """A query with several elements matches only users matching every element (AND)."""
@@ -370,6 +373,7 @@ def test_identifier_query_elements_all_have_to_match(sut, sut_party, mimi, names
              "matching only given_name")
 
 
+@pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(SEARCH_POLICY)
 def test_identifier_query_honours_the_users_search_policy(sut, sut_party, mimi, names, recorder):
     """A hidden user is not found even by exact handle, and an exact-handle-only user is found by
@@ -389,6 +393,7 @@ def test_identifier_query_honours_the_users_search_policy(sut, sut_party, mimi, 
              f"handle and not by given_name ({by_name.responseCode.name})")
 
 
+@pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(SAFE_IDEMPOTENT)
 def test_identifier_query_repeated_gives_the_same_answer(sut, sut_party, mimi, names, recorder):
     """Repeating an identical identifierQuery returns a byte-identical answer."""
@@ -401,11 +406,13 @@ def test_identifier_query_repeated_gives_the_same_answer(sut, sut_party, mimi, n
     observed(SAFE_IDEMPOTENT, f"two identical queries got the same {len(first)}-byte answer")
 
 
+# DISC-R9 is judged through identifierQuery: without the feature there is nothing to ask.
+@pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(REMOVED_NOT_RETURNED)
 def test_deleted_user_is_no_longer_found(sut, sut_party, mimi, names, recorder):
     """After a user is deleted, a query that found it answers notFound."""
     if not sut_party.supports("deleteUser"):
-        not_applicable("the SUT's control API does not implement deleteUser")
+        not_applicable("the SUT's control API does not implement deleteUser", operation="deleteUser")
     user, handle = _searchable_user(sut_party, names, "gone")
     _, before = _query(mimi, sut, recorder, _element(T.handle, handle), requirement=REMOVED_NOT_RETURNED)
     _expect_success(before, {user.uri}, "an exact handle search before deletion", REMOVED_NOT_RETURNED)

@@ -5,7 +5,7 @@ With the SUT as hub, the reference follower's clients and the reference hub's (a
 the room) receive what the SUT fans out, and the reference follower logs every /notify byte for byte;
 a check acts as one of the reference follower's clients (a copy of its MLS state) to submit stale,
 future or competing messages. With the SUT as follower, the reference hub's fan-out is replayed,
-echoed or concatenated to the SUT over MIMI as hub.ref.test.
+echoed or concatenated to the SUT over MIMI as hub.ref.test (hub-k.ref.test on worker k).
 
 What the draft leaves open is accepted (issue 15): the hub's order is the one its FanoutMessage stamps
 and epochs give, since a hub "need not wait for a response before sending the next fanout message"
@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conformance.harness.polling import PollTimeout
+from conformance.harness.reference_names import current
 from conformance.scenarios.notify_bodies import ambiguous_if_read_otherwise, notify_status_reading, read_fanouts
 from conformance.scenarios.refusals import submit_answer, update_answer
 from conformance.scenarios.roles import as_follower, as_hub
@@ -42,7 +43,8 @@ from reference_peer.wire.mimi import (
 from reference_peer.wire.mls import ContentType, WireFormat
 
 MLS10 = {"protocol": Protocol.mls10}
-FOLLOWER_DOMAIN = "follower.ref.test"
+# This worker's reference domains (hub-k.ref.test on worker k): the plugin fixes them before import.
+HUB_DOMAIN, FOLLOWER_DOMAIN = current()
 
 TO_ACTIVE = "PROTO-FANOUT-TO-ACTIVE-PROVIDERS"
 ORDERED = "PROTO-FANOUT-ORDERED"
@@ -262,14 +264,14 @@ def test_fanout_reaches_every_provider_in_hub_order(cast, ref_hub, poll_until, r
                what="the commit and three messages in /notify at the reference follower", requirement=TO_ACTIVE)
     poll_until(lambda: sum(_kind(m) == "application" for _, m in _fanouts(_notifies_in(ref_hub, room, mark_hub),
                                                                            TO_ACTIVE)) >= 3,
-               what="the three messages in /notify at hub.ref.test (xavier's provider)", requirement=TO_ACTIVE)
-    observed(TO_ACTIVE, "the commit and 3 messages reached follower.ref.test in /notify, the 3 messages "
-                        "hub.ref.test")
+               what=f"the three messages in /notify at {HUB_DOMAIN} (xavier's provider)", requirement=TO_ACTIVE)
+    observed(TO_ACTIVE, f"the commit and 3 messages reached {FOLLOWER_DOMAIN} in /notify, the 3 messages "
+                        f"{HUB_DOMAIN}")
     fanouts = _fanouts(_notifies_in(cast.follower, room, mark), TO_ACTIVE)
     streams = [_judge_stream_order(fanouts, start_epoch, FOLLOWER_DOMAIN),
                # xavier joins by the Welcome into the epoch the commit starts: his stream starts there
                _judge_stream_order(_fanouts(_notifies_in(ref_hub, room, mark_hub), TO_ACTIVE), start_epoch + 1,
-                                   "hub.ref.test")]
+                                   HUB_DOMAIN)]
     stamp_misses = [m for s in streams for m in s.stamp_misses]
     overtaken = [m for s in streams for m in s.overtaken]
     inversions = [m for s in streams for m in s.inversions]
@@ -278,7 +280,7 @@ def test_fanout_reaches_every_provider_in_hub_order(cast, ref_hub, poll_until, r
     for message in overtaken:
         miss(DELIVERY_ORDER, message)
     if streams[0].in_new_epoch and not overtaken:
-        observed(DELIVERY_ORDER, f"the commit starting epoch {start_epoch + 1} reached follower.ref.test before "
+        observed(DELIVERY_ORDER, f"the commit starting epoch {start_epoch + 1} reached {FOLLOWER_DOMAIN} before "
                                  f"the {streams[0].in_new_epoch} messages of that epoch")
     if stamp_misses:
         return  # the hub's own order is wrong: nothing more to judge
@@ -302,7 +304,7 @@ def test_fanout_reaches_every_provider_in_hub_order(cast, ref_hub, poll_until, r
             fail(f"{user.uri} received only {got!r} of {texts!r}", requirement=TO_ACTIVE)
         expect(ORDERED, got == texts, f"{user.uri} received {got!r}, not each message once in the hub's order "
                f"{texts!r}", evidence=f"{user.uri} received the 3 messages once, in the hub's order")
-    observed(ORDERED, f"{len(fanouts)} FanoutMessages at follower.ref.test in acceptance order, the commit first")
+    observed(ORDERED, f"{len(fanouts)} FanoutMessages at {FOLLOWER_DOMAIN} in acceptance order, the commit first")
     ambiguous_if_read_otherwise(ORDERED, "the order of the FanoutMessages (their stamps, epochs and kinds)")
 
 
@@ -318,28 +320,28 @@ def test_welcome_goes_only_to_the_joiners_provider(cast, ref_hub, poll_until):
         poll_until(
             lambda: [m for _, m in _fanouts(_notifies_in(cast.follower, room, mark_follower), KPREF)
                      if _kind(m) == "welcome"],
-            what="the Welcome for carol at follower.ref.test",
+            what=f"the Welcome for carol at {FOLLOWER_DOMAIN}",
         )
     except PollTimeout as exc:
-        # The Welcome names carol's KeyPackage, which follower.ref.test relayed: both rules send it there.
-        miss(WELCOME_ROUTING, f"the Welcome for carol never reached follower.ref.test: {exc}")
-        fail(f"the Welcome for carol never reached follower.ref.test, the provider her KeyPackage came from: {exc}",
+        # The Welcome names carol's KeyPackage, which the reference follower relayed: both rules send it there.
+        miss(WELCOME_ROUTING, f"the Welcome for carol never reached {FOLLOWER_DOMAIN}: {exc}")
+        fail(f"the Welcome for carol never reached {FOLLOWER_DOMAIN}, the provider her KeyPackage came from: {exc}",
              requirement=KPREF)
-    observed(KPREF, "the Welcome for carol (KeyPackage from follower.ref.test) reached follower.ref.test")
+    observed(KPREF, f"the Welcome for carol (KeyPackage from {FOLLOWER_DOMAIN}) reached {FOLLOWER_DOMAIN}")
     # Sentinel: the commit adding carol reached the other provider (xavier's); no Welcome may come with it.
     try:
         poll_until(lambda: any(_kind(m) == "commit"
                                for _, m in _fanouts(_notifies_in(ref_hub, room, mark_hub), WELCOME_ROUTING)),
-                   what="the commit adding carol at hub.ref.test")
+                   what=f"the commit adding carol at {HUB_DOMAIN}")
     except PollTimeout as exc:
-        blocked(TO_ACTIVE, f"the commit adding carol never reached hub.ref.test, a provider with an active "
+        blocked(TO_ACTIVE, f"the commit adding carol never reached {HUB_DOMAIN}, a provider with an active "
                            f"participant (xavier), so a Welcome sent there with it cannot be ruled out: {exc}")
     wrong = [i.seq for i, m in _fanouts(_notifies_in(ref_hub, room, mark_hub), WELCOME_ROUTING)
              if _kind(m) == "welcome"]
     if wrong:
-        fail(f"a Welcome naming only follower.ref.test's KeyPackage was also sent to hub.ref.test (/notify {wrong})",
+        fail(f"a Welcome naming only {FOLLOWER_DOMAIN}'s KeyPackage was also sent to {HUB_DOMAIN} (/notify {wrong})",
              requirement=WELCOME_ROUTING)
-    observed(WELCOME_ROUTING, "the Welcome for carol reached follower.ref.test; hub.ref.test got the commit "
+    observed(WELCOME_ROUTING, f"the Welcome for carol reached {FOLLOWER_DOMAIN}; {HUB_DOMAIN} got the commit "
                               "adding her and no Welcome")
     ambiguous_if_read_otherwise(WELCOME_ROUTING, "which /notify carried a Welcome")
 
@@ -427,7 +429,7 @@ def test_fanout_timestamp_is_the_acceptance_time(cast, ref_hub, poll_until):
     try:
         cast.follower.wait_received(bob.client, text, room=room)
     except PollTimeout as exc:
-        blocked(TO_ACTIVE, f"xavier's accepted message never reached bob at follower.ref.test, so its fan-out "
+        blocked(TO_ACTIVE, f"xavier's accepted message never reached bob at {FOLLOWER_DOMAIN}, so its fan-out "
                            f"stamp cannot be seen: {exc}")
     stamps = [m.timestamp for _, m in _fanouts(_notifies_in(cast.follower, room, mark_follower),
                                                TIMESTAMP_IS_ACCEPTANCE)

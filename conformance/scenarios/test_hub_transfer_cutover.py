@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conformance.harness.polling import PollTimeout
+from conformance.harness.reference_names import current
 from conformance.scenarios.hub_transfer_support import transfer_settings
 from conformance.scenarios.notify_bodies import ambiguous_if_read_otherwise, read_fanouts
 from conformance.scenarios.refusals import update_answer
@@ -64,8 +65,8 @@ from reference_peer.wire.mls import ContentType, MLSMessage, ProposalType, WireF
 from reference_peer.wire.ratchet_tree_options import RatchetTreeRepresentation
 
 MLS10 = {"protocol": Protocol.mls10}
-HUB = "hub.ref.test"  # the target: the suite's reference hub
-FOLLOWER = "follower.ref.test"
+# This worker's reference domains (hub-k.ref.test on worker k): the plugin fixes them before import.
+HUB, FOLLOWER = current()  # HUB is the target: the suite's reference hub
 ADMIN = 3  # the default policy's admin role: holds canTransferHub
 FEATURE = "hubTransfer"
 

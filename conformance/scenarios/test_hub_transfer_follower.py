@@ -1,12 +1,12 @@
 """Hub transfer, the SUT as follower of a room whose hub moves (docs/extensions/hub-transfer.md §5.1,
 §7, §9, §10; test plan rows "followers switch", "in flight" and "follower-initiated").
 
-The room lives on the reference hub (hub.ref.test, old hub A); its creator, a reference-hub user, is an
-admin and starts the transfer to the reference follower (follower.ref.test, new hub B), which is only
-the target (it has no member in the room). The SUT has a member, Sam. What is judged is what the SUT
-sends the two reference hubs (their traffic logs), what it answers their /notify (and /notify the
-suite sends as A, B or a third provider with ``mimi_as``), and getRoom's hubDomain / hubGeneration /
-hubState, the contract's view of a follower's hub-of-record (§17).
+The room lives on the reference hub (hub.ref.test, hub-k.ref.test on worker k; old hub A); its creator,
+a reference-hub user, is an admin and starts the transfer to the reference follower (follower.ref.test,
+new hub B), which is only the target (it has no member in the room). The SUT has a member, Sam. What is
+judged is what the SUT sends the two reference hubs (their traffic logs), what it answers their /notify
+(and /notify the suite sends as A, B or a third provider with ``mimi_as``), and getRoom's hubDomain /
+hubGeneration / hubState, the contract's view of a follower's hub-of-record (§17).
 
 The suite's reference peers have knobs for this (``Party.hold_transfer``): the initiator's client can
 leave the cut-over proposal uncommitted (a window held open), the old hub can hold its handoff back
@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conformance.harness.polling import PollTimeout
+from conformance.harness.reference_names import current
 from conformance.scenarios.hub_transfer_support import transfer_settings
 from conformance.verdicts import HarnessError, expect, fail, observed
 from reference_peer.mls import cipher_suite
@@ -52,8 +53,8 @@ from reference_peer.wire.mimi import (
 from reference_peer.wire.mls import ContentType, ProposalType
 
 MLS10 = {"protocol": Protocol.mls10}
-OLD_HUB = "hub.ref.test"
-NEW_HUB = "follower.ref.test"
+# This worker's reference domains (hub-k.ref.test on worker k): the plugin fixes them before import.
+OLD_HUB, NEW_HUB = current()
 STRANGER = "stranger.ref.test"  # a provider that is neither hub nor target of the room
 ADMIN, MEMBER = 3, 2
 ALL_COMMITS = ["begin", "cutover", "abort"]
@@ -196,7 +197,7 @@ def _reinit_proposals(body: bytes) -> int:
         return 0
     bundle = request.bundle
     count = 0
-    for message in [bundle.proposalOrCommit, *bundle.moreProposals]:
+    for message in [bundle.proposalOrCommit, *(bundle.moreProposals or [])]:
         public = message.public_message
         if public is None:
             continue
@@ -230,7 +231,7 @@ def test_follower_sends_its_users_transfer_request_to_the_hub(sut, sut_party, re
         return [t for t in ref_hub.traffic(mark, endpoint="hubTransfer", direction="in") if t.value == room]
 
     requests = _wait_or_fail(
-        poll_until, arrived, what="the SUT's hubTransfer request at the room's hub (hub.ref.test)",
+        poll_until, arrived, what=f"the SUT's hubTransfer request at the room's hub ({OLD_HUB})",
         message=f"after startHubTransfer (answered {result}), no hubTransfer request for the room reached its "
         f"hub-of-record {OLD_HUB}", requirement=SENDS_REQUEST)
     item = requests[0]
@@ -414,7 +415,7 @@ def _redirected_submit(ref_hub, sut_party, room: str, mark: int, poll_until):
         return poll_until(lambda: [t for t in _submits(ref_hub, mark, sut_party, room) if t.status == 421],
                           what="the SUT's submitMessage at the old hub, answered 421")[0]
     except PollTimeout:
-        raise HarnessError("the SUT, still at the begin epoch with hub.ref.test as hub-of-record, sent no "
+        raise HarnessError(f"the SUT, still at the begin epoch with {OLD_HUB} as hub-of-record, sent no "
                            "submitMessage there, so no redirect could be observed") from None
 
 

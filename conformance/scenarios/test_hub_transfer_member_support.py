@@ -17,6 +17,7 @@ import secrets
 
 import pytest
 
+from conformance.harness.reference_names import current
 from conformance.scenarios.hub_transfer_support import transfer_settings
 from conformance.scenarios.notify_bodies import ambiguous_if_read_otherwise, read_fanouts
 from conformance.verdicts import HarnessError, blocked, fail, observed
@@ -28,7 +29,7 @@ from reference_peer.wire.mimi import Protocol
 from reference_peer.wire.mls import ContentType, WireFormat
 
 MLS10 = {"protocol": Protocol.mls10}
-HUB_DOMAIN = "hub.ref.test"
+HUB_DOMAIN = current().hub  # hub-k.ref.test on worker k: the plugin fixes it before import
 OLD_HUB = "old-hub"
 
 ALL_MEMBERS_SUPPORT = "EXT-HUBXFER-ALL-MEMBERS-SUPPORT"

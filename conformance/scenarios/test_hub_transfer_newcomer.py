@@ -22,12 +22,13 @@ from __future__ import annotations
 import pytest
 
 from conformance.harness.polling import PollTimeout
+from conformance.harness.reference_names import current
 from conformance.scenarios.hub_transfer_support import transfer_settings
 from conformance.verdicts import HarnessError, fail, not_applicable, observed
 from reference_peer.wire.hub_transfer import read_hub_redirect
 
-OLD_HUB = "hub.ref.test"  # the room ID's authority
-NEW_HUB = "follower.ref.test"
+# This worker's reference domains (hub-k.ref.test on worker k): the plugin fixes them before import.
+OLD_HUB, NEW_HUB = current()  # OLD_HUB is the room ID's authority
 ROOM_ENDPOINTS = ("update", "submitMessage", "groupInfo", "keyMaterial", "reportAbuse")
 NEWCOMER = "EXT-HUBXFER-NEWCOMER-DISCOVERY"
 
@@ -58,7 +59,7 @@ def _moved_room_with_a_newcomer(sut, sut_party, ref_hub, ref_follower, poll_unti
     declared = sut.manifest.control_operations
     if (declared is not None and "joinRoom" not in declared) or not sut_party.supports("joinRoom"):
         not_applicable("the SUT's control API does not offer joinRoom (join a room known only by its ID), so no "
-                       "newcomer can be driven")
+                       "newcomer can be driven", operation="joinRoom")
     creator = ref_hub.create_user("creator")
     room = ref_hub.create_room(creator)
     sam = sut_party.create_user("sam")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.harness.control import ControlProblem
+from conformance.harness.reference_names import current
 from conformance.scenarios.hub_transfer_support import transfer_settings
 from conformance.scenarios.notify_bodies import ambiguous_if_read_otherwise
 from conformance.scenarios.test_hub_transfer_request import (
@@ -29,8 +30,8 @@ from conformance.scenarios.test_hub_transfer_request import (
 from conformance.verdicts import fail, not_applicable, observed
 from reference_peer.wire.hub_transfer import HubTransferCode
 
-FOLLOWER_DOMAIN = "follower.ref.test"
-HUB_DOMAIN = "hub.ref.test"
+# This worker's reference domains (hub-k.ref.test on worker k): the plugin fixes them before import.
+HUB_DOMAIN, FOLLOWER_DOMAIN = current()
 ADMIN = 3
 OLD_HUB = "old-hub"
 

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conformance.harness.polling import PollTimeout
+from conformance.harness.reference_names import current
 from conformance.scenarios.hub_transfer_support import transfer_settings
 from conformance.scenarios.notify_bodies import ambiguous_if_read_otherwise, read_fanouts
 from conformance.verdicts import HarnessError, blocked, fail, observed
@@ -43,7 +44,7 @@ from reference_peer.wire.mimi import (
 from reference_peer.wire.mls import MLSMessage, WireFormat
 
 MLS10 = {"protocol": Protocol.mls10}
-FOLLOWER = "follower.ref.test"
+FOLLOWER = current().follower  # follower-k.ref.test on worker k: the plugin fixes it before import
 FEATURE = "hubTransfer"
 OLD_HUB = "old-hub"
 ATTEMPTS = 3  # a commit of the SUT's own clients may move the epoch between groupInfo and /update

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conformance.harness.polling import PollTimeout
+from conformance.harness.reference_names import current
 from conformance.scenarios.hub_transfer_support import transfer_settings
 from conformance.scenarios.notify_bodies import ambiguous_if_read_otherwise, read_fanouts
 from conformance.scenarios.refusals import submit_answer, update_answer
@@ -59,8 +60,8 @@ from reference_peer.wire.mls import (
 )
 
 MLS10 = {"protocol": Protocol.mls10}
-FOLLOWER_DOMAIN = "follower.ref.test"
-HUB_DOMAIN = "hub.ref.test"
+# This worker's reference domains (hub-k.ref.test on worker k): the plugin fixes them before import.
+HUB_DOMAIN, FOLLOWER_DOMAIN = current()
 UNREACHABLE = "unreachable-target.invalid"  # RFC 6761: never resolves
 ADMIN = 3
 AUTOCOMMIT_ALL = ["begin", "cutover", "abort"]
@@ -420,9 +421,9 @@ def test_request_from_another_provider_is_refused(sut, sut_party, ref_follower, 
     hub_mark, follower_mark = ref_hub.traffic_mark(), ref_follower.traffic_mark()
     answer = _post_request(mimi_as, sut, room, _signed_request(member, room, HUB_DOMAIN), as_domain=HUB_DOMAIN,
                            requirement=REFUSED)
-    recorder.note(f"request of a follower.ref.test admin sent by hub.ref.test: {answer.code.name}")
+    recorder.note(f"request of a {FOLLOWER_DOMAIN} admin sent by {HUB_DOMAIN}: {answer.code.name}")
     if answer.code not in (HubTransferCode.notHub, HubTransferCode.notAllowed):
-        fail(f"a request whose mTLS peer (hub.ref.test) is not the initiator's provider was answered "
+        fail(f"a request whose mTLS peer ({HUB_DOMAIN}) is not the initiator's provider was answered "
              f"{answer.code.name}, not notHub or notAllowed", requirement=SOURCE)
     observed(SOURCE, f"a request sent by {HUB_DOMAIN} for a {FOLLOWER_DOMAIN} initiator refused ({answer.code.name})")
     _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
@@ -514,7 +515,7 @@ def test_transfer_proposals_and_target_fanout(sut, sut_party, ref_follower, ref_
     prepares = [(i, m) for i, m in _prepares_at(ref_hub, room, hub_mark, sut) if m.msg_type == HubTransferMessageType.prepare]
     if not prepares:
         if moved or _hub_bundles(from_both_hubs(), GENERATION):
-            fail("the SUT proposed the transfer (the room moved to hub.ref.test) without a prepare to the target",
+            fail(f"the SUT proposed the transfer (the room moved to {HUB_DOMAIN}) without a prepare to the target",
                  requirement=CONSENT_FIRST)
         fail("the SUT reported the transfer started but sent the target no prepare and proposed no begin update",
              requirement=BEGIN)
@@ -757,13 +758,13 @@ def test_window_keeps_the_room_working_but_admits_no_new_provider(
 
         mark = ref_follower.traffic_mark()
         added = ref_follower.add(room, users["dave"], xavier)
-        recorder.note(f"Add of {xavier.uri} (hub.ref.test, new to the room) during the window: {added}")
+        recorder.note(f"Add of {xavier.uri} ({HUB_DOMAIN}, new to the room) during the window: {added}")
         updates = [update_answer(t.status, t.response).responseCode
                    for t in _responses(ref_follower, room, mark, "update")]
         if not updates:
             raise HarnessError(f"the reference follower sent no commit adding {xavier.uri}: {added}")
         if UpdateResponseCode.success in updates:
-            miss(NO_NEW_PROVIDERS, "during the transfer window the hub accepted a commit giving hub.ref.test (neither "
+            miss(NO_NEW_PROVIDERS, f"during the transfer window the hub accepted a commit giving {HUB_DOMAIN} (neither "
                  "a provider of the room nor the target) its first participant")
         else:
             observed(NO_NEW_PROVIDERS, f"the commit adding {xavier.uri} (a new provider) was refused "
@@ -771,7 +772,7 @@ def test_window_keeps_the_room_working_but_admits_no_new_provider(
 
         mark = ref_follower.traffic_mark()
         added = ref_follower.add(room, users["dave"], carol)
-        recorder.note(f"Add of {carol.uri} (follower.ref.test, in the room) during the window: {added}")
+        recorder.note(f"Add of {carol.uri} ({FOLLOWER_DOMAIN}, in the room) during the window: {added}")
         updates = [update_answer(t.status, t.response) for t in _responses(ref_follower, room, mark, "update")]
         if not any(u.responseCode == UpdateResponseCode.success for u in updates):
             miss(WINDOW_NORMAL, "during the transfer window the hub refused a commit adding a user of a provider "

@@ -1,11 +1,12 @@
 """Key material (draft-ietf-mimi-protocol-06 §4.3.1, §5.2): the SUT as target provider, as hub
 relaying requests, and as requester.
 
-As target provider the SUT is asked over MIMI by the provider that would ask it in a room: with the
-SUT as follower, the reference hub's domain (hub.ref.test) for a room the reference hub hosts; with
-the SUT as hub, the reference follower's domain (follower.ref.test) for a room the SUT hosts. The
-suite signs its requests itself (a fresh Ed25519 key, cipher suite 1). Its own KeyPackages are set up
-through the control API (publishKeyPackages); what is judged is what the SUT answers on the wire.
+As target provider the SUT is asked over MIMI by the provider that would ask it in a room: with the SUT
+as follower, the reference hub's domain (hub.ref.test, hub-k.ref.test on worker k) for a room the
+reference hub hosts; with the SUT as hub, the reference follower's domain (follower.ref.test) for a room
+the SUT hosts. The suite signs its requests itself (a fresh Ed25519 key, cipher suite 1). Its own
+KeyPackages are set up through the control API (publishKeyPackages); what is judged is what the SUT
+answers on the wire.
 
 As requester (the SUT adds a user), what the SUT sent is read from the reference peers' traffic logs.
 
@@ -206,7 +207,7 @@ def _is_last_resort(kp: KeyPackage) -> bool:
 
 def _publish(party, client: str, count: int, **extra) -> None:
     if not party.supports("publishKeyPackages"):
-        not_applicable("the SUT's control API does not implement publishKeyPackages")
+        not_applicable("the SUT's control API does not implement publishKeyPackages", operation="publishKeyPackages")
     party.publish_key_packages(client, count, replace=True, lastResort=False, **extra)
 
 
@@ -335,7 +336,7 @@ def test_no_expired_key_package_is_handed_out(cast, sut, mimi, mimi_as, names, r
     target = _target(cast, asker)
     if not cast.sut.supports("publishKeyPackages"):
         not_applicable("the SUT's control API does not implement publishKeyPackages, so no expired KeyPackage "
-                       "could be offered to it")
+                       "could be offered to it", operation="publishKeyPackages")
     try:
         cast.sut.publish_key_packages(target.client, 2, replace=True, lastResort=False,
                                       lifetimeSeconds=SHORT_LIFETIME)

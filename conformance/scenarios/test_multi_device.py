@@ -77,6 +77,7 @@ def _require_join_attempt(cast, room: str, after: int) -> None:
 # -- SUT as hub ------------------------------------------------------------------------------------
 
 
+@pytest.mark.feature("multiDevice")
 @pytest.mark.requirements(NEW_DEVICE_JOIN, ADD_OWN_CLIENT, ONE_ENTRY)
 @as_hub
 def test_new_device_joins_by_external_commit(cast, poll_until):
@@ -128,6 +129,7 @@ def test_new_device_joins_by_external_commit(cast, poll_until):
                               "message")
 
 
+@pytest.mark.feature("multiDevice")
 @pytest.mark.requirements(REMOVE_OWN_CLIENT)
 @as_hub
 def test_device_removed_by_own_other_device_stops_receiving(cast):
@@ -152,6 +154,7 @@ def test_device_removed_by_own_other_device_stops_receiving(cast):
                     "the remaining client received a later message")
 
 
+@pytest.mark.feature("multiDevice")
 @pytest.mark.requirements(REMOVE_OWN_CLIENT)
 @as_hub
 def test_device_self_remove_is_accepted_and_committed(cast, ref_hub):
@@ -179,6 +182,7 @@ def test_device_self_remove_is_accepted_and_committed(cast, ref_hub):
                     "bob stayed listed and only his remaining client received a later message")
 
 
+@pytest.mark.feature("multiDevice")
 @pytest.mark.requirements(SINGLE_DEVICE)
 @as_hub
 def test_single_device_room_refuses_a_second_client(cast):
@@ -193,6 +197,7 @@ def test_single_device_room_refuses_a_second_client(cast):
            evidence=f"bob's second client {device} tried to join; the hub lists only {clients}")
 
 
+@pytest.mark.feature("multiDevice")
 @pytest.mark.requirements(MAX_CLIENTS)
 @as_hub
 def test_max_clients_caps_new_devices(cast):
@@ -211,6 +216,9 @@ def test_max_clients_caps_new_devices(cast):
 # -- SUT as follower -------------------------------------------------------------------------------
 
 
+# A provider whose users have one client each never has a new device to join (the multi-device profile
+# requires the feature too), so follower-core-06 scores this SHOULD only for a SUT declaring multiDevice.
+@pytest.mark.feature("multiDevice")
 @pytest.mark.requirements(FOLLOWER_JOIN)
 @as_follower
 def test_follower_joins_a_new_device_by_external_commit(cast, poll_until):

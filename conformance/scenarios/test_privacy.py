@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from conformance.harness.control import ControlProblem
+from conformance.harness.reference_names import current
 from conformance.scenarios.notify_bodies import ambiguous_if_read_otherwise, read_fanouts
 from conformance.scenarios.roles import as_hub, roles_judging
 from conformance.scenarios.test_removal import refused_by_reference, setting_up, setup_add
@@ -120,7 +121,7 @@ def _answer(reply) -> tuple[int, bytes, str | None]:
     return reply.status, reply.body, reply.headers.get("content-type")
 
 
-def _group_info_request(suite_id: int = 1, user: str = "mimi://hub.ref.test/d/outsider/dev") -> bytes:
+def _group_info_request(suite_id: int = 1, user: str = f"mimi://{current().hub}/d/outsider/dev") -> bytes:
     suite = cipher_suite(suite_id)
     priv, pub = suite.generate_signature_key_pair()
     _, hpke_pub = suite.generate_hpke_key_pair()
@@ -394,8 +395,10 @@ def test_consent_request_for_unknown_user(sut_party, ref_hub, mimi, sut, names, 
 @pytest.mark.requirements(LEARNS_NOTHING)
 def test_consent_answer_does_not_reveal_the_decision(sut_party, ref_hub, mimi, sut, recorder):
     """The answer to requestConsent is the same whether the target viewed, ignored or rejected the request."""
-    if not (sut_party.supports("revokeConsent") and sut_party.supports("listUserEvents")):
-        not_applicable("the SUT's control API cannot make a user view (listUserEvents) or reject (revokeConsent)")
+    for operation in ("revokeConsent", "listUserEvents"):
+        if not sut_party.supports(operation):
+            not_applicable(f"the SUT's control API has no {operation}: it cannot make a user view (listUserEvents) "
+                           "or reject (revokeConsent)", operation=operation)
     requester = ref_hub.create_user("requester")
     viewer, ignorer, rejecter = (sut_party.create_user(n) for n in ("viewer", "ignorer", "rejecter"))
 
@@ -496,6 +499,9 @@ def test_minimal_metadata_room_lists_pseudonyms_only(cast, sut):
 
 
 @pytest.mark.role("hub")
+# Offering proxyDownload at all is optional in -06 (§5.10.2; a directory may omit it): the rule binds a
+# hub that declares the feature.
+@pytest.mark.feature("proxyDownload")
 @pytest.mark.requirements(NO_OPEN_PROXY)
 def test_proxy_download_refuses_hosts_of_no_peer(mimi, sut, names, recorder):
     """proxyDownload for a URL on a host that is no peer provider's asset domain is refused with an HTTP

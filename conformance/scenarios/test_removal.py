@@ -21,6 +21,7 @@ from conformance.harness.actors import User
 from conformance.harness.attribution import blockers
 from conformance.harness.control import ControlProblem
 from conformance.harness.polling import PollTimeout
+from conformance.harness.reference_names import current
 from conformance.scenarios.notify_bodies import ambiguous_if_read_otherwise, read_fanouts
 from conformance.scenarios.roles import as_hub, both_roles
 from conformance.verdicts import (
@@ -58,7 +59,7 @@ from reference_peer.wire.mimi import (
 )
 from reference_peer.wire.mls import ContentType, ExtensionType, ExternalSender, ProposalType
 
-FOLLOWER_DOMAIN = "follower.ref.test"
+FOLLOWER_DOMAIN = current().follower  # follower-k.ref.test on worker k: the plugin fixes it before import
 ADMIN = 3
 BANNED = 1
 MEMBER = 2
@@ -671,7 +672,7 @@ def test_removed_users_provider_gets_the_removing_commit(cast, poll_until, recor
         return False
 
     # A timeout here is the SUT's miss (scored by the requirement's level).
-    poll_until(removing_commit_seen, what="a /notify carrying the commit removing bob at follower.ref.test",
+    poll_until(removing_commit_seen, what=f"a /notify carrying the commit removing bob at {FOLLOWER_DOMAIN}",
                requirement=REMOVED_GETS_COMMIT)
     observed(REMOVED_GETS_COMMIT, f"{FOLLOWER_DOMAIN}, with no participant left, received the commit removing bob")
     ambiguous_if_read_otherwise(REMOVED_GETS_COMMIT, "which /notify carried the removing commit")
@@ -701,7 +702,8 @@ def test_self_leave_removes_every_client_of_the_user(cast, ref_hub, poll_until, 
         proposals = []
         for item in ref_hub.traffic(mark, endpoint="update", direction="in"):
             bundle = UpdateRequest.decode(item.request, scope={"protocol": Protocol.mls10}).bundle
-            for msg in [bundle.proposalOrCommit, *bundle.moreProposals]:
+            # moreProposals is present only with a proposal in proposalOrCommit (-06 §5.5 UpdateRequest).
+            for msg in [bundle.proposalOrCommit, *(bundle.moreProposals or [])]:
                 if msg.public_message is not None and msg.public_message.content.content_type == ContentType.proposal:
                     proposals.append(msg.public_message.content.proposal)
         removes = [p for p in proposals if p.proposal_type == ProposalType.remove]
@@ -840,10 +842,10 @@ def test_external_senders_drop_a_follower_whose_last_user_left(cast, sut, ref_fo
     answer = _post_update(mimi_as, sut, room, bob_state.commit([gce_proposal(exts)], include_cached=False).request,
                           EXTSENDERS_LAST_FOLLOWER)
     # A follower MAY add its own entry (PROTO-EXTSENDERS-FOLLOWER-MAY-ADD); a hub may decline it.
-    _accepted_or_inapplicable(answer, "bob's commit adding follower.ref.test to external_senders")
-    with setting_up("follower.ref.test in the hub's external senders"):
+    _accepted_or_inapplicable(answer, f"bob's commit adding {FOLLOWER_DOMAIN} to external_senders")
+    with setting_up(f"{FOLLOWER_DOMAIN} in the hub's external senders"):
         poll_until(lambda: FOLLOWER_DOMAIN in sut_party.room(room)["externalSenders"],
-                   what="follower.ref.test in the hub's external senders")
+                   what=f"{FOLLOWER_DOMAIN} in the hub's external senders")
     removal = cast.hub.remove(room, admin, bob)
     if removal.get("outcome") != "accepted":
         not_applicable(f"set-up failed: the SUT refused its own admin's removal of bob ({removal.get('outcome')}: "

@@ -34,8 +34,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from conformance.harness.attribution import DIRECTORY_RULE, OPTIONAL_ENDPOINTS, blockers
-from conformance.harness.connectors import REFERENCE_FOLLOWER_DOMAIN, REFERENCE_HUB_DOMAIN
 from conformance.harness.polling import PollTimeout
+from conformance.harness.reference_names import current
 from conformance.scenarios.roles import both_roles
 from conformance.verdicts import (
     HarnessError,
@@ -78,6 +78,9 @@ CERT_TARGET = "PROTO-TRANSPORT-CERT-TARGET-DOMAIN"
 BODY_ENCODING = "PROTO-TRANSPORT-BODY-ENCODING"
 PEERING = "PROTO-TRANSPORT-PEERING-REQUIRED"
 
+# This worker's reference domains (hub-k.ref.test on worker k): the plugin fixes them before import.
+HUB_DOMAIN, FOLLOWER_DOMAIN = current()
+
 PROBE_TIMEOUT = 5.0
 MAX_ANSWER = 256 * 1024
 MLS10 = {"protocol": Protocol.mls10}
@@ -113,7 +116,7 @@ def _target(sut, domain: str) -> tuple[str, int, str]:
 
 def _probe(
     sut, recorder, domain: str, *, method: str = "GET", path: str = DIRECTORY_PATH, body: bytes = b"",
-    cert: tuple[Path, Path] | None = None, host: str | None = None, from_domain: str | None = REFERENCE_HUB_DOMAIN,
+    cert: tuple[Path, Path] | None = None, host: str | None = None, from_domain: str | None = HUB_DOMAIN,
     tls: bool = True, verify: Path | None = None, what: str = "",
 ) -> _Answer:
     """One HTTP/1.1 exchange with the SUT's MIMI listener for ``domain`` on a fresh connection."""
@@ -182,7 +185,7 @@ def _endpoint_path(sut, recorder, run_env, domain: str, endpoint: str, value: st
     no usable template for the endpoint, blocks the check (the directory rule); an optional endpoint
     the directory does not list means the SUT does not offer it (NOT_APPLICABLE). Members that are not
     endpoint names (an ACME-style ``meta``) are ignored."""
-    answer = _probe(sut, recorder, domain, cert=run_env.pki.issue(REFERENCE_HUB_DOMAIN), what="directory")
+    answer = _probe(sut, recorder, domain, cert=run_env.pki.issue(HUB_DOMAIN), what="directory")
     if answer.status != 200:
         blocked(DIRECTORY_RULE, f"the directory of {domain} is needed for this check and answered {answer.describe()}")
     try:
@@ -264,7 +267,7 @@ def _assert_refused(answer: _Answer, probe: _ConsentProbe, sut_party, how: str, 
 @pytest.mark.requirements(MTLS)
 def test_request_without_client_certificate_is_refused(sut, sut_party, recorder, run_env, names):
     """The SUT refuses a MIMI request on a TLS connection where the client presented no certificate."""
-    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, REFERENCE_HUB_DOMAIN)
+    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, HUB_DOMAIN)
     answer = _probe(sut, recorder, sut_party.domain, method="POST", path=probe.path, body=probe.body, cert=None,
                     what="requestConsent without a client certificate")
     _assert_refused(answer, probe, sut_party, "no client certificate", requirement=MTLS)
@@ -274,9 +277,9 @@ def test_request_without_client_certificate_is_refused(sut, sut_party, recorder,
 def test_certificate_from_untrusted_ca_is_refused(sut, sut_party, recorder, run_env, names, tmp_path):
     """The SUT refuses a requestConsent from a peer whose certificate (naming its From domain) chains to a
     CA it does not trust, and records no consent request from it."""
-    foreign = CertificateAuthority.create("MIMI conformance foreign CA").issue_provider(REFERENCE_HUB_DOMAIN)
+    foreign = CertificateAuthority.create("MIMI conformance foreign CA").issue_provider(HUB_DOMAIN)
     cert = foreign.write(tmp_path, "foreign-hub")
-    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, REFERENCE_HUB_DOMAIN)
+    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, HUB_DOMAIN)
     answer = _probe(sut, recorder, sut_party.domain, method="POST", path=probe.path, body=probe.body, cert=cert,
                     what="requestConsent with a certificate of a foreign CA")
     # One refusal judges both: the TLS peer was not authenticated (MTLS), and the consent operation
@@ -293,12 +296,12 @@ def test_certificate_from_untrusted_ca_is_refused(sut, sut_party, recorder, run_
 def test_from_not_authenticated_by_the_certificate_is_refused(sut, sut_party, recorder, run_env, names):
     """The SUT refuses a request whose From domain the client certificate does not name (a peer
     claiming to be another provider)."""
-    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, REFERENCE_HUB_DOMAIN)
+    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, HUB_DOMAIN)
     answer = _probe(sut, recorder, sut_party.domain, method="POST", path=probe.path, body=probe.body,
-                    cert=run_env.pki.issue(REFERENCE_FOLLOWER_DOMAIN), from_domain=REFERENCE_HUB_DOMAIN,
-                    what=f"requestConsent with the certificate of {REFERENCE_FOLLOWER_DOMAIN}, From {REFERENCE_HUB_DOMAIN}")
-    _assert_refused(answer, probe, sut_party, f"{REFERENCE_FOLLOWER_DOMAIN}'s certificate with From "
-                    f"mimi@{REFERENCE_HUB_DOMAIN}", requirement=CERT_SOURCE)
+                    cert=run_env.pki.issue(FOLLOWER_DOMAIN), from_domain=HUB_DOMAIN,
+                    what=f"requestConsent with the certificate of {FOLLOWER_DOMAIN}, From {HUB_DOMAIN}")
+    _assert_refused(answer, probe, sut_party, f"{FOLLOWER_DOMAIN}'s certificate with From "
+                    f"mimi@{HUB_DOMAIN}", requirement=CERT_SOURCE)
 
 
 @pytest.mark.requirements(CERT_SOURCE)
@@ -307,9 +310,9 @@ def test_from_naming_the_sut_itself_is_refused(sut, sut_party, recorder, run_env
     own = sut_party.domain
     probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, own)
     answer = _probe(sut, recorder, own, method="POST", path=probe.path, body=probe.body,
-                    cert=run_env.pki.issue(REFERENCE_HUB_DOMAIN), from_domain=own,
-                    what=f"requestConsent with the certificate of {REFERENCE_HUB_DOMAIN}, From mimi@{own}")
-    _assert_refused(answer, probe, sut_party, f"{REFERENCE_HUB_DOMAIN}'s certificate with From mimi@{own}",
+                    cert=run_env.pki.issue(HUB_DOMAIN), from_domain=own,
+                    what=f"requestConsent with the certificate of {HUB_DOMAIN}, From mimi@{own}")
+    _assert_refused(answer, probe, sut_party, f"{HUB_DOMAIN}'s certificate with From mimi@{own}",
                     requirement=CERT_SOURCE)
 
 
@@ -317,7 +320,7 @@ def test_from_naming_the_sut_itself_is_refused(sut, sut_party, recorder, run_env
 def test_each_domain_answers_under_its_name_whatever_the_host_port(sut, recorder, run_env):
     """Each SUT domain answers a request whose Host names it, with any port or none: the port component
     of Host is ignored."""
-    cert = run_env.pki.issue(REFERENCE_HUB_DOMAIN)
+    cert = run_env.pki.issue(HUB_DOMAIN)
     for domain in sut.domains:
         _, port, authority = _target(sut, domain)
         other = 8443 if port != 8443 else 9443
@@ -339,7 +342,7 @@ def test_each_domain_answers_under_its_name_whatever_the_host_port(sut, recorder
 def test_cleartext_http_is_refused(sut, sut_party, recorder, run_env, names):
     """The SUT's MIMI listener does not serve a request sent over cleartext HTTP (a redirect to https is
     acceptable)."""
-    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, REFERENCE_HUB_DOMAIN)
+    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, HUB_DOMAIN)
     answer = _probe(sut, recorder, sut_party.domain, method="POST", path=probe.path, body=probe.body, tls=False,
                     what="requestConsent over cleartext HTTP")
     _assert_refused(answer, probe, sut_party, "cleartext HTTP", requirement=HTTPS_ONLY)
@@ -350,7 +353,7 @@ def test_server_certificate_authenticates_each_domain(sut, recorder, run_env):
     """For each of its domains (as TLS SNI), the SUT presents a certificate that chains to its declared
     CA and names that domain (RFC 6125 DNS-ID)."""
     trust = sut.ca or run_env.pki.ca_cert
-    cert = run_env.pki.issue(REFERENCE_HUB_DOMAIN)
+    cert = run_env.pki.issue(HUB_DOMAIN)
     for domain in sut.domains:
         answer = _probe(sut, recorder, domain, cert=cert, verify=Path(trust), what=f"directory of {domain}, "
                         f"verifying the server certificate against {Path(trust).name}")

@@ -25,6 +25,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# What the contract's requiredFor demands of a hub and a follower: a fake SUT claiming less is refused
+# before any check runs (conformance/harness/sut_contract.py).
+ROLE_OPERATIONS = ["getInfo", "createUser", "createRoom", "getRoom", "addParticipant", "sendMessage",
+                   "listReceivedMessages"]
+
+
 def info_document(domains: list[str], roles: list[str], operations: list[str]) -> dict:
     return {
         "contractVersion": "1.0.0",
@@ -105,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "exit":
         print("fake SUT: refusing to start (mode exit)", file=sys.stderr, flush=True)
         return 3
-    info = info_document([args.domain], args.roles.split(","), ["getInfo", "createUser"])
+    info = info_document([args.domain], args.roles.split(","), ROLE_OPERATIONS)
     status = 200 if args.mode == "healthy" else 503
     body = json.dumps(info if status == 200 else {"type": "about:blank", "title": "starting", "status": 503}).encode()
     content_type = "application/json" if status == 200 else "application/problem+json"

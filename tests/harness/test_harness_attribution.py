@@ -24,9 +24,10 @@ def test_a_refusal_of_the_sut_names_its_rule():
 
 
 def test_refusals_of_other_peers_blame_nothing():
-    # The suite's own hub and follower also talk to each other.
-    other = refusal("PROTO-TRANSPORT-BODY-ENCODING", names=("hub.ref.test",), from_header="mimi@hub.ref.test")
-    assert blockers({"refused": [other]}, "the reference follower", [SUT]) == []
+    # The suite's own hub and follower also talk to each other (on worker k: hub-k.ref.test).
+    for peer in ("hub.ref.test", "hub-1.ref.test"):
+        other = refusal("PROTO-TRANSPORT-BODY-ENCODING", names=(peer,), from_header=f"mimi@{peer}")
+        assert blockers({"refused": [other]}, "the reference follower", [SUT]) == []
 
 
 def test_a_refusal_is_matched_by_from_when_no_certificate_names_the_sut():
@@ -87,6 +88,25 @@ def test_a_missing_directory_entry_blocks_by_the_rule_of_the_role_that_needs_it(
     assert [b.requirement for b in harness_blockers(Exception("directory has no 'hubTransfer' entry"), "hub")] == [
         "EXT-HUBXFER-DIRECTORY"]
     assert harness_blockers(Exception("timed out"), "hub") == []
+
+
+def test_a_directory_error_of_any_workers_reference_peer_blames_nothing():
+    from conformance.harness.attribution import directory_blockers, harness_blockers
+    from conformance.verdicts import SutMisbehaviour
+    from reference_peer.server.client import PeerDirectoryError
+
+    for host in ("hub.ref.test", "follower-2.ref.test"):
+        error = PeerDirectoryError("directory has no 'notify' entry", url=f"https://{host}:7443/x", missing=("notify",))
+        assert directory_blockers(error, "any") == []
+        try:
+            try:
+                raise error
+            except PeerDirectoryError as inner:
+                raise SutMisbehaviour(f"PeerDirectoryError: {inner}") from inner
+        except SutMisbehaviour as outer:
+            assert harness_blockers(outer, "any") == []
+    of_the_sut = PeerDirectoryError("directory has no 'notify' entry", url=f"https://{SUT}/x", missing=("notify",))
+    assert [b.requirement for b in directory_blockers(of_the_sut, "follower")] == ["PROTO-DIRECTORY-FOLLOWER-ENDPOINTS"]
 
 
 def test_a_rule_a_peer_saw_the_sut_break_blocks_too():

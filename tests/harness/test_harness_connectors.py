@@ -1,5 +1,6 @@
 """Connectors: a command SUT is health-checked within its deadline and killed afterwards; a SUT
-that never becomes healthy or dies is a bounded failure; the image connector without Docker says so."""
+that never becomes healthy or dies is a bounded setup error; the image connector without Docker says so
+(setup errors stop the run with exit 2: tests/harness/test_shared_sut.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_sut import free_port
+from fake_sut import ROLE_OPERATIONS, free_port
 
 from conformance.harness.connectors import (
+    SETUP_ERRORS,
     ConnectorUnavailable,
     ImageConnector,
     RunEnvironment,
@@ -22,7 +24,6 @@ from conformance.harness.connectors import (
     make_connector,
 )
 from conformance.harness.manifest import parse_manifest
-from conformance.verdicts import LevelResolver, Verdict, judge
 
 FAKE_SUT = Path(__file__).resolve().parent / "fake_sut.py"
 
@@ -59,13 +60,13 @@ def gone(pid: int) -> bool:
 
 
 def test_command_sut_is_health_checked_and_killed_at_the_end(tmp_path, env):
-    connector = make_connector(command_manifest(tmp_path, free_port(), operations=["getInfo", "createUser"]), env)
+    connector = make_connector(command_manifest(tmp_path, free_port(), operations=ROLE_OPERATIONS), env)
     started = time.monotonic()
     connected = connector.start()
     try:
         assert time.monotonic() - started < 10
         assert connected.info["providerDomains"] == ["sut.example"]
-        assert connected.control.supported_operations() == {"getInfo", "createUser"}
+        assert connected.control.supported_operations() == set(ROLE_OPERATIONS)
         assert connected.base_urls == {"sut.example": "https://sut.example:1"}
         assert connected.resolve() == {"sut.example": "127.0.0.1"}
         assert connected.hosts == {"sut.example"}  # never the shared loopback address
@@ -87,8 +88,7 @@ def test_a_command_that_never_becomes_healthy_fails_within_its_deadline(tmp_path
     assert 1.0 <= elapsed < 4.0
     assert "never became healthy" in str(caught.value) and "/v1/info" in str(caught.value)
     assert not connector.process.running()
-    verdict = judge(caught.value, ("PROTO-DIRECTORY-WELL-KNOWN",), LevelResolver({}))
-    assert verdict.verdict is Verdict.FAIL
+    assert isinstance(caught.value, SETUP_ERRORS)  # the run stops before any verdict
 
 
 def test_a_command_that_dies_fails_at_once_with_its_stderr(tmp_path, env):
@@ -115,7 +115,7 @@ def test_manifest_and_get_info_must_agree(tmp_path, env):
     assert not connector.process.running()
 
 
-def test_image_connector_without_docker_is_unavailable_and_not_applicable(tmp_path, env):
+def test_image_connector_without_docker_is_unavailable_in_one_sentence(tmp_path, env):
     reason = docker_unavailable_reason()
     if reason is None:
         pytest.skip("a Docker engine and testcontainers are available here; this test covers their absence")
@@ -129,6 +129,5 @@ def test_image_connector_without_docker_is_unavailable_and_not_applicable(tmp_pa
     assert time.monotonic() - started < 10
     assert str(caught.value) == reason
     assert "testcontainers" in reason or "Docker engine" in reason
-    verdict = judge(caught.value, ("PROTO-DIRECTORY-WELL-KNOWN",), LevelResolver({}))
-    assert (verdict.verdict, verdict.message) == (Verdict.NOT_APPLICABLE, reason)
+    assert isinstance(caught.value, SETUP_ERRORS)  # the run stops before any verdict
     connector.stop()  # nothing started: stop is harmless

@@ -9,7 +9,7 @@ import json
 import textwrap
 
 import pytest
-from fake_sut import FakeServer, info_document, tls_server_context
+from fake_sut import ROLE_OPERATIONS, FakeServer, free_port, info_document, tls_server_context
 
 from conformance.plugin import SCENARIOS_DIR
 from reference_peer.pki import write_test_pki
@@ -76,7 +76,7 @@ def fake_sut(tmp_path):
             {"/.well-known/mimi-protocol-directory": (status, body, "application/json")},
             tls=tls_server_context(files["sut.example"].cert, files["sut.example"].key, files.ca_cert),
         )
-        info = info_document(["sut.example"], list(roles), ["getInfo"])
+        info = info_document(["sut.example"], list(roles), ROLE_OPERATIONS)
         control = FakeServer({"/v1/info": (200, json.dumps(info).encode(), "application/json")})
         servers.extend([mimi, control])
         manifest = tmp_path / "sut.yaml"
@@ -88,6 +88,7 @@ def fake_sut(tmp_path):
             roles: [{", ".join(roles)}]
             control: {{url: "http://127.0.0.1:{control.port}"}}
             connector: {{type: url}}
+            suite: {{referenceAddress: "127.0.0.1:{free_port()}"}}
             timeouts: {{startup: 5, request: 5}}
         """))
         return str(manifest)

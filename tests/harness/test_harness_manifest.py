@@ -67,6 +67,21 @@ def test_a_good_manifest_loads_with_paths_resolved(tmp_path, name):
     assert manifest.sha256 == canonical_sha256(GOOD)
 
 
+def test_the_suite_section_defaults_resolves_pki_and_refuses_port_0_for_a_url_sut(tmp_path):
+    manifest = load_manifest(write(tmp_path, GOOD))
+    assert (manifest.suite_pki, manifest.reference_address) == (None, "127.0.0.1:7443")
+    without_cwd = {**GOOD, "connector": {"type": "command", "argv": ["./run-sut"]}}
+    assert load_manifest(write(tmp_path, without_cwd)).connector["cwd"] == str(tmp_path)  # the manifest's folder
+    suite = {**GOOD, "suite": {"pki": "suite-pki", "referenceAddress": "0.0.0.0:0"}}
+    manifest = load_manifest(write(tmp_path, suite))
+    assert (manifest.suite_pki, manifest.reference_address) == (tmp_path / "suite-pki", "0.0.0.0:0")
+    url = {**suite, "connector": {"type": "url"}}
+    with pytest.raises(ManifestError, match="a url SUT is configured before the run: give a fixed port"):
+        load_manifest(write(tmp_path, url))
+    assert "suite.referenceAddress" in errors_for(tmp_path, suite={"referenceAddress": "7443"})
+    assert "suite: Additional properties are not allowed ('unknown'" in errors_for(tmp_path, suite={"unknown": 1})
+
+
 def test_hash_ignores_key_order_and_formatting_but_not_content():
     reordered = dict(reversed(list(GOOD.items())))
     assert canonical_sha256(reordered) == canonical_sha256(GOOD)

@@ -8,6 +8,7 @@ import json
 import textwrap
 
 import pytest
+from fake_sut import free_port
 
 pytest_plugins = ["pytester"]
 
@@ -229,16 +230,22 @@ def test_a_profile_decides_the_level(pytester, tmp_path):
 
 
 def test_role_gating_and_a_bad_manifest(pytester, tmp_path):
+    from fake_sut import ROLE_OPERATIONS, FakeServer, info_document
+
+    # A url SUT is connected before any check runs: its control API has to answer.
+    info = info_document(["sut.example"], ["hub"], ROLE_OPERATIONS)
+    control = FakeServer({"/v1/info": (200, json.dumps(info).encode(), "application/json")})
     (tmp_path / "ca.pem").write_text("x")
     manifest = tmp_path / "sut.yaml"
-    manifest.write_text(textwrap.dedent("""
+    manifest.write_text(textwrap.dedent(f"""
         manifestVersion: 1
         name: hub-only SUT
         domains: [sut.example]
-        mimi: {endpoints: {sut.example: "127.0.0.1:1"}, ca: ca.pem}
+        mimi: {{endpoints: {{sut.example: "127.0.0.1:1"}}, ca: ca.pem}}
         roles: [hub]
-        control: {url: "http://127.0.0.1:1"}
-        connector: {type: url}
+        control: {{url: "http://127.0.0.1:{control.port}"}}
+        connector: {{type: url}}
+        suite: {{referenceAddress: "127.0.0.1:{free_port()}"}}
     """))
     pytester.makepyfile(test_roles=f"""
         import pytest
@@ -255,7 +262,10 @@ def test_role_gating_and_a_bad_manifest(pytester, tmp_path):
             observed("{MUST_ID}", "ran")
     """)
     out = tmp_path / "r.jsonl"
-    pytester.runpytest("--sut", str(manifest), "--mimi-results", str(out))
+    try:
+        pytester.runpytest("--sut", str(manifest), "--mimi-results", str(out))
+    finally:
+        control.stop()
     _, checks = results(out)
     assert checks["test_follower_only"]["verdict"] == "NOT_APPLICABLE"
     assert "follower role" in checks["test_follower_only"]["message"]
@@ -266,7 +276,7 @@ def test_role_gating_and_a_bad_manifest(pytester, tmp_path):
     result.stderr.fnmatch_lines(["*invalid SUT manifest*", "*'domains' is a required property*"])
 
 
-def test_sut_checks_are_not_applicable_when_the_image_connector_cannot_run(pytester, tmp_path):
+def test_an_image_connector_that_cannot_run_stops_the_run_before_any_verdict(pytester, tmp_path):
     from conformance.harness.connectors import docker_unavailable_reason
 
     reason = docker_unavailable_reason()
@@ -293,12 +303,10 @@ def test_sut_checks_are_not_applicable_when_the_image_connector_cannot_run(pytes
     """)
     out = tmp_path / "r.jsonl"
     result = pytester.runpytest("--sut", str(manifest), "--mimi-results", str(out))
-    _, checks = results(out)
-    assert {name: (c["verdict"], c["message"]) for name, c in checks.items()} == {
-        "test_needs_the_sut": ("NOT_APPLICABLE", reason),
-        "test_also_needs_the_sut": ("NOT_APPLICABLE", reason),
-    }
-    result.assert_outcomes(skipped=2)
+    # A setup problem, not the SUT's non-conformance: a usage error with the reason, no check results.
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*the SUT's connector cannot run here: {reason}*"])
+    assert not out.exists()
 
 
 def test_manifest_and_info_disagreeing_stops_the_run_with_a_usage_error(pytester, tmp_path):
@@ -316,6 +324,7 @@ def test_manifest_and_info_disagreeing_stops_the_run_with_a_usage_error(pytester
         roles: [hub]
         control: {{url: "http://127.0.0.1:{control.port}"}}
         connector: {{type: url}}
+        suite: {{referenceAddress: "127.0.0.1:{free_port()}"}}
     """))
     pytester.makepyfile(test_mismatch=f"""
         import pytest

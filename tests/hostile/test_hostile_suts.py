@@ -13,7 +13,9 @@ Per case the test asserts that the run ends within ``RUN_BOUND`` seconds (a hard
 duration stays within ``CHECK_BOUND`` (derived from the manifest's timeouts), and that each check
 ends with the expected verdict and a message naming what happened. A check the misbehaviour does
 not reach is expected to PASS (the harness must blame precisely), and a control API answering 501
-makes the control check NOT_APPLICABLE (docs/control-api.md: 501 means "not implemented").
+makes the control check NOT_APPLICABLE (docs/control-api.md: 501 means "not implemented"). A control
+API that never answers getInfo is a set-up problem, never a verdict: the run stops before any check
+with pytest's usage-error exit (4), no check result, and one sentence naming what happened.
 
 The cases run in parallel (each pytest process mostly waits on timeouts); the table of results
 is printed at the end of the module, and written to ``hostile-suts.txt`` in the module's temp dir.
@@ -57,6 +59,7 @@ HARD_KILL = 150.0
 WORKERS = 6
 
 FAIL, HARNESS_ERROR, PASS, NOT_APPLICABLE = "FAIL", "HARNESS_ERROR", "PASS", "NOT_APPLICABLE"
+SETUP_ERROR = "setup error"  # not a verdict: the run stops before any check (pytest exit 4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +85,7 @@ def ok() -> Expect:
 
 
 def never_healthy(*words: str) -> Expect:
-    return Expect(FAIL, ("never became healthy", "/v1/info", *words))
+    return Expect(SETUP_ERROR, ("never became healthy", "/v1/info", *words))
 
 
 CASES = [
@@ -164,7 +167,7 @@ CASES = [
     Case("command-crash", "SUT process dies at the first MIMI connection (command connector)", mimi="crash",
          connector="command",
          directory=Expect(FAIL, ("SUT misbehaviour",)),
-         room=Expect(HARNESS_ERROR, ("createUser", "ConnectError", "SUT process has exited with code 7",
+         room=Expect(HARNESS_ERROR, ("getInfo|createUser", "ConnectError", "SUT process has exited with code 7",
                                      "crashing on purpose"))),
     Case("command-info-garbage", "spawned SUT's control API speaks garbage (command connector)",
          info="garbage", connector="command",
@@ -203,6 +206,7 @@ def write_manifest(path: Path, ca: Path, mimi_port: int, control_port: int, conn
         roles: [hub, follower]
         control: {{url: "http://127.0.0.1:{control_port}"}}
         connector: {connector}
+        suite: {{referenceAddress: "127.0.0.1:{free_port()}"}}
         timeouts: {json.dumps(TIMEOUTS)}
     """))
 
@@ -273,6 +277,9 @@ def table(outcomes: list[Outcome]) -> str:
         durations = "/".join(f"{c.get('duration', 0):.1f}" for c in checks)
         messages = [c.get("message", "") for c in checks]
         failing = [m for m in messages if m] or ["(no message)"]
+        if not outcome.results:  # a set-up problem: no verdict, the run's one sentence instead
+            verdicts = f"no verdict (exit {outcome.returncode})"
+            failing = [line for line in outcome.output.splitlines() if "never became healthy" in line][-1:] or failing
         diagnosis = " | ".join(shorten(m) for m in dict.fromkeys(failing))
         lines.append(f"{outcome.case.misbehaviour[:66]:<66} {verdicts:<30} {outcome.seconds:6.1f} {durations:>9}  "
                      f"{diagnosis}")
@@ -303,8 +310,15 @@ def test_hostile_sut_gets_a_bounded_verdict_that_names_the_misbehaviour(case: Ca
     outcome = outcomes[case.id]
     context = f"{case.misbehaviour}: run of {outcome.seconds:.1f}s, exit {outcome.returncode}\n{outcome.output[-3000:]}"
     assert outcome.seconds < RUN_BOUND, context
-    assert outcome.returncode in (0, 1), context  # 0: all passed, 1: some failed; never a crash or usage error
     assert outcome.leftover is None, outcome.leftover
+    if case.directory.verdict == SETUP_ERROR:
+        assert outcome.returncode == 4, context  # pytest's usage error: a set-up problem, reported as such
+        assert outcome.results == {}, f"a set-up problem produced verdicts\n{context}"
+        output = outcome.output.lower()
+        for word in case.directory.words:
+            assert any(w.lower() in output for w in word.split("|")), (word, context)
+        return
+    assert outcome.returncode in (0, 1), context  # 0: all passed, 1: some failed; never a crash or usage error
     for name, expect in ((DIRECTORY, case.directory), (ROOM, case.room)):
         assert name in outcome.results, f"no result for {name}\n{context}"
         result = outcome.results[name]

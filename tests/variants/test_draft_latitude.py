@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance.harness.manifest import REFERENCE_HUB_TRANSFER
+from conformance.harness.manifest import REFERENCE_FEATURES, REFERENCE_HUB_TRANSFER
 from conformance.selftest import ROOT_DIR, SCENARIOS_DIR, _pytest_env
 
 MISSED = ("FAIL", "WARN", "HARNESS_ERROR")
@@ -28,7 +28,7 @@ def run_checks(tmp: Path, selection: str, *, consent_mode: str = "immediate", fa
     manifest = {
         "manifestVersion": 1, "name": "reference peer variant", "vendor": "mimi-conformance",
         "domains": ["sut.mimi.test"], "roles": ["hub", "follower"], "consentMode": consent_mode,
-        "features": ["hubTransfer"], "hubTransfer": dict(REFERENCE_HUB_TRANSFER), "timeouts": {"poll": 5.0},
+        "features": list(REFERENCE_FEATURES), "hubTransfer": dict(REFERENCE_HUB_TRANSFER), "timeouts": {"poll": 5.0},
         "connector": {"type": "reference", "faults": list(faults), "variants": list(variants)},
     }
     (tmp / "sut.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False), encoding="utf-8")
