@@ -2,7 +2,9 @@
 
 Subcommands: ``run`` (run the suite against a SUT and write the reports), ``profiles``,
 ``requirements`` (also ``--diff A B`` between two catalogue revisions), ``verify`` (a signed
-results.json), ``diff`` (two results.json), ``keygen`` (an Ed25519 key pair for ``run --sign-key``).
+results.json), ``diff`` (two results.json), ``keygen`` (an Ed25519 key pair for ``run --sign-key``),
+``pki init`` (the suite CA the reference peers use, kept across runs), ``preflight`` (is a SUT set up
+for a run: each link from the manifest to a request the SUT sends a reference peer).
 Exit codes: 0 success, 1 failure, 2 usage error; never a count. The README documents the contract.
 """
 
@@ -95,8 +97,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         timeout_total=args.timeout_total,
         allow_untested=args.allow_untested,
         select=args.select,
+        suite_pki=Path(args.suite_pki) if args.suite_pki else None,
+        preflight=not args.no_preflight,
     )
     return execute(options)
+
+
+def _cmd_preflight(args: argparse.Namespace) -> int:
+    from .preflight import preflight
+
+    report = preflight(args.sut, suite_pki=Path(args.suite_pki) if args.suite_pki else None, out=Path(args.out))
+    if report.ok:
+        return 0
+    _error(f"preflight: {report.sentence}")
+    return 2
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -137,6 +151,22 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     save_private_key(key, private_path)
     save_public_key(key, public_path)
     print(f"private key {private_path} (keep it secret), public key {public_path}, key id {key_id(key)}")
+    return 0
+
+
+def _cmd_pki_init(args: argparse.Namespace) -> int:
+    from .harness.suite_pki import CA_KEY, SuitePki, SuitePkiError
+
+    directory = Path(args.dir)
+    try:
+        pki = SuitePki.init(directory, force=args.force)
+    except SuitePkiError as exc:
+        _error(f"pki init: {exc}")
+        return 2
+    print(f"suite PKI in {directory}: {'reused' if pki.reused else 'made a new CA'}")
+    print(f"  CA certificate  {pki.ca_cert}")
+    print(f"  CA key          {directory / CA_KEY} (mode 0600)")
+    print(f"give your server {pki.ca_cert} to trust; keep {directory / CA_KEY} private")
     return 0
 
 
@@ -237,6 +267,35 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def version_text() -> str:
+    """``--version``: the installed version and the source documents (draft revisions) the suite judges."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .catalogue import load_catalogue
+
+    try:
+        number = version("mimi-conformance")
+    except PackageNotFoundError:  # imported from a checkout that was never pip-installed
+        number = "(not installed)"
+    documents = list(load_catalogue().documents.values())
+    width = max((len(doc.id) for doc in documents), default=0)
+    return "\n".join([f"mimi-conformance {number}", "judges:", *(f"  {doc.id:<{width}}  {doc.title}" for doc in documents)])
+
+
+class _VersionAction(argparse.Action):
+    """Like argparse's "version" action, but the text (which reads the catalogue) is built only when asked."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            print(version_text(), flush=True)
+        except BrokenPipeError:  # piped into `head` and closed early: not an error
+            sys.stderr.close()
+        parser.exit(0)
+
+
 class _OneLineErrorParser(argparse.ArgumentParser):
     """Usage errors are one line on stderr (exit 2), not argparse's usage block."""
 
@@ -248,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .run import DEFAULT_OUT, DEFAULT_TIMEOUT_TOTAL
 
     parser = _OneLineErrorParser(prog="mimi-conformance", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the version and the draft revisions the suite judges, then exit")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineErrorParser)
 
     run = sub.add_parser("run", help="run the suite against a SUT and write the reports")
@@ -269,7 +330,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-k", dest="select", metavar="EXPRESSION",
                      help="run only the checks whose ID matches (a pytest -k expression); the requirements only "
                           "the others judge are then UNTESTED")
+    run.add_argument("--suite-pki", metavar="DIR",
+                     help="the suite PKI to use (mimi-conformance pki init DIR; default: the manifest's suite.pki, "
+                          "else a new one in OUT/suite-pki)")
+    run.add_argument("--no-preflight", action="store_true",
+                     help="skip the preflight a run makes first for a SUT that is not the embedded reference")
     run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("preflight", help="check that a SUT is set up for a run, link by link, without "
+                                             "running any check")
+    check.add_argument("--sut", required=True, metavar="reference|MANIFEST", help="'reference' or a SUT manifest file")
+    check.add_argument("--suite-pki", metavar="DIR", help="the suite PKI to use (default: the manifest's suite.pki, "
+                                                          "else a new one in OUT/suite-pki)")
+    check.add_argument("--out", default="mimi-conformance-preflight", metavar="DIR",
+                       help="where preflight writes its PKI leaves, logs and peers (default: mimi-conformance-preflight)")
+    check.set_defaults(func=_cmd_preflight)
 
     reqs = sub.add_parser("requirements", help="list the requirement catalogue, or diff two revisions")
     reqs.add_argument("--profile", help="only the requirements of this profile")
@@ -323,6 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("out", metavar="OUT")
     keygen.add_argument("--force", action="store_true", help="overwrite existing key files")
     keygen.set_defaults(func=_cmd_keygen)
+
+    pki = sub.add_parser("pki", help="the suite PKI: the CA the suite's reference peers use, kept across runs")
+    pki_sub = pki.add_subparsers(dest="pki_command", required=True, parser_class=_OneLineErrorParser)
+    pki_init = pki_sub.add_parser("init", help="make the suite CA in DIR (ca.pem, ca.key), or reuse the one there")
+    pki_init.add_argument("dir", metavar="DIR")
+    pki_init.add_argument("--force", action="store_true", help="make a new CA even when DIR holds one")
+    pki_init.set_defaults(func=_cmd_pki_init)
     return parser
 
 

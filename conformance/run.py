@@ -6,11 +6,16 @@ Steps:
    profiles; select the profiles (named ones, or every profile whose role the SUT declares); read the
    baseline and the signing key; pick the seed. Any problem here is a usage error (exit 2) before
    anything runs.
+1b. **Preflight** (:mod:`conformance.preflight`, not for the embedded reference SUT, skipped with
+   ``--no-preflight``): each link from the manifest to a request the SUT sends a reference peer. A broken
+   link is a usage error (exit 2, its one sentence) and pytest never starts: a setup mistake is never
+   scored as non-conformance.
 2. **Run** (:func:`run_checks`): ``python -m pytest`` on ``conformance/scenarios`` in its own process
    group, so a crash in a check cannot take the command down and the whole run has a bounded time
    (``--timeout-total``). The plugin writes each check as a JSON line to ``OUT/checks.jsonl``; this
    module tails it and prints a progress line as each area completes (the per-area totals come from
-   :mod:`conformance.progress`). pytest's own output goes to ``OUT/pytest.log``.
+   :mod:`conformance.progress`). pytest's own output goes to ``OUT/pytest.log``. When the harness stops
+   the run for a setup problem (pytest exit 4), its one sentence is printed and the exit is 2, no reports.
 3. **Score and write** (:func:`finish_run`): checks -> ``reports.model.CheckRecord``,
    ``reports.scoring.score_run`` over the selected profiles, ``reports.baseline.gate``,
    ``reports.write.write_reports`` (results.json, junit.xml, report.html, summary.md, badges/).
@@ -76,6 +81,7 @@ INTERRUPT_GRACE = 20.0  # after SIGINT, time for pytest's teardown to stop the S
 CHECKS_FILE = "checks.jsonl"
 PYTEST_LOG = "pytest.log"
 PROGRESS_FILE = ".progress.jsonl"
+PREFLIGHT_DIR = "preflight"
 # Everything a previous run wrote here is removed first, so a failed run never leaves old reports
 # that look current.
 _PREVIOUS_OUTPUTS = ("results.json", "junit.xml", "report.html", "summary.md", CHECKS_FILE, PYTEST_LOG, PROGRESS_FILE)
@@ -100,6 +106,8 @@ class RunOptions:
     timeout_total: float = DEFAULT_TIMEOUT_TOTAL
     allow_untested: bool = False
     select: str | None = None  # a pytest -k expression: only the matching checks run
+    suite_pki: Path | None = None  # a suite PKI folder (pki init) instead of the manifest's or a new one
+    preflight: bool = True  # check the setup first (not for the embedded reference SUT, which the suite sets up)
 
 
 @dataclasses.dataclass
@@ -187,6 +195,9 @@ def plan_run(options: RunOptions) -> RunPlan:
     out = Path(options.out).resolve()
     if out.exists() and not out.is_dir():
         raise RunUsageError(f"--out: {out} exists and is not a directory")
+    if options.suite_pki is not None and not Path(options.suite_pki).is_dir():
+        raise RunUsageError(f"--suite-pki: {options.suite_pki} is not a folder: create it with "
+                            f"mimi-conformance pki init {options.suite_pki}")
     return RunPlan(
         options=options,
         out=out,
@@ -204,6 +215,9 @@ def pytest_argv(plan: RunPlan) -> list[str]:
     argv = [
         str(SCENARIOS_DIR),
         "-p", "no:cacheprovider",
+        # No configuration file: a pytest.ini or pyproject.toml above the install (a vendor's repository
+        # holding the venv) must not add options to the suite's run. The plugin registers its markers.
+        "-c", os.devnull,
         "-p", "conformance.progress",
         f"--rootdir={ROOT_DIR}",
         "--sut", plan.options.sut if plan.options.sut == "reference" else str(Path(plan.options.sut).resolve()),
@@ -218,6 +232,8 @@ def pytest_argv(plan: RunPlan) -> list[str]:
         argv += ["-k", plan.options.select]
     if len(plan.profiles) == 1:
         argv += ["--mimi-profile", plan.profiles[0].name]
+    if plan.options.suite_pki is not None:
+        argv += ["--mimi-suite-pki", str(Path(plan.options.suite_pki).resolve())]
     return argv
 
 
@@ -509,6 +525,33 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join("    " + line for line in text[-lines:])
 
 
+def _run_pki(options: RunOptions, manifest: Any, out: Path) -> Path | None:
+    """The suite PKI folder the run will use, so that preflight checks the same CA: the option's, the
+    manifest's, else the run's own (OUT/suite-pki, made here if absent; the run reuses it)."""
+    chosen = options.suite_pki or manifest.suite_pki
+    if chosen is not None:
+        return Path(chosen)
+    from .harness.suite_pki import SuitePki
+
+    return SuitePki.init(out / "suite-pki").directory
+
+
+def setup_error_sentence(log: Path) -> str | None:
+    """The harness's one sentence when it stopped the run for a setup problem (pytest exit 4), else None.
+
+    The plugin stops with ``pytest.exit(sentence)``, which pytest logs as ``Exit: <sentence>``, or with a
+    ``pytest.UsageError``, logged as ``ERROR: <sentence>``."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for marker in ("Exit: ", "ERROR: "):
+        for line in lines:
+            if line.startswith(marker) and line[len(marker):].strip():
+                return line[len(marker):].strip()
+    return None
+
+
 def _clear_previous_outputs(out: Path) -> None:
     import shutil
 
@@ -533,6 +576,21 @@ def execute(options: RunOptions, printer: Printer = print, error: Printer | None
     printer(f"seed {plan.seed} (reproduce with --seed {plan.seed}); output {plan.out}")
     plan.out.mkdir(parents=True, exist_ok=True)
     _clear_previous_outputs(plan.out)
+    if options.preflight and manifest.connector_type != "reference":
+        from .harness.suite_pki import SuitePkiError
+        from .preflight import preflight
+
+        printer("preflight:")
+        try:
+            suite_pki = _run_pki(options, manifest, plan.out)
+        except SuitePkiError as exc:
+            error(f"mimi-conformance run: {exc}")
+            return 2
+        report = preflight(manifest, suite_pki=suite_pki, out=plan.out / PREFLIGHT_DIR,
+                           printer=lambda line: printer("  " + line))
+        if not report.ok:
+            error(f"mimi-conformance run: {report.sentence}")
+            return 2
     started_at = utc_timestamp(dt.datetime.now(dt.UTC))
     outcome = run_checks(plan, printer)
     ended_at = utc_timestamp(dt.datetime.now(dt.UTC))
@@ -548,7 +606,11 @@ def execute(options: RunOptions, printer: Printer = print, error: Printer | None
     # 4 is a usage error (bad manifest, SUT configuration); 2 (interrupted, e.g. a check that does
     # not collect) and 3 (internal error) mean the suite itself broke.
     if outcome.returncode == 4:
-        error(f"mimi-conformance run: usage error reported by the harness (see {log}):\n" + _tail(log))
+        sentence = setup_error_sentence(log)
+        if sentence is not None:
+            error(f"mimi-conformance run: {sentence}")
+        else:
+            error(f"mimi-conformance run: usage error reported by the harness (see {log}):\n" + _tail(log))
         return 2
     if outcome.returncode not in (0, 1, 5):
         error(
@@ -573,6 +635,11 @@ def execute(options: RunOptions, printer: Printer = print, error: Printer | None
     printer(f"{len(checks)} check{'' if len(checks) == 1 else 's'} in {outcome.elapsed:.1f}s")
     for line in area_table(checks):
         printer(line)
+    from .verdicts import missing_operation_line
+
+    lacking = missing_operation_line(check.missing_operation for check in checks)
+    if lacking:
+        printer(lacking)
     printer("profile verdicts:")
     for line in profile_lines(results):
         printer(line)
