@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from .profiles import SOURCE_TREE_PROFILES_DIR, Profile
+from .profiles import PROFILES_DIR, Profile
 
-COVERAGE_DIR = SOURCE_TREE_PROFILES_DIR / "coverage"
+COVERAGE_DIR = PROFILES_DIR / "coverage"
 EXCLUSIONS_FILE = COVERAGE_DIR / "exclusions.yaml"
 MANIFEST_FILE = COVERAGE_DIR / "coverage.yaml"
 HEADER = (

@@ -1,7 +1,8 @@
 """Requirement profiles: which requirements are scored, for which role, at which level.
 
-Profiles live in the top-level ``profiles/`` folder of the source tree (the project is installed
-editable), one ``<name>.yaml`` per profile, validated against ``profiles/profile.schema.json``.
+Profiles live in the top-level ``profiles/`` folder of the source tree, one ``<name>.yaml`` per profile,
+validated against ``profiles/profile.schema.json``. A wheel ships that folder as the package
+``conformance.bundled_profiles`` (pyproject.toml), which is read when present: see :data:`PROFILES_DIR`.
 On top of the schema, :func:`load_profiles` checks every profile against the catalogue:
 
 - every requirement ID exists in the catalogue;
@@ -27,6 +28,10 @@ from .catalogue import Catalogue, CatalogueError, load_yaml
 from .harness.manifest import FEATURES
 
 SOURCE_TREE_PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+# Only a wheel install has this folder (an editable install maps the package onto the source tree's
+# profiles/ without creating it), so a checkout always reads and writes the source tree's profiles.
+PACKAGED_PROFILES_DIR = Path(__file__).resolve().parent / "bundled_profiles"
+PROFILES_DIR = PACKAGED_PROFILES_DIR if PACKAGED_PROFILES_DIR.is_dir() else SOURCE_TREE_PROFILES_DIR
 PROFILE_SCHEMA_FILE_NAME = "profile.schema.json"
 SCORED_LEVELS = ("MUST", "SHOULD", "MAY")
 
@@ -65,7 +70,7 @@ def role_fits(profile_role: str, requirement_role: str) -> bool:
 
 
 def load_profile_schema() -> dict[str, Any]:
-    with (SOURCE_TREE_PROFILES_DIR / PROFILE_SCHEMA_FILE_NAME).open(encoding="utf-8") as handle:
+    with (PROFILES_DIR / PROFILE_SCHEMA_FILE_NAME).open(encoding="utf-8") as handle:
         schema = json.load(handle)
     Draft202012Validator.check_schema(schema)
     return schema
@@ -93,11 +98,11 @@ def _check_against_catalogue(profile: Profile, catalogue: Catalogue, file_name: 
 
 def load_profiles(catalogue: Catalogue, directory: Path | None = None) -> dict[str, Profile]:
     """Load, validate and cross-check every ``*.yaml`` profile; returns them by name."""
-    directory = Path(directory) if directory is not None else SOURCE_TREE_PROFILES_DIR
+    directory = Path(directory) if directory is not None else PROFILES_DIR
     if not directory.is_dir():
         raise ProfileError(
-            f"profiles directory not found: {directory} (profiles are read from the source tree; "
-            "install the project editable: pip install -e .)"
+            f"profiles directory not found: {directory} (a checkout reads profiles/, a wheel install "
+            "conformance/bundled_profiles/; reinstall mimi-conformance)"
         )
     validator = Draft202012Validator(load_profile_schema())
     profiles: dict[str, Profile] = {}
