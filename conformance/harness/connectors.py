@@ -33,6 +33,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -319,6 +320,9 @@ class ReferencePeerProcess:
 
     def start(self) -> None:
         workdir = self.env.output_dir / "peers" / self.name
+        # Each run starts from empty state: a run into the same folder with the same seed would otherwise
+        # meet the users and rooms of the last one (409 "exists").
+        shutil.rmtree(workdir / "state", ignore_errors=True)
         workdir.mkdir(parents=True, exist_ok=True)
         config = self._supported_config(workdir)
         with_control = "control" in config

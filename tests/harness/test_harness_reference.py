@@ -86,3 +86,23 @@ def test_optional_config_sections_an_older_peer_refuses_are_left_out(tmp_path, m
     monkeypatch.setattr(peer_config, "parse_config", refusing_parser)
     with pytest.raises(SutStartError, match="refused: limits.max_body_bytes"):
         peer._supported_config(tmp_path)
+
+
+def test_a_reference_peer_started_again_in_the_same_folder_starts_from_empty_state(env):
+    """A second run into the same output folder with the same seed makes the same names: the embedded
+    processes must not meet the first run's users (409 "exists" would be a harness error)."""
+    from conformance.harness.connectors import ReferencePeerProcess
+
+    for _ in range(2):
+        peer = ReferencePeerProcess("again", [REFERENCE_HUB_DOMAIN], env, trust=env.pki.ca_cert)
+        peer.start()
+        try:
+            control = peer.control_client(REFERENCE_HUB_DOMAIN)
+            assert control is not None
+            try:
+                created = control.call("createUser", body={"user": f"mimi://{REFERENCE_HUB_DOMAIN}/u/same"})
+            finally:
+                control.close()
+            assert created.status == 201, created.body
+        finally:
+            peer.stop()
