@@ -51,18 +51,27 @@
 
 Relative paths are resolved against the configuration file's directory. Unknown keys are errors, so
 a typo never silently falls back to a default.
+
+``reference_peer/peer-config.schema.json`` (JSON Schema 2020-12) describes every key, for editors and
+other tools. :func:`parse_config` runs the hand-written checks first (their messages name the key and
+what is wrong, and they check what a schema cannot: files, domain names, fault names), then the
+schema, so that a document the schema refuses is never served.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonschema import Draft202012Validator
 
 from reference_peer.overrides import NO_OVERRIDES, Overrides
 from reference_peer.room.transfer_settings import HubTransferSettings
@@ -183,8 +192,34 @@ def _authority(value: Any, where: str) -> str:
     return value
 
 
+SCHEMA_FILE = "peer-config.schema.json"
+
+
+@cache
+def config_schema() -> dict[str, Any]:
+    """peer-config.schema.json, shipped next to this module."""
+    return json.loads(resources.files("reference_peer").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+def schema_errors(document: Any) -> list[str]:
+    """What the schema refuses in ``document``, each as ``<key path>: <why>`` (``providers[0].cert: ...``)."""
+    errors = []
+    for error in sorted(Draft202012Validator(config_schema()).iter_errors(document), key=lambda e: list(map(str, e.path))):
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
+        errors.append(f"{where.lstrip('.') or 'config'}: {error.message}")
+    return errors
+
+
 def parse_config(document: Any, base_dir: str | os.PathLike[str] = ".") -> PeerConfig:
     """Validate a parsed YAML document into a :class:`PeerConfig`."""
+    config = _checked_config(document, base_dir)
+    errors = schema_errors(document)
+    if errors:  # the hand-written checks passed it, so the schema is the stricter: it wins
+        raise ConfigError(errors[0])
+    return config
+
+
+def _checked_config(document: Any, base_dir: str | os.PathLike[str]) -> PeerConfig:
     base = Path(base_dir)
     top = _mapping(
         document, "config",

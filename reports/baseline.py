@@ -32,13 +32,21 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .model import ProfileVerdict, RunResults, Verdict
+from .model import (
+    BaselineEntryRecord,
+    GateItemRecord,
+    GateRecord,
+    ProfileVerdict,
+    RunOptionsRecord,
+    RunResults,
+    Verdict,
+)
 from .scoring import rescore
 
 _ENTRY_KEYS = {"check", "reason", "intermittent"}
@@ -172,13 +180,68 @@ def gate(results: RunResults, baseline: Baseline = EMPTY_BASELINE) -> GateReport
     return GateReport(items=tuple(items), profile_verdicts=verdicts)
 
 
+def gate_record(report: GateReport, baseline: Baseline, baseline_file: str | None = None) -> GateRecord:
+    """The gate as results.json records it."""
+    return GateRecord(
+        passed=report.passed,
+        baseline_file=baseline_file,
+        baseline=tuple(BaselineEntryRecord(e.check, e.reason, e.intermittent) for e in baseline.entries.values()),
+        items=tuple(GateItemRecord(i.check_id, str(i.outcome), i.verdict, i.detail) for i in report.items),
+        profile_verdicts=dict(report.profile_verdicts),
+    )
+
+
+def record_gate(
+    results: RunResults,
+    report: GateReport,
+    baseline: Baseline,
+    *,
+    baseline_file: str | None = None,
+    selection: Mapping[str, Any] | None = None,
+    allow_untested: bool = False,
+) -> RunResults:
+    """``results`` carrying its gate, baseline and run options, so that results.json (and its signature)
+    says which failures the vendor waived and what was selected."""
+    return replace(
+        results,
+        gate=gate_record(report, baseline, baseline_file),
+        run_options=RunOptionsRecord(selection=dict(selection or {}), allow_untested=allow_untested),
+    )
+
+
+PLACEHOLDER_REASON = "TODO: why this check is expected to fail (ticket, version that fixes it)"
+
+
+def baseline_document(results: RunResults) -> dict[str, Any]:
+    """A baseline expecting every failing check of ``results`` (FAIL or HARNESS_ERROR, the verdicts
+    the gate fails on), each with a placeholder reason for the vendor to replace."""
+    failing = [check.check_id for check in results.checks if check.verdict.is_failure]
+    return {
+        "version": 1,
+        "expected_failures": [{"check": check_id, "reason": PLACEHOLDER_REASON} for check_id in dict.fromkeys(failing)],
+    }
+
+
+def render_baseline(results: RunResults, origin: str = "") -> str:
+    """The YAML text of :func:`baseline_document`, with a header saying where it came from."""
+    header = "# mimi-conformance baseline: expected failures; replace every TODO reason before committing.\n"
+    if origin:
+        header += f"# Made by 'mimi-conformance baseline init' from {origin} (seed {results.seed}).\n"
+    body = yaml.safe_dump(baseline_document(results), sort_keys=False, allow_unicode=True, width=1000)
+    return header + body
+
+
 def exit_code(report: GateReport) -> int:
     """0 when the run passes the gate, 1 otherwise. Never a count."""
     return 0 if report.passed else 1
 
 
-def format_gate_report(report: GateReport) -> str:
-    """Plain-text lines for the terminal: what fails the run first."""
+def format_gate_report(report: GateReport, *, itemise_unexpected: bool = True) -> str:
+    """Plain-text lines for the terminal: what fails the run first, then one line on the gate.
+
+    The profiles' verdicts are not repeated here (the caller's profile table shows them, raw and with
+    the baseline waived). ``itemise_unexpected=False`` counts the unexpected failures in one line, for a
+    caller that lists the failing checks grouped by cause."""
     lines = []
     labels = {
         Outcome.UNEXPECTED_FAILURE: "unexpected failure",
@@ -188,10 +251,32 @@ def format_gate_report(report: GateReport) -> str:
         Outcome.NOT_RUN: "baseline entry for a check that did not run",
     }
     for outcome in Outcome:
-        for item in report.of(outcome):
+        items = report.of(outcome)
+        if outcome is Outcome.UNEXPECTED_FAILURE and not itemise_unexpected:
+            if items:
+                lines.append(f"unexpected failures (not in the baseline): {len(items)}")
+            continue
+        for item in items:
             verdict = item.verdict or "not run"
             lines.append(f"{labels[outcome]}: {item.check_id} [{verdict}] {item.detail}".rstrip())
-    for name, verdict in report.profile_verdicts.items():
-        lines.append(f"profile {name}: {verdict}" + ("" if verdict.passes else " (fails the run)"))
-    lines.append("gate: PASSED" if report.passed else "gate: FAILED")
+    lines.append(gate_line(report))
     return "\n".join(lines)
+
+
+def gate_line(report: GateReport) -> str:
+    """ "baseline gate: passed", or "baseline gate: not passed (...)" with what keeps it closed. The gate
+    is one input of the exit code (``--allow-untested`` may still exit 0), so it is not called the result."""
+    if report.passed:
+        return "baseline gate: passed"
+    reasons = []
+    unexpected, stale = len(report.of(Outcome.UNEXPECTED_FAILURE)), len(report.of(Outcome.STALE))
+    if unexpected:
+        reasons.append(f"{unexpected} unexpected failure{'' if unexpected == 1 else 's'}")
+    if stale:
+        reasons.append(f"{stale} stale entr{'y' if stale == 1 else 'ies'}")
+    by_verdict: dict[ProfileVerdict, list[str]] = {}
+    for name, verdict in report.profile_verdicts.items():
+        if not verdict.passes:
+            by_verdict.setdefault(verdict, []).append(name)
+    reasons += [f"profiles {verdict}: {', '.join(names)}" for verdict, names in by_verdict.items()]
+    return f"baseline gate: not passed ({'; '.join(reasons)})"

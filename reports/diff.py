@@ -14,7 +14,7 @@ matched by their stable IDs. The source document id is not compared: that it dif
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,15 +155,36 @@ def format_results_diff(diff: ResultsDiff) -> str:
     return "\n".join(lines)
 
 
-def diff_results_files(old_path: Path, new_path: Path, *, fail_on_regression: bool = False) -> tuple[int, str]:
+def comparability_warning(old: RunResults, new: RunResults) -> str | None:
+    """One line when the two runs are not like for like (another SUT manifest, another suite
+    version): their verdicts may differ for that reason rather than through the SUT. None otherwise."""
+    differences = []
+    if old.sut_manifest_sha256 != new.sut_manifest_sha256:
+        differences.append(
+            f"different SUT manifests (sha256 {old.sut_manifest_sha256[:12]}... vs {new.sut_manifest_sha256[:12]}...)"
+        )
+    if old.suite_version != new.suite_version:
+        differences.append(f"different suite versions ({old.suite_version} vs {new.suite_version})")
+    if not differences:
+        return None
+    return "warning: the runs tested " + " and ".join(differences) + "; changes may not come from the SUT alone"
+
+
+def diff_results_files(
+    old_path: Path, new_path: Path, *, fail_on_regression: bool = False, warn: Callable[[str], None] | None = None
+) -> tuple[int, str]:
     """For ``mimi-conformance diff OLD NEW``: (exit code, text). Exit 0 when compared (1 with
-    ``fail_on_regression`` and a verdict got worse), 2 when a file cannot be read or is not results."""
+    ``fail_on_regression`` and a verdict got worse), 2 when a file cannot be read or is not results.
+    ``warn`` receives :func:`comparability_warning`'s line, if any; it does not change the exit code."""
     loaded = []
     for path in (old_path, new_path):
         try:
             loaded.append(RunResults.from_json(Path(path).read_bytes()))
         except (OSError, ResultsSchemaError) as exc:
             return 2, f"{path}: {exc}"
+    warning = comparability_warning(*loaded)
+    if warning is not None and warn is not None:
+        warn(warning)
     diff = diff_results(*loaded)
     return (1 if fail_on_regression and diff.regressions else 0), format_results_diff(diff)
 

@@ -29,6 +29,11 @@ results.json) are JSON objects::
 
 ``headers`` may also be an object. A transcript that is missing, outside the results folder, or not
 in this shape is reported as such in the page, never an exception.
+
+The markup is in ``reports/templates/`` (Jinja2, autoescaped: every value is escaped unless marked
+safe, and only the report's own CSS and script are); this module prepares what they show.
+With a CI gate recorded (``results.gate``), the header shows its outcome and each check the
+baseline waived carries an "expected failure (baseline): reason" mark.
 """
 
 from __future__ import annotations
@@ -36,21 +41,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Mapping
-from html import escape
+from collections import Counter
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .model import CheckRecord, ProfileResult, RequirementInfo, RequirementJudgement, RequirementVerdict, RunResults
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from .model import CheckRecord, GateRecord, RequirementJudgement, RequirementVerdict, RunResults
 
 MAX_BODY_BYTES = 64 * 1024  # bytes shown per body; the rest is summarised
 UNTESTED = "UNTESTED"
 FILTER_VERDICTS = (*(str(v) for v in RequirementVerdict), UNTESTED)
-
-
-def esc(value: object) -> str:
-    """Escape for text and attribute values (quotes included)."""
-    return escape(str(value), quote=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,70 +116,56 @@ def _headers(headers: Any) -> list[tuple[str, str]]:
     return []
 
 
-def _message_html(kind: str, message: Any) -> str:
+def _message_view(kind: str, message: Any) -> dict[str, Any] | None:
+    """What the template shows of one request or response; None when there is none."""
     if not isinstance(message, Mapping):
-        return f'<div class="msg"><h5>{esc(kind)}</h5><p class="muted">none</p></div>'
+        return None
     if kind == "Request":
-        first = f"{message.get('method', '?')} {message.get('url', '')}"
+        first_line = f"{message.get('method', '?')} {message.get('url', '')}"
     else:
-        first = f"status {message.get('status', '?')}"
-    parts = [f'<div class="msg"><h5>{esc(kind)}: <code>{esc(first)}</code></h5>']
-    headers = _headers(message.get("headers"))
-    if headers:
-        rows = "".join(f"<tr><th>{esc(name)}</th><td>{esc(value)}</td></tr>" for name, value in headers)
-        parts.append(f'<table class="headers">{rows}</table>')
+        first_line = f"status {message.get('status', '?')}"
     body = _body_bytes(message)
-    if body is None and ("body_hex" in message or "body_b64" in message):
-        parts.append('<p class="muted">body not decodable (bad hex/base64)</p>')
-    elif body is not None:
-        parts.append(f'<p class="muted">body: {len(body)} bytes</p>')
-        if body:
-            parts.append(f'<pre class="hex" aria-label="{esc(kind)} bytes in hex">{esc(hex_dump(body))}</pre>')
+    decoded = None
     if message.get("decoded") is not None:
         decoded = json.dumps(message["decoded"], indent=2, ensure_ascii=False, default=str)
-        parts.append(f'<h6>decoded</h6><pre class="decoded">{esc(decoded)}</pre>')
-    elif body:
+    text = None
+    if decoded is None and body:
         try:
-            parts.append(f'<h6>as text</h6><pre class="decoded">{esc(body.decode("utf-8"))}</pre>')
+            text = body.decode("utf-8")
         except UnicodeDecodeError:
             pass
-    parts.append("</div>")
-    return "".join(parts)
+    return {
+        "first_line": first_line,
+        "headers": _headers(message.get("headers")),
+        "body": body,
+        "undecodable": body is None and ("body_hex" in message or "body_b64" in message),
+        "decoded": decoded,
+        "text": text,
+    }
 
 
-def transcript_html(transcript: Mapping[str, Any]) -> str:
-    exchanges = transcript["exchanges"]
-    if not exchanges:
-        return '<p class="muted">The transcript holds no exchange.</p>'
-    out = []
-    for number, exchange in enumerate(exchanges, 1):
+def _exchange_views(transcript: Mapping[str, Any]) -> list[dict[str, Any] | None]:
+    """Each exchange as the template shows it; None for one that is not an object."""
+    views: list[dict[str, Any] | None] = []
+    for number, exchange in enumerate(transcript["exchanges"], 1):
         if not isinstance(exchange, Mapping):
-            out.append(f'<p class="muted">exchange {number}: not an object</p>')
+            views.append(None)
             continue
-        label = exchange.get("label") or f"exchange {number}"
-        route = " → ".join(str(exchange[key]) for key in ("from", "to") if exchange.get(key))
-        when = exchange.get("started_at", "")
-        out.append(
-            f'<div class="exchange"><h4>{number}. {esc(label)} <span class="muted">{esc(route)} {esc(when)}</span></h4>'
+        views.append(
+            {
+                "label": exchange.get("label") or f"exchange {number}",
+                "route": " → ".join(str(exchange[key]) for key in ("from", "to") if exchange.get(key)),
+                "when": exchange.get("started_at", ""),
+                "request": _message_view("Request", exchange.get("request")),
+                "response": _message_view("Response", exchange.get("response")),
+                "error": exchange.get("error"),
+            }
         )
-        out.append(_message_html("Request", exchange.get("request")))
-        out.append(_message_html("Response", exchange.get("response")))
-        if exchange.get("error"):
-            out.append(f'<p class="error-note">error: {esc(exchange["error"])}</p>')
-        out.append("</div>")
-    return "".join(out)
+    return views
 
 
 # --------------------------------------------------------------------------------------------
-# Page parts
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
-def _pill(verdict: str) -> str:
-    return f'<span class="pill v-{esc(verdict)}">{esc(verdict.replace("_", " "))}</span>'
+# Page data
 
 
 def _short_name(check_id: str) -> str:
@@ -184,30 +175,6 @@ def _short_name(check_id: str) -> str:
 
 def _check_anchor(index: int) -> str:
     return f"check-{index}"
-
-
-def _run_section(results: RunResults) -> str:
-    manifest = results.sut_manifest
-    domains = manifest.get("domains") or []
-    rows = [
-        ("SUT", " ".join(str(manifest[k]) for k in ("name", "version") if k in manifest) or "(unnamed)"),
-        ("Vendor", manifest.get("vendor", "")),
-        ("Domains", ", ".join(str(d) for d in domains) if isinstance(domains, list) else str(domains)),
-        ("Suite version", results.suite_version),
-        ("Draft revisions", ", ".join(results.draft_revisions)),
-        ("Seed", results.seed),
-        ("Started", results.started_at),
-        ("Ended", results.ended_at),
-        ("Manifest SHA-256", results.sut_manifest_sha256),
-        (
-            "Signature",
-            f"Ed25519, key {results.signature.key_id} (check it with: mimi-conformance verify results.json)"
-            if results.signature
-            else "unsigned",
-        ),
-    ]
-    items = "".join(f"<dt>{esc(name)}</dt><dd>{esc(value)}</dd>" for name, value in rows if value != "")
-    return f'<section id="run"><h2>Run</h2><dl class="meta">{items}</dl></section>'
 
 
 _VERDICT_MEANING = {
@@ -226,9 +193,31 @@ _DECIDING = (
 _MAX_LISTED = 12
 
 
-def _scorecard(profiles: Iterable[ProfileResult]) -> str:
+def _run_rows(results: RunResults) -> list[tuple[str, Any]]:
+    manifest = results.sut_manifest
+    domains = manifest.get("domains") or []
+    return [
+        ("SUT", " ".join(str(manifest[k]) for k in ("name", "version") if k in manifest) or "(unnamed)"),
+        ("Vendor", manifest.get("vendor", "")),
+        ("Domains", ", ".join(str(d) for d in domains) if isinstance(domains, list) else str(domains)),
+        ("Suite version", results.suite_version),
+        ("Draft revisions", ", ".join(results.draft_revisions)),
+        ("Seed", results.seed),
+        ("Started", results.started_at),
+        ("Ended", results.ended_at),
+        ("Manifest SHA-256", results.sut_manifest_sha256),
+        (
+            "Signature",
+            f"Ed25519, key {results.signature.key_id} (check it with: mimi-conformance verify results.json)"
+            if results.signature
+            else "unsigned",
+        ),
+    ]
+
+
+def _cards(results: RunResults) -> list[dict[str, Any]]:
     cards = []
-    for profile in profiles:
+    for profile in results.profiles:
         c = profile.counts
         figures = [
             ("requirements", c["requirements"]),
@@ -242,296 +231,125 @@ def _scorecard(profiles: Iterable[ProfileResult]) -> str:
             ("ambiguous", c["requirements_ambiguous"]),
             ("checks", c["checks"]),
         ]
-        stats = "".join(f"<li><b>{esc(value)}</b> {esc(label)}</li>" for label, value in figures)
         deciding = []
         for label, wanted in _DECIDING:
             ids = [o.id for o in profile.requirements if str(o.status) in wanted]
             if ids:
-                links = ", ".join(f'<a href="#req-{esc(req_id)}">{esc(req_id)}</a>' for req_id in ids[:_MAX_LISTED])
                 more = f" and {len(ids) - _MAX_LISTED} more" if len(ids) > _MAX_LISTED else ""
-                deciding.append(f"<li><b>{esc(label)}:</b> {links}{esc(more)}</li>")
-        deciding_html = f'<ul class="deciding">{"".join(deciding)}</ul>' if deciding else ""
+                deciding.append((label, ids[:_MAX_LISTED], more))
         cards.append(
-            f'<article class="card p-{esc(profile.verdict)}" data-profile="{esc(profile.name)}">'
-            f"<h3>{esc(profile.title)}</h3>"
-            f'<p class="pname"><code>{esc(profile.name)}</code> · SUT as {esc(profile.role)}</p>'
-            f'<p class="pverdict" data-verdict="{esc(profile.verdict)}">{esc(str(profile.verdict).replace("_", " "))}</p>'
-            f'<p class="muted">{esc(_VERDICT_MEANING[str(profile.verdict)])}</p>'
-            f'<ul class="stats">{stats}</ul>{deciding_html}</article>'
+            {
+                "profile": profile,
+                "meaning": _VERDICT_MEANING[str(profile.verdict)],
+                "figures": figures,
+                "deciding": deciding,
+            }
         )
-    body = "".join(cards) or '<p class="muted">No profile was selected.</p>'
-    return f'<section id="scorecard"><h2>Scorecard</h2><div class="cards">{body}</div></section>'
+    return cards
 
 
-def _ambiguities(results: RunResults, anchors: Mapping[str, str]) -> str:
-    ambiguous = [
-        (check, outcome)
-        for check in results.checks
-        for outcome in check.scored_outcomes()
-        if outcome.outcome is RequirementVerdict.AMBIGUOUS
-    ]
-    if not ambiguous:
-        return ""
-    items = "".join(
-        f'<li><a href="#{anchors[check.check_id]}">{esc(check.check_id)}</a> '
-        f'(<a href="#req-{esc(outcome.requirement)}">{esc(outcome.requirement)}</a>): '
-        f"<b>{esc(outcome.ambiguity or ', '.join(check.ambiguity_ids))}</b> {esc(outcome.message or check.message)}</li>"
-        for check, outcome in ambiguous
-    )
-    return (
-        '<section id="ambiguities"><h2>Ambiguities</h2><p class="muted">The SUT followed a reading the draft also '
-        "allows (docs/spec-ambiguities.md). Reported apart; never a failure, and a judged requirement.</p>"
-        f"<ul>{items}</ul></section>"
-    )
-
-
-def _filters(areas: list[str]) -> str:
-    boxes = "".join(
-        f'<label><input type="checkbox" name="verdict" value="{esc(v)}"> {_pill(v)}</label>' for v in FILTER_VERDICTS
-    )
-    options = '<option value="">all areas</option>' + "".join(
-        f'<option value="{esc(a)}">{esc(a)}</option>' for a in areas
-    )
-    return (
-        '<section id="filters" hidden><h2>Filter</h2>'
-        f'<div class="filter-row"><span>Verdict:</span> {boxes}</div>'
-        f'<div class="filter-row"><label>Area: <select id="area-filter">{options}</select></label> '
-        '<button type="button" id="filter-reset">Show all</button></div>'
-        '<p id="filter-status" role="status"></p></section>'
-    )
-
-
-def sentence_html(req: RequirementInfo) -> str:
-    """The draft's own sentence and, for an IMPLIED entry, the suite's paraphrase next to it."""
-    draft = f'<blockquote class="draft" title="the draft\'s words">{esc(req.draft_text)}</blockquote>'
-    if req.paraphrase is None:
-        return f'<small class="muted">Draft, verbatim:</small>{draft}'
-    return (
-        f'<small class="muted">Draft (the passage it is derived from):</small>{draft}'
-        f'<small class="muted">Suite\'s paraphrase (what is tested):</small><p class="paraphrase">{esc(req.paraphrase)}</p>'
-    )
-
-
-def outcome_detail_html(outcome: RequirementJudgement) -> str:
-    """The evidence of a PASS, the message (and ambiguity) of anything else."""
-    parts = []
-    if outcome.evidence:
-        parts.append("".join(f'<li class="evidence">{esc(item)}</li>' for item in outcome.evidence))
-    if outcome.message:
-        parts.append(f'<li class="why">{esc(outcome.message)}</li>')
-    if outcome.ambiguity:
-        parts.append(f'<li class="why">{esc(outcome.ambiguity)}</li>')
-    if outcome.level and outcome.outcome in (RequirementVerdict.FAIL, RequirementVerdict.WARN):
-        parts.append(f'<li class="muted">scored {esc(outcome.level)} in the run</li>')
-    return f'<ul class="detail">{"".join(parts)}</ul>' if parts else ""
-
-
-def _traceability(results: RunResults, anchors: Mapping[str, str]) -> str:
+def _trace_rows(results: RunResults) -> list[dict[str, Any]]:
     checks_by_req: dict[str, list[tuple[CheckRecord, RequirementJudgement]]] = {}
     for check in results.checks:
         for outcome in check.scored_outcomes():
             checks_by_req.setdefault(outcome.requirement, []).append((check, outcome))
     statuses = {(p.name, o.id): o for p in results.profiles for o in p.requirements}
-    head = "".join(f"<th>{esc(p.name)}</th>" for p in results.profiles)
     rows = []
     for req in results.requirements:
         judged = checks_by_req.get(req.id, [])
-        verdicts = sorted({str(outcome.outcome) for _, outcome in judged}) or [UNTESTED]
-        cells = []
-        for profile in results.profiles:
-            status = statuses.get((profile.name, req.id))
-            if status is None:
-                cells.append('<td class="muted">—</td>')
-            else:
-                cells.append(f"<td>{_pill(str(status.status))}<br><small>scored {esc(status.level)}</small></td>")
-        check_items = (
-            "".join(
-                f'<li>{_pill(str(outcome.outcome))} <a href="#{anchors[check.check_id]}" title="{esc(check.check_id)}">'
-                f"{esc(_short_name(check.check_id))}</a> <small class=muted>({esc(check.role)})</small>"
-                f"{outcome_detail_html(outcome)}</li>"
-                for check, outcome in judged
-            )
-            or f"<li>{_pill(UNTESTED)} no check cites it</li>"
-        )
         rows.append(
-            f'<tr id="req-{esc(req.id)}" class="req" data-area="{esc(req.area)}" data-verdicts="{esc(" ".join(verdicts))}">'
-            f"<td><b>{esc(req.id)}</b><br><small>{esc(req.source)} §{esc(req.section)}<br>{esc(req.area)} · {esc(req.role)}</small></td>"
-            f'<td><span class="kw">{esc(req.keyword)}</span></td>'
-            f'<td class="sentence">{sentence_html(req)}</td>'
-            f"{''.join(cells)}"
-            f'<td><ul class="checklist">{check_items}</ul></td></tr>'
+            {
+                "req": req,
+                "judged": judged,
+                "verdicts": sorted({str(outcome.outcome) for _, outcome in judged}) or [UNTESTED],
+                "statuses": [statuses.get((profile.name, req.id)) for profile in results.profiles],
+            }
         )
-    return (
-        '<section id="traceability"><h2>Requirement traceability</h2>'
-        '<p class="muted">Each check\'s pill is the outcome of <em>this</em> requirement in it, with what was '
-        "observed (PASS) or why not.</p>"
-        '<table class="trace"><thead><tr><th>Requirement</th><th>Level</th><th>Draft sentence / suite\'s paraphrase</th>'
-        f"{head}<th>Checks (this requirement's outcome)</th></tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
-    )
+    return rows
 
 
-def _checks(results: RunResults, anchors: Mapping[str, str], base_dir: Path | None) -> str:
-    known = {req.id for req in results.requirements}
-    articles = []
+def _check_cards(results: RunResults, base_dir: Path | None) -> list[dict[str, Any]]:
+    cards = []
     for check in results.checks:
-        links = ", ".join(
-            f'<a href="#req-{esc(req_id)}">{esc(req_id)}</a>' if req_id in known else esc(req_id)
-            for req_id in check.requirement_ids
-        )
         transcript, why_not = load_transcript(base_dir, check.transcript_ref)
-        if transcript is not None:
-            is_failure = str(check.verdict) in ("FAIL", "HARNESS_ERROR")
-            transcript_part = (
-                f"<details{' open' if is_failure else ''}><summary>Transcript "
-                f"({_plural(len(transcript['exchanges']), 'exchange')}, {esc(check.transcript_ref)})</summary>"
-                f"{transcript_html(transcript)}</details>"
-            )
-        else:
-            transcript_part = f'<p class="muted">{esc(why_not)}</p>'
-        outcome_items = "".join(
-            f'<li>{_pill(str(outcome.outcome))} '
-            + (f'<a href="#req-{esc(outcome.requirement)}">{esc(outcome.requirement)}</a>'
-               if outcome.requirement in known else esc(outcome.requirement))
-            + f"{outcome_detail_html(outcome)}</li>"
-            for outcome in check.scored_outcomes()
-        )  # fmt: skip
-        ambiguity = f"<dt>Ambiguities</dt><dd>{esc(', '.join(check.ambiguity_ids))}</dd>" if check.ambiguity_ids else ""
-        articles.append(
-            f'<article class="check" id="{anchors[check.check_id]}" data-verdict="{esc(check.verdict)}" '
-            f'data-area="{esc(check.area)}">'
-            f"<h3>{_pill(str(check.verdict))} <code>{esc(check.check_id)}</code></h3>"
-            f'<p class="message">{esc(check.message) or "<span class=muted>(no message)</span>"}</p>'
-            f'<dl class="meta"><dt>Requirements</dt><dd>{links}</dd>'
-            f'<dt>Outcomes</dt><dd><ul class="checklist outcomes">{outcome_items}</ul></dd><dt>Role</dt><dd>{esc(check.role)}</dd>'
-            f"<dt>Area</dt><dd>{esc(check.area)}</dd><dt>Duration</dt><dd>{check.duration_s:.3f} s</dd>{ambiguity}</dl>"
-            f"{transcript_part}</article>"
+        cards.append(
+            {
+                "check": check,
+                "exchanges": _exchange_views(transcript) if transcript is not None else None,
+                "why_not": why_not,
+                "expected_failure": results.gate.expected_failure(check.check_id) if results.gate else None,
+            }
         )
-    body = "".join(articles) or '<p class="muted">No check ran.</p>'
-    return f'<section id="checks"><h2>Checks ({len(results.checks)})</h2>{body}</section>'
+    return cards
 
 
-_CSS = """
-:root{--pass:#2e7d32;--fail:#c62828;--warn:#b26a00;--na:#757575;--harness:#6a1b9a;--amb:#1565c0;--untested:#9e9e9e}
-*{box-sizing:border-box}body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1b1b1b;
-background:#fafafa}header,main{max-width:1240px;margin:0 auto;padding:0 20px}header{padding-top:16px}
-h1{font-size:1.6em;margin:.4em 0}h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:1.6em}
-code{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:.92em;word-break:break-all}
-.muted{color:#666}.meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:.5em 0}
-.meta dt{font-weight:600}.meta dd{margin:0;word-break:break-all}
-.pill{display:inline-block;border-radius:10px;padding:0 8px;color:#fff;font-size:.78em;font-weight:700;
-white-space:nowrap;vertical-align:middle}
-.v-PASS{background:var(--pass)}.v-FAIL{background:var(--fail)}.v-WARN{background:var(--warn)}
-.v-NOT_APPLICABLE{background:var(--na)}.v-HARNESS_ERROR{background:var(--harness)}.v-AMBIGUOUS{background:var(--amb)}
-.v-UNTESTED{background:var(--untested)}.v-NOT_REACHED{background:#8d6e63}
-blockquote.draft{margin:2px 0 6px;padding:2px 8px;border-left:3px solid #bbb;background:#f7f7f7}
-.paraphrase{margin:2px 0}.detail{margin:2px 0 4px 14px;padding-left:10px;font-size:.85em}
-.detail .evidence{color:var(--pass)}.detail .why{color:#444}
-.cards{display:flex;flex-wrap:wrap;gap:16px}.card{flex:1 1 340px;background:#fff;border:1px solid #ddd;
-border-top:8px solid var(--untested);border-radius:6px;padding:8px 16px}.card h3{margin:.3em 0}
-.p-CONFORMANT{border-top-color:var(--pass)}.p-CONFORMANT_WITH_WARNINGS{border-top-color:var(--warn)}
-.p-NOT_CONFORMANT{border-top-color:var(--fail)}.p-INCOMPLETE{border-top-color:var(--untested)}
-.pverdict{font-size:1.4em;font-weight:800;margin:.2em 0}.p-CONFORMANT .pverdict{color:var(--pass)}
-.p-CONFORMANT_WITH_WARNINGS .pverdict{color:var(--warn)}.p-NOT_CONFORMANT .pverdict{color:var(--fail)}
-.p-INCOMPLETE .pverdict{color:#555}.pname{margin:0}
-.stats{list-style:none;padding:0;display:grid;grid-template-columns:repeat(3,1fr);gap:2px 10px;font-size:.9em}
-table{border-collapse:collapse;width:100%;background:#fff}th,td{border:1px solid #ddd;padding:6px 8px;
-vertical-align:top;text-align:left}thead th{background:#eee;position:sticky;top:0}
-.trace td.sentence{min-width:260px}.trace td:first-child{min-width:15em}
-.checklist a{overflow-wrap:anywhere}.kw{font-weight:700;font-size:.85em;white-space:nowrap}
-.deciding{padding-left:18px;font-size:.9em}
-.checklist{list-style:none;margin:0;padding:0}.checklist li{margin:2px 0}
-.check{background:#fff;border:1px solid #ddd;border-left:6px solid var(--na);border-radius:4px;padding:4px 14px;
-margin:12px 0}.check[data-verdict=PASS]{border-left-color:var(--pass)}.check[data-verdict=FAIL]{border-left-color:var(--fail)}
-.check[data-verdict=WARN]{border-left-color:var(--warn)}.check[data-verdict=HARNESS_ERROR]{border-left-color:var(--harness)}
-.check[data-verdict=AMBIGUOUS]{border-left-color:var(--amb)}.check h3{font-size:1em;margin:.5em 0}
-.message{white-space:pre-wrap;margin:.3em 0}
-pre{background:#f3f3f3;border:1px solid #e0e0e0;padding:8px;overflow-x:auto;font-size:.85em;margin:.3em 0}
-.exchange{border-top:1px dashed #ccc;padding-top:4px}.exchange h4{margin:.4em 0;font-size:.95em}
-.msg h5{margin:.5em 0 .2em;font-size:.9em}.msg h6{margin:.4em 0 0;font-size:.8em;color:#555}
-.headers{width:auto;font-size:.85em}.headers th{background:#f7f7f7}.error-note{color:var(--fail)}
-#filters label{margin-right:10px;white-space:nowrap}.filter-row{margin:6px 0}#filter-status{font-weight:600}
-[hidden]{display:none!important}
-"""
+_GATE_OUTCOMES = {  # gate item outcome -> (one, several), in the order the header lists them
+    "UNEXPECTED_FAILURE": ("unexpected failure", "unexpected failures"),
+    "STALE": ("stale baseline entry", "stale baseline entries"),
+    "EXPECTED_FAILURE": ("expected failure", "expected failures"),
+    "INTERMITTENT_PASS": ("intermittent pass", "intermittent passes"),
+    "NOT_RUN": ("baseline entry not run", "baseline entries not run"),
+}
 
-_JS = """
-(function () {
-  var boxes = Array.prototype.slice.call(document.querySelectorAll('#filters input[name=verdict]'));
-  var area = document.getElementById('area-filter');
-  var status = document.getElementById('filter-status');
-  function parseHash() {
-    var state = {verdicts: [], area: ''};
-    var hash = decodeURIComponent(location.hash.replace(/^#/, ''));
-    if (hash.indexOf('=') < 0) { return null; }
-    hash.split('&').forEach(function (part) {
-      var kv = part.split('=');
-      if (kv[0] === 'verdict' && kv[1]) { state.verdicts = kv[1].split(','); }
-      if (kv[0] === 'area' && kv[1]) { state.area = kv[1]; }
-    });
-    return state;
-  }
-  function apply(state) {
-    boxes.forEach(function (box) { box.checked = state.verdicts.indexOf(box.value) >= 0; });
-    area.value = state.area;
-    var checks = document.querySelectorAll('article.check');
-    var rows = document.querySelectorAll('tr.req');
-    var shownChecks = 0, shownRows = 0;
-    function verdictOk(list) {
-      return state.verdicts.length === 0 || list.some(function (v) { return state.verdicts.indexOf(v) >= 0; });
-    }
-    Array.prototype.forEach.call(checks, function (el) {
-      var ok = verdictOk([el.dataset.verdict]) && (!state.area || el.dataset.area === state.area);
-      el.hidden = !ok; if (ok) { shownChecks++; }
-    });
-    Array.prototype.forEach.call(rows, function (el) {
-      var ok = verdictOk(el.dataset.verdicts.split(' ')) && (!state.area || el.dataset.area === state.area);
-      el.hidden = !ok; if (ok) { shownRows++; }
-    });
-    var filtered = state.verdicts.length > 0 || state.area;
-    status.textContent = 'Showing ' + shownChecks + ' of ' + checks.length + ' checks and ' + shownRows + ' of ' +
-      rows.length + ' requirements' + (filtered ? ' (filtered)' : '');
-  }
-  function current() {
-    return {verdicts: boxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; }),
-            area: area.value};
-  }
-  function changed() {
-    var state = current(), parts = [];
-    if (state.verdicts.length) { parts.push('verdict=' + state.verdicts.join(',')); }
-    if (state.area) { parts.push('area=' + encodeURIComponent(state.area)); }
-    history.replaceState(null, '', parts.length ? '#' + parts.join('&') : location.pathname + location.search);
-    apply(state);
-  }
-  boxes.forEach(function (box) { box.addEventListener('change', changed); });
-  area.addEventListener('change', changed);
-  document.getElementById('filter-reset').addEventListener('click', function () {
-    boxes.forEach(function (b) { b.checked = false; }); area.value = ''; changed();
-  });
-  window.addEventListener('hashchange', function () { var s = parseHash(); if (s) { apply(s); } });
-  document.getElementById('filters').hidden = false;
-  apply(parseHash() || {verdicts: [], area: ''});
-})();
-"""
+
+def _gate_counts(gate: GateRecord) -> list[str]:
+    """("2 expected failures", ...) for the header's gate line."""
+    counts = Counter(item.outcome for item in gate.items)
+    phrases = []
+    for outcome in (*_GATE_OUTCOMES, *sorted(set(counts) - set(_GATE_OUTCOMES))):
+        if counts[outcome]:
+            one, several = _GATE_OUTCOMES.get(outcome, (outcome, outcome))
+            phrases.append(f"{counts[outcome]} {one if counts[outcome] == 1 else several}")
+    return phrases
+
+
+@cache
+def _environment() -> Environment:
+    environment = Environment(
+        loader=PackageLoader("reports", "templates"),
+        autoescape=True,  # every value is escaped; the templates hold the only markup
+        undefined=StrictUndefined,  # a misspelt name fails the render instead of showing nothing
+        keep_trailing_newline=True,
+    )
+    environment.filters["hex_dump"] = hex_dump
+    environment.filters["short_name"] = _short_name
+    return environment
+
+
+@cache
+def _asset(name: str) -> Markup:
+    """The report's own CSS or script, inlined as is (the page is one self-contained file)."""
+    return Markup(resources.files("reports").joinpath("templates", name).read_text(encoding="utf-8"))  # noqa: S704
 
 
 def render_html(results: RunResults, *, base_dir: Path | None = None, title: str | None = None) -> str:
     """The report as one HTML document. ``base_dir``: the folder of results.json, where transcripts are."""
-    anchors = {check.check_id: _check_anchor(index) for index, check in enumerate(results.checks, 1)}
-    areas = sorted(({check.area for check in results.checks} | {req.area for req in results.requirements}) - {""})
     manifest = results.sut_manifest
     sut = " ".join(str(manifest[k]) for k in ("name", "version") if k in manifest) or "SUT"
-    page_title = title or f"MIMI conformance report: {sut}"
-    verdicts = " · ".join(f"{p.name}: {p.verdict}" for p in results.profiles)
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
-        "script-src 'unsafe-inline'; img-src data:\">"
-        f"<title>{esc(page_title)}</title><style>{_CSS}</style></head><body>"
-        f'<header><h1>{esc(page_title)}</h1><p class="muted">{esc(verdicts)}</p></header><main>'
-        f"{_run_section(results)}{_scorecard(results.profiles)}{_ambiguities(results, anchors)}"
-        f"{_filters(areas)}{_traceability(results, anchors)}{_checks(results, anchors, base_dir)}"
-        f"</main><script>{_JS}</script></body></html>\n"
+    known = {req.id for req in results.requirements}
+    gate = results.gate
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        results=results,
+        page_title=title or f"MIMI conformance report: {sut}",
+        css=_asset("report.css"),
+        js=_asset("report.js"),
+        anchors={check.check_id: _check_anchor(index) for index, check in enumerate(results.checks, 1)},
+        known=known,
+        areas=sorted(({check.area for check in results.checks} | {req.area for req in results.requirements}) - {""}),
+        run_rows=_run_rows(results),
+        cards=_cards(results),
+        ambiguous=[
+            (check, outcome)
+            for check in results.checks
+            for outcome in check.scored_outcomes()
+            if outcome.outcome is RequirementVerdict.AMBIGUOUS
+        ],
+        filter_verdicts=FILTER_VERDICTS,
+        trace_rows=_trace_rows(results),
+        check_cards=_check_cards(results, base_dir),
+        gate=gate,
+        gate_counts=_gate_counts(gate) if gate else [],
     )
 
 

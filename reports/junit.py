@@ -21,6 +21,15 @@ AMBIGUOUS       passed, with ``AMBIGUOUS <AMB-IDs>:`` and the message in ``<syst
 PASS            passed
 ==============  =================================================================================
 
+Baseline marks (when results.json carries its gate): a failure the vendor baseline expects is
+written as ``<skipped message="expected failure (baseline): REASON">`` with the property
+``mimi_baseline=expected-failure`` (the check's own verdict stays in ``verdict``, its detail in
+``<system-out>``). Skipped, not failed, so that a CI test reporter shows the run as the gate judged
+it: a red test tab under a green pipeline is the confusion the baseline exists to avoid, while
+skipped tests stay listed and countable. A stale entry (the check no longer fails) is the opposite:
+the gate fails on it, so it becomes ``<failure type="STALE_BASELINE">`` with
+``mimi_baseline=stale``; a declared-intermittent pass gets ``mimi_baseline=intermittent-pass``.
+
 Characters XML 1.0 cannot carry (most C0 controls, which a decoded wire message may contain) are
 replaced by U+FFFD.
 """
@@ -31,8 +40,10 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from .model import CheckRecord, RequirementJudgement, RunResults, Verdict
+from .model import CheckRecord, GateItemRecord, RequirementJudgement, RunResults, Verdict
 
+# reports.baseline.Outcome values -> the mimi_baseline property
+_BASELINE_MARKS = {"EXPECTED_FAILURE": "expected-failure", "STALE": "stale", "INTERMITTENT_PASS": "intermittent-pass"}
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -57,7 +68,7 @@ def outcome_line(outcome: RequirementJudgement) -> str:
     return f"{outcome.requirement}: {outcome.outcome}" + (f": {detail}" if detail else "")
 
 
-def _testcase(check: CheckRecord, warn_as_failure: bool) -> ET.Element:
+def _testcase(check: CheckRecord, warn_as_failure: bool, gate_item: GateItemRecord | None = None) -> ET.Element:
     classname, name = split_check_id(check.check_id)
     case = ET.Element("testcase", classname=_clean(classname), name=_clean(name), time=f"{check.duration_s:.3f}")
     properties = ET.SubElement(case, "properties")
@@ -74,6 +85,20 @@ def _testcase(check: CheckRecord, warn_as_failure: bool) -> ET.Element:
     message = _clean(check.message)
     outcomes = "\n".join(f"  {outcome_line(outcome)}" for outcome in check.scored_outcomes())
     detail = _clean(f"{check.message}\nrequirements: {', '.join(check.requirement_ids)}\noutcomes:\n{outcomes}")
+    mark = _BASELINE_MARKS.get(gate_item.outcome) if gate_item is not None else None
+    if mark is not None:
+        ET.SubElement(properties, "property", name="mimi_baseline", value=mark)
+    if mark == "expected-failure":
+        reason = _clean(gate_item.detail) if gate_item is not None else ""
+        ET.SubElement(case, "skipped", message=f"expected failure (baseline): {reason}".rstrip(": "))
+        ET.SubElement(case, "system-out").text = f"{check.verdict}: {detail}"
+        return case
+    if mark == "stale":
+        reason = _clean(gate_item.detail) if gate_item is not None else ""
+        ET.SubElement(case, "failure", type="STALE_BASELINE",
+                      message=f"stale baseline entry: the check no longer fails ({check.verdict}); remove it",
+                      ).text = f"baseline reason: {reason}"  # fmt: skip
+        return case
     if check.verdict is Verdict.FAIL:
         ET.SubElement(case, "failure", message=message, type="FAIL").text = detail
     elif check.verdict is Verdict.HARNESS_ERROR:
@@ -92,34 +117,55 @@ def _testcase(check: CheckRecord, warn_as_failure: bool) -> ET.Element:
     return case
 
 
-def _counts(checks: Sequence[CheckRecord], warn_as_failure: bool) -> dict[str, str]:
-    failures = sum(1 for c in checks if c.verdict is Verdict.FAIL or (warn_as_failure and c.verdict is Verdict.WARN))
+def _marks(results: RunResults) -> dict[str, str]:
+    """Check ID -> its baseline mark (see the module docstring); empty for a run without a gate."""
+    if results.gate is None:
+        return {}
+    return {item.check_id: _BASELINE_MARKS[item.outcome] for item in results.gate.items if item.outcome in _BASELINE_MARKS}
+
+
+def _counts(checks: Sequence[CheckRecord], warn_as_failure: bool, marks: dict[str, str]) -> dict[str, str]:
+    def mark(check: CheckRecord) -> str | None:
+        return marks.get(check.check_id)
+
+    def failed(c: CheckRecord) -> bool:
+        if mark(c) == "expected-failure":
+            return False
+        return mark(c) == "stale" or c.verdict is Verdict.FAIL or (warn_as_failure and c.verdict is Verdict.WARN)
+
+    failures = sum(1 for c in checks if failed(c))
+    errors = sum(1 for c in checks if c.verdict is Verdict.HARNESS_ERROR and mark(c) != "expected-failure")
+    skipped = sum(1 for c in checks if c.verdict is Verdict.NOT_APPLICABLE or mark(c) == "expected-failure")
     return {
         "tests": str(len(checks)),
         "failures": str(failures),
-        "errors": str(sum(1 for c in checks if c.verdict is Verdict.HARNESS_ERROR)),
-        "skipped": str(sum(1 for c in checks if c.verdict is Verdict.NOT_APPLICABLE)),
+        "errors": str(errors),
+        "skipped": str(skipped),
         "time": f"{sum(c.duration_s for c in checks):.3f}",
     }
 
 
 def render_junit(results: RunResults, *, warn_as_failure: bool = False) -> str:
     """The JUnit XML document (UTF-8, with declaration) for a run."""
-    root = ET.Element("testsuites", name="mimi-conformance", **_counts(results.checks, warn_as_failure))
+    marks = _marks(results)
+    items = {item.check_id: item for item in results.gate.items} if results.gate is not None else {}
+    root = ET.Element("testsuites", name="mimi-conformance", **_counts(results.checks, warn_as_failure, marks))
     by_area: dict[str, list[CheckRecord]] = {}
     for check in results.checks:
         by_area.setdefault(check.area or "unknown", []).append(check)
     for area in sorted(by_area):
         checks = by_area[area]
         suite = ET.SubElement(root, "testsuite", name=area, timestamp=results.started_at,
-                              **_counts(checks, warn_as_failure))  # fmt: skip
+                              **_counts(checks, warn_as_failure, marks))  # fmt: skip
         properties = ET.SubElement(suite, "properties")
         ET.SubElement(properties, "property", name="suite_version", value=results.suite_version)
         ET.SubElement(properties, "property", name="seed", value=str(results.seed))
         ET.SubElement(properties, "property", name="sut_manifest_sha256", value=results.sut_manifest_sha256)
         for draft in results.draft_revisions:
             ET.SubElement(properties, "property", name="draft", value=draft)
+        if results.gate is not None and results.gate.baseline_file:
+            ET.SubElement(properties, "property", name="mimi_baseline_file", value=_clean(results.gate.baseline_file))
         for check in checks:
-            suite.append(_testcase(check, warn_as_failure))
+            suite.append(_testcase(check, warn_as_failure, items.get(check.check_id)))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

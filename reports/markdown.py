@@ -91,7 +91,7 @@ def render_markdown(results: RunResults, *, gate: GateReport | None = None, limi
         if matching:
             lines += ["", f"### {title} ({len(matching)})", "", *_outcome_rows(matching, requirements, limit)]
     if gate is not None:
-        lines += ["", f"### Baseline gate: {'passed' if gate.passed else 'FAILED'}", ""]
+        lines += ["", f"### Baseline gate: {'passed' if gate.passed else 'not passed'}", ""]
         for outcome, label in (
             (Outcome.UNEXPECTED_FAILURE, "Unexpected failures"),
             (Outcome.STALE, "Stale baseline entries (now passing: remove them)"),

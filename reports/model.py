@@ -28,12 +28,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = "2.0.0"
-# Versions this reader accepts. 2.0.0: every check carries its per-requirement ``outcomes`` (a 1.x
+SCHEMA_VERSION = "2.1.0"
+# Versions this reader accepts. 2.1.0 adds the optional ``run_options`` and ``gate`` members (what
+# was selected, and the baseline with the gate's outcome): a 2.0.0 file reads the same without them. 2.0.0: every check carries its per-requirement ``outcomes`` (a 1.x
 # reader would score the check's verdict against every requirement it names: a major change).
 # 1.x files are read by converting each check: every requirement it was scored against (its
 # ``blocked_by`` rules, else its own) gets the check's verdict, exactly as 1.x scored it.
-READABLE_SCHEMA_VERSIONS = ("2.0.0", "1.1.0", "1.0.0")
+READABLE_SCHEMA_VERSIONS = ("2.1.0", "2.0.0", "1.1.0", "1.0.0")
 LEGACY_SCHEMA_VERSIONS = ("1.1.0", "1.0.0")
 SCHEMA_ID = f"https://mimi-conformance.invalid/schemas/results/{SCHEMA_VERSION}"
 
@@ -425,6 +426,93 @@ def manifest_sha256(manifest: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
+class RunOptionsRecord:
+    """How the run was invoked, as far as it changes what was judged (schema 2.1.0 ``run_options``)."""
+
+    selection: Mapping[str, Any]  # the check selection as given (e.g. {"k": "transport"}); {} when all ran
+    allow_untested: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"selection": dict(self.selection), "allow_untested": self.allow_untested}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunOptionsRecord:
+        return cls(selection=dict(data.get("selection") or {}), allow_untested=bool(data.get("allow_untested")))
+
+
+@dataclass(frozen=True)
+class BaselineEntryRecord:
+    """One expected failure of the vendor baseline the run was gated with."""
+
+    check: str
+    reason: str
+    intermittent: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "reason": self.reason, "intermittent": self.intermittent}
+
+
+@dataclass(frozen=True)
+class GateItemRecord:
+    """How one check came out against the baseline (``reports.baseline.Outcome`` values)."""
+
+    check_id: str
+    outcome: str  # UNEXPECTED_FAILURE | EXPECTED_FAILURE | STALE | INTERMITTENT_PASS | NOT_RUN
+    verdict: Verdict | None  # None: the check did not run
+    detail: str = ""  # the check's message, or the baseline's reason
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "check_id": self.check_id,
+            "outcome": self.outcome,
+            "verdict": str(self.verdict) if self.verdict is not None else None,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateItemRecord:
+        verdict = data.get("verdict")
+        return cls(data["check_id"], data["outcome"], Verdict(verdict) if verdict else None, data.get("detail", ""))
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    """The CI gate of the run (schema 2.1.0 ``gate``): the baseline it used and what came of it."""
+
+    passed: bool  # the gate alone: no unexpected failure, no stale entry, every profile passes
+    baseline_file: str | None  # the --baseline path as given; None: no baseline
+    baseline: tuple[BaselineEntryRecord, ...]
+    items: tuple[GateItemRecord, ...]
+    profile_verdicts: Mapping[str, ProfileVerdict]  # re-scored with the expected failures waived
+
+    def expected_failure(self, check_id: str) -> GateItemRecord | None:
+        """The gate item of ``check_id`` when the baseline waived its failure."""
+        return next((i for i in self.items if i.check_id == check_id and i.outcome == "EXPECTED_FAILURE"), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "baseline_file": self.baseline_file,
+            "baseline": [entry.as_dict() for entry in self.baseline],
+            "items": [item.as_dict() for item in self.items],
+            "profile_verdicts": {name: str(verdict) for name, verdict in self.profile_verdicts.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateRecord:
+        return cls(
+            passed=bool(data["passed"]),
+            baseline_file=data.get("baseline_file"),
+            baseline=tuple(
+                BaselineEntryRecord(e["check"], e["reason"], bool(e.get("intermittent", False)))
+                for e in data.get("baseline", ())
+            ),
+            items=tuple(GateItemRecord.from_dict(item) for item in data.get("items", ())),
+            profile_verdicts={name: ProfileVerdict(v) for name, v in (data.get("profile_verdicts") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
 class RunResults:
     suite_version: str
     draft_revisions: tuple[str, ...]  # catalogue document ids, e.g. "draft-ietf-mimi-protocol-06"
@@ -438,6 +526,8 @@ class RunResults:
     sut_manifest_sha256: str = ""  # filled from sut_manifest when empty
     schema_version: str = SCHEMA_VERSION
     signature: SignatureBlock | None = None
+    run_options: RunOptionsRecord | None = None  # None: not recorded (a file older than 2.1.0)
+    gate: GateRecord | None = None  # None: not gated, or a file older than 2.1.0
 
     def __post_init__(self) -> None:
         if not self.sut_manifest_sha256:
@@ -454,7 +544,7 @@ class RunResults:
 
     def unsigned_dict(self) -> dict[str, Any]:
         """Everything but the signature block: exactly what a signature covers."""
-        return {
+        data: dict[str, Any] = {
             "$schema": SCHEMA_ID,
             "schema_version": self.schema_version,
             "suite_version": self.suite_version,
@@ -468,6 +558,12 @@ class RunResults:
             "checks": [check.as_dict() for check in self.checks],
             "profiles": [profile.as_dict() for profile in self.profiles],
         }
+        # Inside the signed content: a signature then also vouches for the selection and the baseline.
+        if self.run_options is not None:
+            data["run_options"] = self.run_options.as_dict()
+        if self.gate is not None:
+            data["gate"] = self.gate.as_dict()
+        return data
 
     def as_dict(self) -> dict[str, Any]:
         data = self.unsigned_dict()
@@ -496,6 +592,8 @@ class RunResults:
             checks=tuple(CheckRecord.from_dict(item) for item in data["checks"]),
             profiles=tuple(ProfileResult.from_dict(item) for item in data["profiles"]),
             signature=SignatureBlock.from_dict(signature) if signature is not None else None,
+            run_options=RunOptionsRecord.from_dict(data["run_options"]) if data.get("run_options") else None,
+            gate=GateRecord.from_dict(data["gate"]) if data.get("gate") else None,
         )
 
     @classmethod

@@ -2,8 +2,8 @@
 
 The schema is versioned: its ``$id`` ends with the version and every document names it in
 ``schema_version``. Readers accept only the versions they know (``READABLE_SCHEMA_VERSIONS``: the
-current 2.0.0, and 1.1.0/1.0.0, whose definitions the schema keeps and which the model converts on
-reading); a document of another version is rejected with a message that says so rather than with a
+current 2.1.0, 2.0.0 (the same without run_options and gate), and 1.1.0/1.0.0, whose definitions
+the schema keeps and which the model converts on reading); a document of another version is rejected with a message that says so rather than with a
 list of field errors.
 """
 

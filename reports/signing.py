@@ -1,7 +1,11 @@
 """Signing and verifying results files (Ed25519 over a canonical encoding).
 
-What is signed: the results document without its ``signature`` member, encoded canonically (sorted
-keys, no insignificant whitespace, UTF-8, non-ASCII kept as is; :func:`reports.model.canonical_json`).
+What is signed: the results document without its ``signature`` member, in the JSON Canonicalization
+Scheme of RFC 8785 (keys sorted by UTF-16 code units, ECMAScript number form, no insignificant
+whitespace, UTF-8), so that any JCS implementation can re-create the signed bytes. The block records
+it as ``"canonicalization": "RFC8785"``. Files signed before that record
+``json-sorted-keys-compact-utf8`` (``json.dumps(sort_keys=True)``, :func:`reports.model.canonical_json`)
+and still verify under it.
 The signature therefore covers content, not formatting: re-indenting a file keeps it valid, while
 any change of a value, key or the signature block itself (including a change of case in a hex
 string, which the schema forbids) makes verification fail.
@@ -24,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -33,7 +38,8 @@ from .schema import results_schema_errors
 from .scoring import rescore
 
 ALGORITHM = "Ed25519"
-CANONICALIZATION = "json-sorted-keys-compact-utf8"
+CANONICALIZATION = "RFC8785"
+LEGACY_CANONICALIZATION = "json-sorted-keys-compact-utf8"  # files signed before RFC 8785 was adopted
 
 
 class SigningKeyError(ValueError):
@@ -95,9 +101,22 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def signed_bytes(document: dict[str, Any]) -> bytes:
-    """The bytes a signature covers: the canonical encoding of the document without ``signature``."""
-    return canonical_json({key: value for key, value in document.items() if key != "signature"})
+def jcs(data: Any) -> bytes:
+    """RFC 8785 JSON Canonicalization Scheme bytes of ``data``."""
+    try:
+        return rfc8785.dumps(data)
+    except rfc8785.CanonicalizationError as exc:  # e.g. an integer beyond I-JSON's 2**53 range
+        raise ValueError(f"cannot canonicalize under RFC 8785: {exc}") from exc
+
+
+def signed_bytes(document: dict[str, Any], canonicalization: str = CANONICALIZATION) -> bytes:
+    """The bytes a signature covers: the document without ``signature``, in ``canonicalization``."""
+    unsigned = {key: value for key, value in document.items() if key != "signature"}
+    if canonicalization == CANONICALIZATION:
+        return jcs(unsigned)
+    if canonicalization == LEGACY_CANONICALIZATION:
+        return canonical_json(unsigned)
+    raise ValueError(f"unknown canonicalization {canonicalization!r}")
 
 
 def sign(results: RunResults, key: Ed25519PrivateKey) -> RunResults:
@@ -155,7 +174,11 @@ def verify(
         if block.key_id not in trusted_ids:
             return False, f"signed by key {block.key_id}, which is not a trusted key"
     try:
-        public.verify(bytes.fromhex(block.value), signed_bytes(data))
+        # A block without the member (hand-made or older than the member) means the legacy form.
+        canonicalization = data["signature"].get("canonicalization") or LEGACY_CANONICALIZATION
+        public.verify(bytes.fromhex(block.value), signed_bytes(data, canonicalization))
+    except ValueError as exc:
+        return False, f"signature cannot be checked: {exc}"
     except InvalidSignature:
         return False, f"signature does not verify with key {block.key_id}: the file was changed after signing"
     return True, f"valid signature by key {block.key_id}"

@@ -235,7 +235,7 @@ def _as_schema_1(path, key=None):
     if key is not None:
         data["signature"] = {"algorithm": "Ed25519", "canonicalization": "json-sorted-keys-compact-utf8",
                              "public_key": raw_public_key(key).hex(), "key_id": key_id(key),
-                             "value": key.sign(signed_bytes(data)).hex()}  # fmt: skip
+                             "value": key.sign(signed_bytes(data, "json-sorted-keys-compact-utf8")).hex()}  # fmt: skip
     path.write_text(json.dumps(data))
     return path
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from report_builders import REQUIREMENTS, check, mixed_results, results, write_transcript
 
+from reports.baseline import gate, parse_baseline, record_gate
 from reports.html import hex_dump, load_transcript, render_html, write_html
 
 # --- static ----------------------------------------------------------------------------------
@@ -49,7 +50,7 @@ def test_no_external_assets(report_dir):
 def test_transcript_bytes_are_shown_in_hex_and_decoded(report_dir):
     page = (report_dir / "report.html").read_text(encoding="utf-8")
     assert "00000000  00 01 02 3c 6d 69 6d 69 20 26 20 63 6f 3e f0 f1  |...&lt;mimi &amp; co&gt;..|" in page
-    assert "&quot;struct&quot;: &quot;IdentifierRequest&quot;" in page
+    assert "&#34;struct&#34;: &#34;IdentifierRequest&#34;" in page  # MarkupSafe escapes quotes as &#34;
     assert "status 403" in page
 
 
@@ -218,3 +219,19 @@ def test_screenshot_renders(report_dir, tmp_path):
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1280, 2000)
     assert len(data) > 50_000  # a blank page compresses to a few kB
+
+
+@needs_chromium
+def test_baseline_marks_and_gate_as_shown(tmp_path):
+    run = mixed_results()
+    failing = next(c.check_id for c in run.checks if c.check_id.endswith("test_keypackage_not_reused"))
+    baseline = parse_baseline({"version": 1, "expected_failures": [{"check": failing, "reason": "ticket <MIMI-7>"}]})
+    gated = record_gate(run, gate(run, baseline), baseline, baseline_file="baseline.yaml")
+    write_html(gated, tmp_path / "report.html")
+    dom = Dom(run_chromium(tmp_path, (tmp_path / "report.html").as_uri(), "--dump-dom").stdout)
+    assert dom.text_of("gate").startswith("Baseline gate: not passed with baseline baseline.yaml: 1 unexpected failure")
+    assert "expected failure (baseline): ticket <MIMI-7>" in dom.text_of("check-3")
+    assert "expected failure (baseline)" not in dom.text_of("check-4")  # the unwaived HARNESS_ERROR
+    assert dom.elements["check-3"]["data-baseline"] == "expected-failure"
+    # The filters still count every check.
+    assert dom.text_of("filter-status") == "Showing 6 of 6 checks and 5 of 5 requirements"

@@ -68,7 +68,7 @@ def test_another_schema_version_is_named_as_such():
     document = good_document()
     document["schema_version"] = "3.0.0"
     assert results_schema_errors(document) == [
-        "schema_version: '3.0.0' is not supported (this reader knows 2.0.0, 1.1.0, 1.0.0)"
+        "schema_version: '3.0.0' is not supported (this reader knows 2.1.0, 2.0.0, 1.1.0, 1.0.0)"
     ]
 
 

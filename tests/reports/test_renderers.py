@@ -111,7 +111,7 @@ def test_markdown_gate_section():
     report = gate(run, parse_baseline({"version": 1, "expected_failures": [
         {"check": run.checks[2].check_id, "reason": "fixed in 2.4"}]}))  # fmt: skip
     text = render_markdown(run, gate=report)
-    assert "### Baseline gate: FAILED" in text
+    assert "### Baseline gate: not passed" in text
     assert "Stale baseline entries (now passing: remove them): 1" in text
 
 

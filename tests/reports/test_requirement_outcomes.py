@@ -81,7 +81,7 @@ def test_junit_carries_each_requirements_outcome():
 def _signed_v1(run: RunResults, version: str = "1.1.0") -> bytes:
     document = v1_document(json.loads(run.to_json()), version)
     key = generate_key()
-    value = key.sign(signed_bytes(document)).hex()
+    value = key.sign(signed_bytes(document, "json-sorted-keys-compact-utf8")).hex()
     document["signature"] = {"algorithm": "Ed25519", "canonicalization": "json-sorted-keys-compact-utf8",
                              "public_key": raw_public_key(key).hex(), "key_id": key_id(key), "value": value}  # fmt: skip
     return json.dumps(document).encode()

@@ -9,12 +9,15 @@ from reports.model import ProfileInfo, RunResults
 from reports.signing import (
     SigningKeyError,
     generate_key,
+    jcs,
     key_id,
     load_private_key,
     load_public_key,
+    raw_public_key,
     save_private_key,
     save_public_key,
     sign,
+    signed_bytes,
     verify,
     verify_file,
 )
@@ -142,3 +145,79 @@ def test_key_files_round_trip_and_verify_file(tmp_path, key):
     assert verify_file(results_path, trusted_key_file=tmp_path / "garbage.pem")[0] == 2
     with pytest.raises(SigningKeyError):
         load_private_key(tmp_path / "garbage.pem")
+
+
+# --------------------------------------------------------------------------------------------
+# RFC 8785 canonicalization, and files signed before it
+
+
+def test_signature_block_names_rfc8785(signed_json):
+    assert json.loads(signed_json)["signature"]["canonicalization"] == "RFC8785"
+
+
+def test_signed_bytes_are_rfc8785_jcs(key):
+    document = sign(mixed_results(), key).as_dict()
+    assert signed_bytes(document) == jcs({k: v for k, v in document.items() if k != "signature"})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [  # RFC 8785 section 3.2.2.3 and appendix B: ECMAScript number serialisation
+        (0.0, "0"),
+        (-0.0, "0"),
+        (1.0, "1"),
+        (1e21, "1e+21"),
+        (1e-7, "1e-7"),
+        (333333333.33333329, "333333333.3333333"),
+        (4.50, "4.5"),
+        (2e-3, "0.002"),
+        (0.000001, "0.000001"),
+        (9007199254740991, "9007199254740991"),
+        (5e-324, "5e-324"),
+        (1.7976931348623157e308, "1.7976931348623157e+308"),
+    ],
+)
+def test_jcs_number_serialisation(value, expected):
+    assert jcs(value) == expected.encode()
+
+
+def test_jcs_sorts_keys_by_utf16_code_units():
+    # RFC 8785 section 3.2.3: U+1F600 (surrogates D83D DE00) sorts before U+FB33, unlike code-point order.
+    data = {"\u20ac": "Euro Sign", "\r": "Carriage Return", "\ufb33": "Hebrew Letter Dalet With Dagesh",
+            "1": "One", "\U0001f600": "Emoji: Grinning Face", "\u0080": "Control", "\u00f6": "Latin Small Letter O With Diaeresis"}  # fmt: skip
+    keys = list(json.loads(jcs(data)))
+    assert keys == ["\r", "1", "\u0080", "\u00f6", "\u20ac", "\U0001f600", "\ufb33"]
+
+
+def test_jcs_rfc8785_section_3_2_2_example():
+    data = {"numbers": [333333333.33333329, 1e30, 4.50, 2e-3, 0.000000000000000000000000001],
+            "string": "\u20ac$\u000f\nA'B\"\\\\\"/", "literals": [None, True, False]}  # fmt: skip
+    expected = (
+        '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
+        '"string":"\u20ac$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
+    )
+    assert jcs(data) == expected.encode("utf-8")
+
+
+def test_a_file_signed_over_sorted_keys_json_still_verifies(key):
+    """Files signed before RFC 8785 was adopted name the older form and are checked under it."""
+    document = mixed_results().as_dict()
+    legacy = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    document["signature"] = {"algorithm": "Ed25519", "canonicalization": "json-sorted-keys-compact-utf8",
+                             "public_key": raw_public_key(key).hex(), "key_id": key_id(key),
+                             "value": key.sign(legacy).hex()}  # fmt: skip
+    ok, reason = verify(json.dumps(document, indent=2))
+    assert ok, reason
+
+
+def test_the_two_canonical_forms_differ_where_rfc8785_says():
+    document = {"duration_s": 1e21, "\U0001f600": 1, "\ufb33": 2}
+    assert signed_bytes(document, "json-sorted-keys-compact-utf8") != signed_bytes(document)
+    assert signed_bytes(document) == '{"duration_s":1e+21,"\U0001f600":1,"\ufb33":2}'.encode()
+
+
+def test_an_unknown_canonicalization_is_refused(signed_json):
+    document = json.loads(signed_json)
+    document["signature"]["canonicalization"] = "xml-c14n"
+    ok, reason = verify(json.dumps(document))
+    assert not ok and "canonicalization" in reason
