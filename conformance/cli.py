@@ -4,7 +4,8 @@ Subcommands: ``run`` (run the suite against a SUT and write the reports), ``prof
 ``requirements`` (also ``--diff A B`` between two catalogue revisions), ``verify`` (a signed
 results.json), ``diff`` (two results.json), ``keygen`` (an Ed25519 key pair for ``run --sign-key``),
 ``pki init`` (the suite CA the reference peers use, kept across runs), ``preflight`` (is a SUT set up
-for a run: each link from the manifest to a request the SUT sends a reference peer).
+for a run: each link from the manifest to a request the SUT sends a reference peer),
+``list`` (the checks, without running them), ``completion`` (a shell completion script).
 Exit codes: 0 success, 1 failure, 2 usage error; never a count. The README documents the contract.
 """
 
@@ -97,10 +98,81 @@ def _cmd_run(args: argparse.Namespace) -> int:
         timeout_total=args.timeout_total,
         allow_untested=args.allow_untested,
         select=args.select,
+        requirements=args.requirement or (),
+        areas=args.area or (),
+        last_failed=args.last_failed,
         suite_pki=Path(args.suite_pki) if args.suite_pki else None,
         preflight=not args.no_preflight,
+        alluredir=Path(args.alluredir) if args.alluredir else None,
     )
-    return execute(options)
+    if args.format != "jsonl":
+        return execute(options)
+    # JSON lines: stdout carries only the check records and the final result line; the human lines go to stderr.
+    options.on_check = lambda record: print(json.dumps(record), flush=True)
+    code = execute(options, printer=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(_result_line(code, options.out)), flush=True)
+    return code
+
+
+def _result_line(code: int, out: Path) -> dict:
+    """The last line of ``run --format jsonl``: the exit code and, when the run wrote its reports, a summary."""
+    from collections import Counter
+
+    line: dict = {"kind": "result", "exit": code}
+    results_file = Path(out) / "results.json"
+    # Only a run that got past its plan (exit 0 or 1) cleared the previous reports: otherwise the file is old.
+    if code in (0, 1) and results_file.is_file():
+        results = json.loads(results_file.read_text(encoding="utf-8"))
+        line["checks"] = len(results.get("checks", []))
+        line["verdicts"] = dict(Counter(check["verdict"] for check in results.get("checks", [])))
+        line["profiles"] = {profile["name"]: profile["verdict"] for profile in results.get("profiles", [])}
+        if results.get("gate") is not None:
+            line["gate_passed"] = results["gate"]["passed"]
+        line["results"] = str(results_file)
+    return line
+
+
+def _selection(args: argparse.Namespace):
+    from .selection import Selection
+
+    return Selection(args.select, tuple(args.requirement or ()), tuple(args.area or ()))
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .selection import SelectionError, select_checks
+
+    manifest = None
+    if args.sut is not None:
+        from .harness.manifest import ManifestError, load_manifest, reference_manifest
+
+        try:
+            manifest = reference_manifest() if args.sut == "reference" else load_manifest(args.sut)
+        except ManifestError as exc:
+            _error(f"list: --sut: {exc}")
+            return 2
+    try:
+        checks = select_checks(_selection(args), manifest=manifest)
+    except SelectionError as exc:
+        _error(f"list: {exc}")
+        return 2
+    if args.json:
+        print(json.dumps([check.as_dict() for check in checks], indent=1))
+        return 0
+    # The requirements last: the one column whose width varies a lot is then never padded.
+    rows = [("ID", "AREA", "ROLE", "FEATURES", "REQUIREMENTS")] + [
+        (c.id, c.area, c.role, ",".join(c.features) or "-", ",".join(c.requirements)) for c in checks
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for *aligned, last in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(aligned, widths, strict=True)) + "  " + last)
+    return 0
+
+
+def _cmd_completion(args: argparse.Namespace) -> int:
+    import shtab
+
+    print(shtab.complete(build_parser(), shell=args.shell))
+    return 0
 
 
 def _cmd_preflight(args: argparse.Namespace) -> int:
@@ -127,12 +199,38 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_diff(args: argparse.Namespace) -> int:
     from reports.diff import diff_results_files
 
-    code, text = diff_results_files(Path(args.old), Path(args.new), fail_on_regression=args.fail_on_regression)
+    code, text = diff_results_files(Path(args.old), Path(args.new), fail_on_regression=args.fail_on_regression,
+                                    warn=lambda line: print(f"diff: {line}", file=sys.stderr))  # fmt: skip
     if code == 2:
         _error(f"diff: {text}")
     else:
         print(text)
     return code
+
+
+def _cmd_baseline_init(args: argparse.Namespace) -> int:
+    from reports.baseline import render_baseline
+    from reports.model import RunResults
+    from reports.schema import ResultsSchemaError
+
+    try:
+        results = RunResults.from_json(Path(args.results).read_bytes())
+    except (OSError, ResultsSchemaError) as exc:
+        _error(f"baseline init: {args.results}: {exc}")
+        return 2
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        _error(f"baseline init: {out} exists; pass --force to overwrite it")
+        return 2
+    text = render_baseline(results, origin=str(args.results))
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _error(f"baseline init: cannot write {out}: {exc}")
+        return 2
+    count = sum(1 for check in results.checks if check.verdict.is_failure)
+    print(f"wrote {out}: {count} expected failure{'' if count == 1 else 's'}, each with a TODO reason to replace")
+    return 0
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
@@ -300,7 +398,36 @@ class _OneLineErrorParser(argparse.ArgumentParser):
     """Usage errors are one line on stderr (exit 2), not argparse's usage block."""
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+        text = f"{self.prog}: {message} (see {self.prog} --help)\n"
+        if self.prog.endswith(" run"):  # every exit path of `run` ends with its RESULT line
+            sys.stderr.write(text)
+            print(f"RESULT: ERROR (exit 2): {message}")
+            self.exit(2)
+        self.exit(2, text)
+
+
+def _complete_paths(parser: argparse.ArgumentParser, files: tuple[str, ...] = (), dirs: tuple[str, ...] = ()) -> None:
+    """Let ``completion`` scripts offer file or folder names for these options (by their dest)."""
+    import shtab
+
+    for action in parser._actions:  # argparse keeps no public list of a parser's options
+        if action.dest in files:
+            action.complete = shtab.FILE  # type: ignore[attr-defined]
+        elif action.dest in dirs:
+            action.complete = shtab.DIRECTORY  # type: ignore[attr-defined]
+
+
+def _add_selection_options(parser: argparse.ArgumentParser, verb: str) -> None:
+    """-k, --requirement and --area, shared by ``run`` and ``list``: every given option must hold."""
+    parser.add_argument("-k", dest="select", metavar="EXPRESSION",
+                        help=f"{verb} only the checks whose ID matches (a pytest -k expression)"
+                             + ("; the requirements only the others judge are then UNTESTED" if verb == "run" else ""))
+    parser.add_argument("--requirement", action="append", metavar="ID",
+                        help=f"{verb} only the checks judging this requirement ID, or any ID starting with it when it "
+                             "ends in '-' (e.g. PROTO-KEYMAT-; repeatable)")
+    parser.add_argument("--area", action="append", metavar="NAME",
+                        help=f"{verb} only the checks of this area: the scenario module without test_, e.g. transport "
+                             "(repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -327,15 +454,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-untested", action="store_true",
                      help="exit 0 when profiles are INCOMPLETE only because requirements have no check yet "
                           "(verdicts unchanged; for demos and suite development, never for certification)")
-    run.add_argument("-k", dest="select", metavar="EXPRESSION",
-                     help="run only the checks whose ID matches (a pytest -k expression); the requirements only "
-                          "the others judge are then UNTESTED")
+    _add_selection_options(run, "run")
+    run.add_argument("--last-failed", action="store_true",
+                     help="run only the checks the previous run in the same --out did not PASS (nor find "
+                          "NOT_APPLICABLE), read from OUT/results.json or OUT/checks.jsonl")
+    run.add_argument("--format", choices=("text", "jsonl"), default="text",
+                     help="jsonl: each check's record as one JSON line on stdout as it finishes, then a "
+                          '{"kind": "result", "exit": N, ...} line; the human lines go to stderr')
     run.add_argument("--suite-pki", metavar="DIR",
                      help="the suite PKI to use (mimi-conformance pki init DIR; default: the manifest's suite.pki, "
                           "else a new one in OUT/suite-pki)")
+    run.add_argument("--alluredir", metavar="DIR",
+                     help="also write allure results to DIR (needs allure-pytest; view with 'allure serve DIR')")
     run.add_argument("--no-preflight", action="store_true",
                      help="skip the preflight a run makes first for a SUT that is not the embedded reference")
+    _complete_paths(run, files=("sut", "baseline", "sign_key"), dirs=("out", "suite_pki", "alluredir"))
     run.set_defaults(func=_cmd_run)
+
+    listing = sub.add_parser("list", help="list the checks without running them: ID, area, role, requirements, "
+                                          "features")
+    listing.add_argument("--json", action="store_true", help="print a JSON array of the checks")
+    listing.add_argument("--sut", metavar="reference|MANIFEST",
+                         help="only the checks a run against this SUT judges (its roles and features)")
+    _add_selection_options(listing, "list")
+    _complete_paths(listing, files=("sut",))
+    listing.set_defaults(func=_cmd_list)
 
     check = sub.add_parser("preflight", help="check that a SUT is set up for a run, link by link, without "
                                              "running any check")
@@ -344,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "else a new one in OUT/suite-pki)")
     check.add_argument("--out", default="mimi-conformance-preflight", metavar="DIR",
                        help="where preflight writes its PKI leaves, logs and peers (default: mimi-conformance-preflight)")
+    _complete_paths(check, files=("sut",), dirs=("suite_pki", "out"))
     check.set_defaults(func=_cmd_preflight)
 
     reqs = sub.add_parser("requirements", help="list the requirement catalogue, or diff two revisions")
@@ -394,10 +538,23 @@ def build_parser() -> argparse.ArgumentParser:
     coverage.add_argument("--check", action="store_true", help="exit 1 when the checked-in manifest is stale")
     coverage.set_defaults(func=_cmd_coverage)
 
+    baseline = sub.add_parser("baseline", help="vendor baselines of expected failures")
+    baseline_sub = baseline.add_subparsers(dest="baseline_command", required=True, parser_class=_OneLineErrorParser)
+    baseline_init = baseline_sub.add_parser("init", help="write a baseline expecting every failing check of a run")
+    baseline_init.add_argument("results", metavar="RESULTS_JSON", help="the run's results.json")
+    baseline_init.add_argument("-o", "--output", default="mimi-baseline.yaml", metavar="FILE",
+                               help="the baseline to write (default: mimi-baseline.yaml)")
+    baseline_init.add_argument("--force", action="store_true", help="overwrite FILE when it exists")
+    baseline_init.set_defaults(func=_cmd_baseline_init)
+
     keygen = sub.add_parser("keygen", help="write an Ed25519 key pair: OUT (private) and OUT.pub")
     keygen.add_argument("out", metavar="OUT")
     keygen.add_argument("--force", action="store_true", help="overwrite existing key files")
     keygen.set_defaults(func=_cmd_keygen)
+
+    completion = sub.add_parser("completion", help="print a shell completion script (bash, zsh or tcsh)")
+    completion.add_argument("shell", choices=("bash", "zsh", "tcsh"))
+    completion.set_defaults(func=_cmd_completion)
 
     pki = sub.add_parser("pki", help="the suite PKI: the CA the suite's reference peers use, kept across runs")
     pki_sub = pki.add_subparsers(dest="pki_command", required=True, parser_class=_OneLineErrorParser)

@@ -509,6 +509,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
             report.sections.append(("mimi-conformance", f"teardown also failed: {type(exc).__name__}: {exc}"))
         close_ledger()
         state.judgement = judgement
+        if item.config.getoption("allure_report_dir", None):
+            from reports.allure import set_allure_status
+
+            set_allure_status(item.config, item.nodeid, judgement.verdict, judgement.message)
         result = CheckResult(
             check_id=item.nodeid,
             requirements=requirement_ids(item),

@@ -60,7 +60,8 @@ def test_a_run_prints_progress_per_area_the_area_table_and_the_profile_verdicts(
     table = [line.split() for line in stdout.splitlines() if line.strip().startswith(("discovery ", "total "))]
     assert ["discovery", "1", "1", "0", "0", "0", "0", "0"] in table
     assert any(line.split()[:2] == ["hub-core-06", "INCOMPLETE"] for line in stdout.splitlines())
-    assert "gate: FAILED" in stdout
+    assert "baseline gate: not passed (profiles INCOMPLETE: " in stdout
+    assert stdout.strip().splitlines()[-1].startswith("RESULT: FAIL (exit 1): ")
 
 
 def test_a_signed_run_verifies_with_its_public_key(reference_runs, capsys):
