@@ -126,6 +126,8 @@ def validate_document(document: Any, origin: str = "manifest") -> None:
     branch = None
     if isinstance(connector, dict) and connector.get("type") in CONNECTOR_TYPES:
         branch = schema["properties"]["connector"]["oneOf"][CONNECTOR_TYPES.index(connector["type"])]
+        # Validated on its own, the branch still needs the schema's $defs (mimiPort: {"$ref": "#/$defs/port"}).
+        branch = {**branch, "$defs": schema.get("$defs", {})}
     for err in Draft202012Validator(schema).iter_errors(document):
         path = list(err.absolute_path)
         if branch is not None and path == ["connector"] and err.validator == "oneOf":
