@@ -7,8 +7,8 @@
 * ``url``: a SUT that is already running; the manifest gives MIMI endpoints, CA and control URL.
 * ``command``: spawn ``argv`` (own process group, stdout/stderr captured to files), poll the
   control API ``GET /v1/info`` until it answers (deadline ``timeouts.startup``), kill the group at the end.
-* ``image``: a container via testcontainers. Where testcontainers or a Docker engine is missing,
-  :class:`ConnectorUnavailable` says so plainly and the checks needing the SUT are NOT_APPLICABLE.
+* ``image``: a container via testcontainers, on the host's network. Where testcontainers or a Docker
+  engine is missing, :class:`ConnectorUnavailable` stops the run as a setup error (exit 2).
 
 The suite's own reference hub and follower (the peers that drive the SUT) are
 :class:`ReferencePeerProcess` instances too, under this worker's reference domains
@@ -533,10 +533,16 @@ def docker_unavailable_reason() -> str | None:
 
 
 CONTAINER_SUT_DIR = "/mimi-conformance"
+CONTAINER_TLS_DIR = "/mimi-conformance-tls"
+SUT_TLS_DIR = "sut-tls"  # OUT/sut-tls: an image SUT's own certificates, when the manifest names no mimi.ca
 
 
 class ImageConnector(Connector):
-    """A container image via testcontainers; the suite's CA is mounted at /mimi-conformance/ca.pem."""
+    """A container image via testcontainers, on the host's network (``network_mode: host``): it listens
+    on 127.0.0.1 at ``mimiPort`` and ``controlPort`` and reaches the reference address at 127.0.0.1,
+    so no traffic leaves this machine. The hand-off folder is mounted read-only at /mimi-conformance.
+    Without ``mimi.ca`` in the manifest, the suite CA issues the SUT's certificates (one per domain,
+    mounted read-only at /mimi-conformance-tls)."""
 
     def __init__(self, manifest: SutManifest, env: RunEnvironment) -> None:
         super().__init__(manifest, env)
@@ -546,42 +552,103 @@ class ImageConnector(Connector):
         reason = docker_unavailable_reason()
         if reason is not None:
             raise ConnectorUnavailable(reason)
+        from testcontainers.core.config import testcontainers_config
         from testcontainers.core.container import DockerContainer
 
+        if "TESTCONTAINERS_RYUK_DISABLED" not in os.environ:
+            # Ryuk, testcontainers' reaper, is an image from a registry; this connector removes its container itself.
+            testcontainers_config.ryuk_disabled = True
         spec = self.manifest.connector
+        image = spec["image"]
         mimi_port, control_port = spec.get("mimiPort", 8443), spec.get("controlPort", 8480)
-        container = DockerContainer(spec["image"])
+        container = DockerContainer(image).with_kwargs(network_mode="host")
         handoff = self._sut_env()
         sut_dir = Path(handoff.get("MIMI_CONFORMANCE_SUT_DIR") or Path(handoff["MIMI_CONFORMANCE_SUITE_CA"]).parent)
         # The hand-off folder (the CA certificate, never its key) is mounted read-only.
         handoff.update({"MIMI_CONFORMANCE_SUITE_CA": f"{CONTAINER_SUT_DIR}/suite-ca.pem",
-                        "MIMI_CONFORMANCE_SUT_DIR": CONTAINER_SUT_DIR})
+                        "MIMI_CONFORMANCE_SUT_DIR": CONTAINER_SUT_DIR,
+                        "MIMI_CONFORMANCE_SUT_DOMAINS": ",".join(self.manifest.domains),
+                        "MIMI_CONFORMANCE_MIMI_PORT": str(mimi_port),
+                        "MIMI_CONFORMANCE_CONTROL_PORT": str(control_port)})
+        sut_ca = self.manifest.ca
+        if sut_ca is None:
+            tls_dir = self._issue_sut_certificates()
+            container = container.with_volume_mapping(str(tls_dir), CONTAINER_TLS_DIR, "ro")
+            handoff["MIMI_CONFORMANCE_SUT_TLS_DIR"] = CONTAINER_TLS_DIR
+            sut_ca = self.env.pki.ca_cert
         for key, value in {**spec.get("env", {}), **handoff}.items():
             container = container.with_env(key, value)
         container = container.with_volume_mapping(str(sut_dir), CONTAINER_SUT_DIR, "ro")
-        container = container.with_exposed_ports(mimi_port, control_port)
-        self.container = container.start()
-        host = self.container.get_container_host_ip()
-        control = self._control(f"http://{host}:{self.container.get_exposed_port(control_port)}")
+        try:
+            self.container = container.start()
+        except Exception as exc:  # noqa: BLE001 - the engine's refusal, whatever its type, is a setup error
+            self.container = None
+            raise SutStartError(_container_start_failure(image, exc)) from exc
+        control = self._control(f"http://127.0.0.1:{control_port}")
         assert control is not None
+        control.explain_unreachable = self.container_state
         try:
             info = wait_healthy(control, timeout=self.manifest.timeouts.startup)
             check_info_matches(self.manifest, info)
         except BaseException:
             control.close()
-            self.container.stop()
-            self.container = None
+            self.stop()
             raise
-        port = self.container.get_exposed_port(mimi_port)
-        endpoints = {d: MimiEndpoint(d, f"https://{d}:{port}", host) for d in self.manifest.domains}
+        endpoints = {d: MimiEndpoint(d, f"https://{d}:{mimi_port}", "127.0.0.1") for d in self.manifest.domains}
         self.env.publish(endpoints)
-        self.connected = ConnectedSut(self.manifest, endpoints, self.manifest.ca, control, info=info)
+        self.connected = ConnectedSut(self.manifest, endpoints, sut_ca, control, info=info)
         return self.connected
+
+    def _issue_sut_certificates(self) -> Path:
+        """``OUT/sut-tls/<domain>.pem`` and ``.key`` for every SUT domain, issued by the suite CA."""
+        tls_dir = self.env.output_dir / SUT_TLS_DIR
+        tls_dir.mkdir(parents=True, exist_ok=True)
+        for domain in self.manifest.domains:
+            cert, key = self.env.pki.issue(domain)
+            shutil.copyfile(cert, tls_dir / f"{domain}.pem")
+            shutil.copyfile(key, tls_dir / f"{domain}.key")
+        return tls_dir
+
+    def container_state(self) -> str | None:
+        """Why the SUT may be unreachable: its container has exited (None while it runs)."""
+        if self.container is None:
+            return None
+        try:
+            wrapped = self.container.get_wrapped_container()
+            wrapped.reload()
+            if wrapped.status == "running":
+                return None
+            tail = wrapped.logs(tail=20).decode("utf-8", "replace").strip()
+            code = wrapped.attrs.get("State", {}).get("ExitCode")
+        except Exception:  # noqa: BLE001 - no diagnosis is better than a crash while diagnosing
+            return None
+        return f"the SUT container has exited with code {code}; its log: {tail or '(empty)'}"
+
+    def _save_logs(self) -> None:
+        """The container's stdout and stderr, kept in ``OUT/logs/sut.container.log`` (it is removed at the end)."""
+        try:
+            logs = self.container.get_wrapped_container().logs()
+        except Exception:  # noqa: BLE001 - a container already gone has no logs to keep
+            return
+        folder = self.env.output_dir / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "sut.container.log").write_bytes(logs)
 
     def stop(self) -> None:
         super().stop()
         if self.container is not None:
+            self._save_logs()
             self.container.stop()
+            self.container = None
+
+
+def _container_start_failure(image: str, exc: BaseException) -> str:
+    """One sentence for an image the engine could not run."""
+    text = " ".join(str(exc).split())
+    if "ImageNotFound" in type(exc).__name__ or "pull access denied" in text or "No such image" in text:
+        return (f"the image {image!r} is not on this Docker engine (and no registry gave it): "
+                f"build it first, e.g. with docker/build-image.sh ({type(exc).__name__})")
+    return f"the Docker engine could not start {image!r}: {type(exc).__name__}: {text[:300]}"
 
 
 CONNECTORS: dict[str, type[Connector]] = {
