@@ -35,6 +35,7 @@ class Mistake:
     extra: Callable[[ExternalSut, Path], list[str]] | None = None  # more arguments
     # "preflight": stopped before pytest; "harness": run --no-preflight, stopped by the plugin (pytest exit 4)
     stopped_by: str = "preflight"
+    environment: dict[str, str] = dataclasses.field(default_factory=dict)  # set for this mistake only
 
 
 def _set(*path: str, value: Any) -> Callable[[dict[str, Any], ExternalSut], None]:
@@ -137,8 +138,9 @@ MISTAKES = [
     Mistake("suite.pki names a folder without a PKI", "suite.pki: there is no suite PKI in", _empty_pki_folder),
     Mistake("suite.referenceAddress is in use", "cannot listen on suite.referenceAddress",
             _set("suite", "referenceAddress", value=lambda _: f"127.0.0.1:{_BUSY.getsockname()[1]}")),
+    # No engine, even on a machine that has one: the Docker SDK looks only where DOCKER_HOST says.
     Mistake("the image connector without testcontainers or a Docker engine", ("testcontainers", "Docker engine"),
-            _image),
+            _image, environment={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}),
     # Without preflight the harness finds the same mistakes, and run still says them in one sentence.
     Mistake("without preflight: a command SUT exits at once", "the SUT did not start: sut exited with code 3",
             _command(*FAKE, "--mode", "exit"), command="run", extra=lambda sut, tmp: NO_PREFLIGHT,
@@ -168,6 +170,8 @@ def external_sut(tmp_path_factory):
 def test_a_setup_mistake_stops_with_one_sentence_and_no_results(mistake: Mistake, external_sut, tmp_path, capsys,
                                                                  monkeypatch):
     monkeypatch.delenv(UNSET_TOKEN_VARIABLE, raising=False)
+    for name, value in mistake.environment.items():
+        monkeypatch.setenv(name, value)
     manifest = external_sut.variant(mistake.name.replace(" ", "-").replace("/", "-"),
                                     (lambda d: mistake.change(d, external_sut)) if mistake.change else None)
     out = tmp_path / "out"
