@@ -644,10 +644,11 @@ class ImageConnector(Connector):
 
 def _container_start_failure(image: str, exc: BaseException) -> str:
     """One sentence for an image the engine could not run."""
-    text = " ".join(str(exc).split())
-    if "ImageNotFound" in type(exc).__name__ or "pull access denied" in text or "No such image" in text:
-        return (f"the image {image!r} is not on this Docker engine (and no registry gave it): "
-                f"build it first, e.g. with docker/build-image.sh ({type(exc).__name__})")
+    text = " ".join(str(getattr(exc, "explanation", None) or exc).split())
+    # The engine pulls an image it does not have; with no registry in reach that fails.
+    if type(exc).__name__ == "ImageNotFound" or "images/create" in str(exc) or "pull access denied" in text:
+        return (f"the image {image!r} is not on this Docker engine and could not be pulled ({text[:200]}): "
+                f"build or load it first (the reference SUT: docker/build-image.sh)")
     return f"the Docker engine could not start {image!r}: {type(exc).__name__}: {text[:300]}"
 
 
