@@ -4,7 +4,8 @@ What the image connector hands over (docs/sut-manifest.md, "What the suite gives
 ``MIMI_CONFORMANCE_SUITE_CA``, ``MIMI_CONFORMANCE_REFERENCE_ADDRESS``, ``MIMI_CONFORMANCE_SUT_DOMAINS``
 and ``MIMI_CONFORMANCE_SUT_TLS_DIR`` (``<domain>.pem``/``.key`` issued by the suite CA),
 ``MIMI_CONFORMANCE_MIMI_PORT`` and ``MIMI_CONFORMANCE_CONTROL_PORT``. ``MIMI_CONSENT_MODE`` (image
-setting, default ``immediate``) is the server's consent mode.
+setting, default ``immediate``) is the server's consent mode; ``MIMI_HUB_TRANSFER`` (``on``, the
+default, or ``off``) switches the hub-transfer extension, with the embedded reference SUT's settings.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def main() -> None:
         "control": {"address": address, "port": int(os.environ.get("MIMI_CONFORMANCE_CONTROL_PORT", "8480"))},
         "peers": {"*.ref.test": required("MIMI_CONFORMANCE_REFERENCE_ADDRESS")},
     }
+    if os.environ.get("MIMI_HUB_TRANSFER", "on") == "on":
+        config["hub_transfer"] = {
+            "accepts_from": "any", "cutover_timeout_ms": 8000, "prepare_timeout_ms": 5000, "redirect_retention_days": 30,
+        }
     path = Path("/tmp/peer.yaml")
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     os.execv(sys.executable, [sys.executable, "-m", "reference_peer.cli", "serve", "--config", str(path)])
