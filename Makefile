@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench clean browser
+.PHONY: demo test lint bench clean browser image
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ browser:
 	      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	        || echo "note: chromium could not be installed; the HTML report's browser tests will skip"; \
 	    else echo "note: no chromium and no root apt-get; the HTML report's browser tests will skip"; fi; }
+
+## image: a Docker engine (docker/engine.sh: Debian's docker.io where root with apt-get can install it)
+## and the reference SUT image built with no registry; tests/containers then runs the suite through it
+image: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,containers]'
+	docker/engine.sh
+	docker image inspect mimi-base:local >/dev/null 2>&1 || docker/build-base.sh
+	PYTHON=$(BIN)/python docker/build-image.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
