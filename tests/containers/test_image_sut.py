@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conformance.harness.connectors import docker_unavailable_reason
 
@@ -47,6 +49,24 @@ def engine_and_image() -> None:
     pytest.skip(reason)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _manifest_on_free_ports(folder: Path) -> tuple[Path, int]:
+    """docker/reference-sut.yaml with MIMI and the control API on free ports: the container shares the
+    host's network, where 8443 and 8480 may be taken (another run, the vendor guide's example server)."""
+    document = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))
+    mimi_port, control_port = _free_port(), _free_port()
+    document["connector"].update(mimiPort=mimi_port, controlPort=control_port)
+    document["control"]["url"] = f"http://127.0.0.1:{control_port}"
+    manifest = folder / "reference-sut.yaml"
+    manifest.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return manifest, mimi_port
+
+
 def _run(out: Path, *sut: str) -> dict[str, str]:
     selection = os.environ.get("MIMI_IMAGE_SUT_SELECTION")
     argv = [sys.executable, "-m", "conformance.cli", "run", *sut, "-n", "2", "--seed", "1", "--allow-untested",
@@ -57,11 +77,12 @@ def _run(out: Path, *sut: str) -> dict[str, str]:
 
 
 def test_the_image_sut_gets_the_embedded_suts_verdicts(engine_and_image, tmp_path):
-    from_image = _run(tmp_path / "image", "--sut", str(MANIFEST))
+    manifest, mimi_port = _manifest_on_free_ports(tmp_path)
+    from_image = _run(tmp_path / "image", "--sut", str(manifest))
     embedded = _run(tmp_path / "embedded")
     assert from_image, "the image run judged no check"
     differences = {check: (from_image.get(check), embedded.get(check))
                    for check in sorted(set(from_image) | set(embedded)) if from_image.get(check) != embedded.get(check)}
     assert not differences, f"image vs embedded verdicts differ: {differences}"
     log = (tmp_path / "image" / "logs" / "sut.container.log").read_text(encoding="utf-8")
-    assert "serving sut.mimi.test at https://sut.mimi.test:8443 (listening on 127.0.0.1:8443)" in log
+    assert f"serving sut.mimi.test at https://sut.mimi.test:{mimi_port} (listening on 127.0.0.1:{mimi_port})" in log
