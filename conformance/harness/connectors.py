@@ -528,7 +528,10 @@ def docker_unavailable_reason() -> str | None:
 
         docker_sdk.from_env(timeout=5).ping()
     except Exception as exc:  # noqa: BLE001 - any failure to reach the engine means "no engine here"
-        return f"no Docker engine is reachable from here ({type(exc).__name__}: {exc})"
+        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        if "Error while fetching server API version" in str(exc):  # nothing answers there: the SDK's nested text says no more
+            return f"no Docker engine is reachable from here (nothing answers at {where}; start dockerd or set DOCKER_HOST)"
+        return f"no Docker engine is reachable from here (at {where}: {type(exc).__name__}: {exc})"
     return None
 
 
