@@ -16,7 +16,8 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null
 fi
-nohup dockerd >"$log" 2>&1 &
+# Its own session: the engine must outlive this script, make, and the shell that ran them.
+setsid nohup dockerd >"$log" 2>&1 </dev/null &
 for _ in $(seq 1 60); do
   docker info >/dev/null 2>&1 && exit 0
   sleep 0.5
