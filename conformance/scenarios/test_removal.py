@@ -225,19 +225,26 @@ def _add(cast, room, actor, user, **extra) -> dict:
     return setup_add(party, room, actor, user, hub=cast.hub, **extra)
 
 
+def _reference_view(cast, room, witness_client: str) -> tuple[int, dict[int, bytes | None], dict[bytes, int]]:
+    """(epoch, leaf index -> user URI, participant roles) from ONE snapshot of the reference party's view.
+
+    One snapshot, because reading the tree and the participant list separately can straddle the commit
+    under judgement: a stale tree beside a fresh list would look like a removal that was not simultaneous."""
+    if cast.reference is cast.hub:
+        state = cast.hub.hub_state(room)
+        return state.epoch, state.member_users(), state.roles()
+    member = cast.reference.member_state(room, witness_client)
+    users = {i: user_of_credential(leaf.credential) for i, leaf in member.group.members()}
+    return member.epoch, users, plist_mod.roles_by_user(member.participant_list())
+
+
 def _reference_tree_users(cast, room, witness_client: str) -> dict[int, bytes | None]:
     """leaf index -> user URI in the reference party's current view of the group."""
-    if cast.reference is cast.hub:
-        return cast.hub.hub_state(room).member_users()
-    member = cast.reference.member_state(room, witness_client)
-    return {i: user_of_credential(leaf.credential) for i, leaf in member.group.members()}
+    return _reference_view(cast, room, witness_client)[1]
 
 
 def _reference_plist(cast, room, witness_client: str) -> dict[bytes, int]:
-    if cast.reference is cast.hub:
-        return cast.hub.hub_state(room).roles()
-    member = cast.reference.member_state(room, witness_client)
-    return plist_mod.roles_by_user(member.participant_list())
+    return _reference_view(cast, room, witness_client)[2]
 
 
 def _synced_state(ref_follower, sut_party, room, client, poll_until):
@@ -432,10 +439,9 @@ def test_removing_a_user_removes_all_its_clients(cast, poll_until, recorder):
     epoch = result.get("epoch")
 
     def commit_seen():
-        users = _reference_tree_users(cast, room, witness.client)
-        plist = _reference_plist(cast, room, witness.client)
+        seen_epoch, users, plist = _reference_view(cast, room, witness.client)
         gone = bob.uri.encode() not in plist or bob.uri.encode() not in users.values()
-        return (gone or (epoch is not None and _reference_epoch(cast, room, witness.client) >= epoch)) and (users, plist)
+        return (gone or (epoch is not None and seen_epoch >= epoch)) and (users, plist)
 
     with judging(REMOVE_SIMULTANEOUS):
         users, plist = poll_until(commit_seen, what="the commit removing bob in the reference view")
@@ -457,12 +463,6 @@ def test_removing_a_user_removes_all_its_clients(cast, poll_until, recorder):
         miss(REMOVE_SIMULTANEOUS, "the SUT still lists the removed user as a participant")
     else:
         observed(REMOVE_SIMULTANEOUS, "bob left the participant list in the same commit that removed his 2 clients")
-
-
-def _reference_epoch(cast, room, witness_client: str) -> int:
-    if cast.reference is cast.hub:
-        return (cast.hub.room(room) or {}).get("epoch", -1)
-    return cast.reference.member_state(room, witness_client).epoch
 
 
 @as_hub
