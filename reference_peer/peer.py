@@ -39,7 +39,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -131,6 +131,10 @@ SEND_ABUSE_REPORTINGUSER = step("provider.abuse.reportinguser-as-drafted", "PROT
 QUEUE_NOTIFY_IN_ORDER = step("hub.fanout.queue-in-order", "PROTO-FANOUT-ORDERED", "POLICY-OPS-DELIVERY-ORDER",
                              summary="the /notify bodies of a room change are queued for each provider in the "
                                      "order the hub accepted them")
+LOCAL_GETS_REMOTE_MESSAGES = step("hub.fanout.local-clients-get-followers-messages",
+                                  "PROTO-FANOUT-TO-ACTIVE-PROVIDERS",
+                                  summary="an application message a follower submitted reaches the hub's own "
+                                          "local clients in the room, like the hub's own clients' messages")
 RETRY_REFUSED_NOTIFY = step("hub.notify.retry-refused", "PROTO-FANOUT-RETRY-NON-201",
                             "PROTO-FANOUT-SUCCESS-IS-COMMITMENT", "PROTO-FANOUT-RETRY-AFTER-RESPECTED",
                             summary="a /notify answered other than 201 is retried, not before its Retry-After")
@@ -169,6 +173,10 @@ PUBLISH_VALID_KEY_PACKAGES = step("keymaterial.publish.valid-only", "PROTO-KEYMA
                                   summary="a local client publishes only KeyPackages within their lifetime")
 CHECK_KEYMAT_SIGNATURE = step("keymaterial.target.check-signature", "PROTO-KEYMAT-SIGNATURE-CHECKED",
                               summary="the target provider verifies key_material_request_signature")
+KEYMAT_TARGET_MATCHES_PATH = step("keymaterial.target.path-matches-body", "PROTO-KEYMAT-TARGET-IN-PATH",
+                                  summary="a keyMaterial request whose path names another user than its "
+                                          "targetUser is refused 400 (hook(path_target=, body_target=) -> the "
+                                          "user to serve instead)")
 RELAY_KEYMAT = step("keymaterial.hub.relay", "PROTO-KEYMAT-HUB-RELAY",
                     summary="as hub, a keyMaterial request for another provider's user is relayed to it")
 RELAY_KEYMAT_FOR_ANY_PEER = step("keymaterial.hub.relay-for-any-peer", "PROTO-KEYMAT-HUB-RELAY",
@@ -199,6 +207,9 @@ NOTIFY_ANSWER_NO_BODY = step("follower.notify.answer-without-body", "EXT-CONSENT
                                      "not revealed)")
 ACCEPT_TARGET_NOTIFY = step("follower.notify.accept-transfer-target", "EXT-HUBXFER-FOLLOWER-ACCEPT-TARGET",
                             summary="during a transfer window the target named in mimi_hub may send /notify")
+UNKNOWN_ROOM_WELCOME_ONLY = step("follower.notify.unknown-room-welcome-only", "EXT-HUBXFER-FOLLOWER-STALE-NOTIFY",
+                                 summary="for a room it holds no state of, a /notify from a provider other than "
+                                         "the room ID's authority is taken only if it carries a Welcome")
 
 # follower: room requests and the hub-of-record
 HUB_FROM_COMPONENT = step("follower.room.hub-from-component", "EXT-HUBXFER-FOLLOWER-HUB-FROM-COMPONENT",
@@ -429,9 +440,10 @@ class ReferenceProvider:
         self._worker_stop: asyncio.Event | None = None
         self._worker_task: asyncio.Task | None = None
         # Test hooks: answer /notify with this status instead of processing it (while set), and answer
-        # the next notifies with these (status, Retry-After) pairs, one each (the suite's retry checks).
+        # the next notifies with these (status, Retry-After, body) answers, one each, without processing
+        # them (the suite's retry checks). Any final status: a refusal, or a 2xx other than 201.
         self.refuse_notify_status: int | None = None
-        self.notify_refusals: list[tuple[int, str | None]] = []
+        self.notify_refusals: list[tuple[int, str | None, bytes]] = []
         # The hub-transfer extension (docs/extensions/hub-transfer.md), when switched on.
         self.transfers = None
         if options.hub_transfer is not None:
@@ -746,7 +758,8 @@ class ReferenceProvider:
 
     # -- hub side -----------------------------------------------------------------------------------
 
-    def commit_room_change(self, room_id: str, room: HubRoom, plan, *, room_changed: bool = True) -> None:
+    def commit_room_change(self, room_id: str, room: HubRoom, plan, *, room_changed: bool = True,
+                           submitted_by: str | None = None) -> None:
         """Persist the room and turn its FanoutPlan into outbox items (one /notify body per remote
         provider, in order) in one transaction; the hub's own clients get theirs directly.
         ``room_changed=False`` (an accepted submitMessage: the room only reads its state) skips
@@ -756,6 +769,9 @@ class ReferenceProvider:
                 self.peer_store.save_hub_room(room_id, room)
             for domain in sorted(plan.domains()):
                 if self.is_local_domain(domain):
+                    if (submitted_by is not None and not self.is_local_domain(submitted_by)
+                            and self.overrides.departs(LOCAL_GETS_REMOTE_MESSAGES)):
+                        continue  # otherwise: a follower's application message reaches the local clients too
                     self.intake(room_id, plan.messages_for(domain))
                 else:
                     planned = plan.body_for(domain)
@@ -808,7 +824,7 @@ class ReferenceProvider:
             return MimiResponse(submit_response(SubmitResponseCode.notAllowed).encode())
         response, plan = room.handle_submit(request.peer_domain, request.body, self._room_now(room))
         if response.statusCode == SubmitResponseCode.accepted:  # a refusal writes nothing
-            self.commit_room_change(request.value, room, plan, room_changed=False)
+            self.commit_room_change(request.value, room, plan, room_changed=False, submitted_by=request.peer_domain)
         elif (other := self._refusal_otherwise("submitMessage", response.statusCode.name, "", response)) is not None:
             return other
         return MimiResponse(response.encode())
@@ -876,14 +892,20 @@ class ReferenceProvider:
     async def handle_key_material(self, request: MimiRequest) -> MimiResponse:
         req = KeyMaterialRequest.decode(request.body)
         target = request.value
-        if bytes(req.targetUser.uri).decode("utf-8", "replace") != target:
-            raise MimiHTTPError(400, "target-mismatch", "targetUser differs from the path (PROTO-KEYMAT-TARGET-IN-PATH)")
+        body_target = bytes(req.targetUser.uri).decode("utf-8", "replace")
+        if body_target != target:
+            served = self.overrides.hook(KEYMAT_TARGET_MATCHES_PATH, path_target=target, body_target=body_target)
+            if served is None:
+                raise MimiHTTPError(400, "target-mismatch",
+                                    "targetUser differs from the path (PROTO-KEYMAT-TARGET-IN-PATH)")
+            target = served
         target_domain = _provider_domain(target)
         if self.is_local_domain(target_domain):
             if (req.protocol == Protocol.mls10 and not self.overrides.departs(CHECK_KEYMAT_SIGNATURE)
                     and not self._key_material_signature_ok(req)):
                 raise MimiHTTPError(400, "bad-signature", "KeyMaterialRequest signature (PROTO-KEYMAT-SIGNATURE-CHECKED)")
-            result = self.state.claim_key_material(query_from_request(req))
+            query = query_from_request(req)
+            result = self.state.claim_key_material(query if query.target == target else replace(query, target=target))
             return MimiResponse(result.to_response().encode())
         room_id = bytes(req.roomId.uri).decode("utf-8", "replace")
         if (gate := self._room_gate(room_id)) is not None:
@@ -955,8 +977,8 @@ class ReferenceProvider:
         if self.refuse_notify_status is not None:
             return MimiResponse(status=self.refuse_notify_status)
         if self.notify_refusals:
-            status, retry_after = self.notify_refusals.pop(0)
-            return MimiResponse(status=status, headers={"Retry-After": retry_after} if retry_after else {})
+            status, retry_after, body = self.notify_refusals.pop(0)
+            return MimiResponse(body, status=status, headers={"Retry-After": retry_after} if retry_after else {})
         if not _is_room_uri(room_id):
             raise MimiHTTPError(400, "malformed-room-id", f"{room_id!r} is not a mimi:// room URI")
         if not self.notify_allowed(room_id, request.peer_domain, request.body):
@@ -1068,7 +1090,8 @@ class ReferenceProvider:
                 return peer_domain == domain_of_uri(bytes(room.moved.hub.uri))
             # A provider without any state of the room learns of it from a Welcome: its clients check
             # the group (and its mimi_hub component) themselves.
-            return room_id not in self.known_rooms() and _carries_welcome(body)
+            return room_id not in self.known_rooms() and (
+                _carries_welcome(body) or self.overrides.departs(UNKNOWN_ROOM_WELCOME_ONLY))
         allowed = {hub_domain(data)}
         if data.state == HubState.transferring:
             if not self.overrides.hook(ACCEPT_TARGET_NOTIFY, body):

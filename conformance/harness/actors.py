@@ -311,9 +311,11 @@ class Party:
             raise HarnessError(f"{self.name} {path}: HTTP {reply.status_code} {reply.text[:200]}")
         return reply.json()
 
-    def refuse_notifies(self, statuses: list[int], retry_after: str | None = None) -> None:
-        """Make this reference peer answer its next /notify requests with ``statuses``, one each."""
-        self._introspect_post("refuse-notify", {"statuses": statuses, **({"retryAfter": retry_after} if retry_after else {})})
+    def refuse_notifies(self, statuses: list[int], retry_after: str | None = None, body: str | None = None) -> None:
+        """Make this reference peer answer its next /notify requests with ``statuses`` (any of 200..599: a
+        refusal or a 2xx other than 201), one each, without processing them; with ``body`` (not for 204/304)."""
+        self._introspect_post("refuse-notify", {"statuses": statuses, **({"retryAfter": retry_after} if retry_after else {}),
+                                                **({"body": body} if body else {})})
 
     # -- hub transfer (docs/extensions/hub-transfer.md) ---------------------------------------------
 

@@ -47,6 +47,7 @@ Q_NOTIFY = "EXT-CONSENT-QUARANTINE-NOTIFY-201"
 Q_RELEASE = "EXT-CONSENT-QUARANTINE-RELEASE"
 Q_REJECT = "EXT-CONSENT-QUARANTINE-REJECT-DROPS"
 Q_GRANTED = "EXT-CONSENT-QUARANTINE-GRANTED-NOT-HELD"
+Q_REJECTED_STAYS = "EXT-CONSENT-QUARANTINE-REJECTED-STAYS"
 FIRST_NO_KP = "EXT-CONSENT-FIRST-NO-KEYPACKAGES"
 FIRST_REQUEST_201 = "EXT-CONSENT-FIRST-REQUEST-201"
 FIRST_GRANT_OPENS = "EXT-CONSENT-FIRST-GRANT-OPENS"
@@ -418,6 +419,50 @@ def test_quarantine_reject_drops_held_items(cast, sut, names, poll_until):
                        "is readable by the target's clients")
 
 
+@as_follower
+@pytest.mark.requirements(Q_REJECTED_STAYS, Q_ADD)
+def test_quarantine_rejected_room_stays_rejected_for_later_items_and_readds(cast, sut, names):
+    """A rejected room stays rejected: neither a later message of the room nor, after another admin removed
+    and re-added the target, the re-add's Welcome and a message after it reach the target's clients.
+
+    consent-modes: "A rejected room **stays rejected**: nothing of it reaches any client of the target
+    afterwards without a further user action, neither the room's later items nor the Welcome (and what
+    follows) of a later re-add of the target to that room, by the same or another requester. Whether such
+    a re-add is dropped or held anew for a fresh accept is the provider's choice". The re-add comes from a
+    second admin (the rejecting user's revoke covers only the first requester), so the SUT may serve it
+    KeyPackages; one that does not leaves only the later message to judge."""
+    requester, target, room = _quarantined_room(cast, sut, names)
+    hub = requester.party
+    co_admin = hub.create_user("co-admin")
+    hub.add_ok(room, requester.user, co_admin, role=ROLE_ADMIN)
+    held = _payload(names, "held")
+    requester.send_processed(room, held)
+    cast.sut.revoke_consent(target, requester.user, room=room)
+    later = _payload(names, "after-reject")
+    requester.send_processed(room, later)
+    sent = [held, later]
+    removed = hub.remove(room, requester.user, target)
+    if removed.get("outcome") != "accepted":
+        raise HarnessError(f"the reference hub could not remove {target.uri} from {room} before the re-add: {removed}")
+    readd = hub.add(room, co_admin, target)
+    readded = readd.get("outcome") == "accepted"
+    if readded:
+        after = _payload(names, "after-readd")
+        # The sentinel's copy of a message after the re-add: the SUT processed the re-add's Welcome before it.
+        requester.send_processed(room, after)
+        sent.append(after)
+    elif readd.get("outcome") != "noKeyMaterial":
+        raise HarnessError(f"{co_admin.uri} could not re-add {target.uri} to {room}: {readd}")
+    leaked = _readable(cast.sut, target, sent)
+    if leaked:
+        fail(f"after the reject of {room}, the target's clients read items of it without an accept"
+             f"{' (re-added by ' + co_admin.uri + ')' if readded else ''}: {leaked}", requirement=Q_REJECTED_STAYS)
+    what = (f"re-added by {co_admin.uri}, and a message after the re-add" if readded else
+            f"the re-add by {co_admin.uri} got no KeyPackages ({readd.get('keyMaterial')}), so only the later message")
+    observed(Q_REJECTED_STAYS, f"after the reject, a later message of {room} (processed by the SUT) and {what}: none "
+                               "readable by the target's clients")
+
+
 @both_roles
 @pytest.mark.requirements(Q_GRANTED, Q_ADD)
 def test_quarantine_room_from_granted_requester_is_not_held(cast, sut, names):
@@ -540,6 +585,55 @@ def test_consent_first_revoke_closes_keymaterial(cast, sut, mimi_as):
     cast.sut.revoke_consent(target, requester.user)
     reply, response = raw.key_material(requester.user.uri, target.uri, room)
     _expect_refused(reply, response, target.uri, "keyMaterial after the revoke", FIRST_REVOKE_CLOSES)
+
+
+@both_roles
+@pytest.mark.requirements(FIRST_GRANT_OPENS, FIRST_REVOKE_CLOSES)
+def test_consent_first_room_revoke_leaves_other_rooms_granted(cast, sut, mimi_as):
+    """A consent-first user who granted rooms A and B and then revokes B alone: the SUT still hands out
+    KeyPackages for room A, and refuses room B.
+
+    consent-modes: "a revoke for a room overrides grants only for that room"; "After the user grants,
+    keyMaterial requests covered by the grant return KeyPackages"."""
+    target = _user_in_mode(sut, cast.sut, "consent-first")
+    requester = _Requester(cast, sut)
+    room_a, room_b = requester.room(), requester.room()
+    raw = _Mimi(sut, mimi_as, requester.domain)
+    user = requester.user.uri
+    for room in (room_a, room_b):
+        cast.sut.grant_consent(target, requester.user, room=room)
+    reply, response = raw.key_material(user, target.uri, room_b)
+    _expect_key_packages(reply, response, f"keyMaterial for {room_b} after grants for {room_a} and {room_b}",
+                         FIRST_GRANT_OPENS)
+    cast.sut.revoke_consent(target, requester.user, room=room_b)
+    reply, response = raw.key_material(user, target.uri, room_a)
+    _expect_key_packages(reply, response, f"keyMaterial for {room_a} (granted) after a revoke naming only {room_b}",
+                         FIRST_GRANT_OPENS)
+    reply, response = raw.key_material(user, target.uri, room_b)
+    _expect_refused(reply, response, target.uri, f"keyMaterial for {room_b} after its grant was revoked",
+                    FIRST_REVOKE_CLOSES)
+
+
+@both_roles
+@pytest.mark.requirements(FIRST_REVOKE_CLOSES, FIRST_GRANT_OPENS)
+def test_consent_first_revoke_for_every_room_overrides_an_earlier_room_grant(cast, sut, mimi_as):
+    """A consent-first user who granted room A and later revokes without a room: the SUT refuses
+    keyMaterial for room A (the later revoke wins over the earlier, narrower grant).
+
+    consent-modes: "A revoke for a scope without `roomId` overrides every grant for that requester"; "After
+    the user revokes, covered keyMaterial requests answer noConsent again". Only this order (grant, then
+    revoke) is judged: which of a revoke and a *later* narrower grant wins is not."""
+    target = _user_in_mode(sut, cast.sut, "consent-first")
+    requester = _Requester(cast, sut)
+    room = requester.room()
+    raw = _Mimi(sut, mimi_as, requester.domain)
+    cast.sut.grant_consent(target, requester.user, room=room)
+    reply, response = raw.key_material(requester.user.uri, target.uri, room)
+    _expect_key_packages(reply, response, f"keyMaterial for {room} after a grant for it", FIRST_GRANT_OPENS)
+    cast.sut.revoke_consent(target, requester.user)
+    reply, response = raw.key_material(requester.user.uri, target.uri, room)
+    _expect_refused(reply, response, target.uri, f"keyMaterial for {room} after a later revoke naming no room",
+                    FIRST_REVOKE_CLOSES)
 
 
 @both_roles

@@ -109,6 +109,30 @@ def test_revoke_and_grant_gate_keymaterial(cast, sut, mimi_as):
 
 
 @both_roles
+@pytest.mark.requirements(REVOKE_ENFORCED, KEYMAT_NOCONSENT)
+def test_revoke_for_every_room_overrides_an_earlier_room_grant(cast, sut, mimi_as):
+    """A grant for room A followed by a revoke naming no room: keyMaterial for room A is refused.
+
+    -06 §8: "Each of these consent operations can indicate a specific room, or indicate any room." A
+    revoke indicating any room covers room A too, so the earlier grant for room A does not outlive it
+    (§5.7: updateConsent gives notice "that consent for a specific 'requester' was granted, revoked, or
+    preemptively denied"). Only this order is judged, never a revoke followed by a narrower grant."""
+    _needs(cast.sut, "revokeConsent", "grantConsent")
+    target = cast.sut.create_user("target")
+    requester = _Requester(cast, sut)
+    room = requester.room()
+    raw = _Mimi(sut, mimi_as, requester.domain)
+    cast.sut.grant_consent(target, requester.user, room=room)
+    reply, response = raw.key_material(requester.user.uri, target.uri, room)
+    if not _opened(response):
+        blocked(GRANT_ENABLES, f"after the target granted {requester.user.uri} consent for {room}, keyMaterial "
+                               f"for it was refused: {_describe(reply, response)}")
+    cast.sut.revoke_consent(target, requester.user)
+    _judge_refusal(*raw.key_material(requester.user.uri, target.uri, room),
+                   f"keyMaterial for {room} after a grant for it, then a revoke naming no room")
+
+
+@both_roles
 @pytest.mark.requirements(ROOM_OR_ANY, KEYMAT_NOCONSENT_ROOM)
 def test_room_scoped_revoke_applies_to_that_room_only(cast, sut, mimi_as):
     """A grant without a room opens every room; a later revoke naming room B refuses room B only (with

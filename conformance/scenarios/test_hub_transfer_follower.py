@@ -384,6 +384,29 @@ def test_follower_refuses_notify_from_the_old_hub_after_the_cutover_epoch(sut, s
         observed(STALE_NOTIFY, f"/notify from {domain} ({who}) answered HTTP {status}")
 
 
+@pytest.mark.requirements(STALE_NOTIFY)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+def test_follower_refuses_notify_from_a_stranger_for_a_room_it_does_not_hold(sut, ref_hub, mimi_as, poll_until):
+    """Extension §7: the follower accepts /notify for the room "from the hub-of-record and from the target
+    named in the committed component ... It SHOULD refuse (403) /notify for the room from any other
+    provider". For a room the SUT holds no state of, no component names a hub or target, and a provider that
+    is not the room ID's authority sends an application message (not a Welcome, by which a moved room's
+    new hub may reach a newcomer, §13; that is not judged): any answer but 201 is a refusal."""
+    transfer_settings(sut, "follower")
+    creator = ref_hub.create_user("creator")
+    room = ref_hub.create_room(creator)
+    member = _synced(ref_hub, room, creator.client, ref_hub.room(room)["epoch"], poll_until)
+    body = _application(member, b"from a stranger " + room.encode())
+    status = _notify_as(mimi_as, sut, STRANGER, room, body)
+    if status == 201:
+        fail(f"the SUT answered 201 to /notify from {STRANGER} (neither the authority {OLD_HUB} of the room ID nor a "
+             "hub or target any committed component names) for a room it holds no state of, carrying an "
+             "application message", requirement=STALE_NOTIFY)
+    observed(STALE_NOTIFY, f"/notify from {STRANGER} with an application message for a room the SUT holds no state "
+             f"of answered HTTP {status}")
+
+
 # -- §7 redirects and 503 ------------------------------------------------------------------------
 
 

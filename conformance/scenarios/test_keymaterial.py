@@ -65,6 +65,8 @@ GRANT_ENABLES = "PROTO-CONSENT-GRANT-ENABLES-KEYMAT"  # not judged here: what a 
 SUITE = 1  # MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, the suite's own (and the MTI) suite
 UNSUPPORTED_SUITE = 0x0A0A  # an RFC 9420 GREASE value: never a real cipher suite
 UNSUPPORTED_EXTENSION = 0xF0A5  # a private-use extension type no client is expected to support
+UNSUPPORTED_PROPOSAL = 0xF0A5  # a private-use (RFC 9420 §17.4), non-default proposal type
+UNSUPPORTED_CREDENTIAL = 0xF0A5  # a private-use (RFC 9420 §17.5) credential type
 SHORT_LIFETIME = 2  # seconds: the lifetime of the KeyPackages published to expire while the check waits
 EXPIRY_TOLERANCE = 2  # seconds past not_after before a served KeyPackage counts as expired (clock steps)
 NO_GRANT = "the SUT requires consent and its adapter offers no way to grant it"
@@ -94,15 +96,15 @@ class _Requester:
     granted: set[str] = dataclasses.field(default_factory=set)  # targets that granted consent for the room
 
     def build(self, target: str, *, suites: tuple[int, ...] = (SUITE,), extensions: tuple[int, ...] = (),
-              corrupt: bool = False) -> bytes:
+              proposals: tuple[int, ...] = (), credentials: tuple[int, ...] = (), corrupt: bool = False) -> bytes:
         request = KeyMaterialRequest(
             protocol=Protocol.mls10,
             requestingUser=IdentifierUri(uri=self.user.encode()),
             targetUser=IdentifierUri(uri=target.encode()),
             roomId=IdentifierUri(uri=self.room.encode()),
             acceptableCiphersuites=list(suites),
-            requiredCapabilities=RequiredCapabilities(extension_types=list(extensions), proposal_types=[],
-                                                      credential_types=[]),
+            requiredCapabilities=RequiredCapabilities(extension_types=list(extensions), proposal_types=list(proposals),
+                                                      credential_types=list(credentials)),
             requesterSignatureKey=self.signature_pub,
             requesterCredential=basic_credential(self.client.encode()),
             key_material_request_signature=b"",
@@ -324,51 +326,78 @@ def test_exhausted_client_makes_partial_success(cast, sut, mimi, mimi_as, names,
     observed(USER_CODE, f"{len(provided)} of two clients got key material, {empty} none: userStatus partialSuccess")
 
 
+def _publish_short_lived(party, client: str, count: int, *, replace: bool, last_resort: bool) -> bool | None:
+    """publishKeyPackages of ``count`` KeyPackages living SHORT_LIFETIME seconds: whether the client now has a
+    last-resort one (asked for with ``last_resort``; a SUT that publishes none is asked again without), or None
+    where the SUT's adapter cannot publish such short-lived KeyPackages (422 below its own minimum, or 400/501)."""
+    for lr in ((True, False) if last_resort else (False,)):
+        try:
+            answer = party.publish_key_packages(client, count, replace=replace, lastResort=lr,
+                                                lifetimeSeconds=SHORT_LIFETIME)
+        except ControlProblem as exc:
+            if exc.status not in (400, 422, 501):
+                raise
+            continue
+        return bool(lr and isinstance(answer, dict) and answer.get("lastResort", lr))
+    return None
+
+
 @pytest.mark.requirements(NO_EXPIRED)
 @both_roles
 def test_no_expired_key_package_is_handed_out(cast, sut, mimi, mimi_as, names, recorder):
-    """No KeyPackage keyMaterial returns has a LeafNode lifetime that has ended: not once the client's
-    only KeyPackages, published with a lifetime of a few seconds (publishKeyPackages lifetimeSeconds),
-    have expired, and not among freshly published ones. Only the first can show the SUT keeps expired
-    KeyPackages back, so only it is an observation: where the SUT's adapter cannot publish short-lived
-    KeyPackages the requirement is NOT_APPLICABLE (an expired KeyPackage served later still fails)."""
+    """-06 §5.2: "The target provider MUST NOT provide expired keying material (ex: an MLS KeyPackage
+    containing a LeafNode with a notAfter time past the current date and time)."
+
+    A user with two clients, given KeyPackages with a lifetime of a few seconds (publishKeyPackages
+    lifetimeSeconds): the first has only such KeyPackages (its last-resort one too, where the SUT keeps
+    one), the second has them besides ordinary ones. Once they have expired, no keyMaterial answer, over
+    as many requests as the second client has unexpired KeyPackages and two more, hands out an expired
+    KeyPackage. What the SUT answers instead (keyMaterialExhausted, nothingCompatible, a fresh KeyPackage,
+    the unexpired ones in any order) is not judged: the sentence forbids only the expired ones. Where the
+    SUT's adapter cannot publish short-lived KeyPackages the requirement is NOT_APPLICABLE (freshly
+    published KeyPackages are still looked at: an expired one served still fails)."""
     asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
-    target = _target(cast, asker)
+    target = _target(cast, asker, clients=2)
     if not cast.sut.supports("publishKeyPackages"):
         not_applicable("the SUT's control API does not implement publishKeyPackages, so no expired KeyPackage "
                        "could be offered to it", operation="publishKeyPackages")
-    try:
-        cast.sut.publish_key_packages(target.client, 2, replace=True, lastResort=False,
-                                      lifetimeSeconds=SHORT_LIFETIME)
-        short_lived = True
-    except ControlProblem as exc:
-        if exc.status not in (400, 422, 501):
-            raise
-        not_applicable(f"the SUT's adapter cannot publish KeyPackages with a lifetime of {SHORT_LIFETIME} s "
-                       f"(publishKeyPackages: {exc}), so no expired KeyPackage could be offered to it",
-                       requirement=NO_EXPIRED)
-        short_lived = False
-    if short_lived:
+    only, mixed = target.clients
+    valid = 2
+    spare = _publish_short_lived(cast.sut, only, 2, replace=True, last_resort=True)
+    if spare is not None and _publish_short_lived(cast.sut, mixed, 2, replace=True, last_resort=False) is not None:
         expired_at = time.time() + SHORT_LIFETIME
-        recorder.note(f"published 2 KeyPackages of {target.client} living {SHORT_LIFETIME} s; waiting for them "
-                      "to expire")
+        cast.sut.publish_key_packages(mixed, valid, replace=False, lastResort=False)  # unexpired ones besides
+        recorder.note(f"{only}: 2 KeyPackages{' and a last-resort one' if spare else ''} living {SHORT_LIFETIME} s; "
+                      f"{mixed}: 2 living {SHORT_LIFETIME} s and {valid} of the default lifetime; waiting for the "
+                      "short-lived ones to expire")
         time.sleep(max(0.0, expired_at + EXPIRY_TOLERANCE + 1 - time.time()))
-        status, _, response = asker.ask_consented(target.uri)
-        now = time.time()
-        served = _key_packages(response)
-        for client, kp in served:
-            if _expired(kp, now):
-                fail(f"after {target.client}'s KeyPackages expired, keyMaterial handed out {_ref(kp).hex()} of "
-                     f"{client}, expired {int(now) - kp.leaf_node.lifetime.not_after} s ago (not_after "
-                     f"{kp.leaf_node.lifetime.not_after})")
-        if response is None:
-            not_applicable(f"after the client's KeyPackages expired keyMaterial answered HTTP {status}, not a "
+        answers: list[str] = []
+        served = 0
+        for attempt in range(1, valid + 3):
+            status, _, response = asker.ask_consented(target.uri)
+            now = time.time()
+            for client, kp in _key_packages(response):
+                if _expired(kp, now):
+                    what = "its only KeyPackages" if client == only else "some of its KeyPackages"
+                    fail(f"after {what} expired, response {attempt} handed out {_ref(kp).hex()} of {client}, "
+                         f"expired {int(now) - kp.leaf_node.lifetime.not_after} s ago (not_after "
+                         f"{kp.leaf_node.lifetime.not_after})")
+                served += 1
+            answers.append(response.userStatus.name if response is not None else f"HTTP {status}")
+        if all(a.startswith("HTTP") for a in answers):
+            not_applicable(f"after the short-lived KeyPackages expired keyMaterial answered {answers}, never a "
                            "KeyMaterialResponse: nothing to judge", requirement=NO_EXPIRED)
         else:
-            observed(NO_EXPIRED, f"after the client's only KeyPackages (lifetime {SHORT_LIFETIME} s) expired, "
-                                 f"keyMaterial answered {response.userStatus.name} with {len(served)} KeyPackage(s), "
-                                 "none expired")
-    cast.sut.publish_key_packages(target.client, 2, replace=True, lastResort=False)
+            observed(NO_EXPIRED, f"after the short-lived KeyPackages (lifetime {SHORT_LIFETIME} s) expired, "
+                                 f"{len(answers)} keyMaterial answers ({', '.join(answers)}) handed out {served} "
+                                 f"KeyPackage(s), none expired: none of {only}, whose only ones had expired, nor of "
+                                 f"{mixed}, which had unexpired ones besides")
+    else:
+        not_applicable(f"the SUT's adapter cannot publish KeyPackages with a lifetime of {SHORT_LIFETIME} s "
+                       "(publishKeyPackages lifetimeSeconds answered 400, 422 or 501), so no expired KeyPackage "
+                       "could be offered to it", requirement=NO_EXPIRED)
+    for client in target.clients:
+        cast.sut.publish_key_packages(client, 2, replace=True, lastResort=False)
     for _ in range(3):  # fresh KeyPackages, then whatever the SUT serves once they are gone
         _, _, response = asker.ask_consented(target.uri)
         now = time.time()
@@ -381,24 +410,43 @@ def test_no_expired_key_package_is_handed_out(cast, sut, mimi, mimi_as, names, r
 @pytest.mark.requirements(REQUIRED_CAPABILITIES)
 @both_roles
 def test_required_capabilities_no_client_supports_get_no_key_package(cast, sut, mimi, mimi_as, names, recorder):
-    """A request requiring an extension no client supports answers noCompatibleMaterial, with no
-    KeyPackage and any listed client nothingCompatible."""
+    """A request requiring an extension type no client supports answers noCompatibleMaterial, with no
+    KeyPackage and any listed client nothingCompatible; so does one requiring a non-default proposal type,
+    and one requiring a credential type, that no client supports.
+
+    -06 §5.2: "Next there is an MLS RequiredCapabilities object, which contains (possibly empty) lists of
+    required credential types, non-default proposal types, and extensions) required by the requesting
+    provider." "noCompatibleMaterial indicates that none of the clients was able to supply key material
+    compatible with the requiredCapabilities field in the request." A KeyPackage is compatible when its
+    LeafNode's capabilities list every required type (RFC 9420 §11.1, §7.2: default proposal and extension
+    types need not be listed). Each request requires one private-use type (0xF000-0xFFFF, RFC 9420 §17), so
+    that no client of the SUT can be expected to support it; a refused request consumes no KeyPackage."""
     asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
     target = _target(cast, asker, clients=2)
-    status, _, response = asker.ask_consented(target.uri, extensions=(UNSUPPORTED_EXTENSION,))
-    if response is None:
-        fail(f"a request requiring an unsupported extension answered HTTP {status}, not noCompatibleMaterial")
-    if _key_packages(response):
-        fail(f"KeyPackages were handed out although no client supports the required extension "
-             f"0x{UNSUPPORTED_EXTENSION:04X} ({response.userStatus.name})")
-    if response.userStatus != KeyMaterialUserCode.noCompatibleMaterial:
-        fail(f"no client supports the required extension, yet userStatus is {response.userStatus.name}")
-    wrong = [f"{_text(c.clientUri)}={c.clientStatus.name}" for c in response.clients
-             if c.clientStatus != KeyMaterialClientCode.nothingCompatible]
-    if wrong:
-        fail(f"clients listed under noCompatibleMaterial are not nothingCompatible: {wrong}")
-    observed(REQUIRED_CAPABILITIES, f"requiring 0x{UNSUPPORTED_EXTENSION:04X}: noCompatibleMaterial, no KeyPackage, "
-                                    f"{len(response.clients)} client(s) listed nothingCompatible")
+    kinds = (
+        ("extension type", {"extensions": (UNSUPPORTED_EXTENSION,)}, UNSUPPORTED_EXTENSION),
+        ("proposal type", {"proposals": (UNSUPPORTED_PROPOSAL,)}, UNSUPPORTED_PROPOSAL),
+        ("credential type", {"credentials": (UNSUPPORTED_CREDENTIAL,)}, UNSUPPORTED_CREDENTIAL),
+    )
+    for kind, options, value in kinds:
+        required = f"the {kind} 0x{value:04X}"
+        status, _, response = asker.ask_consented(target.uri, **options)
+        if response is None:
+            fail(f"a request requiring {required}, which no client supports, answered HTTP {status}, not "
+                 "noCompatibleMaterial")
+        if _key_packages(response):
+            fail(f"KeyPackages were handed out although no client supports the required {kind} 0x{value:04X} "
+                 f"({response.userStatus.name})")
+        if response.userStatus != KeyMaterialUserCode.noCompatibleMaterial:
+            fail(f"no client supports the required {kind} 0x{value:04X}, yet userStatus is "
+                 f"{response.userStatus.name}")
+        wrong = [f"{_text(c.clientUri)}={c.clientStatus.name}" for c in response.clients
+                 if c.clientStatus != KeyMaterialClientCode.nothingCompatible]
+        if wrong:
+            fail(f"requiring {required}: clients listed under noCompatibleMaterial are not nothingCompatible: "
+                 f"{wrong}")
+        observed(REQUIRED_CAPABILITIES, f"requiring {required}: noCompatibleMaterial, no KeyPackage, "
+                                        f"{len(response.clients)} client(s) listed nothingCompatible")
 
 
 @pytest.mark.requirements(ACCEPTABLE_SUITE)
@@ -618,6 +666,47 @@ def test_follower_asks_the_hub_for_a_third_providers_key_material(cast, ref_foll
              f"(addParticipant: {result.get('outcome')})")
     observed(VIA_HUB, f"adding {third.uri}, the SUT asked the hub {cast.hub.domain} ({len(via_hub)} request(s)) "
                       f"and never {ref_follower.domain} directly")
+
+
+def _served(response) -> list[str]:
+    """The clients a KeyMaterialResponse hands a KeyPackage for."""
+    if response is None:
+        return []
+    return [_text(c.clientUri) for c in response.clients if c.keyPackage is not None]
+
+
+@pytest.mark.requirements(TARGET_IN_PATH)
+@both_roles
+def test_key_material_whose_path_and_body_disagree_gets_no_key_package(cast, sut, mimi, mimi_as, names, recorder):
+    """A keyMaterial request whose path names one user of the SUT and whose targetUser names another gets
+    no KeyPackage (of either user); the same users asked with matching path and body get theirs.
+
+    -06 §5.2: "POST /keyMaterial/{targetUser} / The target user's URI is listed in the request path." and
+    "The path includes the target user URI (with any necessary percent-encoding)." The request body
+    carries targetUser too; both name the one target user (PROTO-KEYMAT-TARGET-IN-PATH, IMPLIED). A request
+    where they differ names no target user, so the SUT has no user to hand KeyPackages of. -06 names no
+    answer for it, so any answer that hands out no KeyPackage passes (any status, or a KeyMaterialResponse
+    without KeyPackages)."""
+    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
+    path_user, body_user = _target(cast, asker, "pathuser"), _target(cast, asker, "bodyuser")
+    with judging(TARGET_IN_PATH):
+        status, _, response = asker.ask(body_user.uri, path_target=path_user.uri)
+    served = _served(response)
+    if served:
+        fail(f"keyMaterial with path {path_user.uri} and targetUser {body_user.uri} answered "
+             f"{response.userStatus.name} with KeyPackages for {served}: the path and the body name different "
+             "users, so the request names no target user to serve", requirement=TARGET_IN_PATH)
+    refusal = f"HTTP {status}" + (f" {response.userStatus.name} without KeyPackages" if response is not None else "")
+    # The control: each user asked with matching path and body gets KeyPackages, so the refusal above was
+    # for the disagreement, not for want of consent or of KeyPackages.
+    for user in (path_user, body_user):
+        status, _, response = asker.ask_consented(user.uri)
+        if not _served(response):
+            blocked(PUBLICATION_POINT, f"keyMaterial for {user.uri} with matching path and targetUser answered "
+                                       f"{response.userStatus.name if response is not None else f'HTTP {status}'}, "
+                                       "not KeyPackages, so the check cannot tell a refusal of the disagreement apart")
+    observed(TARGET_IN_PATH, f"path {path_user.uri} with targetUser {body_user.uri}: {refusal}; each user asked "
+                             "with matching path and targetUser got KeyPackages")
 
 
 @pytest.mark.requirements(ROOM_ID, NONEMPTY_SUITES, REQUEST_SIGNED, TARGET_IN_PATH)

@@ -197,12 +197,52 @@ def test_single_device_room_refuses_a_second_client(cast):
            evidence=f"bob's second client {device} tried to join; the hub lists only {clients}")
 
 
+def _max_clients_room(cast, limit: int):
+    """A room on the SUT hub with policy max_clients ``limit``, Alice (SUT) and Bob (reference follower, one
+    client): two clients, within the limit. Set-up, except that a hub refusing Bob's add there while it
+    accepts the same add in a room without max_clients misses POLICY-BASE-MAX-CLIENTS (room-policy-04 §5
+    caps the group at the value, so a group of ``limit`` clients is allowed); a room whose effective
+    max_clients the SUT made lower than two leaves nothing to judge."""
+    policy = {"base": {"maxClients": limit}}
+    alice = cast.hub.create_user("alice")
+    try:
+        room = cast.hub.create_room(alice, policy=policy)
+    except ControlProblem as exc:
+        if exc.status == 422:
+            not_applicable(f"the SUT does not host a room with policy {policy}: {exc}")
+        raise
+    effective = ((cast.hub.room(room).get("policy") or {}).get("base") or {}).get("maxClients")
+    if effective is not None and effective < 2:
+        not_applicable(f"the SUT's room has max_clients {effective} (asked for {limit}): its declared policy is "
+                       "stricter than this check needs (two clients before the one it judges)")
+    bob = cast.follower.create_user("bob")
+    result = cast.hub.add(room, alice, bob)
+    outcome = result.get("outcome")
+    if outcome == "noKeyMaterial":
+        raise HarnessError(f"set-up failed: the SUT got no KeyPackage of bob from {cast.follower.domain}: {result}")
+    if outcome != "accepted":
+        refused = f"{outcome}: {result.get('hubResponse') or result}"
+        other_alice = cast.hub.create_user("alice")
+        other_room = cast.hub.create_room(other_alice)
+        control = cast.hub.add(other_room, other_alice, cast.follower.create_user("bob"))
+        if control.get("outcome") != "accepted":
+            not_applicable(f"set-up failed: the SUT did not add bob to the room with max_clients {limit} ({refused}) "
+                           f"nor to a room without max_clients ({control.get('outcome')}), so the refusal is not "
+                           "max_clients's; the membership checks judge it")
+        fail(f"the SUT refused to add bob to a room with max_clients {limit}, which would make 2 clients, within "
+             f"the limit ({refused}); it added him to a room without max_clients", requirement=MAX_CLIENTS)
+    cast.follower.wait_epoch(room, cast.hub.room(room)["epoch"], what="bob's clients to join the SUT's room")
+    return room, alice, bob
+
+
 @pytest.mark.feature("multiDevice")
 @pytest.mark.requirements(MAX_CLIENTS)
 @as_hub
 def test_max_clients_caps_new_devices(cast):
-    """In a room whose policy has max_clients 2 the hub refuses a device that would make a third client."""
-    room, _alice, bob = _sut_hub_room(cast, policy={"base": {"maxClients": 2}})
+    """room-policy-04 §5: "When max_clients has a value, the room's associated MLS group MUST NOT have more
+    clients than the provided value." In a room with max_clients 2 the hub lets the group reach 2 clients
+    and refuses a device that would make a third."""
+    room, _alice, bob = _max_clients_room(cast, 2)
     mark = cast.follower.traffic_mark()
     device = cast.follower.add_client(bob)
     _require_join_attempt(cast, room, mark)
@@ -210,7 +250,8 @@ def test_max_clients_caps_new_devices(cast):
     count = sum(len(p["clients"]) for p in info["participants"])
     expect(MAX_CLIENTS, device not in _clients_of(cast.hub, room, bob) and count <= 2,
            f"the group has {count} clients in a room with max_clients 2: {info['participants']}",
-           evidence=f"a third client tried to join a room with max_clients 2; the group has {count} clients")
+           evidence=f"the group reached 2 clients in a room with max_clients 2; a third client tried to join and "
+                    f"the group has {count} clients")
 
 
 # -- SUT as follower -------------------------------------------------------------------------------

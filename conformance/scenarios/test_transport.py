@@ -35,7 +35,7 @@ import pytest
 
 from conformance.harness.attribution import DIRECTORY_RULE, OPTIONAL_ENDPOINTS, blockers
 from conformance.harness.polling import PollTimeout
-from conformance.harness.reference_names import current
+from conformance.harness.reference_names import REFERENCE_ZONE, current
 from conformance.scenarios.roles import both_roles
 from conformance.verdicts import (
     HarnessError,
@@ -60,6 +60,7 @@ from reference_peer.wire.mimi import (
     GroupInfoRequest,
     IdentifierRequest,
     KeyMaterialRequest,
+    KeyMaterialUserCode,
     Protocol,
     SubmitMessageRequest,
     UpdateRequest,
@@ -316,6 +317,26 @@ def test_from_naming_the_sut_itself_is_refused(sut, sut_party, recorder, run_env
                     requirement=CERT_SOURCE)
 
 
+@pytest.mark.requirements(CERT_SOURCE)
+def test_parent_domain_certificate_does_not_authenticate_a_subdomain_from(sut, sut_party, recorder, run_env, names):
+    """The SUT refuses a request whose client certificate names only a parent domain of the From domain.
+
+    -06 §4.1: "The certificates presented in the TLS handshake MUST authenticate the source and target
+    provider domains, according to [RFC6125]." RFC 6125 §6.4.1 (kept by RFC 9525 §6.3): a DNS-ID matches
+    when the reference identifier and the presented identifier are the same (case-insensitively); only a
+    wildcard in the left-most label matches more. A certificate naming ref.test (no wildcard) therefore
+    does not authenticate hub.ref.test: a suffix match is no RFC 6125 match."""
+    parent = REFERENCE_ZONE
+    if not HUB_DOMAIN.endswith("." + parent):
+        raise HarnessError(f"the reference hub domain {HUB_DOMAIN} is not under {parent}")
+    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, HUB_DOMAIN)
+    answer = _probe(sut, recorder, sut_party.domain, method="POST", path=probe.path, body=probe.body,
+                    cert=run_env.pki.issue(parent), from_domain=HUB_DOMAIN,
+                    what=f"requestConsent with a certificate naming only {parent}, From mimi@{HUB_DOMAIN}")
+    _assert_refused(answer, probe, sut_party, f"a certificate naming only the parent domain {parent} with From "
+                    f"mimi@{HUB_DOMAIN}", requirement=CERT_SOURCE)
+
+
 @pytest.mark.requirements(HOST_TARGET)
 def test_each_domain_answers_under_its_name_whatever_the_host_port(sut, recorder, run_env):
     """Each SUT domain answers a request whose Host names it, with any port or none: the port component
@@ -363,6 +384,13 @@ def test_server_certificate_authenticates_each_domain(sut, recorder, run_env):
             fail(f"{domain}'s directory over a verified connection answered {answer.describe()}, not 200",
                  requirement=CERT_TARGET)
         observed(CERT_TARGET, f"{domain} (SNI) presented a certificate verified for it against {Path(trust).name}")
+
+
+# --------------------------------------------------------------------------------------------
+# Incoming: a keyMaterial request whose path and body name different users
+
+
+CONSENT_CODES = (KeyMaterialUserCode.noConsent, KeyMaterialUserCode.noConsentForThisRoom)
 
 
 # --------------------------------------------------------------------------------------------

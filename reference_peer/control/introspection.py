@@ -24,8 +24,10 @@
   peer refused for breaking a transport rule (``refused``, with the rule's requirement ID), its own
   requests that failed below HTTP (``failed``: TLS, connection), and rules it saw a peer break while
   processing what that peer sent (``observed``); the suite blames blocked checks on them.
-* ``POST /x-reference/v1/refuse-notify`` ``{"statuses": [503, ...], "retryAfter": "1"}``: answer the
-  next /notify requests with these statuses, one each (to see whether a SUT hub retries).
+* ``POST /x-reference/v1/refuse-notify`` ``{"statuses": [503, ...], "retryAfter": "1", "body": "..."}``:
+  answer the next /notify requests with these statuses (any of 200..599: a refusal, or a 2xx other than
+  201; ``retryAfter`` and ``body`` optional, no body with 204 or 304), one each, without processing them
+  (to see whether a SUT hub retries).
 
 Pickles are exchanged only between the suite and the reference peers it started on loopback, with
 the same code: nothing a SUT sends is ever unpickled.
@@ -80,11 +82,16 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
             body = await request.json()
             statuses = [int(s) for s in body["statuses"]]
             retry_after = body.get("retryAfter")
-        except (ValueError, KeyError, TypeError):
-            return _problem(400, 'expected {"statuses": [int, ...], "retryAfter": optional string}')
-        if not all(300 <= s <= 599 for s in statuses):
-            return _problem(400, "refusal statuses are 300..599")
-        provider.notify_refusals = [(s, None if retry_after is None else str(retry_after)) for s in statuses]
+            answer_body = (body.get("body") or "").encode()
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _problem(400, 'expected {"statuses": [int, ...], "retryAfter": optional string, '
+                                 '"body": optional string}')
+        if not all(200 <= s <= 599 for s in statuses):  # any final status (1xx is never a final answer)
+            return _problem(400, "answer statuses are 200..599")
+        if answer_body and any(s in (204, 304) for s in statuses):
+            return _problem(400, "a 204 or 304 answer has no body (RFC 9110)")
+        provider.notify_refusals = [(s, None if retry_after is None else str(retry_after), answer_body)
+                                    for s in statuses]
         return web.json_response({"pending": len(provider.notify_refusals)})
 
     async def violations(request: web.Request) -> web.Response:

@@ -292,6 +292,60 @@ QUARANTINE_REJECT_DELIVERS = define(
     description="a reject releases the held items to the clients instead of dropping them",
     departs=("provider.revoke.drop-held",),
 )
+QUARANTINE_REJECT_FORGOTTEN = define(
+    "consent-quarantine-reject-forgotten", area=AREA,
+    requirements=["EXT-CONSENT-QUARANTINE-REJECTED-STAYS"],
+    description="a rejected room does not stay rejected: the Welcome of a re-add, and the room's later items, are "
+                "delivered to the target's clients without an accept",
+    departs=("consent.quarantine.rejected-stays-rejected",),
+)
+
+# --- revoke scopes ----------------------------------------------------------------------------------
+
+
+def _revoke_clears_other_rooms(conn, scope) -> None:
+    """Hook of step consent.decision.revoke-keeps-other-rooms: a revoke naming one room also erases the
+    requester's grants for every other room."""
+    conn.execute(
+        "DELETE FROM consent_decisions WHERE requester = ? AND target = ? AND room_id NOT IN ('', ?) "
+        "AND decision = 'grant'",
+        (scope.requester, scope.target, scope.room_key),
+    )
+
+
+def _verdict_room_grant_outlives_revoke(consent, decisions: dict, requester: str, target: str, room: str | None):
+    """Hook of step consent.keymaterial.any-room-revoke-wins: the most specific decision wins, so a grant for
+    the room outlives a later revoke for every room."""
+    from ..provider.consent import ConsentVerdict, Decision
+
+    if room is not None and decisions.get(room) == Decision.grant and decisions.get("") == Decision.revoke:
+        return ConsentVerdict.allowed
+    return None
+
+
+ROOM_REVOKE_CLEARS_OTHER_ROOMS = define(
+    "consent-room-revoke-clears-other-rooms", area=AREA,
+    requirements=["EXT-CONSENT-FIRST-GRANT-OPENS"],
+    description="a revoke naming one room also erases the requester's grants for the other rooms (their "
+                "keyMaterial is refused again)",
+    hooks={"consent.decision.revoke-keeps-other-rooms": _revoke_clears_other_rooms},
+)
+ROOM_GRANT_OUTLIVES_REVOKE = define(
+    "consent-room-grant-outlives-revoke", area=AREA,
+    requirements=["EXT-CONSENT-FIRST-REVOKE-CLOSES", "PROTO-CONSENT-REVOKE-ENFORCED", "PROTO-KEYMAT-NOCONSENT"],
+    description="a grant for one room outlives a later revoke naming no room: keyMaterial for that room still "
+                "hands out KeyPackages",
+    hooks={"consent.keymaterial.any-room-revoke-wins": _verdict_room_grant_outlives_revoke},
+)
+
+# --- last-resort KeyPackages (keymaterial rules; kept here with the other rules users rely on) -----------
+
+KEYMAT_LAST_RESORT_FIRST = define(
+    "keymat-last-resort-first", area="keymaterial",
+    requirements=["PROTO-KEYMAT-LAST-RESORT-LAST"],
+    description="keyMaterial serves a client's last-resort KeyPackage while one-time KeyPackages are still left",
+    departs=("keymaterial.claim.last-resort-last",),
+)
 
 
 # --- helpers ---------------------------------------------------------------------------------------

@@ -91,6 +91,17 @@ KEYMAT_SERVE_EXPIRED = define(
     description="each client also publishes an already expired KeyPackage, served once its valid ones ran out",
     departs=("keymaterial.publish.valid-only", "keymaterial.claim.skip-expired"),
 )
+KEYMAT_EXPIRY_ONLY_GATES_CLIENT = define(
+    "keymat-expiry-only-gates-client", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-NO-EXPIRED"],
+    description="expiry decides only whether a client has key material: a client with any unexpired KeyPackage is "
+                "served its soonest-expiring one, expired or not",
+    departs=("keymaterial.claim.choose-unexpired",),
+)
+KEYMAT_SERVE_EXPIRED_LAST_RESORT = define(
+    "keymat-serve-expired-last-resort", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-NO-EXPIRED"],
+    description="a last-resort KeyPackage is served even after its lifetime ended",
+    departs=("keymaterial.claim.last-resort-expires",),
+)
 KEYMAT_REVEAL_UNKNOWN_USERS = define(
     "keymat-reveal-unknown-users", area=KEYMATERIAL, requirements=["EXT-CONSENT-ENUMERATION"],
     description="keyMaterial for an unknown user answers userUnknown while a non-consenting user gets noConsent",
@@ -112,6 +123,18 @@ KEYMAT_IGNORE_REQUIRED_CAPABILITIES = define(
     "keymat-ignore-required-capabilities", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-REQUIRED-CAPABILITIES"],
     description="claims ignore the request's requiredCapabilities",
     departs=("keymaterial.claim.required-capabilities",),
+)
+KEYMAT_IGNORE_REQUIRED_PROPOSALS = define(
+    "keymat-ignore-required-proposals", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-REQUIRED-CAPABILITIES"],
+    description="claims ignore the proposal types of the request's requiredCapabilities (extension and credential "
+                "types are still honoured)",
+    departs=("keymaterial.claim.required-proposal-types",),
+)
+KEYMAT_IGNORE_REQUIRED_CREDENTIALS = define(
+    "keymat-ignore-required-credentials", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-REQUIRED-CAPABILITIES"],
+    description="claims ignore the credential types of the request's requiredCapabilities (extension and proposal "
+                "types are still honoured)",
+    departs=("keymaterial.claim.required-credential-types",),
 )
 KEYMAT_IGNORE_CIPHERSUITES = define(
     "keymat-ignore-ciphersuites", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-ACCEPTABLE-CIPHERSUITE"],

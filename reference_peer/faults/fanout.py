@@ -13,6 +13,12 @@ COMMIT_OVERTAKEN = define(
     "commit that starts it (a commit nothing overtakes within half a second goes out as usual)",
     hooks={"hub.fanout.queue-in-order": lambda *args: notify_bodies(*args)},
 )
+NO_LOCAL_DELIVERY_OF_FOLLOWER_MESSAGES = define(
+    "no-local-delivery-of-follower-messages", area=AREA, requirements=["PROTO-FANOUT-TO-ACTIVE-PROVIDERS"],
+    description="as hub, fans an application message a follower submitted out to the other providers but "
+    "never delivers it to its own local clients in the room",
+    departs=("hub.fanout.local-clients-get-followers-messages",),
+)
 WELCOME_TO_EVERY_PROVIDER = define(
     "welcome-to-every-provider", area=AREA,
     requirements=["PROTO-FANOUT-WELCOME-ROUTING", "PROTO-KEYMAT-KPREF-HUB-PROVIDER"],
@@ -48,6 +54,14 @@ NOTIFY_NOT_RETRIED = define(
     description="as hub, drops a /notify the follower answered with anything but 201 (no retry)",
     # step hub.notify.retry-refused (peer.py _deliver_item): (status, retry_after) the outbox acts on
     hooks={"hub.notify.retry-refused": lambda status, retry_after, room: (201, None)},  # taken for delivered
+)
+NOTIFY_2XX_DELIVERED = define(
+    "notify-2xx-taken-as-delivered", area=AREA,
+    requirements=["PROTO-FANOUT-RETRY-NON-201", "PROTO-FANOUT-SUCCESS-IS-COMMITMENT"],
+    description="as hub, takes a /notify answered with any 2xx (200, 202, 204...) for delivered and retries only "
+    "3xx-5xx answers (-06 §5.5 retries anything but 201)",
+    # step hub.notify.retry-refused (peer.py _deliver_item): None leaves the answer as it came
+    hooks={"hub.notify.retry-refused": lambda status, retry_after, room: (201, None) if 200 <= status < 300 else None},
 )
 RETRY_AFTER_IGNORED = define(
     "retry-after-ignored", area=AREA, requirements=["PROTO-FANOUT-RETRY-AFTER-RESPECTED"],

@@ -32,3 +32,9 @@ MAX_CLIENTS_IGNORED = define(
     description="as hub, accepts commits that take the group above the room's max_clients",
     departs=("policy.constraints.enforce-max-clients",),
 )
+MAX_CLIENTS_EXCLUSIVE = define(
+    "max-clients-exclusive", area=AREA, requirements=["POLICY-BASE-MAX-CLIENTS"],
+    description="as hub, reads max_clients as exclusive: refuses a commit that takes the group to exactly "
+    "max_clients clients (one client fewer than the policy allows)",
+    departs=("policy.constraints.max-clients-inclusive",),
+)

@@ -58,6 +58,14 @@ ACCEPT_STALE_NOTIFY = define(
     "not only up to the cut-over epoch",
     departs=("transfer.follower.refuses-stale-notify",),
 )
+ACCEPT_STRANGER_NOTIFY_UNKNOWN_ROOM = define(
+    "follower-accepts-stranger-notify-unknown-room",
+    area=AREA,
+    requirements=["EXT-HUBXFER-FOLLOWER-STALE-NOTIFY"],
+    description="a follower answers 201 to /notify from any provider for a room it holds no state of, "
+    "whatever the body (not only a Welcome, by which a moved room's hub may reach a newcomer)",
+    departs=("follower.notify.unknown-room-welcome-only",),
+)
 REDIRECT_MOVES_HUB = define(
     "follower-redirect-moves-hub",
     area=AREA,

@@ -49,6 +49,11 @@ def _admit_own_domain_from(*, tls: bool, peer_names, from_domain: str, local_dom
     return True if tls and peer_names and from_domain in local_domains else None
 
 
+def _admit_parent_domain_certificate(*, tls: bool, peer_names, from_domain: str, local_domains):
+    """A suffix match: a certificate for ref.test 'authenticates' hub.ref.test (RFC 6125 matches exactly)."""
+    return True if tls and any(from_domain.endswith("." + name.lower()) for name in peer_names) else None
+
+
 async def start_sniffing_listener(loop, app_factory, host: str, port: int, ssl_context, handshake_timeout: float):
     """server.listen.tls-only under SERVE_CLEARTEXT: one listener that runs TLS when the first byte is a
     TLS handshake record (0x16) and plain HTTP otherwise."""
@@ -113,6 +118,32 @@ TRUST_OWN_DOMAIN_FROM = define(
     description="a request whose From names one of the server's own domains is admitted whatever the client "
     "certificate names (a forged 'loopback' origin)",
     hooks={_FROM_AUTHENTICATED: _admit_own_domain_from},
+)
+FROM_PARENT_DOMAIN_CERT = define(
+    "from-parent-domain-cert",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-CERT-SOURCE-DOMAIN"],
+    description="the MIMI listener matches the From domain against the client certificate by suffix: a "
+    "certificate naming a parent domain (ref.test) is taken to authenticate any subdomain (hub.ref.test)",
+    hooks={_FROM_AUTHENTICATED: _admit_parent_domain_certificate},
+)
+# keymaterial.target.path-matches-body (reference_peer/peer.py): the user served when the path and the
+# body's targetUser disagree (the check: test_transport.py, incoming keyMaterial whose path and body disagree).
+KEYMAT_TRUST_BODY_TARGET = define(
+    "keymat-trust-body-target",
+    area=AREA,
+    requirements=["PROTO-KEYMAT-TARGET-IN-PATH"],
+    description="a keyMaterial request whose path names another user than its targetUser is answered for the "
+    "body's targetUser (the path is ignored)",
+    hooks={"keymaterial.target.path-matches-body": lambda *, path_target, body_target: body_target},
+)
+KEYMAT_TRUST_PATH_TARGET = define(
+    "keymat-trust-path-target",
+    area=AREA,
+    requirements=["PROTO-KEYMAT-TARGET-IN-PATH"],
+    description="a keyMaterial request whose path names another user than its targetUser is answered for the "
+    "path's user (the body's targetUser is ignored)",
+    hooks={"keymaterial.target.path-matches-body": lambda *, path_target, body_target: path_target},
 )
 # Serving a Host the server does not serve is no fault: -06 §4.1 binds the requester's Host only (the
 # allowed variant serve-any-host, reference_peer/faults/variants_strictness.py). The fault breaks that.

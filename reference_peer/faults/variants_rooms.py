@@ -37,6 +37,16 @@ REMOVE_USER_REMOVES_FIRST = define_variant(
                 "AppDataUpdate in its commit",
     departs=("follower.remove-user.plist-update-first",),
 )
+LEAVER_JUDGED_BY_STATE_BEFORE_BUNDLE = define_variant(
+    "leaver-judged-by-state-before-bundle", area=AREA,
+    permitted_by="-06 §5.3: 'A hub provider which observes that an active participant has been removed or banned "
+                 "from the room [...] MUST prevent it from sending any proposals except for Remove and SelfRemove': "
+                 "a removal proposed earlier in the same UpdateRequest is not yet committed, so whether the hub has "
+                 "'observed' it is open (AMB-REMOVED-WITHIN-BUNDLE)",
+    description="the hub judges a bundle's proposals by who was removed or leaving before the bundle: a user whose "
+                "own participant-list removal comes earlier in the same UpdateRequest may still propose an Update",
+    departs=("hub.proposal.bind-leaver-within-bundle",),
+)
 PADDED_APPLICATION_MESSAGES = define_variant(
     "padded-application-messages", area=AREA,
     permitted_by="-06 §4.2: 'Every application message sent within a room is authenticated and confidentiality-"

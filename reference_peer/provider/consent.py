@@ -18,7 +18,7 @@ Model
 * **Quarantine**: a room a requester without a covering grant added the user to is *held*; its
   fan-out items are stored in arrival order and released (moved to the inbox) exactly once on
   accept, or dropped on reject. Later items of a released room go straight to the inbox; of a
-  rejected room, nowhere.
+  rejected room (its later items, and the Welcome of a re-add), nowhere until an accept.
 """
 
 from __future__ import annotations
@@ -69,9 +69,17 @@ NAME_ROOM_REFUSAL = step(
     "consent.keymaterial.name-room-refusal", "PROTO-KEYMAT-NOCONSENT-FOR-ROOM",
     summary="a request refused for this room while the user granted another answers noConsentForThisRoom "
             "(unless the provider's settings make no distinction)")
+KEYMAT_ANY_ROOM_REVOKE_WINS = step(
+    "consent.keymaterial.any-room-revoke-wins",
+    "EXT-CONSENT-FIRST-REVOKE-CLOSES", "PROTO-CONSENT-REVOKE-ENFORCED",
+    summary="a revoke without a roomId refuses keyMaterial for every room of that requester, an earlier grant "
+            "for the room notwithstanding")
 # The keyMaterial verdict steps, in the order their departures are asked.
 KEYMAT_VERDICT_STEPS = (KEYMAT_CONSENT_FIRST_GATED, KEYMAT_ANY_ROOM_GRANT_OPENS, KEYMAT_ROOM_GRANT_SCOPED,
-                        KEYMAT_IMMEDIATE_OPEN, KEYMAT_QUARANTINE_OPEN)
+                        KEYMAT_IMMEDIATE_OPEN, KEYMAT_QUARANTINE_OPEN, KEYMAT_ANY_ROOM_REVOKE_WINS)
+REVOKE_KEEPS_OTHER_ROOMS = step(
+    "consent.decision.revoke-keeps-other-rooms", "EXT-CONSENT-FIRST-GRANT-OPENS",
+    summary="a revoke naming a room leaves the requester's grants for other rooms in place")
 HOLD_ONLY_QUARANTINE = step(
     "consent.quarantine.hold-only-quarantine", "EXT-CONSENT-IMMEDIATE-DELIVERY",
     summary="rooms are held only for users in quarantine mode (an immediate user's rooms are delivered)")
@@ -81,6 +89,10 @@ WITHHOLD_HELD = step(
 RELEASE_IN_ORDER = step(
     "consent.quarantine.release-in-order", "EXT-CONSENT-QUARANTINE-RELEASE",
     summary="on accept the held items are released in arrival (fan-out) order")
+REJECTED_STAYS = step(
+    "consent.quarantine.rejected-stays-rejected", "EXT-CONSENT-QUARANTINE-REJECTED-STAYS",
+    summary="a rejected room stays rejected: nothing of it (later items, the Welcome of a re-add) reaches the "
+            "target's clients until the user accepts")
 
 
 class ConsentMode(enum.StrEnum):
@@ -269,6 +281,8 @@ class ConsentState:
                 "decided_at = excluded.decided_at, seq = excluded.seq",
                 (scope.requester, scope.target, scope.room_key, str(decision), now, self._next_seq(conn)),
             )
+            if decision == Decision.revoke and scope.room is not None:
+                self.overrides.hook(REVOKE_KEEPS_OTHER_ROOMS, conn, scope)
             if scope.room is None:
                 conn.execute(
                     "DELETE FROM consent_requests WHERE requester = ? AND target = ?", (scope.requester, scope.target)
@@ -362,7 +376,7 @@ class ConsentState:
                 )
                 if self.overrides.departs(WITHHOLD_HELD):
                     self._inbox.deliver(room, clients, item)
-            elif state != RoomState.rejected:
+            elif state != RoomState.rejected or self.overrides.departs(REJECTED_STAYS):
                 self._inbox.deliver(room, clients, item)
             return state
 

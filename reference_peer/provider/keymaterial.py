@@ -73,12 +73,24 @@ PARTIAL_SUCCESS = step(
 SKIP_EXPIRED = step(
     "keymaterial.claim.skip-expired", "PROTO-KEYMAT-NO-EXPIRED",
     summary="an expired KeyPackage is never served")
+CHOOSE_UNEXPIRED = step(
+    "keymaterial.claim.choose-unexpired", "PROTO-KEYMAT-NO-EXPIRED",
+    summary="the KeyPackage chosen for a client is itself unexpired, not only the client's having an unexpired one")
+LAST_RESORT_EXPIRES = step(
+    "keymaterial.claim.last-resort-expires", "PROTO-KEYMAT-NO-EXPIRED",
+    summary="a last-resort KeyPackage whose lifetime has ended is not served either")
 MARK_CLAIMED = step(
     "keymaterial.claim.mark-claimed", "PROTO-KEYMAT-NO-REUSE",
     summary="a one-time KeyPackage handed out is marked claimed and never handed out again")
 REQUIRED_CAPABILITIES = step(
     "keymaterial.claim.required-capabilities", "PROTO-KEYMAT-REQUIRED-CAPABILITIES",
     summary="a KeyPackage is served only if its capabilities cover the request's requiredCapabilities")
+REQUIRED_PROPOSAL_TYPES = step(
+    "keymaterial.claim.required-proposal-types", "PROTO-KEYMAT-REQUIRED-CAPABILITIES",
+    summary="a KeyPackage is served only if its capabilities list the required non-default proposal types")
+REQUIRED_CREDENTIAL_TYPES = step(
+    "keymaterial.claim.required-credential-types", "PROTO-KEYMAT-REQUIRED-CAPABILITIES",
+    summary="a KeyPackage is served only if its capabilities list the required credential types")
 LIST_NOTHING_COMPATIBLE = step(
     "keymaterial.claim.list-nothing-compatible-clients", "PROTO-KEYMAT-NOCOMPAT-MAY-LIST-CLIENTS",
     summary="a noCompatibleMaterial answer lists the user's clients (unless the settings say not to)")
@@ -88,6 +100,9 @@ REVEAL_CAPABILITIES = step(
 ACCEPTABLE_CIPHERSUITE = step(
     "keymaterial.claim.acceptable-ciphersuite", "PROTO-KEYMAT-ACCEPTABLE-CIPHERSUITE",
     summary="a KeyPackage is served only if its cipher suite is one of the request's acceptableCiphersuites")
+LAST_RESORT_LAST = step(
+    "keymaterial.claim.last-resort-last", "PROTO-KEYMAT-LAST-RESORT-LAST",
+    summary="a client's last-resort KeyPackage is served only when it has no one-time KeyPackage left")
 
 
 class InvalidUpload(ValueError):
@@ -103,19 +118,32 @@ class ParsedKeyPackage:
 
 
 def parse_key_package(data: bytes) -> ParsedKeyPackage:
-    """A KeyPackage from its MLSMessage wrapper or its bare encoding, with its KeyPackageRef."""
-    kp: KeyPackage | None = None
+    """A KeyPackage from its bare encoding (the ``KeyPackage`` struct, the form the store keeps and
+    keyMaterial serves), with its KeyPackageRef.
+
+    Only the bare form is tried: the two forms cannot be told apart by trying both, since a bare
+    KeyPackage (``0x0001`` version, ``0x0001`` cipher suite, ...) can also decode as a complete
+    MLSMessage carrying a PublicMessage (wire format ``0x0001``). A caller holding an MLSMessage
+    wrapper uses :func:`parse_key_package_message`."""
+    try:
+        kp = KeyPackage.decode(data)
+    except DecodeError as exc:
+        raise InvalidUpload(f"not a KeyPackage: {exc}") from None
+    return _parsed(kp)
+
+
+def parse_key_package_message(data: bytes) -> ParsedKeyPackage:
+    """A KeyPackage from its MLSMessage wrapper (wire format ``mls_key_package``), with its KeyPackageRef."""
     try:
         msg = MLSMessage.decode(data)
-    except DecodeError:
-        try:
-            kp = KeyPackage.decode(data)
-        except DecodeError as exc:
-            raise InvalidUpload(f"not a KeyPackage: {exc}") from None
-    else:
-        if msg.wire_format != WireFormat.mls_key_package:
-            raise InvalidUpload(f"MLSMessage carries {msg.wire_format.name}, not a KeyPackage")
-        kp = msg.key_package
+    except DecodeError as exc:
+        raise InvalidUpload(f"not an MLSMessage: {exc}") from None
+    if msg.wire_format != WireFormat.mls_key_package:
+        raise InvalidUpload(f"MLSMessage carries {msg.wire_format.name}, not a KeyPackage")
+    return _parsed(msg.key_package)
+
+
+def _parsed(kp: KeyPackage) -> ParsedKeyPackage:
     if kp.version != ProtocolVersion.mls10:
         raise InvalidUpload("KeyPackage version is not mls10")
     if kp.leaf_node.leaf_node_source != LeafNodeSource.key_package:
@@ -208,8 +236,8 @@ class KeyMaterialService:
     # -- upload ----------------------------------------------------------------------------------
 
     def upload(self, client_uri: str, key_packages: Iterable[bytes], *, last_resort: bool = False) -> list[bytes]:
-        """Store KeyPackages for a local client; returns their KeyPackageRefs. A KeyPackage already
-        stored (same ref) is refused: it may already have been given out."""
+        """Store KeyPackages (bare encodings) for a local client; returns their KeyPackageRefs. A
+        KeyPackage already stored (same ref) is refused: it may already have been given out."""
         parsed = [parse_key_package(data) for data in key_packages]
         now = int(self._clock())
         with self._store.transaction() as conn:
@@ -307,16 +335,20 @@ class KeyMaterialService:
     def _claim_for_client(self, conn, client: str, query: KeyMaterialQuery, now: int) -> ClientMaterial:
         serve_expired = self.overrides.departs(SKIP_EXPIRED)
         rows = conn.execute(
-            "SELECT id, key_package, ref, cipher_suite, not_after, last_resort FROM key_packages "
-            "WHERE client_uri = ? AND (claimed_at IS NULL OR last_resort = 1) AND not_after >= ? AND not_before <= ? "
+            "SELECT id, key_package, ref, cipher_suite, not_after, last_resort, not_after >= ? FROM key_packages "
+            "WHERE client_uri = ? AND (claimed_at IS NULL OR last_resort = 1) AND not_before <= ? "
             "ORDER BY not_after, id",
-            (client, 0 if serve_expired else now, now),
+            (now, client, now),
         ).fetchall()
+        # -06 §5.2: never a KeyPackage whose LeafNode lifetime ended (a last-resort one included).
+        if not (serve_expired or (self.overrides.departs(CHOOSE_UNEXPIRED) and any(r[6] for r in rows))):
+            keep_last_resort = self.overrides.departs(LAST_RESORT_EXPIRES)
+            rows = [r for r in rows if r[6] or (keep_last_resort and r[5])]
         candidates = [
             _Candidate(
                 rid, bytes(kp), bytes(ref), suite, not_after, bool(lr), KeyPackage.decode(kp).leaf_node.capabilities
             )
-            for rid, kp, ref, suite, not_after, lr in rows
+            for rid, kp, ref, suite, not_after, lr, _unexpired in rows
         ]
         if serve_expired:  # expired ones last: served once the valid ones ran out
             candidates.sort(key=lambda c: c.not_after < now)
@@ -329,7 +361,10 @@ class KeyMaterialService:
             return ClientMaterial(client, KeyMaterialClientCode.nothingCompatible, capabilities=caps)
         # Soonest-expiring one-time KeyPackage first; the newest last-resort one only if none.
         one_time = [c for c in compatible if not c.last_resort]
-        chosen = one_time[0] if one_time else max(compatible, key=lambda c: c.row_id)
+        last_resort = [c for c in compatible if c.last_resort]
+        if last_resort and self.overrides.departs(LAST_RESORT_LAST):  # the reusable one first
+            one_time = []
+        chosen = one_time[0] if one_time else max(last_resort, key=lambda c: c.row_id)
         if chosen.last_resort:
             conn.execute(
                 "UPDATE key_packages SET times_served = times_served + 1, claimed_by = ?, claimed_at = ? WHERE id = ?",
@@ -359,8 +394,10 @@ class KeyMaterialService:
         return (
             (candidate.suite in set(query.acceptable_ciphersuites) or self.overrides.departs(ACCEPTABLE_CIPHERSUITE))
             and all(t in caps.extensions or t in DEFAULT_EXTENSION_TYPES for t in query.required_extensions)
-            and all(t in caps.proposals or t in DEFAULT_PROPOSAL_TYPES for t in query.required_proposals)
-            and all(t in caps.credentials for t in query.required_credentials)
+            and (all(t in caps.proposals or t in DEFAULT_PROPOSAL_TYPES for t in query.required_proposals)
+                 or self.overrides.departs(REQUIRED_PROPOSAL_TYPES))
+            and (all(t in caps.credentials for t in query.required_credentials)
+                 or self.overrides.departs(REQUIRED_CREDENTIAL_TYPES))
         )
 
 
@@ -422,7 +459,7 @@ class KeyPackageRoutes:
     # hub side: the hub records, per claimed KeyPackage, the provider it came from
 
     def record_hub_routes(self, room: str, provider_domain: str, key_packages: Iterable[bytes]) -> list[bytes]:
-        """Record ref -> provider for KeyPackages (bare or MLSMessage encodings) a hub obtained
+        """Record ref -> provider for KeyPackages (bare encodings, as keyMaterial serves them) a hub obtained
         from ``provider_domain`` for ``room``; returns the refs."""
         parsed = [parse_key_package(kp) for kp in key_packages]
         now = int(self._clock())

@@ -13,7 +13,7 @@ from ..wire.mls import ContentType, MLSMessage, ProposalType, WireFormat
 from ..wire.room_policy import ROLE_INDEX_NON_PARTICIPANT, Capability
 from . import participants as plist_mod
 from .hub_records import FanoutPlan, PendingEntry, _not_allowed, _Refused, update_response
-from .hub_steps import ACCEPT_SELF_REMOVE, CUTOVER_REQUIRES_PENDING, REQUIRE_CACHED_LEAVE
+from .hub_steps import ACCEPT_SELF_REMOVE, BIND_LEAVER_WITHIN_BUNDLE, CUTOVER_REQUIRES_PENDING, REQUIRE_CACHED_LEAVE
 from .naming import domain_of_uri, user_of_credential
 from .participants import ChangeKind, ParticipantChange, ParticipantListError
 from .policy import Refusal
@@ -56,7 +56,10 @@ class ProposalRules:
             if kind == "new_member" and ptype == ProposalType.add:
                 user = user_of_credential(proposal.add.key_package.leaf_node.credential, self.overrides)
             self._check_sender_domain(kind, user, sender_domain)
-            if kind == "member" and user is not None and (user in departing or user in leaving_now):
+            if kind == "member" and user is not None and (
+                user in departing
+                or (user in leaving_now and not self.overrides.departs(BIND_LEAVER_WITHIN_BUNDLE))
+            ):
                 self._check_departing_proposal(work, user, proposal)
             self._check_remove_proposal(work, kind, user, proposal)
             self._check_hub_component_proposal(kind, proposal)

@@ -22,6 +22,11 @@ ONLY_REMOVAL_FROM_DEPARTING = step(
     summary="a removed or leaving user's clients may only propose their own user's removal (Remove, SelfRemove, "
     "the participant-list removal)",
 )
+BIND_LEAVER_WITHIN_BUNDLE = step(
+    "hub.proposal.bind-leaver-within-bundle", "PROTO-REMOVAL-ONLY-REMOVE-PROPOSALS",
+    summary="a user whose own participant-list removal comes earlier in the same UpdateRequest is bound by the "
+    "removal rule for the bundle's later proposals (only its own removal may follow)",
+)
 ACCEPT_SELF_REMOVE = step(
     "hub.proposal.accept-self-remove", "PROTO-REMOVAL-ONLY-REMOVE-PROPOSALS", "POLICY-CAP-REMOVE-SELF-ALL-CLIENTS",
     summary="a valid SelfRemove proposal is accepted",

@@ -38,6 +38,12 @@ ENFORCE_MAX_CLIENTS = step(
     summary="a commit that takes the group above the room's max_clients is refused",
 )
 
+MAX_CLIENTS_INCLUSIVE = step(
+    "policy.constraints.max-clients-inclusive", "POLICY-BASE-MAX-CLIENTS",
+    summary="max_clients is the largest group allowed: a commit that takes the group to exactly max_clients "
+    "clients is accepted",
+)
+
 COMPONENT_ROLES = int(PolicyComponentId.roles_list)
 COMPONENT_BASE_POLICY = int(PolicyComponentId.base_room_policy)
 
@@ -247,7 +253,10 @@ class RoomPolicy:
         non_banned_before = sum(1 for r in before.values() if r != ROLE_INDEX_BANNED)
         if self.base.max_users is not None and non_banned > self.base.max_users and non_banned > non_banned_before:
             return Refusal(f"{non_banned} users exceed max_users {self.base.max_users}", "POLICY-BASE-MAX-USERS")
-        if (self.base.max_clients is not None and clients_after > self.base.max_clients
+        limit = self.base.max_clients
+        if limit is not None and overrides.departs(MAX_CLIENTS_INCLUSIVE):
+            limit -= 1  # otherwise: exactly max_clients clients are allowed
+        if (limit is not None and clients_after > limit
                 and not overrides.departs(ENFORCE_MAX_CLIENTS)):
             return Refusal(
                 f"{clients_after} clients exceed max_clients {self.base.max_clients}", "POLICY-BASE-MAX-CLIENTS"

@@ -61,7 +61,11 @@ async def _introspection(pki):
         assert pickle.loads(base64.b64decode(hub.json()["pickle"])).epoch == 1
         assert (await http.get(url[A] + "/x-reference/v1/hub-state", params={"room": "mimi://a.example/r/none"})).status_code == 404
         assert (await http.get(url[A] + "/x-reference/v1/traffic", params={"after": "x"})).status_code == 400
-        assert (await http.post(url[B] + "/x-reference/v1/refuse-notify", json={"statuses": [200]})).status_code == 400
+        knob = url[B] + "/x-reference/v1/refuse-notify"
+        assert (await http.post(knob, json={"statuses": [100]})).status_code == 400  # 1xx is never a final answer
+        assert (await http.post(knob, json={"statuses": [204], "body": "x"})).status_code == 400
+        assert (await http.post(knob, json={"statuses": [200, 202], "body": "x"})).json() == {"pending": 2}
+        assert (await http.post(knob, json={"statuses": []})).json() == {"pending": 0}
         name = next(iter(REGISTRY))
         assert (await http.get(url[A] + "/x-reference/v1/faults")).json() == {"active": []}
         with w.providers[A].overrides.during(overrides_for([name])):  # A's own faults, not B's

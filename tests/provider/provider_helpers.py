@@ -46,7 +46,7 @@ def key_package(
     extensions: list[int] | None = None,
     proposals: list[int] | None = None,
     identity: bytes = b"alice",
-    as_message: bool = True,
+    as_message: bool = False,
 ) -> bytes:
     caps = default_capabilities([suite], extensions=extensions, proposals=proposals)
     bundle = make_key_package(

@@ -19,6 +19,7 @@ from reference_peer.provider.keymaterial import (
     KeyMaterialQuery,
     KeyMaterialSettings,
     parse_key_package,
+    parse_key_package_message,
 )
 from reference_peer.wire.mimi import KeyMaterialClientCode as CC
 from reference_peer.wire.mimi import KeyMaterialResponse
@@ -371,7 +372,8 @@ def test_response_round_trips_through_the_wire_struct(provider):
 
 def test_key_package_ref_uses_the_mls_reference_hash():
     bundle = make_key_package(1, basic_credential(b"x"))
-    assert parse_key_package(bundle.to_message()).ref == bundle.ref()
+    assert parse_key_package_message(bundle.to_message()).ref == bundle.ref()
+    assert parse_key_package(bundle.key_package.encode()).ref == bundle.ref()
 
 
 # -- property: claim sequences never double-serve ----------------------------------------------

@@ -1,0 +1,68 @@
+"""Key material, last-resort KeyPackages (draft-ietf-mimi-protocol-06 §5.2 with RFC 9420 §10 / §16.8):
+the SUT as target provider hands out a client's last-resort KeyPackage only once its one-time ones are gone.
+
+-06 §5.2: "Keying material provided from one response MUST NOT be provided in any other response." The
+only exception MLS knows is the last-resort KeyPackage (RFC 9420 §10: "KeyPackages are intended to be
+used only once and SHOULD NOT be reused except in the case of a 'last resort' KeyPackage"), which
+draft-ietf-mls-extensions describes as one "that MAY be used more than once in scenarios where all other
+KeyPackages have already been used". The requester side and its consent handling are those of
+test_keymaterial.py (the same helpers).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from conformance.scenarios.roles import both_roles
+from conformance.scenarios.test_keymaterial import (
+    PUBLICATION_POINT,
+    _is_last_resort,
+    _key_packages,
+    _ref,
+    _requester,
+    _target,
+)
+from conformance.verdicts import blocked, miss, not_applicable, observed
+
+LAST_RESORT_LAST = "PROTO-KEYMAT-LAST-RESORT-LAST"
+ONE_TIME = 2  # one-time KeyPackages published next to the last-resort one
+ASKS = ONE_TIME + 2  # two more answers, which may hand out the last-resort one (twice)
+
+
+@pytest.mark.requirements(LAST_RESORT_LAST)
+@both_roles
+def test_last_resort_key_package_only_after_the_one_time_ones(cast, sut, mimi, mimi_as, names, recorder):
+    """A client with two one-time KeyPackages and a last-resort one: the first two keyMaterial answers
+    hand out two distinct KeyPackages that are not the last-resort one (no last_resort_key_package
+    extension, never handed out again in the two answers after)."""
+    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
+    target = _target(cast, asker)
+    if not cast.sut.supports("publishKeyPackages"):
+        not_applicable("the SUT's control API does not implement publishKeyPackages", operation="publishKeyPackages")
+    published = cast.sut.publish_key_packages(target.client, ONE_TIME, replace=True, lastResort=True)
+    if not published.get("lastResort"):
+        not_applicable(f"publishKeyPackages with lastResort left {target.client} without a last-resort KeyPackage "
+                       f"({published}): there is nothing to order")
+    served: list[tuple[int, bytes | None, object]] = []
+    for attempt in range(1, ASKS + 1):
+        _, _, response = asker.ask_consented(target.uri)
+        kps = [kp for client, kp in _key_packages(response) if client == target.client]
+        served.append((attempt, _ref(kps[0]) if kps else None, kps[0] if kps else None))
+    counts = Counter(ref for _, ref, _ in served if ref is not None)
+    for attempt, ref, kp in served[:ONE_TIME]:
+        if kp is None:
+            blocked(PUBLICATION_POINT, f"answer {attempt} handed out no KeyPackage for {target.client}, which had "
+                                       f"{ONE_TIME} one-time KeyPackages and a last-resort one published")
+        if _is_last_resort(kp) or counts[ref] > 1:
+            why = "carries the last_resort_key_package extension" if _is_last_resort(kp) else \
+                f"was handed out {counts[ref]} times (the reusable last-resort one)"
+            miss(LAST_RESORT_LAST, f"answer {attempt}, with one-time KeyPackages still left ({ONE_TIME} published, "
+                                   f"{attempt - 1} handed out before), handed out KeyPackage {ref.hex()[:16]}, which {why}")
+            return
+    later = ", ".join(
+        f"#{attempt}: " + ("none" if kp is None else ref.hex()[:16] + (" (last resort)" if _is_last_resort(kp) else ""))
+        for attempt, ref, kp in served[ONE_TIME:])
+    observed(LAST_RESORT_LAST, f"answers 1-{ONE_TIME} handed out {ONE_TIME} distinct one-time KeyPackages (no "
+                               f"last_resort extension, not handed out again); then {later}")
