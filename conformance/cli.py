@@ -290,6 +290,8 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     progress = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
+    if args.mutants:
+        return _selftest_mutants(args, out, progress)
     if variants:
         from .selftest import render_variants, variant_matrix
 
@@ -318,6 +320,35 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
     (out / "selftest.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(document, indent=1) if args.json else render(matrix))
     return 0 if all(matrix.goals().values()) else 1
+
+
+def _selftest_mutants(args: argparse.Namespace, out: Path, progress) -> int:
+    """``selftest --mutants``: conformance.mutation."""
+    from .mutation import render as render_mutants
+    from .mutation import rule_modules, run_mutants
+
+    if args.fault or args.variant or args.variants or args.repeat:
+        _error("selftest: --mutants cannot be combined with --fault, --variants or --repeat")
+        return 2
+    if args.sample is not None and args.sample < 1:
+        _error("selftest: --sample must be at least 1")
+        return 2
+    unknown = sorted(set(args.module or ()) - set(rule_modules()))
+    if unknown:
+        _error(f"selftest: not rule module(s) {unknown}; rule modules: {', '.join(rule_modules())}")
+        return 2
+    try:
+        report = run_mutants(out / "mutants", size=args.sample, seed=args.seed, modules=args.module,
+                             parallel=args.parallel, timeout=args.mutant_timeout, only=args.mutant or (),
+                             progress=progress)
+    except KeyError as exc:
+        _error(f"selftest: {exc.args[0]}")
+        return 2
+    document = report.as_dict()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "selftest.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(document, indent=1) if args.json else render_mutants(report))
+    return 0 if all(report.goals().values()) else 1
 
 
 def _cmd_coverage(args: argparse.Namespace) -> int:
@@ -528,6 +559,19 @@ def build_parser() -> argparse.ArgumentParser:
                                "allowed variant on in one run, false verdicts attributed to variants by reruns")
     selftest.add_argument("--variant", action="append", metavar="NAME",
                           help="the variant matrix of only this allowed variant (repeatable; implies --variants)")
+    selftest.add_argument("--mutants", action="store_true",
+                          help="instead of the kill matrix: generated mutants of the reference peer's rule modules, "
+                               "each run (in the SUT only) with the checks judging its requirements "
+                               "(docs/mutation.md); the strict score against conformance/mutant-triage.yaml")
+    selftest.add_argument("--sample", type=int, default=None, metavar="N",
+                          help="with --mutants: a seeded sample of N mutants (by --seed; default: all of them)")
+    selftest.add_argument("--module", action="append", metavar="M",
+                          help="with --mutants: only this rule module, e.g. reference_peer.room.hub_members (repeatable)")
+    selftest.add_argument("--mutant", action="append", metavar="ID",
+                          help="with --mutants: only this mutant (module:function:operator:n; repeatable), e.g. to "
+                               "confirm a triage entry")
+    selftest.add_argument("--mutant-timeout", type=float, default=300.0, metavar="SECONDS",
+                          help="with --mutants: time bound of one mutant's run (default 300)")
     selftest.add_argument("--seed", type=int, default=1, metavar="N", help="seed of every run (default 1)")
     selftest.add_argument("--out", default="mimi-selftest", metavar="DIR",
                           help="output directory: one folder per run, selftest.json (default: mimi-selftest)")
