@@ -668,13 +668,6 @@ def test_follower_asks_the_hub_for_a_third_providers_key_material(cast, ref_foll
                       f"and never {ref_follower.domain} directly")
 
 
-def _served(response) -> list[str]:
-    """The clients a KeyMaterialResponse hands a KeyPackage for."""
-    if response is None:
-        return []
-    return [_text(c.clientUri) for c in response.clients if c.keyPackage is not None]
-
-
 @pytest.mark.requirements(TARGET_IN_PATH)
 @both_roles
 def test_key_material_whose_path_and_body_disagree_gets_no_key_package(cast, sut, mimi, mimi_as, names, recorder):
@@ -691,7 +684,7 @@ def test_key_material_whose_path_and_body_disagree_gets_no_key_package(cast, sut
     path_user, body_user = _target(cast, asker, "pathuser"), _target(cast, asker, "bodyuser")
     with judging(TARGET_IN_PATH):
         status, _, response = asker.ask(body_user.uri, path_target=path_user.uri)
-    served = _served(response)
+    served = [client for client, _ in _key_packages(response)]
     if served:
         fail(f"keyMaterial with path {path_user.uri} and targetUser {body_user.uri} answered "
              f"{response.userStatus.name} with KeyPackages for {served}: the path and the body name different "
@@ -701,7 +694,7 @@ def test_key_material_whose_path_and_body_disagree_gets_no_key_package(cast, sut
     # for the disagreement, not for want of consent or of KeyPackages.
     for user in (path_user, body_user):
         status, _, response = asker.ask_consented(user.uri)
-        if not _served(response):
+        if not _key_packages(response):
             blocked(PUBLICATION_POINT, f"keyMaterial for {user.uri} with matching path and targetUser answered "
                                        f"{response.userStatus.name if response is not None else f'HTTP {status}'}, "
                                        "not KeyPackages, so the check cannot tell a refusal of the disagreement apart")
