@@ -31,6 +31,8 @@ from reference_peer.server.names import normalize_domain
 from reference_peer.server.traffic import HANDLER_CLOCK
 from reference_peer.server.transport import MimiServer
 
+ORPHAN_POLL_SECONDS = 0.5
+
 log = logging.getLogger("reference_peer")
 
 
@@ -103,6 +105,18 @@ async def serve(
                 provider.state.close()
 
 
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """``--exit-with-parent``: a peer the harness spawned in a session of its own outlives a harness
+    killed outright (no teardown runs); it notices it was re-parented and stops, instead of idling."""
+    parent = os.getppid()
+    while not stop.is_set():
+        if os.getppid() != parent:
+            print("reference-peer: the process that started me is gone; stopping", file=sys.stderr, flush=True)
+            stop.set()
+            return
+        await asyncio.sleep(ORPHAN_POLL_SECONDS)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
@@ -124,7 +138,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(config, stop=stop, on_ready=ready, on_control_ready=control_ready)
+        watcher = asyncio.create_task(_stop_when_orphaned(stop)) if args.exit_with_parent else None
+        try:
+            await serve(config, stop=stop, on_ready=ready, on_control_ready=control_ready)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
 
     try:
         asyncio.run(main())
@@ -207,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve_cmd = commands.add_parser("serve", help="serve MIMI over HTTPS with mutual TLS")
     serve_cmd.add_argument("--config", required=True, help="peer configuration (YAML)")
+    serve_cmd.add_argument("--exit-with-parent", action="store_true",
+                           help="stop when the process that started this one ends (the harness uses it)")
     serve_cmd.set_defaults(run=_cmd_serve)
 
     pki_cmd = commands.add_parser("pki", help="write a test CA and one certificate per provider domain")
