@@ -91,7 +91,9 @@ PREPARE_DECLARED_TIMEOUT = step(
     summary="the prepare asks for a cut-over deadline within the manifest's cutover_timeout_ms")
 BEGIN_AFTER_CONSENT = step(
     "transfer.begin.after-consent", "EXT-HUBXFER-DECLINE-CHANGES-NOTHING", "EXT-HUBXFER-CONSENT-FIRST",
-    summary="the begin is proposed only with the target's verified acceptance; a decline changes nothing")
+    "EXT-HUBXFER-BEGIN-PROPOSALS",
+    summary="the begin is proposed only with the target's verified acceptance, and with it; a decline changes "
+            "nothing")
 BEGIN_APPENDS_TARGET_SENDER = step(
     "transfer.begin.appends-target-sender", "EXT-HUBXFER-BEGIN-PROPOSALS",
     summary="the begin GroupContextExtensions appends the target's new_hub_sender to external_senders")

@@ -698,6 +698,45 @@ def test_cancel_removes_only_the_identical_pending_request(cast, sut, mimi_as, p
     observed(EXT_CANCEL, "the identical cancel removed the room-A request and left the room-C one")
 
 
+@both_roles
+@pytest.mark.requirements(FIRST_REQUEST_201)
+def test_room_decision_leaves_other_rooms_requests_pending(cast, sut, mimi_as, poll_until):
+    """Requests for rooms A and B are pending; the user grants room B alone: the request for room A stays
+    pending.
+
+    consent-modes, "Consent state kept by the target provider": "For each target user, a set of scopes in
+    one of the states `pending` (a `request` arrived), `granted`, `revoked`. The latest operation on an
+    identical scope replaces the earlier one." and consent-first: "`requestConsent` (`request`) is
+    answered 201 and recorded as pending". A grant naming room B is no operation on room A's scope. Room
+    B's request leaving the list is only the sign that the SUT has handled the grant (a SUT whose events
+    keep it makes the check NOT_APPLICABLE)."""
+    target = _user_in_mode(sut, cast.sut, "consent-first")
+    if not cast.sut.supports("listUserEvents"):
+        not_applicable("the SUT's control API has no listUserEvents: pending requests cannot be seen",
+                       operation="listUserEvents")
+    requester = _Requester(cast, sut)
+    room_a, room_b = requester.room(), requester.room()
+    raw = _Mimi(sut, mimi_as, requester.domain)
+    user = requester.user.uri
+    for room in (room_a, room_b):
+        reply = raw.consent("request", user, target.uri, room)
+        if reply.status != 201:
+            fail(f"requestConsent for {room} answered HTTP {reply.status}, not 201", requirement=FIRST_REQUEST_201)
+    poll_until(lambda: {room_a, room_b} <= _pending(cast.sut, target, requester.user),
+               what=f"the requests for {room_a} and {room_b} to be pending", requirement=FIRST_REQUEST_201)
+    cast.sut.grant_consent(target, requester.user, room=room_b)
+    try:
+        poll_until(lambda: room_b not in _pending(cast.sut, target, requester.user),
+                   what=f"the granted request for {room_b} to leave the pending list")
+    except PollTimeout:
+        not_applicable(f"the SUT's events still show the request for {room_b} after the user granted it: its "
+                       "events do not tell a pending request from an answered one")
+    if room_a not in _pending(cast.sut, target, requester.user):
+        fail(f"the user's grant for {room_b} also removed the pending request for {room_a}",
+             requirement=FIRST_REQUEST_201)
+    observed(FIRST_REQUEST_201, f"after a grant for {room_b}, the request for {room_a} is still pending")
+
+
 def _pending_or_blocked(poll_until, predicate, what: str) -> None:
     """Wait for a request to show as pending; a SUT that never records it is blocked by FIRST_REQUEST_201."""
     try:

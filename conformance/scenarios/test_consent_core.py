@@ -232,7 +232,15 @@ def test_cancel_matching_no_request_answered_201(cast, sut, mimi_as):
 def test_update_consent_from_wrong_provider_changes_nothing(cast, sut, mimi_as):
     """An updateConsent grant naming the SUT's user as target, sent by a third provider and by the
     requester's own provider (neither holds the targetUri), is not acted on: after it, keyMaterial from
-    that requester is still refused as before. Any answer is allowed; the effect is judged."""
+    that requester is still refused as before. Any answer is allowed; the effect is judged.
+
+    The positive control: a well-scoped update (the SUT's user as requesterUri, the sender's user as
+    targetUri, sent by the target's provider) is not refused for its domains. -06 §5.7: "For
+    updateConsent the requesterUri needs to be in one of the domains of the receiving provider, and the
+    targetUri needs to be in one of the domains of the sending provider", and "The response to an
+    updateConsent is usually a 201 Accepted [...], optionally a 404 Not Found (indicating the requesterUri
+    is unknown), or a 500-class response". So a 4xx other than 404 refuses an update that meets the rule;
+    201 (or any 2xx) passes; 404 and a 500-class answer judge nothing here."""
     _needs(cast.sut, "revokeConsent")
     target = cast.sut.create_user("target")
     requester = _Requester(cast, sut)
@@ -255,3 +263,11 @@ def test_update_consent_from_wrong_provider_changes_nothing(cast, sut, mimi_as):
             miss(UPDATE_DOMAINS, f"an updateConsent grant for the SUT's user {target.uri} sent by {sender} (not "
                                  f"the target's provider; answered {answer}) released KeyPackages to {user}: "
                                  f"{_describe(reply, response)}")
+    # The positive control: the SUT's user asks, the reference user (the sender's) grants.
+    scoped = raw.consent("grant", target.uri, user)
+    if 200 <= scoped.status < 300:
+        observed(UPDATE_DOMAINS, f"a well-scoped updateConsent grant (requester {target.uri}, target {user}, sent by "
+                                 f"{requester.domain}) was accepted: HTTP {scoped.status}")
+    elif 400 <= scoped.status < 500 and scoped.status != 404:
+        miss(UPDATE_DOMAINS, f"a well-scoped updateConsent grant (requesterUri {target.uri} in the SUT's domains, "
+                             f"targetUri {user} in the sender {requester.domain}'s) was refused: HTTP {scoped.status}")

@@ -42,6 +42,7 @@ HTTPS_URLS = "PROTO-DIRECTORY-HTTPS-URLS"
 HUB_ENDPOINTS = "PROTO-DIRECTORY-HUB-ENDPOINTS"
 FOLLOWER_ENDPOINTS = "PROTO-DIRECTORY-FOLLOWER-ENDPOINTS"
 EXACT_MATCH = "PROTO-IDQUERY-EXACT-MATCH-TYPES"
+PARTIALNAME = "PROTO-IDQUERY-PARTIALNAME"
 AND_SEMANTICS = "PROTO-IDQUERY-AND-SEMANTICS"
 STATUS_CODES = "PROTO-IDQUERY-STATUS-CODES"
 SEARCH_POLICY = "PROTO-IDQUERY-SEARCH-POLICY"
@@ -314,6 +315,81 @@ def test_identifier_query_handle_and_email_match_exactly(sut, sut_party, mimi, n
     _expect_not_found(other_mail, "an email search differing in the local-part", EXACT_MATCH)
     observed(EXACT_MATCH, "the exact handle found the user; the handle less its last character and an email "
              "differing in the local-part found nobody")
+
+
+@pytest.mark.feature("identifierQuery")
+@pytest.mark.requirements(EXACT_MATCH)
+def test_identifier_query_nick_matches_a_nickname_or_a_handle_user_part(sut, sut_party, mimi, names, recorder):
+    """A nick search finds the user by a nickname and by the user part of its handle, both exactly;
+    the nickname less its last character finds nobody.
+
+    -06 §5.8: "nick means that the nickname or handle user part matches exactly (for example:
+    alice.smith). The same account or human user may have multiple values which all match the nick
+    field." The handle has the draft's own form (im:alice.smith@a.example, user part alice.smith). A
+    SUT that does not search nicks answers unsupportedField or forbidden: NOT_APPLICABLE."""
+    local = names("nickuser").replace("-", ".")
+    nick = names("Nick").replace("-", "")
+    handle = f"im:{local}@{sut_party.domain}"
+    user = sut_party.create_user("nick", clients=1, searchPolicy="searchable",
+                                 profile={"handles": [handle], "nicks": [nick]})
+    _, by_nick = _query(mimi, sut, recorder, _element(T.nick, nick), requirement=EXACT_MATCH)
+    _expect_success(by_nick, {user.uri}, f"a nick search for the nickname {nick!r}", EXACT_MATCH)
+    _, by_user_part = _query(mimi, sut, recorder, _element(T.nick, local), requirement=EXACT_MATCH)
+    _expect_success(by_user_part, {user.uri}, f"a nick search for {local!r}, the user part of the handle {handle!r}",
+                    EXACT_MATCH)
+    _, near = _query(mimi, sut, recorder, _element(T.nick, nick[:-1]), requirement=EXACT_MATCH)
+    if near.responseCode not in REFUSALS:  # a refused search finds nobody either
+        _expect_not_found(near, "a nick search for the nickname less its last character", EXACT_MATCH)
+    observed(EXACT_MATCH, f"nick {nick!r} and the handle's user part {local!r} found the user; {nick[:-1]!r} found "
+             f"nobody ({near.responseCode.name})")
+
+
+@pytest.mark.feature("identifierQuery")
+@pytest.mark.requirements(EXACT_MATCH)
+def test_identifier_query_vcard_fn_matches_exactly(sut, sut_party, mimi, names, recorder):
+    """A vcardField search for FN finds the one user whose FN is the value, among users with and
+    without a full name; the value less its last character finds nobody.
+
+    -06 §5.8: "vcardField means that the query string exactly matches the specified vCard property
+    listed in the vCard Properties IANA registry" (FN: RFC 6350 §6.2.1). A SUT that does not search
+    FN answers unsupportedField or forbidden, which makes the check NOT_APPLICABLE."""
+    full = f"{names('Fn').replace('-', '')} Smith"
+    named, _ = _searchable_user(sut_party, names, "fn", vcard={"FN": full})
+    _searchable_user(sut_party, names, "nofn")  # a user with no full name at all
+    _, found = _query(mimi, sut, recorder, _element(T.vcardField, full, "FN"), requirement=EXACT_MATCH)
+    _expect_success(found, {named.uri}, f"a vcardField FN search for {full!r}", EXACT_MATCH)
+    _, near = _query(mimi, sut, recorder, _element(T.vcardField, full[:-1], "FN"), requirement=EXACT_MATCH)
+    if near.responseCode not in REFUSALS:  # a refused search finds nobody either
+        _expect_not_found(near, "a vcardField FN search for the full name less its last character", EXACT_MATCH)
+    observed(EXACT_MATCH, f"vcardField FN={full!r} found the one user with that FN; the value less its last "
+             f"character found nobody ({near.responseCode.name})")
+
+
+@pytest.mark.feature("identifierQuery")
+@pytest.mark.requirements(PARTIALNAME)
+def test_identifier_query_partial_name_is_a_caseless_substring(sut, sut_party, mimi, names, recorder):
+    """partialName finds a user by a substring of the family name in the other letter case, and a
+    string that no name holds finds nobody.
+
+    -06 §5.8: "partialName means that the query string matches a case-insensitive substring of any
+    field which contains the name of a (usually human) user. For example, mat would match [...] last
+    (family) names of Mather and Matali." A SUT may not offer partialName (forbidden,
+    unsupportedField) or may want exact fields ("ambiguous means that a field [...] or combination of
+    fields [...] need to match exactly for the provider to return any responses"): either makes the
+    check NOT_APPLICABLE."""
+    token = names("Pn").replace("-", "")
+    family = f"{token}Mather"
+    user, _ = _searchable_user(sut_party, names, "partial", names={"family_name": family})
+    needle = family[1:-1].swapcase()
+    _, found = _query(mimi, sut, recorder, _element(T.partialName, needle), requirement=PARTIALNAME)
+    if found.responseCode == IdentifierQueryCode.ambiguous and not found.uri:
+        not_applicable(f"the SUT answers a partialName search ambiguous (it wants exact fields): {needle!r}")
+    _expect_success(found, {user.uri}, f"a partialName search for {needle!r} (family name {family!r})", PARTIALNAME)
+    foreign = f"{token}Zq".swapcase()
+    _, other = _query(mimi, sut, recorder, _element(T.partialName, foreign), requirement=PARTIALNAME)
+    _expect_not_found(other, f"a partialName search for {foreign!r}, in no user's name", PARTIALNAME)
+    observed(PARTIALNAME, f"partialName {needle!r} found the user named {family!r}; {foreign!r} found nobody "
+             f"({other.responseCode.name})")
 
 
 @pytest.mark.feature("identifierQuery")

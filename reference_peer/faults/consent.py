@@ -232,6 +232,31 @@ UPDATE_FROM_ANY_DOMAIN = define(
     departs=("consent.update.check-domains",),
     hooks={"provider.update-consent.notice-only": _misdirected_update},
 )
+
+
+def _well_scoped_update_refused(operation: str) -> None:
+    """Hook of step consent.update.accept-well-scoped: the faulty provider reads the domain rule backwards
+    and refuses every updateConsent (answered 403), a well-scoped one included."""
+    if operation in ("grant", "revoke"):
+        from ..provider.consent import ConsentDomainError
+
+        raise ConsentDomainError(f"{operation}: the requesterUri is not the sending provider's (read backwards)")
+
+
+UPDATE_DOMAINS_BACKWARDS = define(
+    "consent-update-domains-backwards", area=AREA,
+    requirements=["PROTO-CONSENT-UPDATE-DOMAINS"],
+    description="updateConsent is refused (403) when its requesterUri is ours and its targetUri the sender's: "
+    "the well-scoped update is the one refused",
+    hooks={"consent.update.accept-well-scoped": _well_scoped_update_refused},
+)
+DECISION_WIPES_OTHER_ROOM_REQUESTS = define(
+    "consent-decision-wipes-other-room-requests", area=AREA,
+    requirements=["EXT-CONSENT-FIRST-REQUEST-201"],
+    description="a user's grant or revoke naming one room also removes the requester's pending requests for "
+    "every other room",
+    departs=("consent.decision.resolves-same-scope",),
+)
 ROOM_DECISION_ANY_ROOM = define(
     "consent-room-decision-any-room", area=AREA,
     requirements=["PROTO-CONSENT-ROOM-OR-ANY"],

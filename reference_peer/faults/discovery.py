@@ -78,6 +78,29 @@ IDQUERY_NOT_IDEMPOTENT = define(
     description="each identifierQuery answer carries a fresh nonce extension, so repeating a query changes the answer",
     departs=("directory.idquery.same-answer",),
 )
+IDQUERY_NICK_IGNORES_HANDLES = define(
+    "idquery-nick-ignores-handles", area=AREA, requirements=["PROTO-IDQUERY-EXACT-MATCH-TYPES"],
+    description="a nick search matches the nicknames only, never the user part of a handle",
+    departs=("directory.match.nick-handle-user-part",),
+)
+IDQUERY_VCARD_PREFIX_MATCH = define(
+    "idquery-vcard-prefix-match", area=AREA, requirements=["PROTO-IDQUERY-EXACT-MATCH-TYPES"],
+    description="a vcardField search also matches a prefix of the property's value",
+    departs=("directory.match.vcard-exact",),
+)
+
+
+def _given_name_only(profile) -> list[str]:
+    """Hook of step directory.match.partial-name-every-name-field: the faulty provider searches a
+    partialName in the given name alone (a list that is never empty, so the hook's answer is used)."""
+    return [profile.names.get("given_name", "")]
+
+
+IDQUERY_PARTIALNAME_GIVEN_ONLY = define(
+    "idquery-partialname-given-name-only", area=AREA, requirements=["PROTO-IDQUERY-PARTIALNAME"],
+    description="a partialName search looks at the given name only, not the family, middle or full name",
+    hooks={"directory.match.partial-name-every-name-field": _given_name_only},
+)
 
 # --- §5.2 keyMaterial -------------------------------------------------------------------------
 

@@ -23,6 +23,14 @@ CUTOVER_OMITS_PENDING = define(
     "proposals (an admin's Remove, say) in the cut-over commit, so a removal can miss the cut-over epoch",
     departs=("hub.cutover.require-pending",),
 )
+CUTOVER_TAKEN_AS_ABORT = define(
+    "cutover-commit-taken-as-abort",
+    area=AREA,
+    requirements=["EXT-HUBXFER-HANDOFF-SENT", "EXT-HUBXFER-OLDHUB-REDIRECT"],
+    description="the old hub reads the committed cut-over (mimi_hub naming the new hub) as an abort: it never "
+    "records the room as moved, hands it off or redirects",
+    departs=("transfer.commit.cutover-moves-the-room",),
+)
 NO_HANDOFF = define(
     "cutover-no-handoff",
     area=AREA,

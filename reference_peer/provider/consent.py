@@ -39,6 +39,10 @@ CHECK_UPDATE_DOMAINS = step(
     "consent.update.check-domains", "PROTO-CONSENT-UPDATE-DOMAINS",
     summary="an updateConsent (grant/revoke) is accepted only with its requester in one of our domains and its "
             "target in the sending provider's (-06 §5.7)")
+ACCEPT_WELL_SCOPED_UPDATE = step(
+    "consent.update.accept-well-scoped", "PROTO-CONSENT-UPDATE-DOMAINS",
+    summary="an updateConsent whose requester is in one of our domains and whose target is in the sending "
+            "provider's passes the domain rule (-06 §5.7)")
 CANCEL_SAME_SCOPE = step(
     "consent.cancel.same-scope-only", "EXT-CONSENT-CANCEL-SAME-SCOPE",
     summary="a received cancel removes the pending request with the identical scope and nothing else")
@@ -48,6 +52,10 @@ CANCEL_NO_MATCH_ACCEPTED = step(
 KEEP_DECISION_SCOPE = step(
     "consent.decision.keep-room-scope", "PROTO-CONSENT-ROOM-OR-ANY",
     summary="a grant or revoke naming a room is recorded for that room only")
+DECISION_RESOLVES_SAME_SCOPE = step(
+    "consent.decision.resolves-same-scope", "EXT-CONSENT-FIRST-REQUEST-201",
+    summary="a user's decision naming a room resolves the pending request for that room only; the requester's "
+            "requests for other rooms stay pending")
 KEYMAT_CONSENT_FIRST_GATED = step(
     "consent.keymaterial.consent-first-gated",
     "EXT-CONSENT-FIRST-NO-KEYPACKAGES", "PROTO-KEYMAT-NOCONSENT", "EXT-CONSENT-ENUMERATION",
@@ -74,9 +82,8 @@ KEYMAT_ANY_ROOM_REVOKE_WINS = step(
     "EXT-CONSENT-FIRST-REVOKE-CLOSES", "PROTO-CONSENT-REVOKE-ENFORCED",
     summary="a revoke without a roomId refuses keyMaterial for every room of that requester, an earlier grant "
             "for the room notwithstanding")
-# The keyMaterial verdict steps, in the order their departures are asked.
-KEYMAT_VERDICT_STEPS = (KEYMAT_CONSENT_FIRST_GATED, KEYMAT_ANY_ROOM_GRANT_OPENS, KEYMAT_ROOM_GRANT_SCOPED,
-                        KEYMAT_IMMEDIATE_OPEN, KEYMAT_QUARANTINE_OPEN, KEYMAT_ANY_ROOM_REVOKE_WINS)
+# The keyMaterial verdict steps are asked in decide_keymaterial, in the order listed there (named there, not
+# through a tuple bound here, so that the mutation mapping, docs/mutation.md, sees them in that function).
 REVOKE_KEEPS_OTHER_ROOMS = step(
     "consent.decision.revoke-keeps-other-rooms", "EXT-CONSENT-FIRST-GRANT-OPENS",
     summary="a revoke naming a room leaves the requester's grants for other rooms in place")
@@ -204,6 +211,7 @@ def check_consent_domains(
         raise ConsentDomainError(
             f"{operation}: {theirs[0]} {theirs[1]!r} is not in the sending provider's domains {sorted(peer)}"
         )
+    overrides.hook(ACCEPT_WELL_SCOPED_UPDATE, operation)  # a fault's hook raises ConsentDomainError here
 
 
 class ConsentState:
@@ -287,6 +295,10 @@ class ConsentState:
                 conn.execute(
                     "DELETE FROM consent_requests WHERE requester = ? AND target = ?", (scope.requester, scope.target)
                 )
+            elif self.overrides.departs(DECISION_RESOLVES_SAME_SCOPE):  # every pending request of the requester
+                conn.execute(
+                    "DELETE FROM consent_requests WHERE requester = ? AND target = ?", (scope.requester, scope.target)
+                )
             else:
                 conn.execute(
                     "DELETE FROM consent_requests WHERE requester = ? AND target = ? AND room_id = ?",
@@ -320,7 +332,8 @@ class ConsentState:
     def decide_keymaterial(self, requester: str, target: str, room: str | None) -> ConsentVerdict:
         """May ``requester`` claim ``target``'s KeyPackages for ``room`` (None: no room context)?"""
         decisions = self._decisions(requester, target)
-        for verdict_step in KEYMAT_VERDICT_STEPS:
+        for verdict_step in (KEYMAT_CONSENT_FIRST_GATED, KEYMAT_ANY_ROOM_GRANT_OPENS, KEYMAT_ROOM_GRANT_SCOPED,
+                             KEYMAT_IMMEDIATE_OPEN, KEYMAT_QUARANTINE_OPEN, KEYMAT_ANY_ROOM_REVOKE_WINS):
             faulty = self.overrides.hook(verdict_step, self, decisions, requester, target, room)
             if faulty is not None:
                 return faulty

@@ -65,6 +65,15 @@ MATCH_ORDER = step(
 HANDLE_EXACT = step(
     "directory.match.handle-exact", "PROTO-IDQUERY-EXACT-MATCH-TYPES",
     summary="a handle element matches the whole handle URI exactly")
+NICK_HANDLE_USER_PART = step(
+    "directory.match.nick-handle-user-part", "PROTO-IDQUERY-EXACT-MATCH-TYPES",
+    summary="a nick element matches a nickname or the user part of a handle, exactly")
+VCARD_EXACT = step(
+    "directory.match.vcard-exact", "PROTO-IDQUERY-EXACT-MATCH-TYPES",
+    summary="a vcardField element matches the named vCard property's whole value exactly")
+PARTIAL_NAME_EVERY_NAME_FIELD = step(
+    "directory.match.partial-name-every-name-field", "PROTO-IDQUERY-PARTIALNAME",
+    summary="a partialName element is searched in every name field (given, middle, family and full name)")
 
 # OpenID Connect Core 1.0 §5.1 standard claims.
 OIDC_STANDARD_CLAIMS = frozenset(
@@ -408,6 +417,8 @@ def element_matches(profile: Profile, el: QueryElement, overrides: Overrides = N
             return any(handle.startswith(value) for handle in profile.handles)
         return value in profile.handles
     if kind == T.nick:
+        if overrides.departs(NICK_HANDLE_USER_PART):  # a fault's: the nicknames alone are searched
+            return bool(profile.nicks.count(value))
         return value in profile.nicks or any(handle_user_part(h) == value for h in profile.handles)
     if kind == T.email:
         return value in profile.emails
@@ -415,12 +426,15 @@ def element_matches(profile: Profile, el: QueryElement, overrides: Overrides = N
         return value.startswith("+") and value in profile.phones
     if kind == T.partialName:
         needle = value.casefold()
-        return any(needle in name.casefold() for name in profile.name_values())
+        names = overrides.hook(PARTIAL_NAME_EVERY_NAME_FIELD, profile) or profile.name_values()
+        return any(needle in name.casefold() for name in names)
     if kind == T.wholeProfile:
         needle = value.casefold()
         return any(needle in v.casefold() for v in profile.all_values())
     if kind == T.oidcStdClaim:
         return el.name_text is not None and value in profile.oidc_values(el.name_text)
     if kind == T.vcardField:
+        if overrides.departs(VCARD_EXACT):  # a fault's: a prefix of the property's value matches
+            return any(v.startswith(value) for v in profile.vcard_values(str(el.name_text)))
         return el.name_text is not None and value in profile.vcard_values(el.name_text)
     return False

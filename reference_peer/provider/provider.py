@@ -360,7 +360,7 @@ class ProviderState:
     ) -> ConsentChange:
         """The local ``user`` grants ``requester`` (any room, or ``room``): record the grant,
         release quarantined rooms it covers, and queue ``updateConsent`` grant to the requester's
-        provider, all in one transaction."""
+        provider (EXT-CONSENT-FIRST-GRANT-SENT), all in one transaction."""
         scope = ConsentScope(requester, user, room)
         with self.store.transaction():
             if self.user_status(user) != "active":

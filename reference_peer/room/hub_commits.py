@@ -17,10 +17,12 @@ from ..wire.room_policy import ROLE_INDEX_BANNED, ROLE_INDEX_NON_PARTICIPANT, Ca
 from . import participants as plist_mod
 from .hub_records import HOSTED_ROOMS, FanoutPlan, _not_allowed, _Refused, update_response
 from .hub_steps import (
+    ACCEPT_AUTHORIZED_ADD,
     ALLOW_OWN_CLIENT_REMOVAL,
     PARENT_STRICT_SUBSET,
     REFUSE_REMOVED_MEMBER_COMMIT,
     REFUSE_SUPERSEDED_EPOCH_COMMIT,
+    REQUIRE_ROLE_DEFINITIONS_CAPABILITY,
 )
 from .naming import domain_of_uri, user_of_credential
 from .participants import ChangeKind, ParticipantChange, ParticipantListError
@@ -90,6 +92,7 @@ class CommitRules:
         transition = self._check_hub_component_commit(old, work, received.applied)
         group_info = self._group_info_from_bundle(bundle, work, content, msg)
         welcome_routes = self._welcome_routes(bundle, received.applied)
+        self.overrides.hook(ACCEPT_AUTHORIZED_ADD, self, sender_domain, received.applied)  # a fault's hook may refuse (raises)
         # Accepted: swap in the new state.
         if self.overrides.departs(REFUSE_SUPERSEDED_EPOCH_COMMIT):
             self._fault_previous_view = old
@@ -204,7 +207,8 @@ class CommitRules:
                     changes.extend(more)
                 elif cid == COMPONENT_ROLES:
                     policy_changed = True
-                    if actor_role is None or not self.policy.has(actor_role, Capability.canChangeRoleDefinitions):
+                    if (actor_role is None or not self.policy.has(actor_role, Capability.canChangeRoleDefinitions)) \
+                            and not self.overrides.departs(REQUIRE_ROLE_DEFINITIONS_CAPABILITY):
                         raise _not_allowed(
                             Refusal(
                                 "roles_list changed without canChangeRoleDefinitions",

@@ -150,7 +150,7 @@ class ProposalRules:
             )
         if actor in departing and not (change.user == actor and change.kind is ChangeKind.remove):
             raise _not_allowed(Refusal("a leaving user may only remove itself", "PROTO-REMOVAL-ONLY-REMOVE-PROPOSALS"))
-        refusal = self.policy.authorize_change(actor, actor_role, change)
+        refusal = self.policy.authorize_change(actor, actor_role, change, self.overrides)
         if refusal is not None:
             raise _not_allowed(refusal)
 

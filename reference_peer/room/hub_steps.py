@@ -13,6 +13,17 @@ REFUSE_SUPERSEDED_EPOCH_COMMIT = step(
     summary="a commit built on the epoch the previous accepted commit ended is refused (wrongEpoch); the hub "
     "keeps no earlier state to fork onto",
 )
+TAKE_UP_PUBLIC_HANDSHAKE = step(
+    "hub.update.take-up-public-handshake", "PROTO-UPDATE-HANDSHAKE-FRAMING", "POLICY-CAP-ADD-PARTICIPANT-CLIENTS",
+    summary="a proposal or commit framed as a PublicMessage is taken up and judged by the room's rules (never "
+    "refused for that framing), so a valid authorized add is accepted (hook: the PublicMessage; a fault's hook "
+    "raises to refuse it)",
+)
+ACCEPT_AUTHORIZED_ADD = step(
+    "hub.commit.accept-authorized-add", "POLICY-CAP-ADD-PARTICIPANT-CLIENTS", "PROTO-FANOUT-WELCOME-ROUTING",
+    summary="a valid commit by a canAddParticipant holder adding a user and its clients (with its Welcome) is "
+    "accepted and its Welcome routed (hook: the room, the sender domain, the applied proposals; a fault's hook raises to refuse)",
+)
 REFUSE_REMOVED_MEMBER_COMMIT = step(
     "hub.commit.refuse-removed-member", "PROTO-REMOVAL-BLOCK-COMMITS",
     summary="a commit by a client of a removed, departing or banned user is refused",
@@ -38,6 +49,10 @@ REQUIRE_CACHED_LEAVE = step(
 ALLOW_OWN_CLIENT_REMOVAL = step(
     "hub.commit.allow-own-client-removal", "POLICY-CAP-REMOVE-OWN-CLIENT",
     summary="a participant whose role has canRemoveOwnClient may remove its own client (Remove or SelfRemove)",
+)
+REQUIRE_ROLE_DEFINITIONS_CAPABILITY = step(
+    "hub.commit.require-role-definitions-capability", "POLICY-CAP-CHANGE-ROLE-DEFINITIONS",
+    summary="a roles_list AppDataUpdate is accepted only from a proposer whose role holds canChangeRoleDefinitions",
 )
 PARENT_STRICT_SUBSET = step(
     "hub.commit.parent-strict-subset", "POLICY-BASE-PARENT-STRICT-SUBSET",

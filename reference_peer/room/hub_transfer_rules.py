@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..mls import HubView
 from ..mls.group import AppliedProposal
+from ..overrides import step
 from ..wire.hub_transfer import MIMI_HUB_COMPONENT_ID, HubRedirect, HubState
 from ..wire.identity import IdentifierUri
 from ..wire.mls import ProposalType, SenderType
@@ -14,6 +15,11 @@ from .hub_records import _not_allowed, sender_domain_of
 from .hub_steps import NO_EXTERNAL_COMMIT_HUB_UPDATE, ONLY_HUB_CHANGES_HUB_COMPONENT, WINDOW_NO_NEW_PROVIDERS
 from .policy import Refusal
 from .transfer import BEGIN_COMMITTED, CUTOVER_PROPOSED, MOVED, hub_of_record
+
+CUTOVER_MOVES_THE_ROOM = step(
+    "transfer.commit.cutover-moves-the-room", "EXT-HUBXFER-HANDOFF-SENT", "EXT-HUBXFER-OLDHUB-REDIRECT",
+    summary="a committed mimi_hub update naming another hub is the cut-over: the old hub records the room as "
+            "moved, hands it off and redirects (an update naming this hub again is the abort)")
 
 
 class TransferRules:
@@ -90,7 +96,7 @@ class TransferRules:
         if data.state == HubState.transferring:
             return "begin"
         if sender_domain_of(data.hub) != self.identity.domain:
-            return "cutover"
+            return "abort" if self.overrides.departs(CUTOVER_MOVES_THE_ROOM) else "cutover"
         return "abort"
 
     def _after_hub_transition(self, transition: str | None, old: HubView) -> None:

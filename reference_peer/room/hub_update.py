@@ -10,7 +10,7 @@ from ..wire.codec import DecodeError, EncodeError
 from ..wire.mimi import UpdateRequest, UpdateResponseCode, UpdateRoomResponse
 from ..wire.mls import ContentType, SenderType
 from .hub_records import MLS10, FanoutPlan, _not_allowed, _Refused, update_response
-from .hub_steps import REFUSE_SUPERSEDED_EPOCH_COMMIT
+from .hub_steps import REFUSE_SUPERSEDED_EPOCH_COMMIT, TAKE_UP_PUBLIC_HANDSHAKE
 from .naming import domain_of_uri, user_of_credential
 from .participants import ParticipantListError
 from .policy import PolicyError, Refusal
@@ -33,6 +33,7 @@ class UpdateRules:
                     UpdateResponseCode.invalidProposal,
                     "proposalOrCommit must be a PublicMessage [PROTO-UPDATE-HANDSHAKE-FRAMING]",
                 )
+            self.overrides.hook(TAKE_UP_PUBLIC_HANDSHAKE, msg)  # a fault's hook may refuse it (raises)
             content = msg.public_message.content
             if bytes(content.group_id) != self.group_id:
                 raise _Refused(UpdateResponseCode.invalidProposal, "the handshake is for another group")

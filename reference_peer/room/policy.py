@@ -44,6 +44,24 @@ MAX_CLIENTS_INCLUSIVE = step(
     "clients is accepted",
 )
 
+ENFORCE_MAX_USERS = step(
+    "policy.constraints.enforce-max-users", "POLICY-BASE-MAX-USERS",
+    summary="a commit that takes the participant list above max_users non-banned entries is refused (exactly "
+    "max_users is allowed)",
+)
+
+ENFORCE_MIN_PARTICIPANTS = step(
+    "policy.constraints.enforce-min-participants", "POLICY-ROLE-MIN-PARTICIPANTS",
+    summary="a commit that leaves a role with fewer users, or fewer active users, than its minimum constraint is "
+    "refused (exactly the minimum is allowed)",
+)
+
+CHECK_CHANGE_USER_ROLE = step(
+    "policy.authorize.change-user-role", "POLICY-CAP-CHANGE-USER-ROLE",
+    summary="changing another participant's role needs canChangeUserRole and an authorized_role_changes entry of "
+    "the actor's role from the target's role to the new one",
+)
+
 COMPONENT_ROLES = int(PolicyComponentId.roles_list)
 COMPONENT_BASE_POLICY = int(PolicyComponentId.base_room_policy)
 
@@ -137,8 +155,11 @@ class RoomPolicy:
 
     # -- authorization ----------------------------------------------------------------------
 
-    def authorize_change(self, actor: bytes, actor_role: int, change: ParticipantChange) -> Refusal | None:
-        """One participant-list action (PROTO-PLIST-CHANGES-AUTHORIZED-SEPARATELY, room-policy §8.1)."""
+    def authorize_change(
+        self, actor: bytes, actor_role: int, change: ParticipantChange, overrides: Overrides = NO_OVERRIDES
+    ) -> Refusal | None:
+        """One participant-list action (PROTO-PLIST-CHANGES-AUTHORIZED-SEPARATELY, room-policy §8.1).
+        ``overrides``: the hub room's (:data:`CHECK_CHANGE_USER_ROLE`)."""
         target_is_actor = change.user == actor
         if change.to_role != ROLE_INDEX_NON_PARTICIPANT and self.role(change.to_role) is None:
             return Refusal(f"role {change.to_role} does not exist", "POLICY-ROLE-ONE-ROLE-PER-USER")
@@ -204,11 +225,18 @@ class RoomPolicy:
         if not self.has(actor_role, Capability.canChangeUserRole) or not self.may_change(
             actor_role, change.from_role, change.to_role
         ):
-            return Refusal(
-                f"role {actor_role} may not change role {change.from_role} to {change.to_role}",
-                "POLICY-CAP-CHANGE-USER-ROLE",
-            )
+            if self._change_user_role_checked(overrides):
+                return Refusal(
+                    f"role {actor_role} may not change role {change.from_role} to {change.to_role}",
+                    "POLICY-CAP-CHANGE-USER-ROLE",
+                )
         return None
+
+    @staticmethod
+    def _change_user_role_checked(overrides: Overrides) -> bool:
+        """Whether canChangeUserRole is enforced (:data:`CHECK_CHANGE_USER_ROLE`); a helper of
+        :meth:`authorize_change`, so that its own rules stay mapped by the requirements they name."""
+        return not overrides.departs(CHECK_CHANGE_USER_ROLE)
 
     def check_constraints(
         self,
@@ -221,7 +249,8 @@ class RoomPolicy:
     ) -> Refusal | None:
         """Role and room size constraints after a commit (§3, §5). Only a count that moved in the
         wrong direction is refused, so a room that starts below a minimum can still grow.
-        ``overrides``: the hub room's (:data:`ENFORCE_MAX_CLIENTS`)."""
+        ``overrides``: the hub room's (:data:`ENFORCE_MAX_CLIENTS`, :data:`ENFORCE_MIN_PARTICIPANTS`,
+        :data:`ENFORCE_MAX_USERS`)."""
         counts_before, counts_after = Counter(before.values()), Counter(after.values())
         active_before_set, active_after_set = set(active_before), set(active_after)
         act_before = Counter(before[u] for u in active_before_set if u in before)
@@ -234,7 +263,8 @@ class RoomPolicy:
             maximum = role.maximum_participants_constraint
             if maximum is not None and n1 > maximum and n1 > n0:
                 return Refusal(f"role {index} would hold {n1} users (max {maximum})", "POLICY-ROLE-MAX-PARTICIPANTS")
-            if n1 < role.minimum_participants_constraint and n1 < n0:
+            if n1 < role.minimum_participants_constraint and n1 < n0 \
+                    and not overrides.departs(ENFORCE_MIN_PARTICIPANTS):
                 return Refusal(
                     f"role {index} would hold {n1} users (min {role.minimum_participants_constraint})",
                     "POLICY-ROLE-MIN-PARTICIPANTS",
@@ -244,14 +274,16 @@ class RoomPolicy:
                 return Refusal(
                     f"role {index} would hold {a1} active users (max {maximum})", "POLICY-ROLE-MAX-PARTICIPANTS"
                 )
-            if a1 < role.minimum_active_participants_constraint and a1 < a0:
+            if a1 < role.minimum_active_participants_constraint and a1 < a0 \
+                    and not overrides.departs(ENFORCE_MIN_PARTICIPANTS):
                 return Refusal(
                     f"role {index} would hold {a1} active users (min {role.minimum_active_participants_constraint})",
                     "POLICY-ROLE-MIN-PARTICIPANTS",
                 )
         non_banned = sum(1 for r in after.values() if r != ROLE_INDEX_BANNED)
         non_banned_before = sum(1 for r in before.values() if r != ROLE_INDEX_BANNED)
-        if self.base.max_users is not None and non_banned > self.base.max_users and non_banned > non_banned_before:
+        if (self.base.max_users is not None and non_banned > self.base.max_users and non_banned > non_banned_before
+                and not overrides.departs(ENFORCE_MAX_USERS)):
             return Refusal(f"{non_banned} users exceed max_users {self.base.max_users}", "POLICY-BASE-MAX-USERS")
         limit = self.base.max_clients
         if limit is not None and overrides.departs(MAX_CLIENTS_INCLUSIVE):
