@@ -5,7 +5,8 @@ Subcommands: ``run`` (run the suite against a SUT and write the reports), ``prof
 results.json), ``diff`` (two results.json), ``keygen`` (an Ed25519 key pair for ``run --sign-key``),
 ``pki init`` (the suite CA the reference peers use, kept across runs), ``preflight`` (is a SUT set up
 for a run: each link from the manifest to a request the SUT sends a reference peer),
-``list`` (the checks, without running them), ``completion`` (a shell completion script).
+``list`` (the checks, without running them), ``completion`` (a shell completion script), ``operations``
+(the operation -> checks table of docs/control-api.md).
 Exit codes: 0 success, 1 failure, 2 usage error; never a count. The README documents the contract.
 """
 
@@ -386,6 +387,44 @@ def _cmd_coverage(args: argparse.Namespace) -> int:
     return 1 if found else 0
 
 
+def _cmd_operations(args: argparse.Namespace) -> int:
+    from .operations_table import (
+        DOC_FILE,
+        collect,
+        current_block,
+        marker_problems,
+        openapi_operations,
+        render,
+        suggest_markers,
+    )
+    from .operations_table import replace_block as with_block
+
+    if args.suggest:
+        try:
+            lines = Path(args.suggest).read_text(encoding="utf-8").splitlines()
+            suggestions = suggest_markers(json.loads(line) for line in lines if line.strip())
+        except (OSError, ValueError, KeyError) as exc:
+            _error(f"operations --suggest: cannot read {args.suggest}: {exc}")
+            return 2
+        for function, marker in suggestions.items():
+            print(f"{function}\n    {marker}")
+        return 0
+    checks = collect()
+    operations = openapi_operations()
+    block = render(checks, operations)
+    found = marker_problems(checks, operations)
+    if args.write:
+        DOC_FILE.write_text(with_block(DOC_FILE.read_text(encoding="utf-8"), block), encoding="utf-8")
+        print(f"wrote the operations table of {DOC_FILE.name}")
+    elif not args.check:
+        print(block, end="")
+    if args.check and current_block(DOC_FILE.read_text(encoding="utf-8")) != block:
+        found.append(f"the operations table of {DOC_FILE.name} is stale: run `mimi-conformance operations --write`")
+    for problem in found:
+        _error(f"operations: {problem}")
+    return 1 if found else 0
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -581,6 +620,15 @@ def build_parser() -> argparse.ArgumentParser:
     coverage.add_argument("--write", action="store_true", help="regenerate profiles/coverage/coverage.yaml")
     coverage.add_argument("--check", action="store_true", help="exit 1 when the checked-in manifest is stale")
     coverage.set_defaults(func=_cmd_coverage)
+
+    operations = sub.add_parser("operations", help="which checks need each control operation (the table of "
+                                "docs/control-api.md, from the checks' operations markers)")
+    operations.add_argument("--write", action="store_true", help="rewrite the generated block of docs/control-api.md")
+    operations.add_argument("--check", action="store_true",
+                            help="exit 1 when the block is stale or a check's marker is missing or wrong")
+    operations.add_argument("--suggest", metavar="CHECKS_JSONL",
+                            help="print the markers a run's records (OUT/checks.jsonl) call for, per check function")
+    operations.set_defaults(func=_cmd_operations)
 
     baseline = sub.add_parser("baseline", help="vendor baselines of expected failures")
     baseline_sub = baseline.add_subparsers(dest="baseline_command", required=True, parser_class=_OneLineErrorParser)

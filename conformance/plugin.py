@@ -82,6 +82,7 @@ class _CheckState:
     transcript: str | None = None
     started: float = dataclasses.field(default_factory=time.time)  # wall clock, as the peers log it
     blocked_by: tuple[str, ...] = ()
+    control_operations: tuple[str, ...] = ()  # what the check asked of the SUT's control API
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,6 +110,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirements(*ids): the requirement IDs a conformance check judges")
     config.addinivalue_line("markers", "role(name): the SUT role a conformance check needs (hub or follower)")
     config.addinivalue_line("markers", "feature(*names): optional SUT features a conformance check needs")
+    config.addinivalue_line("markers", "operations(*ids, hub=(), follower=(), optional=()): the SUT control "
+                            "operations a conformance check needs (in every role, or only as hub / follower), "
+                            "and those it uses only when the SUT offers them")
     run = MimiRun(config)
     config.stash[_RUN] = run
     if run.explicit:
@@ -395,9 +399,17 @@ def check_inventory(items: list[pytest.Item], run: MimiRun) -> list[dict[str, An
     """What each collected check judges, without running it (selftest, coverage manifest)."""
     return [
         {"id": item.nodeid, "requirements": list(requirement_ids(item)), "role": check_role(item),
-         "area": _area(item), "features": list(_marker_args(item, "feature"))}
+         "area": _area(item), "features": list(_marker_args(item, "feature")), "operations": check_operations(item)}
         for item in items if run.is_check(item)
     ]
+
+
+def check_operations(item: pytest.Item) -> dict[str, list[str]] | None:
+    """The control operations a check declares for its role (``operations`` marker; None: no marker)."""
+    from .operations_table import declared_operations
+
+    markers = [(marker.args, marker.kwargs) for marker in item.iter_markers("operations")]
+    return declared_operations(markers, check_role(item)) if markers else None
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -527,6 +539,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
             blocked_by=state.blocked_by,
             outcomes=judgement.outcomes,
             missing_operation=judgement.missing_operation,
+            control_operations=state.control_operations,
         )
         # Carried on the report (not recorded here) so that under pytest-xdist the controller, which
         # sees every worker's reports, writes the one results file and the one summary.
@@ -717,15 +730,24 @@ def recorder(request: pytest.FixtureRequest, mimi_output_dir: Path):
 
 
 @pytest.fixture
-def sut(sut_session, recorder):
-    """The connected SUT; its control API calls during this check go to this check's recorder."""
+def sut(sut_session, recorder, request: pytest.FixtureRequest):
+    """The connected SUT; its control API calls during this check go to this check's recorder, and the
+    operations it asks for to the check's record (``control_operations``)."""
+    from .harness.control import OperationRecord
+
+    operations = OperationRecord()
     if sut_session.control is not None:
         sut_session.control.observer = recorder.record_control
+        sut_session.control.operation_record = operations
     try:
         yield sut_session
     finally:
         if sut_session.control is not None:
             sut_session.control.observer = None
+            sut_session.control.operation_record = None
+        state = request.node.stash.get(_STATE, None)
+        if state is not None:
+            state.control_operations = operations.operations
 
 
 @pytest.fixture(scope="session")

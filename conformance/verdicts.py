@@ -423,6 +423,9 @@ class CheckResult:
     outcomes: tuple[RequirementResult, ...] = ()
     # NOT_APPLICABLE because the SUT lacks this control operation (omitted from the record otherwise)
     missing_operation: str | None = None
+    # The operationIds the check asked of the SUT's control API, first asked first
+    # (harness.control.OperationRecord); the operations marker declares them (conformance.operations_table)
+    control_operations: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
@@ -430,6 +433,7 @@ class CheckResult:
         values = {k: v for k, v in data.items() if k in fields}
         values["requirements"] = tuple(values.get("requirements", ()))
         values["blocked_by"] = tuple(values.get("blocked_by", ()))
+        values["control_operations"] = tuple(values.get("control_operations", ()))
         values["verdict"] = Verdict(values["verdict"])
         values["outcomes"] = tuple(RequirementResult.from_dict(o) for o in values.get("outcomes", ()))
         return cls(**values)
@@ -438,6 +442,7 @@ class CheckResult:
         data = dataclasses.asdict(self)
         data["requirements"] = list(self.requirements)
         data["blocked_by"] = list(self.blocked_by)
+        data["control_operations"] = list(self.control_operations)
         data["verdict"] = str(self.verdict)
         data["duration"] = round(self.duration, 6)
         data["outcomes"] = [o.as_dict() for o in self.outcomes]

@@ -10,7 +10,8 @@ Every call has a timeout (one overall deadline, not only per socket operation) a
 ``max_response_bytes``. RFC 9457 problem documents become :class:`ControlProblem`; an operation the
 SUT does not list in ``getInfo.supportedOperations``, or answers 501, raises :class:`NotSupported`,
 which makes the check NOT_APPLICABLE naming the operation (``CheckResult.missing_operation``; the run
-summary counts them). Every exchange is reported to ``observer`` (the recorder).
+summary counts them). Every exchange is reported to ``observer`` (the recorder), and the operationIds
+a check asks for go to ``operation_record`` (:class:`OperationRecord`; ``CheckResult.control_operations``).
 """
 
 from __future__ import annotations
@@ -87,6 +88,23 @@ class ControlExchange:
     response_body: bytes = b""
     error: str | None = None
     elapsed: float = 0.0
+
+
+class OperationRecord:
+    """The operationIds one check asked of a control API, in the order first asked: each operation it
+    called or required before acting, whether or not the SUT offers it. The getInfo the client makes
+    for itself to learn supportedOperations is not the check's; ``supports()`` questions are not kept
+    (a check that only asks whether an operation is offered does not need it)."""
+
+    def __init__(self) -> None:
+        self._operations: dict[str, None] = {}  # a dict keeps first-asked order without duplicates
+
+    def note(self, operation_id: str) -> None:
+        self._operations.setdefault(operation_id, None)
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        return tuple(self._operations)
 
 
 @dataclass(frozen=True)
@@ -289,6 +307,8 @@ class ControlClient:
         )
         self._supported: frozenset[str] | None = None
         self._info: dict[str, Any] | None = None
+        # Set per check (the plugin's ``sut`` fixture) on the SUT's client: what the check asks of it.
+        self.operation_record: OperationRecord | None = None
         # Set by a connector that knows more when the SUT cannot be reached (e.g. its process exited).
         self.explain_unreachable: Callable[[], str | None] | None = None
 
@@ -354,6 +374,10 @@ class ControlClient:
         operation, url, params = self.build_request(operation_id, path_params, query, body)
         self.require(operation_id)
         return self._send(operation, url, params, body, timeout if timeout is not None else self.timeout)
+
+    def _note(self, operation_id: str) -> None:
+        if self.operation_record is not None:
+            self.operation_record.note(operation_id)
 
     def _send(
         self, operation: Operation, url: str, params: Mapping[str, Any], body: Any, timeout: float
@@ -475,8 +499,13 @@ class ControlClient:
     # --- info -----------------------------------------------------------------------------------
 
     def get_info(self, *, refresh: bool = False, timeout: float | None = None) -> dict[str, Any]:
+        self._note("getInfo")
+        return self._load_info(refresh=refresh, timeout=timeout)
+
+    def _load_info(self, *, refresh: bool = False, timeout: float | None = None) -> dict[str, Any]:
         if self._info is None or refresh:
-            info = self.call("getInfo", timeout=timeout).body
+            operation, url, params = self.build_request("getInfo")
+            info = self._send(operation, url, params, None, timeout if timeout is not None else self.timeout).body
             if not isinstance(info, dict) or not isinstance(info.get("supportedOperations"), list):
                 raise ControlResponseError("getInfo answer lacks supportedOperations", operation="getInfo")
             self._info = info
@@ -486,6 +515,7 @@ class ControlClient:
     def require(self, operation_id: str) -> None:
         """:class:`NotSupported` (the check is NOT_APPLICABLE, counted under this operation) unless the SUT
         lists ``operation_id`` in getInfo; for a check that must know before it starts acting."""
+        self._note(operation_id)
         if operation_id != "getInfo" and operation_id not in self.supported_operations():
             raise NotSupported(
                 "a control operation the check needs, which the SUT does not list in GET /v1/info supportedOperations",
@@ -494,7 +524,7 @@ class ControlClient:
 
     def supported_operations(self) -> frozenset[str]:
         if self._supported is None:
-            self.get_info()
+            self._load_info()
         assert self._supported is not None
         return self._supported
 

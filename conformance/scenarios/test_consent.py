@@ -292,6 +292,7 @@ def _quarantined_room(cast, sut, names) -> tuple[_Requester, User, str]:
 
 @both_roles
 @pytest.mark.requirements(IMMEDIATE_KEYMAT)
+@pytest.mark.operations("createUser", hub=("createRoom", "addParticipant"))
 def test_immediate_keymaterial_returns_key_packages(cast, sut, mimi_as):
     """In immediate mode the SUT answers keyMaterial from a requester without any consent exchange with KeyPackages."""
     target = _user_in_mode(sut, cast.sut, "immediate")
@@ -303,6 +304,7 @@ def test_immediate_keymaterial_returns_key_packages(cast, sut, mimi_as):
 
 @both_roles
 @pytest.mark.requirements(IMMEDIATE_DELIVERY, IMMEDIATE_KEYMAT)
+@pytest.mark.operations("createUser", "listReceivedMessages", hub=("createRoom", "addParticipant"))
 def test_immediate_room_is_delivered_without_user_action(cast, sut, names):
     """In immediate mode the SUT delivers the Welcome and later messages of a room to the target's clients at once."""
     target = _user_in_mode(sut, cast.sut, "immediate")
@@ -325,6 +327,7 @@ def test_immediate_room_is_delivered_without_user_action(cast, sut, names):
 
 @both_roles
 @pytest.mark.requirements(Q_ADD)
+@pytest.mark.operations("createUser", hub=("createRoom", "addParticipant"))
 def test_quarantine_keymaterial_returns_key_packages(cast, sut, mimi_as):
     """In quarantine mode the SUT answers keyMaterial from a requester without a grant with KeyPackages."""
     target = _user_in_mode(sut, cast.sut, "quarantine")
@@ -336,6 +339,8 @@ def test_quarantine_keymaterial_returns_key_packages(cast, sut, mimi_as):
 
 @both_roles
 @pytest.mark.requirements(Q_HOLD, Q_ADD)
+@pytest.mark.operations("createUser", "listReceivedMessages", hub=("createRoom", "addParticipant"),
+                        optional=("listUserEvents",))
 def test_quarantine_holds_room_content_before_accept(cast, sut, names, poll_until):
     """In quarantine mode nothing of a room from an ungranted requester is readable by any client of the target before the user accepts."""
     requester, target, room = _quarantined_room(cast, sut, names)
@@ -356,6 +361,7 @@ def test_quarantine_holds_room_content_before_accept(cast, sut, names, poll_unti
 
 @as_follower
 @pytest.mark.requirements(Q_NOTIFY, Q_ADD)
+@pytest.mark.operations("createUser", "listReceivedMessages")
 def test_quarantine_notify_for_held_room_is_201(cast, sut, names, poll_until):
     """In quarantine mode the SUT answers every /notify for a held room with 201 and no body, like any room."""
     target = _user_in_mode(sut, cast.sut, "quarantine")
@@ -379,6 +385,7 @@ def test_quarantine_notify_for_held_room_is_201(cast, sut, names, poll_until):
 
 @both_roles
 @pytest.mark.requirements(Q_RELEASE, Q_ADD)
+@pytest.mark.operations("createUser", "listReceivedMessages", "grantConsent", hub=("createRoom", "addParticipant"))
 def test_quarantine_accept_releases_held_items_once_in_order(cast, sut, names, poll_until):
     """On accept the SUT delivers every held item of the room to the target's clients exactly once, in fan-out order."""
     requester, target, room = _quarantined_room(cast, sut, names)
@@ -403,6 +410,7 @@ def test_quarantine_accept_releases_held_items_once_in_order(cast, sut, names, p
 
 @both_roles
 @pytest.mark.requirements(Q_REJECT, Q_ADD)
+@pytest.mark.operations("createUser", "listReceivedMessages", "revokeConsent", hub=("createRoom", "addParticipant"))
 def test_quarantine_reject_drops_held_items(cast, sut, names, poll_until):
     """On reject the SUT never delivers the held items (nor later items of the rejected room) to the target's clients."""
     requester, target, room = _quarantined_room(cast, sut, names)
@@ -421,6 +429,7 @@ def test_quarantine_reject_drops_held_items(cast, sut, names, poll_until):
 
 @as_follower
 @pytest.mark.requirements(Q_REJECTED_STAYS, Q_ADD)
+@pytest.mark.operations("createUser", "listReceivedMessages", "revokeConsent")
 def test_quarantine_rejected_room_stays_rejected_for_later_items_and_readds(cast, sut, names):
     """A rejected room stays rejected: neither a later message of the room nor, after another admin removed
     and re-added the target, the re-add's Welcome and a message after it reach the target's clients.
@@ -465,6 +474,7 @@ def test_quarantine_rejected_room_stays_rejected_for_later_items_and_readds(cast
 
 @both_roles
 @pytest.mark.requirements(Q_GRANTED, Q_ADD)
+@pytest.mark.operations("createUser", "grantConsent", "listReceivedMessages", hub=("createRoom", "addParticipant"))
 def test_quarantine_room_from_granted_requester_is_not_held(cast, sut, names):
     """In quarantine mode the SUT delivers a room from a requester the user granted without a further user action."""
     target = _user_in_mode(sut, cast.sut, "quarantine")
@@ -490,6 +500,8 @@ def test_quarantine_room_from_granted_requester_is_not_held(cast, sut, names):
 
 @both_roles
 @pytest.mark.requirements(FIRST_NO_KP, FIRST_GRANT_OPENS)
+@pytest.mark.operations("createUser", "grantConsent", hub=("createRoom", "addParticipant"),
+                        optional=("publishKeyPackages",))
 def test_consent_first_keymaterial_refused_without_grant(cast, sut, mimi_as):
     """In consent-first mode the SUT answers keyMaterial without a grant with noConsent and no clients, consuming no KeyPackage."""
     target = _user_in_mode(sut, cast.sut, "consent-first")
@@ -519,6 +531,7 @@ def test_consent_first_keymaterial_refused_without_grant(cast, sut, mimi_as):
 
 @both_roles
 @pytest.mark.requirements(FIRST_REQUEST_201)
+@pytest.mark.operations("createUser", "listUserEvents")
 def test_consent_request_answered_201_and_pending(cast, sut, mimi_as, poll_until):
     """The SUT answers a requestConsent request with 201 and shows it to the target as a pending request."""
     target = _user_in_mode(sut, cast.sut, "consent-first")
@@ -538,6 +551,7 @@ def test_consent_request_answered_201_and_pending(cast, sut, mimi_as, poll_until
 
 @both_roles
 @pytest.mark.requirements(FIRST_GRANT_OPENS, FIRST_GRANT_SENT)
+@pytest.mark.operations("createUser", "grantConsent", hub=("createRoom", "addParticipant"))
 def test_consent_first_grant_opens_keymaterial_and_is_sent(cast, sut, mimi_as, poll_until):
     """After the user grants, the SUT answers the requester's keyMaterial with KeyPackages and sends updateConsent grant to the requester's provider."""
     target = _user_in_mode(sut, cast.sut, "consent-first")
@@ -573,6 +587,7 @@ def test_consent_first_grant_opens_keymaterial_and_is_sent(cast, sut, mimi_as, p
 
 @both_roles
 @pytest.mark.requirements(FIRST_REVOKE_CLOSES, FIRST_GRANT_OPENS)
+@pytest.mark.operations("createUser", "grantConsent", "revokeConsent", hub=("createRoom", "addParticipant"))
 def test_consent_first_revoke_closes_keymaterial(cast, sut, mimi_as):
     """After the user revokes an earlier grant, the SUT answers the requester's keyMaterial with noConsent and no clients again."""
     target = _user_in_mode(sut, cast.sut, "consent-first")
@@ -589,6 +604,7 @@ def test_consent_first_revoke_closes_keymaterial(cast, sut, mimi_as):
 
 @both_roles
 @pytest.mark.requirements(FIRST_GRANT_OPENS, FIRST_REVOKE_CLOSES)
+@pytest.mark.operations("createUser", "grantConsent", "revokeConsent", hub=("createRoom", "addParticipant"))
 def test_consent_first_room_revoke_leaves_other_rooms_granted(cast, sut, mimi_as):
     """A consent-first user who granted rooms A and B and then revokes B alone: the SUT still hands out
     KeyPackages for room A, and refuses room B.
@@ -616,6 +632,7 @@ def test_consent_first_room_revoke_leaves_other_rooms_granted(cast, sut, mimi_as
 
 @both_roles
 @pytest.mark.requirements(FIRST_REVOKE_CLOSES, FIRST_GRANT_OPENS)
+@pytest.mark.operations("createUser", "grantConsent", "revokeConsent", hub=("createRoom", "addParticipant"))
 def test_consent_first_revoke_for_every_room_overrides_an_earlier_room_grant(cast, sut, mimi_as):
     """A consent-first user who granted room A and later revokes without a room: the SUT refuses
     keyMaterial for room A (the later revoke wins over the earlier, narrower grant).
@@ -638,6 +655,7 @@ def test_consent_first_revoke_for_every_room_overrides_an_earlier_room_grant(cas
 
 @both_roles
 @pytest.mark.requirements(ROOM_SCOPE, FIRST_GRANT_OPENS)
+@pytest.mark.operations("createUser", "grantConsent", hub=("createRoom", "addParticipant"))
 def test_room_scoped_grant_opens_only_that_room(cast, sut, mimi_as):
     """A consent-first user's grant for room A makes the SUT hand out KeyPackages for room A only; room B gets noConsentForThisRoom or noConsent and no clients."""
     target = _user_in_mode(sut, cast.sut, "consent-first")
@@ -663,6 +681,7 @@ def _pending(sut: Party, target: User, requester: User) -> set[str | None]:
 
 @both_roles
 @pytest.mark.requirements(EXT_CANCEL)
+@pytest.mark.operations("createUser", "listUserEvents")
 def test_cancel_removes_only_the_identical_pending_request(cast, sut, mimi_as, poll_until):
     """A received cancel removes only the pending request with the identical scope; cancels for another scope change nothing."""
     target = _user_in_mode(sut, cast.sut, "consent-first")
@@ -700,6 +719,7 @@ def test_cancel_removes_only_the_identical_pending_request(cast, sut, mimi_as, p
 
 @both_roles
 @pytest.mark.requirements(FIRST_REQUEST_201)
+@pytest.mark.operations("createUser", "listUserEvents", "grantConsent", hub=("createRoom", "addParticipant"))
 def test_room_decision_leaves_other_rooms_requests_pending(cast, sut, mimi_as, poll_until):
     """Requests for rooms A and B are pending; the user grants room B alone: the request for room A stays
     pending.
@@ -757,6 +777,7 @@ def _room_with_sut_member(cast, member: User) -> str:
 
 @both_roles
 @pytest.mark.requirements(CANCEL_SAME_SCOPE, ROOM_SCOPED_REQUEST, DIRECT)
+@pytest.mark.operations("createUser", "requestConsent", "cancelConsentRequest", hub=("createRoom",))
 def test_sut_cancel_repeats_the_request_scope(cast, sut, poll_until):
     """The SUT sends its user's consent request directly to the target's provider, room-scoped with the roomId, and a cancel with the identical scope."""
     for operation in ("requestConsent", "cancelConsentRequest"):
@@ -815,6 +836,7 @@ def test_sut_cancel_repeats_the_request_scope(cast, sut, poll_until):
 
 @both_roles
 @pytest.mark.requirements(UPDATE_RESPONSE, GRANT_KEYPACKAGES)
+@pytest.mark.operations("createUser")
 def test_update_consent_grant_answered_201(cast, sut, mimi_as):
     """The SUT answers an updateConsent grant for one of its users 201, with no KeyPackage and with two, and
     one for a requester it does not know 201 or 404 (-06 §5.7; a 500-class answer judges nothing, and the

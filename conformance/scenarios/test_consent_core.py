@@ -84,6 +84,7 @@ def _judge_refusal(reply, response, what: str) -> None:
 
 @both_roles
 @pytest.mark.requirements(REVOKE_ENFORCED, KEYMAT_NOCONSENT, GRANT_ENABLES)
+@pytest.mark.operations("createUser", "revokeConsent", "grantConsent", hub=("createRoom", "addParticipant"))
 def test_revoke_and_grant_gate_keymaterial(cast, sut, mimi_as):
     """After the target revokes (denies) a requester, the SUT's keyMaterial answers noConsent without
     KeyPackages; after a grant it no longer refuses for lack of consent; after a revoke again it refuses."""
@@ -110,6 +111,7 @@ def test_revoke_and_grant_gate_keymaterial(cast, sut, mimi_as):
 
 @both_roles
 @pytest.mark.requirements(REVOKE_ENFORCED, KEYMAT_NOCONSENT)
+@pytest.mark.operations("createUser", "grantConsent", "revokeConsent", hub=("createRoom", "addParticipant"))
 def test_revoke_for_every_room_overrides_an_earlier_room_grant(cast, sut, mimi_as):
     """A grant for room A followed by a revoke naming no room: keyMaterial for room A is refused.
 
@@ -134,6 +136,7 @@ def test_revoke_for_every_room_overrides_an_earlier_room_grant(cast, sut, mimi_a
 
 @both_roles
 @pytest.mark.requirements(ROOM_OR_ANY, KEYMAT_NOCONSENT_ROOM)
+@pytest.mark.operations("createUser", "revokeConsent", "grantConsent", hub=("createRoom", "addParticipant"))
 def test_room_scoped_revoke_applies_to_that_room_only(cast, sut, mimi_as):
     """A grant without a room opens every room; a later revoke naming room B refuses room B only (with
     noConsentForThisRoom or noConsent and no KeyPackage) while room A stays open."""
@@ -185,6 +188,7 @@ def test_room_scoped_revoke_applies_to_that_room_only(cast, sut, mimi_as):
 
 @both_roles
 @pytest.mark.requirements(REQUEST_RESPONSE)
+@pytest.mark.operations("createUser")
 def test_request_consent_answered_201(cast, sut, mimi_as):
     """requestConsent for a known user is answered 201; for an unknown user 201 or 404. The draft also
     allows a 500-class answer, which judges nothing, and says nothing of a body."""
@@ -205,6 +209,7 @@ def test_request_consent_answered_201(cast, sut, mimi_as):
 
 @both_roles
 @pytest.mark.requirements(CANCEL_NO_MATCH)
+@pytest.mark.operations("createUser")
 def test_cancel_matching_no_request_answered_201(cast, sut, mimi_as):
     """A cancel whose ConsentScope matches no request (another room, any room, never requested) is answered 201."""
     target = cast.sut.create_user("target")
@@ -229,6 +234,7 @@ def test_cancel_matching_no_request_answered_201(cast, sut, mimi_as):
 
 @both_roles
 @pytest.mark.requirements(UPDATE_DOMAINS)
+@pytest.mark.operations("createUser", "revokeConsent", hub=("createRoom", "addParticipant"))
 def test_update_consent_from_wrong_provider_changes_nothing(cast, sut, mimi_as):
     """An updateConsent grant naming the SUT's user as target, sent by a third provider and by the
     requester's own provider (neither holds the targetUri), is not acted on: after it, keyMaterial from

@@ -115,6 +115,7 @@ def _judge_template(endpoint: str, template: object) -> tuple[str | None, str | 
 
 
 @pytest.mark.requirements(WELL_KNOWN, HTTPS_URLS)
+@pytest.mark.operations()
 def test_directory_is_served_as_json_naming_https_endpoints(sut, mimi, recorder):
     """Each SUT domain answers GET /.well-known/mimi-protocol-directory with 200 and a JSON object
     mapping the endpoint types to https URL templates (members that are not endpoint names are not
@@ -195,6 +196,7 @@ def _judge_role_endpoints(mimi, sut, recorder, role: str, requirement: str) -> N
 
 @pytest.mark.requirements(HUB_ENDPOINTS)
 @pytest.mark.role("hub")
+@pytest.mark.operations()
 def test_hub_directory_lists_the_hub_endpoints(sut, mimi, recorder):
     """A SUT acting as hub lists update, submitMessage, groupInfo, keyMaterial and proxyDownload in its
     directory (other members are allowed)."""
@@ -203,6 +205,7 @@ def test_hub_directory_lists_the_hub_endpoints(sut, mimi, recorder):
 
 @pytest.mark.requirements(FOLLOWER_ENDPOINTS)
 @pytest.mark.role("follower")
+@pytest.mark.operations()
 def test_follower_directory_lists_the_follower_endpoints(sut, mimi, recorder):
     """A SUT acting as follower lists notify and keyMaterial in its directory (the optional endpoints
     and other members are allowed)."""
@@ -303,6 +306,7 @@ def _expect_not_found(response: IdentifierResponse, what: str, requirement: str)
 
 @pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(EXACT_MATCH)
+@pytest.mark.operations("createUser")
 def test_identifier_query_handle_and_email_match_exactly(sut, sut_party, mimi, names, recorder):
     """handle and email searches match the whole value exactly: a near miss is notFound."""
     local = names("exact")
@@ -319,6 +323,7 @@ def test_identifier_query_handle_and_email_match_exactly(sut, sut_party, mimi, n
 
 @pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(EXACT_MATCH)
+@pytest.mark.operations("createUser")
 def test_identifier_query_nick_matches_a_nickname_or_a_handle_user_part(sut, sut_party, mimi, names, recorder):
     """A nick search finds the user by a nickname and by the user part of its handle, both exactly;
     the nickname less its last character finds nobody.
@@ -346,6 +351,7 @@ def test_identifier_query_nick_matches_a_nickname_or_a_handle_user_part(sut, sut
 
 @pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(EXACT_MATCH)
+@pytest.mark.operations("createUser")
 def test_identifier_query_vcard_fn_matches_exactly(sut, sut_party, mimi, names, recorder):
     """A vcardField search for FN finds the one user whose FN is the value, among users with and
     without a full name; the value less its last character finds nobody.
@@ -367,6 +373,7 @@ def test_identifier_query_vcard_fn_matches_exactly(sut, sut_party, mimi, names, 
 
 @pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(PARTIALNAME)
+@pytest.mark.operations("createUser")
 def test_identifier_query_partial_name_is_a_caseless_substring(sut, sut_party, mimi, names, recorder):
     """partialName finds a user by a substring of the family name in the other letter case, and a
     string that no name holds finds nobody.
@@ -394,6 +401,7 @@ def test_identifier_query_partial_name_is_a_caseless_substring(sut, sut_party, m
 
 @pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(ZERO_ONE_MANY, STATUS_CODES)
+@pytest.mark.operations("createUser")
 def test_identifier_query_returns_zero_one_or_many_users(sut, sut_party, mimi, names, recorder):
     """A query answers notFound with no results for no match, success with one URI for one user and
     success with every URI for several users."""
@@ -435,6 +443,7 @@ def test_identifier_query_returns_zero_one_or_many_users(sut, sut_party, mimi, n
 
 @pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(AND_SEMANTICS)
+@pytest.mark.operations("createUser")
 def test_identifier_query_elements_all_have_to_match(sut, sut_party, mimi, names, recorder):
     """A query with several elements matches only users matching every element (AND)."""
     given = names("Alice").replace("-", "")
@@ -451,6 +460,7 @@ def test_identifier_query_elements_all_have_to_match(sut, sut_party, mimi, names
 
 @pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(SEARCH_POLICY)
+@pytest.mark.operations("createUser")
 def test_identifier_query_honours_the_users_search_policy(sut, sut_party, mimi, names, recorder):
     """A hidden user is not found even by exact handle, and an exact-handle-only user is found by
     handle but not by name."""
@@ -471,6 +481,7 @@ def test_identifier_query_honours_the_users_search_policy(sut, sut_party, mimi, 
 
 @pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(SAFE_IDEMPOTENT)
+@pytest.mark.operations("createUser")
 def test_identifier_query_repeated_gives_the_same_answer(sut, sut_party, mimi, names, recorder):
     """Repeating an identical identifierQuery returns a byte-identical answer."""
     _, handle = _searchable_user(sut_party, names, "repeat")
@@ -485,6 +496,7 @@ def test_identifier_query_repeated_gives_the_same_answer(sut, sut_party, mimi, n
 # DISC-R9 is judged through identifierQuery: without the feature there is nothing to ask.
 @pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(REMOVED_NOT_RETURNED)
+@pytest.mark.operations("createUser", "deleteUser")
 def test_deleted_user_is_no_longer_found(sut, sut_party, mimi, names, recorder):
     """After a user is deleted, a query that found it answers notFound."""
     if not sut_party.supports("deleteUser"):

@@ -247,6 +247,7 @@ def _judge_stream_order(fanouts, start_epoch: int, provider: str) -> _StreamOrde
 
 @pytest.mark.requirements(TO_ACTIVE, ORDERED, DELIVERY_ORDER)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
 def test_fanout_reaches_every_provider_in_hub_order(cast, ref_hub, poll_until, recorder):
     """The hub fans out each accepted message to every provider with members, in its acceptance order (as
     the FanoutMessage stamps and epochs give it: a hub need not wait for one /notify's answer before the
@@ -310,6 +311,7 @@ def test_fanout_reaches_every_provider_in_hub_order(cast, ref_hub, poll_until, r
 
 @pytest.mark.requirements(TO_ACTIVE)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "listReceivedMessages")
 def test_followers_message_reaches_the_hubs_own_clients(cast, ref_hub, poll_until, recorder):
     """-06 §5.5: "If the hub provider accepts an application or handshake message (proposal or commit)
     message, it forwards that message to all other providers with active participants in the room and all
@@ -337,6 +339,7 @@ def test_followers_message_reaches_the_hubs_own_clients(cast, ref_hub, poll_unti
 
 @pytest.mark.requirements(WELCOME_ROUTING, KPREF)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_welcome_goes_only_to_the_joiners_provider(cast, ref_hub, poll_until):
     """The hub sends a Welcome only to the provider whose KeyPackages it names, not to other providers."""
     room, alice, (bob, xavier) = _sut_hub_room(cast, third=ref_hub)
@@ -375,6 +378,7 @@ def test_welcome_goes_only_to_the_joiners_provider(cast, ref_hub, poll_until):
 
 @pytest.mark.requirements(EPOCH_TOO_OLD)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_message_of_an_old_epoch_is_answered_epoch_too_old(cast, ref_hub, sut, mimi_as, poll_until):
     """An application message of an epoch older than the room's is answered epochTooOld with the current epoch."""
     room, alice, (bob,) = _sut_hub_room(cast)
@@ -393,6 +397,7 @@ def test_message_of_an_old_epoch_is_answered_epoch_too_old(cast, ref_hub, sut, m
 
 @pytest.mark.requirements(FUTURE_EPOCH)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_message_of_a_future_epoch_is_not_allowed(cast, sut, mimi_as, poll_until):
     """An application message claiming an epoch after the room's is answered notAllowed."""
     room, _alice, (bob,) = _sut_hub_room(cast)
@@ -410,6 +415,7 @@ def test_message_of_a_future_epoch_is_not_allowed(cast, sut, mimi_as, poll_until
 
 @pytest.mark.requirements(WRONG_EPOCH)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_second_commit_for_an_epoch_is_refused(cast, sut, mimi_as, poll_until):
     """Of two commits built on the same epoch the hub accepts the first and answers the second wrongEpoch
     with the new current epoch."""
@@ -432,6 +438,7 @@ def test_second_commit_for_an_epoch_is_refused(cast, sut, mimi_as, poll_until):
 
 @pytest.mark.requirements(ACCEPTED_TIMESTAMP, TIMESTAMP_IS_ACCEPTANCE)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_fanout_timestamp_is_the_acceptance_time(cast, ref_hub, poll_until):
     """The hub answers an accepted submitMessage with its acceptance time and stamps the fanned-out message
     with that same time."""
@@ -473,6 +480,7 @@ def test_fanout_timestamp_is_the_acceptance_time(cast, ref_hub, poll_until):
 
 @pytest.mark.requirements(RETRY, COMMITMENT)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
 def test_refused_notify_is_retried_until_delivered(cast, poll_until, recorder):
     """After a non-201 answer to /notify the hub sends the same body again, and the message arrives once.
     -06 §5.5: "The HTTP response code indicates if the messages in the request were accepted (201 response
@@ -515,6 +523,7 @@ def test_refused_notify_is_retried_until_delivered(cast, poll_until, recorder):
 
 @pytest.mark.requirements(RETRY_AFTER, RETRY)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
 def test_retry_waits_for_retry_after(cast, poll_until, recorder):
     """A hub retrying a refused /notify waits at least the Retry-After the follower gave (and may wait longer:
     a slow retry is awaited, bounded)."""
@@ -557,6 +566,7 @@ def _ref_hub_room(cast):
 
 @pytest.mark.requirements(DUP_201)
 @as_follower
+@pytest.mark.operations("createUser", "getRoom", "listReceivedMessages")
 def test_duplicate_notify_is_answered_201(cast, sut, mimi):
     """A follower answers a byte-identical repeated /notify from the hub with 201."""
     room, xavier, sam = _ref_hub_room(cast)
@@ -578,6 +588,7 @@ def test_duplicate_notify_is_answered_201(cast, sut, mimi):
 
 @pytest.mark.requirements(DUP_ONCE)
 @as_follower
+@pytest.mark.operations("createUser", "getRoom", "listReceivedMessages")
 def test_duplicate_notify_is_processed_once(cast, sut, mimi):
     """A follower ignores a repeated /notify: its clients get the message once."""
     room, xavier, sam = _ref_hub_room(cast)
@@ -599,6 +610,7 @@ def test_duplicate_notify_is_processed_once(cast, sut, mimi):
 
 @pytest.mark.requirements(ECHO)
 @as_follower
+@pytest.mark.operations("createUser", "getRoom", "sendMessage")
 def test_echo_of_own_message_is_accepted(cast):
     """A follower answers 201 to a /notify echoing its own client's message back."""
     room, xavier, sam = _ref_hub_room(cast)
@@ -616,6 +628,7 @@ def test_echo_of_own_message_is_accepted(cast):
 
 @pytest.mark.requirements(CONCATENATED)
 @as_follower
+@pytest.mark.operations("createUser", "getRoom", "listReceivedMessages")
 def test_concatenated_notify_is_processed_whole(cast, sut, mimi, poll_until):
     """A follower accepts a /notify of a commit and two application messages concatenated, and its client
     gets both messages."""

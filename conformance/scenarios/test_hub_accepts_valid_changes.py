@@ -93,6 +93,7 @@ def _update_answers(ref_follower, room: str, mark: int) -> list[tuple[str, bool]
 
 @pytest.mark.role("hub")
 @pytest.mark.requirements(ADD_CLIENTS, WELCOME_ROUTING)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant")
 def test_hub_accepts_its_creators_add_of_a_follower_user(sut_party, ref_follower, poll_until, recorder):
     """The room's creator on the SUT adds a reference follower user: the SUT as hub accepts the commit (it
     may not refuse an add its own policy authorizes, room-policy-04 §8.1.1 canAddParticipant: "the holder is
@@ -129,6 +130,7 @@ def test_hub_accepts_its_creators_add_of_a_follower_user(sut_party, ref_follower
 
 @pytest.mark.role("hub")
 @pytest.mark.requirements(ADD_CLIENTS, WELCOME_ROUTING)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_hub_accepts_a_follower_admins_valid_add(sut_party, ref_follower, poll_until, recorder):
     """A reference follower admin (role 3) commits, over MIMI, a valid add of another reference follower
     user (PublicMessage commit, Welcome, full GroupInfo and ratchetTreeOption): the SUT as hub answers the

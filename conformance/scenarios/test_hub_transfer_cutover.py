@@ -348,6 +348,7 @@ def _wait_until(poll_until, moment: float, what: str) -> None:
 @pytest.mark.requirements(AFTER_DELIVERY)
 @pytest.mark.role("hub")
 @pytest.mark.feature(FEATURE)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "startHubTransfer")
 def test_cutover_waits_for_the_followers_201_to_the_begin_commit(sut, sut_party, ref_hub, ref_follower, poll_until,
                                                                  recorder):
     """The reference follower answers the begin proposals 503 (Retry-After 2), so it receives the begin
@@ -416,6 +417,7 @@ def _cached_cutover(member, room: str) -> bytes | None:
 @pytest.mark.requirements(INCLUDES_PENDING, REMOVAL_PRESERVED)
 @pytest.mark.role("hub")
 @pytest.mark.feature(FEATURE)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_cutover_commit_must_include_the_pending_removal(sut, sut_party, ref_hub, ref_follower, mimi_as, poll_until,
                                                          recorder):
     """Dave (reference follower, admin) starts the transfer and holds the cut-over commit back; with the
@@ -497,6 +499,7 @@ def test_cutover_commit_must_include_the_pending_removal(sut, sut_party, ref_hub
                           NO_ROLLBACK)
 @pytest.mark.role("hub")
 @pytest.mark.feature(FEATURE)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage", "startHubTransfer")
 def test_in_flight_messages_are_handed_over_once(sut, sut_party, ref_hub, ref_follower, poll_until, recorder):
     """The target answers the begin proposals 503 (Retry-After 2): while the SUT waits for it, the
     follower refuses the next /notify (Retry-After 4), and Alice (SUT) and Bob (follower) send a message
@@ -756,6 +759,7 @@ def _describe(fanout: FanoutMessage) -> str:
 @pytest.mark.requirements(REDIRECT, REDIRECT_SHAPE, NO_ACCEPT)
 @pytest.mark.role("hub")
 @pytest.mark.feature(FEATURE)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "startHubTransfer")
 def test_old_hub_redirects_every_room_request_after_the_cutover(sut, sut_party, ref_follower, mimi_as, poll_until,
                                                                 recorder):
     """After the cut-over, the reference follower sends the SUT submitMessage and update for the cut-over

@@ -216,6 +216,7 @@ def _reinit_proposals(body: bytes) -> int:
 @pytest.mark.requirements(SENDS_REQUEST)
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom", "startHubTransfer")
 def test_follower_sends_its_users_transfer_request_to_the_hub(sut, sut_party, ref_hub, poll_until, recorder):
     """startHubTransfer for a SUT user holding canTransferHub in a room on the reference hub makes the
     SUT send a HubTransferMessage.request, signed with that user's leaf key, to the hub's hubTransfer
@@ -270,6 +271,7 @@ def test_follower_sends_its_users_transfer_request_to_the_hub(sut, sut_party, re
 @pytest.mark.requirements(HUB_FROM_COMPONENT)
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom", "sendMessage")
 def test_follower_takes_the_hub_from_the_committed_component(sut, sut_party, ref_hub, ref_follower, poll_until):
     """After the room moves from hub.ref.test (its ID's authority) to follower.ref.test, the SUT's
     hub-of-record is the hub of the committed component (getRoom hubDomain, hubGeneration 2, stable),
@@ -307,6 +309,7 @@ def test_follower_takes_the_hub_from_the_committed_component(sut, sut_party, ref
 @pytest.mark.requirements(RETARGET)
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom", "sendMessage", "addParticipant")
 def test_follower_sends_room_requests_to_the_new_hub(sut, sut_party, ref_hub, ref_follower, poll_until, recorder):
     """Once the SUT has the cut-over commit, its room requests (submitMessage, and keyMaterial and update to
     add a participant) go to the new hub, none to the old hub."""
@@ -337,6 +340,7 @@ def test_follower_sends_room_requests_to_the_new_hub(sut, sut_party, ref_hub, re
 @pytest.mark.requirements(ACCEPT_TARGET)
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom", "listReceivedMessages")
 def test_follower_accepts_notify_from_the_target_during_the_window(sut, sut_party, ref_hub, ref_follower, mimi_as,
                                                                     transfer_knobs, poll_until):
     """Once the begin commit names follower.ref.test as target, the SUT answers its /notify for the room 201
@@ -364,6 +368,7 @@ def test_follower_accepts_notify_from_the_target_during_the_window(sut, sut_part
 @pytest.mark.requirements(STALE_NOTIFY)
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom")
 def test_follower_refuses_notify_from_the_old_hub_after_the_cutover_epoch(sut, sut_party, ref_hub, ref_follower,
                                                                            mimi_as, poll_until):
     """After the transfer and one more commit, /notify for the room from the old hub with a message of the
@@ -387,6 +392,7 @@ def test_follower_refuses_notify_from_the_old_hub_after_the_cutover_epoch(sut, s
 @pytest.mark.requirements(STALE_NOTIFY)
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("follower")
+@pytest.mark.operations()
 def test_follower_refuses_notify_from_a_stranger_for_a_room_it_does_not_hold(sut, ref_hub, mimi_as, poll_until):
     """Extension §7: the follower accepts /notify for the room "from the hub-of-record and from the target
     named in the committed component ... It SHOULD refuse (403) /notify for the room from any other
@@ -445,6 +451,7 @@ def _redirected_submit(ref_hub, sut_party, room: str, mark: int, poll_until):
 @pytest.mark.requirements(REDIRECT_NOT_AUTHORITY)
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom", "sendMessage")
 def test_redirect_does_not_change_the_hub_of_record(sut, sut_party, ref_hub, ref_follower, transfer_knobs,
                                                     poll_until, recorder):
     """A 421 HubRedirect naming the new hub, before the SUT has the cut-over commit, leaves its hub-of-record
@@ -474,6 +481,7 @@ def test_redirect_does_not_change_the_hub_of_record(sut, sut_party, ref_hub, ref
 @pytest.mark.requirements(REDIRECT_RESEND)
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom", "sendMessage")
 def test_redirected_request_is_resent_to_the_named_hub(sut, sut_party, ref_hub, ref_follower, transfer_knobs,
                                                        poll_until):
     """A submitMessage the old hub answers with a HubRedirect is resent to the hub the redirect names,
@@ -498,6 +506,7 @@ def test_redirected_request_is_resent_to_the_named_hub(sut, sut_party, ref_hub, 
 @pytest.mark.requirements(REFUSED_NOT_SENT)
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom", "sendMessage")
 def test_redirected_message_is_not_taken_as_sent(sut, sut_party, ref_hub, ref_follower, transfer_knobs,
                                                  poll_until, recorder):
     """A message the old hub refused with a HubRedirect is submitted again (to the new hub, at once or after
@@ -528,6 +537,7 @@ def test_redirected_message_is_not_taken_as_sent(sut, sut_party, ref_hub, ref_fo
 @pytest.mark.requirements(RETRY_503)
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom", "sendMessage")
 def test_follower_retries_after_the_new_hubs_503(sut, sut_party, ref_hub, ref_follower, transfer_knobs, poll_until):
     """Before the handoff the new hub answers the SUT's submitMessage 503 with Retry-After; the SUT sends it
     again no sooner than that and it is accepted once the new hub serves."""
@@ -571,6 +581,7 @@ def test_follower_retries_after_the_new_hubs_503(sut, sut_party, ref_hub, ref_fo
 @pytest.mark.requirements(DEDUP)
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom", "listReceivedMessages")
 def test_fanout_message_from_both_hubs_is_delivered_once(sut, sut_party, ref_hub, ref_follower, mimi_as, poll_until):
     """The new hub sends again, in its own /notify, a FanoutMessage the old hub delivered before the transfer:
     the SUT answers 201 and its client has the message once."""
@@ -607,6 +618,7 @@ def test_fanout_message_from_both_hubs_is_delivered_once(sut, sut_party, ref_hub
 @pytest.mark.requirements(NO_REINIT)
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom", "sendMessage")
 def test_follower_keeps_the_group_across_the_transfer(sut, sut_party, ref_hub, ref_follower, poll_until):
     """Across the transfer the SUT proposes no ReInit, and its first message to the new hub is in the same
     MLS group at an epoch continuing from the cut-over epoch."""

@@ -99,6 +99,8 @@ def _lacking_leaves(group) -> dict[int, str]:
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("hub")
 @pytest.mark.requirements(ALL_MEMBERS_SUPPORT)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "startHubTransfer", "sendMessage",
+                        "removeParticipant")
 def test_member_without_hub_support_blocks_a_transfer(sut, sut_party, ref_follower, ref_hub, names, poll_until,
                                                       recorder):
     """A room on the SUT with a reference-follower member whose LeafNode lists no mimi_hub in its

@@ -331,6 +331,7 @@ def _notify_fanouts(party, mark: int, source: str, room: str) -> list[tuple[byte
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.requirements(PREPARE_VERIFY, SOURCE_BINDING)
+@pytest.mark.operations()
 def test_target_refuses_unverified_prepares(world_factory, recorder):
     """The SUT as target refuses a prepare from a provider that is not the room's hub (notHub), one whose
     signature does not verify with the hub's external_senders entry, and one whose request was signed by a
@@ -388,6 +389,7 @@ def test_target_refuses_unverified_prepares(world_factory, recorder):
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.requirements(ACCEPT_SENDER, PREPARE_REPLAY)
+@pytest.mark.operations()
 def test_target_acceptance_names_itself_and_replays_are_refused(world_factory, recorder):
     """A valid prepare is accepted with an acceptance whose new_hub_sender credential names the SUT's domain and
     whose signature verifies with that sender's key; the same prepare again, and another prepare reusing its
@@ -438,6 +440,7 @@ def test_target_acceptance_names_itself_and_replays_are_refused(world_factory, r
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.requirements(TARGET_REDIRECT)
+@pytest.mark.operations()
 def test_target_redirects_to_the_current_hub_during_the_window(world_factory, recorder):
     """While the transfer is in its window (nobody commits the cut-over), submitMessage, update and groupInfo
     for the room at the SUT are answered 421 with a HubRedirect naming the reference hub."""
@@ -470,6 +473,7 @@ def test_target_redirects_to_the_current_hub_during_the_window(world_factory, re
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.requirements(TARGET_EXPIRES, SOURCE_BINDING)
+@pytest.mark.operations()
 def test_target_discards_an_aborted_transfer(world_factory, recorder):
     """An abort from a provider that is not the room's hub is refused with notHub; after a valid abort from the
     hub, a handoff for the transfer is answered unknownTransfer."""
@@ -501,6 +505,7 @@ def test_target_discards_an_aborted_transfer(world_factory, recorder):
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.requirements(TARGET_EXPIRES)
+@pytest.mark.operations()
 def test_target_discards_a_transfer_past_not_after(world_factory, poll_until, recorder):
     """A transfer whose cut-over the target never observed is discarded at not_after: a later handoff for it is
     answered unknownTransfer (the prepare asks for a short deadline)."""
@@ -542,6 +547,7 @@ def _held_at_cutover(w):
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.requirements(NEWHUB_503)
+@pytest.mark.operations()
 def test_new_hub_answers_503_until_the_handoff(world_factory, recorder):
     """After the SUT observed the cut-over commit and before the reference hub sends the handoff (held back),
     submitMessage, update and groupInfo for the room are answered 503 with a Retry-After header."""
@@ -571,6 +577,7 @@ def test_new_hub_answers_503_until_the_handoff(world_factory, recorder):
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.requirements(HANDOFF_VERIFY, SOURCE_BINDING, HANDOFF_REPLAY)
+@pytest.mark.operations()
 def test_new_hub_verifies_handoffs(world_factory, ref_follower, recorder):
     """Before the real handoff, handoffs from a third provider (notHub), with another transfer_id, generation or
     cut-over epoch, or a bad signature are refused; the real one is accepted; its byte-identical repeat is
@@ -689,6 +696,7 @@ def _group_info(w, state):
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.requirements(NEWHUB_HUB_SENDER, STATE_PRESERVED, NO_REINIT, ROOMID_UNCHANGED)
+@pytest.mark.operations()
 def test_new_hub_groupinfo_continues_the_room(world_factory, recorder):
     """After the handoff, the SUT's GroupInfoResponse for the room is signed with, and names as hub_sender, the
     new_hub_sender of its acceptance; it carries the unchanged room ID, group ID and epoch of the cut-over, and
@@ -762,6 +770,7 @@ def _app_data(group_info):
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.requirements(NEWHUB_SERVES)
+@pytest.mark.operations()
 def test_new_hub_accepts_and_sequences_the_room(world_factory, recorder):
     """After the handoff, the SUT accepts and fans out the room's messages and commits under the unchanged room
     ID (whose authority is hub.ref.test): a follower member's message, the old hub's own user's message, and a
@@ -791,6 +800,7 @@ def test_new_hub_accepts_and_sequences_the_room(world_factory, recorder):
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.requirements(OLD_SENDER_REMOVED)
+@pytest.mark.operations()
 def test_new_hub_removes_the_old_hub_from_external_senders(world_factory, ref_follower, recorder):
     """After the handoff, the SUT fans out a GroupContextExtensions proposal whose external_senders lacks the old
     hub; it refuses a commit of the cut-over epoch that omits it, and the next epoch no longer lists the old hub."""
@@ -853,6 +863,7 @@ def test_new_hub_removes_the_old_hub_from_external_senders(world_factory, ref_fo
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.requirements(HANDOFF_BYTES_KEPT, INFLIGHT_ORDER, TIMESTAMPS_MONOTONIC)
+@pytest.mark.operations()
 def test_new_hub_delivers_the_handed_over_backlog_first(world_factory, ref_follower, recorder):
     """The reference follower holds back its 201 (503, Retry-After 60) so that messages the old hub accepted
     before the cut-over are handed over undelivered. The SUT delivers them to the follower byte-identical, in
@@ -935,6 +946,7 @@ def test_new_hub_delivers_the_handed_over_backlog_first(world_factory, ref_follo
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.requirements(REMOVAL_PRESERVED)
+@pytest.mark.operations()
 def test_new_hub_keeps_users_removed_before_the_transfer_out(world_factory, recorder):
     """bob is removed at the old hub before the transfer. At the SUT as new hub, bob's message (from his last
     state, stamped with the current epoch) is refused, and an admin's commit adding a client of bob without a
@@ -1007,6 +1019,7 @@ def _claim_through_old_hub(w, state, target):
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.requirements(NEWHUB_ROUTES)
+@pytest.mark.operations()
 def test_new_hub_routes_welcomes_of_handed_over_key_packages(world_factory, ref_follower, recorder):
     """Before the transfer, an admin at the follower claims erin's KeyPackage through the old hub (which records
     its route). After the handoff, the admin's commit adding erin with it is accepted by the SUT, which sends the

@@ -81,6 +81,7 @@ def _moved_room_with_a_newcomer(sut, sut_party, ref_hub, ref_follower, poll_unti
 @pytest.mark.requirements(NEWCOMER)
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom", "joinRoom")
 def test_newcomer_finds_the_moved_room_from_its_id(sut, sut_party, ref_hub, ref_follower, poll_until, recorder):
     """A SUT client whose provider holds only the ID of a room moved from hub.ref.test (the ID's authority)
     to follower.ref.test joins it (joinRoom): its first request goes to the authority and is answered 421
@@ -130,6 +131,7 @@ def test_newcomer_finds_the_moved_room_from_its_id(sut, sut_party, ref_hub, ref_
 @pytest.mark.requirements(NEWCOMER)
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom", "joinRoom")
 def test_newcomer_refuses_a_hub_its_groupinfo_does_not_confirm(sut, sut_party, ref_hub, ref_follower, poll_until,
                                                               recorder):
     """A SUT newcomer whose redirect claims a mimi_hub generation above the one in the GroupInfo the named hub

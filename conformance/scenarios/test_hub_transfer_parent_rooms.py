@@ -61,6 +61,7 @@ def create_dependent_room(sut_party, ref_follower, parent: str, admin, users: di
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("hub")
 @pytest.mark.requirements(PARENT_DEPENDENT)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "startHubTransfer", "sendMessage")
 def test_parent_and_dependent_rooms_are_not_transferred(
         sut, sut_party, ref_follower, ref_hub, mimi_as, poll_until, recorder):
     """A transfer request for a parent-dependent room, and one for its parent, are refused with notAllowed

@@ -129,6 +129,7 @@ def _fanned_out_commits(ref_follower, room: str, after: int, sut) -> set[bytes]:
 @pytest.mark.requirements(PUBLIC_COMMITS)
 @pytest.mark.role("hub")
 @pytest.mark.feature(FEATURE)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_external_commit_carrying_a_hub_update_is_refused(sut, sut_party, ref_follower, mimi_as, names, poll_until,
                                                          recorder):
     """A participant's new client joins by external commit carrying a mimi_hub AppDataUpdate by value (naming

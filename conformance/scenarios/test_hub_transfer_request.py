@@ -291,6 +291,7 @@ def _no_transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_ma
 
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.requirements(DIRECTORY)
+@pytest.mark.operations()
 def test_directory_lists_the_hub_transfer_endpoint(sut, mimi, recorder):
     """The SUT's directory has a hubTransfer key whose template ends in /hubTransfer/{roomId}."""
     roles = list((sut.manifest.hub_transfer or {}).get("roles") or [OLD_HUB])
@@ -309,6 +310,7 @@ def test_directory_lists_the_hub_transfer_endpoint(sut, mimi, recorder):
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("hub")
 @pytest.mark.requirements(AT_CREATION)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_new_room_carries_the_hub_component(sut, sut_party, ref_follower, poll_until):
     """A room the SUT creates has mimi_hub {room_id, hub = the SUT, generation 0, stable} in its GroupContext."""
     transfer_settings(sut, OLD_HUB)
@@ -334,6 +336,7 @@ def test_new_room_carries_the_hub_component(sut, sut_party, ref_follower, poll_u
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("hub")
 @pytest.mark.requirements(SENDER)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_member_cannot_change_the_hub_component(sut, sut_party, ref_follower, mimi_as, poll_until, recorder):
     """The hub refuses a member's mimi_hub AppDataUpdate, as a proposal and by value in a commit."""
     transfer_settings(sut, OLD_HUB)
@@ -366,6 +369,7 @@ def test_member_cannot_change_the_hub_component(sut, sut_party, ref_follower, mi
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("hub")
 @pytest.mark.requirements(CAP_REQUIRED, REFUSED)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "startHubTransfer", "sendMessage")
 def test_request_without_the_capability_is_refused(sut, sut_party, ref_follower, ref_hub, mimi_as, poll_until,
                                                    recorder):
     """A request by a member whose role lacks canTransferHub, sent by its provider and started through the
@@ -412,6 +416,7 @@ def test_request_without_the_capability_is_refused(sut, sut_party, ref_follower,
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("hub")
 @pytest.mark.requirements(SOURCE, REFUSED)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
 def test_request_from_another_provider_is_refused(sut, sut_party, ref_follower, ref_hub, mimi_as, poll_until, recorder):
     """A valid request of a follower.ref.test admin sent over mTLS as hub.ref.test is refused (notHub or
     notAllowed) and nothing follows."""
@@ -439,6 +444,7 @@ def test_request_from_another_provider_is_refused(sut, sut_party, ref_follower, 
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("hub")
 @pytest.mark.requirements(DECLINE, CONSENT_FIRST)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
 def test_unreachable_target_changes_nothing(sut, sut_party, ref_follower, ref_hub, mimi_as, poll_until, recorder):
     """A valid request naming a target that cannot be reached is answered declined; the SUT proposes
     nothing and the room's external_senders and mimi_hub stay as they were."""
@@ -484,6 +490,7 @@ def test_unreachable_target_changes_nothing(sut, sut_party, ref_follower, ref_hu
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("hub")
 @pytest.mark.requirements(BEGIN, GENERATION, TRANSITIONS, TARGET_FANOUT, CONSENT_FIRST, DECLARED)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "startHubTransfer")
 def test_transfer_proposals_and_target_fanout(sut, sut_party, ref_follower, ref_hub, poll_until, recorder):
     """A SUT admin moves the room to hub.ref.test: the prepare asks for no later deadline than the declared
     cut-over timeout; the begin bundle (GCE with the target's sender appended, begin update) and the
@@ -663,6 +670,7 @@ def _await_bundles(poll_until, ref_follower, room, mark, sut, count: int, requir
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("hub")
 @pytest.mark.requirements(ONE_AT_A_TIME, PENDING)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_begin_proposals_pending_are_required_and_block_a_second_request(
         sut, sut_party, ref_follower, mimi_as, poll_until, recorder):
     """With the begin proposals fanned out and not committed: a second valid request is answered busy, a
@@ -723,6 +731,7 @@ def _responses(ref_follower, room: str, after: int, endpoint: str) -> list:
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("hub")
 @pytest.mark.requirements(WINDOW_NORMAL, NO_NEW_PROVIDERS)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "listReceivedMessages")
 def test_window_keeps_the_room_working_but_admits_no_new_provider(
         sut, sut_party, ref_follower, ref_hub, poll_until, recorder):
     """During the window (cut-over proposed, not committed; target follower.ref.test): a follower's message is
@@ -790,6 +799,7 @@ def test_window_keeps_the_room_working_but_admits_no_new_provider(
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("hub")
 @pytest.mark.requirements(ABORT_TIMEOUT, ABORT_NOTIFIES, GENERATION, TRANSITIONS)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_abort_when_the_cutover_is_not_committed_by_not_after(
         sut, sut_party, ref_follower, ref_hub, poll_until, recorder):
     """Nobody commits the cut-over: after not_after the hub proposes the abort (stable(A), generation + 1,

@@ -232,6 +232,7 @@ def _expect_success(status, response, what: str, requirement: str) -> KeyMateria
 
 @pytest.mark.requirements(PUBLICATION_POINT, CLIENTS_ENUMERATED)
 @both_roles
+@pytest.mark.operations("createUser", hub=("createRoom",), optional=("grantConsent",))
 def test_key_material_lists_every_client_with_a_key_package(cast, sut, mimi, mimi_as, names, recorder):
     """keyMaterial for a user with two clients answers success listing both clients, each with a
     KeyPackage of that client."""
@@ -264,6 +265,7 @@ def test_key_material_lists_every_client_with_a_key_package(cast, sut, mimi, mim
 
 @pytest.mark.requirements(NO_REUSE)
 @both_roles
+@pytest.mark.operations("createUser", "publishKeyPackages", hub=("createRoom",), optional=("grantConsent",))
 def test_key_package_is_never_handed_out_twice(cast, sut, mimi, mimi_as, names, recorder):
     """Repeated keyMaterial requests never return a KeyPackage an earlier response returned."""
     asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
@@ -290,6 +292,7 @@ def test_key_package_is_never_handed_out_twice(cast, sut, mimi, mimi_as, names, 
 
 @pytest.mark.requirements(USER_CODE, CLIENTS_ENUMERATED)
 @both_roles
+@pytest.mark.operations("createUser", "publishKeyPackages", hub=("createRoom",), optional=("grantConsent",))
 def test_exhausted_client_makes_partial_success(cast, sut, mimi, mimi_as, names, recorder):
     """With one of two clients out of KeyPackages, keyMaterial answers partialSuccess, that client
     keyMaterialExhausted without a KeyPackage and the other success with one."""
@@ -344,6 +347,7 @@ def _publish_short_lived(party, client: str, count: int, *, replace: bool, last_
 
 @pytest.mark.requirements(NO_EXPIRED)
 @both_roles
+@pytest.mark.operations("createUser", "publishKeyPackages", hub=("createRoom",), optional=("grantConsent",))
 def test_no_expired_key_package_is_handed_out(cast, sut, mimi, mimi_as, names, recorder):
     """-06 §5.2: "The target provider MUST NOT provide expired keying material (ex: an MLS KeyPackage
     containing a LeafNode with a notAfter time past the current date and time)."
@@ -409,6 +413,7 @@ def test_no_expired_key_package_is_handed_out(cast, sut, mimi, mimi_as, names, r
 
 @pytest.mark.requirements(REQUIRED_CAPABILITIES)
 @both_roles
+@pytest.mark.operations("createUser", hub=("createRoom",), optional=("grantConsent",))
 def test_required_capabilities_no_client_supports_get_no_key_package(cast, sut, mimi, mimi_as, names, recorder):
     """A request requiring an extension type no client supports answers noCompatibleMaterial, with no
     KeyPackage and any listed client nothingCompatible; so does one requiring a non-default proposal type,
@@ -451,6 +456,7 @@ def test_required_capabilities_no_client_supports_get_no_key_package(cast, sut, 
 
 @pytest.mark.requirements(ACCEPTABLE_SUITE)
 @both_roles
+@pytest.mark.operations("createUser", hub=("createRoom",), optional=("grantConsent", "publishKeyPackages"))
 def test_key_packages_use_an_acceptable_cipher_suite(cast, sut, mimi, mimi_as, names, recorder):
     """KeyPackages returned use a cipher suite of the request, and a request accepting only a suite
     no client has gets none."""
@@ -479,6 +485,7 @@ def test_key_packages_use_an_acceptable_cipher_suite(cast, sut, mimi, mimi_as, n
 
 @pytest.mark.requirements(SIGNATURE_CHECKED)
 @both_roles
+@pytest.mark.operations("createUser", "publishKeyPackages", hub=("createRoom",), optional=("grantConsent",))
 def test_badly_signed_request_gets_no_key_package(cast, sut, mimi, mimi_as, names, recorder):
     """A request whose signature does not verify gets no KeyPackage and consumes none."""
     asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
@@ -497,6 +504,7 @@ def test_badly_signed_request_gets_no_key_package(cast, sut, mimi, mimi_as, name
 
 @pytest.mark.requirements(UNKNOWN_USER)
 @both_roles
+@pytest.mark.operations("createUser", hub=("createRoom",))
 def test_unknown_user_gets_no_key_material(cast, sut, mimi, mimi_as, names, recorder):
     """keyMaterial for a user the SUT does not know answers userUnknown (or noConsent, hiding which
     users exist), listing no client."""
@@ -516,6 +524,7 @@ def test_unknown_user_gets_no_key_material(cast, sut, mimi, mimi_as, names, reco
 
 @pytest.mark.requirements(ENUMERATION)
 @both_roles
+@pytest.mark.operations("createUser", hub=("createRoom",))
 def test_unknown_and_non_consenting_users_look_the_same(cast, sut, mimi, mimi_as, names, recorder):
     """keyMaterial for an unknown user and for a consent-first user who gave no consent get the same
     status, user code and response bytes (up to the target URI)."""
@@ -575,6 +584,7 @@ def _same_response(hub_body: bytes, target_body: bytes) -> str | None:
 
 @pytest.mark.requirements(HUB_RELAY)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant")
 def test_hub_relays_key_material_to_the_target_provider(cast, sut, mimi, mimi_as, names, recorder):
     """A keyMaterial request to the hub from one of its room's providers, for another provider's user,
     reaches that provider, and the provider's answer comes back (its user code, clients and KeyPackages;
@@ -647,6 +657,7 @@ def _sut_admin_in_reference_room(cast, poll_until):
 
 @pytest.mark.requirements(VIA_HUB)
 @as_follower
+@pytest.mark.operations("createUser", "getRoom", "addParticipant")
 def test_follower_asks_the_hub_for_a_third_providers_key_material(cast, ref_follower, names, poll_until, recorder):
     """A follower adding a user of a third provider requests the KeyPackages from the room's hub,
     never from the third provider directly."""
@@ -670,6 +681,7 @@ def test_follower_asks_the_hub_for_a_third_providers_key_material(cast, ref_foll
 
 @pytest.mark.requirements(TARGET_IN_PATH)
 @both_roles
+@pytest.mark.operations("createUser", hub=("createRoom",), optional=("grantConsent",))
 def test_key_material_whose_path_and_body_disagree_gets_no_key_package(cast, sut, mimi, mimi_as, names, recorder):
     """A keyMaterial request whose path names one user of the SUT and whose targetUser names another gets
     no KeyPackage (of either user); the same users asked with matching path and body get theirs.
@@ -704,6 +716,7 @@ def test_key_material_whose_path_and_body_disagree_gets_no_key_package(cast, sut
 
 @pytest.mark.requirements(ROOM_ID, NONEMPTY_SUITES, REQUEST_SIGNED, TARGET_IN_PATH)
 @both_roles
+@pytest.mark.operations("createUser", "addParticipant", hub=("createRoom",), follower=("getRoom",))
 def test_sut_key_material_requests_are_well_formed(cast, poll_until, recorder):
     """keyMaterial requests the SUT sends while adding a user carry the room ID, a non-empty list of
     cipher suites, the target in the path, and a signature that verifies."""

@@ -33,6 +33,7 @@ ASKS = ONE_TIME + 2  # two more answers, which may hand out the last-resort one 
 
 @pytest.mark.requirements(LAST_RESORT_LAST)
 @both_roles
+@pytest.mark.operations("createUser", "grantConsent", "publishKeyPackages", hub=("createRoom",))
 def test_last_resort_key_package_only_after_the_one_time_ones(cast, sut, mimi, mimi_as, names, recorder):
     """A client with two one-time KeyPackages and a last-resort one: the first two keyMaterial answers
     hand out two distinct KeyPackages that are not the last-resort one (no last_resort_key_package

@@ -80,6 +80,7 @@ def _require_join_attempt(cast, room: str, after: int) -> None:
 @pytest.mark.feature("multiDevice")
 @pytest.mark.requirements(NEW_DEVICE_JOIN, ADD_OWN_CLIENT, ONE_ENTRY)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
 def test_new_device_joins_by_external_commit(cast, poll_until):
     """The hub gives a participant's new client the GroupInfo and accepts its external commit, with the user
     still listed once, and fans out to the new client."""
@@ -132,6 +133,7 @@ def test_new_device_joins_by_external_commit(cast, poll_until):
 @pytest.mark.feature("multiDevice")
 @pytest.mark.requirements(REMOVE_OWN_CLIENT)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
 def test_device_removed_by_own_other_device_stops_receiving(cast):
     """The hub accepts a participant's Remove of its own other client; that client stops receiving while the
     user's remaining client still receives."""
@@ -157,6 +159,7 @@ def test_device_removed_by_own_other_device_stops_receiving(cast):
 @pytest.mark.feature("multiDevice")
 @pytest.mark.requirements(REMOVE_OWN_CLIENT)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
 def test_device_self_remove_is_accepted_and_committed(cast, ref_hub):
     """The hub accepts a client's SelfRemove of itself and the next commit removes only that client."""
     room, alice, bob = _sut_hub_room(cast, bob_clients=2)
@@ -185,6 +188,7 @@ def test_device_self_remove_is_accepted_and_committed(cast, ref_hub):
 @pytest.mark.feature("multiDevice")
 @pytest.mark.requirements(SINGLE_DEVICE)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_single_device_room_refuses_a_second_client(cast):
     """In a room whose policy has multi_device false the hub does not let a second client of a user join."""
     room, _alice, bob = _sut_hub_room(cast, policy={"base": {"multiDevice": False}})
@@ -238,6 +242,7 @@ def _max_clients_room(cast, limit: int):
 @pytest.mark.feature("multiDevice")
 @pytest.mark.requirements(MAX_CLIENTS)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "getRoom", "addParticipant")
 def test_max_clients_caps_new_devices(cast):
     """room-policy-04 §5: "When max_clients has a value, the room's associated MLS group MUST NOT have more
     clients than the provided value." In a room with max_clients 2 the hub lets the group reach 2 clients
@@ -262,6 +267,7 @@ def test_max_clients_caps_new_devices(cast):
 @pytest.mark.feature("multiDevice")
 @pytest.mark.requirements(FOLLOWER_JOIN)
 @as_follower
+@pytest.mark.operations("createUser", "getRoom", "addClient", "listReceivedMessages")
 def test_follower_joins_a_new_device_by_external_commit(cast, poll_until):
     """A follower fetches the GroupInfo for its user's new client and sends that client's external commit to
     the hub, after which the new client receives the room's messages."""

@@ -145,6 +145,8 @@ def _role_with(cast, room: str, capability: str) -> int | None:
 
 
 @roles_judging(hub=(SENDER_HIDDEN,), follower=(SUBMIT_WIREFORMAT,))
+@pytest.mark.operations("createUser", "sendMessage", hub=("createRoom", "addParticipant", "listReceivedMessages"),
+                        follower=("getRoom",))
 def test_sender_identity_never_travels_in_clear(cast, ref_follower, ref_hub, sut, poll_until, recorder):
     """As hub the SUT fans application messages out without naming the sending user or client in clear;
     as follower it submits them as PrivateMessages that name the sender only in sendingUri."""
@@ -212,6 +214,7 @@ def test_sender_identity_never_travels_in_clear(cast, ref_follower, ref_hub, sut
 
 @as_hub
 @pytest.mark.requirements(ONLY_ACTIVE)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "removeParticipant", "sendMessage")
 def test_no_fanout_to_provider_whose_participants_left(cast, ref_follower, sut, poll_until, recorder):
     """After the last participant of a provider is removed, the hub sends that provider none of the
     room's later application messages."""
@@ -249,6 +252,7 @@ def test_no_fanout_to_provider_whose_participants_left(cast, ref_follower, sut, 
 
 @as_hub
 @pytest.mark.requirements(TO_ACTIVE)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_ciphertext_is_forwarded_byte_identical(cast, ref_follower, ref_hub, sut, poll_until):
     """The hub forwards a follower's PrivateMessage to the other providers exactly as it was submitted."""
     creator, member, room = _room_with_member(cast)
@@ -286,6 +290,7 @@ def test_ciphertext_is_forwarded_byte_identical(cast, ref_follower, ref_hub, sut
 
 @as_hub
 @pytest.mark.requirements(NO_SUCH_ROOM)
+@pytest.mark.operations("createUser", "createRoom")
 def test_group_info_does_not_reveal_whether_a_room_exists(cast, mimi, sut, names, recorder):
     """groupInfo for a room that does not exist answers noSuchRoom, or notAuthorized exactly as for an
     existing room the requester may not see."""
@@ -328,6 +333,7 @@ def test_group_info_does_not_reveal_whether_a_room_exists(cast, mimi, sut, names
 
 @as_hub
 @pytest.mark.requirements(ENCRYPTED)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant")
 def test_group_info_is_encrypted_to_the_requester(cast, ref_follower, mimi_as, sut):
     """The hub encrypts the GroupInfo, tree and pending proposals to the requester's groupInfoPublicKey with
     label "GroupInfo and ratchet_tree encryption" and the room id as context."""
@@ -364,6 +370,7 @@ def test_group_info_is_encrypted_to_the_requester(cast, ref_follower, mimi_as, s
 
 
 @pytest.mark.requirements(UNKNOWN_USER_HIDDEN)
+@pytest.mark.operations("createUser")
 def test_consent_request_for_unknown_user(sut_party, ref_hub, mimi, sut, names, recorder):
     """requestConsent for an unknown user answers 404, or 201 exactly as for a known user."""
     requester = ref_hub.create_user("requester")
@@ -393,6 +400,7 @@ def test_consent_request_for_unknown_user(sut_party, ref_hub, mimi, sut, names, 
 
 
 @pytest.mark.requirements(LEARNS_NOTHING)
+@pytest.mark.operations("createUser", "listUserEvents", "revokeConsent")
 def test_consent_answer_does_not_reveal_the_decision(sut_party, ref_hub, mimi, sut, recorder):
     """The answer to requestConsent is the same whether the target viewed, ignored or rejected the request."""
     for operation in ("revokeConsent", "listUserEvents"):
@@ -425,6 +433,7 @@ def test_consent_answer_does_not_reveal_the_decision(sut_party, ref_hub, mimi, s
 
 @as_hub
 @pytest.mark.requirements(PSEUDONYMS_NOT_ALLOWED)
+@pytest.mark.operations("createUser", "createRoom", "getRoom", "addParticipant")
 def test_pseudonymous_member_refused_when_pseudonyms_not_allowed(cast, ref_follower, mimi_as, sut, recorder):
     """In a room whose policy has pseudonyms_allowed false, the hub refuses a commit adding a client whose
     credential names a pseudonym (mimi://domain/p/...)."""
@@ -459,6 +468,7 @@ def test_pseudonymous_member_refused_when_pseudonyms_not_allowed(cast, ref_follo
 @as_hub
 @pytest.mark.feature("minimalMetadataRooms")
 @pytest.mark.requirements(MMR_PLIST, MMR_FORM)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_minimal_metadata_room_lists_pseudonyms_only(cast, sut):
     """In a minimal-metadata room the participant list holds pseudonyms only: mimi://<the user's provider>/u/
     or /p/<random UUID>, never the users' real URIs, and no pseudonym repeats across rooms."""
@@ -503,6 +513,7 @@ def test_minimal_metadata_room_lists_pseudonyms_only(cast, sut):
 # hub that declares the feature.
 @pytest.mark.feature("proxyDownload")
 @pytest.mark.requirements(NO_OPEN_PROXY)
+@pytest.mark.operations()
 def test_proxy_download_refuses_hosts_of_no_peer(mimi, sut, names, recorder):
     """proxyDownload for a URL on a host that is no peer provider's asset domain is refused with an HTTP
     error, and the hub makes no request to that host."""

@@ -422,6 +422,7 @@ def _pending_removal(cast, sut, ref_follower, sut_party, mimi_as, poll_until, re
 
 @both_roles
 @pytest.mark.requirements(REMOVE_SIMULTANEOUS, NO_CLIENTS_LEFT)
+@pytest.mark.operations("createUser", "addParticipant", "removeParticipant", "getRoom", hub=("createRoom",))
 def test_removing_a_user_removes_all_its_clients(cast, poll_until, recorder):
     """A user removed through the SUT leaves the participant list and the MLS group with all of its
     clients in the same commit."""
@@ -467,6 +468,7 @@ def test_removing_a_user_removes_all_its_clients(cast, poll_until, recorder):
 
 @as_hub
 @pytest.mark.requirements(REMOVE_SIMULTANEOUS, NO_CLIENTS_LEFT)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
 def test_hub_refuses_commit_leaving_a_removed_users_client(cast, sut, ref_follower, sut_party, mimi_as, poll_until, recorder):
     """The hub refuses a commit that takes a user off the participant list but leaves one of its clients."""
     room, admin = _hub_room(cast)
@@ -508,6 +510,7 @@ def test_hub_refuses_commit_leaving_a_removed_users_client(cast, sut, ref_follow
 
 @as_hub
 @pytest.mark.requirements(BLOCK_SEND)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "removeParticipant", "sendMessage")
 def test_hub_refuses_message_from_removed_member(cast, sut, ref_follower, sut_party, mimi_as, poll_until, recorder):
     """After a removal is accepted, the hub refuses a removed client's application messages (-06 names no HTTP
     status for the refusal: 200 with notAllowed or a 4xx, AMB-FAILURE-CODE-STATUS) and fans none of them out."""
@@ -548,6 +551,7 @@ def test_hub_refuses_message_from_removed_member(cast, sut, ref_follower, sut_pa
 
 @as_hub
 @pytest.mark.requirements(BLOCK_COMMITS)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
 def test_hub_refuses_commit_from_member_being_removed(cast, sut, ref_follower, sut_party, mimi_as, poll_until, recorder):
     """Once a user's removal is accepted (even before it is committed), the hub refuses commits from its clients."""
     room, bob, bob_state, admin, dave = _pending_removal(cast, sut, ref_follower, sut_party, mimi_as, poll_until,
@@ -567,6 +571,7 @@ def test_hub_refuses_commit_from_member_being_removed(cast, sut, ref_follower, s
 
 @as_hub
 @pytest.mark.requirements(ONLY_REMOVE_PROPOSALS)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
 def test_member_being_removed_may_only_propose_its_removal(cast, sut, ref_follower, sut_party, mimi_as, poll_until, recorder):
     """A client of a user whose removal is accepted may send SelfRemove, but the hub refuses its Update proposal."""
     room, bob, bob_state, admin, dave = _pending_removal(cast, sut, ref_follower, sut_party, mimi_as, poll_until,
@@ -593,6 +598,7 @@ def test_member_being_removed_may_only_propose_its_removal(cast, sut, ref_follow
 
 @as_hub  # the rule binds the hub; as follower the SUT's removed client cannot decrypt anyway (MLS)
 @pytest.mark.requirements(BLOCK_RECEIVE)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "sendMessage", "getRoom", "removeParticipant")
 def test_removed_client_receives_no_later_message(cast, sut, mimi_as, poll_until, recorder):
     """No application message sent after a user's removal reaches any of its clients, while a remaining
     client of the same provider receives it."""
@@ -649,6 +655,7 @@ def test_removed_client_receives_no_later_message(cast, sut, mimi_as, poll_until
 
 @as_hub  # the rule binds the hub (what a follower does with the commit has no requirement of its own)
 @pytest.mark.requirements(REMOVED_GETS_COMMIT)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "sendMessage", "removeParticipant")
 def test_removed_users_provider_gets_the_removing_commit(cast, poll_until, recorder):
     """The provider of a removed user receives the commit removing its clients (its client sees it has been
     removed), even though that provider has no participant left in the room."""
@@ -684,6 +691,8 @@ def test_removed_users_provider_gets_the_removing_commit(cast, poll_until, recor
 
 @both_roles
 @pytest.mark.requirements(SELF_ALL_CLIENTS)
+@pytest.mark.operations("createUser", "addParticipant", "leaveRoom", hub=("createRoom", "removeParticipant"),
+                        follower=("getRoom",))
 def test_self_leave_removes_every_client_of_the_user(cast, ref_hub, poll_until, recorder):
     """A user with two clients leaving through the SUT proposes SelfRemove, the Remove of its other client and
     its participant-list removal; once committed, neither of its clients is in the group."""
@@ -730,6 +739,7 @@ def test_self_leave_removes_every_client_of_the_user(cast, ref_hub, poll_until, 
 
 @as_hub
 @pytest.mark.requirements(LEAVE_CACHED)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_hub_requires_the_cached_leave_proposals(cast, sut, ref_follower, sut_party, mimi_as, poll_until, recorder):
     """After a leave's proposals are accepted, the hub refuses a commit omitting them and accepts one including
     them by reference."""
@@ -781,6 +791,8 @@ def test_hub_requires_the_cached_leave_proposals(cast, sut, ref_follower, sut_pa
 
 @both_roles
 @pytest.mark.requirements(BAN_REMOVES_CLIENTS)
+@pytest.mark.operations("createUser", "addParticipant", "removeParticipant", "unbanParticipant", hub=("createRoom",),
+                        follower=("getRoom",))
 def test_banned_user_cannot_be_readded_until_unbanned(cast, poll_until, recorder):
     """A ban through the SUT moves the user to role 1 with no clients; it cannot be re-added until unbanned."""
     room, admin = _sut_admin_room(cast)
@@ -823,6 +835,7 @@ def test_banned_user_cannot_be_readded_until_unbanned(cast, poll_until, recorder
 
 @as_hub
 @pytest.mark.requirements(EXTSENDERS_LAST_FOLLOWER)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "removeParticipant")
 def test_external_senders_drop_a_follower_whose_last_user_left(cast, sut, ref_follower, sut_party, mimi_as, poll_until,
                                                                recorder):
     """When the last participant of a follower provider listed in external_senders is removed, the next epochs'

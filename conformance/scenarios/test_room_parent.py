@@ -115,6 +115,7 @@ def _update_answers(ref_follower, room: str, after: int) -> list[tuple[str, bool
 
 @pytest.mark.role("hub")
 @pytest.mark.requirements(ROOM_SET)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_dependent_room_policy_names_its_parent(sut_party, ref_follower, poll_until, recorder):
     """The BaseRoomPolicy of a parent-dependent room created on the SUT has parent_dependant true and
     parent_room = [the parent's room ID]."""
@@ -134,6 +135,7 @@ def test_dependent_room_policy_names_its_parent(sut_party, ref_follower, poll_un
 
 @pytest.mark.role("hub")
 @pytest.mark.requirements(STRICT_SUBSET)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_dependent_room_admits_only_parent_participants(sut_party, ref_follower, poll_until, recorder):
     """A follower admin's commit adding to the parent-dependent room a user who is not in the parent is
     refused; one adding a participant of the parent is accepted."""

@@ -84,6 +84,7 @@ def _add(cast, room, alice, user, **extra) -> None:
 
 @pytest.mark.requirements(CHANGE_USER_ROLE)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
 def test_role_change_needs_can_change_user_role(cast, sut, ref_follower, mimi_as, poll_until, recorder):
     """room-policy-04 §8.1.3: "canChangeUserRole - the holder of this capability is authorized to change the
     role of another participant (but not itself), according to the holder's authorized_role_changes list,
@@ -167,6 +168,7 @@ def _member_description(cast, room: str) -> str | None:
 
 @pytest.mark.requirements(CHANGE_ROLE_DEFINITIONS)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
 def test_role_definitions_change_needs_the_capability(cast, sut, ref_follower, mimi_as, poll_until, recorder):
     """room-policy-04 §8.6: "canChangeRoleDefinitions - the holder is authorized to make changes to the
     definitions of the Roles component." A member, whose role lacks it, commits a roles_list AppDataUpdate:
@@ -236,6 +238,7 @@ def _limit_refused_without_limit(cast, ref_follower, result: dict) -> None:
 
 @pytest.mark.requirements(MAX_USERS)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "removeParticipant", "getRoom")
 def test_max_users_caps_the_non_banned_entries(cast, ref_follower, recorder):
     """room-policy-04 §5: "Likewise when max_users has a value, the room MUST NOT have more non-banned entries
     in the participant list than that value." In a room with max_users 2 the hub lets the list reach 2
@@ -279,6 +282,7 @@ def test_max_users_caps_the_non_banned_entries(cast, ref_follower, recorder):
 
 @pytest.mark.requirements(MIN_PARTICIPANTS)
 @as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "removeParticipant")
 def test_min_active_participants_bounds_removals(cast, ref_follower, recorder):
     """room-policy-04 §3: "Each Role also can contain constraints on the minimum and maximum number of
     participants, and the minimum and maximum number of active participants." A change that would leave a

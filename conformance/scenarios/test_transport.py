@@ -266,6 +266,7 @@ def _assert_refused(answer: _Answer, probe: _ConsentProbe, sut_party, how: str, 
 
 
 @pytest.mark.requirements(MTLS)
+@pytest.mark.operations("createUser", optional=("getConsentState",))
 def test_request_without_client_certificate_is_refused(sut, sut_party, recorder, run_env, names):
     """The SUT refuses a MIMI request on a TLS connection where the client presented no certificate."""
     probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, HUB_DOMAIN)
@@ -275,6 +276,7 @@ def test_request_without_client_certificate_is_refused(sut, sut_party, recorder,
 
 
 @pytest.mark.requirements(MTLS, PEERING)
+@pytest.mark.operations("createUser", optional=("getConsentState",))
 def test_certificate_from_untrusted_ca_is_refused(sut, sut_party, recorder, run_env, names, tmp_path):
     """The SUT refuses a requestConsent from a peer whose certificate (naming its From domain) chains to a
     CA it does not trust, and records no consent request from it."""
@@ -294,6 +296,7 @@ def test_certificate_from_untrusted_ca_is_refused(sut, sut_party, recorder, run_
 
 
 @pytest.mark.requirements(CERT_SOURCE)
+@pytest.mark.operations("createUser", optional=("getConsentState",))
 def test_from_not_authenticated_by_the_certificate_is_refused(sut, sut_party, recorder, run_env, names):
     """The SUT refuses a request whose From domain the client certificate does not name (a peer
     claiming to be another provider)."""
@@ -306,6 +309,7 @@ def test_from_not_authenticated_by_the_certificate_is_refused(sut, sut_party, re
 
 
 @pytest.mark.requirements(CERT_SOURCE)
+@pytest.mark.operations("createUser", optional=("getConsentState",))
 def test_from_naming_the_sut_itself_is_refused(sut, sut_party, recorder, run_env, names):
     """The SUT refuses a request from a peer certificate whose From claims the SUT's own domain."""
     own = sut_party.domain
@@ -318,6 +322,7 @@ def test_from_naming_the_sut_itself_is_refused(sut, sut_party, recorder, run_env
 
 
 @pytest.mark.requirements(CERT_SOURCE)
+@pytest.mark.operations("createUser", optional=("getConsentState",))
 def test_parent_domain_certificate_does_not_authenticate_a_subdomain_from(sut, sut_party, recorder, run_env, names):
     """The SUT refuses a request whose client certificate names only a parent domain of the From domain.
 
@@ -338,6 +343,7 @@ def test_parent_domain_certificate_does_not_authenticate_a_subdomain_from(sut, s
 
 
 @pytest.mark.requirements(HOST_TARGET)
+@pytest.mark.operations()
 def test_each_domain_answers_under_its_name_whatever_the_host_port(sut, recorder, run_env):
     """Each SUT domain answers a request whose Host names it, with any port or none: the port component
     of Host is ignored."""
@@ -360,6 +366,7 @@ def test_each_domain_answers_under_its_name_whatever_the_host_port(sut, recorder
 
 
 @pytest.mark.requirements(HTTPS_ONLY)
+@pytest.mark.operations("createUser", optional=("getConsentState",))
 def test_cleartext_http_is_refused(sut, sut_party, recorder, run_env, names):
     """The SUT's MIMI listener does not serve a request sent over cleartext HTTP (a redirect to https is
     acceptable)."""
@@ -370,6 +377,7 @@ def test_cleartext_http_is_refused(sut, sut_party, recorder, run_env, names):
 
 
 @pytest.mark.requirements(CERT_TARGET)
+@pytest.mark.operations()
 def test_server_certificate_authenticates_each_domain(sut, recorder, run_env):
     """For each of its domains (as TLS SNI), the SUT presents a certificate that chains to its declared
     CA and names that domain (RFC 6125 DNS-ID)."""
@@ -465,6 +473,7 @@ def _sut_requests(cast, poll_until, recorder, *, judging_rules: tuple[str, ...])
 
 @both_roles
 @pytest.mark.requirements(IDENTIFY, HOST_TARGET, FROM_ADDR_SPEC, FROM_LOCALPART, MTLS, CERT_SOURCE)
+@pytest.mark.operations("createUser", hub=("createRoom", "addParticipant"), follower=("getRoom", "sendMessage"))
 def test_sut_requests_are_authenticated_as_its_domain(cast, poll_until, recorder):
     """Requests the SUT sends a peer present a client certificate naming the SUT's domain, carry a From
     of that domain as a bare addr-spec whose local part contains mimi, and a Host naming the peer (the
@@ -517,6 +526,7 @@ _TOLERANT["notify"] = lambda body: decode_fanout_sequence_tolerant(body, scope=M
 
 @both_roles
 @pytest.mark.requirements(BODY_ENCODING)
+@pytest.mark.operations("createUser", hub=("createRoom", "addParticipant"), follower=("getRoom", "sendMessage"))
 def test_sut_request_bodies_are_exact_encodings(cast, poll_until, recorder):
     """Every request body the SUT sends a peer is exactly the TLS-presentation-language encoding of the
     endpoint's struct, with nothing before or after it."""
