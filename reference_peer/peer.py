@@ -474,7 +474,7 @@ class ReferenceProvider:
         self.worker.serial_room = lambda room: _room_in_transfer(self.hub_rooms.get(room))
         self._worker_stop = asyncio.Event()
         self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop), name=f"outbox-{self.domain}")
-        if self.transfers is not None:
+        if self.transfers is not None:  # the old hub's driver: EXT-HUBXFER-HANDOFF-SENT, EXT-HUBXFER-ABORT-ON-TIMEOUT
             self.transfers.start()
 
     async def stop(self) -> None:
@@ -1256,26 +1256,11 @@ class ReferenceProvider:
 
     def key_material_request(self, member: SimulatedClient, room_id: str, target: str) -> bytes:
         """A signed KeyMaterialRequest (§5.2) from ``member``'s user for ``target`` in ``room_id``."""
-        req = KeyMaterialRequest(
-            protocol=Protocol.mls10,
-            requestingUser=IdentifierUri(uri=member.user_uri.encode()),
-            targetUser=IdentifierUri(uri=target.encode()),
-            roomId=IdentifierUri(uri=b"" if self.overrides.departs(REQUEST_KEYMAT_FOR_ROOM) else room_id.encode()),
-            acceptableCiphersuites=([2, member.suite_id] if self.overrides.departs(REQUEST_KEYMAT_OWN_SUITE)
-                                    and member.suite_id != 2 else [member.suite_id]),
-            requiredCapabilities=RequiredCapabilities(
-                extension_types=[int(ExtensionType.app_data_dictionary)],
-                proposal_types=[int(ProposalType.app_data_update), int(ProposalType.self_remove)],
-                credential_types=[],
-            ),
-            requesterSignatureKey=member.signature_pub,
-            requesterCredential=member.credential,
-            key_material_request_signature=b"",
+        return signed_key_material_request(
+            member, "" if self.overrides.departs(REQUEST_KEYMAT_FOR_ROOM) else room_id, target,
+            [2, member.suite_id] if self.overrides.departs(REQUEST_KEYMAT_OWN_SUITE) and member.suite_id != 2
+            else [member.suite_id],
         )
-        signature = cipher_suite(member.suite_id).sign_with_label(
-            member.signature_priv, "KeyMaterialRequestTBS", req.tbs().encode()
-        )
-        return req.replace(key_material_request_signature=signature).encode()
 
     async def obtain_key_material(self, member: SimulatedClient, room_id: str, target: str) -> tuple[int, bytes]:
         """KeyMaterialResponse for ``target``: claimed here for a local user, fetched from the target
@@ -1297,6 +1282,31 @@ class ReferenceProvider:
         except PeerError as exc:
             return 0, str(exc).encode()
         return reply.status, reply.body
+
+
+def signed_key_material_request(member: SimulatedClient, room_id: str, target: str,
+                                acceptable_suites: list[int]) -> bytes:
+    """A signed KeyMaterialRequest (§5.2) from ``member``'s user for ``target`` in ``room_id`` ("": none
+    named), the reference provider's and the adapter kit's."""
+    req = KeyMaterialRequest(
+        protocol=Protocol.mls10,
+        requestingUser=IdentifierUri(uri=member.user_uri.encode()),
+        targetUser=IdentifierUri(uri=target.encode()),
+        roomId=IdentifierUri(uri=room_id.encode()),
+        acceptableCiphersuites=acceptable_suites,
+        requiredCapabilities=RequiredCapabilities(
+            extension_types=[int(ExtensionType.app_data_dictionary)],
+            proposal_types=[int(ProposalType.app_data_update), int(ProposalType.self_remove)],
+            credential_types=[],
+        ),
+        requesterSignatureKey=member.signature_pub,
+        requesterCredential=member.credential,
+        key_material_request_signature=b"",
+    )
+    signature = cipher_suite(member.suite_id).sign_with_label(
+        member.signature_priv, "KeyMaterialRequestTBS", req.tbs().encode()
+    )
+    return req.replace(key_material_request_signature=signature).encode()
 
 
 def _expired_key_package(keys: SimulatedClient):

@@ -11,39 +11,41 @@ keyMaterial request via the hub.
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import datetime
-import time
 from typing import Any
 
+from ..kit.contract import (
+    SEARCH_POLICIES,
+    closed,
+    commit_outcome,
+    cursor,
+    hub_response,
+    integer,
+    key_material_of,
+    local_name,
+    message_content,
+    parse_uri,
+    profile_of,
+    received_item,
+    remove_user,
+    room_view,
+    submit_with_catch_up,
+    update_with_catch_up,
+)
 from ..mls import MLSError, remove_proposal, self_remove_proposal
 from ..overrides import Overrides, step
 from ..peer import fresh_name
 from ..provider.consent import ConsentDomainError, ConsentMode
-from ..provider.directory_search import Profile, SearchPolicy
+from ..provider.directory_search import SearchPolicy
 from ..room import ROLE_ADMIN, ROLE_MEMBER, HubRoom, SimulatedClient, default_policy, room_extensions
 from ..room.hub import HOSTED_ROOMS
-from ..room.naming import domain_of_uri, user_of_credential, user_of_uri
-from ..room.policy import PolicyError, RoomPolicy
+from ..room.naming import domain_of_uri, user_of_uri
 from ..wire.codec import DecodeError, EncodeError
 from ..wire.hub_transfer import MIMI_HUB_COMPONENT_ID, initial_hub_data
-from ..wire.identity import MimiUri, MimiUriError, UriKind
-from ..wire.mimi import KeyMaterialResponse, SubmitResponseCode, UpdateResponseCode
+from ..wire.identity import MimiUri, UriKind
 from ..wire.room_policy import ROLE_INDEX_BANNED
 from . import CONTRACT_VERSION
 from .errors import ControlError
-from .policy_json import parent_of, policy_from_json, policy_to_json
-
-# The contract's SearchPolicy names -> the provider's.
-SEARCH_POLICIES = {
-    "searchable": SearchPolicy.searchable,
-    "exactHandle": SearchPolicy.exact_handle,
-    "hidden": SearchPolicy.hidden,
-}
-UPDATE_ATTEMPTS = 4
-CATCH_UP_SECONDS = 5.0
+from .policy_json import parent_of, policy_from_json
 
 IMPLEMENTED = (
     "getInfo",
@@ -70,82 +72,6 @@ IMPLEMENTED = (
     "requestConsent",
     "cancelConsentRequest",
 )
-
-
-def _closed(body: Any, where: str, allowed: set[str], required: set[str] = frozenset()) -> dict[str, Any]:
-    """Request bodies are closed (contract: unknown members are a 400)."""
-    if not isinstance(body, dict):
-        raise ControlError.bad_request(f"{where}: the body must be a JSON object")
-    unknown = set(body) - allowed
-    if unknown:
-        raise ControlError.bad_request(f"{where}: unknown member(s) {sorted(unknown)}")
-    missing = required - set(body)
-    if missing:
-        raise ControlError.bad_request(f"{where}: missing member(s) {sorted(missing)}")
-    return body
-
-
-def _parse(uri: Any, kind: UriKind | None, what: str) -> MimiUri:
-    if not isinstance(uri, str):
-        raise ControlError.bad_request(f"{what}: expected a mimi URI string")
-    try:
-        parsed = MimiUri.parse(uri)
-    except MimiUriError as exc:
-        raise ControlError.bad_request(f"{what}: {exc}") from None
-    if kind is not None and parsed.kind is not kind:
-        raise ControlError.bad_request(f"{what}: {uri!r} is not a {kind.name} URI")
-    return parsed
-
-
-def _profile(value: Any, name: str) -> Profile:
-    """createUser ``profile`` (contract Profile) -> the provider's; the local name is always a handle."""
-    if value is None:
-        return Profile(handles=(name,))
-    if not isinstance(value, dict) or set(value) - {"handles", "nicks", "emails", "phones", "names", "oidcClaims", "vcard"}:
-        raise ControlError.bad_request("profile: expected an object of handles, nicks, emails, phones, names, oidcClaims, vcard")
-
-    def strings(key: str) -> tuple[str, ...]:
-        items = value.get(key) or []
-        if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
-            raise ControlError.bad_request(f"profile.{key}: expected a list of non-empty strings")
-        return tuple(items)
-
-    def mapping(key: str) -> dict[str, str]:
-        items = value.get(key) or {}
-        if not isinstance(items, dict) or not all(isinstance(v, str) for v in items.values()):
-            raise ControlError.bad_request(f"profile.{key}: expected an object of strings")
-        return dict(items)
-
-    handles = strings("handles")
-    return Profile(
-        handles=handles if name in handles else (name, *handles), nicks=strings("nicks"), emails=strings("emails"),
-        phones=strings("phones"), names=mapping("names"), oidc_claims=mapping("oidcClaims"), vcard=mapping("vcard"),
-    )
-
-
-def _name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value or len(value) > 64 or not all(c.isalnum() or c in "._~-" for c in value):
-        raise ControlError.bad_request(f"{what}: not a local name: {value!r}")
-    return value
-
-
-def _int(value: Any, what: str, *, minimum: int = 0, maximum: int = 2**32 - 1, default: int | None = None) -> int:
-    if value is None and default is not None:
-        return default
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        raise ControlError.bad_request(f"{what}: expected an integer in [{minimum}, {maximum}], got {value!r}")
-    return value
-
-
-def _hub_response(call, code_name: str | None = None, detail: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {"httpStatus": call.http_status or 502}
-    if code_name:
-        out["code"] = code_name
-    if detail or call.error:
-        out["detail"] = detail or call.error
-    return out
 
 
 # The control operations' rules (steps a peer may be built to perform otherwise; reference_peer.overrides).
@@ -188,7 +114,7 @@ class ReferenceBackend:
     # -- helpers ------------------------------------------------------------------------------------
 
     def _local_user(self, uri: Any, what: str = "user") -> str:
-        parsed = _parse(uri, UriKind.user, what)
+        parsed = parse_uri(uri, UriKind.user, what)
         if not self.provider.is_local_domain(parsed.domain):
             raise ControlError.not_local(f"{uri} is not a user of {self.provider.domain}")
         if self.state.user_status(uri) != "active":
@@ -196,7 +122,7 @@ class ReferenceBackend:
         return uri
 
     def _local_client(self, uri: Any, what: str = "client") -> str:
-        parsed = _parse(uri, UriKind.client, what)
+        parsed = parse_uri(uri, UriKind.client, what)
         if not self.provider.is_local_domain(parsed.domain):
             raise ControlError.not_local(f"{uri} is not a client of {self.provider.domain}")
         if self.state.user_of(uri) is None or uri not in self.provider.client_keys:
@@ -204,14 +130,14 @@ class ReferenceBackend:
         return uri
 
     def _room(self, room: Any) -> str:
-        _parse(room, UriKind.room, "room")
+        parse_uri(room, UriKind.room, "room")
         if room not in self.provider.known_rooms():
             raise ControlError.not_found(f"{self.provider.domain} knows no room {room}")
         return room
 
     def _actor(self, room: str, actor: Any) -> tuple[str, SimulatedClient]:
         """The acting client: the named client, or any client of the named user, active in ``room``."""
-        parsed = _parse(actor, None, "actor")
+        parsed = parse_uri(actor, None, "actor")
         if not self.provider.is_local_domain(parsed.domain):
             raise ControlError.not_local(f"actor {actor} is not local")
         if parsed.kind is UriKind.client:
@@ -226,55 +152,13 @@ class ReferenceBackend:
                 return client, member
         raise ControlError.conflict(f"{actor} has no client in {room}")
 
-    async def _catch_up(self, room: str, client: str, epoch: int) -> SimulatedClient | None:
-        """Wait (bounded) until the client has processed the fan-out up to ``epoch`` (the hub said
-        wrongEpoch: the commits it missed are on their way)."""
-        deadline = time.monotonic() + CATCH_UP_SECONDS
-        while time.monotonic() < deadline:
-            member = self.provider.active_member(room, client)
-            if member is None or (member.epoch or 0) >= epoch:
-                return member
-            await asyncio.sleep(0.02)
-        return self.provider.active_member(room, client)
-
     async def _update(self, room: str, client: str, build) -> tuple[Any, Any, SimulatedClient | None]:
-        """Send what ``build(member)`` makes (an OutgoingCommit, or an UpdateRequest body for proposals)
-        to the hub; after wrongEpoch, catch up and rebuild (the contract lets a SUT retry internally)."""
-        for _ in range(UPDATE_ATTEMPTS):
-            member = self.provider.active_member(room, client)
-            if member is None:
-                raise ControlError.conflict(f"{client} is no longer a member of {room}")
-            try:
-                outgoing = build(member)
-            except MLSError as exc:
-                raise ControlError.not_permitted(f"the client cannot build this change: {exc}") from None
-            is_commit = not isinstance(outgoing, bytes)
-            call = await self.provider.send_update(room, outgoing.request if is_commit else outgoing)
-            response = call.update
-            accepted = response is not None and response.responseCode == UpdateResponseCode.success
-            if is_commit and member._outgoing is not None:  # noqa: SLF001 - unless our echoed commit merged it
-                if accepted:
-                    member.commit_accepted()
-                else:
-                    member.commit_refused()
-            self.provider.save_member(room, client, member)
-            if response is None or response.responseCode != UpdateResponseCode.wrongEpoch:
-                return call, response, member
-            await self._catch_up(room, client, response.currentEpoch)
-        return call, response, member
+        return await update_with_catch_up(room, client, build, member_of=self.provider.active_member,
+                                          save=self.provider.save_member, send=self.provider.send_update)
 
     async def _commit(self, room: str, client: str, build) -> dict[str, Any]:
         call, response, member = await self._update(room, client, build)
-        if response is not None and response.responseCode == UpdateResponseCode.success:
-            return {
-                "room": room,
-                "outcome": "accepted",
-                "epoch": member.epoch,
-                "acceptedAt": response.accepted_timestamp,
-            }
-        code = response.responseCode.name if response is not None else None
-        detail = response.errorDescription if response is not None else ""
-        return {"room": room, "outcome": "rejectedByHub", "hubResponse": _hub_response(call, code, detail)}
+        return commit_outcome(room, call, response, member)
 
     # -- info, users, clients -----------------------------------------------------------------------
 
@@ -298,17 +182,17 @@ class ReferenceBackend:
         return info
 
     async def createUser(self, body: Any) -> dict[str, Any]:
-        body = _closed(body, "createUser", {"user", "clients", "profile", "searchPolicy", "consentMode"})
+        body = closed(body, "createUser", {"user", "clients", "profile", "searchPolicy", "consentMode"})
         raw = body.get("user") or fresh_name("user-")
         if isinstance(raw, str) and raw.startswith("mimi://"):
-            parsed = _parse(raw, UriKind.user, "user")
+            parsed = parse_uri(raw, UriKind.user, "user")
             if not self.provider.is_local_domain(parsed.domain):
                 raise ControlError.not_local(f"{raw} is not in {self.provider.domain}")
             name = parsed.user or ""
         else:
-            name = _name(raw, "user")
+            name = local_name(raw, "user")
         user = MimiUri.for_user(self.provider.domain, name).format()
-        count = _int(body.get("clients"), "clients", maximum=16, default=1)
+        count = integer(body.get("clients"), "clients", maximum=16, default=1)
         policy = body.get("searchPolicy")
         mode = body.get("consentMode")
         try:
@@ -322,7 +206,7 @@ class ReferenceBackend:
             created = self.state.provision_user(
                 user,
                 clients=count,
-                profile=_profile(body.get("profile"), name),
+                profile=profile_of(body.get("profile"), name),
                 search_policy=search_policy,
                 consent_mode=consent_mode,
             )
@@ -346,9 +230,9 @@ class ReferenceBackend:
 
     async def addClient(self, user: str, body: Any) -> dict[str, Any]:
         self._local_user(user)
-        body = _closed(body or {}, "addClient", {"client", "joinRooms"})
-        parsed = _parse(user, UriKind.user, "user")
-        name = _name(body.get("client") or f"c{len(self.state.clients_of(user)) + 1}", "client")
+        body = closed(body or {}, "addClient", {"client", "joinRooms"})
+        parsed = parse_uri(user, UriKind.user, "user")
+        name = local_name(body.get("client") or f"c{len(self.state.clients_of(user)) + 1}", "client")
         client = MimiUri.for_client(parsed.domain, name, user=parsed.user).format()
         if self.state.user_of(client) is not None:
             raise ControlError.already_exists(f"client {client} exists")
@@ -371,7 +255,7 @@ class ReferenceBackend:
                                  "acceptedAt": call.update.accepted_timestamp})
             else:
                 code = call.update.responseCode.name if call.update is not None else None
-                outcomes.append({"room": room, "outcome": "rejectedByHub", "hubResponse": _hub_response(call, code, reason)})
+                outcomes.append({"room": room, "outcome": "rejectedByHub", "hubResponse": hub_response(call, code, reason)})
         return {"user": user, "client": client, "rooms": outcomes}
 
     async def deleteClient(self, client: str) -> dict[str, Any]:
@@ -382,11 +266,11 @@ class ReferenceBackend:
 
     async def publishKeyPackages(self, client: str, body: Any) -> dict[str, Any]:
         self._local_client(client)
-        body = _closed(body, "publishKeyPackages", {"count", "lastResort", "lifetimeSeconds", "replace"}, {"count"})
-        count = _int(body["count"], "count", maximum=1000)
+        body = closed(body, "publishKeyPackages", {"count", "lastResort", "lifetimeSeconds", "replace"}, {"count"})
+        count = integer(body["count"], "count", maximum=1000)
         lifetime = body.get("lifetimeSeconds")
         if lifetime is not None:
-            lifetime = _int(lifetime, "lifetimeSeconds", minimum=1, maximum=31_536_000)
+            lifetime = integer(lifetime, "lifetimeSeconds", minimum=1, maximum=31_536_000)
         last_resort, replace = body.get("lastResort", True), body.get("replace", False)
         if not isinstance(last_resort, bool) or not isinstance(replace, bool):
             raise ControlError.bad_request("lastResort and replace are booleans")
@@ -398,22 +282,22 @@ class ReferenceBackend:
     # -- rooms --------------------------------------------------------------------------------------
 
     async def createRoom(self, body: Any) -> dict[str, Any]:
-        body = _closed(body, "createRoom", {"creator", "room", "name", "creatorRole", "policy"}, {"creator"})
+        body = closed(body, "createRoom", {"creator", "room", "name", "creatorRole", "policy"}, {"creator"})
         policy = (policy_from_json(body["policy"], default_policy(), hosts=self._hosts_as_hub,
                                    overrides=self.overrides) if "policy" in body
                   else default_policy())
         raw = body.get("room") or fresh_name("room-")
         if isinstance(raw, str) and raw.startswith("mimi://"):
-            parsed = _parse(raw, UriKind.room, "room")
+            parsed = parse_uri(raw, UriKind.room, "room")
             if not self.provider.is_local_domain(parsed.domain):
                 raise ControlError.not_local(f"{raw} is not a room of {self.provider.domain}")
             room = raw
         else:
-            room = f"mimi://{self.provider.domain}/r/{_name(raw, 'room')}"
+            room = f"mimi://{self.provider.domain}/r/{local_name(raw, 'room')}"
         if room in self.provider.known_rooms():
             raise ControlError.already_exists(f"room {room} exists")
         creator = body["creator"]
-        parsed = _parse(creator, None, "creator")
+        parsed = parse_uri(creator, None, "creator")
         if not self.provider.is_local_domain(parsed.domain):
             raise ControlError.not_local(f"creator {creator} is not local")
         client = (
@@ -423,7 +307,7 @@ class ReferenceBackend:
         )
         if client is None:
             raise ControlError.conflict(f"{creator} has no client to create the room with")
-        role = _int(body.get("creatorRole"), "creatorRole", default=ROLE_ADMIN)
+        role = integer(body.get("creatorRole"), "creatorRole", default=ROLE_ADMIN)
         member = self.provider.new_member(room, client)
         parent = parent_of(body.get("policy") or {})
         if parent is not None and self.provider.hub_rooms[parent].roles().get(member.user_uri.encode(), 0) in (0, 1):
@@ -482,27 +366,7 @@ class ReferenceBackend:
             if member is None:
                 return {"epoch": 0, "participants": [], "externalSenders": [], "groupId": None, "policy": {}}
             group, plist = member.group, member.participant_list()
-        clients_by_user: dict[bytes, list[str]] = {}
-        for _, leaf in group.members():
-            user = user_of_credential(leaf.credential, self.overrides)
-            if user is not None:
-                clients_by_user.setdefault(user, []).append(bytes(leaf.credential.identity).decode())
-        participants = [
-            {"user": bytes(p.user).decode(), "role": p.role_index, "clients": clients_by_user.get(bytes(p.user), [])}
-            for p in plist.participants
-        ]
-        senders = [domain_of_uri(bytes(s.credential.identity or b"")) for s in group.external_senders()]
-        try:
-            policy = policy_to_json(RoomPolicy.from_components(group.app_data()))
-        except PolicyError:  # a room created elsewhere without room-policy components
-            policy = {}
-        return {
-            "policy": policy,
-            "epoch": group.epoch,
-            "groupId": base64.b64encode(bytes(group.group_id)).decode(),
-            "participants": participants,
-            "externalSenders": [s for s in senders if s],
-        }
+        return room_view(group, plist, self.overrides)
 
     async def getRoom(self, room: str) -> dict[str, Any]:
         self._room(room)
@@ -540,7 +404,7 @@ class ReferenceBackend:
         from ..wire.hub_transfer import HubTransferCode, HubTransferResponse
 
         self._room(room)
-        body = _closed(body, "startHubTransfer", {"actor", "newHub"}, {"actor", "newHub"})
+        body = closed(body, "startHubTransfer", {"actor", "newHub"}, {"actor", "newHub"})
         new_hub = body["newHub"]
         if not isinstance(new_hub, str) or not new_hub:
             raise ControlError.bad_request("newHub: expected a domain")
@@ -577,10 +441,10 @@ class ReferenceBackend:
 
     async def addParticipant(self, room: str, body: Any) -> dict[str, Any]:
         self._room(room)
-        body = _closed(body, "addParticipant", {"actor", "user", "role", "withoutClients"}, {"actor", "user"})
-        target_parsed = _parse(body["user"], UriKind.user, "user")
+        body = closed(body, "addParticipant", {"actor", "user", "role", "withoutClients"}, {"actor", "user"})
+        target_parsed = parse_uri(body["user"], UriKind.user, "user")
         target = target_parsed.format()
-        role = _int(body.get("role"), "role", default=ROLE_MEMBER)
+        role = integer(body.get("role"), "role", default=ROLE_MEMBER)
         without_clients = body.get("withoutClients", False)
         if not isinstance(without_clients, bool):
             raise ControlError.bad_request("withoutClients: expected a boolean")
@@ -590,22 +454,7 @@ class ReferenceBackend:
         if without_clients:  # experimental: the participant-list entry only, no key material, no Add
             return await self._commit(room, client, lambda m: m.add_users([], [(target.encode(), role)]))
         status, answer = await self.provider.obtain_key_material(member, room, target)
-        key_material: dict[str, Any] = {"userStatus": "unavailable", "clients": []}
-        key_packages = []
-        if status == 200:
-            try:
-                response = KeyMaterialResponse.decode(answer)
-            except (DecodeError, EncodeError):
-                response = None
-            if response is not None:
-                key_material = {
-                    "userStatus": response.userStatus.name,
-                    "clients": [
-                        {"client": bytes(c.clientUri.uri).decode(), "status": c.clientStatus.name}
-                        for c in response.clients
-                    ],
-                }
-                key_packages = [c.keyPackage for c in response.clients if c.keyPackage is not None]
+        key_material, key_packages = key_material_of(status, answer)
         if not key_packages:
             return {"room": room, "outcome": "noKeyMaterial", "keyMaterial": key_material}
         result = await self._commit(room, client, lambda m: m.add_users(key_packages, [(target.encode(), role)]))
@@ -614,16 +463,16 @@ class ReferenceBackend:
 
     async def removeParticipant(self, room: str, user: str, actor: str, mode: str | None = None) -> dict[str, Any]:
         self._room(room)
-        target = _parse(user, UriKind.user, "user").format().encode()
+        target = parse_uri(user, UriKind.user, "user").format().encode()
         client, member = self._actor(room, actor)
         mode = mode or "remove"
         listed = {bytes(p.user) for p in member.participant_list().participants}
         if target not in listed and not member.leaves_of_user(target):
             raise ControlError.conflict(f"{user} is not a participant of {room}")
         if mode == "remove":
-            return await self._commit(room, client, lambda m: _remove_user(m, target))
+            return await self._commit(room, client, lambda m: remove_user(m, target))
         if mode == "ban" and self.overrides.departs(BAN_MOVES_TO_BANNED_ROLE):
-            return await self._commit(room, client, lambda m: _remove_user(m, target))
+            return await self._commit(room, client, lambda m: remove_user(m, target))
         if mode == "ban":
             return await self._commit(
                 room, client, lambda m: m.change_role(target, ROLE_INDEX_BANNED, remove_clients=True)
@@ -636,9 +485,9 @@ class ReferenceBackend:
 
     async def unbanParticipant(self, room: str, body: Any) -> dict[str, Any]:
         self._room(room)
-        body = _closed(body, "unbanParticipant", {"actor", "user", "role"}, {"actor", "user", "role"})
-        target = _parse(body["user"], None, "user").format().encode()
-        role = _int(body["role"], "role")
+        body = closed(body, "unbanParticipant", {"actor", "user", "role"}, {"actor", "user", "role"})
+        target = parse_uri(body["user"], None, "user").format().encode()
+        role = integer(body["role"], "role")
         client, member = self._actor(room, body["actor"])
         roles = {bytes(p.user): p.role_index for p in member.participant_list().participants}
         if roles.get(target) != ROLE_INDEX_BANNED:
@@ -649,7 +498,7 @@ class ReferenceBackend:
 
     async def removeClientFromRoom(self, room: str, client: str, body: Any = None) -> dict[str, Any]:
         self._room(room)
-        body = _closed(body or {}, "removeClientFromRoom", {"actor"})
+        body = closed(body or {}, "removeClientFromRoom", {"actor"})
         self._local_client(client)
         leaving = self.provider.active_member(room, client)
         if leaving is None:
@@ -666,7 +515,7 @@ class ReferenceBackend:
 
     async def leaveRoom(self, room: str, body: Any) -> dict[str, Any]:
         self._room(room)
-        body = _closed(body, "leaveRoom", {"actor"}, {"actor"})
+        body = closed(body, "leaveRoom", {"actor"}, {"actor"})
         client, _ = self._actor(room, body["actor"])
         # Proposals only: the user stays a member until the next commit includes them (§3.5).
         return await self._commit(room, client, lambda m: m.self_leave_request())
@@ -674,8 +523,8 @@ class ReferenceBackend:
     async def joinRoom(self, room: str, body: Any) -> dict[str, Any]:
         """joinRoom (experimental): a local client joins by external commit; a room this provider holds no
         state for is located from its ID (hub-transfer §13: the authority, then HubRedirects)."""
-        _parse(room, UriKind.room, "room")
-        body = _closed(body, "joinRoom", {"client"}, {"client"})
+        parse_uri(room, UriKind.room, "room")
+        body = closed(body, "joinRoom", {"client"}, {"client"})
         client = self._local_client(body["client"])
         if self.provider.active_member(room, client) is not None:
             raise ControlError.conflict(f"{client} is already a member of {room}")
@@ -684,77 +533,38 @@ class ReferenceBackend:
             return {"room": room, "outcome": "accepted", "epoch": member.epoch,
                     "acceptedAt": call.update.accepted_timestamp}
         code = call.update.responseCode.name if call.update is not None else None
-        return {"room": room, "outcome": "rejectedByHub", "hubResponse": _hub_response(call, code, reason)}
+        return {"room": room, "outcome": "rejectedByHub", "hubResponse": hub_response(call, code, reason)}
 
     # -- messaging ----------------------------------------------------------------------------------
 
     async def sendMessage(self, room: str, body: Any) -> dict[str, Any]:
         self._room(room)
-        body = _closed(body, "sendMessage", {"from", "content"}, {"from", "content"})
+        body = closed(body, "sendMessage", {"from", "content"}, {"from", "content"})
         client = self._local_client(body["from"], "from")
         member = self.provider.active_member(room, client)
         if member is None:
             raise ControlError.conflict(f"{client} is not a member of {room}")
-        content = body["content"]
-        if not isinstance(content, dict) or len(content) != 1 or not ({"base64", "text"} & set(content)):
-            raise ControlError.bad_request("content: exactly one of base64 or text")
-        if "text" in content:
-            if not isinstance(content["text"], str):
-                raise ControlError.bad_request("content.text: expected a string")
-            data = content["text"].encode("utf-8")
-        else:
-            try:
-                data = base64.b64decode(content["base64"], validate=True)
-            except (binascii.Error, TypeError, ValueError):
-                raise ControlError.bad_request("content.base64: not base64") from None
-        for _ in range(UPDATE_ATTEMPTS):
-            epoch = member.epoch
-            request = member.send(data)
-            self.provider.save_member(room, client, member)
-            call = await self.provider.send_submit(room, request)
-            response = call.submit
-            if response is not None and response.statusCode == SubmitResponseCode.epochTooOld:
-                member = await self._catch_up(room, client, response.currentEpoch)
-                if member is not None:
-                    continue
-            break
-        if response is not None and response.statusCode == SubmitResponseCode.accepted:
-            return {"room": room, "outcome": "accepted", "epoch": epoch, "acceptedAt": response.accepted_timestamp}
-        code = response.statusCode.name if response is not None else None
-        return {"room": room, "outcome": "rejectedByHub", "epoch": epoch, "hubResponse": _hub_response(call, code)}
+        data = message_content(body["content"])
+        return await submit_with_catch_up(room, client, member, data, member_of=self.provider.active_member,
+                                          save=self.provider.save_member, send=self.provider.send_submit)
 
     async def listReceivedMessages(
         self, client: str, room: str | None = None, after: str | None = None, limit: str | int | None = None
     ) -> dict[str, Any]:
         self._local_client(client)
-        if after is not None and not (isinstance(after, str) and after.isdigit()):
-            raise ControlError.bad_request(f"after: not a cursor this SUT issued: {after!r}")
-        start = int(after) if after is not None else 0
-        count = _int(limit, "limit", minimum=1, maximum=1000, default=100)
+        start = cursor(after)
+        count = integer(limit, "limit", minimum=1, maximum=1000, default=100)
         rows = self.provider.peer_store.received(client, room_id=room, after=start, limit=count)
-        items = []
-        for row in rows:
-            item: dict[str, Any] = {
-                "room": row.room_id,
-                "sender": row.sender,
-                "epoch": row.epoch,
-                "content": {"base64": base64.b64encode(row.data).decode()},
-                "receivedAt": _rfc3339(row.received_at),
-            }
-            sender_user = user_of_credential_uri(row.sender, self.overrides)
-            if sender_user:
-                item["senderUser"] = sender_user
-            try:
-                item["content"]["text"] = row.data.decode("utf-8")
-            except UnicodeDecodeError:
-                pass
-            items.append(item)
+        items = [
+            received_item(row.room_id, row.sender, user_of_credential_uri(row.sender, self.overrides), row.epoch,
+                          row.data, row.received_at)
+            for row in rows
+        ]
         return {"items": items, "next": str(rows[-1].seq if rows else start)}
 
     async def listUserEvents(self, user: str, after: str | None = None, limit: int | None = None) -> dict[str, Any]:
         self._local_user(user)
-        if after is not None and not (isinstance(after, str) and after.isdigit()):
-            raise ControlError.bad_request(f"after: not a cursor this SUT issued: {after!r}")
+        start = cursor(after)
         events = self.state.list_events(user)
         items: list[dict[str, Any]] = []
         for req in events.pending_requests:
@@ -767,20 +577,19 @@ class ReferenceBackend:
                 items.append({"type": notice_types[notice.operation], "target": notice.target, "room": notice.room})
         items = [{k: v for k, v in item.items() if v is not None} for item in items]
         # The events are a snapshot rebuilt on each read: the cursor is a position in it.
-        start = int(after) if after is not None else 0
-        count = _int(limit, "limit", minimum=1, maximum=1000, default=100)
+        count = integer(limit, "limit", minimum=1, maximum=1000, default=100)
         page = items[start : start + count]
         return {"items": page, "next": str(start + len(page))}
 
     # -- consent ------------------------------------------------------------------------------------
 
     def _consent_body(self, body: Any, where: str, party: str) -> tuple[str, str | None]:
-        body = _closed(body, where, {party, "room"}, {party})
+        body = closed(body, where, {party, "room"}, {party})
         other = body[party]
-        _parse(other, UriKind.user, party)
+        parse_uri(other, UriKind.user, party)
         room = body.get("room")
         if room is not None:
-            _parse(room, UriKind.room, "room")
+            parse_uri(room, UriKind.room, "room")
         return other, room
 
     @staticmethod
@@ -847,23 +656,6 @@ class ReferenceBackend:
         except ConsentDomainError as exc:
             raise ControlError.unsupported_value(str(exc)) from None
         return self._consent_result(user, target, room, "cancel")
-
-
-def _remove_user(member: SimulatedClient, user: bytes):
-    """Remove ``user``; when the group's cached proposals already remove it (an accepted self-leave),
-    the commit of those cached proposals is the removal."""
-    try:
-        return member.remove_user(user)
-    except MLSError:
-        if not member.group.proposal_cache:
-            raise
-        return member.commit()
-
-
-def _rfc3339(milliseconds: int) -> str:
-    return datetime.datetime.fromtimestamp(milliseconds / 1000, datetime.UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
 
 
 def user_of_credential_uri(client_uri: str, overrides: Overrides) -> str | None:
