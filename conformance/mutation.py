@@ -43,8 +43,9 @@ counted, and a goal missed). A clean-run diff
 (:func:`clean_run_diff`) then reruns once without a mutant every check that missed under one: a check
 that misses clean too kills nothing.
 
-Triage (``conformance/mutant-triage.yaml``): per mutant ID ``equivalent: <reason>``, ``gap: <missing
-check>`` or ``closed-by: <check>``. Strict score = killed / (mutants - stillborn - equivalent).
+Triage (``conformance/mutant-triage.yaml``): per mutant ID ``equivalent: <reason>``, ``permitted: <the
+draft's latitude>``, ``gap: <missing check>`` or ``closed-by: <check>``. Strict score = killed / (mutants -
+stillborn - equivalent - permitted).
 """
 
 from __future__ import annotations
@@ -76,7 +77,10 @@ EXCLUDED = ("reference_peer/faults/", "reference_peer/control/", "reference_peer
 OPERATORS = ("negate-if", "negate-while", "drop-and", "drop-or", "flip-compare", "flip-in", "raise-to-pass",
              "int-plus", "int-minus", "flip-bool")
 OUTCOMES = ("killed", "collateral", "survived", "timeout", "stillborn", "error")
-TRIAGE_KINDS = ("equivalent", "gap", "closed-by")
+TRIAGE_KINDS = ("equivalent", "permitted", "gap", "closed-by")
+# Out of the score: no conforming observer can tell the mutant from the clean peer (equivalent), or it
+# can, but the draft leaves that latitude, so a check killing it would fail a conformant server (permitted).
+UNSCORED_KINDS = ("equivalent", "permitted")
 REQUIREMENT_TOKEN = re.compile(r"\b[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+\b")
 _FLIP_COMPARE: dict[type, type] = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
                                    ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Is: ast.IsNot, ast.IsNot: ast.Is}
@@ -611,15 +615,22 @@ class MutationReport:
     def count(self, outcome: str) -> int:
         return sum(r.outcome == outcome for r in self.results)
 
+    def _unscored(self, kind: str) -> list[str]:
+        return [r.mutant.id for r in self.results
+                if r.outcome not in ("killed", "stillborn", "error") and kind in self.triage.get(r.mutant.id, {})]
+
     @property
     def equivalent(self) -> list[str]:
-        return [r.mutant.id for r in self.results
-                if r.outcome not in ("killed", "stillborn", "error")
-                and "equivalent" in self.triage.get(r.mutant.id, {})]
+        return self._unscored("equivalent")
+
+    @property
+    def permitted(self) -> list[str]:
+        return self._unscored("permitted")
 
     @property
     def strict_score(self) -> float | None:
-        counted = len(self.results) - self.count("stillborn") - self.count("error") - len(self.equivalent)
+        counted = (len(self.results) - self.count("stillborn") - self.count("error") - len(self.equivalent)
+                   - len(self.permitted))
         return self.count("killed") / counted if counted else None
 
     @property
@@ -641,6 +652,7 @@ class MutationReport:
             "mutants": len(self.results),
             **{outcome: self.count(outcome) for outcome in OUTCOMES},
             "equivalent": len(self.equivalent),
+            "permitted": len(self.permitted),
             "strictScore": self.strict_score,
             "untriaged": self.untriaged,
             "failingClean": self.failing_clean,
@@ -762,8 +774,10 @@ def render(report: MutationReport) -> str:
         "",
         f"generated {report.generated}, run {len(report.results)}"
         + (f" (sample {report.sample_size}, seed {report.seed})" if report.sample_size else ""),
-        "  ".join(f"{o} {report.count(o)}" for o in OUTCOMES) + f"  equivalent {len(report.equivalent)}",
-        f"strict score {score} (killed / (mutants - stillborn - equivalent)); wall time {report.seconds:.0f}s",
+        "  ".join(f"{o} {report.count(o)}" for o in OUTCOMES)
+        + f"  equivalent {len(report.equivalent)}  permitted {len(report.permitted)}",
+        f"strict score {score} (killed / (mutants - stillborn - equivalent - permitted)); "
+        f"wall time {report.seconds:.0f}s",
         f"untriaged survivors {len(report.untriaged)}" + (f": {report.untriaged}" if report.untriaged else ""),
         f"stale triage entries (no such mutant any more) {len(report.stale)}" + (f": {report.stale}" if report.stale else ""),
         f"checks that miss without a mutant too (clean-run diff) {len(report.failing_clean)}"

@@ -215,6 +215,26 @@ def test_strict_score_counts_equivalents_and_stillborns_out():
     assert report.as_dict()["killed"] == 2
 
 
+def test_permitted_mutants_leave_the_score_and_are_counted_apart():
+    """A mutant whose change the draft allows is out of the denominator like an equivalent one, but
+    reported on its own (it is observable, so it must not be mistaken for dead code)."""
+    results = [_result("m:f:flip-bool:0", "killed"), _result("m:f:flip-bool:1", "survived"),
+               _result("m:f:flip-bool:2", "collateral"), _result("m:f:flip-bool:3", "survived")]
+    triage = {"m:f:flip-bool:1": {"permitted": "-06 names no status for it"},
+              "m:f:flip-bool:2": {"equivalent": "never read"}, "m:f:flip-bool:3": {"gap": "no check"}}
+    report = MutationReport(results, 10, triage, 1.0, 1, 4)
+    assert report.permitted == ["m:f:flip-bool:1"] and report.equivalent == ["m:f:flip-bool:2"]
+    assert report.strict_score == pytest.approx(1 / 2)
+    assert report.as_dict()["permitted"] == 1
+    assert "permitted 1" in mutation.render(report)
+
+
+def test_a_killed_mutant_is_never_unscored():
+    report = MutationReport([_result("m:f:flip-bool:0", "killed")], 1,
+                            {"m:f:flip-bool:0": {"permitted": "stale entry"}}, 1.0, 1, 1)
+    assert report.permitted == [] and report.strict_score == 1.0
+
+
 def test_the_triage_file_is_well_formed():
     triage = mutation.load_triage()
     for mutant_id, entry in triage.items():
