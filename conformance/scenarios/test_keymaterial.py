@@ -64,6 +64,7 @@ GRANT_ENABLES = "PROTO-CONSENT-GRANT-ENABLES-KEYMAT"  # not judged here: what a 
 
 SUITE = 1  # MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, the suite's own (and the MTI) suite
 UNSUPPORTED_SUITE = 0x0A0A  # an RFC 9420 GREASE value: never a real cipher suite
+ALL_SUITES = (1, 2, 3, 4, 5, 6, 7)  # the cipher suites RFC 9420 registers
 UNSUPPORTED_EXTENSION = 0xF0A5  # a private-use extension type no client is expected to support
 UNSUPPORTED_PROPOSAL = 0xF0A5  # a private-use (RFC 9420 §17.4), non-default proposal type
 UNSUPPORTED_CREDENTIAL = 0xF0A5  # a private-use (RFC 9420 §17.5) credential type
@@ -411,9 +412,52 @@ def test_no_expired_key_package_is_handed_out(cast, sut, mimi, mimi_as, names, r
                      f" s ago (not_after {kp.leaf_node.lifetime.not_after})")
 
 
+def _wrongly_incompatible(response: KeyMaterialResponse, credentials: tuple[int, ...], suites: tuple[int, ...]):
+    """The clients a response answers nothingCompatible although the capabilities it reveals for them list every
+    required credential type and an acceptable cipher suite (only credential types are required)."""
+    return [_text(c.clientUri) for c in response.clients
+            if c.clientStatus == KeyMaterialClientCode.nothingCompatible and c.clientCapabilities is not None
+            and all(t in c.clientCapabilities.credentials for t in credentials)
+            and any(s in suites for s in c.clientCapabilities.cipher_suites)]
+
+
+def _required_capabilities_controls(asker: _Requester, target) -> None:
+    """The positive controls of the requiredCapabilities check (see its docstring)."""
+    status, _, response = asker.ask_consented(target.uri, suites=ALL_SUITES)
+    if response is not None:
+        refused = [_text(c.clientUri) for c in response.clients
+                   if c.clientStatus == KeyMaterialClientCode.nothingCompatible]
+        if response.userStatus == KeyMaterialUserCode.noCompatibleMaterial or refused:
+            fail(f"a request requiring no capability at all (any cipher suite 1-7) answered "
+                 f"{response.userStatus.name}{f' with {refused} nothingCompatible' if refused else ''}: no client can "
+                 "lack key material compatible with an empty requiredCapabilities")
+    served = _key_packages(response)
+    if not served:
+        asker.note(f"the request requiring nothing handed out no KeyPackage "
+                   f"({response.userStatus.name if response is not None else f'HTTP {status}'}): the credential "
+                   "control is skipped")
+        return
+    observed(REQUIRED_CAPABILITIES, f"a request requiring nothing: {response.userStatus.name}, {len(served)} "
+                                    "KeyPackage(s), no client nothingCompatible")
+    credentials = tuple(dict.fromkeys(t for _, kp in served for t in kp.leaf_node.capabilities.credentials))
+    if not credentials:
+        return
+    status, _, response = asker.ask_consented(target.uri, suites=ALL_SUITES, credentials=credentials)
+    if response is None:
+        return
+    wrong = _wrongly_incompatible(response, credentials, ALL_SUITES)
+    if wrong:
+        fail(f"requiring the credential types {list(credentials)}, which the served KeyPackages' capabilities list, "
+             f"{wrong} are answered nothingCompatible although the capabilities revealed for them list those types "
+             "and an acceptable cipher suite")
+    observed(REQUIRED_CAPABILITIES, f"requiring the credential types {list(credentials)} listed in the served "
+                                    f"KeyPackages' capabilities: {response.userStatus.name}, "
+                                    f"{len(_key_packages(response))} KeyPackage(s), no client wrongly refused")
+
+
 @pytest.mark.requirements(REQUIRED_CAPABILITIES)
 @both_roles
-@pytest.mark.operations("createUser", hub=("createRoom",), optional=("grantConsent",))
+@pytest.mark.operations("createUser", hub=("createRoom",), optional=("grantConsent", "publishKeyPackages"))
 def test_required_capabilities_no_client_supports_get_no_key_package(cast, sut, mimi, mimi_as, names, recorder):
     """A request requiring an extension type no client supports answers noCompatibleMaterial, with no
     KeyPackage and any listed client nothingCompatible; so does one requiring a non-default proposal type,
@@ -425,9 +469,19 @@ def test_required_capabilities_no_client_supports_get_no_key_package(cast, sut, 
     compatible with the requiredCapabilities field in the request." A KeyPackage is compatible when its
     LeafNode's capabilities list every required type (RFC 9420 §11.1, §7.2: default proposal and extension
     types need not be listed). Each request requires one private-use type (0xF000-0xFFFF, RFC 9420 §17), so
-    that no client of the SUT can be expected to support it; a refused request consumes no KeyPackage."""
+    that no client of the SUT can be expected to support it; a refused request consumes no KeyPackage.
+
+    First, two controls, each accepting every cipher suite of RFC 9420 (1-7) so that no suite is the reason of a
+    refusal: a request requiring nothing is not answered noCompatibleMaterial, nor any client nothingCompatible
+    (no client can lack what an empty requiredCapabilities asks); then a request requiring the credential types
+    that a served KeyPackage's capabilities list: a client answered nothingCompatible whose clientCapabilities
+    (where revealed) list all of them and a cipher suite of the request is wrongly refused."""
     asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
     target = _target(cast, asker, clients=2)
+    if cast.sut.supports("publishKeyPackages"):  # KeyPackages for the two controls
+        for client in target.clients:
+            cast.sut.publish_key_packages(client, 3, replace=True, lastResort=False)
+    _required_capabilities_controls(asker, target)
     kinds = (
         ("extension type", {"extensions": (UNSUPPORTED_EXTENSION,)}, UNSUPPORTED_EXTENSION),
         ("proposal type", {"proposals": (UNSUPPORTED_PROPOSAL,)}, UNSUPPORTED_PROPOSAL),
@@ -520,6 +574,54 @@ def test_unknown_user_gets_no_key_material(cast, sut, mimi, mimi_as, names, reco
     if response.clients:
         fail(f"keyMaterial for the unknown user {ghost} lists clients")
     observed(UNKNOWN_USER, f"the unknown user {ghost}: {response.userStatus.name}, no client listed")
+
+
+DELETED_USER_CODES = (KeyMaterialUserCode.userDeleted, KeyMaterialUserCode.userUnknown) + CONSENT_CODES
+
+
+@pytest.mark.requirements(UNKNOWN_USER)
+@both_roles
+@pytest.mark.operations("createUser", "deleteUser", hub=("createRoom",), optional=("grantConsent",))
+def test_deleted_user_gets_no_key_material(cast, sut, mimi, mimi_as, names, recorder):
+    """keyMaterial for a user the SUT deleted answers userDeleted, userUnknown or noConsent (noConsentForThisRoom
+    too), listing no client; a user of the SUT who was not deleted is not answered userDeleted.
+
+    -06 §5.2: "userDeleted indicates that the target provider wishes the requester to know that the target user
+    was previously a valid user of the system and has been deleted. A target provider can of course use
+    userUnknown if the provider does [not] wish to keep or specify this distinction." and noConsent: "The target
+    provider can use this response as a catch all and in place of other status codes such as userUnknown if
+    desired to preserve the privacy of its users." Any of these is accepted (and no other code: success,
+    partialSuccess and noCompatibleMaterial speak of the clients of a valid user, incompatibleProtocol of a
+    protocol); "For any other user code, the provider MUST NOT populate the clients list." Both users granted the
+    requester consent before (where the SUT's control API offers grantConsent), so the still active one is a
+    control: it gets its KeyPackages."""
+    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
+    if not cast.sut.supports("deleteUser"):
+        not_applicable("the SUT's control API does not implement deleteUser", operation="deleteUser")
+    gone, active = _target(cast, asker, "gone"), _target(cast, asker, "active")
+    cast.sut.delete_user(gone)
+    recorder.note(f"deleted {gone.uri}")
+    with judging(UNKNOWN_USER):
+        status, _, response = asker.ask(gone.uri)
+    if response is None:
+        fail(f"keyMaterial for the deleted user {gone.uri} answered HTTP {status}, not a KeyMaterialResponse with "
+             "userDeleted, userUnknown or noConsent")
+    if response.userStatus not in DELETED_USER_CODES:
+        fail(f"keyMaterial for the deleted user {gone.uri} answered {response.userStatus.name}, not userDeleted, "
+             "userUnknown or noConsent: the code speaks of a user that is still valid")
+    if response.clients:
+        fail(f"keyMaterial for the deleted user {gone.uri} ({response.userStatus.name}) lists clients "
+             f"{[_text(c.clientUri) for c in response.clients]}")
+    answered = response.userStatus.name
+    status, _, response = asker.ask_consented(active.uri)
+    if response is not None and response.userStatus == KeyMaterialUserCode.userDeleted:
+        fail(f"keyMaterial for {active.uri}, a user of the SUT who was not deleted, answered userDeleted")
+    if not _key_packages(response):
+        blocked(PUBLICATION_POINT, f"keyMaterial for the active user {active.uri} answered "
+                                   f"{response.userStatus.name if response is not None else f'HTTP {status}'}, not "
+                                   "KeyPackages, so the check cannot tell the deleted user's answer apart")
+    observed(UNKNOWN_USER, f"the deleted user {gone.uri}: {answered}, no client listed; the active user "
+                           f"{active.uri} got its KeyPackages")
 
 
 @pytest.mark.requirements(ENUMERATION)

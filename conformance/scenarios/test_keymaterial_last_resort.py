@@ -24,7 +24,7 @@ from conformance.scenarios.test_keymaterial import (
     _requester,
     _target,
 )
-from conformance.verdicts import blocked, miss, not_applicable, observed
+from conformance.verdicts import blocked, fail, miss, not_applicable, observed
 
 LAST_RESORT_LAST = "PROTO-KEYMAT-LAST-RESORT-LAST"
 ONE_TIME = 2  # one-time KeyPackages published next to the last-resort one
@@ -67,3 +67,50 @@ def test_last_resort_key_package_only_after_the_one_time_ones(cast, sut, mimi, m
         for attempt, ref, kp in served[ONE_TIME:])
     observed(LAST_RESORT_LAST, f"answers 1-{ONE_TIME} handed out {ONE_TIME} distinct one-time KeyPackages (no "
                                f"last_resort extension, not handed out again); then {later}")
+
+
+@pytest.mark.requirements(PUBLICATION_POINT)
+@both_roles
+@pytest.mark.operations("createUser", "grantConsent", "publishKeyPackages", hub=("createRoom",))
+def test_last_resort_key_package_claimed_again_is_answered(cast, sut, mimi, mimi_as, names, recorder):
+    """A client with one one-time KeyPackage and a last-resort one, asked for four times: every answer is a
+    KeyMaterialResponse (HTTP 200), also once the last-resort KeyPackage has been handed out and is picked again.
+
+    -06 §4.3.1: "Every MIMI server is a publication point for users' key material, via the keyMaterial endpoint";
+    -06 §5.2: "The response contains a user status code that indicates keying material was returned for all the
+    user's clients (success), that keying material was returned for some of their clients (partialSuccess), or a
+    specific user code indicating failure", with the client code keyMaterialExhausted: "there was no keying
+    material available for the specified client". Whether the last-resort KeyPackage is served again is left
+    open (draft-ietf-mls-extensions: one "that MAY be used more than once in scenarios where all other
+    KeyPackages have already been used"), so the last-resort one again, keyMaterialExhausted or any user code
+    passes; what the SUT owes a valid request for its own consenting user is an answer with a user code, not an
+    HTTP error."""
+    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
+    target = _target(cast, asker)
+    if not cast.sut.supports("publishKeyPackages"):
+        not_applicable("the SUT's control API does not implement publishKeyPackages", operation="publishKeyPackages")
+    published = cast.sut.publish_key_packages(target.client, 1, replace=True, lastResort=True)
+    if not published.get("lastResort"):
+        not_applicable(f"publishKeyPackages with lastResort left {target.client} without a last-resort KeyPackage "
+                       f"({published}): there is none to claim again")
+    answers: list[str] = []
+    counts: Counter = Counter()
+    last_resort_served = 0
+    for attempt in range(1, 5):
+        status, _, response = asker.ask_consented(target.uri)
+        if response is None:
+            fail(f"answer {attempt} (after {last_resort_served} hand-out(s) of the last-resort KeyPackage, answers "
+                 f"so far: {answers}) is HTTP {status}, not a KeyMaterialResponse with a user code",
+                 requirement=PUBLICATION_POINT)
+        kps = [kp for client, kp in _key_packages(response) if client == target.client]
+        for kp in kps:
+            counts[_ref(kp)] += 1
+            if _is_last_resort(kp) or counts[_ref(kp)] > 1:
+                last_resort_served += 1
+        answers.append(response.userStatus.name + (" (last resort)" if kps and (
+            _is_last_resort(kps[0]) or counts[_ref(kps[0])] > 1) else ""))
+    if not last_resort_served:
+        not_applicable(f"the SUT never handed out the last-resort KeyPackage ({answers}): no claim picked it again",
+                       requirement=PUBLICATION_POINT)
+        return
+    observed(PUBLICATION_POINT, f"four keyMaterial answers, each a KeyMaterialResponse: {', '.join(answers)}")

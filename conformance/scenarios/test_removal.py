@@ -49,13 +49,17 @@ from reference_peer.room.naming import user_of_credential
 from reference_peer.wire.codec import DecodeError, EncodeError
 from reference_peer.wire.mimi import (
     COMPONENT_PARTICIPANT_LIST,
+    COMPONENT_ROOM_METADATA,
     Protocol,
+    RoomMetaData,
     SubmitMessageRequest,
     SubmitMessageResponse,
     SubmitResponseCode,
     UpdateRequest,
     UpdateResponseCode,
     UpdateRoomResponse,
+    Uri,
+    UTF8String,
 )
 from reference_peer.wire.mls import ContentType, ExtensionType, ExternalSender, ProposalType
 
@@ -573,7 +577,13 @@ def test_hub_refuses_commit_from_member_being_removed(cast, sut, ref_follower, s
 @pytest.mark.requirements(ONLY_REMOVE_PROPOSALS)
 @pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
 def test_member_being_removed_may_only_propose_its_removal(cast, sut, ref_follower, sut_party, mimi_as, poll_until, recorder):
-    """A client of a user whose removal is accepted may send SelfRemove, but the hub refuses its Update proposal."""
+    """A client of a user whose removal is accepted may send SelfRemove, but the hub refuses its Update
+    proposal and its AppDataUpdate of the room metadata.
+
+    -06 §5.3: the hub "MUST prevent it from sending any proposals except for Remove and SelfRemove
+    [I-D.ietf-mls-extensions] proposals for its users in that group." An AppDataUpdate of a component
+    other than the participant list is neither. (The participant-list AppDataUpdate removing the user
+    itself, which a leave sends with its SelfRemove, is not judged here.)"""
     room, bob, bob_state, admin, dave = _pending_removal(cast, sut, ref_follower, sut_party, mimi_as, poll_until,
                                                          recorder, ONLY_REMOVE_PROPOSALS)
     update = bob_state.proposal_messages_request([bob_state.group.propose_update()])
@@ -588,6 +598,21 @@ def test_member_being_removed_may_only_propose_its_removal(cast, sut, ref_follow
                                sentinel=_message_sentinel(cast, room, admin, dave.client, b"after bob's proposal"))
     observed(ONLY_REMOVE_PROPOSALS, f"the Update proposal of a client being removed was refused ({answer.label}); "
              f"{effect}")
+    metadata = RoomMetaData(room_uri=Uri(uri=str(room).encode()), room_name=UTF8String(string="renamed by bob"),
+                            room_descriptions=[], room_avatar=Uri(uri=b""), room_subject=UTF8String(string=""),
+                            room_mood=UTF8String(string=""))
+    rename = bob_state.proposals_request([app_data_update_proposal(COMPONENT_ROOM_METADATA, metadata.encode())])
+    mark = ref_follower.traffic_mark()
+    answer = _post_update(mimi_as, sut, room, rename, ONLY_REMOVE_PROPOSALS)
+    recorder.note(f"bob's AppDataUpdate proposal of the room metadata: {answer.label}")
+    if answer.accepted:
+        fail("the hub accepted an AppDataUpdate proposal of the room metadata from a client whose user's removal it "
+             "had accepted", requirement=ONLY_REMOVE_PROPOSALS)
+    effect = judge_not_applied(ONLY_REMOVE_PROPOSALS, ref_follower, mark, _handshake_bytes(rename),
+                               "a room-metadata AppDataUpdate proposal from a client being removed",
+                               sentinel=_message_sentinel(cast, room, admin, dave.client, b"after bob's rename"))
+    observed(ONLY_REMOVE_PROPOSALS, f"the room-metadata AppDataUpdate proposal of a client being removed was refused "
+             f"({answer.label}); {effect}")
     answer = _post_update(mimi_as, sut, room, bob_state.proposals_request([self_remove_proposal()]),
                           ONLY_REMOVE_PROPOSALS)
     recorder.note(f"bob's SelfRemove proposal: {answer.label}")

@@ -78,6 +78,7 @@ CERT_SOURCE = "PROTO-TRANSPORT-CERT-SOURCE-DOMAIN"
 CERT_TARGET = "PROTO-TRANSPORT-CERT-TARGET-DOMAIN"
 BODY_ENCODING = "PROTO-TRANSPORT-BODY-ENCODING"
 PEERING = "PROTO-TRANSPORT-PEERING-REQUIRED"
+HTTPS_URLS = "PROTO-DIRECTORY-HTTPS-URLS"
 
 # This worker's reference domains (hub-k.ref.test on worker k): the plugin fixes them before import.
 HUB_DOMAIN, FOLLOWER_DOMAIN = current()
@@ -179,13 +180,9 @@ def _parse_answer(raw: bytes, error: str | None) -> _Answer:
 # The probe request: a requestConsent the SUT would act on if it admitted the sender
 
 
-def _endpoint_path(sut, recorder, run_env, domain: str, endpoint: str, value: str) -> str:
-    """The path of ``endpoint`` from the SUT's directory, read with the suite hub's own certificate.
-
-    The check needs it but does not judge the directory: a directory that cannot be read, or names
-    no usable template for the endpoint, blocks the check (the directory rule); an optional endpoint
-    the directory does not list means the SUT does not offer it (NOT_APPLICABLE). Members that are not
-    endpoint names (an ACME-style ``meta``) are ignored."""
+def _directory_document(sut, recorder, run_env, domain: str) -> dict:
+    """``domain``'s directory, read with the suite hub's own certificate; one that cannot be read
+    blocks the check (the directory rule judges it, in test_discovery.py)."""
     answer = _probe(sut, recorder, domain, cert=run_env.pki.issue(HUB_DOMAIN), what="directory")
     if answer.status != 200:
         blocked(DIRECTORY_RULE, f"the directory of {domain} is needed for this check and answered {answer.describe()}")
@@ -195,6 +192,17 @@ def _endpoint_path(sut, recorder, run_env, domain: str, endpoint: str, value: st
         blocked(DIRECTORY_RULE, f"the directory of {domain} is needed for this check and is not JSON: {exc}")
     if not isinstance(document, dict):
         blocked(DIRECTORY_RULE, f"the directory of {domain} is needed for this check and is not a JSON object")
+    return document
+
+
+def _endpoint_path(sut, recorder, run_env, domain: str, endpoint: str, value: str) -> str:
+    """The path of ``endpoint`` from the SUT's directory, read with the suite hub's own certificate.
+
+    The check needs it but does not judge the directory: a directory that cannot be read, or names
+    no usable template for the endpoint, blocks the check (the directory rule); an optional endpoint
+    the directory does not list means the SUT does not offer it (NOT_APPLICABLE). Members that are not
+    endpoint names (an ACME-style ``meta``) are ignored."""
+    document = _directory_document(sut, recorder, run_env, domain)
     if endpoint not in document:
         if endpoint in OPTIONAL_ENDPOINTS:
             not_applicable(f"the directory of {domain} does not list {endpoint}, which -06 leaves optional: the "
@@ -369,11 +377,79 @@ def test_each_domain_answers_under_its_name_whatever_the_host_port(sut, recorder
 @pytest.mark.operations("createUser", optional=("getConsentState",))
 def test_cleartext_http_is_refused(sut, sut_party, recorder, run_env, names):
     """The SUT's MIMI listener does not serve a request sent over cleartext HTTP (a redirect to https is
-    acceptable)."""
+    acceptable), and serves the same kind of request over HTTPS (the positive control).
+
+    -06 §4.1: "MIMI servers communicate using HTTPS. [...] The MIMI transport is based on HTTPS over
+    mutually-authenticated TLS." A listener that refuses the request over HTTPS too exchanges no MIMI
+    request at all, so its cleartext refusal shows nothing. The control judges only a refusal that
+    is the listener's and not the request's: 413 (RFC 9110 §15.5.14, "the request content is larger than
+    the server is willing or able to process", for a body of a few dozen bytes: every MIMI request has
+    one). Any other non-2xx answer is not judged: -06 §5.7 lets a requestConsent be answered "a 404 Not
+    Found [...] or a 500-class response", and a refusal may be the SUT's consent policy."""
     probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, HUB_DOMAIN)
     answer = _probe(sut, recorder, sut_party.domain, method="POST", path=probe.path, body=probe.body, tls=False,
                     what="requestConsent over cleartext HTTP")
     _assert_refused(answer, probe, sut_party, "cleartext HTTP", requirement=HTTPS_ONLY)
+    # The control: another requester (the cleartext one must stay absent from the consent state).
+    requester = f"mimi://{HUB_DOMAIN}/u/{names('control')}"
+    body = _consent_request(requester, probe.target)
+    control = _probe(sut, recorder, sut_party.domain, method="POST", path=probe.path, body=body,
+                     cert=run_env.pki.issue(HUB_DOMAIN), what="requestConsent over HTTPS (the control)")
+    if control.status == 413:
+        miss(HTTPS_ONLY, f"the same kind of requestConsent ({len(body)} bytes) over HTTPS with a certificate naming "
+             f"{HUB_DOMAIN} was answered {control.describe()}: the listener serves no MIMI request body over HTTPS")
+    elif control.admitted:
+        observed(HTTPS_ONLY, f"the same kind of requestConsent over HTTPS was served ({control.describe()[:40]})")
+    else:
+        recorder.note(f"the HTTPS control was answered {control.describe()}: not judged (a refusal of its content)")
+
+
+def _authority_problem(url: str) -> str | None:
+    """Why ``url`` (a filled directory template) has no usable authority (RFC 3986 §3.2: host, then an
+    optional ``:port`` of digits), or None."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        return f"its authority {parts.netloc!r} has no valid port ({exc})"
+    if not parts.hostname:
+        return f"its authority {parts.netloc!r} names no host"
+    if port == 0:
+        return f"its authority {parts.netloc!r} names port 0"
+    return None
+
+
+@pytest.mark.requirements(HTTPS_URLS)
+@pytest.mark.operations()
+def test_directory_urls_name_a_reachable_authority(sut, recorder, run_env):
+    """Every endpoint URL template in each SUT domain's directory, once filled, is an https URL whose
+    authority is a host with an optional numeric port (RFC 3986 §3.2.2-3.2.3), so a peer can reach the
+    endpoint through it.
+
+    -06 §5.1: "the MIMI protocol uses a directory document to convey the HTTPS URLs used to reach certain
+    endpoints (as opposed to hard coding the endpoints)". Which host and path the URLs name is the
+    SUT's choice (any of them is accepted); an entry that is not a string or not an https template is
+    judged by the directory check (test_discovery.py), not here."""
+    for domain in sut.domains:
+        document = _directory_document(sut, recorder, run_env, domain)
+        judged, problems = 0, []
+        for endpoint, template in sorted(document.items()):
+            if not isinstance(template, str) or not template.lower().startswith("https://"):
+                continue
+            try:
+                url = expand_template(template, f"mimi://{domain}/u/x")
+            except ValueError:
+                continue
+            judged += 1
+            problem = _authority_problem(url)
+            if problem:
+                problems.append(f"{endpoint} {template!r}: {problem}")
+        if problems:
+            miss(HTTPS_URLS, f"{domain}'s directory names URLs no peer can reach: {'; '.join(problems)}")
+        elif judged:
+            observed(HTTPS_URLS, f"{domain}: {judged} endpoint URLs, each naming a host and a valid port")
+        else:
+            recorder.note(f"{domain}'s directory has no https URL template to judge")
 
 
 @pytest.mark.requirements(CERT_TARGET)

@@ -104,6 +104,19 @@ IDQUERY_PARTIALNAME_GIVEN_ONLY = define(
 
 # --- §5.2 keyMaterial -------------------------------------------------------------------------
 
+def _last_resort_served_once_only(conn, row_id: int) -> None:
+    """The second claim of a last-resort KeyPackage crashes (the claim is answered HTTP 500)."""
+    row = conn.execute("SELECT times_served FROM key_packages WHERE id = ?", (row_id,)).fetchone()
+    if row is not None and row[0]:
+        raise RuntimeError(f"last-resort KeyPackage {row_id} was already served")
+
+
+KEYMAT_LAST_RESORT_AGAIN_CRASHES = define(
+    "keymat-last-resort-again-crashes", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-PUBLICATION-POINT"],
+    description="a claim that picks a client's last-resort KeyPackage a second time fails (HTTP 500) instead of "
+                "being answered",
+    hooks={"keymaterial.claim.last-resort-answered-again": _last_resort_served_once_only},
+)
 KEYMAT_REUSE = define(
     "keymat-reuse-key-package", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-NO-REUSE"],
     description="a one-time KeyPackage handed out is not marked used, so the next request gets it again",
@@ -137,6 +150,12 @@ KEYMAT_UNKNOWN_USER_EMPTY_SUCCESS = define(
                 "looks unlike a user who gave no consent)",
     departs=("keymaterial.claim.unknown-user-refused",),
 )
+KEYMAT_DELETED_USER_AS_ACTIVE = define(
+    "keymat-deleted-user-as-active", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-UNKNOWN-USER"],
+    description="keyMaterial for a deleted user is answered as for an active user without clients "
+                "(noCompatibleMaterial), not userDeleted, userUnknown or noConsent",
+    departs=("keymaterial.claim.deleted-user-refused",),
+)
 KEYMAT_SUCCESS_DESPITE_EXHAUSTED = define(
     "keymat-success-despite-exhausted", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-USER-CODE-CONSISTENT"],
     description="userStatus is success although a client of the user is keyMaterialExhausted",
@@ -158,6 +177,12 @@ KEYMAT_IGNORE_REQUIRED_CREDENTIALS = define(
     description="claims ignore the credential types of the request's requiredCapabilities (extension and proposal "
                 "types are still honoured)",
     departs=("keymaterial.claim.required-credential-types",),
+)
+KEYMAT_REFUSE_LISTED_CREDENTIALS = define(
+    "keymat-refuse-listed-credentials", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-REQUIRED-CAPABILITIES"],
+    description="a request requiring any credential type gets no KeyPackage (nothingCompatible), even one whose "
+                "capabilities list that type",
+    departs=("keymaterial.claim.listed-credential-types-served",),
 )
 KEYMAT_IGNORE_CIPHERSUITES = define(
     "keymat-ignore-ciphersuites", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-ACCEPTABLE-CIPHERSUITE"],

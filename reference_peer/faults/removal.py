@@ -41,6 +41,14 @@ ACCEPT_REMOVED_MEMBER_PROPOSALS = define(
     description="the hub accepts any proposal (e.g. an Update) from a removed or departing user's client",
     departs=("hub.proposal.only-removal-from-departing",),
 )
+DEPARTING_MAY_UPDATE_APP_DATA = define(
+    "departing-may-update-app-data",
+    area=AREA,
+    requirements=["PROTO-REMOVAL-ONLY-REMOVE-PROPOSALS"],
+    description="the hub lets a removed or departing user's client propose an AppDataUpdate of any component "
+    "(e.g. the room metadata), not only of the participant list",
+    departs=("hub.proposal.departing-app-data-plist-only",),
+)
 REFUSE_SELF_REMOVE = define(
     "refuse-self-remove",
     area=AREA,

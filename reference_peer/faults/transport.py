@@ -197,3 +197,28 @@ TRAILING_BYTE_IN_REQUESTS = define(
     description="request bodies sent to peers carry one zero byte after the encoded struct",
     hooks={"provider.call.body-as-encoded": lambda body: bytes(body) + b"\x00"},  # the body sent
 )
+# Issue 18 (mutants of MimiServer._admit and api_prefix): the listener's own refusals and the directory's URLs.
+BODY_LIMIT_ONE_BYTE = define(
+    "body-limit-one-byte",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-HTTPS-ONLY"],
+    description="the MIMI listener refuses any request whose Content-Length passes 1 byte with 413, so it serves "
+    "no MIMI request body over HTTPS",
+    hooks={"server.admit.body-limit": lambda limit: 1},
+)
+DIRECTORY_AT_OTHER_PATH = define(
+    "directory-at-other-path",
+    area=AREA,
+    requirements=["PROTO-DIRECTORY-WELL-KNOWN"],
+    description="the directory is served at /.well-known/mimi-directory; the mimi-protocol-directory "
+    "well-known URI answers 404",
+    hooks={"server.route.directory": lambda: "/.well-known/mimi-directory"},
+)
+DIRECTORY_URLS_WITHOUT_PATH_SLASH = define(
+    "directory-urls-without-path-slash",
+    area=AREA,
+    requirements=["PROTO-DIRECTORY-HTTPS-URLS"],
+    description="the directory's URLs run the path prefix into the authority (https://a.example:8443v1/notify/...), "
+    "a port no peer can connect to",
+    hooks={"server.route.v1-paths": lambda: "v1/"},
+)

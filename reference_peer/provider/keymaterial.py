@@ -54,6 +54,10 @@ UNKNOWN_USER_REFUSED = step(
     "keymaterial.claim.unknown-user-refused", "PROTO-KEYMAT-UNKNOWN-USER", "EXT-CONSENT-ENUMERATION",
     summary="keyMaterial for a user the provider does not know is refused (noConsent, or userUnknown when the "
             "provider reveals unknown users), never answered success")
+DELETED_USER_REFUSED = step(
+    "keymaterial.claim.deleted-user-refused", "PROTO-KEYMAT-UNKNOWN-USER",
+    summary="keyMaterial for a deleted user is answered userDeleted, userUnknown or noConsent with no clients, "
+            "never as if the user were still active")
 UNKNOWN_USER_HIDDEN = step(
     "keymaterial.claim.unknown-user-hidden", "EXT-CONSENT-ENUMERATION",
     summary="an unknown user answers noConsent, like a user who gave no consent, unless the provider is set to "
@@ -91,6 +95,9 @@ REQUIRED_PROPOSAL_TYPES = step(
 REQUIRED_CREDENTIAL_TYPES = step(
     "keymaterial.claim.required-credential-types", "PROTO-KEYMAT-REQUIRED-CAPABILITIES",
     summary="a KeyPackage is served only if its capabilities list the required credential types")
+LISTED_CREDENTIAL_TYPES_SERVED = step(
+    "keymaterial.claim.listed-credential-types-served", "PROTO-KEYMAT-REQUIRED-CAPABILITIES",
+    summary="a KeyPackage whose capabilities list the required credential types is compatible (not refused for them)")
 LIST_NOTHING_COMPATIBLE = step(
     "keymaterial.claim.list-nothing-compatible-clients", "PROTO-KEYMAT-NOCOMPAT-MAY-LIST-CLIENTS",
     summary="a noCompatibleMaterial answer lists the user's clients (unless the settings say not to)")
@@ -100,6 +107,10 @@ REVEAL_CAPABILITIES = step(
 ACCEPTABLE_CIPHERSUITE = step(
     "keymaterial.claim.acceptable-ciphersuite", "PROTO-KEYMAT-ACCEPTABLE-CIPHERSUITE",
     summary="a KeyPackage is served only if its cipher suite is one of the request's acceptableCiphersuites")
+LAST_RESORT_ANSWERED_AGAIN = step(
+    "keymaterial.claim.last-resort-answered-again", "PROTO-KEYMAT-PUBLICATION-POINT",
+    summary="a claim that picks a last-resort KeyPackage served before is answered like the first (the KeyPackage "
+            "again), never an error (hook(conn, row_id) may raise)")
 LAST_RESORT_LAST = step(
     "keymaterial.claim.last-resort-last", "PROTO-KEYMAT-LAST-RESORT-LAST",
     summary="a client's last-resort KeyPackage is served only when it has no one-time KeyPackage left")
@@ -303,7 +314,8 @@ class KeyMaterialService:
                     code = KeyMaterialUserCode.userUnknown
                 else:
                     code = refused
-                return KeyMaterialResult(code, query.target)
+                if not self.overrides.departs(DELETED_USER_REFUSED):  # departing: answered as an active user
+                    return KeyMaterialResult(code, query.target)
             verdict = self._consent.decide_keymaterial(query.requester, query.target, query.room)
             if verdict != ConsentVerdict.allowed:
                 self.overrides.hook(REFUSAL_CLAIMS_NOTHING, conn, query.target, int(self._clock()))
@@ -366,6 +378,7 @@ class KeyMaterialService:
             one_time = []
         chosen = one_time[0] if one_time else max(last_resort, key=lambda c: c.row_id)
         if chosen.last_resort:
+            self.overrides.hook(LAST_RESORT_ANSWERED_AGAIN, conn, chosen.row_id)
             conn.execute(
                 "UPDATE key_packages SET times_served = times_served + 1, claimed_by = ?, claimed_at = ? WHERE id = ?",
                 (query.requester, now, chosen.row_id),
@@ -396,7 +409,8 @@ class KeyMaterialService:
             and all(t in caps.extensions or t in DEFAULT_EXTENSION_TYPES for t in query.required_extensions)
             and (all(t in caps.proposals or t in DEFAULT_PROPOSAL_TYPES for t in query.required_proposals)
                  or self.overrides.departs(REQUIRED_PROPOSAL_TYPES))
-            and (all(t in caps.credentials for t in query.required_credentials)
+            and (all(t in caps.credentials and not self.overrides.departs(LISTED_CREDENTIAL_TYPES_SERVED)
+                     for t in query.required_credentials)
                  or self.overrides.departs(REQUIRED_CREDENTIAL_TYPES))
         )
 

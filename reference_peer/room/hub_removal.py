@@ -13,7 +13,7 @@ from ..wire.mls import ContentType, ProposalType, SenderType
 from ..wire.room_policy import ROLE_INDEX_BANNED, ROLE_INDEX_NON_PARTICIPANT
 from . import participants as plist_mod
 from .hub_records import LEAF_HISTORY_EPOCHS, _not_allowed
-from .hub_steps import ONLY_REMOVAL_FROM_DEPARTING, REFUSE_REMOVED_MEMBER_COMMIT
+from .hub_steps import DEPARTING_APP_DATA_PLIST_ONLY, ONLY_REMOVAL_FROM_DEPARTING, REFUSE_REMOVED_MEMBER_COMMIT
 from .naming import user_of_credential
 from .participants import ParticipantListError
 from .policy import Refusal
@@ -78,8 +78,9 @@ class RemovalBookkeeping:
                 return
         if (
             ptype == ProposalType.app_data_update
-            and proposal.app_data_update.component_id == COMPONENT_PARTICIPANT_LIST
-        ):  # type: ignore[attr-defined]
+            and (proposal.app_data_update.component_id == COMPONENT_PARTICIPANT_LIST  # type: ignore[attr-defined]
+                 or self.overrides.departs(DEPARTING_APP_DATA_PLIST_ONLY))
+        ):
             return  # its content is authorized change by change: only the user's own removal passes for a leaver
         raise _not_allowed(
             Refusal(

@@ -33,6 +33,11 @@ ONLY_REMOVAL_FROM_DEPARTING = step(
     summary="a removed or leaving user's clients may only propose their own user's removal (Remove, SelfRemove, "
     "the participant-list removal)",
 )
+DEPARTING_APP_DATA_PLIST_ONLY = step(
+    "hub.proposal.departing-app-data-plist-only", "PROTO-REMOVAL-ONLY-REMOVE-PROPOSALS",
+    summary="a removed or leaving user's AppDataUpdate passes the removal rule only for the participant list "
+    "(its own removal, authorized change by change), never for another component",
+)
 BIND_LEAVER_WITHIN_BUNDLE = step(
     "hub.proposal.bind-leaver-within-bundle", "PROTO-REMOVAL-ONLY-REMOVE-PROPOSALS",
     summary="a user whose own participant-list removal comes earlier in the same UpdateRequest is bound by the "

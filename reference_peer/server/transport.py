@@ -271,6 +271,16 @@ PERSISTENT_CONNECTIONS = step(
     "server.connection.persistent", "PROTO-TRANSPORT-HTTPS-ONLY",
     summary="the listener keeps a connection open for further requests after a response (HTTP/1.1 persistence)",
 )
+SERVE_DIRECTORY = step(
+    "server.route.directory", "PROTO-DIRECTORY-WELL-KNOWN",
+    summary="GET /.well-known/mimi-protocol-directory is answered with the directory (hook() -> another path the "
+            "directory is served at instead; the well-known path is then answered 404)",
+)
+BODY_LIMIT = step(
+    "server.admit.body-limit", "PROTO-TRANSPORT-HTTPS-ONLY",
+    summary="a request is refused 413 only when its Content-Length passes the configured limit, so MIMI request "
+            "bodies are served over HTTPS (hook(limit) -> another limit in bytes)",
+)
 DIRECTORY_RESPONSE = step(
     "server.directory.json-response", "PROTO-DIRECTORY-WELL-KNOWN",
     summary="the directory is answered with Content-Type: application/json and no other header (hook() -> the "
@@ -496,7 +506,7 @@ class MimiServer:
         request[MIMI_TARGET] = target_domain
 
         raw_path = request.raw_path.partition("?")[0]
-        if raw_path == DIRECTORY_PATH:
+        if raw_path == (self.overrides.hook(SERVE_DIRECTORY) or DIRECTORY_PATH):
             if request.method not in ("GET", "HEAD"):
                 raise _Refuse(405, "method-not-allowed", f"{request.method} on the directory", headers={"Allow": "GET"})
             return _Admitted(target_domain, host_port, peer_domain)
@@ -517,7 +527,7 @@ class MimiServer:
             value = decode_segment(segment)
         except PathError as exc:
             raise _Refuse(400, "malformed-path", str(exc)) from None
-        limit = self.limits.max_body_bytes
+        limit = self.overrides.hook(BODY_LIMIT, self.limits.max_body_bytes) or self.limits.max_body_bytes
         declared = request.content_length
         if declared is not None and declared > limit:
             raise _Refuse(413, "body-too-large", f"Content-Length {declared} exceeds the limit of {limit}", close=True)
