@@ -105,10 +105,10 @@ async def serve(
                 provider.state.close()
 
 
-async def _stop_when_orphaned(stop: asyncio.Event) -> None:
-    """``--exit-with-parent``: a peer the harness spawned in a session of its own outlives a harness
-    killed outright (no teardown runs); it notices it was re-parented and stops, instead of idling."""
-    parent = os.getppid()
+async def _stop_when_orphaned(stop: asyncio.Event, parent: int) -> None:
+    """``--exit-with-parent [PID]``: a peer the harness spawned in a session of its own outlives a
+    harness killed outright (no teardown runs); it notices it was re-parented and stops, instead of
+    idling. Given the starter's PID, a starter gone before this peer's imports finished is noticed too."""
     while not stop.is_set():
         if os.getppid() != parent:
             print("reference-peer: the process that started me is gone; stopping", file=sys.stderr, flush=True)
@@ -138,7 +138,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        watcher = asyncio.create_task(_stop_when_orphaned(stop)) if args.exit_with_parent else None
+        parent = args.exit_with_parent or os.getppid()  # 0: the flag without a PID
+        watcher = asyncio.create_task(_stop_when_orphaned(stop, parent)) if args.exit_with_parent is not None else None
         try:
             await serve(config, stop=stop, on_ready=ready, on_control_ready=control_ready)
         finally:
@@ -226,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve_cmd = commands.add_parser("serve", help="serve MIMI over HTTPS with mutual TLS")
     serve_cmd.add_argument("--config", required=True, help="peer configuration (YAML)")
-    serve_cmd.add_argument("--exit-with-parent", action="store_true",
-                           help="stop when the process that started this one ends (the harness uses it)")
+    serve_cmd.add_argument("--exit-with-parent", nargs="?", type=int, const=0, metavar="PID",
+                           help="stop when the process that started this one (PID, if given) ends; the harness uses it")
     serve_cmd.set_defaults(run=_cmd_serve)
 
     pki_cmd = commands.add_parser("pki", help="write a test CA and one certificate per provider domain")

@@ -330,7 +330,8 @@ class ReferencePeerProcess:
             self.control_unavailable = "this reference peer's configuration has no control section yet"
         config_path = workdir / "peer.yaml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        argv = [self.env.python, "-m", "reference_peer.cli", "serve", "--config", str(config_path), "--exit-with-parent"]
+        argv = [self.env.python, "-m", "reference_peer.cli", "serve", "--config", str(config_path),
+                "--exit-with-parent", str(os.getpid())]
         self.process = ManagedProcess(
             self.name, argv, self.env.output_dir / "logs", env={**os.environ, "PYTHONUNBUFFERED": "1"}
         )

@@ -82,3 +82,20 @@ def test_peer_stops_when_its_launcher_is_killed(pki, tmp_path, flags, stops) -> 
         if peer.is_running():
             os.kill(peer.pid, signal.SIGKILL)
         launcher.kill()
+
+
+def test_peer_whose_named_starter_is_not_its_parent_stops(pki, tmp_path) -> None:
+    """The harness names its PID: a starter that died while the peer was still importing (the peer
+    already re-parented when it first looks) is noticed. Here the named PID is simply not the parent."""
+    launcher, peer = _launch(pki, tmp_path, "--exit-with-parent", str(os.getpid()))
+    try:
+        # It stops on its first look, with its launcher alive (which never reaps it: a zombie is gone too).
+        deadline = time.monotonic() + START_TIMEOUT
+        while peer.is_running() and peer.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not peer.is_running() or peer.status() == psutil.STATUS_ZOMBIE, "the peer kept running"
+        assert launcher.poll() is None
+    finally:
+        if peer.is_running():
+            os.kill(peer.pid, signal.SIGKILL)
+        launcher.kill()
