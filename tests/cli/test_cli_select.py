@@ -122,7 +122,7 @@ def test_run_last_failed_selects_the_checks_the_previous_run_did_not_pass(tmp_pa
     ["-k", "PROTO-KEYMAT-NO-REUSE"],
     ["--requirement", "PROTO-NO-SUCH-REQUIREMENT"],
     ["--area", "nope"],
-    ["--requirement", "PROTO-DIRECTORY-", "--area", "transport"],  # each matches, not both
+    ["--requirement", "PROTO-KEYMAT-", "--area", "transport"],  # each matches, not both
 ])  # fmt: skip
 def test_run_of_a_selection_matching_nothing_exits_2_before_anything_runs(tmp_path, monkeypatch, capsys, selection):
     monkeypatch.setattr(run_module, "run_checks", _must_not_run)
