@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import copy
 import logging
 import os
 import secrets
@@ -649,16 +648,7 @@ class ReferenceProvider:
 
     def new_member(self, room_id: str, client_uri: str) -> SimulatedClient:
         """A fresh per-room MLS client for a local client: same credential and signature key, no group."""
-        keys = self.client_keys[client_uri]
-        member = copy.copy(keys)
-        member.key_packages = {}
-        member.group = None
-        member.inbox = []
-        member.errors = []
-        member.removed = False
-        member._outgoing = None  # noqa: SLF001 - a copy must not share the template's bookkeeping
-        member._sent = set()  # noqa: SLF001
-        return member
+        return self.client_keys[client_uri].fresh_member()
 
     def save_member(self, room_id: str, client_uri: str, member: SimulatedClient) -> None:
         self.members[(room_id, client_uri)] = member

@@ -10,7 +10,6 @@ clients and their groups. The MLS state is kept as the reference peer's internal
 
 from __future__ import annotations
 
-import copy
 import logging
 import sqlite3
 import time
@@ -136,15 +135,7 @@ class KitClients:
 
     def new_member(self, client: str) -> SimulatedClient:
         """A fresh per-room MLS client: the client's credential and signature key, no group."""
-        member = copy.copy(self.keys[client])
-        member.key_packages = {}
-        member.group = None
-        member.inbox = []
-        member.errors = []
-        member.removed = False
-        member._outgoing = None  # noqa: SLF001 - a copy must not share the template's bookkeeping
-        member._sent = set()  # noqa: SLF001
-        return member
+        return self.keys[client].fresh_member()
 
     def active_member(self, room: str, client: str) -> SimulatedClient | None:
         member = self.members.get((room, client))

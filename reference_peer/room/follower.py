@@ -9,6 +9,7 @@ outgoing traffic (UpdateRequest, SubmitMessageRequest, GroupInfoRequest bodies).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 from ..mls import (
@@ -154,6 +155,19 @@ class SimulatedClient(BuiltWith):
         clone = self.__class__.__new__(self.__class__)
         clone.__dict__.update(self.__dict__)
         return clone
+
+    def fresh_member(self) -> SimulatedClient:
+        """A fresh per-room MLS client made from this client's keys: the same credential and signature
+        key, no group, no KeyPackages, and none of this client's bookkeeping."""
+        member = copy.copy(self)
+        member.key_packages = {}
+        member.group = None
+        member.inbox = []
+        member.errors = []
+        member.removed = False
+        member._outgoing = None
+        member._sent = set()
+        return member
 
     # -- key material and membership ----------------------------------------------------------
 
