@@ -41,6 +41,8 @@ from .wire.mimi import FanoutMessage
 
 log = logging.getLogger(__name__)
 
+PREPARE_HOLD_MAX = 15.0  # seconds a held prepare waits at most (the old hub waits 30 s for the answer, section 11)
+
 
 class HubTransferService:
     """The extension's state and rules for one provider (see the module docstring): the suite's knobs
@@ -62,6 +64,11 @@ class HubTransferService:
         self.inflate_redirect_generation = 0
         # The suite's knob: users (URIs) whose clients, provisioned while listed, omit mimi_hub from app_components.
         self.lacking_hub_component: set[str] = set()
+        # The suite's knob: while set, a prepare this peer receives as target waits (at most PREPARE_HOLD_MAX
+        # seconds) before it is processed, so a check can make a commit land while the old hub awaits the answer;
+        # held_prepares: the rooms whose prepare is waiting now.
+        self.hold_prepares = False
+        self.held_prepares: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
         self._driver: asyncio.Task | None = None
         self.old_hub = OldHubSide(self)
@@ -148,6 +155,7 @@ class HubTransferService:
             if kind == HubTransferMessageType.request:
                 answer = await self.process_request(request.value, message.request, request.peer_domain)
             elif kind == HubTransferMessageType.prepare:
+                await self._hold_prepare(request.value)
                 answer = self.process_prepare(request.value, message.prepare, request.peer_domain)
             elif kind == HubTransferMessageType.handoff:
                 answer = self.process_handoff(request.value, message.handoff, request.peer_domain, request.body)
@@ -159,6 +167,19 @@ class HubTransferService:
             log.exception("%s: hubTransfer %s for %s failed", self.p.domain, kind, request.value)
             answer = response(kind, HubTransferCode.notAllowed, f"internal error: {type(exc).__name__}")
         return MimiResponse(answer.encode())
+
+    async def _hold_prepare(self, room_id: str) -> None:
+        """The suite's knob (``hold_prepares``): keep a received prepare unprocessed until it is cleared."""
+        if not self.hold_prepares:
+            return
+        self.held_prepares.add(room_id)
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + PREPARE_HOLD_MAX
+            while self.hold_prepares and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            self.held_prepares.discard(room_id)
 
     # -- old hub (hub_transfer_old_hub) ---------------------------------------------------------
 
@@ -259,4 +280,5 @@ class HubTransferService:
             }
         out["handoffsSent"] = [h.hex() for h in self.handoffs_sent]
         out["handoffsReceived"] = [h.hex() for h in self.handoffs_received]
+        out["heldPrepares"] = sorted(self.held_prepares)
         return out

@@ -336,7 +336,8 @@ class Party:
                       withhold_notify_to: list[str] | None = None,
                       refuse_handoffs: dict[str, int] | None = None,
                       lacking_hub_component: list[str] | None = None,
-                      inflate_redirect_generation: int | None = None) -> None:
+                      inflate_redirect_generation: int | None = None,
+                      hold_prepares: bool | None = None) -> None:
         """Which transfer commits a reference peer's initiating client makes by itself (begin, cutover,
         abort), whether it holds its handoffs back, and to which domains it withholds its /notify (kept
         pending, in order, until released with ``[]``): to hold a window open, watch a new hub before
@@ -344,7 +345,9 @@ class Party:
         answer the next N handoffs for a room 503, to see the old hub retry them; ``lacking_hub_component``
         (user URIs, ``[]`` to clear) makes the clients of those users, created while listed, omit mimi_hub
         from their LeafNodes' app_components; ``inflate_redirect_generation`` (0 to clear) makes the HubRedirects
-        it answers as old hub claim that much more than the committed generation (a false hint)."""
+        it answers as old hub claim that much more than the committed generation (a false hint);
+        ``hold_prepares`` makes the prepares it receives as target wait unprocessed (at most 15 s) until cleared
+        (``hub_transfer_state()["heldPrepares"]`` lists the rooms whose prepare waits)."""
         body: dict[str, Any] = {}
         if autocommit is not None:
             body["autocommit"] = autocommit
@@ -358,6 +361,8 @@ class Party:
             body["lackingHubComponent"] = lacking_hub_component
         if inflate_redirect_generation is not None:
             body["inflateRedirectGeneration"] = inflate_redirect_generation
+        if hold_prepares is not None:
+            body["holdPrepares"] = hold_prepares
         self._introspect_post("hub-transfer", body)
 
     def member_state(self, room: str, client: str) -> Any:

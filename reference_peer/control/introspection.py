@@ -10,7 +10,8 @@
   handoff bytes sent and received), when the extension is on.
 * ``POST /x-reference/v1/hub-transfer`` ``{"autocommit": ["begin", "cutover", "abort"], "holdHandoff": bool,
   "withholdNotifyTo": [domain, ...], "refuseHandoffs": {room: N}, "lackingHubComponent": [user URI, ...],
-  "inflateRedirectGeneration": N}`` (all optional; a user listed in lackingHubComponent gets clients, when
+  "inflateRedirectGeneration": N, "holdPrepares": bool}`` (all optional; while holdPrepares is set, a prepare
+  this peer receives as target waits unprocessed (at most 15 s; GET lists it under heldPrepares); a user listed in lackingHubComponent gets clients, when
   created, whose LeafNodes omit mimi_hub from their app_components; a nonzero inflateRedirectGeneration makes
   the HubRedirects this peer answers as old hub claim that much more than the committed generation, a false
   hint): which transfer commits this
@@ -130,6 +131,9 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
             refuse_handoffs = body.get("refuseHandoffs")
             lacking = body.get("lackingHubComponent")
             inflate = body.get("inflateRedirectGeneration")
+            hold_prepares = body.get("holdPrepares")
+            if hold_prepares is not None and not isinstance(hold_prepares, bool):
+                raise ValueError(hold_prepares)
             if inflate is not None and not (type(inflate) is int and 0 <= inflate < 2**32):
                 raise ValueError(inflate)
             if lacking is not None and not (isinstance(lacking, list) and all(isinstance(u, str) for u in lacking)):
@@ -157,6 +161,8 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
             transfers.lacking_hub_component = set(lacking)
         if inflate is not None:
             transfers.inflate_redirect_generation = inflate
+        if hold_prepares is not None:
+            transfers.hold_prepares = hold_prepares
         return web.json_response({"autocommit": sorted(transfers.autocommit), "holdHandoff": transfers.hold_handoff,
                                   "withholdNotifyTo": sorted(transfers.withhold_notify_to)})
 
