@@ -409,6 +409,7 @@ def sample(mutants: Sequence[Mutant], size: int | None, seed: int) -> list[Mutan
 # Loading the mutant in the SUT process only
 
 MUTANT_FILE = "mutant.json"  # in the run folder: which module, from which source
+BYTECODE_CACHE = ".pycache"  # in the sweep's folder: the bytecode its processes share (selftest.bytecode_cache)
 LOADED_LOG = "mutant-loaded.log"  # in the run folder: what the shim did, one line per event
 SHIM = '''\
 """mimi-conformance mutation shim (conformance/mutation.py): loads a mutant in the SUT process only."""
@@ -682,10 +683,20 @@ def run_mutants(out: Path, *, size: int | None = None, seed: int = 1, modules: S
                 progress: Callable[[str], None] = lambda line: None) -> MutationReport:
     """Generate, sample and run the mutants (of the sample, only those whose ID is in ``only`` when it is
     given: to confirm a triage entry); ``out`` gets one folder per mutant."""
+    from .selftest import bytecode_cache
+
+    out = Path(out).resolve()
+    with bytecode_cache(out / BYTECODE_CACHE):
+        return _run_mutants(out, size=size, seed=seed, modules=modules, parallel=parallel, timeout=timeout, poll=poll,
+                            triage_file=triage_file, clean_diff=clean_diff, only=only, progress=progress)
+
+
+def _run_mutants(out: Path, *, size: int | None, seed: int, modules: Sequence[str] | None, parallel: int,
+                 timeout: float, poll: float, triage_file: Path, clean_diff: bool, only: Sequence[str],
+                 progress: Callable[[str], None]) -> MutationReport:
     from .selftest import inventory
 
     started = time.monotonic()
-    out = Path(out).resolve()
     checks = inventory()
     known = {r for c in checks for r in c.requirements}
     mutants = generate(modules, known)

@@ -274,6 +274,7 @@ class ReferencePeerProcess:
         self.listening: dict[str, str] = {}  # domain -> host:port it listens on
         self.control_urls: dict[str, str] = {}
         self.control_unavailable: str | None = None
+        self._readiness: tuple[Any, str] | None = None  # set by launch(): (its ready test, what it waits for)
 
     def _config(self, workdir: Path) -> dict[str, Any]:
         providers = []
@@ -319,6 +320,11 @@ class ReferencePeerProcess:
         raise SutStartError(f"{self.name}: cannot generate an acceptable peer.yaml")
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Spawn the peer; :meth:`wait_ready` waits for its serving lines (so several peers start at once)."""
         workdir = self.env.output_dir / "peers" / self.name
         # Each run starts from empty state: a run into the same folder with the same seed would otherwise
         # meet the users and rooms of the last one (409 "exists").
@@ -358,6 +364,12 @@ class ReferencePeerProcess:
         what = "a 'serving <domain> at ...' line for " + ", ".join(self.domains)
         if with_control:
             what += " and a 'control <domain> at ...' line"
+        self._readiness = (ready, what)
+
+    def wait_ready(self) -> None:
+        """After :meth:`launch`: wait until the peer serves, then publish where it is reached."""
+        assert self.process is not None and self._readiness is not None, "launch() first"
+        ready, what = self._readiness
         try:
             self.process.wait_for_output(ready, timeout=self.startup_timeout, what=what)
         except (ProcessExited, ProcessNotReady) as exc:
@@ -681,8 +693,11 @@ class ReferencePeers:
 
     def start(self) -> ReferencePeers:
         try:
+            # Both spawned first, then awaited: their start-ups overlap (neither needs the other to start).
             for peer in (self.hub, self.follower):
-                peer.start()
+                peer.launch()
+            for peer in (self.hub, self.follower):
+                peer.wait_ready()
         except BaseException as exc:
             self.stop()
             if not isinstance(exc, SutStartError):

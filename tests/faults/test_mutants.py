@@ -315,3 +315,36 @@ def test_a_run_that_never_started_the_sut_is_an_error_not_a_stillborn(tmp_path):
     assert mutation.classify(m, failed, checks, loaded_events={"mutant": ["sut"], "imported": ["sut"]})[0] == "killed"
     passed = SuiteRun(None, {"c.py::t": "PASS"}, {}, 1.0, 0, tmp_path, outcomes={"c.py::t": {"REQ-A": "PASS"}})
     assert mutation.classify(m, passed, checks, loaded_events={"mutant": ["sut"], "imported": ["sut"]})[0] == "survived"
+
+
+def test_a_sweeps_processes_share_a_bytecode_cache_outside_the_tree(tmp_path, monkeypatch):
+    """Where bytecode writing is off, the runs' processes share one cache in the sweep's folder (instead of
+    each compiling every module it imports); the environment is restored after; nothing changes elsewhere."""
+    from conformance.selftest import bytecode_cache
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    with bytecode_cache(tmp_path / ".pycache"):
+        assert os.environ["PYTHONPYCACHEPREFIX"] == str((tmp_path / ".pycache").resolve())
+        assert "PYTHONDONTWRITEBYTECODE" not in os.environ
+    assert os.environ["PYTHONDONTWRITEBYTECODE"] == "1" and "PYTHONPYCACHEPREFIX" not in os.environ
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE")
+    with bytecode_cache(tmp_path / "other"):  # bytecode is written anyway: left alone
+        assert "PYTHONPYCACHEPREFIX" not in os.environ
+    assert not (tmp_path / "other").exists()
+
+
+def test_the_plugins_a_selftest_run_leaves_out_are_unused_by_the_suite():
+    """A selftest run starts pytest without UNUSED_PLUGINS (their import is most of pytest's start-up): no
+    module of the suite may need hypothesis or schemathesis, and allure only for ``run --alluredir``, which
+    a selftest never passes."""
+    from conformance import selftest
+    from conformance.selftest import UNUSED_PLUGINS, _pytest_plugin_args
+
+    assert _pytest_plugin_args() == [arg for name in UNUSED_PLUGINS for arg in ("-p", f"no:{name}")]
+    for path in (mutation.ROOT_DIR / "conformance").rglob("*.py"):
+        imported = {alias.name.split(".")[0] for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                    if isinstance(node, ast.Import | ast.ImportFrom)
+                    for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
+        assert not imported & {"hypothesis", "schemathesis"}, path
+    assert '"--alluredir"' not in Path(selftest.__file__).read_text(encoding="utf-8")
