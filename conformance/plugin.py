@@ -880,6 +880,7 @@ def deadline(mimi_run: MimiRun):
 def poll_until(mimi_run: MimiRun, recorder):
     """``poll_until(predicate, timeout=None, interval=0.1, what=...)``: the harness poller, defaulting to
     the SUT's poll timeout, noting in the transcript what was awaited and how it ended."""
+    from .harness.actors import NotThereYet
     from .harness.polling import PollTimeout
     from .harness.polling import poll_until as _poll
 
@@ -888,7 +889,7 @@ def poll_until(mimi_run: MimiRun, recorder):
         budget = timeout if timeout is not None else mimi_run.manifest.timeouts.poll
         recorder.note(f"waiting up to {budget:g}s for {what}")
         try:
-            value = _poll(predicate, timeout=budget, interval=interval, what=what, retry_on=retry_on)
+            value = _poll(predicate, timeout=budget, interval=interval, what=what, retry_on=(NotThereYet, *retry_on))
         except PollTimeout as exc:
             recorder.note(str(exc))
             exc.requirement = requirement  # a timeout is a miss of the requirement awaited (if named)

@@ -276,6 +276,8 @@ class Party:
                               trust_env=False)
         except httpx.HTTPError as exc:
             raise HarnessError(f"{self.name} introspection {path}: {type(exc).__name__}: {exc}") from exc
+        if reply.status_code == 404:
+            raise NotThereYet(f"{self.name} introspection {path}: HTTP 404 {reply.text[:200]}")
         if reply.status_code != 200:
             raise HarnessError(f"{self.name} introspection {path}: HTTP {reply.status_code} {reply.text[:200]}")
         return reply.json()
@@ -372,6 +374,12 @@ class Party:
     def hub_state(self, room: str) -> Any:
         """A copy of the reference hub's HubRoom for ``room``."""
         return pickle.loads(base64.b64decode(self._introspect("hub-state", room=room)["pickle"]))
+
+
+class NotThereYet(HarnessError):
+    """A reference peer holds no such state yet (its introspection answered 404: a member before its Welcome
+    is processed, a room before it is created). Outside a poll it is a harness error; every poll
+    (``poll_until``) takes it as "not yet"."""
 
 
 def _uri(value: User | str) -> str:
