@@ -83,6 +83,10 @@ REQUEST_ONE_AT_A_TIME = step(
 REQUEST_NEEDS_CAPABILITY = step(
     "transfer.request.needs-capability", "EXT-HUBXFER-CAP-REQUIRED", "EXT-HUBXFER-REQUEST-REFUSED",
     summary="a request whose initiator's role lacks canTransferHub is refused")
+REVERIFY_AFTER_PREPARE = step(
+    "transfer.request.reverify-after-prepare", "EXT-HUBXFER-CAP-REQUIRED",
+    summary="when a commit landed while the target held the prepare, the request is verified again in the epoch "
+    "the hub would propose in; one that no longer verifies is answered wrongEpoch and nothing begins")
 REFUSED_REQUEST_SENDS_NOTHING = step(
     "transfer.request.refused-sends-nothing", "EXT-HUBXFER-REQUEST-REFUSED",
     summary="a refused request sends no prepare and proposes nothing")
@@ -212,7 +216,7 @@ class OldHubSide(Side):
             if room.epoch != epoch:
                 code, why = verify_request(room.view, room_id, request, now_ms(), hub=self.p.domain,
                                            overrides=self.overrides)
-                if code != HubTransferCode.accepted:
+                if code != HubTransferCode.accepted and not self.overrides.departs(REVERIFY_AFTER_PREPARE):
                     return response(kind, HubTransferCode.wrongEpoch, f"a commit intervened: {why}")
             transfer = OutgoingTransfer(
                 transfer_id=transfer_id, target=target, request=request, acceptance=acceptance,

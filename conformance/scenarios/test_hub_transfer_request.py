@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,7 +25,7 @@ from conformance.harness.reference_names import current
 from conformance.scenarios.hub_transfer_support import transfer_settings
 from conformance.scenarios.notify_bodies import ambiguous_if_read_otherwise, read_fanouts
 from conformance.scenarios.refusals import submit_answer, update_answer
-from conformance.verdicts import HarnessError, RequirementMissed, blocked, fail, miss, observed
+from conformance.verdicts import HarnessError, RequirementMissed, blocked, fail, miss, not_applicable, observed
 from reference_peer.mls import app_data_update_proposal, cipher_suite
 from reference_peer.mls.group import _decode_ext, _external_senders_codec, get_extension
 from reference_peer.room.transfer import provider_uri, sender_domain
@@ -204,14 +205,15 @@ def _by_hub_sender(proposal_msg, index: int) -> bool:
     return sender.sender_type == SenderType.external and sender.sender_index == index
 
 
-def _signed_request(member, room: str, target: str) -> bytes:
-    """A HubTransferMessage.request signed by a copy of a reference client (section 5.1)."""
+def _signed_request(member, room: str, target: str, *, initiator: str | None = None) -> bytes:
+    """A HubTransferMessage.request signed by a copy of a reference client (section 5.1), from its own leaf;
+    ``initiator`` names another user as the initiator (default: the client's own user)."""
     group = member.group
     data = read_hub_data(group.app_data(), room)
     content = HubTransferRequestTBS(
         room_id=IdentifierUri(uri=room.encode()), group_id=bytes(group.group_id), target=provider_uri(target),
         generation=data.generation, not_after=int(time.time() * 1000) + 60_000,
-        initiator=IdentifierUri(uri=member.user_uri.encode()), initiator_leaf_index=group.own_leaf,
+        initiator=IdentifierUri(uri=(initiator or member.user_uri).encode()), initiator_leaf_index=group.own_leaf,
     )
     signed = sign_hub_transfer_request(cipher_suite(member.suite_id), member.signature_priv, content)
     return HubTransferMessage(msg_type=HubTransferMessageType.request, request=signed).encode()
@@ -411,6 +413,124 @@ def test_request_without_the_capability_is_refused(sut, sut_party, ref_follower,
         observed(CAP_REQUIRED, f"requests without canTransferHub began no transfer (answered {answer.code.name}; "
                  f"control: {started.get('outcome')}; no begin proposal)")
     ambiguous_if_read_otherwise(REFUSED, "whether the SUT fanned out proposals after the refusal")
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
+@pytest.mark.requirements(CAP_REQUIRED, REFUSED)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
+def test_request_naming_another_initiator_than_its_leaf_is_refused(sut, sut_party, ref_follower, ref_hub, mimi_as,
+                                                                  poll_until, recorder):
+    """A request signed from the leaf of a member without canTransferHub (bob) that names as initiator a user
+    whose role holds it (dave, same provider) does not verify and begins no transfer.
+
+    hub-transfer.md 5.1: "A request **verifies** in an epoch when all of the following hold. The leaf at
+    `initiator_leaf_index` has a credential for `initiator`, and its signature key verifies `signature`."
+    and "The hub refuses with these codes: `notAllowed` when the request does not verify or the role lacks
+    the capability"; "A refused request changes nothing. No prepare is sent, and no proposal is made."
+    EXT-HUBXFER-CAP-REQUIRED: no transfer may begin without a request that verifies (any refusal passes,
+    judged by effect: no acceptance, no begin proposal, no prepare unless answered notAllowed);
+    EXT-HUBXFER-REQUEST-REFUSED: the refusal's code is notAllowed and nothing is sent."""
+    transfer_settings(sut, OLD_HUB)
+    room, admin, users = _room(sut_party, ref_follower, admins=("dave",), members=("bob", "witness"))
+    dave = _synced(ref_follower, sut_party, room, users["dave"].client, poll_until)
+    bob = _synced(ref_follower, sut_party, room, users["bob"].client, poll_until)
+    hub_mark, follower_mark = ref_hub.traffic_mark(), ref_follower.traffic_mark()
+    body = _signed_request(bob, room, HUB_DOMAIN, initiator=dave.user_uri)
+    answer = _post_request(mimi_as, sut, room, body, as_domain=FOLLOWER_DOMAIN, requirement=REFUSED)
+    recorder.note(f"request signed from bob's leaf {bob.group.own_leaf} naming {dave.user_uri} (canTransferHub) as "
+                  f"initiator: {answer.code.name}")
+    if answer.code == HubTransferCode.accepted:
+        fail(f"the hub accepted a transfer request signed from the leaf of a member without canTransferHub (leaf "
+             f"{bob.group.own_leaf}) that names another user ({dave.user_uri}, who holds it) as initiator: that "
+             "leaf has no credential of the initiator, so the request does not verify", requirement=CAP_REQUIRED)
+    _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
+    prepared, proposed = _transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, REFUSED)
+    if answer.code != HubTransferCode.notAllowed:
+        miss(REFUSED, f"a request whose initiator_leaf_index leaf has no credential of the initiator was answered "
+             f"{answer.code.name}, not notAllowed (it does not verify)")
+    elif prepared or proposed:
+        miss(REFUSED, "a request whose leaf has no credential of the initiator was refused, yet "
+             + " and ".join(filter(None, (prepared, proposed))))
+    else:
+        observed(REFUSED, "answered notAllowed; no prepare at the target and no proposal at the follower")
+    if proposed or (prepared and answer.code != HubTransferCode.notAllowed):
+        miss(CAP_REQUIRED, f"the hub acted on a request that does not verify (answered {answer.code.name}): "
+             + " and ".join(filter(None, (prepared, proposed))))
+    else:
+        observed(CAP_REQUIRED, f"a request signed from another user's leaf began no transfer (answered "
+                 f"{answer.code.name}; no begin proposal)")
+    ambiguous_if_read_otherwise(REFUSED, "whether the SUT fanned out proposals after the refusal")
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
+@pytest.mark.requirements(CAP_REQUIRED)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "removeParticipant", "sendMessage")
+def test_request_that_stops_verifying_during_the_prepare_begins_nothing(sut, sut_party, ref_follower, ref_hub,
+                                                                        mimi_as, poll_until, recorder):
+    """A valid request of a follower admin (dave) is sent; while the reference target holds the SUT's prepare
+    unanswered, the SUT admin removes dave (a commit: in the new epoch the request no longer verifies, dave has
+    no leaf and no role); the target then accepts. The SUT must begin no transfer.
+
+    hub-transfer.md 5.1: "The hub refuses with these codes: ... `wrongEpoch` when a commit has intervened and
+    the request no longer verifies in the epoch A would propose in"; EXT-HUBXFER-CAP-REQUIRED: "The hub MUST
+    NOT begin a transfer unless a HubTransferRequest that verifies in the current epoch, from a user whose role
+    holds canTransferHub, authorizes it." Judged by effect: any answer but accepted, and no begin proposal
+    (a mimi_hub update) fanned out; the refusal's code is not judged (wrongEpoch, notAllowed or declined all
+    begin nothing)."""
+    transfer_settings(sut, OLD_HUB)
+    room, admin, users = _room(sut_party, ref_follower, admins=("dave",), members=("witness",))
+    dave = _synced(ref_follower, sut_party, room, users["dave"].client, poll_until)
+    body = _signed_request(dave, room, HUB_DOMAIN)
+    follower_mark = ref_follower.traffic_mark()
+    session = mimi_as(FOLLOWER_DOMAIN)
+    ref_hub.hold_transfer(hold_prepares=True)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(session.run, session.client.call(_authority(sut), "hubTransfer", room, body))
+            try:
+                try:
+                    poll_until(lambda: pending.done() or room in ref_hub.hub_transfer_state().get("heldPrepares", []),
+                               what="the SUT's prepare to reach the reference target")
+                except PollTimeout as exc:
+                    raise HarnessError(f"the SUT sent the reference target no prepare for a valid request: {exc}") \
+                        from None
+                if pending.done():
+                    raise HarnessError("the SUT answered a valid transfer request without a prepare reaching the "
+                                       f"target (HTTP {pending.result().status}), so no commit can land meanwhile")
+                epoch = sut_party.room(room)["epoch"]
+                removed = sut_party.remove(room, admin, users["dave"])
+                recorder.note(f"removeParticipant {users['dave'].uri} while the target holds the prepare: {removed}")
+                landed = removed.get("outcome") == "accepted" and sut_party.room(room)["epoch"] > epoch
+            finally:
+                ref_hub.hold_transfer(hold_prepares=False)
+            reply = pending.result()
+    finally:
+        ref_hub.hold_transfer(hold_prepares=False)
+    try:
+        answer = HubTransferResponse.decode(reply.body) if reply.status == 200 else None
+    except (DecodeError, EncodeError):
+        answer = None
+    code = answer.code.name if answer is not None else f"HTTP {reply.status}"
+    recorder.note(f"answer to the request after the removal landed ({landed}): {code}")
+    if not landed:
+        not_applicable(f"the SUT did not commit the removal of the initiator while the target held the prepare "
+                       f"({removed}), so the request never stopped verifying before the SUT's answer ({code})")
+    if answer is not None and answer.code == HubTransferCode.accepted:
+        fail(f"the hub answered accepted (it began the transfer) for a request whose initiator {dave.user_uri} it "
+             "had removed by a commit while the target held the prepare: the request no longer verifies in the "
+             "epoch the hub proposes in", requirement=CAP_REQUIRED)
+    _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
+    begun = [item.seq for item, _, _, _ in _hub_bundles(
+        _fanouts_from(ref_follower, room, follower_mark, sut.primary_domain, CAP_REQUIRED), CAP_REQUIRED)]
+    if begun:
+        miss(CAP_REQUIRED, f"the hub answered {code}, yet fanned out mimi_hub begin proposals (/notify #{begun}) "
+             f"for a request whose initiator it had removed while the target held the prepare")
+    else:
+        observed(CAP_REQUIRED, f"initiator removed while the target held the prepare: answered {code}, no begin "
+                 "proposal fanned out")
+    ambiguous_if_read_otherwise(CAP_REQUIRED, "whether the SUT fanned out begin proposals")
 
 
 @pytest.mark.feature("hubTransfer")

@@ -58,6 +58,23 @@ TRANSFER_WITHOUT_CAPABILITY = define(
     "verdict) for a request whose initiator's role lacks the capability",
     departs=("transfer.request.needs-capability",),
 )
+INITIATOR_LEAF_UNCHECKED = define(
+    "transfer-initiator-leaf-unchecked",
+    area=AREA,
+    requirements=["EXT-HUBXFER-CAP-REQUIRED"],
+    description="the hub does not check that the leaf at initiator_leaf_index holds a credential of the "
+    "initiator: a member without canTransferHub signs a request naming a user who holds it and the hub "
+    "prepares and begins the transfer",
+    departs=("transfer.verify.initiator-leaf-credential",),
+)
+BEGIN_AFTER_STALE_REQUEST = define(
+    "transfer-begins-after-stale-request",
+    area=AREA,
+    requirements=["EXT-HUBXFER-CAP-REQUIRED"],
+    description="the hub does not verify the request again when a commit landed while the target held the "
+    "prepare: it begins the transfer although the initiator was removed meanwhile",
+    departs=("transfer.request.reverify-after-prepare",),
+)
 REFUSED_REQUEST_STILL_PREPARES = define(
     "refused-request-still-prepares",
     area=AREA,

@@ -105,6 +105,11 @@ PARENT_ROOM_STAYS = step(
     "transfer.verify.parent-room-stays", "EXT-HUBXFER-PARENT-DEPENDENT",
     summary="a transfer request for a room that has parent-dependent rooms on its hub is refused (notAllowed)",
 )
+INITIATOR_LEAF_CREDENTIAL = step(
+    "transfer.verify.initiator-leaf-credential", "EXT-HUBXFER-CAP-REQUIRED",
+    summary="a transfer request whose initiator_leaf_index leaf holds no credential of the initiator does not "
+    "verify (notAllowed): the signing leaf's user, not the named one, is the one whose role counts",
+)
 ALL_MEMBERS_SUPPORT = step(
     "transfer.verify.all-members-support", "EXT-HUBXFER-ALL-MEMBERS-SUPPORT",
     summary="a transfer request is refused (notAllowed) while a member's LeafNode does not list mimi_hub in "
@@ -166,7 +171,8 @@ def verify_request(view, room_uri: str, request: HubTransferRequest, now: int, *
     if target is None or target == hub:
         return HubTransferCode.notAllowed, "the target is not another provider"
     leaf = view.tree.leaf(content.initiator_leaf_index)
-    if leaf is None or user_of_credential(leaf.credential, overrides) != bytes(content.initiator.uri):
+    if leaf is None or (user_of_credential(leaf.credential, overrides) != bytes(content.initiator.uri)
+                        and not overrides.departs(INITIATOR_LEAF_CREDENTIAL)):
         return HubTransferCode.notAllowed, "the initiator's leaf does not hold a credential of the initiator"
     if not verify_hub_transfer_request(cipher_suite(view.suite.suite_id), request, bytes(leaf.signature_key)):
         return HubTransferCode.notAllowed, "the request signature does not verify"
