@@ -97,6 +97,10 @@ TAKEOVER_BACKLOG_IN_ORDER = step(
 TAKEOVER_REMOVES_OLD_SENDER = step(
     "transfer.takeover.removes-old-sender", "EXT-HUBXFER-OLD-SENDER-REMOVED",
     summary="the new hub proposes the removal of the old hub's external_senders entry")
+TAKEOVER_SKIPS_NON_PROVIDER = step(
+    "transfer.takeover.skips-non-provider-destination", "EXT-HUBXFER-NEWHUB-SERVES", "EXT-HUBXFER-NEWHUB-503",
+    summary="an undelivered entry whose destination is not a provider URI is skipped, so the take-over never "
+    "stops half-way (a room served without an accepted handoff)")
 
 
 class NewHubSide(Side):
@@ -300,7 +304,9 @@ class NewHubSide(Side):
             self.p.host_room(room_id, room)
             for entry in c.undelivered:  # EXT-HUBXFER-INFLIGHT-ORDER, EXT-HUBXFER-HANDOFF-BYTES-KEPT
                 destination = domain_of_uri(bytes(entry.destination.uri))
-                if destination is None or not entry.messages:
+                # EXT-HUBXFER-NEWHUB-SERVES: an entry naming no provider is skipped, not queued to nowhere
+                if (destination is None and not self.overrides.departs(TAKEOVER_SKIPS_NON_PROVIDER)) \
+                        or not entry.messages:
                     continue
                 messages = list(entry.messages)
                 messages = self.overrides.hook(TAKEOVER_BACKLOG_BYTES_KEPT, messages, now_ms()) or messages

@@ -40,6 +40,7 @@ from reference_peer.wire.hub_transfer import (
     HubTransferPrepareTBS,
     HubTransferRequestTBS,
     HubTransferResponse,
+    UndeliveredFanout,
     read_hub_data,
     read_hub_redirect,
     sign_hub_handoff,
@@ -796,6 +797,84 @@ def test_new_hub_accepts_and_sequences_the_room(world_factory, recorder):
              "removal commit accepted and fanned out")
 
 
+# A well-formed URI that is not -06's provider form (mimi://<domain>), naming no MIMI provider.
+NOT_A_PROVIDER = "https://nowhere.invalid/"
+
+
+def _fanouts_sent_to_sut(w) -> list[FanoutMessage]:
+    """The FanoutMessages the reference hub delivered (201) to the SUT for the room, in order (its own bodies)."""
+    out = []
+    for item in w.ref_hub.traffic(endpoint="notify", direction="out", peer=w.domain):
+        if item.value == w.room and item.status == 201:
+            out.extend(decode_fanout_sequence_tolerant(item.request, scope=MLS10).value)
+    return out
+
+
+def _expect_503(w, when: str, recorder) -> None:
+    """A follower member's submitMessage for the room at the SUT, between the cut-over and an accepted handoff:
+    503 with Retry-After (EXT-HUBXFER-NEWHUB-503), else a miss."""
+    reply = w.call("submitMessage", w.member("bob").send(f"submit {when}".encode()))
+    retry_after = reply.headers.get("retry-after")
+    recorder.note(f"submitMessage {when}: HTTP {reply.status}, Retry-After {retry_after!r}")
+    if reply.status != 503 or not retry_after:
+        miss(NEWHUB_503, f"{when}, the new hub answered submitMessage for the room HTTP {reply.status}"
+             f"{' with' if retry_after else ' without'} Retry-After, not 503 with Retry-After")
+    else:
+        observed(NEWHUB_503, f"{when}: submitMessage 503 with Retry-After")
+
+
+@pytest.mark.usefixtures("sut")
+@pytest.mark.role("hub")
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.requirements(NEWHUB_SERVES, NEWHUB_503)
+@pytest.mark.operations()
+def test_new_hub_survives_a_handoff_entry_for_no_provider(world_factory, recorder):
+    """A handoff (otherwise valid, from the previous hub) whose ``undelivered`` holds an entry with a destination
+    that is not a provider URI (``https://nowhere.invalid/``). hub-transfer.md §6.4 types the field
+    "IdentifierUri destination; /* provider URI of a follower */" and says no more about another value, so the
+    SUT may skip the entry and accept the handoff, or refuse the handoff with any HubTransferCode (§3.3: "Any
+    message that can be decoded is answered with HTTP 200 and an in-body code"); either way the room is served
+    afterwards (EXT-HUBXFER-NEWHUB-SERVES: "After accepting the handoff, the new hub MUST accept and sequence the
+    room's update, submitMessage and groupInfo requests"). After an acceptance the room is served at once. Before
+    the handoff, and after a refusal (no handoff accepted yet), a submitMessage for the room is answered 503 with
+    Retry-After (§6.4: "From the moment B observes the cut-over commit until it has accepted a handoff, it
+    answers room requests with **503** and a `Retry-After` header", EXT-HUBXFER-NEWHUB-503): a refusal takes
+    nothing over. After a refusal the room is served once the reference hub's own handoff is accepted. Not
+    judged: where the SUT sends the entry."""
+    w = world_factory(members=("bob", "carol"))
+    outgoing = _held_at_cutover(w)
+    hub = w.hub()
+    transfer_id = bytes.fromhex(outgoing["transferId"])
+    generation, epoch = hub.transfer.cutover_generation, hub.transfer.cutover_epoch
+    fanouts = _fanouts_sent_to_sut(w)
+    if not fanouts:
+        raise HarnessError("the reference hub's traffic shows no FanoutMessage delivered to the SUT for the room")
+    entry = UndeliveredFanout(destination=IdentifierUri(uri=NOT_A_PROVIDER.encode()), messages=[fanouts[-1]])
+    _expect_503(w, "before any handoff", recorder)
+    answer = w.hub_transfer(w.handoff(transfer_id, generation, epoch, hub, undelivered=[entry]),
+                            requirement=NEWHUB_SERVES)
+    recorder.note(f"handoff with an undelivered entry for {NOT_A_PROVIDER}: {_code(answer)}")
+    if answer.code == HubTransferCode.accepted:
+        how = "the handoff with an entry for no provider accepted"
+    else:
+        how = f"the handoff with an entry for no provider refused {answer.code.name}, the real one accepted"
+        # Refused, the handoff took nothing over: the room's requests are still answered 503 (NEWHUB-503).
+        _expect_503(w, f"after refusing the handoff ({answer.code.name}), with no handoff accepted", recorder)
+        w.ref_hub.hold_transfer(hold_handoff=False)
+        with judging(NEWHUB_SERVES):
+            w.wait_handed_off()
+    bob, carol = w.members["bob"], w.members["carol"]
+    text = b"after a handoff entry for no provider"
+    sent = w.ref_follower.send(w.room, bob.client, text)
+    recorder.note(f"bob's message through the new hub: {sent}")
+    if sent.get("outcome") != "accepted":
+        fail(f"after {how}, the new hub did not accept a participant's message for the room: {sent}",
+             requirement=NEWHUB_SERVES)
+    with judging(NEWHUB_SERVES):
+        w.ref_follower.wait_received(carol.client, text, room=w.room)
+    observed(NEWHUB_SERVES, f"{how}; then a member's message accepted and fanned out by the new hub")
+
+
 @pytest.mark.usefixtures("sut")
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
@@ -898,6 +977,19 @@ def test_new_hub_delivers_the_handed_over_backlog_first(world_factory, ref_follo
     if not backlog:
         raise HarnessError("the reference hub handed over no undelivered message for the follower; the check "
                            "cannot judge the backlog")
+    # The backlog holds the cut-over commit, without which the follower cannot send through the new hub: wait for
+    # the handed-over FanoutMessages first, so that a new hub that never delivers them is a miss, not a set-up
+    # failure of the message below.
+    try:
+        w.poll(lambda: set(backlog) <= {d for d, _ in _notify_fanouts(ref_follower, mark, w.domain, w.room)},
+               what="the handed-over FanoutMessages to reach the follower from the new hub")
+    except PollTimeout:
+        received = {d for d, _ in _notify_fanouts(ref_follower, mark, w.domain, w.room)}
+        missing = [i for i, m in enumerate(backlog) if m not in received]
+        ambiguous_if_read_otherwise(HANDOFF_BYTES_KEPT, f"handed-over FanoutMessage(s) {missing} (of {len(backlog)}) "
+                                    "not found byte-identical (as written) at the follower")
+        fail(f"handed-over FanoutMessage(s) {missing} (of {len(backlog)}) never reached the follower byte-identical "
+             "from the new hub", requirement=HANDOFF_BYTES_KEPT)
     w.send_through_new_hub(w.ref_follower, w.members["bob"].client, b"sequenced by the new hub")
     # The new hub's own message reaching the follower: fan-out is ordered per destination, so whatever the new
     # hub was to deliver there before it has arrived too. (A new hub that never delivers at all leaves the check

@@ -180,6 +180,15 @@ NEWHUB_MISROUTES_WELCOMES = define(
     "Welcomes go to the old hub instead of the provider named in the route",
     departs=("transfer.takeover.keeps-routes",),
 )
+NEWHUB_QUEUES_TO_NON_PROVIDER = define(
+    "newhub-queues-to-non-provider",
+    area=AREA,
+    requirements=["EXT-HUBXFER-NEWHUB-503"],
+    description="the new hub does not skip a handed-over undelivered entry whose destination is not a provider "
+    "URI: queueing it to no destination fails half-way through the take-over, so the handoff is refused "
+    "(notAllowed) but the room is already hosted and served without an accepted handoff",
+    departs=("transfer.takeover.skips-non-provider-destination",),
+)
 NEWHUB_FORGETS_REMOVALS = define(
     "newhub-forgets-removals",
     area=AREA,
