@@ -1,8 +1,15 @@
-"""Faults of the multi-device area (checks: conformance/scenarios/test_multi_device.py)."""
+"""Faults of the multi-device area (checks: conformance/scenarios/test_multi_device.py; a new device's external
+commit with a PartialGroupInfo: conformance/scenarios/test_external_commit.py)."""
 
 from .registry import define
 
 AREA = "multidevice"
+
+
+def _first_leaf_key(new: object) -> bytes:
+    """The signature key of the new epoch's leaf 0 (the room's first member, never an external joiner)."""
+    return bytes(new.tree.leaf(0).signature_key)  # type: ignore[attr-defined]
+
 
 NEW_DEVICE_GROUPINFO_REFUSED = define(
     "new-device-groupinfo-refused", area=AREA,
@@ -10,6 +17,12 @@ NEW_DEVICE_GROUPINFO_REFUSED = define(
     description="as hub, answers notAuthorized to a groupInfo request from a new client of a participant "
     "(a client not yet in the group), so new devices cannot join",
     departs=("hub.groupinfo.serve-new-device",),
+)
+PARTIAL_GROUPINFO_FIRST_LEAF_SIGNS = define(
+    "partial-groupinfo-first-leaf-signs", area=AREA, requirements=["PROTO-UPDATE-PARTIAL-GROUPINFO"],
+    description="as hub, rebuilds the GroupInfo of an external commit carrying a PartialGroupInfo with leaf 0 as "
+    "signer instead of the joiner's new leaf, so the rebuilt GroupInfo does not verify and the join is refused",
+    hooks={"hub.commit.partial-groupinfo-joiner-signs": _first_leaf_key},
 )
 NEW_DEVICE_SKIPS_ROOMS = define(
     "new-device-skips-rooms", area=AREA, requirements=["PROTO-GROUPINFO-FOLLOWER-JOIN-NEW-DEVICE"],

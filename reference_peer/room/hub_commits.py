@@ -20,6 +20,7 @@ from .hub_steps import (
     ACCEPT_AUTHORIZED_ADD,
     ALLOW_OWN_CLIENT_REMOVAL,
     PARENT_STRICT_SUBSET,
+    PARTIAL_GROUPINFO_JOINER_SIGNS,
     REFUSE_REMOVED_MEMBER_COMMIT,
     REFUSE_SUPERSEDED_EPOCH_COMMIT,
     REQUIRE_ROLE_DEFINITIONS_CAPABILITY,
@@ -379,13 +380,14 @@ class CommitRules:
                 raise _Refused(UpdateResponseCode.invalidProposal, "ratchetTreeOption is not the new epoch's tree")
         return info
 
-    @staticmethod
-    def _committer_leaf(new: HubView, content: object) -> int:
+    def _committer_leaf(self, new: HubView, content: object) -> int:
+        """The leaf that signed the committer's GroupInfo: the sender's, or an external joiner's new leaf."""
         sender = content.sender  # type: ignore[attr-defined]
         if sender.sender_type == SenderType.member:
             return sender.leaf_index
         path_key = bytes(content.commit.path.leaf_node.signature_key)  # type: ignore[attr-defined]
-        index = new.find_member(path_key)
+        # A fault's hook names another leaf's signature key (otherwise: the joiner's own, from its UpdatePath).
+        index = new.find_member(self.overrides.hook(PARTIAL_GROUPINFO_JOINER_SIGNS, new) or path_key)
         return index if index is not None else 0
 
     def _welcome_routes(self, bundle: object, applied: list[AppliedProposal]) -> set[str]:

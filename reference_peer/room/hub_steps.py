@@ -59,6 +59,12 @@ REQUIRE_ROLE_DEFINITIONS_CAPABILITY = step(
     "hub.commit.require-role-definitions-capability", "POLICY-CAP-CHANGE-ROLE-DEFINITIONS",
     summary="a roles_list AppDataUpdate is accepted only from a proposer whose role holds canChangeRoleDefinitions",
 )
+PARTIAL_GROUPINFO_JOINER_SIGNS = step(
+    "hub.commit.partial-groupinfo-joiner-signs", "PROTO-UPDATE-PARTIAL-GROUPINFO",
+    summary="the GroupInfo rebuilt from an external commit's PartialGroupInfo names the joiner's new leaf as its "
+    "signer (a member's commit: the sender's leaf) (hook: the new epoch's view -> the signature key of the leaf "
+    "to name instead)",
+)
 PARENT_STRICT_SUBSET = step(
     "hub.commit.parent-strict-subset", "POLICY-BASE-PARENT-STRICT-SUBSET",
     summary="a user entering a parent-dependent room must be a participant of the parent room",
