@@ -354,21 +354,30 @@ def test_identifier_query_nick_matches_a_nickname_or_a_handle_user_part(sut, sut
 @pytest.mark.operations("createUser")
 def test_identifier_query_vcard_fn_matches_exactly(sut, sut_party, mimi, names, recorder):
     """A vcardField search for FN finds the one user whose FN is the value, among users with and
-    without a full name; the value less its last character finds nobody.
+    without a full name; the value less its last character finds nobody, and so does a user's
+    nickname (that user has another FN).
 
     -06 §5.8: "vcardField means that the query string exactly matches the specified vCard property
-    listed in the vCard Properties IANA registry" (FN: RFC 6350 §6.2.1). A SUT that does not search
-    FN answers unsupportedField or forbidden, which makes the check NOT_APPLICABLE."""
+    listed in the vCard Properties IANA registry" (FN: RFC 6350 §6.2.1; a nickname is the NICKNAME
+    property, §6.2.3, not FN). A SUT that does not search FN answers unsupportedField or forbidden,
+    which makes the check NOT_APPLICABLE."""
     full = f"{names('Fn').replace('-', '')} Smith"
     named, _ = _searchable_user(sut_party, names, "fn", vcard={"FN": full})
     _searchable_user(sut_party, names, "nofn")  # a user with no full name at all
+    nick = names("Fnnick").replace("-", "")
+    _searchable_user(sut_party, names, "fnnick", vcard={"FN": f"{nick[:-1]} Jones"}, nicks=[nick])
     _, found = _query(mimi, sut, recorder, _element(T.vcardField, full, "FN"), requirement=EXACT_MATCH)
     _expect_success(found, {named.uri}, f"a vcardField FN search for {full!r}", EXACT_MATCH)
     _, near = _query(mimi, sut, recorder, _element(T.vcardField, full[:-1], "FN"), requirement=EXACT_MATCH)
     if near.responseCode not in REFUSALS:  # a refused search finds nobody either
         _expect_not_found(near, "a vcardField FN search for the full name less its last character", EXACT_MATCH)
+    _, by_nick = _query(mimi, sut, recorder, _element(T.vcardField, nick, "FN"), requirement=EXACT_MATCH)
+    if by_nick.responseCode not in REFUSALS:
+        _expect_not_found(by_nick, f"a vcardField FN search for {nick!r}, the nickname (not the FN) of a user",
+                          EXACT_MATCH)
     observed(EXACT_MATCH, f"vcardField FN={full!r} found the one user with that FN; the value less its last "
-             f"character found nobody ({near.responseCode.name})")
+             f"character found nobody ({near.responseCode.name}), nor did a user's nickname {nick!r} "
+             f"({by_nick.responseCode.name})")
 
 
 @pytest.mark.feature("identifierQuery")

@@ -119,20 +119,27 @@ def _target(sut, domain: str) -> tuple[str, int, str]:
 def _probe(
     sut, recorder, domain: str, *, method: str = "GET", path: str = DIRECTORY_PATH, body: bytes = b"",
     cert: tuple[Path, Path] | None = None, host: str | None = None, from_domain: str | None = HUB_DOMAIN,
-    tls: bool = True, verify: Path | None = None, what: str = "",
+    tls: bool = True, verify: Path | None = None, what: str = "", chunked: bool = False,
 ) -> _Answer:
-    """One HTTP/1.1 exchange with the SUT's MIMI listener for ``domain`` on a fresh connection."""
+    """One HTTP/1.1 exchange with the SUT's MIMI listener for ``domain`` on a fresh connection.
+
+    ``chunked``: the body is framed with Transfer-Encoding: chunked (RFC 9112 §7.1, in two chunks and
+    the last chunk) instead of Content-Length."""
     address, port, authority = _target(sut, domain)
     headers = {"Host": host if host is not None else authority}
     if from_domain is not None:
         headers["From"] = f"mimi@{from_domain}"
     if body or method != "GET":
         headers["Content-Type"] = "application/octet-stream"
-        headers["Content-Length"] = str(len(body))
+        if chunked:
+            headers["Transfer-Encoding"] = "chunked"
+        else:
+            headers["Content-Length"] = str(len(body))
     headers["Connection"] = "close"
+    framed = _chunked(body) if chunked else body
     request = f"{method} {path} HTTP/1.1\r\n".encode() + b"".join(
         f"{k}: {v}\r\n".encode() for k, v in headers.items()
-    ) + b"\r\n" + body
+    ) + b"\r\n" + framed
     recorder.note(
         f"probe {what or method + ' ' + path}: {'TLS' if tls else 'cleartext'} to {address}:{port} (SNI {domain}), "
         f"client certificate {cert[0].name if cert else 'none'}, headers {headers}"
@@ -165,6 +172,13 @@ def _probe(
     answer = _parse_answer(bytes(raw), error)
     recorder.note(f"probe answer: {answer.describe()}")
     return answer
+
+
+def _chunked(body: bytes) -> bytes:
+    """``body`` in the chunked transfer coding (RFC 9112 §7.1): two chunks, then the last chunk."""
+    half = max(1, len(body) // 2)
+    chunks = [part for part in (body[:half], body[half:]) if part]
+    return b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in chunks) + b"0\r\n\r\n"
 
 
 def _parse_answer(raw: bytes, error: str | None) -> _Answer:
@@ -402,6 +416,49 @@ def test_cleartext_http_is_refused(sut, sut_party, recorder, run_env, names):
         observed(HTTPS_ONLY, f"the same kind of requestConsent over HTTPS was served ({control.describe()[:40]})")
     else:
         recorder.note(f"the HTTPS control was answered {control.describe()}: not judged (a refusal of its content)")
+
+
+@pytest.mark.requirements(HTTPS_ONLY)
+@pytest.mark.operations("createUser", optional=("getConsentState",))
+def test_chunked_request_is_served_like_one_with_content_length(sut, sut_party, recorder, run_env, names):
+    """A well-formed requestConsent whose body is framed with Transfer-Encoding: chunked is served as the
+    same kind of requestConsent framed with Content-Length is.
+
+    -06 §4.1: "MIMI servers communicate using HTTPS. [...] The MIMI transport is based on HTTPS over
+    mutually-authenticated TLS." Over HTTP/1.1 a client may frame a request body either way, and RFC 9112
+    §6.1: "A recipient MUST be able to parse the chunked transfer coding". RFC 9112 §6.3 lets a server
+    refuse a request body without Content-Length with 411 (Length Required): that answer is accepted
+    (NOT_APPLICABLE). The comparison is the same kind of requestConsent with Content-Length (from another
+    requester): one the SUT does not serve judges nothing (-06 §5.7 lets a requestConsent be refused). When
+    it is served (2xx), the chunked one must be served too; where getConsentState is offered, its requester
+    must then show in the target's consent state as the comparison's does."""
+    cert = run_env.pki.issue(HUB_DOMAIN)
+    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, HUB_DOMAIN)
+    chunked = _probe(sut, recorder, sut_party.domain, method="POST", path=probe.path, body=probe.body, cert=cert,
+                     chunked=True, what="requestConsent with Transfer-Encoding: chunked")
+    if chunked.status == 411:
+        not_applicable(f"the SUT answered a chunked requestConsent {chunked.describe()[:80]}: it wants "
+                       "Content-Length, as RFC 9112 §6.3 permits")
+    requester = f"mimi://{HUB_DOMAIN}/u/{names('control')}"
+    control = _probe(sut, recorder, sut_party.domain, method="POST", path=probe.path,
+                     body=_consent_request(requester, probe.target), cert=cert,
+                     what="the same kind of requestConsent with Content-Length (the comparison)")
+    if not control.admitted:
+        not_applicable(f"the SUT does not serve this requestConsent with Content-Length either ({control.describe()}): "
+                       "nothing to compare the chunked request with")
+    if not chunked.admitted:
+        miss(HTTPS_ONLY, f"a well-formed requestConsent framed with Transfer-Encoding: chunked was answered "
+             f"{chunked.describe()}, while the same kind of request with Content-Length was served "
+             f"({control.describe()[:40]})")
+    evidence = f"the chunked requestConsent was served ({chunked.describe()[:40]}) as the Content-Length one was"
+    if sut_party.supports("getConsentState"):
+        state = json.dumps(sut_party.consent_state(probe.target))
+        if requester in state and probe.requester not in state:
+            miss(HTTPS_ONLY, f"the chunked requestConsent from {probe.requester} was answered {chunked.describe()[:40]} "
+                 f"but left no consent state, while the Content-Length one from {requester} did: {state[:300]}")
+        if probe.requester in state:
+            evidence += "; its requester shows in the target's consent state"
+    observed(HTTPS_ONLY, evidence)
 
 
 def _authority_problem(url: str) -> str | None:

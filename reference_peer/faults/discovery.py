@@ -88,6 +88,11 @@ IDQUERY_VCARD_PREFIX_MATCH = define(
     description="a vcardField search also matches a prefix of the property's value",
     departs=("directory.match.vcard-exact",),
 )
+IDQUERY_VCARD_ANY_PROPERTY_MATCHES_NICKNAMES = define(
+    "idquery-vcard-any-property-matches-nicknames", area=AREA, requirements=["PROTO-IDQUERY-EXACT-MATCH-TYPES"],
+    description="a vcardField search for any property (FN, ORG, ...) also matches the user's nicknames",
+    departs=("directory.match.vcard-named-property",),
+)
 
 
 def _given_name_only(profile) -> list[str]:

@@ -206,6 +206,14 @@ BODY_LIMIT_ONE_BYTE = define(
     "no MIMI request body over HTTPS",
     hooks={"server.admit.body-limit": lambda limit: 1},
 )
+CHUNKED_BODY_READ_AS_EMPTY = define(
+    "chunked-body-read-as-empty",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-HTTPS-ONLY"],
+    description="the MIMI listener takes the body of a request without Content-Length (Transfer-Encoding: chunked) "
+    "as empty, so a well-formed chunked MIMI request is refused as undecodable",
+    departs=("server.read.chunked-body",),
+)
 DIRECTORY_AT_OTHER_PATH = define(
     "directory-at-other-path",
     area=AREA,

@@ -71,6 +71,10 @@ NICK_HANDLE_USER_PART = step(
 VCARD_EXACT = step(
     "directory.match.vcard-exact", "PROTO-IDQUERY-EXACT-MATCH-TYPES",
     summary="a vcardField element matches the named vCard property's whole value exactly")
+VCARD_NAMED_PROPERTY = step(
+    "directory.match.vcard-named-property", "PROTO-IDQUERY-EXACT-MATCH-TYPES",
+    summary="a vcardField element is matched against the named property's values only (the nicknames only for "
+            "NICKNAME, never for FN or another property)")
 PARTIAL_NAME_EVERY_NAME_FIELD = step(
     "directory.match.partial-name-every-name-field", "PROTO-IDQUERY-PARTIALNAME",
     summary="a partialName element is searched in every name field (given, middle, family and full name)")
@@ -436,5 +440,7 @@ def element_matches(profile: Profile, el: QueryElement, overrides: Overrides = N
     if kind == T.vcardField:
         if overrides.departs(VCARD_EXACT):  # a fault's: a prefix of the property's value matches
             return any(v.startswith(value) for v in profile.vcard_values(str(el.name_text)))
+        if el.name_text is not None and overrides.departs(VCARD_NAMED_PROPERTY):  # a fault's: nicknames match any
+            return value in profile.vcard_values(el.name_text) | set(profile.nicks)
         return el.name_text is not None and value in profile.vcard_values(el.name_text)
     return False

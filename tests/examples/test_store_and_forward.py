@@ -67,6 +67,7 @@ EXPECTED_RUN: frozenset[str] = frozenset({
     "test_removal.py::test_removing_a_user_removes_all_its_clients[sut-follower]",
     "test_removal.py::test_self_leave_removes_every_client_of_the_user[sut-follower]",
     "test_transport.py::test_certificate_from_untrusted_ca_is_refused",
+    "test_transport.py::test_chunked_request_is_served_like_one_with_content_length",
     "test_transport.py::test_cleartext_http_is_refused",
     "test_transport.py::test_directory_urls_name_a_reachable_authority",
     "test_transport.py::test_each_domain_answers_under_its_name_whatever_the_host_port",
