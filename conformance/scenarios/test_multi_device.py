@@ -14,8 +14,22 @@ import pytest
 
 from conformance.harness.control import ControlProblem
 from conformance.scenarios.roles import as_follower, as_hub
+from conformance.scenarios.test_removal import (
+    _handshake_bytes,
+    _message_sentinel,
+    _post_update,
+    _synced_state,
+    judge_not_applied,
+    setting_up,
+    setup_add,
+)
 from conformance.verdicts import HarnessError, expect, fail, judging, miss, not_applicable, observed
+from reference_peer.mls import add_proposal, app_data_update_proposal
+from reference_peer.room import participants as plist_mod
+from reference_peer.room.follower import SimulatedClient
+from reference_peer.wire.identity import MimiUri
 from reference_peer.wire.mimi import (
+    COMPONENT_PARTICIPANT_LIST,
     GroupInfoCode,
     GroupInfoResponse,
     UpdateRequest,
@@ -31,6 +45,7 @@ ADD_OWN_CLIENT = "POLICY-CAP-ADD-OWN-CLIENT"
 REMOVE_OWN_CLIENT = "POLICY-CAP-REMOVE-OWN-CLIENT"
 SINGLE_DEVICE = "POLICY-BASE-SINGLE-DEVICE"
 MAX_CLIENTS = "POLICY-BASE-MAX-CLIENTS"
+ADD_PARTICIPANT_CLIENTS = "POLICY-CAP-ADD-PARTICIPANT-CLIENTS"
 
 
 def _sut_hub_room(cast, *, bob_clients: int = 1, policy: dict | None = None):
@@ -257,6 +272,141 @@ def test_max_clients_caps_new_devices(cast):
            f"the group has {count} clients in a room with max_clients 2: {info['participants']}",
            evidence=f"the group reached 2 clients in a room with max_clients 2; a third client tried to join and "
                     f"the group has {count} clients")
+
+
+MEMBER, ADMIN, MODERATOR = 2, 3, 4
+_MEMBER_CAPABILITIES = ["canSendMessage", "canReceiveMessage", "canRemoveSelf", "canAddOwnClient",
+                        "canRemoveOwnClient"]
+
+
+def _moderated_roles() -> list[dict]:
+    """Roles 0, 1 (banned), 2 (member), 3 (admin: adds participants into 2, 3 or 4) and 4 (moderator: a member
+    that may change a member to moderator and back, canChangeUserRole, but holds no canAddParticipant)."""
+    return [
+        {"index": 0, "name": "no-participant", "capabilities": [], "maxActiveParticipants": 0},
+        {"index": 1, "name": "banned", "capabilities": [], "maxActiveParticipants": 0},
+        {"index": MEMBER, "name": "member", "capabilities": list(_MEMBER_CAPABILITIES)},
+        {"index": ADMIN, "name": "admin", "capabilities": _MEMBER_CAPABILITIES + ["canAddParticipant",
+                                                                                  "canRemoveParticipant", "canKick",
+                                                                                  "canChangeUserRole"],
+         "authorizedRoleChanges": [{"from": 0, "to": [MEMBER, ADMIN, MODERATOR]},
+                                   {"from": MEMBER, "to": [0, ADMIN, MODERATOR]},
+                                   {"from": MODERATOR, "to": [0, MEMBER, ADMIN]}]},
+        {"index": MODERATOR, "name": "moderator", "capabilities": _MEMBER_CAPABILITIES + ["canChangeUserRole"],
+         "authorizedRoleChanges": [{"from": MEMBER, "to": [MODERATOR]}, {"from": MODERATOR, "to": [MEMBER]}]},
+    ]
+
+
+def _role_change(state, user: str, role: int):
+    """The participant-list AppDataUpdate changing ``user``'s role (from the member ``state``'s list)."""
+    index = plist_mod.index_of(state.participant_list(), user.encode())
+    if index is None:
+        raise HarnessError(f"{user} is not in the participant list the reference client holds")
+    update = plist_mod.make_update(role_changes=[(index, role)]).encode()
+    return app_data_update_proposal(int(COMPONENT_PARTICIPANT_LIST), update)
+
+
+@pytest.mark.feature("multiDevice")
+@pytest.mark.requirements(ADD_PARTICIPANT_CLIENTS)
+@as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
+def test_role_change_does_not_authorize_adding_the_users_clients(cast, sut, ref_follower, mimi_as, names,
+                                                                  poll_until, recorder):
+    """room-policy-04 §8.1.1 ties the right to add another user's clients to that user's addition: "When the
+    participant list addition for the target role is authorized, the holder is also authorized to add any MLS
+    clients matching the added user to the room's MLS group." A role change is no addition. Dave, a
+    moderator (canChangeUserRole for member <-> moderator, no canAddParticipant), commits carol's role change
+    member -> moderator together with an Add of a new client of carol: nothing authorizes that Add (carol is
+    already listed; it is not dave's own client), so the hub must refuse the commit; judged by effect (any
+    refusal: nothing applied or fanned out, carol keeps her one client). The same role change alone is then
+    accepted, so the refusal is the Add's."""
+    alice = cast.hub.create_user("alice")
+    try:
+        room = cast.hub.create_room(alice, policy={"roles": _moderated_roles()}, creatorRole=ADMIN)
+    except ControlProblem as exc:
+        if exc.status in (400, 422):
+            not_applicable(f"the SUT does not host a room with a moderator role: {exc}")
+        raise
+    dave = ref_follower.create_user("dave")
+    carol = ref_follower.create_user("carol")
+    setup_add(cast.hub, room, alice, dave, hub=cast.hub, role=MODERATOR)
+    setup_add(cast.hub, room, alice, carol, hub=cast.hub, role=MEMBER)
+    listed = {user: entry["role"] for user, entry in cast.hub.participants(room).items()}
+    if listed.get(dave.uri) != MODERATOR or listed.get(carol.uri) != MEMBER:
+        not_applicable(f"set-up failed: dave is not listed as moderator ({MODERATOR}) and carol as member "
+                       f"({MEMBER}) at the SUT: {listed}")
+    carol_before = _clients_of(cast.hub, room, carol)
+    device = SimulatedClient(ref_follower.domain, MimiUri.parse(carol.uri).name, names("device"))
+    dave_state = _synced_state(ref_follower, cast.hub, room, dave.client, poll_until)
+    out = dave_state.commit([_role_change(dave_state, carol.uri, MODERATOR),
+                             add_proposal(device.make_key_package().key_package)])
+    recorder.note(f"dave (moderator, no canAddParticipant) commits carol's role change member -> moderator with an "
+                  f"Add of carol's new client {device.uri}")
+    epoch, mark = cast.hub.room(room)["epoch"], ref_follower.traffic_mark()
+    with judging(ADD_PARTICIPANT_CLIENTS):
+        answer = _post_update(mimi_as, sut, room, out.request, ADD_PARTICIPANT_CLIENTS)
+    recorder.note(f"the hub answered {answer.label}")
+    if answer.accepted:
+        miss(ADD_PARTICIPANT_CLIENTS, f"the hub accepted a commit by dave, whose role lacks canAddParticipant, "
+                                      f"adding a new client of carol (already listed) alongside her role change; "
+                                      f"carol's clients: {_clients_of(cast.hub, room, carol)}")
+        return
+    what = "dave's commit adding carol's new client with her role change"
+    with judging(ADD_PARTICIPANT_CLIENTS):
+        effect = judge_not_applied(ADD_PARTICIPANT_CLIENTS, ref_follower, mark, _handshake_bytes(out.request), what,
+                                   sentinel=_message_sentinel(cast, room, alice, carol.client, b"after the refusal"),
+                                   epoch_before=epoch, sut_party=cast.hub, room=room)
+        clients = _clients_of(cast.hub, room, carol)
+        if device.uri in clients:
+            fail(f"the hub refused {what} but lists carol's clients as {clients}", requirement=ADD_PARTICIPANT_CLIENTS)
+    dave_state = _synced_state(ref_follower, cast.hub, room, dave.client, poll_until)
+    alone = dave_state.commit([_role_change(dave_state, carol.uri, MODERATOR)])
+    recorder.note("dave commits the same role change alone")
+    with setting_up("dave's role change alone"):
+        control = _post_update(mimi_as, sut, room, alone.request, ADD_PARTICIPANT_CLIENTS)
+    recorder.note(f"the hub answered {control.label}")
+    if control.refused:
+        not_applicable(f"the hub refused ({answer.label}) {what}, but it also refused ({control.label}) the role "
+                       "change alone, which dave's role authorizes: the refusal cannot be laid on the Add")
+    observed(ADD_PARTICIPANT_CLIENTS, f"the hub refused ({answer.label}) {what} ({effect}; carol's clients stayed "
+                                      f"{carol_before}) and accepted the role change alone")
+
+
+@pytest.mark.feature("multiDevice")
+@pytest.mark.requirements(ADD_OWN_CLIENT)
+@as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
+def test_new_device_without_add_own_client_does_not_join(cast):
+    """room-policy-04 §8.1.1: "canAddOwnClient - a holder of this capability that is in the participant list,
+    can add its own client (via an external commit or external proposal)". The capability is what authorizes
+    the join, so a participant whose role lacks it may not add its own new client that way. Bob's role (member)
+    here holds every member capability but canAddOwnClient; his new device tries to join (groupInfo, then the
+    external commit). Judged by effect, any refusal accepted (the GroupInfo or the commit): the hub does not
+    list the new client."""
+    roles = _moderated_roles()
+    roles[MEMBER]["capabilities"] = [c for c in roles[MEMBER]["capabilities"] if c != "canAddOwnClient"]
+    alice = cast.hub.create_user("alice")
+    try:
+        room = cast.hub.create_room(alice, policy={"roles": roles}, creatorRole=ADMIN)
+    except ControlProblem as exc:
+        if exc.status in (400, 422):
+            not_applicable(f"the SUT does not host a room whose member role lacks canAddOwnClient: {exc}")
+        raise
+    bob = cast.follower.create_user("bob")
+    setup_add(cast.hub, room, alice, bob, hub=cast.hub, role=MEMBER)
+    with setting_up("bob's client to join the SUT's room"):
+        cast.follower.wait_epoch(room, cast.hub.room(room)["epoch"], what="bob's client to join the SUT's room")
+    if cast.hub.participants(room).get(bob.uri, {}).get("role") != MEMBER:
+        not_applicable(f"set-up failed: bob is not listed as member ({MEMBER}) at the SUT: "
+                       f"{cast.hub.participants(room).get(bob.uri)}")
+    mark = cast.follower.traffic_mark()
+    device = cast.follower.add_client(bob)
+    _require_join_attempt(cast, room, mark)
+    clients = _clients_of(cast.hub, room, bob)
+    expect(ADD_OWN_CLIENT, device not in clients,
+           f"bob's role lacks canAddOwnClient, yet his new device joined by external commit: the hub lists {clients}",
+           evidence=f"bob's new device {device} tried to join by external commit; bob's role lacks canAddOwnClient "
+                    f"and the hub lists only {clients}")
 
 
 # -- SUT as follower -------------------------------------------------------------------------------

@@ -766,8 +766,11 @@ def test_self_leave_removes_every_client_of_the_user(cast, ref_hub, poll_until, 
 @pytest.mark.requirements(LEAVE_CACHED)
 @pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_hub_requires_the_cached_leave_proposals(cast, sut, ref_follower, sut_party, mimi_as, poll_until, recorder):
-    """After a leave's proposals are accepted, the hub refuses a commit omitting them and accepts one including
-    them by reference."""
+    """-06 §3.5: "The leaving client sends these proposals to the hub. The hub caches the proposals. The next time
+    a client attempts to commit, the hub requires the client to include the cached proposals." After a leave's
+    proposals (SelfRemove and the participant-list removal) are accepted, the hub refuses a commit omitting
+    both, and one carrying the SelfRemove by reference but omitting the participant-list removal (the sentence
+    requires every cached proposal of the leave), and accepts one including both by reference."""
     room, admin = _hub_room(cast)
     dave = ref_follower.create_user("dave")
     leaver = ref_follower.create_user("leaver")
@@ -793,6 +796,21 @@ def test_hub_requires_the_cached_leave_proposals(cast, sut, ref_follower, sut_pa
     judge_not_applied(LEAVE_CACHED, ref_follower, mark, _handshake_bytes(omitting.request),
                       "a commit omitting the leave proposals", epoch_before=epoch, sut_party=sut_party, room=room)
     dave_state.commit_refused()
+    self_removes = [ref for ref, entry in dave_state.group.proposal_cache.items()
+                    if entry.proposal.proposal_type == ProposalType.self_remove]
+    if len(self_removes) != 1:
+        raise HarnessError(f"dave cached {len(self_removes)} SelfRemove proposals of the leave, not one")
+    partial = dave_state.commit([], by_reference=self_removes, include_cached=False)
+    answer = _post_update(mimi_as, sut, room, partial.request, LEAVE_CACHED)
+    recorder.note(f"commit with the leave's SelfRemove only (no participant-list removal): {answer.label}")
+    if answer.accepted:
+        fail("the hub accepted a commit carrying the leaving user's SelfRemove but omitting its cached "
+             "participant-list removal", requirement=LEAVE_CACHED)
+    judge_not_applied(LEAVE_CACHED, ref_follower, mark, _handshake_bytes(partial.request),
+                      "a commit omitting the leave's participant-list removal", epoch_before=epoch,
+                      sut_party=sut_party, room=room)
+    omitted += f"; with the SelfRemove only: {answer.label}"
+    dave_state.commit_refused()
     including = dave_state.commit([], include_cached=True)
     answer = _post_update(mimi_as, sut, room, including.request, LEAVE_CACHED)
     recorder.note(f"commit including the leave by reference: {answer.label}")
@@ -803,11 +821,13 @@ def test_hub_requires_the_cached_leave_proposals(cast, sut, ref_follower, sut_pa
     with setting_up("dave to receive the commit including the leave"):
         poll_until(lambda: fanned_out_since(ref_follower, mark, _handshake_bytes(including.request)),
                    what=f"the commit including the leave to reach {FOLLOWER_DOMAIN}")
-    if fanned_out_since(ref_follower, mark, _handshake_bytes(omitting.request)):
-        fail(f"the hub refused a commit omitting the leave proposals but fanned it out to {FOLLOWER_DOMAIN}",
-             requirement=LEAVE_CACHED)
-    observed(LEAVE_CACHED, f"a commit omitting the cached leave proposals was refused ({omitted}) and neither "
-             "applied nor fanned out; one including them by reference was accepted")
+    for refused in (omitting, partial):
+        if fanned_out_since(ref_follower, mark, _handshake_bytes(refused.request)):
+            fail(f"the hub refused a commit omitting (some of) the leave proposals but fanned it out to "
+                 f"{FOLLOWER_DOMAIN}", requirement=LEAVE_CACHED)
+    observed(LEAVE_CACHED, f"commits omitting the cached leave proposals, both or the participant-list removal, "
+             f"were refused ({omitted}) and neither applied nor fanned out; one including them by reference was "
+             "accepted")
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,6 +35,18 @@ OWN_CLIENT_REMOVAL_REFUSED = define(
     "lacked canRemoveOwnClient",
     departs=("hub.commit.allow-own-client-removal",),
 )
+EXTERNAL_JOIN_WITHOUT_ADD_OWN_CLIENT = define(
+    "external-join-without-add-own-client", area=AREA, requirements=["POLICY-CAP-ADD-OWN-CLIENT"],
+    description="as hub, serves the GroupInfo to a participant's new client and accepts its external commit although "
+    "the participant's role lacks canAddOwnClient",
+    departs=("hub.external-join.require-add-own-client",),
+)
+ROLE_CHANGE_ADDS_CLIENTS = define(
+    "role-change-adds-clients", area=AREA, requirements=["POLICY-CAP-ADD-PARTICIPANT-CLIENTS"],
+    description="as hub, lets a commit that changes a listed user's role (not only one adding the user) add that "
+    "user's clients without the adder's canAddParticipant",
+    departs=("hub.commit.add-clients-with-addition-only",),
+)
 SINGLE_DEVICE_IGNORED = define(
     "single-device-ignored", area=AREA, requirements=["POLICY-BASE-SINGLE-DEVICE"],
     description="as hub, lets a second client of a user join a room whose policy has multi_device false",

@@ -79,6 +79,14 @@ FORGET_CACHED_LEAVE = define(
     description="the hub accepts a commit that omits a leaving user's cached proposals",
     departs=("hub.proposal.require-cached-leave",),
 )
+FORGET_CACHED_LEAVE_PLIST_REMOVAL = define(
+    "forget-cached-leave-plist-removal",
+    area=AREA,
+    requirements=["PROTO-UPDATE-SELF-LEAVE-CACHED"],
+    description="the hub requires only a leaving user's SelfRemove in the next commit, not its cached "
+    "participant-list removal",
+    departs=("hub.proposal.require-every-leave-proposal",),
+)
 BAN_IS_PLAIN_REMOVAL = define(
     "ban-is-plain-removal",
     area=AREA,

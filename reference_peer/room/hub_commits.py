@@ -10,6 +10,7 @@ from ..mls.crypto import vl
 from ..mls.group import AppliedProposal, get_extension, set_extension
 from ..mls.leaf import key_package_ref
 from ..mls.tree import RatchetTree as TreeState
+from ..overrides import Step
 from ..wire.mimi import COMPONENT_PARTICIPANT_LIST, GroupInfoRepresentation, UpdateResponseCode, UpdateRoomResponse
 from ..wire.mls import ExtensionType, GroupInfo, MLSMessage, ProposalOrRefType, ProposalType, SenderType
 from ..wire.ratchet_tree_options import RatchetTreePresence, RatchetTreeRepresentation
@@ -18,7 +19,9 @@ from . import participants as plist_mod
 from .hub_records import HOSTED_ROOMS, FanoutPlan, _not_allowed, _Refused, update_response
 from .hub_steps import (
     ACCEPT_AUTHORIZED_ADD,
+    ADD_CLIENTS_WITH_ADDITION_ONLY,
     ALLOW_OWN_CLIENT_REMOVAL,
+    EXTERNAL_JOIN_NEEDS_ADD_OWN_CLIENT,
     PARENT_STRICT_SUBSET,
     PARTIAL_GROUPINFO_JOINER_SIGNS,
     REFUSE_REMOVED_MEMBER_COMMIT,
@@ -125,7 +128,9 @@ class CommitRules:
                     "an external join by a user who is not an active-capable participant", "POLICY-CAP-ADD-OWN-CLIENT"
                 )
             )
-        if not self.policy.has(role, Capability.canAddOwnClient):
+        if not self.overrides.departs(EXTERNAL_JOIN_NEEDS_ADD_OWN_CLIENT) and not self.policy.has(
+            role, Capability.canAddOwnClient
+        ):
             raise _not_allowed(Refusal(f"role {role} lacks canAddOwnClient", "POLICY-CAP-ADD-OWN-CLIENT"))
         for entry in applied:  # resync: an external commit may only remove the joiner's own prior client
             if entry.proposal.proposal_type == ProposalType.remove:
@@ -258,6 +263,8 @@ class CommitRules:
                         )
                     )
                 added_now = target in changed_users and changed_users[target].kind is ChangeKind.add
+                if self.overrides.departs(ADD_CLIENTS_WITH_ADDITION_ONLY):  # a fault: any change of the entry
+                    added_now = target in changed_users
                 if added_now or kind == "hub":
                     continue  # POLICY-CAP-ADD-PARTICIPANT-CLIENTS
                 actor_role = (
@@ -352,7 +359,7 @@ class CommitRules:
                 and get_extension(exts, ExtensionType.ratchet_tree) is None
             ):
                 exts = set_extension(exts, ExtensionType.ratchet_tree, new.tree.encode())
-            signer = self._committer_leaf(new, content)
+            signer = self._committer_leaf(new, content, PARTIAL_GROUPINFO_JOINER_SIGNS)
             info = GroupInfo(
                 group_context=new.context,
                 extensions=exts,
@@ -380,14 +387,14 @@ class CommitRules:
                 raise _Refused(UpdateResponseCode.invalidProposal, "ratchetTreeOption is not the new epoch's tree")
         return info
 
-    def _committer_leaf(self, new: HubView, content: object) -> int:
-        """The leaf that signed the committer's GroupInfo: the sender's, or an external joiner's new leaf."""
+    def _committer_leaf(self, new: HubView, content: object, joiner_signs: Step) -> int:
+        """The leaf that signed the committer's GroupInfo: the sender's, or an external joiner's new leaf (a
+        fault's hook at ``joiner_signs`` names another leaf's signature key instead)."""
         sender = content.sender  # type: ignore[attr-defined]
         if sender.sender_type == SenderType.member:
             return sender.leaf_index
         path_key = bytes(content.commit.path.leaf_node.signature_key)  # type: ignore[attr-defined]
-        # A fault's hook names another leaf's signature key (otherwise: the joiner's own, from its UpdatePath).
-        index = new.find_member(self.overrides.hook(PARTIAL_GROUPINFO_JOINER_SIGNS, new) or path_key)
+        index = new.find_member(self.overrides.hook(joiner_signs, new) or path_key)
         return index if index is not None else 0
 
     def _welcome_routes(self, bundle: object, applied: list[AppliedProposal]) -> set[str]:

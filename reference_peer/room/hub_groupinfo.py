@@ -21,7 +21,7 @@ from ..wire.mls import HPKECiphertext
 from ..wire.ratchet_tree_options import RatchetTreeOption, RatchetTreeRepresentation
 from ..wire.room_policy import ROLE_INDEX_NON_PARTICIPANT, Capability
 from .hub_records import GROUPINFO_LABEL, group_info_refusal
-from .hub_steps import ENCRYPT_TO_ROOM_CONTEXT, SERVE_NEW_DEVICE_GROUPINFO
+from .hub_steps import ENCRYPT_TO_ROOM_CONTEXT, EXTERNAL_JOIN_NEEDS_ADD_OWN_CLIENT, SERVE_NEW_DEVICE_GROUPINFO
 from .naming import domain_of_uri, user_of_credential
 
 
@@ -60,7 +60,8 @@ class GroupInfoRules:
             or domain_of_uri(user) != sender_domain
             or user in self.departing_users()
             or not self.policy.may_be_active(role)
-            or not self.policy.has(role, Capability.canAddOwnClient)
+            or (not self.overrides.departs(EXTERNAL_JOIN_NEEDS_ADD_OWN_CLIENT)
+                and not self.policy.has(role, Capability.canAddOwnClient))
         ):
             return refused  # PROTO-GROUPINFO-NOT-AUTHORIZED
         info = self.group_info

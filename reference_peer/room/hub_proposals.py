@@ -13,7 +13,13 @@ from ..wire.mls import ContentType, MLSMessage, ProposalType, WireFormat
 from ..wire.room_policy import ROLE_INDEX_NON_PARTICIPANT, Capability
 from . import participants as plist_mod
 from .hub_records import FanoutPlan, PendingEntry, _not_allowed, _Refused, update_response
-from .hub_steps import ACCEPT_SELF_REMOVE, BIND_LEAVER_WITHIN_BUNDLE, CUTOVER_REQUIRES_PENDING, REQUIRE_CACHED_LEAVE
+from .hub_steps import (
+    ACCEPT_SELF_REMOVE,
+    BIND_LEAVER_WITHIN_BUNDLE,
+    CUTOVER_REQUIRES_PENDING,
+    REQUIRE_CACHED_LEAVE,
+    REQUIRE_EVERY_LEAVE_PROPOSAL,
+)
 from .naming import domain_of_uri, user_of_credential
 from .participants import ChangeKind, ParticipantChange, ParticipantListError
 from .policy import Refusal
@@ -92,6 +98,8 @@ class ProposalRules:
         # A SelfRemove too: its sender can never commit it itself (POLICY-CAP-REMOVE-OWN-CLIENT).
         for entry in entries if not self.overrides.departs(REQUIRE_CACHED_LEAVE) else ():
             if entry.sender_user is not None and (entry.sender_user in leaving_now or entry.sender_user in departing):
+                if self.overrides.departs(REQUIRE_EVERY_LEAVE_PROPOSAL) and entry.proposal_type != ProposalType.self_remove:
+                    continue  # a fault: only the leave's SelfRemove is required
                 entry.required, entry.why_required = True, "self-leave [PROTO-UPDATE-SELF-LEAVE-CACHED]"
             elif entry.proposal_type == ProposalType.self_remove:
                 entry.required, entry.why_required = True, "SelfRemove [POLICY-CAP-REMOVE-OWN-CLIENT]"

@@ -24,6 +24,11 @@ ACCEPT_AUTHORIZED_ADD = step(
     summary="a valid commit by a canAddParticipant holder adding a user and its clients (with its Welcome) is "
     "accepted and its Welcome routed (hook: the room, the sender domain, the applied proposals; a fault's hook raises to refuse)",
 )
+ADD_CLIENTS_WITH_ADDITION_ONLY = step(
+    "hub.commit.add-clients-with-addition-only", "POLICY-CAP-ADD-PARTICIPANT-CLIENTS",
+    summary="an Add of another user's client passes without the adder's capability check only when the same "
+    "commit adds that user to the participant list (not when it changes the user's entry otherwise, e.g. a role)",
+)
 REFUSE_REMOVED_MEMBER_COMMIT = step(
     "hub.commit.refuse-removed-member", "PROTO-REMOVAL-BLOCK-COMMITS",
     summary="a commit by a client of a removed, departing or banned user is refused",
@@ -50,6 +55,11 @@ ACCEPT_SELF_REMOVE = step(
 REQUIRE_CACHED_LEAVE = step(
     "hub.proposal.require-cached-leave", "PROTO-UPDATE-SELF-LEAVE-CACHED",
     summary="a leaving user's proposals (and every SelfRemove) are cached as required in the next commit",
+)
+REQUIRE_EVERY_LEAVE_PROPOSAL = step(
+    "hub.proposal.require-every-leave-proposal", "PROTO-UPDATE-SELF-LEAVE-CACHED",
+    summary="every cached proposal of a leaving user is required in the next commit, its participant-list "
+    "removal as well as its SelfRemove",
 )
 ALLOW_OWN_CLIENT_REMOVAL = step(
     "hub.commit.allow-own-client-removal", "POLICY-CAP-REMOVE-OWN-CLIENT",
@@ -157,6 +167,11 @@ FANOUT_AS_ACCEPTED = step(
 SERVE_NEW_DEVICE_GROUPINFO = step(
     "hub.groupinfo.serve-new-device", "PROTO-GROUPINFO-NEW-DEVICE-JOIN", "POLICY-CAP-ADD-OWN-CLIENT",
     summary="a new client of a participant with canAddOwnClient (not yet in the group) gets the GroupInfo",
+)
+EXTERNAL_JOIN_NEEDS_ADD_OWN_CLIENT = step(
+    "hub.external-join.require-add-own-client", "POLICY-CAP-ADD-OWN-CLIENT",
+    summary="a participant's new client whose role lacks canAddOwnClient gets no GroupInfo and its external "
+    "commit is refused",
 )
 ENCRYPT_TO_ROOM_CONTEXT = step(
     "hub.groupinfo.encrypt-to-room-context", "PROTO-GROUPINFO-ENCRYPTED-TO-REQUESTER",
