@@ -69,6 +69,9 @@ class HubTransferService:
         # held_prepares: the rooms whose prepare is waiting now.
         self.hold_prepares = False
         self.held_prepares: set[str] = set()
+        # The suite's knob: while set (a domain), the acceptances this peer returns as target name that provider as
+        # new_hub (still signed with, and carrying, its own new_hub_sender), to see an old hub check new_hub.
+        self.acceptance_new_hub: str | None = None
         self._tasks: set[asyncio.Task] = set()
         self._driver: asyncio.Task | None = None
         self.old_hub = OldHubSide(self)

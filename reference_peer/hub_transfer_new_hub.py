@@ -157,7 +157,7 @@ class NewHubSide(Side):
             transfer_id=bytes(c.transfer_id),
             generation=c.request.content.generation + 1,
             old_hub=provider_uri(peer_domain),
-            new_hub=provider_uri(self.p.domain),
+            new_hub=provider_uri(self.service.acceptance_new_hub or self.p.domain),  # the suite's knob, else itself
             not_after=not_after,
             new_hub_sender=self.p.identity.external_sender,  # EXT-HUBXFER-ACCEPT-SENDER, also its GroupInfoResponse key
         )

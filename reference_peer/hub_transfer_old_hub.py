@@ -90,6 +90,10 @@ REVERIFY_AFTER_PREPARE = step(
 REFUSED_REQUEST_SENDS_NOTHING = step(
     "transfer.request.refused-sends-nothing", "EXT-HUBXFER-REQUEST-REFUSED",
     summary="a refused request sends no prepare and proposes nothing")
+ACCEPTANCE_NAMES_TARGET = step(
+    "transfer.prepare.acceptance-names-target", "EXT-HUBXFER-CONSENT-FIRST", "EXT-HUBXFER-BEGIN-PROPOSALS",
+    summary="an acceptance whose new_hub is not the target the prepare was sent to is not the target's consent: "
+    "the request is answered declined and nothing is proposed; one naming the target is taken (the begin follows)")
 PREPARE_DECLARED_TIMEOUT = step(
     "transfer.prepare.declared-timeout", "EXT-HUBXFER-DECLARED",
     summary="the prepare asks for a cut-over deadline within the manifest's cutover_timeout_ms")
@@ -263,7 +267,7 @@ class OldHubSide(Side):
         expected = (
             bytes(c.room_id.uri) == room_id.encode() and bytes(c.group_id) == room.group_id
             and bytes(c.transfer_id) == transfer_id and c.generation == request.content.generation + 1
-            and domain_of_uri(bytes(c.old_hub.uri)) == self.p.domain and domain_of_uri(bytes(c.new_hub.uri)) == target
+            and domain_of_uri(bytes(c.old_hub.uri)) == self.p.domain and self._names_target(c, target)
             and c.not_after <= requested_not_after
         )
         if not expected:
@@ -277,6 +281,11 @@ class OldHubSide(Side):
             self.p.violations.add("EXT-HUBXFER-ACCEPT-SENDER", peer=target, evidence=f"{why} (room {room_id})")
             return None, why
         return acceptance, ""
+
+    def _names_target(self, content, target: str) -> bool:
+        """The acceptance's new_hub is the target the prepare went to (section 4.2: the begin's acceptance
+        matches "A, B"); EXT-HUBXFER-CONSENT-FIRST."""
+        return domain_of_uri(bytes(content.new_hub.uri)) == target or self.overrides.departs(ACCEPTANCE_NAMES_TARGET)
 
     def begin(self, room_id: str, room: HubRoom, transfer: OutgoingTransfer) -> None:
         """Section 6.2: GCE(external_senders + B) and AppDataUpdate(mimi_hub: begin), one bundle, both required."""

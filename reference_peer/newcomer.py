@@ -29,6 +29,10 @@ CHECKS_HUB = step(
     "transfer.newcomer.checks-hub", "EXT-HUBXFER-NEWCOMER-DISCOVERY",
     summary="a newcomer accepts the hub a redirect names only if the GroupInfo it serves names it in mimi_hub, "
     "with a generation no lower than the redirect's, and signs with its external_senders entry")
+HUB_SENDER_NAMES_HUB = step(
+    "transfer.newcomer.hub-sender-names-hub", "EXT-HUBXFER-NEWCOMER-DISCOVERY",
+    summary="a newcomer accepts a GroupInfoResponse only if its hub_sender key is that of the external_senders "
+    "entry whose credential names the hub that served it (not any entry's)")
 
 
 @dataclass
@@ -86,5 +90,8 @@ def hub_problem(group, answer, room_id: str, located: Located) -> str | None:
                 f"redirect's {located.generation}")
     key = bytes(answer.hub_sender.signature_key)
     if not any(bytes(s.signature_key) == key and sender_domain(s) == located.hub for s in group.external_senders()):
+        if located.overrides.departs(HUB_SENDER_NAMES_HUB) \
+                and any(bytes(s.signature_key) == key for s in group.external_senders()):
+            return None  # the fault: another provider's entry will do
         return f"the GroupInfoResponse's hub_sender is not the external_senders entry of {located.hub}"
     return None

@@ -321,6 +321,16 @@ class Party:
 
     # -- hub transfer (docs/extensions/hub-transfer.md) ---------------------------------------------
 
+    def sign_group_info_as(self, room: str, signature_priv: bytes | None = None, sender: Any = None) -> None:
+        """As hub of ``room``, make this reference peer sign its GroupInfoResponses with ``signature_priv`` and
+        name ``sender`` (an ExternalSender, such as another provider's external_senders entry, taken from that
+        provider's :meth:`hub_state`) as hub_sender; with no key, restore its own."""
+        body: dict[str, Any] = {"room": room}
+        if signature_priv is not None:
+            body["signatureKey"] = base64.b64encode(signature_priv).decode()
+            body["sender"] = base64.b64encode(sender.encode()).decode()
+        self._introspect_post("group-info-signer", body)
+
     def start_hub_transfer(self, room: str, actor: User | str, new_hub: str) -> dict[str, Any]:
         """startHubTransfer: ``actor``'s client asks to move ``room`` to the provider ``new_hub`` (a domain)."""
         return self.control.call("startHubTransfer", {"room": room}, body={"actor": _uri(actor), "newHub": new_hub}).body
@@ -339,7 +349,7 @@ class Party:
                       refuse_handoffs: dict[str, int] | None = None,
                       lacking_hub_component: list[str] | None = None,
                       inflate_redirect_generation: int | None = None,
-                      hold_prepares: bool | None = None) -> None:
+                      hold_prepares: bool | None = None, acceptance_new_hub: str | None = None) -> None:
         """Which transfer commits a reference peer's initiating client makes by itself (begin, cutover,
         abort), whether it holds its handoffs back, and to which domains it withholds its /notify (kept
         pending, in order, until released with ``[]``): to hold a window open, watch a new hub before
@@ -349,7 +359,9 @@ class Party:
         from their LeafNodes' app_components; ``inflate_redirect_generation`` (0 to clear) makes the HubRedirects
         it answers as old hub claim that much more than the committed generation (a false hint);
         ``hold_prepares`` makes the prepares it receives as target wait unprocessed (at most 15 s) until cleared
-        (``hub_transfer_state()["heldPrepares"]`` lists the rooms whose prepare waits)."""
+        (``hub_transfer_state()["heldPrepares"]`` lists the rooms whose prepare waits); ``acceptance_new_hub`` (a
+        domain, ``""`` to clear) makes the acceptances it returns as target name that provider as new_hub (still
+        signed with its own new_hub_sender)."""
         body: dict[str, Any] = {}
         if autocommit is not None:
             body["autocommit"] = autocommit
@@ -365,6 +377,8 @@ class Party:
             body["inflateRedirectGeneration"] = inflate_redirect_generation
         if hold_prepares is not None:
             body["holdPrepares"] = hold_prepares
+        if acceptance_new_hub is not None:
+            body["acceptanceNewHub"] = acceptance_new_hub or None
         self._introspect_post("hub-transfer", body)
 
     def member_state(self, room: str, client: str) -> Any:

@@ -8,7 +8,8 @@ Every check moves a room hosted by the SUT, with members on the reference follow
 hub (hub.ref.test) as target. The reference peers show what the SUT sent them (their traffic logs and
 the handoff bytes the reference hub received); the reference follower withholds /notify 201s
 (``refuse_notifies``) so that the cut-over waits for it or a backlog forms, and the reference hub
-refuses the first handoff (the ``refuseHandoffs`` knob) so that the SUT must retry it.
+refuses the first handoff (the ``refuseHandoffs`` knob) so that the SUT must retry it. One check instead lets a
+transfer to the reference follower abort, to see the window's rule end with it.
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ NO_ACCEPT = "EXT-HUBXFER-OLDHUB-NO-ACCEPT"
 STOPS_FANOUT = "EXT-HUBXFER-OLDHUB-STOPS-FANOUT"
 INFLIGHT = "EXT-HUBXFER-INFLIGHT-EXACTLY-ONCE"
 NO_ROLLBACK = "EXT-HUBXFER-NO-ROLLBACK"
+NO_NEW_PROVIDERS = "EXT-HUBXFER-WINDOW-NO-NEW-PROVIDERS"
+ABORT_TIMEOUT = "EXT-HUBXFER-ABORT-ON-TIMEOUT"  # what the window check needs, not what it judges
+BEGIN = "EXT-HUBXFER-BEGIN-PROPOSALS"  # (blocked())
 FANOUT = "PROTO-FANOUT-TO-ACTIVE-PROVIDERS"  # what the checks need, not what they judge (blocked())
 
 # Retry-After (s) of the one /notify a reference peer refuses: long enough for the suite to act while
@@ -490,6 +494,113 @@ def test_cutover_commit_must_include_the_pending_removal(sut, sut_party, ref_hub
                  f"{erin.uri.encode() in users})")
         else:
             observed(REMOVAL_PRESERVED, f"erin is neither listed nor has a leaf in {label} (epoch {view.epoch})")
+
+
+# -- after an abort -----------------------------------------------------------------------------------
+
+
+def _hub_component(party, room: str, client: str) -> HubData | None:
+    """The mimi_hub component in a reference client's current epoch (None: none or not readable)."""
+    member = party.member_state(room, client)
+    if member.group is None:
+        return None
+    try:
+        return read_hub_data(member.group.app_data(), room)
+    except (DecodeError, EncodeError):
+        return None
+
+
+@pytest.mark.requirements(NO_NEW_PROVIDERS)
+@pytest.mark.role("hub")
+@pytest.mark.feature(FEATURE)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
+def test_window_rule_spans_the_begin_commit_to_the_abort(sut, sut_party, ref_hub, ref_follower, poll_until, recorder):
+    """Dave (reference follower, admin) starts a transfer to follower.ref.test and holds the cut-over commit
+    back. Once the begin commit is accepted, Dave adds Xavier, a user of hub.ref.test (a provider with no
+    participant in the room): the SUT refuses that commit. At not_after the SUT proposes the abort and Dave's
+    client commits it; Dave adds Xavier again: the SUT accepts it.
+
+    The rule is bounded by the window: "During the transfer window ... A refuses (notAllowed) any commit,
+    external commits included, that gives a provider other than B its first active participant in the room"
+    (§6.2), and the window runs "from the moment the old hub sends the begin proposals to its acceptance of the
+    cut-over commit (or of the abort commit)" (§2). So the begin commit does not end it, and the abort commit
+    does: "the add can be retried after the cut-over" (§6.2). A hub that keeps refusing such a commit once the
+    abort commit is accepted applies the window's rule past its end, and the room can never gain a provider
+    again."""
+    settings = transfer_settings(sut, "old-hub")
+    room, _alice, (dave,) = _sut_room(sut_party, ref_follower, "dave", admins=("dave",))
+    xavier = ref_hub.create_user("xavier")
+    before = _hub_component(ref_follower, room, dave.client)
+    if before is None:  # the component at creation is judged by the request checks
+        raise HarnessError(f"dave's client holds no readable mimi_hub component in {room}: no transfer can be tracked")
+    wait = int(settings["cutover_timeout_ms"]) / 1000 + 20
+    ref_follower.hold_transfer(autocommit=["begin", "abort"])  # dave's client commits the begin, not the cut-over
+    try:
+        started = ref_follower.start_hub_transfer(room, dave, FOLLOWER)
+        recorder.note(f"follower-initiated startHubTransfer to {FOLLOWER}: {started}")
+        if started.get("outcome") != "started":  # judged by the request checks (BEGIN-PROPOSALS)
+            raise HarnessError(f"the SUT did not start the transfer to {FOLLOWER}, so there is no window: {started}")
+        try:
+            begun = poll_until(
+                lambda: (d := _hub_component(ref_follower, room, dave.client)) is not None
+                and d.generation == before.generation + 1 and d.state == HubState.transferring and d,
+                what="the begin commit (transferring, generation + 1) at dave's client")
+        except PollTimeout as exc:
+            blocked(BEGIN, f"the transfer's begin commit never reached dave's client, so the window cannot be "
+                    f"watched: {exc}")
+        try:  # the SUT proposes the cut-over once the begin commit is delivered: Dave's commit then includes it
+            poll_until(lambda: _cached_hub_update(ref_follower.member_state(room, dave.client)), timeout=2,
+                       what="the SUT's cut-over proposal at dave's client")
+        except PollTimeout:
+            recorder.note("no cut-over proposal reached dave's client within 2 s of the begin commit")
+        if begun.not_after - int(time.time() * 1000) < 1500:
+            raise HarnessError(f"the window closes within 1.5 s (not_after {begun.not_after}): too late to add in it")
+        answers = _add_answers(ref_follower, room, dave, xavier, recorder, "after the begin commit (in the window)")
+        if any(a.responseCode == UpdateResponseCode.success for a in answers):
+            fail(f"after the begin commit (mimi_hub generation {begun.generation}, transferring: in the window) the "
+                 f"hub accepted the commit giving {HUB} its first participant", requirement=NO_NEW_PROVIDERS)
+        refused = [(a.responseCode.name, a.errorDescription) for a in answers]
+        try:
+            aborted = poll_until(
+                lambda: (d := _hub_component(ref_follower, room, dave.client)) is not None
+                and d.generation >= before.generation + 2 and d.state == HubState.stable
+                and _uri_domain(d.hub) == sut.primary_domain and d,
+                timeout=wait, what="the abort commit (stable, this hub, generation + 2) at dave's client")
+        except PollTimeout as exc:
+            blocked(ABORT_TIMEOUT, f"the SUT never had the transfer's abort committed by not_after "
+                    f"({settings['cutover_timeout_ms']} ms after the acceptance), so the window never closed: {exc}")
+    finally:
+        ref_follower.hold_transfer(autocommit=["begin", "cutover", "abort"])
+    recorder.note(f"the abort committed: mimi_hub generation {before.generation} -> {aborted.generation}")
+    answers = _add_answers(ref_follower, room, dave, xavier, recorder, "after the abort commit")
+    if not any(a.responseCode == UpdateResponseCode.success for a in answers):
+        miss(NO_NEW_PROVIDERS, f"after the transfer's abort commit (mimi_hub generation {aborted.generation}, the "
+             f"window closed) the hub refused the commit giving {HUB} its first participant: "
+             f"{[(a.responseCode.name, a.errorDescription) for a in answers]}")
+    else:
+        observed(NO_NEW_PROVIDERS, f"the commit adding {xavier.uri} ({HUB}'s first participant) was refused after "
+                 f"the begin commit ({refused}) and accepted after the abort commit (mimi_hub generation "
+                 f"{aborted.generation})")
+
+
+def _cached_hub_update(member) -> bool:
+    """Whether a reference client holds a mimi_hub AppDataUpdate proposal in its proposal cache."""
+    return member.group is not None and any(
+        e.proposal.proposal_type == ProposalType.app_data_update
+        and e.proposal.app_data_update.component_id == MIMI_HUB_COMPONENT_ID
+        for e in member.group.proposal_cache.values())
+
+
+def _add_answers(ref_follower, room: str, dave, user, recorder, when: str) -> list[UpdateRoomResponse]:
+    """The SUT's answers to the commits Dave's client sent adding ``user`` (HarnessError: it sent none)."""
+    mark = ref_follower.traffic_mark()
+    added = ref_follower.add(room, dave, user)
+    recorder.note(f"Add of {user.uri} ({HUB}, no participant in the room) {when}: {added}")
+    answers = [update_answer(t.status, t.response)
+               for t in ref_follower.traffic(mark, endpoint="update", direction="out") if t.value == room]
+    if not answers:
+        raise HarnessError(f"the reference follower sent no commit adding {user.uri} {when}: {added}")
+    return answers
 
 
 # -- the handoff and the messages in flight ----------------------------------------------------------

@@ -14,7 +14,10 @@ succeeds (the new hub's group holds Sam's client).
 The second half of the statement, "accepting a hub only after checking the mimi_hub component of the
 GroupInfo it serves", needs a false hint: the same scene with the authority's HubRedirect claiming a
 generation above the one follower.ref.test's GroupInfo carries (the reference peer's
-``inflateRedirectGeneration`` knob). The SUT may fetch that GroupInfo, but must not commit there.
+``inflateRedirectGeneration`` knob). The SUT may fetch that GroupInfo, but must not commit there. The third
+needs a GroupInfoResponse whose hub_sender is not the named hub's entry: follower.ref.test signs it with the old
+hub's key and names the old hub's entry, still listed in the cut-over epoch (the reference peer's
+``group-info-signer`` knob); again no commit there.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from conformance.harness.polling import PollTimeout
 from conformance.harness.reference_names import current
 from conformance.scenarios.hub_transfer_support import transfer_settings
 from conformance.verdicts import HarnessError, fail, not_applicable, observed
+from reference_peer.room.transfer import sender_domain
 from reference_peer.wire.hub_transfer import read_hub_redirect
 
 # This worker's reference domains (hub-k.ref.test on worker k): the plugin fixes them before import.
@@ -156,3 +160,47 @@ def test_newcomer_refuses_a_hub_its_groupinfo_does_not_confirm(sut, sut_party, r
              f"the SUT joined there (requests {seen}; joinRoom answered {result})", requirement=NEWCOMER)
     observed(NEWCOMER, f"with the redirect's generation 5 above the GroupInfo's, the SUT fetched groupInfo at "
              f"{NEW_HUB} and did not commit there (joinRoom answered {result.get('outcome')}; {seen})")
+
+
+@pytest.mark.requirements(NEWCOMER)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom", "joinRoom")
+def test_newcomer_refuses_a_hub_signing_with_another_providers_entry(sut, sut_party, ref_hub, ref_follower,
+                                                                     poll_until, recorder):
+    """§13 "Newcomers": the provider "accepts that hub only if the GroupInfo's mimi_hub component names it with a
+    generation no lower than the redirect's, and if the GroupInfoResponse.hub_sender is the external_senders
+    entry whose credential names it." In the cut-over epoch the old hub's entry is still in external_senders
+    (§6.5: the new hub's removal proposal is not yet committed): follower.ref.test, the hub the redirect names,
+    signs its GroupInfoResponse with that entry's key (hub.ref.test's) and names it as hub_sender. The
+    signature verifies and the mimi_hub component names follower.ref.test, but hub_sender is hub.ref.test's
+    entry: the SUT may fetch that GroupInfo, but must not commit there."""
+    room, sam = _moved_room_with_a_newcomer(sut, sut_party, ref_hub, ref_follower, poll_until)
+    old = ref_hub.hub_state(room).identity  # the old hub's key and its external_senders entry
+    old_key = bytes(old.external_sender.signature_key)
+    senders = ref_follower.hub_state(room).view.external_senders()
+    if not any(bytes(s.signature_key) == old_key and sender_domain(s) == OLD_HUB for s in senders):
+        raise HarnessError(f"{OLD_HUB}'s entry has already left external_senders at {NEW_HUB}: the scene needs the "
+                           "cut-over epoch, where it is still listed")
+    mark_old, mark_new = ref_hub.traffic_mark(), ref_follower.traffic_mark()
+    ref_follower.sign_group_info_as(room, old.signature_priv, old.external_sender)
+    try:
+        result = sut_party.join_room(room, sam.client)
+    finally:
+        ref_follower.sign_group_info_as(room)
+    recorder.note(f"with {NEW_HUB}'s GroupInfoResponse signed by {OLD_HUB}'s external_senders entry, joinRoom "
+                  f"answered {result}")
+    at_old = _sut_in(ref_hub, mark_old, sut_party, room)
+    at_new = _sut_in(ref_follower, mark_new, sut_party, room)
+    seen = f"at {OLD_HUB}: {_describe(at_old)}; at {NEW_HUB}: {_describe(at_new)}"
+    if not any(t.endpoint == "groupInfo" and t.status == 200 for t in at_new):
+        fail(f"the SUT fetched no groupInfo from {NEW_HUB}, the hub the authority's HubRedirect names (requests "
+             f"{seen}; joinRoom answered {result}), so whether it checks hub_sender cannot be seen",
+             requirement=NEWCOMER)
+    committed = [t for t in at_new if t.endpoint == "update"]
+    if committed or result.get("outcome") == "accepted":
+        fail(f"the GroupInfoResponse {NEW_HUB} served named {OLD_HUB}'s external_senders entry as hub_sender (not "
+             f"the entry whose credential names {NEW_HUB}), yet the SUT joined there (requests {seen}; joinRoom "
+             f"answered {result})", requirement=NEWCOMER)
+    observed(NEWCOMER, f"with hub_sender {OLD_HUB}'s entry in {NEW_HUB}'s GroupInfoResponse, the SUT fetched groupInfo "
+             f"at {NEW_HUB} and did not commit there (joinRoom answered {result.get('outcome')}; {seen})")

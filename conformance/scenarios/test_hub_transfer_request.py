@@ -465,6 +465,54 @@ def test_request_naming_another_initiator_than_its_leaf_is_refused(sut, sut_part
 
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("hub")
+@pytest.mark.requirements(CAP_REQUIRED, REFUSED)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
+def test_request_with_a_bad_signature_is_refused(sut, sut_party, ref_follower, ref_hub, mimi_as, poll_until,
+                                                 recorder):
+    """A request from the leaf of a follower admin holding canTransferHub (dave), naming dave, whose signature
+    has one bit flipped, does not verify: refused notAllowed, no prepare at the target, no proposal.
+
+    hub-transfer.md 5.1: "A request **verifies** in an epoch when all of the following hold. The leaf at
+    `initiator_leaf_index` has a credential for `initiator`, and its signature key verifies `signature`."
+    and "The hub refuses with these codes: `notAllowed` when the request does not verify or the role lacks
+    the capability"; "A refused request changes nothing. No prepare is sent, and no proposal is made."
+    EXT-HUBXFER-CAP-REQUIRED: no transfer may begin without a request that verifies (judged by effect: no
+    acceptance, no begin proposal, no prepare unless answered notAllowed); EXT-HUBXFER-REQUEST-REFUSED: the
+    refusal's code is notAllowed and nothing is sent."""
+    transfer_settings(sut, OLD_HUB)
+    room, admin, users = _room(sut_party, ref_follower, admins=("dave",), members=("witness",))
+    dave = _synced(ref_follower, sut_party, room, users["dave"].client, poll_until)
+    message = HubTransferMessage.decode(_signed_request(dave, room, HUB_DOMAIN))
+    signature = bytearray(message.request.signature)
+    signature[len(signature) // 2] ^= 0x01
+    body = message.replace(request=message.request.replace(signature=bytes(signature))).encode()
+    hub_mark, follower_mark = ref_hub.traffic_mark(), ref_follower.traffic_mark()
+    answer = _post_request(mimi_as, sut, room, body, as_domain=FOLLOWER_DOMAIN, requirement=REFUSED)
+    recorder.note(f"request of {dave.user_uri} (canTransferHub) from its leaf {dave.group.own_leaf} with a corrupted "
+                  f"signature: {answer.code.name}")
+    if answer.code == HubTransferCode.accepted:
+        fail(f"the hub accepted a transfer request from leaf {dave.group.own_leaf} whose signature does not verify "
+             "with that leaf's signature key", requirement=CAP_REQUIRED)
+    _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
+    prepared, proposed = _transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, REFUSED)
+    if answer.code != HubTransferCode.notAllowed:
+        miss(REFUSED, f"a request whose signature does not verify was answered {answer.code.name}, not notAllowed")
+    elif prepared or proposed:
+        miss(REFUSED, "a request whose signature does not verify was refused, yet "
+             + " and ".join(filter(None, (prepared, proposed))))
+    else:
+        observed(REFUSED, "answered notAllowed; no prepare at the target and no proposal at the follower")
+    if proposed or (prepared and answer.code != HubTransferCode.notAllowed):
+        miss(CAP_REQUIRED, f"the hub acted on a request whose signature does not verify (answered "
+             f"{answer.code.name}): " + " and ".join(filter(None, (prepared, proposed))))
+    else:
+        observed(CAP_REQUIRED, f"a request with a corrupted signature began no transfer (answered "
+                 f"{answer.code.name}; no begin proposal)")
+    ambiguous_if_read_otherwise(REFUSED, "whether the SUT fanned out proposals after the refusal")
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
 @pytest.mark.requirements(CAP_REQUIRED)
 @pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "removeParticipant", "sendMessage")
 def test_request_that_stops_verifying_during_the_prepare_begins_nothing(sut, sut_party, ref_follower, ref_hub,
@@ -604,30 +652,88 @@ def test_unreachable_target_changes_nothing(sut, sut_party, ref_follower, ref_hu
     ambiguous_if_read_otherwise(CONSENT_FIRST, "whether the SUT fanned out proposals without an acceptance")
 
 
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
+@pytest.mark.requirements(CONSENT_FIRST)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
+def test_acceptance_naming_another_new_hub_begins_nothing(sut, sut_party, ref_follower, ref_hub, mimi_as, poll_until,
+                                                          recorder):
+    """A follower admin's valid request to move the room to hub.ref.test; the reference target answers the
+    prepare accepted, with an acceptance signed with its own new_hub_sender but whose new_hub names another
+    provider (follower.ref.test). That is no consent of the target to this transfer: the SUT must not answer
+    accepted and must propose nothing.
+
+    hub-transfer.md 5.2 (EXT-HUBXFER-CONSENT-FIRST): "The hub MUST NOT send any proposal of a transfer before
+    it holds a HubTransferAcceptance from the target that verifies."; 4.2 (validity of the begin, applied by
+    the hub): "`acceptance` verifies with the appended entry's key, and its content matches `room_id`, the
+    group ID, `transfer_id`, `generation`, A, B and `not_after`." An acceptance naming another new_hub than
+    the target B matches no begin of this transfer. The refusal's code is not judged (the draft names
+    `declined` for a target that declined or could not be reached)."""
+    transfer_settings(sut, OLD_HUB)
+    room, admin, users = _room(sut_party, ref_follower, admins=("dave",), members=("witness",))
+    dave = _synced(ref_follower, sut_party, room, users["dave"].client, poll_until)
+    hub_mark, follower_mark = ref_hub.traffic_mark(), ref_follower.traffic_mark()
+    ref_hub.hold_transfer(acceptance_new_hub=FOLLOWER_DOMAIN)
+    try:
+        answer = _post_request(mimi_as, sut, room, _signed_request(dave, room, HUB_DOMAIN), as_domain=FOLLOWER_DOMAIN,
+                               requirement=CONSENT_FIRST)
+    finally:
+        ref_hub.hold_transfer(acceptance_new_hub="")
+    recorder.note(f"request to {HUB_DOMAIN} whose acceptance names {FOLLOWER_DOMAIN} as new_hub: {answer.code.name}")
+    prepares = [(i, m) for i, m in _prepares_at(ref_hub, room, hub_mark, sut) if m.msg_type == HubTransferMessageType.prepare]
+    if not prepares:
+        blocked(BEGIN, f"the SUT sent the target no prepare for a valid request of an admin holding canTransferHub "
+                f"(answered {answer.code.name}), so it never held the misnamed acceptance")
+    try:
+        given = HubTransferResponse.decode(prepares[0][0].response).acceptance
+    except (DecodeError, EncodeError, TypeError) as exc:
+        raise HarnessError(f"the reference target's answer to the SUT's prepare does not decode: {exc}") from None
+    if given is None or given.content.new_hub.encode() != provider_uri(FOLLOWER_DOMAIN).encode():
+        raise HarnessError(f"the reference target did not answer the prepare with an acceptance naming "
+                           f"{FOLLOWER_DOMAIN} as new_hub: {given}")
+    if answer.code == HubTransferCode.accepted:
+        fail(f"the hub answered accepted (it began the transfer to {HUB_DOMAIN}) on an acceptance whose new_hub names "
+             f"{FOLLOWER_DOMAIN}, not the target", requirement=CONSENT_FIRST)
+    _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
+    proposals = [i.seq for i, m in _fanouts_from(ref_follower, room, follower_mark, sut.primary_domain, CONSENT_FIRST)
+                 if _proposals(m)]
+    if proposals:
+        miss(CONSENT_FIRST, f"the target's acceptance names {FOLLOWER_DOMAIN} as new_hub, not {HUB_DOMAIN}, yet the "
+             f"SUT fanned out proposals (/notify #{proposals})")
+    observed(CONSENT_FIRST, f"answered {answer.code.name}; no proposal fanned out on an acceptance naming another "
+             "new_hub than the target")
+    ambiguous_if_read_otherwise(CONSENT_FIRST, "whether the SUT fanned out proposals on the misnamed acceptance")
+
+
 # -- a complete transfer: begin, fan-out to the target, cut-over -----------------------------------
 
 
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("hub")
 @pytest.mark.requirements(BEGIN, GENERATION, TRANSITIONS, TARGET_FANOUT, CONSENT_FIRST, DECLARED)
-@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "startHubTransfer")
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_transfer_proposals_and_target_fanout(sut, sut_party, ref_follower, ref_hub, poll_until, recorder):
-    """A SUT admin moves the room to hub.ref.test: the prepare asks for no later deadline than the declared
-    cut-over timeout; the begin bundle (GCE with the target's sender appended, begin update) and the
-    cut-over update follow the section 4.2 transitions, after the acceptance; the target gets every
-    handshake message the followers get, in the same order."""
+    """A reference-follower admin holding canTransferHub (dave) moves the room to hub.ref.test, by a request
+    over MIMI (so a hub that refuses a valid request the target accepts FAILs BEGIN, not the control API):
+    the prepare asks for no later deadline than the declared cut-over timeout; the begin bundle (GCE with the
+    target's sender appended, begin update) and the cut-over update follow the section 4.2 transitions, after
+    the acceptance; the target gets every handshake message the followers get, in the same order.
+
+    hub-transfer.md 5.1: "The hub answers `accepted`, with the `transfer_id`, only after the target has
+    accepted (§5.2) and the begin proposals have been fanned out."; 6.2: "When A has the acceptance, it sends
+    two **external proposals** in the current epoch"."""
     settings = transfer_settings(sut, OLD_HUB)
-    room, admin, users = _room(sut_party, ref_follower, admins=(), members=("bob",))
+    room, _, users = _room(sut_party, ref_follower, admins=("dave",), members=("bob",))
     before = _synced(ref_follower, sut_party, room, users["bob"].client, poll_until).group
     before_senders = before.external_senders()
     hub_index = _sut_sender_index(before_senders, sut)
     previous = read_hub_data(before.app_data(), room)
     hub_mark, follower_mark = ref_hub.traffic_mark(), ref_follower.traffic_mark()
-    started = sut_party.start_hub_transfer(room, admin, HUB_DOMAIN)
-    recorder.note(f"startHubTransfer to {HUB_DOMAIN}: {started}")
+    started = ref_follower.start_hub_transfer(room, users["dave"], HUB_DOMAIN)
+    recorder.note(f"follower-initiated startHubTransfer to {HUB_DOMAIN}: {started}")
     if started.get("outcome") != "started":
-        fail(f"the SUT did not start a transfer requested by the room's admin to an accepting target: {started}",
-             requirement=BEGIN)
+        fail(f"the SUT did not begin a transfer requested by a follower admin holding canTransferHub to an accepting "
+             f"target: {started}", requirement=BEGIN)
     try:
         poll_until(lambda: (ref_follower.room(room) or {}).get("hubDomain") == HUB_DOMAIN,
                    what="the reference follower to process the cut-over commit")

@@ -10,7 +10,9 @@
   handoff bytes sent and received), when the extension is on.
 * ``POST /x-reference/v1/hub-transfer`` ``{"autocommit": ["begin", "cutover", "abort"], "holdHandoff": bool,
   "withholdNotifyTo": [domain, ...], "refuseHandoffs": {room: N}, "lackingHubComponent": [user URI, ...],
-  "inflateRedirectGeneration": N, "holdPrepares": bool}`` (all optional; while holdPrepares is set, a prepare
+  "inflateRedirectGeneration": N, "holdPrepares": bool, "acceptanceNewHub": domain | null}`` (all optional;
+  while acceptanceNewHub names a domain, the acceptances this peer returns as target name it as new_hub; while
+  holdPrepares is set, a prepare
   this peer receives as target waits unprocessed (at most 15 s; GET lists it under heldPrepares); a user listed in lackingHubComponent gets clients, when
   created, whose LeafNodes omit mimi_hub from their app_components; a nonzero inflateRedirectGeneration makes
   the HubRedirects this peer answers as old hub claim that much more than the committed generation, a false
@@ -29,6 +31,10 @@
   answer the next /notify requests with these statuses (any of 200..599: a refusal, or a 2xx other than
   201; ``retryAfter`` and ``body`` optional, no body with 204 or 304), one each, without processing them
   (to see whether a SUT hub retries).
+* ``POST /x-reference/v1/group-info-signer`` ``{"room": R, "signatureKey": base64, "sender": base64}``: as hub
+  of room R, sign the GroupInfoResponses with that private key and name that ExternalSender (encoded) as
+  hub_sender (another provider's external_senders entry, from its ``hub-state``: to see a newcomer check
+  whose entry signs; EXT-HUBXFER-NEWCOMER-DISCOVERY); ``{"room": R}`` alone restores this peer's own key.
 
 Pickles are exchanged only between the suite and the reference peers it started on loopback, with
 the same code: nothing a SUT sends is ever unpickled.
@@ -74,6 +80,26 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
         if room is None:
             return _problem(404, "no such hub room")
         return _pickled(room)
+
+    async def group_info_signer(request: web.Request) -> web.Response:
+        import dataclasses
+
+        from ..wire.mls import ExternalSender
+
+        try:
+            body = await request.json()
+            room = provider.hub_rooms.get(body["room"])
+            key, sender = body.get("signatureKey"), body.get("sender")
+            identity = provider.identity if key is None else dataclasses.replace(
+                provider.identity, signature_priv=base64.b64decode(key),
+                external_sender=ExternalSender.decode(base64.b64decode(sender)))
+        except Exception:  # noqa: BLE001 - any malformed body is the caller's error
+            return _problem(400, 'expected {"room": R, "signatureKey": base64, "sender": base64 ExternalSender}')
+        if room is None:
+            return _problem(404, "no such hub room")
+        room.identity = identity
+        return web.json_response({"room": body["room"], "hubSender": base64.b64encode(
+            identity.external_sender.encode()).decode()})
 
     async def faults(request: web.Request) -> web.Response:
         return web.json_response({"active": sorted(set(provider.overrides.sources))})
@@ -132,6 +158,9 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
             lacking = body.get("lackingHubComponent")
             inflate = body.get("inflateRedirectGeneration")
             hold_prepares = body.get("holdPrepares")
+            new_hub = body.get("acceptanceNewHub", False)
+            if new_hub is not False and new_hub is not None and not (isinstance(new_hub, str) and new_hub):
+                raise ValueError(new_hub)
             if hold_prepares is not None and not isinstance(hold_prepares, bool):
                 raise ValueError(hold_prepares)
             if inflate is not None and not (type(inflate) is int and 0 <= inflate < 2**32):
@@ -163,6 +192,8 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
             transfers.inflate_redirect_generation = inflate
         if hold_prepares is not None:
             transfers.hold_prepares = hold_prepares
+        if new_hub is not False:
+            transfers.acceptance_new_hub = new_hub.lower() if new_hub else None
         return web.json_response({"autocommit": sorted(transfers.autocommit), "holdHandoff": transfers.hold_handoff,
                                   "withholdNotifyTo": sorted(transfers.withhold_notify_to)})
 
@@ -172,4 +203,5 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
     app.router.add_get(f"{PREFIX}/traffic", traffic)
     app.router.add_get(f"{PREFIX}/member-state", member_state)
     app.router.add_get(f"{PREFIX}/hub-state", hub_state)
+    app.router.add_post(f"{PREFIX}/group-info-signer", group_info_signer)
     app.router.add_get(f"{PREFIX}/faults", faults)

@@ -148,3 +148,11 @@ def plain_groupinfo_refusal(provider, room_id: str):
     from ..server.transport import MimiResponse
 
     return MimiResponse(group_info_refusal(room_id.encode()).encode())
+WINDOW_RULE_OUTLIVES_ABORT = define(
+    "window-rule-outlives-abort",
+    area=AREA,
+    requirements=["EXT-HUBXFER-WINDOW-NO-NEW-PROVIDERS"],
+    description="after an aborted transfer (or a cut-over) the hub keeps applying the window's rule: it refuses, "
+    "for good, any commit giving a provider other than the transfer's target its first participant",
+    departs=("hub.transfer-window.ends-with-abort",),
+)

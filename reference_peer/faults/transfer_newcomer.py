@@ -24,3 +24,12 @@ NEWCOMER_SKIPS_HUB_CHECK = define(
     "checking that the GroupInfo it serves names it in mimi_hub with a generation no lower than the redirect's",
     departs=("transfer.newcomer.checks-hub",),
 )
+NEWCOMER_ANY_HUB_SENDER = define(
+    "newcomer-accepts-any-hub-sender",
+    area=AREA,
+    requirements=["EXT-HUBXFER-NEWCOMER-DISCOVERY"],
+    description="a provider joining a room it knows only by its ID accepts a GroupInfoResponse whose hub_sender "
+    "key is any external_senders entry's (another provider's, such as the old hub's), not necessarily the entry "
+    "whose credential names the hub that served it",
+    departs=("transfer.newcomer.hub-sender-names-hub",),
+)

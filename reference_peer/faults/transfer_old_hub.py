@@ -67,6 +67,22 @@ INITIATOR_LEAF_UNCHECKED = define(
     "prepares and begins the transfer",
     departs=("transfer.verify.initiator-leaf-credential",),
 )
+REQUEST_SIGNATURE_UNCHECKED = define(
+    "transfer-request-signature-unchecked",
+    area=AREA,
+    requirements=["EXT-HUBXFER-CAP-REQUIRED", "EXT-HUBXFER-REQUEST-REFUSED"],
+    description="the hub does not verify a transfer request's signature: a request from an admin's leaf with a "
+    "corrupted signature is prepared (the target's verdict is answered) instead of refused notAllowed",
+    departs=("transfer.verify.request-signature",),
+)
+VALID_REQUEST_REFUSED = define(
+    "valid-transfer-request-refused",
+    area=AREA,
+    requirements=["EXT-HUBXFER-BEGIN-PROPOSALS"],
+    description="the hub refuses (notAllowed) every transfer request, also one that verifies from an admin holding "
+    "canTransferHub to an accepting target: it never begins a transfer",
+    departs=("transfer.verify.valid-request-accepted",),
+)
 BEGIN_AFTER_STALE_REQUEST = define(
     "transfer-begins-after-stale-request",
     area=AREA,
@@ -96,6 +112,14 @@ BEGIN_DESPITE_DECLINE = define(
     description="when the target declines or cannot be reached, the hub proposes the begin anyway, with an "
     "acceptance it made up itself",
     hooks={"transfer.begin.after-consent": lambda *args: made_up_acceptance(*args)},
+)
+ACCEPTANCE_NEW_HUB_UNCHECKED = define(
+    "acceptance-new-hub-unchecked",
+    area=AREA,
+    requirements=["EXT-HUBXFER-CONSENT-FIRST"],
+    description="the hub does not check that the acceptance's new_hub names the target it sent the prepare to: it "
+    "proposes the begin with a validly signed acceptance naming another provider as new hub",
+    departs=("transfer.prepare.acceptance-names-target",),
 )
 SECOND_TRANSFER_WHILE_BUSY = define(
     "second-transfer-while-busy",

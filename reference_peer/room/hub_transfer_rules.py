@@ -20,6 +20,10 @@ CUTOVER_MOVES_THE_ROOM = step(
     "transfer.commit.cutover-moves-the-room", "EXT-HUBXFER-HANDOFF-SENT", "EXT-HUBXFER-OLDHUB-REDIRECT",
     summary="a committed mimi_hub update naming another hub is the cut-over: the old hub records the room as "
             "moved, hands it off and redirects (an update naming this hub again is the abort)")
+WINDOW_ENDS_WITH_THE_TRANSFER = step(
+    "hub.transfer-window.ends-with-abort", "EXT-HUBXFER-WINDOW-NO-NEW-PROVIDERS",
+    summary="the window's no-new-provider rule stops applying once the abort (or cut-over) commit is accepted: "
+            "a later commit may give any provider its first participant")
 
 
 class TransferRules:
@@ -69,7 +73,7 @@ class TransferRules:
         before = old.app_data().get(MIMI_HUB_COMPONENT_ID)
         after = new.app_data().get(MIMI_HUB_COMPONENT_ID)
         transfer = self.transfer
-        if transfer is not None and transfer.in_window:
+        if transfer is not None and (transfer.in_window or self.overrides.departs(WINDOW_ENDS_WITH_THE_TRANSFER)):
             newcomers = self.active_providers(new) - self.active_providers(old) - {transfer.target}
             if newcomers and not self.overrides.departs(WINDOW_NO_NEW_PROVIDERS):
                 raise _not_allowed(

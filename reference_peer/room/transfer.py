@@ -110,6 +110,16 @@ INITIATOR_LEAF_CREDENTIAL = step(
     summary="a transfer request whose initiator_leaf_index leaf holds no credential of the initiator does not "
     "verify (notAllowed): the signing leaf's user, not the named one, is the one whose role counts",
 )
+REQUEST_SIGNATURE = step(
+    "transfer.verify.request-signature", "EXT-HUBXFER-CAP-REQUIRED", "EXT-HUBXFER-REQUEST-REFUSED",
+    summary="a transfer request whose signature does not verify with the initiator_leaf_index leaf's signature key "
+    "does not verify (notAllowed)",
+)
+VALID_REQUEST_ACCEPTED = step(
+    "transfer.verify.valid-request-accepted", "EXT-HUBXFER-BEGIN-PROPOSALS",
+    summary="a transfer request that verifies and breaks no other rule of section 5.1 is accepted (the hub goes on "
+    "to the prepare and, with the target's acceptance, the begin proposals)",
+)
 ALL_MEMBERS_SUPPORT = step(
     "transfer.verify.all-members-support", "EXT-HUBXFER-ALL-MEMBERS-SUPPORT",
     summary="a transfer request is refused (notAllowed) while a member's LeafNode does not list mimi_hub in "
@@ -174,7 +184,8 @@ def verify_request(view, room_uri: str, request: HubTransferRequest, now: int, *
     if leaf is None or (user_of_credential(leaf.credential, overrides) != bytes(content.initiator.uri)
                         and not overrides.departs(INITIATOR_LEAF_CREDENTIAL)):
         return HubTransferCode.notAllowed, "the initiator's leaf does not hold a credential of the initiator"
-    if not verify_hub_transfer_request(cipher_suite(view.suite.suite_id), request, bytes(leaf.signature_key)):
+    if not verify_hub_transfer_request(cipher_suite(view.suite.suite_id), request, bytes(leaf.signature_key)) \
+            and not overrides.departs(REQUEST_SIGNATURE):
         return HubTransferCode.notAllowed, "the request signature does not verify"
     role = roles.get(bytes(content.initiator.uri), ROLE_INDEX_NON_PARTICIPANT)
     if not policy.has(role, CAP_TRANSFER_HUB):  # type: ignore[arg-type]
@@ -187,6 +198,8 @@ def verify_request(view, room_uri: str, request: HubTransferRequest, now: int, *
     if lacking and not overrides.departs(ALL_MEMBERS_SUPPORT):
         return HubTransferCode.notAllowed, (f"the LeafNodes of leaves {lacking} do not list mimi_hub in their "
                                             "app_components [EXT-HUBXFER-ALL-MEMBERS-SUPPORT]")
+    if overrides.departs(VALID_REQUEST_ACCEPTED):
+        return HubTransferCode.notAllowed, "refused although it verifies"
     return HubTransferCode.accepted, ""
 
 

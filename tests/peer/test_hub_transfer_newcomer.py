@@ -8,7 +8,11 @@ import asyncio
 from transfer_world import A, B, C, now, poll, transfer_world
 
 from reference_peer.faults import overrides_for
-from reference_peer.faults.transfer_newcomer import NEWCOMER_IGNORES_REDIRECT, NEWCOMER_SKIPS_HUB_CHECK
+from reference_peer.faults.transfer_newcomer import (
+    NEWCOMER_ANY_HUB_SENDER,
+    NEWCOMER_IGNORES_REDIRECT,
+    NEWCOMER_SKIPS_HUB_CHECK,
+)
 from reference_peer.newcomer import Located, hub_problem
 
 
@@ -70,6 +74,11 @@ async def _hub_check(pki):
         assert hub_problem(group, answer, room, Located(B, 2, 1)) is None
         assert "names" in hub_problem(group, answer, room, Located(C, 2, 1))
         assert "generation" in hub_problem(group, answer, room, Located(B, 3, 1))
+        # hub_sender another provider's entry (the old hub's, still listed in the cut-over epoch): refused, except
+        # under newcomer-accepts-any-hub-sender
+        old = type("Answer", (), {"hub_sender": w.providers[A].identity.external_sender})()
+        assert "hub_sender" in hub_problem(group, old, room, Located(B, 2, 1))
+        assert hub_problem(group, old, room, Located(B, 2, 1, overrides=overrides_for([NEWCOMER_ANY_HUB_SENDER]))) is None
 
 
 def test_newcomer_refuses_a_redirect_its_groupinfo_does_not_confirm(pki):

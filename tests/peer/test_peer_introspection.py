@@ -61,6 +61,15 @@ async def _introspection(pki):
         assert pickle.loads(base64.b64decode(hub.json()["pickle"])).epoch == 1
         assert (await http.get(url[A] + "/x-reference/v1/hub-state", params={"room": "mimi://a.example/r/none"})).status_code == 404
         assert (await http.get(url[A] + "/x-reference/v1/traffic", params={"after": "x"})).status_code == 400
+        signer, other = url[A] + "/x-reference/v1/group-info-signer", w.providers[B].identity  # sign as B's entry
+        asked = {"room": room, "signatureKey": base64.b64encode(other.signature_priv).decode(),
+                 "sender": base64.b64encode(other.external_sender.encode()).decode()}
+        assert (await http.post(signer, json=asked)).status_code == 200
+        assert w.providers[A].hub_rooms[room].identity.external_sender == other.external_sender
+        assert (await http.post(signer, json={"room": room})).status_code == 200  # its own key again
+        assert w.providers[A].hub_rooms[room].identity == w.providers[A].identity
+        assert (await http.post(signer, json={**asked, "room": "mimi://a.example/r/none"})).status_code == 404
+        assert (await http.post(signer, json={"room": room, "signatureKey": "x"})).status_code == 400
         knob = url[B] + "/x-reference/v1/refuse-notify"
         assert (await http.post(knob, json={"statuses": [100]})).status_code == 400  # 1xx is never a final answer
         assert (await http.post(knob, json={"statuses": [204], "body": "x"})).status_code == 400
