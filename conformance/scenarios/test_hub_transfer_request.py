@@ -205,6 +205,24 @@ def _by_hub_sender(proposal_msg, index: int) -> bool:
     return sender.sender_type == SenderType.external and sender.sender_index == index
 
 
+def _judge_unverified_request(answer, prepared: str, proposed: str, what: str, began: str) -> None:
+    """A request that does not verify (section 5.1): REFUSED wants notAllowed and nothing sent; CAP_REQUIRED
+    wants no begin proposal, and no prepare unless the hub answered notAllowed (a prepare after that is the
+    refusal's side effect, REFUSED's)."""
+    sent = " and ".join(filter(None, (prepared, proposed)))
+    if answer.code != HubTransferCode.notAllowed:
+        miss(REFUSED, f"{what} was answered {answer.code.name}, not notAllowed (it does not verify)")
+    elif sent:
+        miss(REFUSED, f"{what} was refused, yet {sent}")
+    else:
+        observed(REFUSED, "answered notAllowed; no prepare at the target and no proposal at the follower")
+    if proposed or (prepared and answer.code != HubTransferCode.notAllowed):
+        miss(CAP_REQUIRED, f"the hub acted on {what} (answered {answer.code.name}): {sent}")
+    else:
+        observed(CAP_REQUIRED, f"{began} began no transfer (answered {answer.code.name}; no begin proposal)")
+    ambiguous_if_read_otherwise(REFUSED, "whether the SUT fanned out proposals after the refusal")
+
+
 def _signed_request(member, room: str, target: str, *, initiator: str | None = None) -> bytes:
     """A HubTransferMessage.request signed by a copy of a reference client (section 5.1), from its own leaf;
     ``initiator`` names another user as the initiator (default: the client's own user)."""
@@ -446,21 +464,9 @@ def test_request_naming_another_initiator_than_its_leaf_is_refused(sut, sut_part
              "leaf has no credential of the initiator, so the request does not verify", requirement=CAP_REQUIRED)
     _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
     prepared, proposed = _transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, REFUSED)
-    if answer.code != HubTransferCode.notAllowed:
-        miss(REFUSED, f"a request whose initiator_leaf_index leaf has no credential of the initiator was answered "
-             f"{answer.code.name}, not notAllowed (it does not verify)")
-    elif prepared or proposed:
-        miss(REFUSED, "a request whose leaf has no credential of the initiator was refused, yet "
-             + " and ".join(filter(None, (prepared, proposed))))
-    else:
-        observed(REFUSED, "answered notAllowed; no prepare at the target and no proposal at the follower")
-    if proposed or (prepared and answer.code != HubTransferCode.notAllowed):
-        miss(CAP_REQUIRED, f"the hub acted on a request that does not verify (answered {answer.code.name}): "
-             + " and ".join(filter(None, (prepared, proposed))))
-    else:
-        observed(CAP_REQUIRED, f"a request signed from another user's leaf began no transfer (answered "
-                 f"{answer.code.name}; no begin proposal)")
-    ambiguous_if_read_otherwise(REFUSED, "whether the SUT fanned out proposals after the refusal")
+    _judge_unverified_request(answer, prepared, proposed,
+                              "a request whose initiator_leaf_index leaf has no credential of the initiator",
+                              "a request signed from another user's leaf")
 
 
 @pytest.mark.feature("hubTransfer")
@@ -495,20 +501,8 @@ def test_request_with_a_bad_signature_is_refused(sut, sut_party, ref_follower, r
              "with that leaf's signature key", requirement=CAP_REQUIRED)
     _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
     prepared, proposed = _transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, REFUSED)
-    if answer.code != HubTransferCode.notAllowed:
-        miss(REFUSED, f"a request whose signature does not verify was answered {answer.code.name}, not notAllowed")
-    elif prepared or proposed:
-        miss(REFUSED, "a request whose signature does not verify was refused, yet "
-             + " and ".join(filter(None, (prepared, proposed))))
-    else:
-        observed(REFUSED, "answered notAllowed; no prepare at the target and no proposal at the follower")
-    if proposed or (prepared and answer.code != HubTransferCode.notAllowed):
-        miss(CAP_REQUIRED, f"the hub acted on a request whose signature does not verify (answered "
-             f"{answer.code.name}): " + " and ".join(filter(None, (prepared, proposed))))
-    else:
-        observed(CAP_REQUIRED, f"a request with a corrupted signature began no transfer (answered "
-                 f"{answer.code.name}; no begin proposal)")
-    ambiguous_if_read_otherwise(REFUSED, "whether the SUT fanned out proposals after the refusal")
+    _judge_unverified_request(answer, prepared, proposed, "a request whose signature does not verify",
+                              "a request with a corrupted signature")
 
 
 @pytest.mark.feature("hubTransfer")
