@@ -334,6 +334,9 @@ def _selftest_mutants(args: argparse.Namespace, out: Path, progress) -> int:
     if args.sample is not None and args.sample < 1:
         _error("selftest: --sample must be at least 1")
         return 2
+    if args.budget is not None and args.budget <= 0:
+        _error("selftest: --budget must be a positive number of minutes")
+        return 2
     unknown = sorted(set(args.module or ()) - set(rule_modules()))
     if unknown:
         _error(f"selftest: not rule module(s) {unknown}; rule modules: {', '.join(rule_modules())}")
@@ -341,7 +344,8 @@ def _selftest_mutants(args: argparse.Namespace, out: Path, progress) -> int:
     try:
         report = run_mutants(out / "mutants", size=args.sample, seed=args.seed, modules=args.module,
                              parallel=args.parallel, timeout=args.mutant_timeout, only=args.mutant or (),
-                             progress=progress)
+                             reach=not args.no_reach, resume=args.resume,
+                             budget=None if args.budget is None else args.budget * 60.0, progress=progress)
     except KeyError as exc:
         _error(f"selftest: {exc.args[0]}")
         return 2
@@ -611,6 +615,14 @@ def build_parser() -> argparse.ArgumentParser:
                                "confirm a triage entry")
     selftest.add_argument("--mutant-timeout", type=float, default=300.0, metavar="SECONDS",
                           help="with --mutants: time bound of one mutant's run (default 300)")
+    selftest.add_argument("--no-reach", action="store_true",
+                          help="with --mutants: run every mutant, even those on code the SUT never runs in a clean "
+                               "run of the checks (by default one coverage-measured clean run skips them: they survive)")
+    selftest.add_argument("--resume", action="store_true",
+                          help="with --mutants: reuse the results recorded in --out under the same code; run the rest")
+    selftest.add_argument("--budget", type=float, default=None, metavar="MINUTES",
+                          help="with --mutants: start no mutant after this many minutes (the report covers those "
+                               "that ran, a seeded random sample; --resume runs the rest later)")
     selftest.add_argument("--seed", type=int, default=1, metavar="N", help="seed of every run (default 1)")
     selftest.add_argument("--out", default="mimi-selftest", metavar="DIR",
                           help="output directory: one folder per run, selftest.json (default: mimi-selftest)")

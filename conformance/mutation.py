@@ -433,13 +433,32 @@ def _mimi_mutant():
     peer_dir = _os.path.dirname(config)
     run_dir = _os.path.dirname(_os.path.dirname(peer_dir))
     spec_file = _os.path.join(run_dir, "mutant.json")
-    if not _os.path.exists(spec_file):
+    reach_file = _os.path.join(run_dir, "reach.json")
+    if not _os.path.exists(spec_file) and not _os.path.exists(reach_file):
         return
     log = _os.path.join(run_dir, "mutant-loaded.log")
     name = _os.path.basename(peer_dir)
     if name != "sut":
         with open(log, "a") as handle:
             handle.write(f"clean {_os.getpid()} {name}\\n")
+        return
+    if _os.path.exists(reach_file):
+        # The clean reach run: record which lines of the rule modules the SUT runs (saved at its exit).
+        with open(reach_file) as handle:
+            reach = _json.load(handle)
+        import atexit
+        import coverage
+
+        cov = coverage.Coverage(data_file=reach["data"], include=reach["include"], config_file=False)
+        cov.start()
+
+        def _save():
+            cov.stop()
+            cov.save()
+
+        atexit.register(_save)
+        with open(log, "a") as handle:
+            handle.write(f"reach {_os.getpid()} {name}\\n")
         return
     with open(spec_file) as handle:
         spec = _json.load(handle)
@@ -574,11 +593,89 @@ def _kill_leftovers(marker: str) -> None:
             continue
 
 
+REACH_FILE = "reach.json"  # in the reach run's folder: where the SUT's coverage goes, of which files
+NOT_REACHED = "not reached: the SUT never ran this code in the clean run of the checks (no run needed)"
+RESULT_FILE = "result.json"  # in a mutant's run folder: its result, reused by a resumed sweep
+
+
+def reached_lines(checks: Sequence[str], modules: Sequence[str], out: Path, *, seed: int, poll: float,
+                  timeout: float, progress: Callable[[str], None] = lambda line: None) -> dict[Path, set[int]] | None:
+    """The lines of ``modules`` the SUT runs in one clean run of ``checks`` (coverage.py in the SUT only, by
+    the shim), or None when that cannot be measured (coverage.py missing, the run failed): then every mutant
+    runs. A mutant none of whose lines the SUT runs cannot change what any check observes, so it survives
+    without a run of its own (the usual coverage filter of mutation testing)."""
+    from .selftest import run_suite
+
+    try:
+        import coverage
+    except ImportError:
+        progress("coverage.py is not installed: no reach filter, every mutant runs")
+        return None
+    paths = {m: ROOT_DIR.joinpath(*m.split(".")).with_suffix(".py").resolve() for m in modules}
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data_file = out / "reach.coverage"
+    data_file.unlink(missing_ok=True)
+    (out / REACH_FILE).write_text(json.dumps({"data": str(data_file), "include": [str(p) for p in paths.values()]}),
+                                  encoding="utf-8")
+    run = run_suite(out, checks=sorted(set(checks)), seed=seed, poll=poll, timeout=timeout)
+    if not data_file.exists() or not run.verdicts or run.returncode is None:
+        progress(f"the reach run measured nothing (see {out}/pytest.log): no reach filter, every mutant runs")
+        return None
+    data = coverage.CoverageData(basename=str(data_file))
+    data.read()
+    measured = {Path(f).resolve(): set(data.lines(f) or ()) for f in data.measured_files()}
+    return {p: measured.get(p, set()) for p in paths.values()}
+
+
+def _reached(mutant: Mutant, lines: dict[Path, set[int]] | None) -> bool:
+    if lines is None:
+        return True
+    ran = lines.get(mutant.path.resolve(), set())
+    return any(line in ran for line in range(mutant.span[0], mutant.span[2] + 1))
+
+
+def code_fingerprint() -> str:
+    """A digest of the code a mutant's result depends on (the peer, the checks, the harness); a resumed
+    sweep reuses only results recorded under the same digest. The triage file is not part of it."""
+    digest = hashlib.sha256()
+    for folder in (PEER_ROOT, ROOT_DIR / "conformance"):
+        for path in sorted(folder.rglob("*")):
+            if path.suffix in (".py", ".yaml", ".json") and path.is_file() and path != TRIAGE_FILE \
+                    and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(ROOT_DIR)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _run_dir(mutant: Mutant, out: Path) -> Path:
+    return (out / mutant.id.replace(":", "_").replace(".", "_")).resolve()
+
+
+def recorded_result(mutant: Mutant, out: Path, fingerprint: str) -> MutantResult | None:
+    """The result a sweep recorded for ``mutant`` under the same code, if any."""
+    path = _run_dir(mutant, out) / RESULT_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if data.get("fingerprint") != fingerprint or data.get("id") != mutant.id:
+        return None
+    return MutantResult(mutant, data["outcome"], data["killers"], data["collateral"], data["harnessErrors"],
+                        data.get("checkIds", []), data["seconds"], data.get("note", ""))
+
+
+def record_result(result: MutantResult, out: Path, fingerprint: str) -> None:
+    run_dir = _run_dir(result.mutant, out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RESULT_FILE).write_text(json.dumps({**result.as_dict(), "checkIds": result.checks,
+                                                   "fingerprint": fingerprint}, indent=1), encoding="utf-8")
+
+
 def run_mutant(mutant: Mutant, out: Path, checks: Sequence[Any], *, seed: int = 1, poll: float = 5.0,
-               timeout: float = 300.0) -> MutantResult:
+               timeout: float = 300.0, reach: dict[Path, set[int]] | None = None) -> MutantResult:
     from .selftest import SuiteRun, run_suite
 
-    run_dir = (out / mutant.id.replace(":", "_").replace(".", "_")).resolve()
+    run_dir = _run_dir(mutant, out)
     selection = judging_checks(mutant.requirements, checks)
     started = time.monotonic()
     if not selection:
@@ -589,6 +686,8 @@ def run_mutant(mutant: Mutant, out: Path, checks: Sequence[Any], *, seed: int = 
         return MutantResult(mutant, "stillborn", [], [], [], selection, 0.0, f"does not compile: {exc}")
     except ValueError as exc:  # the module was edited since generation: not this mutant any more
         return MutantResult(mutant, "stillborn", [], [], [], selection, 0.0, str(exc))
+    if not _reached(mutant, reach):
+        return MutantResult(mutant, "survived", [], [], [], selection, 0.0, NOT_REACHED)
     run: SuiteRun = run_suite(run_dir, checks=selection, seed=seed, poll=poll, timeout=timeout)
     timed_out = run.returncode is None
     if timed_out:
@@ -612,6 +711,9 @@ class MutationReport:
     failing_clean: list[str] = dataclasses.field(default_factory=list)  # checks that miss without a mutant
     # triage entries naming no generated mutant (their lines moved or the code changed): to move or drop
     stale: list[str] = dataclasses.field(default_factory=list)
+    chosen: int | None = None  # the mutants of the sample (or sweep), run or not
+    not_run: list[str] = dataclasses.field(default_factory=list)  # left when the budget ran out
+    fingerprint: str = ""
 
     def count(self, outcome: str) -> int:
         return sum(r.outcome == outcome for r in self.results)
@@ -641,7 +743,8 @@ class MutationReport:
 
     def goals(self) -> dict[str, bool]:
         return {f"strict score >= {GOAL_STRICT_SCORE:.0%}": (self.strict_score or 0.0) >= GOAL_STRICT_SCORE,
-                "every mutant's run ran its checks (no error)": not self.count("error")}
+                "every mutant's run ran its checks (no error)": not self.count("error"),
+                "every mutant of the sample ran (no budget cut)": not self.not_run}
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -651,6 +754,10 @@ class MutationReport:
             "sample": self.sample_size,
             "seed": self.seed,
             "mutants": len(self.results),
+            "chosen": self.chosen if self.chosen is not None else len(self.results),
+            "notRun": len(self.not_run),
+            "notReached": sum(r.note == NOT_REACHED for r in self.results),
+            "codeFingerprint": self.fingerprint,
             **{outcome: self.count(outcome) for outcome in OUTCOMES},
             "equivalent": len(self.equivalent),
             "permitted": len(self.permitted),
@@ -677,23 +784,34 @@ def load_triage(path: Path = TRIAGE_FILE) -> dict[str, dict[str, str]]:
     return triage
 
 
+# Below this many mutants the reach run costs more than it saves: it runs every selected check once (about
+# 150 s for the CI sample's), and about one mutant in eight is on code the SUT never runs.
+REACH_MINIMUM = 300
+
+
 def run_mutants(out: Path, *, size: int | None = None, seed: int = 1, modules: Sequence[str] | None = None,
                 parallel: int = 2, timeout: float = 300.0, poll: float = 5.0, triage_file: Path = TRIAGE_FILE,
-                clean_diff: bool = True, only: Sequence[str] = (),
-                progress: Callable[[str], None] = lambda line: None) -> MutationReport:
+                clean_diff: bool = True, only: Sequence[str] = (), reach: bool = True, resume: bool = False,
+                budget: float | None = None, progress: Callable[[str], None] = lambda line: None) -> MutationReport:
     """Generate, sample and run the mutants (of the sample, only those whose ID is in ``only`` when it is
-    given: to confirm a triage entry); ``out`` gets one folder per mutant."""
+    given: to confirm a triage entry); ``out`` gets one folder per mutant, each with its ``result.json``.
+    ``reach``: first one clean run measuring which lines the SUT runs (:func:`reached_lines`). ``resume``:
+    reuse the results recorded in ``out`` under the same code (:func:`code_fingerprint`). ``budget``
+    (seconds): start no mutant after it; the report then covers the mutants that ran, and a resumed sweep
+    runs the rest. Mutants start in the seed's order (:func:`sample`'s ranking), so those that ran within a
+    budget are a seeded random sample of the whole."""
     from .selftest import bytecode_cache
 
     out = Path(out).resolve()
     with bytecode_cache(out / BYTECODE_CACHE):
         return _run_mutants(out, size=size, seed=seed, modules=modules, parallel=parallel, timeout=timeout, poll=poll,
-                            triage_file=triage_file, clean_diff=clean_diff, only=only, progress=progress)
+                            triage_file=triage_file, clean_diff=clean_diff, only=only, reach=reach, resume=resume,
+                            budget=budget, progress=progress)
 
 
 def _run_mutants(out: Path, *, size: int | None, seed: int, modules: Sequence[str] | None, parallel: int,
                  timeout: float, poll: float, triage_file: Path, clean_diff: bool, only: Sequence[str],
-                 progress: Callable[[str], None]) -> MutationReport:
+                 reach: bool, resume: bool, budget: float | None, progress: Callable[[str], None]) -> MutationReport:
     from .selftest import inventory
 
     started = time.monotonic()
@@ -713,12 +831,42 @@ def _run_mutants(out: Path, *, size: int | None, seed: int, modules: Sequence[st
     os.environ["PYTHONPATH"] = os.pathsep.join([str(shim), *filter(None, [before])])
     results: list[MutantResult] = []
     failing_clean: list[str] = []
+    fingerprint = code_fingerprint()
+    pending = list(chosen)
+    if resume:
+        recorded = {m.id: recorded_result(m, out, fingerprint) for m in chosen}
+        results = [r for r in recorded.values() if r is not None]
+        pending = [m for m in chosen if recorded[m.id] is None]
+        progress(f"resumed: {len(results)} result(s) recorded under this code, {len(pending)} to run")
+    deadline = None if budget is None else time.monotonic() + budget
+    not_run: list[str] = []
+
+    def one(mutant: Mutant, lines: dict[Path, set[int]] | None) -> MutantResult | None:
+        if deadline is not None and time.monotonic() > deadline:
+            not_run.append(mutant.id)
+            return None
+        result = run_mutant(mutant, out, checks, seed=seed, poll=poll, timeout=timeout, reach=lines)
+        record_result(result, out, fingerprint)
+        return result
+
     try:
+        lines = None
+        if reach and len(pending) >= REACH_MINIMUM:
+            lines = reached_lines([c for m in pending for c in judging_checks(m.requirements, checks)],
+                                  sorted({m.module for m in pending}), out / "reach", seed=seed, poll=poll,
+                                  timeout=max(timeout, 1800.0), progress=progress)
+            if lines is not None:
+                unreached = sum(not _reached(m, lines) for m in pending)
+                progress(f"reach run: {unreached} of {len(pending)} mutants are on code the SUT never runs")
+        # In the seed's ranking: a sweep cut short by its budget has run a seeded random sample.
+        rank = {m.id: hashlib.sha256(f"{seed}:{m.id}".encode()).hexdigest() for m in pending}
+        pending.sort(key=lambda m: rank[m.id])
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            futures = {pool.submit(run_mutant, m, out, checks, seed=seed, poll=poll, timeout=timeout): m
-                       for m in chosen}
+            futures = {pool.submit(one, m, lines): m for m in pending}
             for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
                 result = future.result()
+                if result is None:
+                    continue
                 results.append(result)
                 extra = (f" by {', '.join(result.killers)}" if result.killers
                          else f" ({result.note})" if result.note else "")
@@ -735,7 +883,8 @@ def _run_mutants(out: Path, *, size: int | None, seed: int, modules: Sequence[st
             os.environ["PYTHONPATH"] = before
     triage = load_triage(triage_file)
     report = MutationReport(results, len(mutants), triage, time.monotonic() - started, seed, size, failing_clean,
-                            stale=sorted(set(triage) - {m.id for m in mutants}) if modules is None else [])
+                            stale=sorted(set(triage) - {m.id for m in mutants}) if modules is None else [],
+                            chosen=len(chosen), not_run=sorted(not_run), fingerprint=fingerprint)
     return report
 
 
@@ -784,7 +933,10 @@ def render(report: MutationReport) -> str:
     lines += [
         "",
         f"generated {report.generated}, run {len(report.results)}"
-        + (f" (sample {report.sample_size}, seed {report.seed})" if report.sample_size else ""),
+        + (f" (sample {report.sample_size}, seed {report.seed})" if report.sample_size else "")
+        + (f"; {len(report.not_run)} not run (the budget ran out)" if report.not_run else ""),
+        f"not reached (survived without a run: the SUT never ran their code) "
+        f"{sum(r.note == NOT_REACHED for r in report.results)}",
         "  ".join(f"{o} {report.count(o)}" for o in OUTCOMES)
         + f"  equivalent {len(report.equivalent)}  permitted {len(report.permitted)}",
         f"strict score {score} (killed / (mutants - stillborn - equivalent - permitted)); "

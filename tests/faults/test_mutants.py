@@ -293,6 +293,7 @@ def test_the_command_line_refuses_what_it_cannot_run(capsys, tmp_path):
     assert "not rule module" in capsys.readouterr().err
     assert main(["selftest", "--mutants", "--fault", "x", "--out", str(tmp_path)]) == 2
     assert main(["selftest", "--mutants", "--sample", "0", "--out", str(tmp_path)]) == 2
+    assert main(["selftest", "--mutants", "--budget", "0", "--out", str(tmp_path)]) == 2
 
 
 def test_no_rule_module_reads_its_own_location():
@@ -348,3 +349,65 @@ def test_the_plugins_a_selftest_run_leaves_out_are_unused_by_the_suite():
                     for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
         assert not imported & {"hypothesis", "schemathesis"}, path
     assert '"--alluredir"' not in Path(selftest.__file__).read_text(encoding="utf-8")
+
+
+def test_the_reach_run_measures_the_sut_only(tmp_path):
+    """With ``reach.json`` in the run folder the SUT records the rule lines it runs (coverage.py, saved at
+    exit); the suite's own peers record nothing."""
+    pytest.importorskip("coverage")
+    import coverage
+
+    module = "reference_peer.room.hub_members"
+    path = str((mutation.PEER_ROOT / "room" / "hub_members.py").resolve())
+    data_file = tmp_path / "run" / "reach.coverage"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / mutation.REACH_FILE).write_text(
+        f'{{"data": "{data_file}", "include": ["{path}"]}}', encoding="utf-8")
+    assert _shim_run(tmp_path, "ref-hub", module).split()[-1] == "clean"
+    assert not data_file.exists()
+    _shim_run(tmp_path, "sut", module)
+    data = coverage.CoverageData(basename=str(data_file))
+    data.read()
+    assert data.lines(path)  # the import ran the module's top level
+    assert mutation.loaded(tmp_path / "run") == {"clean": ["ref-hub"], "reach": ["sut"]}
+
+
+def test_a_mutant_on_code_the_sut_never_ran_is_not_reached():
+    m = Mutant("reference_peer.room.hub_members", 10, 4, "flip-bool", "f", "True", "False", (10, 4, 12, 9))
+    assert mutation._reached(m, None)  # nothing measured: every mutant runs
+    assert not mutation._reached(m, {m.path.resolve(): {9, 13}})
+    assert mutation._reached(m, {m.path.resolve(): {12}})  # any line of its span
+
+
+def _fake_sweep(monkeypatch, ran: list[str]):
+    def fake(mutant, out, checks, **kwargs):
+        ran.append(mutant.id)
+        return MutantResult(mutant, "killed", ["c (REQ)"], [], [], ["c"], 1.0)
+
+    monkeypatch.setattr(mutation, "run_mutant", fake)
+
+
+def test_a_budget_stops_the_sweep_and_a_resume_runs_the_rest(tmp_path, monkeypatch):
+    ran: list[str] = []
+    _fake_sweep(monkeypatch, ran)
+    kwargs = dict(modules=["reference_peer.room.hub_fanout"], parallel=1, clean_diff=False, reach=False)
+    cut = mutation.run_mutants(tmp_path, budget=0.0, **kwargs)
+    assert cut.results == [] and len(cut.not_run) == cut.chosen > 0 and ran == []
+    assert not cut.goals()["every mutant of the sample ran (no budget cut)"]
+    full = mutation.run_mutants(tmp_path, **kwargs)
+    assert len(ran) == full.chosen and all(full.goals().values())
+    # The seed's ranking, not ID order: a budget-cut sweep has run a seeded random sample.
+    rank = sorted(ran, key=lambda i: mutation.hashlib.sha256(f"1:{i}".encode()).hexdigest())
+    assert ran == rank
+    ran.clear()
+    resumed = mutation.run_mutants(tmp_path, resume=True, **kwargs)
+    assert ran == [] and [r.mutant.id for r in resumed.results] == [r.mutant.id for r in full.results]
+    assert resumed.count("killed") == full.chosen
+
+
+def test_a_resume_never_reuses_a_result_recorded_under_other_code(tmp_path):
+    m = Mutant("reference_peer.room.hub_members", 1, 0, "flip-bool", "f", "True", "False", (1, 0, 1, 4))
+    mutation.record_result(MutantResult(m, "survived", [], [], [], ["c"], 2.0, "n"), tmp_path, "aaaa")
+    again = mutation.recorded_result(m, tmp_path, "aaaa")
+    assert again is not None and (again.outcome, again.checks, again.note) == ("survived", ["c"], "n")
+    assert mutation.recorded_result(m, tmp_path, "bbbb") is None
