@@ -770,11 +770,25 @@ class MutationReport:
         }
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a repeated key: plain YAML keeps the last of two entries for one mutant, so
+    a second triage of a mutant would silently replace the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ValueError(f"line {key_node.start_mark.line + 1}: {key!r} is given twice")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_triage(path: Path = TRIAGE_FILE) -> dict[str, dict[str, str]]:
     """Mutant ID -> {kind: text}, kind one of :data:`TRIAGE_KINDS`."""
     if not path.exists():
         return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}  # noqa: S506 (a SafeLoader)
     mutants = data.get("mutants") or {}
     triage: dict[str, dict[str, str]] = {}
     for mutant_id, entry in mutants.items():

@@ -249,6 +249,9 @@ def test_a_malformed_triage_entry_is_refused(tmp_path):
     path.write_text("mutants:\n  'm:f:flip-bool:0': {maybe: later}\n", encoding="utf-8")
     with pytest.raises(ValueError, match="one of"):
         mutation.load_triage(path)
+    path.write_text("mutants:\n  'm:f:flip-bool:0': {gap: a}\n  'm:f:flip-bool:0': {equivalent: b}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="given twice"):  # plain YAML would keep the second silently
+        mutation.load_triage(path)
 
 
 SAMPLE_SIZE, SAMPLE_SEED, SAMPLE_BUDGET = 60, 1, 8 * 60
