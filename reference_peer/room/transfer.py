@@ -204,7 +204,7 @@ def verify_request(view, room_uri: str, request: HubTransferRequest, now: int, *
 
 
 def begin_hub_data(current: HubData, transfer: OutgoingTransfer) -> HubData:
-    """Section 4.2 begin: stable(A) -> transferring(A, B), generation + 1."""
+    """Section 4.2 begin: stable(A) -> transferring(A, B), generation + 1 (EXT-HUBXFER-COMPONENT-GENERATION)."""
     return HubData(
         room_id=current.room_id,
         hub=current.hub,
@@ -219,7 +219,8 @@ def begin_hub_data(current: HubData, transfer: OutgoingTransfer) -> HubData:
 
 
 def cutover_hub_data(current: HubData) -> HubData:
-    """Section 4.2 cut-over: transferring(A, B) -> stable(hub = B, previous_hub = A)."""
+    """Section 4.2 cut-over: transferring(A, B) -> stable(hub = B, previous_hub = A), generation + 1
+    (EXT-HUBXFER-COMPONENT-GENERATION)."""
     return HubData(
         room_id=current.room_id,
         hub=current.target,
@@ -231,7 +232,8 @@ def cutover_hub_data(current: HubData) -> HubData:
 
 
 def abort_hub_data(current: HubData) -> HubData:
-    """Section 4.2 abort: transferring(A, B) -> stable(hub = A), previous_hub absent."""
+    """Section 4.2 abort: transferring(A, B) -> stable(hub = A), previous_hub absent, generation + 1
+    (EXT-HUBXFER-COMPONENT-GENERATION)."""
     return HubData(
         room_id=current.room_id,
         hub=current.hub,
