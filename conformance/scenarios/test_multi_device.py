@@ -425,7 +425,9 @@ def test_follower_joins_a_new_device_by_external_commit(cast, poll_until):
     room = cast.hub.create_room(xavier)
     sam = cast.follower.create_user("sam")
     cast.hub.add_ok(room, xavier, sam)
-    cast.follower.wait_epoch(room, cast.hub.room(room)["epoch"], what="the SUT's client to join the room")
+    # Joining from the Welcome is judged by test_follower_clients.py (PROTO-KEYMAT-KPREF-TARGET-CLIENT), not here.
+    with setting_up("the SUT's client to join the room from its Welcome"):
+        cast.follower.wait_epoch(room, cast.hub.room(room)["epoch"], what="the SUT's client to join the room")
     mark = cast.hub.traffic_mark()
     device = cast.follower.add_client(sam)
     infos = poll_until(

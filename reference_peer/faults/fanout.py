@@ -88,6 +88,25 @@ CONCATENATED_TRUNCATED = define(
     description="as follower, processes only the first application message of a /notify body with several",
     hooks={"follower.notify.process-every-message": lambda messages: intake_messages(messages)},
 )
+# Faults of the follower's MLS clients (checks: conformance/scenarios/test_follower_clients.py).
+WELCOME_NOT_JOINED = define(
+    "follower-welcome-not-joined", area=AREA, requirements=["PROTO-KEYMAT-KPREF-TARGET-CLIENT"],
+    description="as follower, answers 201 to a /notify carrying a Welcome for its clients' KeyPackages but no client "
+    "joins the group from it",
+    departs=("follower.welcome.join",),
+)
+STAPLED_PROPOSALS_DROPPED = define(
+    "follower-stapled-proposals-dropped", area=AREA, requirements=["PROTO-GROUPINFO-FOLLOWER-JOIN-NEW-DEVICE"],
+    description="as follower, its clients drop the hub's proposals stapled to a commit's FanoutMessage "
+    "(externalProposals), so they cannot follow the next commit that includes them",
+    departs=("follower.commit.stapled-proposals",),
+)
+COMMIT_GROUPINFO_OF_OLD_EPOCH = define(
+    "follower-commit-groupinfo-of-old-epoch", area=AREA, requirements=["POLICY-OPS-COMMITTER-PROVIDES-GROUPINFO"],
+    description="as follower, its clients' commits carry the GroupInfo of the epoch the commit ends, not of the "
+    "epoch it starts",
+    departs=("follower.commit.groupinfo-new-epoch",),
+)
 
 
 # -- hooks (of the steps in reference_peer/peer.py; each is given only to its own fault) ---------------

@@ -92,6 +92,21 @@ SENDER_NOT_IN_CLEAR = step(
     "follower.send.sender-not-in-clear", "PROTO-SUBMIT-SENDER-WIREFORMAT", "PROTO-FRANK-SENDER-HIDDEN",
     summary="an application message is a PrivateMessage with empty authenticated_data: the sender is not in clear",
 )
+GROUPINFO_OF_NEW_EPOCH = step(
+    "follower.commit.groupinfo-new-epoch", "POLICY-OPS-COMMITTER-PROVIDES-GROUPINFO",
+    summary="a commit's UpdateRequest carries the GroupInfo of the epoch the commit starts (otherwise the GroupInfo "
+    "of the epoch it ends)",
+)
+JOIN_FROM_WELCOME = step(
+    "follower.welcome.join", "PROTO-KEYMAT-KPREF-TARGET-CLIENT",
+    summary="a client whose KeyPackageRef is in a fanned-out Welcome's secrets joins the group from it (otherwise "
+    "the Welcome is left unprocessed)",
+)
+STAPLED_PROPOSALS = step(
+    "follower.commit.stapled-proposals", "PROTO-GROUPINFO-FOLLOWER-JOIN-NEW-DEVICE",
+    summary="the hub's proposals stapled to a commit's FanoutMessage (externalProposals) are taken into the new "
+    "epoch, also after the client's own (external) commit (otherwise they are dropped)",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,6 +261,11 @@ class SimulatedClient(BuiltWith):
                                    group_info_extensions=list(info.extensions), signature=bytes(info.signature))
         return GroupInfoOption(representation=GroupInfoRepresentation.partial, partialGroupInfo=partial)
 
+    def _signed_state(self, group: Group, nxt: Group) -> Group:
+        """The state whose GroupInfo a commit's UpdateRequest carries: the epoch the commit starts (otherwise,
+        at the step, the epoch it ends)."""
+        return group if self.overrides.departs(GROUPINFO_OF_NEW_EPOCH) else nxt
+
     def _update_request(self, commit: bytes, welcome: bytes | None, info: GroupInfo, next_state: Group) -> bytes:
         bundle = HandshakeBundle(
             proposalOrCommit=decode_message(commit),
@@ -275,7 +295,7 @@ class SimulatedClient(BuiltWith):
         # The GroupInfo for the hub has no embedded tree (PROTO-GROUPINFO-TREE-SEPARATE): the tree
         # travels in ratchetTreeOption. It is built from the pending next epoch.
         nxt = group._pending  # noqa: SLF001 - the library keeps the next epoch there until merge
-        info = decode_message(nxt.group_info(ratchet_tree=False)).group_info
+        info = decode_message(self._signed_state(group, nxt).group_info(ratchet_tree=False)).group_info
         request = self._update_request(out.commit, out.welcome, info, nxt)
         self._outgoing = OutgoingCommit(request, out.commit, out.welcome, nxt.group_info(ratchet_tree=False))
         return self._outgoing
@@ -461,6 +481,16 @@ class SimulatedClient(BuiltWith):
     def _is_own_application(self, msg: MLSMessage) -> bool:
         return msg.encode() in self._sent  # a sender cannot decrypt its own ciphertext
 
+    def _joins_from_welcome(self) -> bool:
+        """Whether a client named in a Welcome joins from it (otherwise, at the step, the Welcome is left
+        unprocessed)."""
+        return not self.overrides.departs(JOIN_FROM_WELCOME)
+
+    def _stapled(self, fanout: FanoutMessage) -> list[MLSMessage]:
+        """The hub's proposals stapled to a commit's FanoutMessage, which the client takes into the new epoch,
+        also after its own (external) commit (otherwise, at the step, none)."""
+        return [] if self.overrides.departs(STAPLED_PROPOSALS) else list(fanout.externalProposals)
+
     def _receive_welcome(self, fanout: FanoutMessage) -> str:
         welcome = fanout.message.welcome
         mine = [bytes(s.new_member) for s in welcome.secrets if bytes(s.new_member) in self.key_packages]
@@ -470,6 +500,8 @@ class SimulatedClient(BuiltWith):
         option = fanout.ratchetTreeOption
         if option is not None and option.representation == RatchetTreeRepresentation.full:
             tree = TreeState.from_wire(cipher_suite(welcome.cipher_suite), option.ratchet_tree).encode()
+        if not self._joins_from_welcome():
+            return "ignored"
         self._adopt(Group.join(fanout.message.encode(), self.key_packages.pop(mine[0]), ratchet_tree=tree))
         return "joined"
 
@@ -489,7 +521,7 @@ class SimulatedClient(BuiltWith):
             if received.removed_self or not group.active:
                 self.removed = True
                 return "removed"
-        for proposal in fanout.externalProposals:  # the hub's proposals for the new epoch
+        for proposal in self._stapled(fanout):  # the hub's proposals for the new epoch
             if not self._is_cached(proposal):
                 group.process(proposal.encode())
         return result
