@@ -29,6 +29,12 @@ FOLLOWER_NO_REINIT = step(
 FOLLOWER_REFUSES_STALE_NOTIFY = step(
     "transfer.follower.refuses-stale-notify", "EXT-HUBXFER-FOLLOWER-STALE-NOTIFY",
     summary="after a cut-over the previous hub may deliver only FanoutMessages up to the cut-over epoch")
+FOLLOWER_TAKES_TRANSFER_PROPOSALS = step(
+    "transfer.follower.takes-transfer-proposals", "PROTO-FANOUT-NOTIFY-201",
+    summary="a follower takes in the begin, cut-over and abort proposals its hub fans out (/notify answered 201)")
+FOLLOWER_CLIENTS_LIST_HUB = step(
+    "transfer.follower.clients-list-hub-component", "EXT-HUBXFER-FOLLOWER-CLIENTS-LIST-HUB",
+    summary="the provider's clients list mimi_hub in their LeafNodes' app_components (section 5.1)")
 
 
 class FollowerSide(Side):
@@ -47,6 +53,7 @@ class FollowerSide(Side):
         the transfer's initiator is a member, that client commits it (asynchronously)."""
         self.note_cutover_epoch(room_id)
         self.overrides.hook(FOLLOWER_NO_REINIT, self.service, room_id)
+        self.overrides.hook(FOLLOWER_TAKES_TRANSFER_PROPOSALS, self.service, room_id)
         for (room, client_uri), member in list(self.p.members.items()):
             if room != room_id or self.p.active_member(room, client_uri) is None:
                 continue
@@ -116,7 +123,9 @@ class FollowerSide(Side):
 
     def advertise_components(self, client) -> None:
         """The suite's knob ``lacking_hub_component``: a client of a listed user, provisioned now, lists no
-        mimi_hub in its LeafNodes' app_components (to see a hub refuse EXT-HUBXFER-ALL-MEMBERS-SUPPORT)."""
+        mimi_hub in its LeafNodes' app_components (to see a hub refuse EXT-HUBXFER-ALL-MEMBERS-SUPPORT). Every
+        other client keeps the components it processes, mimi_hub among them (EXT-HUBXFER-FOLLOWER-CLIENTS-LIST-HUB)."""
+        self.overrides.hook(FOLLOWER_CLIENTS_LIST_HUB, client)
         if client.user_uri in self.service.lacking_hub_component:
             client.app_components = tuple(c for c in client.app_components if c != MIMI_HUB_COMPONENT_ID)
 

@@ -33,12 +33,14 @@ import pytest
 from conformance.harness.polling import PollTimeout
 from conformance.harness.reference_names import current
 from conformance.scenarios.hub_transfer_support import transfer_settings
-from conformance.verdicts import HarnessError, expect, fail, observed
-from reference_peer.mls import cipher_suite
+from conformance.scenarios.notify_bodies import notify_status_reading
+from conformance.verdicts import HarnessError, ambiguous, expect, fail, observed
+from reference_peer.mls import cipher_suite, leaf_app_components
 from reference_peer.mls.group import decode_message
 from reference_peer.room.transfer_settings import HubTransferSettings
 from reference_peer.wire.codec import DecodeError, EncodeError
 from reference_peer.wire.hub_transfer import (
+    MIMI_HUB_COMPONENT_ID,
     HubTransferMessage,
     HubTransferMessageType,
     verify_hub_transfer_request,
@@ -71,6 +73,8 @@ RETRY_503 = "EXT-HUBXFER-FOLLOWER-503-RETRY"
 DEDUP = "EXT-HUBXFER-FOLLOWER-DEDUP"
 REFUSED_NOT_SENT = "EXT-HUBXFER-FOLLOWER-REFUSED-NOT-SENT"
 NO_REINIT = "EXT-HUBXFER-NO-REINIT"
+CLIENTS_LIST_HUB = "EXT-HUBXFER-FOLLOWER-CLIENTS-LIST-HUB"
+NOTIFY_201 = "PROTO-FANOUT-NOTIFY-201"
 
 
 
@@ -263,6 +267,57 @@ def test_follower_sends_its_users_transfer_request_to_the_hub(sut, sut_party, re
            "the SUT's HubTransferRequest is not the user's signed request for this transfer: " + "; ".join(problems),
            evidence=f"a HubTransferMessage.request from {item.peer} at {OLD_HUB}'s hubTransfer, signed with "
            f"{sam.uri}'s leaf key")
+
+
+# -- §5.1 the follower's clients support mimi_hub -----------------------------------------------------
+
+
+def _declared_component_ids(sut) -> set[int]:
+    """mimi_hub's ID in either width (3.2): 0xF0A9, and the manifest's component_id when it declares one."""
+    ids = {MIMI_HUB_COMPONENT_ID}
+    declared = (sut.manifest.hub_transfer or {}).get("component_id")
+    try:
+        ids.add(int(str(declared), 0))
+    except ValueError:
+        pass
+    return ids
+
+
+@pytest.mark.requirements(CLIENTS_LIST_HUB)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom")
+def test_follower_clients_list_the_hub_component(sut, sut_party, ref_hub, recorder):
+    """A SUT user's client that joined a room on the reference hub has, in the tree the hub holds, a LeafNode
+    listing mimi_hub in its app_components. Section 5.1: the hub refuses "`notAllowed` when a member's
+    LeafNode does not list `mimi_hub` in its `app_components` (that member could not process the commits)",
+    and section 4.2's validity rules are "applied by every client"; a follower whose clients do not list it
+    makes every transfer of its rooms refused. Other components listed besides it are not judged."""
+    transfer_settings(sut, "follower")
+    room, creator, sam = _room(ref_hub, sut_party)
+    wanted = _declared_component_ids(sut)
+    tree = ref_hub.hub_state(room).view.tree
+    # The room's members are the creator's client (the reference hub's) and the SUT's: every other leaf is the
+    # SUT's, whatever its credential type.
+    mine = {f"leaf {i} ({bytes(getattr(leaf.credential, 'identity', None) or b'').decode('utf-8', 'replace')})": leaf
+            for i, leaf in tree.leaves()
+            if bytes(getattr(leaf.credential, "identity", None) or b"").decode("utf-8", "replace") not in creator.clients}
+    if not mine:
+        raise HarnessError(f"the reference hub's tree holds no leaf of {sam.uri}'s clients {list(sam.clients)} "
+                           "after the SUT reached the room's epoch")
+    listed = {client: leaf_app_components(leaf) for client, leaf in mine.items()}
+    recorder.note(f"app_components of the SUT's leaves at {OLD_HUB}: {listed}")
+    lacking = {client: ids for client, ids in listed.items() if not wanted & set(ids or ())}
+    if max(wanted) > 0xFFFF and any(ids is None for ids in lacking.values()):
+        ambiguous("AMB-MLS-EXT-CODEPOINTS", f"the SUT declares the 32-bit ComponentID {hex(max(wanted))}, and the "
+                  f"app_data_dictionary of its LeafNode(s) {[c for c, i in lacking.items() if i is None]} does not "
+                  "decode with the uint16 ComponentID the suite reads", requirement=CLIENTS_LIST_HUB)
+    expect(CLIENTS_LIST_HUB, not lacking,
+           "the LeafNode of the SUT's client(s) " + "; ".join(
+               f"{client} lists {'no app_components' if ids is None else [hex(i) for i in ids]}"
+               for client, ids in lacking.items()) + " without mimi_hub (0xF0A9): a hub must refuse every transfer "
+           "of a room they are in (section 5.1)",
+           evidence=f"the LeafNode of {', '.join(mine)} lists mimi_hub in its app_components")
 
 
 # -- §7 hub-of-record, re-targeting, accepting the target ----------------------------------------
@@ -573,6 +628,46 @@ def test_follower_retries_after_the_new_hubs_503(sut, sut_party, ref_hub, ref_fo
     expect(RETRY_503, waited >= retry_after - 0.05,
            f"the SUT retried {waited:.2f} s after a 503 with Retry-After: {retry_after}",
            evidence=f"retried {waited:.2f} s after a 503 with Retry-After: {retry_after}, then delivered")
+
+
+# -- §6 the transfer's fan-out is taken in -----------------------------------------------------------
+
+
+@pytest.mark.requirements(NOTIFY_201)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom", "listReceivedMessages")
+def test_follower_takes_in_the_transfer_fanout(sut, sut_party, ref_hub, ref_follower, poll_until, recorder):
+    """While the room moves from hub.ref.test to follower.ref.test, every /notify the two hubs send the SUT
+    (the begin proposals and commit, the cut-over proposal and commit, the new hub's own proposal, then a
+    message through the new hub) is answered 201. -06 §5.5: "The HTTP response code indicates if the messages
+    in the request were accepted (201 response code), or if there was an error."; the extension's transfer
+    messages reach followers by ordinary fan-out (sections 6.2, 6.3: "A fans them out as one proposal
+    bundle", "it fans the commit out like any commit: to every follower"). 200 and 202 are the register's
+    other readings of the accepting answer (AMBIGUOUS, not FAIL)."""
+    transfer_settings(sut, "follower")
+    room, creator, sam = _room(ref_hub, sut_party)
+    marks = {"old hub": (ref_hub, ref_hub.traffic_mark()), "new hub": (ref_follower, ref_follower.traffic_mark())}
+    cutover = _move(ref_hub, ref_follower, room, creator, poll_until)
+    sut_party.wait_epoch(room, cutover, what="the SUT to process the cut-over commit")
+    text = b"through the new hub " + room.encode()
+    ref_hub.send_ok(room, creator.client, text)
+    sut_party.wait_received(sam.client, text, room=room, what="the creator's message through the new hub at the SUT")
+    answered = [(label, t) for label, (party, mark) in marks.items()
+                for t in party.traffic(mark, endpoint="notify", direction="out")
+                if t.value == room and t.peer in sut.manifest.domains and t.status is not None]
+    recorder.note("answers to the hubs' /notify: " + ", ".join(f"{label} #{t.seq} {t.status}" for label, t in answered))
+    if not any(label == "new hub" for label, _ in answered):
+        raise HarnessError("the SUT received the message through the new hub, but its traffic log holds no /notify to "
+                           "the SUT")
+    refused = [(label, t) for label, t in answered if t.status != 201]
+    listing = "; ".join(f"the {label}'s /notify #{t.seq} answered HTTP {t.status}" for label, t in refused)
+    readings = [notify_status_reading(t.status, NOTIFY_201) for _, t in refused]
+    if refused and all(readings):
+        ambiguous(readings[0], f"{listing}: a reading the register accepts for -06 §5.5's 201", requirement=NOTIFY_201)
+    expect(NOTIFY_201, not refused,
+           f"{listing}, during a transfer whose proposals and commits are valid (the reference hubs' fan-out)",
+           evidence=f"{len(answered)} /notify of the old and the new hub during the transfer, each answered 201")
 
 
 # -- §9 dedup across hubs ------------------------------------------------------------------------

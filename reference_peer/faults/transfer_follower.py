@@ -116,17 +116,60 @@ REINIT_AFTER_TRANSFER = define(
     "to the new hub",
     hooks={"transfer.follower.no-reinit": lambda service, room_id: after_intake(service, room_id)},
 )
+FAILS_ON_CUTOVER_PROPOSAL = define(
+    "follower-fails-on-cutover-proposal",
+    area=AREA,
+    requirements=["PROTO-FANOUT-NOTIFY-201"],
+    description="a follower fails (HTTP 500, nothing taken in) on the first /notify that leaves a cut-over or "
+    "abort proposal of mimi_hub cached at one of its clients; the hub's retry is taken",
+    hooks={"transfer.follower.takes-transfer-proposals": lambda service, room_id: fail_on_cutover(service, room_id)},
+)
+CLIENTS_OMIT_HUB_COMPONENT = define(
+    "follower-clients-omit-hub-component",
+    area=AREA,
+    requirements=["EXT-HUBXFER-FOLLOWER-CLIENTS-LIST-HUB"],
+    description="the provider's clients process the mimi_hub component but do not list it in their LeafNodes' "
+    "app_components (so a hub must refuse every transfer of a room they are in)",
+    hooks={"transfer.follower.clients-list-hub-component": lambda client: omit_hub_component(client)},
+)
 
 # follower-redirect-moves-hub: room ID -> the domain a redirect named (the faulty hub-of-record).
 _redirected: dict[str, str] = {}
 # follower-reinit-after-transfer: rooms whose ReInit was already proposed.
 _reinit_sent: set[str] = set()
+# follower-fails-on-cutover-proposal: (room ID, proposal ref) already failed on once.
+_failed_cutovers: set[tuple[str, bytes]] = set()
 
 
 def record_redirect(provider, room_id: str, hub: str, target: str, reply) -> None:
     """follower-redirect-moves-hub: the hub a redirect named for the room is kept, to be taken as its
     hub-of-record (returns None: the request is resent to ``target`` as the rule says)."""
     _redirected[room_id] = target
+
+
+def fail_on_cutover(service, room_id: str) -> None:
+    """follower-fails-on-cutover-proposal: raise (the /notify is answered 500 and rolled back) the first time
+    a local member of a room this provider follows holds a cached stable mimi_hub update."""
+    from ..hub_transfer_follower import _hub_updates
+    from ..wire.hub_transfer import HubState
+
+    provider = service.p
+    if room_id in provider.hub_rooms:
+        return
+    for (room, client), member in list(provider.members.items()):
+        if room != room_id or provider.active_member(room, client) is None:
+            continue
+        for ref, data in _hub_updates(member.group):
+            if data.state == HubState.stable and (room_id, bytes(ref)) not in _failed_cutovers:
+                _failed_cutovers.add((room_id, bytes(ref)))
+                raise RuntimeError(f"fault {FAILS_ON_CUTOVER_PROPOSAL}: cannot take the cut-over proposal in")
+
+
+def omit_hub_component(client) -> None:
+    """follower-clients-omit-hub-component: the client's LeafNodes list every component but mimi_hub."""
+    from ..wire.hub_transfer import MIMI_HUB_COMPONENT_ID
+
+    client.app_components = tuple(c for c in client.app_components if c != MIMI_HUB_COMPONENT_ID)
 
 
 def refuses_target_notify(body: bytes) -> bool:

@@ -66,6 +66,14 @@ NEWHUB_REDIRECTS_BEFORE_HANDOFF = define(
     "hub instead of 503 with Retry-After",
     departs=("transfer.gate.newhub-503-before-handoff",),
 )
+TARGET_IGNORES_FANOUT = define(
+    "target-ignores-fanout",
+    area=AREA,
+    requirements=["EXT-HUBXFER-NEWHUB-503"],
+    description="the target answers the old hub's /notify 201 but keeps no public state from it (section 6.2), "
+    "so it never observes the cut-over commit and answers 421 naming the old hub until the handoff",
+    departs=("transfer.target.tracks-fanout",),
+)
 TARGET_IGNORES_ABORT = define(
     "target-ignores-abort",
     area=AREA,
