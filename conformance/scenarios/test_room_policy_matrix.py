@@ -27,8 +27,8 @@ from conformance.scenarios.test_removal import (
 )
 from conformance.verdicts import fail, judging, miss, not_applicable, observed
 from reference_peer.mls import app_data_update_proposal
-from reference_peer.room.policy import COMPONENT_ROLES
-from reference_peer.wire.room_policy import RoleData
+from reference_peer.room.policy import COMPONENT_BASE_POLICY, COMPONENT_ROLES
+from reference_peer.wire.room_policy import BaseRoomPolicy, Bool, Capability, RoleData
 
 CHANGE_USER_ROLE = "POLICY-CAP-CHANGE-USER-ROLE"
 CHANGE_ROLE_DEFINITIONS = "POLICY-CAP-CHANGE-ROLE-DEFINITIONS"
@@ -79,6 +79,39 @@ def _add(cast, room, alice, user, **extra) -> None:
     setup_add(cast.hub, room, alice, user, hub=cast.hub, **extra)
 
 
+def _refused_unchanged(requirement: str, cast, sut, ref_follower, mimi_as, recorder, room: str, alice, witness,
+                       out_request: bytes, what: str, *, unchanged) -> str | None:
+    """Send ``out_request`` (``what``) to the SUT hub's /update as the suite's follower. A miss when it is accepted
+    (None returned); else the evidence that nothing of it was applied or fanned out and that ``unchanged()`` (a
+    failure sentence or None) holds."""
+    epoch, mark = cast.hub.room(room)["epoch"], ref_follower.traffic_mark()
+    with judging(requirement):
+        answer = _post_update(mimi_as, sut, room, out_request, requirement)
+    recorder.note(f"the hub answered {answer.label}")
+    if answer.accepted:
+        miss(requirement, f"the hub accepted {what}")
+        return None
+    with judging(requirement):
+        effect = judge_not_applied(requirement, ref_follower, mark, _handshake_bytes(out_request), what,
+                                   sentinel=_message_sentinel(cast, room, alice, witness.client,
+                                                              f"after refusing {what}".encode()),
+                                   epoch_before=epoch, sut_party=cast.hub, room=room)
+        problem = unchanged()
+        if problem:
+            fail(f"the hub refused ({answer.label}) {what} but {problem}", requirement=requirement)
+    return f"refused ({answer.label}) {what}: {effect}"
+
+
+def _accepted(requirement: str, sut, mimi_as, recorder, room: str, out_request: bytes, what: str) -> None:
+    """Send ``out_request`` (``what``, which the rule allows) to the SUT hub's /update as the suite's follower; a
+    refusal is a miss of ``requirement``."""
+    with judging(requirement):
+        answer = _post_update(mimi_as, sut, room, out_request, requirement)
+    recorder.note(f"the hub answered {answer.label}")
+    if answer.refused:
+        fail(f"the hub refused ({answer.label}) {what}", requirement=requirement)
+
+
 # -- role changes --------------------------------------------------------------------------------
 
 
@@ -106,12 +139,8 @@ def test_role_change_needs_can_change_user_role(cast, sut, ref_follower, mimi_as
     dave_state = _synced_state(ref_follower, cast.hub, room, dave.client, poll_until)
     out = dave_state.change_role(carol.uri.encode(), ADMIN)
     recorder.note("dave (admin, canChangeUserRole) commits carol's role change member -> admin")
-    with judging(CHANGE_USER_ROLE):
-        answer = _post_update(mimi_as, sut, room, out.request, CHANGE_USER_ROLE)
-    recorder.note(f"the hub answered {answer.label}")
-    if answer.refused:
-        fail(f"the hub refused ({answer.label}) a commit by an admin, whose role holds canChangeUserRole and "
-             "authorizes member -> admin, changing carol from member to admin", requirement=CHANGE_USER_ROLE)
+    _accepted(CHANGE_USER_ROLE, sut, mimi_as, recorder, room, out.request, "a commit by an admin, whose role holds "
+              "canChangeUserRole and authorizes member -> admin, changing carol from member to admin")
     role = _roles_at_hub(cast, room).get(carol.uri)
     if role != ADMIN:
         fail(f"the hub accepted the admin's change of carol to admin but lists her with role {role}",
@@ -121,24 +150,18 @@ def test_role_change_needs_can_change_user_role(cast, sut, ref_follower, mimi_as
     bob_state = _synced_state(ref_follower, cast.hub, room, bob.client, poll_until)
     out = bob_state.change_role(carol.uri.encode(), MEMBER)
     recorder.note("bob (member, no canChangeUserRole) commits carol's role change admin -> member")
-    epoch, mark = cast.hub.room(room)["epoch"], ref_follower.traffic_mark()
-    with judging(CHANGE_USER_ROLE):
-        answer = _post_update(mimi_as, sut, room, out.request, CHANGE_USER_ROLE)
-    recorder.note(f"the hub answered {answer.label}")
-    if answer.accepted:
-        miss(CHANGE_USER_ROLE, "the hub accepted a commit by a member, whose role lacks canChangeUserRole, "
-                               "changing another participant's (carol's) role")
-        return
-    what = "a member's commit changing carol's role"
-    with judging(CHANGE_USER_ROLE):
-        effect = judge_not_applied(CHANGE_USER_ROLE, ref_follower, mark, _handshake_bytes(out.request), what,
-                                   sentinel=_message_sentinel(cast, room, alice, carol.client, b"after the refusal"),
-                                   epoch_before=epoch, sut_party=cast.hub, room=room)
+
+    def carol_kept() -> str | None:
         role = _roles_at_hub(cast, room).get(carol.uri)
-        if role != ADMIN:
-            fail(f"the hub refused {what} but lists carol with role {role}", requirement=CHANGE_USER_ROLE)
-    observed(CHANGE_USER_ROLE, f"the hub accepted an admin's change of carol to admin, and refused "
-                               f"({answer.label}) {what} back to member; {effect}, carol stayed admin")
+        return None if role == ADMIN else f"lists carol with role {role}"
+
+    said = _refused_unchanged(CHANGE_USER_ROLE, cast, sut, ref_follower, mimi_as, recorder, room, alice, carol,
+                              out.request, "a commit by a member, whose role lacks canChangeUserRole, changing "
+                              "another participant's (carol's) role back to member", unchanged=carol_kept)
+    if said is None:
+        return
+    observed(CHANGE_USER_ROLE, f"the hub accepted an admin's change of carol to admin, and {said}; carol stayed "
+                               "admin")
 
 
 # -- role definitions ----------------------------------------------------------------------------
@@ -185,36 +208,24 @@ def test_role_definitions_change_needs_the_capability(cast, sut, ref_follower, m
     before = _member_description(cast, room)
     out = bob_state.commit([_roles_update(bob_state, b"redefined by bob")])
     recorder.note("bob (member, no canChangeRoleDefinitions) commits a roles_list AppDataUpdate")
-    epoch, mark = cast.hub.room(room)["epoch"], ref_follower.traffic_mark()
-    with judging(CHANGE_ROLE_DEFINITIONS):
-        answer = _post_update(mimi_as, sut, room, out.request, CHANGE_ROLE_DEFINITIONS)
-    recorder.note(f"the hub answered {answer.label}")
-    if answer.accepted:
-        miss(CHANGE_ROLE_DEFINITIONS, "the hub accepted a roles_list AppDataUpdate committed by a member whose role "
-                                      "lacks canChangeRoleDefinitions")
-        return
-    what = "a member's roles_list AppDataUpdate"
-    with judging(CHANGE_ROLE_DEFINITIONS):
-        effect = judge_not_applied(CHANGE_ROLE_DEFINITIONS, ref_follower, mark, _handshake_bytes(out.request), what,
-                                   sentinel=_message_sentinel(cast, room, alice, dave.client, b"after the refusal"),
-                                   epoch_before=epoch, sut_party=cast.hub, room=room)
+
+    def description_kept() -> str | None:
         after = _member_description(cast, room)
-        if after != before:
-            fail(f"the hub refused {what} but the member role's description changed from {before!r} to "
-                 f"{after!r}", requirement=CHANGE_ROLE_DEFINITIONS)
+        return None if after == before else f"the member role's description changed from {before!r} to {after!r}"
+
+    said = _refused_unchanged(CHANGE_ROLE_DEFINITIONS, cast, sut, ref_follower, mimi_as, recorder, room, alice, dave,
+                              out.request, "a roles_list AppDataUpdate committed by a member whose role lacks "
+                              "canChangeRoleDefinitions", unchanged=description_kept)
+    if said is None:
+        return
     # accepted within the rule
     dave_state = _synced_state(ref_follower, cast.hub, room, dave.client, poll_until)
     out = dave_state.commit([_roles_update(dave_state, b"redefined by dave")])
     recorder.note("dave (admin, canChangeRoleDefinitions) commits a roles_list AppDataUpdate")
-    with judging(CHANGE_ROLE_DEFINITIONS):
-        accepted = _post_update(mimi_as, sut, room, out.request, CHANGE_ROLE_DEFINITIONS)
-    recorder.note(f"the hub answered {accepted.label}")
-    if accepted.refused:
-        fail(f"the hub refused ({accepted.label}) a valid roles_list AppDataUpdate committed by an admin whose role "
-             "holds canChangeRoleDefinitions", requirement=CHANGE_ROLE_DEFINITIONS)
-    observed(CHANGE_ROLE_DEFINITIONS, f"the hub refused ({answer.label}) {what}: {effect}, the role list unchanged; "
-                                      "it accepted the same kind of update from an admin holding "
-                                      "canChangeRoleDefinitions")
+    _accepted(CHANGE_ROLE_DEFINITIONS, sut, mimi_as, recorder, room, out.request, "a valid roles_list AppDataUpdate "
+              "committed by an admin whose role holds canChangeRoleDefinitions")
+    observed(CHANGE_ROLE_DEFINITIONS, f"the hub {said}, the role list unchanged; it accepted the same kind of update "
+                                      "from an admin holding canChangeRoleDefinitions")
 
 
 # -- bounds --------------------------------------------------------------------------------------
@@ -314,3 +325,187 @@ def test_min_active_participants_bounds_removals(cast, ref_follower, recorder):
         return
     observed(MIN_PARTICIPANTS, f"removing one of two active members (leaving the minimum 1) was accepted; removing "
                                f"the last was not applied ({result.get('outcome')}), bob stays an active member")
+
+
+# -- base policy and unban -----------------------------------------------------------------------
+
+MEMBERSHIP_STYLE = "POLICY-CAP-CHANGE-MEMBERSHIP-STYLE"
+UNBAN = "POLICY-CAP-UNBAN-FROM-INDEX-1"
+
+
+def _base_update(member_state):
+    """A base_room_policy AppDataUpdate replacing the room's BaseRoomPolicy with one whose discoverable flag is
+    flipped (room-policy-04 §3: the update "completely replaces the value of the data field")."""
+    data = member_state.group.app_data().get(COMPONENT_BASE_POLICY)
+    if data is None:
+        not_applicable("the SUT's room has no base_room_policy component in its app_data_dictionary, so no update "
+                       "of it can be judged")
+    base = BaseRoomPolicy.decode(bytes(data))
+    base.discoverable = Bool.false if base.discoverable == Bool.true else Bool.true
+    return app_data_update_proposal(COMPONENT_BASE_POLICY, base.encode())
+
+
+def _base_at_hub(cast, room: str):
+    return ((cast.hub.room(room) or {}).get("policy") or {}).get("base")
+
+
+@pytest.mark.requirements(MEMBERSHIP_STYLE)
+@as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
+def test_base_policy_change_needs_membership_style(cast, sut, ref_follower, mimi_as, poll_until, recorder):
+    """room-policy-04 §8.6: "canChangeRoomMembershipStyle - the holder is authorized to modify the base room
+    membership style." A member, whose role lacks it, commits a base_room_policy AppDataUpdate: refused (any
+    refusal), nothing applied or fanned out, the base policy unchanged. An admin whose role holds it commits
+    the same kind of update: accepted (§3: "If the contents of the update field are valid and if the proposer
+    is authorized to generate such an update, the value of the update field completely replaces the value of
+    the data field")."""
+    room, alice = _policy_room(cast, {"roles": _roles(admin_extra=("canChangeRoomMembershipStyle",))})
+    dave = ref_follower.create_user("dave")
+    bob = ref_follower.create_user("bob")
+    _add(cast, room, alice, dave, role=ADMIN)
+    _add(cast, room, alice, bob)
+    # refused outside the rule
+    bob_state = _synced_state(ref_follower, cast.hub, room, bob.client, poll_until)
+    before = _base_at_hub(cast, room)
+    out = bob_state.commit([_base_update(bob_state)])
+    recorder.note("bob (member, no canChangeRoomMembershipStyle) commits a base_room_policy AppDataUpdate")
+
+    def base_kept() -> str | None:
+        after = _base_at_hub(cast, room)
+        return None if after == before else f"the base policy changed from {before} to {after}"
+
+    said = _refused_unchanged(MEMBERSHIP_STYLE, cast, sut, ref_follower, mimi_as, recorder, room, alice, dave,
+                              out.request, "a base_room_policy AppDataUpdate committed by a member whose role lacks "
+                              "canChangeRoomMembershipStyle", unchanged=base_kept)
+    if said is None:
+        return
+    # accepted within the rule
+    dave_state = _synced_state(ref_follower, cast.hub, room, dave.client, poll_until)
+    out = dave_state.commit([_base_update(dave_state)])
+    recorder.note("dave (admin, canChangeRoomMembershipStyle) commits a base_room_policy AppDataUpdate")
+    _accepted(MEMBERSHIP_STYLE, sut, mimi_as, recorder, room, out.request, "a valid base_room_policy AppDataUpdate "
+              "committed by an admin whose role holds canChangeRoomMembershipStyle")
+    observed(MEMBERSHIP_STYLE, f"the hub {said}, the base policy unchanged; it accepted the same kind of update from "
+                               "an admin holding canChangeRoomMembershipStyle")
+
+
+MODERATOR = 4
+
+
+@pytest.mark.requirements(UNBAN)
+@as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "removeParticipant", "getRoom",
+                        "sendMessage")
+def test_unban_needs_can_unban_and_an_entry_from_1(cast, sut, ref_follower, mimi_as, poll_until, recorder):
+    """room-policy-04 §8.1.3: "canUnban - the holder of this capability can propose to "unban" another user.
+    Specifically, a successful unban changes the target user's role from role_index = 1 to another non-zero
+    role_index allowed by the holder's authorized_role_changes list. [...] The authorization of this capability
+    is identical to the canChangeUserRole capability, except that the from_role_index for the unbanned user MUST
+    be 1", and
+    canChangeUserRole authorizes a change "according to the holder's authorized_role_changes list, from a role
+    represented by an entry where the target's current role matches from_role_index to any of the non-zero
+    target_role_indexes in the same element". Bob is banned. Refused, each judged by effect (nothing applied or
+    fanned out, bob stays banned): erin's unban of bob into member, her role (moderator) having an
+    authorized_role_changes entry 1 -> member but neither canUnBan nor canChangeUserRole; dave's (admin:
+    canUnBan, entry 1 -> no-participant or member) unban of bob into admin, a target his entry lacks.
+    Accepted: dave's unban of bob into member."""
+    roles = _roles() + [{"index": MODERATOR, "name": "moderator", "capabilities": list(_MEMBER_CAPABILITIES),
+                         "authorizedRoleChanges": [{"from": 1, "to": [MEMBER]}]}]
+    roles[ADMIN]["authorizedRoleChanges"][0]["to"].append(MODERATOR)  # alice adds erin as moderator
+    room, alice = _policy_room(cast, {"roles": roles})
+    dave = ref_follower.create_user("dave")
+    erin = ref_follower.create_user("erin")
+    bob = ref_follower.create_user("bob")
+    _add(cast, room, alice, dave, role=ADMIN)
+    _add(cast, room, alice, erin, role=MODERATOR)
+    _add(cast, room, alice, bob)
+    outcome = cast.hub.remove(room, alice, bob, mode="ban").get("outcome")
+    listed = _roles_at_hub(cast, room)
+    if listed.get(bob.uri) != 1 or listed.get(erin.uri) != MODERATOR or listed.get(dave.uri) != ADMIN:
+        not_applicable(f"set-up failed: bob is not banned ({outcome}), or erin not a moderator or dave not an admin "
+                       f"at the SUT: {listed}")
+    evidence = []
+    for actor, to_role, why in ((erin, MEMBER, "erin (moderator: an entry 1 -> member, no canUnBan)"),
+                                (dave, ADMIN, "dave (admin, canUnBan, no entry from 1 to admin)")):
+        state = _synced_state(ref_follower, cast.hub, room, actor.client, poll_until)
+        out = state.change_role(bob.uri.encode(), to_role)
+        what = f"the unban of bob into role {to_role} committed by {why}"
+        recorder.note(what)
+
+        def bob_still_banned() -> str | None:
+            role = _roles_at_hub(cast, room).get(bob.uri)
+            return None if role == 1 else f"lists bob with role {role}"
+
+        said = _refused_unchanged(UNBAN, cast, sut, ref_follower, mimi_as, recorder, room, alice, dave, out.request,
+                                  what, unchanged=bob_still_banned)
+        if said is None:
+            return
+        evidence.append(said)
+    dave_state = _synced_state(ref_follower, cast.hub, room, dave.client, poll_until)
+    out = dave_state.change_role(bob.uri.encode(), MEMBER)
+    recorder.note("dave (admin, canUnBan, entry 1 -> member) commits bob's unban into member")
+    _accepted(UNBAN, sut, mimi_as, recorder, room, out.request, "dave's unban of bob into member, which his role "
+              "(canUnBan, an authorized_role_changes entry 1 -> member) authorizes")
+    role = _roles_at_hub(cast, room).get(bob.uri)
+    if role != MEMBER:
+        fail(f"the hub accepted dave's unban of bob into member but lists bob with role {role}", requirement=UNBAN)
+    observed(UNBAN, "the hub " + "; ".join(evidence) + "; it accepted dave's unban of bob into member")
+
+
+OPEN_JOIN_ROLE_0_ONLY = "POLICY-CAP-OPEN-JOIN-ROLE-0-ONLY"
+
+
+@pytest.mark.requirements(OPEN_JOIN_ROLE_0_ONLY)
+@as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
+def test_role_update_cannot_give_open_join_to_a_non_zero_role(cast, sut, ref_follower, mimi_as, poll_until,
+                                                               recorder):
+    """room-policy-04 §8.1.1 (canOpenJoin): "canOpenJoin MUST NOT appear in any non-zero role." Dave, an admin
+    holding canChangeRoleDefinitions, commits a roles_list AppDataUpdate that adds canOpenJoin to the member
+    role: the role list it would install breaks the rule, so the hub refuses it (any refusal), nothing applied
+    or fanned out, the member role's capabilities unchanged. The same update without canOpenJoin (a new
+    description) is then accepted, so the refusal is canOpenJoin's."""
+    room, alice = _policy_room(cast, {"roles": _roles(admin_extra=("canChangeRoleDefinitions",))})
+    dave = ref_follower.create_user("dave")
+    _add(cast, room, alice, dave, role=ADMIN)
+    dave_state = _synced_state(ref_follower, cast.hub, room, dave.client, poll_until)
+    data = dave_state.group.app_data().get(COMPONENT_ROLES)
+    if data is None:
+        not_applicable("the SUT's room has no roles_list component (0x0025) in its app_data_dictionary, so no "
+                       "update of it can be judged")
+    roles = RoleData.decode(bytes(data))
+    for role in roles.roles:
+        if role.role_index == MEMBER:
+            role.role_capabilities = [*role.role_capabilities, int(Capability.canOpenJoin)]
+    before = _member_capabilities(cast, room)
+    out = dave_state.commit([app_data_update_proposal(COMPONENT_ROLES, roles.encode())])
+    recorder.note("dave (admin, canChangeRoleDefinitions) commits a roles_list update giving canOpenJoin to role 2")
+
+    def capabilities_kept() -> str | None:
+        after = _member_capabilities(cast, room)
+        return None if after == before else f"the member role's capabilities changed from {before} to {after}"
+
+    said = _refused_unchanged(OPEN_JOIN_ROLE_0_ONLY, cast, sut, ref_follower, mimi_as, recorder, room, alice, dave,
+                              out.request, f"a roles_list AppDataUpdate giving canOpenJoin to the member role (role "
+                              f"{MEMBER})", unchanged=capabilities_kept)
+    if said is None:
+        return
+    dave_state = _synced_state(ref_follower, cast.hub, room, dave.client, poll_until)
+    control = dave_state.commit([_roles_update(dave_state, b"redefined by dave")])
+    recorder.note("dave commits a roles_list update changing only the member role's description")
+    with setting_up("dave's valid roles_list update"):
+        accepted = _post_update(mimi_as, sut, room, control.request, OPEN_JOIN_ROLE_0_ONLY)
+    recorder.note(f"the hub answered {accepted.label}")
+    if accepted.refused:
+        not_applicable(f"the hub {said}, but it also refused ({accepted.label}) a valid roles_list update by the same "
+                       "admin: the refusal cannot be laid on canOpenJoin")
+    observed(OPEN_JOIN_ROLE_0_ONLY, f"the hub {said}, the member role's capabilities unchanged; it accepted a valid "
+                                    "roles_list update by the same admin")
+
+
+def _member_capabilities(cast, room: str):
+    policy = (cast.hub.room(room) or {}).get("policy") or {}
+    for role in policy.get("roles") or []:
+        if role.get("index") == MEMBER:
+            return sorted(role.get("capabilities") or [])
+    return None

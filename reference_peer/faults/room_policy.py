@@ -27,3 +27,62 @@ MIN_PARTICIPANTS_IGNORED = define(
     "constraint",
     departs=("policy.constraints.enforce-min-participants",),
 )
+COMMITTED_KICK_UNCHECKED = define(
+    "committed-kick-unchecked", area=AREA, requirements=["POLICY-CAP-KICK-KEEPS-PARTICIPANT"],
+    description="as hub, accepts a commit by a role without canKick removing another participant's client "
+    "(no participant-list change)",
+    departs=("hub.commit.kick-needs-capability",),
+)
+PROPOSED_REMOVE_UNCHECKED = define(
+    "proposed-remove-unchecked", area=AREA, requirements=["POLICY-CAP-KICK-KEEPS-PARTICIPANT"],
+    description="as hub, accepts (and caches) a Remove proposal of another participant's client from a role "
+    "with neither canKick nor canRemoveParticipant",
+    departs=("hub.proposal.remove-needs-capability",),
+)
+BASE_POLICY_UNCHECKED = define(
+    "base-policy-unchecked", area=AREA, requirements=["POLICY-CAP-CHANGE-MEMBERSHIP-STYLE"],
+    description="as hub, accepts a base_room_policy AppDataUpdate from a role that lacks "
+    "canChangeRoomMembershipStyle",
+    departs=("hub.commit.base-policy-needs-membership-style",),
+)
+UNBAN_UNCHECKED = define(
+    "unban-unchecked", area=AREA, requirements=["POLICY-CAP-UNBAN-FROM-INDEX-1"],
+    description="as hub, accepts an unban (a role change from role 1) by a role without canUnBan or without an "
+    "authorized_role_changes entry from 1 to the new role",
+    departs=("policy.authorize.unban",),
+)
+LEAVE_LOST_TO_EXTERNAL_COMMIT = define(
+    "leave-lost-to-external-commit", area="fanout", requirements=["PROTO-FANOUT-REGENERATE-AFTER-EXTERNAL-COMMIT"],
+    description="as hub, drops a user's pending leave proposals when an external commit lands before them, "
+    "regenerating nothing for the new epoch (the user stays in the room)",
+    departs=("hub.fanout.regenerate-after-external-commit",),
+)
+OWN_CLIENT_REMOVAL_UNCHECKED = define(
+    "own-client-removal-unchecked", area=AREA, requirements=["POLICY-CAP-REMOVE-OWN-CLIENT"],
+    description="as hub, accepts a commit by a participant whose role lacks canRemoveOwnClient removing another "
+    "client of its own user",
+    departs=("hub.commit.own-client-removal-needs-capability",),
+)
+OPEN_JOIN_OUTSIDE_ROLE_0 = define(
+    "open-join-outside-role-0", area=AREA, requirements=["POLICY-CAP-OPEN-JOIN-ROLE-0-ONLY"],
+    description="as hub, accepts a roles_list update giving canOpenJoin to a non-zero role",
+    departs=("policy.validate.open-join-role-0-only",),
+)
+PROVIDER_PLIST_UNCHECKED = define(
+    "provider-plist-unchecked", area=AREA, requirements=["PROTO-PLIST-CHANGES-AUTHORIZED-SEPARATELY"],
+    description="as hub, accepts any participant-list change a follower provider proposes as an external sender "
+    "(adding users, removing another provider's users)",
+    departs=("hub.proposal.provider-plist-own-removals-only",),
+)
+PROVIDER_REMOVE_UNCHECKED = define(
+    "provider-remove-unchecked", area=AREA, requirements=["POLICY-CAP-KICK-KEEPS-PARTICIPANT"],
+    description="as hub, accepts a follower provider's Remove proposal (as an external sender) of another "
+    "provider's user's client",
+    departs=("hub.proposal.provider-removes-own-clients-only",),
+)
+OWN_ADD_UNCHECKED = define(
+    "own-add-unchecked", area=AREA, requirements=["POLICY-CAP-ADD-OWN-CLIENT"],
+    description="as hub, accepts a commit by a participant whose role lacks canAddOwnClient adding a new client "
+    "of its own user",
+    departs=("hub.commit.own-add-needs-capability",),
+)

@@ -21,7 +21,11 @@ from .hub_steps import (
     ACCEPT_AUTHORIZED_ADD,
     ADD_CLIENTS_WITH_ADDITION_ONLY,
     ALLOW_OWN_CLIENT_REMOVAL,
+    BASE_POLICY_NEEDS_MEMBERSHIP_STYLE,
+    COMMITTED_KICK_NEEDS_CAPABILITY,
+    COMMITTED_OWN_ADD_NEEDS_CAPABILITY,
     EXTERNAL_JOIN_NEEDS_ADD_OWN_CLIENT,
+    OWN_CLIENT_REMOVAL_NEEDS_CAPABILITY,
     PARENT_STRICT_SUBSET,
     PARTIAL_GROUPINFO_JOINER_SIGNS,
     REFUSE_REMOVED_MEMBER_COMMIT,
@@ -103,7 +107,7 @@ class CommitRules:
         before_providers = self.active_providers(old)
         self.view = work
         self.group_info = group_info
-        self.policy = RoomPolicy.from_components(work.app_data())
+        self.policy = RoomPolicy.from_components(work.app_data(), self.overrides)
         carried = [e for e in self.pending if e.required and e.ref not in by_ref] if external else []
         self.pending = []
         self._remember_leaves()
@@ -151,7 +155,7 @@ class CommitRules:
             raise _Refused(UpdateResponseCode.invalidProposal, str(exc)) from None
         new_roles = plist_mod.roles_by_user(new_plist)
         try:
-            new_policy = RoomPolicy.from_components(new.app_data())
+            new_policy = RoomPolicy.from_components(new.app_data(), self.overrides)
         except PolicyError as exc:
             raise _not_allowed(f"the commit leaves an unusable policy: {exc}") from None
         departing = self.departing_users()
@@ -222,7 +226,9 @@ class CommitRules:
                             )
                         )
                 elif cid == COMPONENT_BASE_POLICY:
-                    if actor_role is None or not self.policy.has(actor_role, Capability.canChangeRoomMembershipStyle):
+                    if actor_role is None or not self._holds(
+                        actor_role, Capability.canChangeRoomMembershipStyle, BASE_POLICY_NEEDS_MEMBERSHIP_STYLE
+                    ):
                         raise _not_allowed(
                             Refusal(
                                 "base policy changed without canChangeRoomMembershipStyle",
@@ -273,7 +279,7 @@ class CommitRules:
                     else ROLE_INDEX_NON_PARTICIPANT
                 )
                 if actor == target:
-                    if not self.policy.has(actor_role, Capability.canAddOwnClient):
+                    if not self._holds(actor_role, Capability.canAddOwnClient, COMMITTED_OWN_ADD_NEEDS_CAPABILITY):
                         raise _not_allowed(
                             Refusal(f"role {actor_role} lacks canAddOwnClient", "POLICY-CAP-ADD-OWN-CLIENT")
                         )
@@ -307,12 +313,13 @@ class CommitRules:
                 )
                 if actor is not None and actor == target:
                     if self.overrides.departs(ALLOW_OWN_CLIENT_REMOVAL) or not (
-                        self.policy.has(actor_role, Capability.canRemoveOwnClient) or actor in departing
+                        self._holds(actor_role, Capability.canRemoveOwnClient, OWN_CLIENT_REMOVAL_NEEDS_CAPABILITY)
+                        or actor in departing
                     ):
                         raise _not_allowed(
                             Refusal(f"role {actor_role} lacks canRemoveOwnClient", "POLICY-CAP-REMOVE-OWN-CLIENT")
                         )
-                elif not self.policy.has(actor_role, Capability.canKick):
+                elif not self._holds(actor_role, Capability.canKick, COMMITTED_KICK_NEEDS_CAPABILITY):
                     raise _not_allowed(
                         Refusal(
                             f"role {actor_role} may not remove another user's client (canKick)",
@@ -327,6 +334,11 @@ class CommitRules:
                     raise _not_allowed(
                         Refusal("the commit drops the hub from external_senders", "PROTO-EXTSENDERS-HUB-CERT")
                     )
+
+    def _holds(self, role: int, capability: Capability, rule: Step) -> bool:
+        """Whether ``role`` holds ``capability`` where ``rule`` asks for it (a fault departing from ``rule`` deems
+        it held)."""
+        return self.overrides.departs(rule) or self.policy.has(role, capability)
 
     def _parent_subset_refusal(self, old_roles: dict[bytes, int], new_roles: dict[bytes, int]) -> Refusal | None:
         """POLICY-BASE-PARENT-STRICT-SUBSET: a user who enters a parent-dependent room must be a participant

@@ -17,7 +17,7 @@ from ..wire.mimi import COMPONENT_PARTICIPANT_LIST
 from ..wire.mls import ExtensionType, ProposalType
 from . import participants as plist_mod
 from .hub_records import FanoutPlan, PendingEntry
-from .hub_steps import CUTOVER_REQUIRES_PENDING, SENDER_REMOVAL_AFTER_LAST_FOLLOWER
+from .hub_steps import CUTOVER_REQUIRES_PENDING, REGENERATE_AFTER_EXTERNAL_COMMIT, SENDER_REMOVAL_AFTER_LAST_FOLLOWER
 from .naming import domain_of_uri
 
 
@@ -66,7 +66,7 @@ class HubProposalRules:
         (PROTO-FANOUT-REGENERATE-AFTER-EXTERNAL-COMMIT), to be required in the next commit."""
         keys: set[bytes] = set()
         users: set[bytes] = set()
-        for entry in carried:
+        for entry in carried if not self.overrides.departs(REGENERATE_AFTER_EXTERNAL_COMMIT) else ():
             content = decode_message(entry.message).public_message.content
             proposal = content.proposal
             leaf = None

@@ -17,6 +17,9 @@ from .hub_steps import (
     ACCEPT_SELF_REMOVE,
     BIND_LEAVER_WITHIN_BUNDLE,
     CUTOVER_REQUIRES_PENDING,
+    PROPOSED_REMOVE_NEEDS_CAPABILITY,
+    PROVIDER_PLIST_OWN_REMOVALS_ONLY,
+    PROVIDER_REMOVES_OWN_CLIENTS_ONLY,
     REQUIRE_CACHED_LEAVE,
     REQUIRE_EVERY_LEAVE_PROPOSAL,
 )
@@ -141,7 +144,7 @@ class ProposalRules:
                 change.kind is ChangeKind.remove
                 and actor is not None
                 and domain_of_uri(change.user) == domain_of_uri(actor)
-            ):
+            ) or self.overrides.departs(PROVIDER_PLIST_OWN_REMOVALS_ONLY):
                 return
             raise _not_allowed(
                 Refusal(
@@ -172,7 +175,9 @@ class ProposalRules:
         leaf = view.tree.leaf(proposal.remove.removed)  # type: ignore[attr-defined]
         target = user_of_credential(leaf.credential, self.overrides) if leaf is not None else None
         if kind == "provider":
-            if target is None or domain_of_uri(target) != domain_of_uri(actor):
+            if (target is None or domain_of_uri(target) != domain_of_uri(actor)) and not self.overrides.departs(
+                PROVIDER_REMOVES_OWN_CLIENTS_ONLY
+            ):
                 raise _not_allowed(
                     Refusal(
                         "a follower may only remove its own users' clients", "PROTO-ROOMSTATE-VALIDATED-BEFORE-FORWARD"
@@ -186,5 +191,5 @@ class ProposalRules:
         else:
             wanted = (Capability.canKick, Capability.canRemoveParticipant)
             requirement = "POLICY-CAP-KICK-KEEPS-PARTICIPANT"
-        if not any(self.policy.has(role, c) for c in wanted):
+        if not any(self._holds(role, c, PROPOSED_REMOVE_NEEDS_CAPABILITY) for c in wanted):
             raise _not_allowed(Refusal(f"role {role} may not propose this Remove", requirement))

@@ -65,6 +65,41 @@ ALLOW_OWN_CLIENT_REMOVAL = step(
     "hub.commit.allow-own-client-removal", "POLICY-CAP-REMOVE-OWN-CLIENT",
     summary="a participant whose role has canRemoveOwnClient may remove its own client (Remove or SelfRemove)",
 )
+OWN_CLIENT_REMOVAL_NEEDS_CAPABILITY = step(
+    "hub.commit.own-client-removal-needs-capability", "POLICY-CAP-REMOVE-OWN-CLIENT",
+    summary="a committed Remove of another client of the proposer's own user passes only when the proposer's role "
+    "holds canRemoveOwnClient (or the user is leaving)",
+)
+COMMITTED_KICK_NEEDS_CAPABILITY = step(
+    "hub.commit.kick-needs-capability", "POLICY-CAP-KICK-KEEPS-PARTICIPANT",
+    summary="a committed Remove of another participant's client without a participant-list change passes only "
+    "when the proposer's role holds canKick",
+)
+COMMITTED_OWN_ADD_NEEDS_CAPABILITY = step(
+    "hub.commit.own-add-needs-capability", "POLICY-CAP-ADD-OWN-CLIENT",
+    summary="an Add of a new client of the proposer's own user passes only when the proposer's role holds "
+    "canAddOwnClient",
+)
+BASE_POLICY_NEEDS_MEMBERSHIP_STYLE = step(
+    "hub.commit.base-policy-needs-membership-style", "POLICY-CAP-CHANGE-MEMBERSHIP-STYLE",
+    summary="a base_room_policy AppDataUpdate is accepted only from a proposer whose role holds "
+    "canChangeRoomMembershipStyle",
+)
+PROVIDER_PLIST_OWN_REMOVALS_ONLY = step(
+    "hub.proposal.provider-plist-own-removals-only", "PROTO-PLIST-CHANGES-AUTHORIZED-SEPARATELY",
+    summary="a follower provider's own participant-list change (as an external sender) passes only when it removes "
+    "one of that provider's users",
+)
+PROVIDER_REMOVES_OWN_CLIENTS_ONLY = step(
+    "hub.proposal.provider-removes-own-clients-only", "POLICY-CAP-KICK-KEEPS-PARTICIPANT",
+    summary="a follower provider's own Remove proposal (as an external sender) passes only for a client of one of "
+    "that provider's users",
+)
+PROPOSED_REMOVE_NEEDS_CAPABILITY = step(
+    "hub.proposal.remove-needs-capability", "POLICY-CAP-KICK-KEEPS-PARTICIPANT", "POLICY-CAP-REMOVE-OWN-CLIENT",
+    summary="a member's Remove proposal of another user's client needs canKick or canRemoveParticipant, of its "
+    "own client canRemoveOwnClient or canRemoveSelf",
+)
 REQUIRE_ROLE_DEFINITIONS_CAPABILITY = step(
     "hub.commit.require-role-definitions-capability", "POLICY-CAP-CHANGE-ROLE-DEFINITIONS",
     summary="a roles_list AppDataUpdate is accepted only from a proposer whose role holds canChangeRoleDefinitions",
@@ -103,6 +138,11 @@ STAMP_COMMIT_AT_ACCEPTANCE = step(
 COMMIT_TO_REMOVED_PROVIDER = step(
     "hub.fanout.commit-to-removed-provider", "PROTO-FANOUT-REMOVED-GETS-COMMIT",
     summary="a commit goes to every provider that had clients before it, the removed users' providers included",
+)
+REGENERATE_AFTER_EXTERNAL_COMMIT = step(
+    "hub.fanout.regenerate-after-external-commit", "PROTO-FANOUT-REGENERATE-AFTER-EXTERNAL-COMMIT",
+    summary="after an external commit, the hub re-issues as its own proposals the pending leave proposals the "
+    "commit could not carry (the leaver's Removes and participant-list removal), required in the next commit",
 )
 ROUTE_WELCOME_TO_JOINERS = step(
     "hub.fanout.route-welcome-to-joiners", "PROTO-FANOUT-WELCOME-ROUTING", "PROTO-KEYMAT-KPREF-HUB-PROVIDER",

@@ -62,6 +62,18 @@ CHECK_CHANGE_USER_ROLE = step(
     "the actor's role from the target's role to the new one",
 )
 
+OPEN_JOIN_ROLE_0_ONLY = step(
+    "policy.validate.open-join-role-0-only", "POLICY-CAP-OPEN-JOIN-ROLE-0-ONLY",
+    summary="a role list giving canOpenJoin to a non-zero role is not a valid policy (a commit leaving one is "
+    "refused)",
+)
+
+CHECK_UNBAN = step(
+    "policy.authorize.unban", "POLICY-CAP-UNBAN-FROM-INDEX-1",
+    summary="an unban (a role change from role 1) needs canUnBan and an authorized_role_changes entry of the "
+    "actor's role from 1 to the new role",
+)
+
 COMPONENT_ROLES = int(PolicyComponentId.roles_list)
 COMPONENT_BASE_POLICY = int(PolicyComponentId.base_room_policy)
 
@@ -95,7 +107,7 @@ class RoomPolicy:
         return {COMPONENT_ROLES: self.roles.encode(), COMPONENT_BASE_POLICY: self.base.encode()}
 
     @classmethod
-    def from_components(cls, components: Mapping[int, bytes]) -> RoomPolicy:
+    def from_components(cls, components: Mapping[int, bytes], overrides: Overrides = NO_OVERRIDES) -> RoomPolicy:
         """From the GroupContext's app_data_dictionary; PolicyError if absent or malformed."""
         try:
             roles = RoleData.decode(bytes(components[COMPONENT_ROLES]))
@@ -105,18 +117,19 @@ class RoomPolicy:
         except (DecodeError, EncodeError) as exc:
             raise PolicyError(f"policy component does not decode: {exc}") from None
         policy = cls(roles, base)
-        policy.validate()
+        policy.validate(overrides)
         return policy
 
-    def validate(self) -> None:
-        """-04's fixed rules about the role list itself."""
+    def validate(self, overrides: Overrides = NO_OVERRIDES) -> None:
+        """-04's fixed rules about the role list itself (``overrides``: the hub room's, at
+        :data:`OPEN_JOIN_ROLE_0_ONLY`)."""
         indexes = [role.role_index for role in self.roles.roles]
         if len(set(indexes)) != len(indexes):
             raise PolicyError("two roles share a role_index")
         banned = self.role(ROLE_INDEX_BANNED)
         if banned is not None and bytes(banned.role_name) != BANNED_ROLE_NAME:
             raise PolicyError('role 1 must be named "banned" (POLICY-ROLE-BANNED-INDEX-1)')
-        for role in self.roles.roles:
+        for role in self.roles.roles if not overrides.departs(OPEN_JOIN_ROLE_0_ONLY) else ():
             if role.role_index != ROLE_INDEX_NON_PARTICIPANT and Capability.canOpenJoin in role.role_capabilities:
                 raise PolicyError("canOpenJoin in a non-zero role (POLICY-CAP-OPEN-JOIN-ROLE-0-ONLY)")
 
@@ -215,9 +228,7 @@ class RoomPolicy:
             if not self.has(actor_role, Capability.canUnBan) or not self.may_change(
                 actor_role, ROLE_INDEX_BANNED, change.to_role
             ):
-                return Refusal(
-                    f"role {actor_role} may not unban into role {change.to_role}", "POLICY-CAP-UNBAN-FROM-INDEX-1"
-                )
+                return self._unban_refusal(actor_role, change.to_role, overrides)  # POLICY-CAP-UNBAN-FROM-INDEX-1
             return None
         if target_is_actor:
             # canChangeOwnRole only moves to a preauthorized role; preauthorization is not modelled here.
@@ -231,6 +242,14 @@ class RoomPolicy:
                     "POLICY-CAP-CHANGE-USER-ROLE",
                 )
         return None
+
+    @staticmethod
+    def _unban_refusal(actor_role: int, to_role: int, overrides: Overrides) -> Refusal | None:
+        """The refusal of an unneeded unban (:data:`CHECK_UNBAN`; a fault departing from it lets it pass); a helper
+        of :meth:`authorize_change`."""
+        if overrides.departs(CHECK_UNBAN):
+            return None
+        return Refusal(f"role {actor_role} may not unban into role {to_role}", "POLICY-CAP-UNBAN-FROM-INDEX-1")
 
     @staticmethod
     def _change_user_role_checked(overrides: Overrides) -> bool:
