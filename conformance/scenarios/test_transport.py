@@ -461,6 +461,232 @@ def test_chunked_request_is_served_like_one_with_content_length(sut, sut_party, 
     observed(HTTPS_ONLY, evidence)
 
 
+# --------------------------------------------------------------------------------------------
+# Incoming: requests whose Host or From cannot name one provider, and Expect: 100-continue
+
+
+def _connect(sut, domain: str, cert: tuple[Path, Path]) -> socket.socket:
+    """A TLS connection (SNI ``domain``, client certificate ``cert``, server certificate not verified) to the
+    SUT's MIMI listener for ``domain``."""
+    address, port, _ = _target(sut, domain)
+    plain = socket.create_connection((address, port), timeout=PROBE_TIMEOUT)
+    try:
+        plain.settimeout(PROBE_TIMEOUT)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+        ctx.set_alpn_protocols(["http/1.1"])
+        return ctx.wrap_socket(plain, server_hostname=domain)
+    except BaseException:
+        plain.close()
+        raise
+
+
+def _read_all(conn: socket.socket, raw: bytearray) -> str | None:
+    """Read into ``raw`` until the peer closes (or MAX_ANSWER); the error that ended it, if any."""
+    try:
+        while len(raw) < MAX_ANSWER:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return None
+            raw += chunk
+    except (OSError, ssl.SSLError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _raw_exchange(sut, recorder, domain: str, head: list[str], body: bytes, *, cert: tuple[Path, Path],
+                  what: str, version: str = "HTTP/1.1") -> _Answer:
+    """One request on a fresh TLS connection, its request line and header lines exactly ``head`` (the first
+    item is the request line without the version), then ``body``."""
+    request_line, *fields = head
+    request = f"{request_line} {version}\r\n".encode() + b"".join(f"{f}\r\n".encode() for f in fields) + b"\r\n"
+    recorder.note(f"probe {what}: TLS to {domain}, client certificate {cert[0].name}, {request_line} {version}, "
+                  f"header lines {fields}, {len(body)} body bytes")
+    raw = bytearray()
+    try:
+        with _connect(sut, domain, cert) as conn:
+            conn.sendall(request + body)
+            error = _read_all(conn, raw)
+    except (OSError, ssl.SSLError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    answer = _parse_answer(bytes(raw), error)
+    recorder.note(f"probe answer: {answer.describe()}")
+    return answer
+
+
+def _refusal_with_4xx(answer: _Answer) -> str | None:
+    """Why ``answer`` is not a refusal of the request (a 4xx answer, or the connection closed without one,
+    which HTTP allows a server to do with a request it will not process), or None."""
+    if answer.status is None or 400 <= answer.status < 500:
+        return None
+    return f"it was answered {answer.describe()}, not refused (a 4xx answer or a closed connection)"
+
+
+@pytest.mark.requirements(HOST_TARGET)
+@pytest.mark.operations()
+def test_request_without_a_usable_host_is_refused(sut, recorder, run_env):
+    """A request with no Host header, or with a Host that is no host at all (an IP-literal without its
+    closing bracket), is refused: answered 4xx, or the connection closed without an answer.
+
+    -06 §4.1: "The target provider is indicated using a Host header [RFC9110]." Such a request names no
+    target provider, and for the HTTP/1.1 the probe speaks, RFC 9112 §3.2 leaves the server no choice: "A
+    server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1 request message that lacks a
+    Host header field and to any request message that contains more than one Host header field line or a
+    Host header field with an invalid field value." The MIMI draft names no status of its own, so any 4xx
+    is accepted. The request is a GET of the directory, with the suite hub's certificate and From. (A Host
+    whose port is malformed is not sent: "the port component of the Host header is ignored" may be read to
+    cover it; and a well-formed Host naming another domain may be served, allowed variant serve-any-host.)"""
+    cert = run_env.pki.issue(HUB_DOMAIN)
+    for domain in sut.domains:
+        probes = {
+            "no Host header": None,
+            f"Host [{domain} (an IP-literal without its closing bracket, RFC 3986 §3.2.2)": f"[{domain}",
+        }
+        problems, evidence = [], []
+        for how, host in probes.items():
+            head = [f"GET {DIRECTORY_PATH}", f"From: mimi@{HUB_DOMAIN}", "Connection: close"]
+            if host is not None:
+                head.insert(1, f"Host: {host}")
+            answer = _raw_exchange(sut, recorder, domain, head, b"", cert=cert, what=f"directory, {how}")
+            problem = _refusal_with_4xx(answer)
+            if problem:
+                problems.append(f"{how}: {problem}")
+            else:
+                evidence.append(f"{how}: {answer.describe()[:60]}")
+        if problems:
+            miss(HOST_TARGET, f"{domain} served a request that names no target provider: {'; '.join(problems)}")
+        observed(HOST_TARGET, f"{domain} refused each request naming no target provider: {'; '.join(evidence)}")
+
+
+@pytest.mark.requirements(CERT_SOURCE)
+@pytest.mark.operations("createUser", optional=("getConsentState",))
+def test_request_naming_two_source_providers_is_refused(sut, sut_party, recorder, run_env, names):
+    """A requestConsent whose From names two providers (two From field lines, in either order, or one line
+    listing two mailboxes), sent with a certificate that authenticates only one of them, is refused (4xx,
+    or the connection closed without an answer), and no consent state from its requester is recorded.
+
+    -06 §4.1: "The source provider is indicated using a From header [RFC9110]. The mailbox production in
+    the From header MUST use the addr-spec variant [...]" and "The certificates presented in the TLS
+    handshake MUST authenticate the source and target provider domains, according to [RFC6125]." Each
+    probe also claims a source provider the certificate does not authenticate; which of the two a server
+    would act for is its guess, so it must act for neither. (RFC 9110 §10.1.2 defines From as one
+    mailbox, and §5.3 forbids a sender to repeat a field that is not a list.) The draft names no status."""
+    probe = _prepare_consent_probe(sut, sut_party, recorder, run_env, names, HUB_DOMAIN)
+    cert = run_env.pki.issue(HUB_DOMAIN)
+    _, _, authority = _target(sut, sut_party.domain)
+    hub, other = f"mimi@{HUB_DOMAIN}", f"mimi@{FOLLOWER_DOMAIN}"
+    probes = {
+        f"From {hub} then From {other}": [f"From: {hub}", f"From: {other}"],
+        f"From {other} then From {hub}": [f"From: {other}", f"From: {hub}"],
+        f"one From listing {other}, {hub}": [f"From: {other}, {hub}"],
+    }
+    problems, evidence = [], []
+    for how, froms in probes.items():
+        head = [f"POST {probe.path}", f"Host: {authority}", *froms, "Content-Type: application/octet-stream",
+                f"Content-Length: {len(probe.body)}", "Connection: close"]
+        answer = _raw_exchange(sut, recorder, sut_party.domain, head, probe.body, cert=cert,
+                               what=f"requestConsent with {HUB_DOMAIN}'s certificate, {how}")
+        problem = _refusal_with_4xx(answer)
+        if problem:
+            problems.append(f"{how}: {problem}")
+        else:
+            evidence.append(f"{how}: {answer.describe()[:60]}")
+    if problems:
+        miss(CERT_SOURCE, f"a requestConsent from {probe.requester} claiming {FOLLOWER_DOMAIN} as well as {HUB_DOMAIN} "
+             f"with a certificate naming only {HUB_DOMAIN}: {'; '.join(problems)}")
+    verdict = f"each refused: {'; '.join(evidence)}"
+    if sut_party.supports("getConsentState"):
+        entries = sut_party.consent_state(probe.target)
+        if any(probe.requester in json.dumps(entry) for entry in entries):
+            miss(CERT_SOURCE, f"the SUT refused the requests but recorded consent state from {probe.requester}: "
+                 f"{entries}")
+        verdict += ", and no consent state recorded from the requester"
+    observed(CERT_SOURCE, verdict)
+
+
+def _expect_exchange(sut, recorder, domain: str, head: list[str], body: bytes, *, cert: tuple[Path, Path],
+                     version: str, wait: float, what: str) -> tuple[int | None, bool, _Answer]:
+    """A request with ``Expect: 100-continue`` (in ``head``): its header section first, then, unless a final
+    answer came within ``wait`` seconds, the body. Returns (the interim 1xx status received before the body
+    was sent, or None; whether nothing at all came within ``wait``; the final answer)."""
+    request_line, *fields = head
+    request = f"{request_line} {version}\r\n".encode() + b"".join(f"{f}\r\n".encode() for f in fields) + b"\r\n"
+    recorder.note(f"probe {what}: TLS to {domain}, {request_line} {version}, header lines {fields}; the "
+                  f"{len(body)}-byte body held back for up to {wait:g}s")
+    raw = bytearray()
+    interim, silent, error = None, False, None
+    try:
+        with _connect(sut, domain, cert) as conn:
+            conn.sendall(request)
+            conn.settimeout(wait)
+            try:
+                while b"\r\n\r\n" not in raw:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    raw += chunk
+            except TimeoutError:
+                silent = not raw
+            conn.settimeout(PROBE_TIMEOUT)
+            head_bytes, sep, rest = bytes(raw).partition(b"\r\n\r\n")
+            first = _parse_answer(head_bytes + sep, None)
+            if first.status is not None and 100 <= first.status < 200:
+                interim, raw = first.status, bytearray(rest)
+            if silent or interim is not None:
+                conn.sendall(body)
+            error = _read_all(conn, raw)
+    except (OSError, ssl.SSLError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    answer = _parse_answer(bytes(raw), error)
+    recorder.note(f"probe answer: interim {interim}, {'nothing' if silent else 'something'} within {wait:g}s, "
+                  f"final {answer.describe()}")
+    return interim, silent, answer
+
+
+@pytest.mark.requirements(HTTPS_ONLY)
+@pytest.mark.operations()
+def test_expect_100_continue_is_answered_at_once(sut, recorder, run_env, names):
+    """A keyMaterial POST with ``Expect: 100-continue`` whose body is held back gets, at once, either 100
+    Continue or a final answer (HTTP/1.1); the same request as HTTP/1.0 never gets a 1xx answer.
+
+    -06 §4.1: "MIMI servers communicate using HTTPS." A peer's HTTP client may send this expectation with
+    any request body, and RFC 9110 §10.1.1 says what the server then owes it: "A server that receives a
+    100-continue expectation in an HTTP/1.1 request message MUST either send an immediate response with a
+    final status code, if that status can be determined by examining just the method, target URI, and
+    header fields, or send an immediate 100 (Continue) response to encourage the client to send the
+    request content." and "A server that receives a 100-continue expectation in an HTTP/1.0 request MUST
+    ignore that expectation."; §15.2: "A server MUST NOT send a 1xx response to an HTTP/1.0 client." Any
+    final status is accepted (a 417 included: §10.1.1 "the 417 response merely indicates that the response
+    chain does not support expectations"), as is a SUT that does not serve HTTP/1.0 at all. The body is
+    not a KeyMaterialRequest: what the SUT answers once it has it is not judged."""
+    cert = run_env.pki.issue(HUB_DOMAIN)
+    domain = sut.domains[0]
+    _, _, authority = _target(sut, domain)
+    path = _endpoint_path(sut, recorder, run_env, domain, "keyMaterial", f"mimi://{domain}/u/{names('nobody')}")
+    body = b"\x00" * 16
+    head = [f"POST {path}", f"Host: {authority}", f"From: mimi@{HUB_DOMAIN}", "Content-Type: application/octet-stream",
+            f"Content-Length: {len(body)}", "Expect: 100-continue", "Connection: close"]
+    wait = PROBE_TIMEOUT
+    interim, silent, answer = _expect_exchange(sut, recorder, domain, head, body, cert=cert, version="HTTP/1.1",
+                                               wait=wait, what="keyMaterial, HTTP/1.1, Expect: 100-continue")
+    if silent:
+        miss(HTTPS_ONLY, f"{domain} sent neither 100 Continue nor a final answer within {wait:g}s of an HTTP/1.1 "
+             f"request's header section with Expect: 100-continue (final answer once the body was sent anyway: "
+             f"{answer.describe()[:80]})")
+    if interim is not None and interim != 100:
+        recorder.note(f"the interim answer was {interim}, not 100")
+    evidence = (f"HTTP/1.1: {interim} before the body, then {answer.describe()[:40]}" if interim is not None
+                else f"HTTP/1.1: a final answer at once, {answer.describe()[:60]}")
+    interim10, _, answer10 = _expect_exchange(sut, recorder, domain, head, body, cert=cert, version="HTTP/1.0",
+                                              wait=1.0, what="keyMaterial, HTTP/1.0, Expect: 100-continue")
+    if interim10 is not None or (answer10.status is not None and 100 <= answer10.status < 200):
+        miss(HTTPS_ONLY, f"{domain} sent a {interim10 or answer10.status} interim answer to an HTTP/1.0 request "
+             "(with Expect: 100-continue), which must get no 1xx answer")
+    observed(HTTPS_ONLY, f"{evidence}; HTTP/1.0: no 1xx answer ({answer10.describe()[:60]})")
+
+
 def _authority_problem(url: str) -> str | None:
     """Why ``url`` (a filled directory template) has no usable authority (RFC 3986 §3.2: host, then an
     optional ``:port`` of digits), or None."""

@@ -230,3 +230,44 @@ DIRECTORY_URLS_WITHOUT_PATH_SLASH = define(
     "a port no peer can connect to",
     hooks={"server.route.v1-paths": lambda: "v1/"},
 )
+
+
+def _first_served_for_unusable_host(hosts, served_names):
+    """server.host.refuse-missing-or-malformed: no Host, several, or one that does not parse names the first
+    served provider (the rest of the Host check then admits it)."""
+    from reference_peer.server.names import MalformedHost, parse_host
+
+    if len(hosts) == 1:
+        try:
+            parse_host(hosts[0])
+            return None
+        except MalformedHost:
+            pass
+    return [served_names[0]]
+
+
+# Issue 18 (mutants of MimiServer._check_host, _check_from and _expect): refusals no check provoked.
+UNUSABLE_HOST_SERVED = define(
+    "unusable-host-served",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-HOST-TARGET"],
+    description="a request with no Host header, or one whose Host does not parse, is served as addressed to the "
+    "server's first provider instead of being refused",
+    hooks={"server.host.refuse-missing-or-malformed": _first_served_for_unusable_host},
+)
+REPEATED_FROM_FIRST_TAKEN = define(
+    "repeated-from-first-taken",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-CERT-SOURCE-DOMAIN"],
+    description="a request with two From field lines is taken to come from the first one's domain (the second, "
+    "which the client certificate does not authenticate, is ignored)",
+    departs=("server.from.refuse-repeated",),
+)
+NO_100_CONTINUE = define(
+    "no-100-continue",
+    area=AREA,
+    requirements=["PROTO-TRANSPORT-HTTPS-ONLY"],
+    description="an HTTP/1.1 request with Expect: 100-continue is never answered 100 Continue: the listener waits "
+    "for a body the client has been told to hold back",
+    departs=("server.expect.send-continue",),
+)

@@ -286,6 +286,21 @@ READ_CHUNKED_BODY = step(
     summary="a request body framed without Content-Length (Transfer-Encoding: chunked, RFC 9112 §7.1) is read in "
             "full and handled as the same body with Content-Length",
 )
+REFUSE_UNUSABLE_HOST = step(
+    "server.host.refuse-missing-or-malformed", "PROTO-TRANSPORT-HOST-TARGET",
+    summary="a request with no Host, several, or one that does not parse is refused 400 (RFC 9112 §3.2) (hook(hosts, "
+            "served_names) -> the Host values to take instead)",
+)
+REFUSE_REPEATED_FROM = step(
+    "server.from.refuse-repeated", "PROTO-TRANSPORT-CERT-SOURCE-DOMAIN",
+    summary="a request with more than one From field line is refused 400: it names more than one source provider "
+            "(a server departing takes the first)",
+)
+SEND_CONTINUE = step(
+    "server.expect.send-continue", "PROTO-TRANSPORT-HTTPS-ONLY",
+    summary="an HTTP/1.1 request with Expect: 100-continue that passes the header checks is answered 100 Continue "
+            "before its body is read, an HTTP/1.0 one never (RFC 9110 §10.1.1, §15.2)",
+)
 DIRECTORY_RESPONSE = step(
     "server.directory.json-response", "PROTO-DIRECTORY-WELL-KNOWN",
     summary="the directory is answered with Content-Type: application/json and no other header (hook() -> the "
@@ -548,8 +563,25 @@ class MimiServer:
         except _Refuse as refusal:
             return self._refuse(request, context, refusal)
         if request.version >= (1, 1):
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await self._send_continue(request)
         return None
+
+    async def _send_continue(self, request: web.Request) -> None:
+        if not self.overrides.departs(SEND_CONTINUE):
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _host_values(self, request: web.Request) -> list[str]:
+        """The request's Host field values (as a server departing from REFUSE_UNUSABLE_HOST takes them)."""
+        hosts = request.headers.getall("Host", [])
+        other = self.overrides.hook(REFUSE_UNUSABLE_HOST, hosts, tuple(self._by_name))
+        return hosts if other is None else other
+
+    def _from_values(self, request: web.Request) -> list[str]:
+        """The request's From field values (as a server departing from REFUSE_REPEATED_FROM takes them)."""
+        froms = request.headers.getall("From", [])
+        if self.overrides.departs(REFUSE_REPEATED_FROM):
+            return froms[:1]  # a fault's: a repeated From is taken as its first line
+        return froms
 
     async def _handle(self, request: web.Request, context: dict) -> web.StreamResponse:
         admitted = self._admit(request, context)
@@ -577,7 +609,7 @@ class MimiServer:
         return await self._run_handler(admitted.handler, mimi_request)
 
     def _check_host(self, request: web.Request, context: dict, ssl_object) -> tuple[str, int | None]:
-        hosts = request.headers.getall("Host", [])
+        hosts = self._host_values(request)
         context["host"] = ", ".join(hosts) or None
         if len(hosts) != 1:
             raise _Refuse(
@@ -605,7 +637,7 @@ class MimiServer:
         return domain, port
 
     def _check_from(self, request: web.Request, context: dict, peer_names: list[str]) -> str:
-        froms = request.headers.getall("From", [])
+        froms = self._from_values(request)
         context["from"] = ", ".join(froms) or None
         if len(froms) > 1:
             raise _Refuse(400, "malformed-from", "repeated From header", requirement="PROTO-TRANSPORT-IDENTIFY-PROVIDERS")
