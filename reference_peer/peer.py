@@ -125,6 +125,9 @@ ENCODE_NOTIFY_READING = step("hub.notify.encode-reading", "PROTO-TRANSPORT-BODY-
 SEND_ABUSE_REPORTINGUSER = step("provider.abuse.reportinguser-as-drafted", "PROTO-ABUSE-TO-HUB",
                                 summary="AbuseReport.reportingUser is sent as the IdentifierUri -06 §5.9 writes "
                                         "(AMB-ABUSE-REPORTINGUSER-OPTIONAL)")
+ABUSE_ACCEPTED_WITHOUT_BODY = step("hub.abuse.accept-without-body", "PROTO-ABUSE-ACCEPT-NO-BODY",
+                                   summary="a well-formed abuse report for a hosted room is answered 201 with no "
+                                           "body (-06 §5.9: \"There is no response body.\")")
 
 # hub: fan-out and its delivery
 QUEUE_NOTIFY_IN_ORDER = step("hub.fanout.queue-in-order", "PROTO-FANOUT-ORDERED", "POLICY-OPS-DELIVERY-ORDER",
@@ -201,6 +204,9 @@ DUPLICATE_NOTIFY_ONCE = step("follower.notify.duplicate-processed-once", "PROTO-
 CROSS_HUB_DUPLICATE_201 = step("follower.notify.cross-hub-duplicate-201", "EXT-HUBXFER-FOLLOWER-DEDUP",
                                summary="a /notify whose FanoutMessages all came before from the other hub of a "
                                        "transfer is answered 201 and delivered once")
+TARGET_TRACKS_FANOUT = step("transfer.target.tracks-fanout", "EXT-HUBXFER-NEWHUB-503",
+                            summary="the target keeps the room's public state from the old hub's fan-out (section "
+                                    "6.2), so it observes the cut-over commit and answers 503 until the handoff")
 NOTIFY_ANSWER_NO_BODY = step("follower.notify.answer-without-body", "EXT-CONSENT-QUARANTINE-NOTIFY-201",
                              summary="a /notify is answered 201 with no body (a room held for a local user is "
                                      "not revealed)")
@@ -224,6 +230,9 @@ RESEND_AFTER_REDIRECT = step("follower.room.resend-after-redirect", "EXT-HUBXFER
                                      "names (and was not accepted)")
 RETRY_AFTER_503 = step("follower.room.retry-503", "EXT-HUBXFER-FOLLOWER-503-RETRY",
                        summary="a room request answered 503 is retried after its Retry-After")
+GROUPINFO_FROM_THE_HUB = step("follower.join.groupinfo-from-the-hub", "PROTO-GROUPINFO-FOLLOWER-JOIN-NEW-DEVICE",
+                              summary="a local client joining a room it knows by external commit gets the GroupInfo "
+                                      "from the room's hub (-06 §5.6)")
 
 # consent and identifierQuery (the provider as target)
 CONSENT_ANSWER_REVEALS_NOTHING = step("consent.request.answer-reveals-nothing", "PROTO-CONSENT-UNKNOWN-USER-HIDDEN",
@@ -858,6 +867,8 @@ class ReferenceProvider:
         self._hub_room(request.value)
         # Accepted with no body (PROTO-ABUSE-ACCEPT-NO-BODY); franking, when absent, cannot be checked.
         log.info("%s: abuse report for %s from %s", self.domain, request.value, request.peer_domain)
+        if (other := self.overrides.hook(ABUSE_ACCEPTED_WITHOUT_BODY, request.body)) is not None:
+            return other
         return MimiResponse(status=201)
 
     async def handle_proxy_download(self, request: MimiRequest) -> MimiResponse:
@@ -990,7 +1001,7 @@ class ReferenceProvider:
                     messages = [m for m in messages if self.state.notify_is_new(f"room {room_id}", m.encode())]
                     if not messages and (status := self.overrides.hook(CROSS_HUB_DUPLICATE_201)) is not None:
                         return MimiResponse(status=status)
-                    self.transfers.track(room_id, messages)
+                    self.transfers.track(room_id, [] if self.overrides.departs(TARGET_TRACKS_FANOUT) else messages)
                     if self._is_transfer_target_only(room_id):
                         return MimiResponse(status=201)
                 if messages:
@@ -1170,7 +1181,7 @@ class ReferenceProvider:
 
     async def request_group_info(self, room_id: str, body: bytes) -> tuple[int, GroupInfoResponse | None, str]:
         """POST /groupInfo to the room's hub (answered in-process when it is this provider)."""
-        hub = self.hub_of(room_id)
+        hub = self.domain if self.overrides.departs(GROUPINFO_FROM_THE_HUB) else self.hub_of(room_id)
         if self.is_local_domain(hub):
             room = self.hub_rooms.get(room_id)
             answer = room.group_info_response(self.domain, body, now_ms()) if room else group_info_refusal(room_id.encode())

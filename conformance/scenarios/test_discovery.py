@@ -381,6 +381,53 @@ def test_identifier_query_vcard_fn_matches_exactly(sut, sut_party, mimi, names, 
 
 
 @pytest.mark.feature("identifierQuery")
+@pytest.mark.requirements(EXACT_MATCH)
+@pytest.mark.operations("createUser")
+def test_identifier_query_phone_matches_exactly_and_an_empty_value_nothing(sut, sut_party, mimi, names, recorder):
+    """A phone search for a user's number (international format, "+" prefix) finds that user; the same
+    number with its last digit changed finds nobody, and so does a handle search whose value is empty.
+
+    -06 §5.8: "phone means the international format of a telephone number with the "+" prefix matches
+    exactly (for example: +12125551212)" and "handle means that the entire handle URI matches exactly".
+    No handle is the empty string, so an empty value matches no user exactly; -06 names no answer for
+    such a query, so a refused search (forbidden, unsupportedField, any HTTP status other than 2xx) is
+    as good as notFound: only a result is a miss. A SUT that does not search phone numbers answers
+    unsupportedField or forbidden, which makes the check NOT_APPLICABLE."""
+    digits = str(int.from_bytes(names("phone").encode(), "big") % 10**9).rjust(9, "0")
+    number = f"+1212{digits[:7]}"
+    near = number[:-1] + str((int(number[-1]) + 1) % 10)
+    user, _ = _searchable_user(sut_party, names, "phone", phones=[number])
+    _, found = _query(mimi, sut, recorder, _element(T.phone, number), requirement=EXACT_MATCH)
+    _expect_success(found, {user.uri}, f"a phone search for {number!r}", EXACT_MATCH)
+    _, other = _query(mimi, sut, recorder, _element(T.phone, near), requirement=EXACT_MATCH)
+    if other.responseCode not in REFUSALS:
+        _expect_not_found(other, f"a phone search for {near!r}, the number with its last digit changed", EXACT_MATCH)
+    empty = _query_or_refusal(mimi, sut, recorder, _element(T.handle, ""))
+    if empty is not None and empty.responseCode not in REFUSALS:
+        _expect_not_found(empty, "a handle search whose value is empty", EXACT_MATCH)
+    empty_answer = "refused" if empty is None else empty.responseCode.name
+    observed(EXACT_MATCH, f"phone {number!r} found the user; {near!r} found nobody ({other.responseCode.name}); an "
+             f"empty handle found nobody ({empty_answer})")
+
+
+def _query_or_refusal(mimi, sut, recorder, *elements: QueryElement) -> IdentifierResponse | None:
+    """:func:`_query` for a query -06 gives no answer for: an HTTP status other than 2xx is a refusal
+    (None), not a miss; a 2xx that is not an IdentifierResponse still is one."""
+    authority = urlsplit(sut.base_urls[sut.primary_domain]).netloc
+    url = mimi.endpoint_urls(authority, {"identifierQuery": sut.primary_domain})["identifierQuery"]
+    body = IdentifierRequest(query_elements=list(elements), id_request_extensions=AppDataDictionary(component_data=[]))
+    reply = mimi.request("POST", url, body.encode())
+    recorder.note(f"identifierQuery ({len(elements)} element(s), an empty value): HTTP {reply.status}")
+    if not 200 <= reply.status < 300:
+        return None
+    try:
+        return IdentifierResponse.decode(reply.body)
+    except (DecodeError, EncodeError) as exc:
+        fail(f"identifierQuery answered HTTP {reply.status} with an undecodable IdentifierResponse: {exc}",
+             requirement=EXACT_MATCH)
+
+
+@pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(PARTIALNAME)
 @pytest.mark.operations("createUser")
 def test_identifier_query_partial_name_is_a_caseless_substring(sut, sut_party, mimi, names, recorder):
@@ -413,9 +460,11 @@ def test_identifier_query_partial_name_is_a_caseless_substring(sut, sut_party, m
 @pytest.mark.operations("createUser")
 def test_identifier_query_returns_zero_one_or_many_users(sut, sut_party, mimi, names, recorder):
     """A query answers notFound with no results for no match, success with one URI for one user and
-    success with every URI for several users."""
+    success with every URI for several users. (The first user's profile also holds a phone number, as
+    real profiles do, so the answers that find it carry a profile with one.)"""
     family = names("Family").replace("-", "")
-    first, first_handle = _searchable_user(sut_party, names, "many", names={"family_name": family})
+    phone = f"+4420{int.from_bytes(family.encode(), 'big') % 10**7:07d}"
+    first, first_handle = _searchable_user(sut_party, names, "many", names={"family_name": family}, phones=[phone])
     second, _ = _searchable_user(sut_party, names, "many", names={"family_name": family})
     _, none = _query(mimi, sut, recorder, _element(T.handle, f"im:{names('nobody')}@{sut_party.domain}"),
                      requirement=ZERO_ONE_MANY)

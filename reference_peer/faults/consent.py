@@ -250,6 +250,13 @@ UPDATE_DOMAINS_BACKWARDS = define(
     "the well-scoped update is the one refused",
     hooks={"consent.update.accept-well-scoped": _well_scoped_update_refused},
 )
+REQUEST_FROM_ANY_REQUESTER_DOMAIN = define(
+    "consent-request-any-requester-domain", area=AREA,
+    requirements=["PROTO-CONSENT-REQUEST-DOMAINS"],
+    description="a requestConsent whose requesterUri belongs to a provider other than the sender is recorded as a "
+    "pending request like any other",
+    departs=("consent.request.requester-in-sender-domains",),
+)
 DECISION_WIPES_OTHER_ROOM_REQUESTS = define(
     "consent-decision-wipes-other-room-requests", area=AREA,
     requirements=["EXT-CONSENT-FIRST-REQUEST-201"],

@@ -93,6 +93,11 @@ IDQUERY_VCARD_ANY_PROPERTY_MATCHES_NICKNAMES = define(
     description="a vcardField search for any property (FN, ORG, ...) also matches the user's nicknames",
     departs=("directory.match.vcard-named-property",),
 )
+IDQUERY_PHONE_ANY_NUMBER_MATCHES = define(
+    "idquery-phone-any-number-matches", area=AREA, requirements=["PROTO-IDQUERY-EXACT-MATCH-TYPES"],
+    description="a phone search matches every searchable user who has a phone number, whatever number it names",
+    departs=("directory.match.phone-exact",),
+)
 
 
 def _given_name_only(profile) -> list[str]:

@@ -24,6 +24,12 @@ PARTIAL_GROUPINFO_FIRST_LEAF_SIGNS = define(
     "signer instead of the joiner's new leaf, so the rebuilt GroupInfo does not verify and the join is refused",
     hooks={"hub.commit.partial-groupinfo-joiner-signs": _first_leaf_key},
 )
+NEW_DEVICE_GROUPINFO_FROM_ITSELF = define(
+    "new-device-groupinfo-from-itself", area=AREA, requirements=["PROTO-GROUPINFO-FOLLOWER-JOIN-NEW-DEVICE"],
+    description="as follower, looks the GroupInfo for a user's new client up among the rooms it hosts itself "
+    "instead of asking the room's hub, finds none, and the new client never joins",
+    departs=("follower.join.groupinfo-from-the-hub",),
+)
 NEW_DEVICE_SKIPS_ROOMS = define(
     "new-device-skips-rooms", area=AREA, requirements=["PROTO-GROUPINFO-FOLLOWER-JOIN-NEW-DEVICE"],
     description="as follower, provisions a user's new client without joining it to the user's rooms",

@@ -36,6 +36,14 @@ GROUPINFO_UNKNOWN_ROOM_404 = define(
     "notAuthorized), unlike a room that exists: room existence leaks",
     hooks={"hub.groupinfo.hide-unknown-room": lambda domain, room_id: unknown_room_404(domain, room_id)},
 )
+ABUSE_REPORT_ECHOED = define(
+    "abuse-report-answered-with-body",
+    area=AREA,
+    requirements=["PROTO-ABUSE-ACCEPT-NO-BODY"],
+    description="the hub answers an accepted abuse report 200 with the report echoed back as a body (a "
+    "receipt), where -06 §5.9 says there is no response body",
+    hooks={"hub.abuse.accept-without-body": lambda body: abuse_report_echoed(body)},
+)
 GROUPINFO_WRONG_CONTEXT = define(
     "groupinfo-wrong-context",
     area=AREA,
@@ -139,6 +147,13 @@ def fanout_alters_ciphertext(room, request, sender_domain: str, plan) -> None:
                 ciphertext[-1] ^= 0x01
                 out.append(m.replace(message=m.message.replace(private_message=pm.replace(ciphertext=bytes(ciphertext)))))
             messages[:] = out
+
+
+def abuse_report_echoed(body: bytes):
+    """ABUSE_REPORT_ECHOED, at step hub.abuse.accept-without-body: 200 carrying the report's own bytes."""
+    from ..server.transport import MimiResponse
+
+    return MimiResponse(bytes(body), status=200)
 
 
 def unknown_room_404(domain: str, room_id: str):

@@ -35,6 +35,10 @@ from .store import Clock, Store
 
 # -- the steps of the consent rules (reference_peer.overrides) -----------------------------------------
 
+CHECK_REQUEST_REQUESTER_DOMAIN = step(
+    "consent.request.requester-in-sender-domains", "PROTO-CONSENT-REQUEST-DOMAINS",
+    summary="a requestConsent (request/cancel) whose requesterUri is not in the sending provider's domains is "
+            "not acted on (-06 §5.7)")
 CHECK_UPDATE_DOMAINS = step(
     "consent.update.check-domains", "PROTO-CONSENT-UPDATE-DOMAINS",
     summary="an updateConsent (grant/revoke) is accepted only with its requester in one of our domains and its "
@@ -208,6 +212,8 @@ def check_consent_domains(
     if uri_domain(ours[1]) not in local:
         raise ConsentDomainError(f"{operation}: {ours[0]} {ours[1]!r} is not in this provider's domains")
     if uri_domain(theirs[1]) not in peer:
+        if operation in ("request", "cancel") and overrides.departs(CHECK_REQUEST_REQUESTER_DOMAIN):
+            return  # a fault's: a request naming another provider's requester is acted on
         raise ConsentDomainError(
             f"{operation}: {theirs[0]} {theirs[1]!r} is not in the sending provider's domains {sorted(peer)}"
         )
