@@ -303,6 +303,29 @@ def test_immediate_keymaterial_returns_key_packages(cast, sut, mimi_as):
 
 
 @both_roles
+@pytest.mark.requirements(IMMEDIATE_KEYMAT)
+@pytest.mark.operations("createUser", hub=("createRoom", "addParticipant"))
+def test_user_in_the_default_immediate_mode_gets_key_material(cast, sut, mimi_as):
+    """A user created without a consent mode of its own, at a SUT whose declared default mode is immediate, is
+    in immediate mode: keyMaterial from a requester without any consent exchange returns KeyPackages.
+
+    consent-modes: the mode is "configured per provider (the default for its users) and overridable per user",
+    and "In immediate mode, keyMaterial for a target with no revoke covering the request returns KeyPackages".
+    A SUT whose declared default mode is not immediate makes the check NOT_APPLICABLE."""
+    consent = (sut.info or {}).get("consent")
+    if not consent:
+        not_applicable("getInfo has no 'consent' member: the SUT does not implement the consent-modes extension")
+    if consent.get("defaultMode") != "immediate":
+        not_applicable(f"the SUT's declared default consent mode is {consent.get('defaultMode')!r}, not immediate")
+    target = cast.sut.create_user("default-mode")
+    requester = _Requester(cast, sut)
+    room = requester.room()
+    reply, response = _Mimi(sut, mimi_as, requester.domain).key_material(requester.user.uri, target.uri, room)
+    _expect_key_packages(reply, response, f"keyMaterial for {target.uri}, a user in the default (immediate) mode",
+                         IMMEDIATE_KEYMAT)
+
+
+@both_roles
 @pytest.mark.requirements(IMMEDIATE_DELIVERY, IMMEDIATE_KEYMAT)
 @pytest.mark.operations("createUser", "listReceivedMessages", hub=("createRoom", "addParticipant"))
 def test_immediate_room_is_delivered_without_user_action(cast, sut, names):
@@ -492,6 +515,34 @@ def test_quarantine_room_from_granted_requester_is_not_held(cast, sut, names):
                  requirement=Q_GRANTED)
     observed(Q_GRANTED, f"{len(target.clients)} client(s) received a message of {room} from a granted requester "
                         "without a user action")
+
+
+@both_roles
+@pytest.mark.requirements(Q_GRANTED, Q_ADD)
+@pytest.mark.operations("createUser", "grantConsent", "listReceivedMessages", hub=("createRoom", "addParticipant"))
+def test_quarantine_room_named_in_a_grant_is_not_held(cast, sut, names):
+    """In quarantine mode the SUT delivers a room that the user's grant names (a grant for that room
+    alone) without a further user action.
+
+    consent-modes: "**Grant covers a request** when the requester and target match and the grant has no
+    `roomId` or the same `roomId` as the request" and "Rooms from a requester whose grant covers them are
+    not held" (a SHOULD: a room held anyway is a WARN). The grant for every room is judged by
+    test_quarantine_room_from_granted_requester_is_not_held."""
+    target = _user_in_mode(sut, cast.sut, "quarantine")
+    requester = _Requester(cast, sut)
+    room = requester.room()
+    cast.sut.grant_consent(target, requester.user, room=room)
+    _add_target(requester, room, target, Q_ADD)
+    data = _payload(names, "room-granted")
+    requester.party.send_ok(room, requester.user.client, data)
+    for client in target.clients:
+        try:
+            cast.sut.wait_received(client, data, room=room, what=f"{client} to receive a message of a granted room")
+        except PollTimeout as exc:
+            fail(f"a room the user's grant names ({room}) was not delivered without a user action: {exc}",
+                 requirement=Q_GRANTED)
+    observed(Q_GRANTED, f"{len(target.clients)} client(s) received a message of {room}, which the user's grant "
+                        "names, without a user action")
 
 
 # ============================================================================================

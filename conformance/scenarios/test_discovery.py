@@ -383,6 +383,30 @@ def test_identifier_query_vcard_fn_matches_exactly(sut, sut_party, mimi, names, 
 @pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(EXACT_MATCH)
 @pytest.mark.operations("createUser")
+def test_identifier_query_oidc_claim_matches_exactly(sut, sut_party, mimi, names, recorder):
+    """An oidcStdClaim search for given_name finds the one user whose given name is the value, not a
+    user whose given name only starts with it; the value less its last character finds nobody.
+
+    -06 §5.8: "oidcStdClaim means that the query string exactly matches the specified UserInfo Standard
+    Claim (defined in Section 5.1 of [OidcCore])" (given_name is one of them). A SUT that does not search
+    that claim answers unsupportedField or forbidden, which makes the check NOT_APPLICABLE."""
+    given = names("Gn").replace("-", "")
+    named, _ = _searchable_user(sut_party, names, "given", names={"given_name": given})
+    _searchable_user(sut_party, names, "longer", names={"given_name": f"{given}a"})
+    _, found = _query(mimi, sut, recorder, _element(T.oidcStdClaim, given, "given_name"), requirement=EXACT_MATCH)
+    _expect_success(found, {named.uri}, f"an oidcStdClaim given_name search for {given!r}", EXACT_MATCH)
+    _, near = _query(mimi, sut, recorder, _element(T.oidcStdClaim, given[:-1], "given_name"),
+                     requirement=EXACT_MATCH)
+    if near.responseCode not in REFUSALS:  # a refused search finds nobody either
+        _expect_not_found(near, "an oidcStdClaim given_name search for the name less its last character",
+                          EXACT_MATCH)
+    observed(EXACT_MATCH, f"given_name={given!r} found the one user with that given name (not the one named "
+             f"{given + 'a'!r}); {given[:-1]!r} found nobody ({near.responseCode.name})")
+
+
+@pytest.mark.feature("identifierQuery")
+@pytest.mark.requirements(EXACT_MATCH)
+@pytest.mark.operations("createUser")
 def test_identifier_query_phone_matches_exactly_and_an_empty_value_nothing(sut, sut_party, mimi, names, recorder):
     """A phone search for a user's number (international format, "+" prefix) finds that user; the same
     number with its last digit changed finds nobody, and so does a handle search whose value is empty.

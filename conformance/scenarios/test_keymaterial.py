@@ -68,6 +68,8 @@ ALL_SUITES = (1, 2, 3, 4, 5, 6, 7)  # the cipher suites RFC 9420 registers
 UNSUPPORTED_EXTENSION = 0xF0A5  # a private-use extension type no client is expected to support
 UNSUPPORTED_PROPOSAL = 0xF0A5  # a private-use (RFC 9420 §17.4), non-default proposal type
 UNSUPPORTED_CREDENTIAL = 0xF0A5  # a private-use (RFC 9420 §17.5) credential type
+DEFAULT_PROPOSALS = frozenset(range(1, 8))  # RFC 9420 §7.2: need not be listed in capabilities
+DEFAULT_EXTENSIONS = frozenset(range(1, 6))
 SHORT_LIFETIME = 2  # seconds: the lifetime of the KeyPackages published to expire while the check waits
 EXPIRY_TOLERANCE = 2  # seconds past not_after before a served KeyPackage counts as expired (clock steps)
 NO_GRANT = "the SUT requires consent and its adapter offers no way to grant it"
@@ -231,23 +233,36 @@ def _expect_success(status, response, what: str, requirement: str) -> KeyMateria
 # The SUT as target provider
 
 
-@pytest.mark.requirements(PUBLICATION_POINT, CLIENTS_ENUMERATED)
+@pytest.mark.requirements(PUBLICATION_POINT, CLIENTS_ENUMERATED, USER_CODE)
 @both_roles
 @pytest.mark.operations("createUser", hub=("createRoom",), optional=("grantConsent",))
 def test_key_material_lists_every_client_with_a_key_package(cast, sut, mimi, mimi_as, names, recorder):
     """keyMaterial for a user with two clients answers success listing both clients, each with a
-    KeyPackage of that client."""
+    KeyPackage of that client.
+
+    -06 §5.2: "success indicates that key material was provided for every client of the target user.
+    partialSuccess indicates that key material was provided for at least one client of the target user":
+    an answer serving both clients' KeyPackages under partialSuccess misses PROTO-KEYMAT-USER-CODE-CONSISTENT."""
     asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
     target = _target(cast, asker, clients=2)
     with judging(PUBLICATION_POINT):
         status, _, response = asker.ask_consented(target.uri)
     response = _expect_success(status, response, "a freshly provisioned user", PUBLICATION_POINT)
+    every_client_served = sorted(_text(c.clientUri) for c in response.clients) == sorted(target.clients) and all(
+        c.clientStatus == KeyMaterialClientCode.success and c.keyPackage is not None for c in response.clients)
     if response.userStatus != KeyMaterialUserCode.success:
-        fail(f"both clients have KeyPackages, yet userStatus is {response.userStatus.name}", requirement=PUBLICATION_POINT)
+        if not every_client_served:
+            fail(f"both clients have KeyPackages, yet userStatus is {response.userStatus.name}",
+                 requirement=PUBLICATION_POINT)
+        miss(USER_CODE, f"both clients are listed success with a KeyPackage, yet userStatus is "
+                        f"{response.userStatus.name}, not success")
+    else:
+        observed(USER_CODE, "both clients got a KeyPackage: userStatus success")
     served = _key_packages(response)
     if not served:
         fail("userStatus success, yet no KeyPackage was handed out", requirement=PUBLICATION_POINT)
-    observed(PUBLICATION_POINT, f"keyMaterial for {target.uri} answered success with {len(served)} KeyPackage(s)")
+    observed(PUBLICATION_POINT, f"keyMaterial for {target.uri} answered {response.userStatus.name} with "
+                                f"{len(served)} KeyPackage(s)")
     listed = [_text(c.clientUri) for c in response.clients]
     if sorted(listed) != sorted(target.clients):
         fail(f"the response enumerates {listed}, not the user's clients {list(target.clients)}",
@@ -412,13 +427,20 @@ def test_no_expired_key_package_is_handed_out(cast, sut, mimi, mimi_as, names, r
                      f" s ago (not_after {kp.leaf_node.lifetime.not_after})")
 
 
-def _wrongly_incompatible(response: KeyMaterialResponse, credentials: tuple[int, ...], suites: tuple[int, ...]):
+def _wrongly_incompatible(response: KeyMaterialResponse, credentials: tuple[int, ...], suites: tuple[int, ...], *,
+                          proposals: tuple[int, ...] = (), extensions: tuple[int, ...] = ()):
     """The clients a response answers nothingCompatible although the capabilities it reveals for them list every
-    required credential type and an acceptable cipher suite (only credential types are required)."""
+    required credential, proposal and extension type (default ones need not be listed) and an acceptable
+    cipher suite."""
+    def supports(caps) -> bool:
+        return (all(t in caps.credentials for t in credentials)
+                and all(t in caps.proposals or t in DEFAULT_PROPOSALS for t in proposals)
+                and all(t in caps.extensions or t in DEFAULT_EXTENSIONS for t in extensions)
+                and any(s in suites for s in caps.cipher_suites))
+
     return [_text(c.clientUri) for c in response.clients
             if c.clientStatus == KeyMaterialClientCode.nothingCompatible and c.clientCapabilities is not None
-            and all(t in c.clientCapabilities.credentials for t in credentials)
-            and any(s in suites for s in c.clientCapabilities.cipher_suites)]
+            and supports(c.clientCapabilities)]
 
 
 def _required_capabilities_controls(asker: _Requester, target) -> None:
@@ -453,6 +475,29 @@ def _required_capabilities_controls(asker: _Requester, target) -> None:
     observed(REQUIRED_CAPABILITIES, f"requiring the credential types {list(credentials)} listed in the served "
                                     f"KeyPackages' capabilities: {response.userStatus.name}, "
                                     f"{len(_key_packages(response))} KeyPackage(s), no client wrongly refused")
+    _listed_types_control(asker, target, served)
+
+
+def _listed_types_control(asker: _Requester, target, served) -> None:
+    """A request requiring the non-default proposal and extension types that the served KeyPackages' capabilities
+    list: a client answered nothingCompatible whose revealed clientCapabilities list all of them is wrongly refused."""
+    caps = [kp.leaf_node.capabilities for _, kp in served]
+    proposals = tuple(dict.fromkeys(t for c in caps for t in c.proposals if t not in DEFAULT_PROPOSALS))
+    extensions = tuple(dict.fromkeys(t for c in caps for t in c.extensions if t not in DEFAULT_EXTENSIONS))
+    if not proposals and not extensions:
+        return
+    _, _, response = asker.ask_consented(target.uri, suites=ALL_SUITES, proposals=proposals, extensions=extensions)
+    if response is None:
+        return
+    wrong = _wrongly_incompatible(response, (), ALL_SUITES, proposals=proposals, extensions=extensions)
+    required = f"the proposal types {list(proposals)} and extension types {list(extensions)}"
+    if wrong:
+        fail(f"requiring {required}, which the served KeyPackages' capabilities list, {wrong} are answered "
+             "nothingCompatible although the capabilities revealed for them list those types and an acceptable "
+             "cipher suite")
+    observed(REQUIRED_CAPABILITIES, f"requiring {required} listed in the served KeyPackages' capabilities: "
+                                    f"{response.userStatus.name}, {len(_key_packages(response))} KeyPackage(s), "
+                                    "no client wrongly refused")
 
 
 @pytest.mark.requirements(REQUIRED_CAPABILITIES)
@@ -471,16 +516,17 @@ def test_required_capabilities_no_client_supports_get_no_key_package(cast, sut, 
     types need not be listed). Each request requires one private-use type (0xF000-0xFFFF, RFC 9420 §17), so
     that no client of the SUT can be expected to support it; a refused request consumes no KeyPackage.
 
-    First, two controls, each accepting every cipher suite of RFC 9420 (1-7) so that no suite is the reason of a
+    First, three controls, each accepting every cipher suite of RFC 9420 (1-7) so that no suite is the reason of a
     refusal: a request requiring nothing is not answered noCompatibleMaterial, nor any client nothingCompatible
     (no client can lack what an empty requiredCapabilities asks); then a request requiring the credential types
-    that a served KeyPackage's capabilities list: a client answered nothingCompatible whose clientCapabilities
-    (where revealed) list all of them and a cipher suite of the request is wrongly refused."""
+    that a served KeyPackage's capabilities list, and one requiring the non-default proposal and extension types
+    they list: a client answered nothingCompatible whose clientCapabilities (where revealed) list all of them and
+    a cipher suite of the request is wrongly refused."""
     asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
     target = _target(cast, asker, clients=2)
     if cast.sut.supports("publishKeyPackages"):  # KeyPackages for the two controls
         for client in target.clients:
-            cast.sut.publish_key_packages(client, 3, replace=True, lastResort=False)
+            cast.sut.publish_key_packages(client, 4, replace=True, lastResort=False)
     _required_capabilities_controls(asker, target)
     kinds = (
         ("extension type", {"extensions": (UNSUPPORTED_EXTENSION,)}, UNSUPPORTED_EXTENSION),

@@ -103,6 +103,25 @@ IMMEDIATE_DEMANDS_CONSENT = define(
     description="a user whose own consent mode is immediate is gated like consent-first (keyMaterial answers noConsent)",
     hooks={"consent.keymaterial.immediate-user-open": _verdict_immediate_demands_consent},
 )
+def _verdict_default_mode_demands_consent(consent, decisions: dict, requester: str, target: str, room: str | None):
+    """Hook of step consent.keymaterial.immediate-user-open: a user with no mode of its own, whose provider's
+    default mode is immediate, is gated like consent-first."""
+    from ..provider.consent import ConsentMode, ConsentVerdict, Decision
+
+    granted = [key for key, d in decisions.items() if d == Decision.grant]
+    if (_user_override(consent._store, target) is None and consent.settings.default_mode == ConsentMode.immediate
+            and not granted):
+        return ConsentVerdict.noConsent
+    return None
+
+
+DEFAULT_MODE_DEMANDS_CONSENT = define(
+    "consent-default-mode-demands-consent", area=AREA,
+    requirements=["EXT-CONSENT-IMMEDIATE-KEYMATERIAL"],
+    description="a user created without a consent mode of its own is gated like consent-first (keyMaterial answers "
+                "noConsent), although the provider's declared default mode is immediate",
+    hooks={"consent.keymaterial.immediate-user-open": _verdict_default_mode_demands_consent},
+)
 QUARANTINE_REFUSES_KEYMATERIAL = define(
     "consent-quarantine-refuses-keymaterial", area=AREA,
     requirements=["EXT-CONSENT-QUARANTINE-ADD-SUCCEEDS"],
@@ -270,6 +289,19 @@ ROOM_DECISION_ANY_ROOM = define(
     description="a grant or revoke naming a room is recorded for every room of that requester",
     hooks={"consent.decision.keep-room-scope": _decision_any_room},
 )
+CANCEL_ANSWERED_200 = define(
+    "consent-cancel-answered-200", area=AREA,
+    requirements=["PROTO-CONSENT-CANCEL-NO-MATCH"],
+    description="a received cancel is answered 200 OK instead of 201 Accepted",
+    hooks={"provider.request-consent.cancel-answered-201": lambda: 200},
+)
+CONSENT_SENT_TO_ITSELF = define(
+    "consent-sent-to-own-provider", area=AREA,
+    requirements=["PROTO-CONSENT-DIRECT", "EXT-CONSENT-FIRST-GRANT-SENT"],
+    description="the requestConsent and updateConsent the provider sends are addressed to its own domain, not to "
+                "the provider at the other end of the scope, so they never reach it",
+    departs=("provider.consent.send-to-the-other-provider",),
+)
 CANCEL_SCOPE_CHANGED = define(
     "consent-cancel-drops-room", area=AREA,
     requirements=["PROTO-CONSENT-CANCEL-SAME-SCOPE"],
@@ -299,6 +331,13 @@ IMMEDIATE_HOLDS = define(
     requirements=["EXT-CONSENT-IMMEDIATE-DELIVERY"],
     description="a user whose own consent mode is immediate gets rooms held as in quarantine",
     hooks={"consent.quarantine.hold-only-quarantine": _holds_immediate_override},
+)
+QUARANTINE_ROOM_GRANT_HELD = define(
+    "consent-quarantine-room-grant-held", area=AREA,
+    requirements=["EXT-CONSENT-QUARANTINE-GRANTED-NOT-HELD"],
+    description="a quarantine-mode user's grant naming a room does not keep that room from being held (only a "
+                "grant for every room does)",
+    departs=("consent.quarantine.room-grant-not-held",),
 )
 QUARANTINE_LEAKS = define(
     "consent-quarantine-leaks-held", area=AREA,

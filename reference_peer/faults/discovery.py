@@ -98,6 +98,11 @@ IDQUERY_PHONE_ANY_NUMBER_MATCHES = define(
     description="a phone search matches every searchable user who has a phone number, whatever number it names",
     departs=("directory.match.phone-exact",),
 )
+IDQUERY_OIDC_CLAIM_PREFIX_MATCH = define(
+    "idquery-oidc-claim-prefix-match", area=AREA, requirements=["PROTO-IDQUERY-EXACT-MATCH-TYPES"],
+    description="an oidcStdClaim search also matches a prefix of the named claim's value",
+    departs=("directory.match.oidc-claim-exact",),
+)
 
 
 def _given_name_only(profile) -> list[str]:
@@ -193,6 +198,12 @@ KEYMAT_REFUSE_LISTED_CREDENTIALS = define(
     description="a request requiring any credential type gets no KeyPackage (nothingCompatible), even one whose "
                 "capabilities list that type",
     departs=("keymaterial.claim.listed-credential-types-served",),
+)
+KEYMAT_REFUSE_LISTED_PROPOSALS = define(
+    "keymat-refuse-listed-proposals", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-REQUIRED-CAPABILITIES"],
+    description="a request requiring a non-default proposal type gets no KeyPackage (nothingCompatible), even one "
+                "whose capabilities list that type",
+    departs=("keymaterial.claim.listed-proposal-types-served",),
 )
 KEYMAT_IGNORE_CIPHERSUITES = define(
     "keymat-ignore-ciphersuites", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-ACCEPTABLE-CIPHERSUITE"],

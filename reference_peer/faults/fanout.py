@@ -54,6 +54,7 @@ NOTIFY_NOT_RETRIED = define(
     description="as hub, drops a /notify the follower answered with anything but 201 (no retry)",
     # step hub.notify.retry-refused (peer.py _deliver_item): (status, retry_after) the outbox acts on
     hooks={"hub.notify.retry-refused": lambda status, retry_after, room: (201, None)},  # taken for delivered
+    departs=("outbox.send.delivered-only-on-201",),  # and the outbox takes any answer for delivered
 )
 NOTIFY_2XX_DELIVERED = define(
     "notify-2xx-taken-as-delivered", area=AREA,

@@ -78,6 +78,9 @@ VCARD_NAMED_PROPERTY = step(
 PHONE_EXACT = step(
     "directory.match.phone-exact", "PROTO-IDQUERY-EXACT-MATCH-TYPES",
     summary="a phone element matches a profile's phone number exactly (international format, '+' prefix)")
+OIDC_CLAIM_EXACT = step(
+    "directory.match.oidc-claim-exact", "PROTO-IDQUERY-EXACT-MATCH-TYPES",
+    summary="an oidcStdClaim element matches the named claim's whole value exactly")
 PARTIAL_NAME_EVERY_NAME_FIELD = step(
     "directory.match.partial-name-every-name-field", "PROTO-IDQUERY-PARTIALNAME",
     summary="a partialName element is searched in every name field (given, middle, family and full name)")
@@ -441,6 +444,8 @@ def element_matches(profile: Profile, el: QueryElement, overrides: Overrides = N
         needle = value.casefold()
         return any(needle in v.casefold() for v in profile.all_values())
     if kind == T.oidcStdClaim:
+        if overrides.departs(OIDC_CLAIM_EXACT):  # a fault's: a prefix of the claim's value matches
+            return any(v.startswith(value) for v in profile.oidc_values(str(el.name_text)))
         return el.name_text is not None and value in profile.oidc_values(el.name_text)
     if kind == T.vcardField:
         if overrides.departs(VCARD_EXACT):  # a fault's: a prefix of the property's value matches

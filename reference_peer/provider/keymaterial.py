@@ -98,6 +98,10 @@ REQUIRED_CREDENTIAL_TYPES = step(
 LISTED_CREDENTIAL_TYPES_SERVED = step(
     "keymaterial.claim.listed-credential-types-served", "PROTO-KEYMAT-REQUIRED-CAPABILITIES",
     summary="a KeyPackage whose capabilities list the required credential types is compatible (not refused for them)")
+LISTED_PROPOSAL_TYPES_SERVED = step(
+    "keymaterial.claim.listed-proposal-types-served", "PROTO-KEYMAT-REQUIRED-CAPABILITIES",
+    summary="a KeyPackage whose capabilities list the required non-default proposal types is compatible (not "
+            "refused for them)")
 LIST_NOTHING_COMPATIBLE = step(
     "keymaterial.claim.list-nothing-compatible-clients", "PROTO-KEYMAT-NOCOMPAT-MAY-LIST-CLIENTS",
     summary="a noCompatibleMaterial answer lists the user's clients (unless the settings say not to)")
@@ -407,7 +411,8 @@ class KeyMaterialService:
         return (
             (candidate.suite in set(query.acceptable_ciphersuites) or self.overrides.departs(ACCEPTABLE_CIPHERSUITE))
             and all(t in caps.extensions or t in DEFAULT_EXTENSION_TYPES for t in query.required_extensions)
-            and (all(t in caps.proposals or t in DEFAULT_PROPOSAL_TYPES for t in query.required_proposals)
+            and (all((t in caps.proposals and not self.overrides.departs(LISTED_PROPOSAL_TYPES_SERVED))
+                     or t in DEFAULT_PROPOSAL_TYPES for t in query.required_proposals)
                  or self.overrides.departs(REQUIRED_PROPOSAL_TYPES))
             and (all(t in caps.credentials and not self.overrides.departs(LISTED_CREDENTIAL_TYPES_SERVED)
                      for t in query.required_credentials)
@@ -455,7 +460,8 @@ class KeyPackageRoutes:
 
     def welcome_routes(self, refs: Iterable[bytes]) -> list[WelcomeRoute]:
         """Routes for the refs of a Welcome's ``secrets`` that this provider handed out (others are
-        skipped: they belong to other providers)."""
+        skipped: they belong to other providers), so the Welcome reaches the clients whose KeyPackages
+        they are (PROTO-KEYMAT-KPREF-TARGET-CLIENT)."""
         out = []
         for ref in refs:
             row = self._store.conn.execute(

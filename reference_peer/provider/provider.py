@@ -50,8 +50,9 @@ DROP_DELETED_PROFILE = step(
     "provider.delete-user.drop-profile", "DISC-R9-REMOVED-NOT-RETURNED",
     summary="deleting a user deletes their directory profile")
 RECORD_REQUEST = step(
-    "provider.request-consent.record", "EXT-CONSENT-FIRST-REQUEST-201",
-    summary="a received requestConsent (request) for a local user is recorded as pending for that user")
+    "provider.request-consent.record", "EXT-CONSENT-FIRST-REQUEST-201", "PROTO-CONSENT-REQUEST-RESPONSE",
+    summary="a received requestConsent (request) for a local user is recorded as pending for that user and answered "
+            "201; one for an unknown target is answered 201 too (404 only when the settings reveal unknown users)")
 UPDATE_NOTICE_ONLY = step(
     "provider.update-consent.notice-only", "PROTO-CONSENT-UPDATE-DOMAINS",
     summary="a received updateConsent is kept as a notice for our local requester, never recorded as a decision "
@@ -66,6 +67,16 @@ KEEP_REVOKE_PRIVATE = step(
 REJECT_DROPS_HELD = step(
     "provider.revoke.drop-held", "EXT-CONSENT-QUARANTINE-REJECT-DROPS",
     summary="a reject drops the held items of the rooms it covers")
+CANCEL_ANSWERED_201 = step(
+    "provider.request-consent.cancel-answered-201", "PROTO-CONSENT-CANCEL-NO-MATCH",
+    summary="a received cancel for a local user is answered 201 whether or not a pending request matched it (-06 "
+            "§5.7: \"in response to a cancel which has no request matching the ConsentScope, a 201 Accepted is sent\")")
+SEND_TO_THE_OTHER_PROVIDER = step(
+    "provider.consent.send-to-the-other-provider",
+    "PROTO-CONSENT-DIRECT", "EXT-CONSENT-FIRST-GRANT-SENT", "PROTO-CONSENT-ROOM-SCOPED-REQUEST",
+    "PROTO-CONSENT-CANCEL-SAME-SCOPE",
+    summary="a consent entry the provider sends carries the scope it was given and goes straight to the provider at "
+            "the other end of it: requestConsent to the target's, updateConsent to the requester's (-06 §5.7)")
 CANCEL_SENT_SAME_SCOPE = step(
     "provider.request-consent.cancel-same-scope", "PROTO-CONSENT-CANCEL-SAME-SCOPE",
     summary="a cancel our provider sends carries the scope (roomId) of the request it cancels")
@@ -311,7 +322,8 @@ class ProviderState:
                 if not self.overrides.departs(RECORD_REQUEST):
                     self.consent.record_request(scope)
                 return ConsentReceipt(201, True)
-            return ConsentReceipt(201, self.consent.cancel_request(scope))
+            cancelled = self.consent.cancel_request(scope)
+            return ConsentReceipt(self.overrides.hook(CANCEL_ANSWERED_201) or 201, cancelled)
 
     def receive_update_consent(
         self,
@@ -412,6 +424,8 @@ class ProviderState:
         remote = scope.requester if endpoint == "updateConsent" else scope.target
         domain = uri_domain(remote)
         var = "requesterDomain" if endpoint == "updateConsent" else "targetDomain"
+        if self.overrides.departs(SEND_TO_THE_OTHER_PROVIDER):  # a fault's: queued for this provider itself
+            domain = self.settings.primary_domain
         return self.outbox.enqueue(domain, endpoint, entry.encode(), path_vars={var: domain})
 
     def queue_notify(self, destination: str, room: str, body: bytes, *, idempotency_key: str | None = None) -> int:
