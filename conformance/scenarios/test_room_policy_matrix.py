@@ -37,6 +37,7 @@ MIN_PARTICIPANTS = "POLICY-ROLE-MIN-PARTICIPANTS"
 
 MEMBER = 2
 ADMIN = 3
+MODERATOR = 4
 
 _MEMBER_CAPABILITIES = ["canSendMessage", "canReceiveMessage", "canRemoveSelf", "canAddOwnClient",
                         "canRemoveOwnClient"]
@@ -122,16 +123,26 @@ def test_role_change_needs_can_change_user_role(cast, sut, ref_follower, mimi_as
     """room-policy-04 §8.1.3: "canChangeUserRole - the holder of this capability is authorized to change the
     role of another participant (but not itself), according to the holder's authorized_role_changes list,
     from a role represented by an entry where the target's current role matches from_role_index to any of the
-    non-zero target_role_indexes in the same element of authorized_role_changes." An admin (canChangeUserRole,
-    member -> admin authorized) changes carol from member to admin: accepted. A member, whose role lacks
-    canChangeUserRole, changes carol back to member: not authorized, so refused, and carol stays admin."""
-    room, alice = _policy_room(cast, {"roles": _roles()})
+    non-zero target_role_indexes in the same element of authorized_role_changes." Both halves are needed: the
+    capability and the entry. An admin (canChangeUserRole, member -> admin authorized) changes carol from member
+    to admin: accepted. Then each refused, carol staying admin: a member (neither) changes carol back to member;
+    erin, a moderator whose authorized_role_changes holds admin -> member but whose role lacks canChangeUserRole,
+    does the same; frank, another admin (canChangeUserRole), changes carol to moderator, a target his entry from
+    admin lacks (his entry from 0 holds it: only the entry matching the target's current role counts)."""
+    roles = _roles() + [{"index": MODERATOR, "name": "moderator", "capabilities": list(_MEMBER_CAPABILITIES),
+                         "authorizedRoleChanges": [{"from": ADMIN, "to": [MEMBER]}]}]
+    roles[ADMIN]["authorizedRoleChanges"][0]["to"].append(MODERATOR)  # alice adds erin as moderator
+    room, alice = _policy_room(cast, {"roles": roles})
     dave = ref_follower.create_user("dave")
     bob = ref_follower.create_user("bob")
     carol = ref_follower.create_user("carol")
+    erin = ref_follower.create_user("erin")
+    frank = ref_follower.create_user("frank")  # dave's client cannot follow the commit the suite made as dave
     _add(cast, room, alice, dave, role=ADMIN)
     _add(cast, room, alice, bob)
     _add(cast, room, alice, carol)
+    _add(cast, room, alice, erin, role=MODERATOR)
+    _add(cast, room, alice, frank, role=ADMIN)
     if _roles_at_hub(cast, room).get(carol.uri) != MEMBER:
         not_applicable(f"set-up failed: carol is not listed as a member (role {MEMBER}) at the SUT: "
                        f"{_roles_at_hub(cast, room)}")
@@ -160,8 +171,21 @@ def test_role_change_needs_can_change_user_role(cast, sut, ref_follower, mimi_as
                               "another participant's (carol's) role back to member", unchanged=carol_kept)
     if said is None:
         return
-    observed(CHANGE_USER_ROLE, f"the hub accepted an admin's change of carol to admin, and {said}; carol stayed "
-                               "admin")
+    evidence = [said]
+    for actor, to_role, why in (
+            (erin, MEMBER, "erin (moderator: an entry admin -> member, no canChangeUserRole)"),
+            (frank, MODERATOR, "frank (admin: canChangeUserRole, no entry from admin to moderator)")):
+        state = _synced_state(ref_follower, cast.hub, room, actor.client, poll_until)
+        out = state.change_role(carol.uri.encode(), to_role)
+        what = f"a commit by {why} changing carol from admin to role {to_role}"
+        recorder.note(what)
+        said = _refused_unchanged(CHANGE_USER_ROLE, cast, sut, ref_follower, mimi_as, recorder, room, alice, carol,
+                                  out.request, what, unchanged=carol_kept)
+        if said is None:
+            return
+        evidence.append(said)
+    observed(CHANGE_USER_ROLE, "the hub accepted an admin's change of carol to admin, and " + "; ".join(evidence)
+             + "; carol stayed admin")
 
 
 # -- role definitions ----------------------------------------------------------------------------
@@ -389,7 +413,6 @@ def test_base_policy_change_needs_membership_style(cast, sut, ref_follower, mimi
                                "an admin holding canChangeRoomMembershipStyle")
 
 
-MODERATOR = 4
 
 
 @pytest.mark.requirements(UNBAN)
@@ -407,11 +430,14 @@ def test_unban_needs_can_unban_and_an_entry_from_1(cast, sut, ref_follower, mimi
     target_role_indexes in the same element". Bob is banned. Refused, each judged by effect (nothing applied or
     fanned out, bob stays banned): erin's unban of bob into member, her role (moderator) having an
     authorized_role_changes entry 1 -> member but neither canUnBan nor canChangeUserRole; dave's (admin:
-    canUnBan, entry 1 -> no-participant or member) unban of bob into admin, a target his entry lacks.
-    Accepted: dave's unban of bob into member."""
+    canUnBan, entry 1 -> no-participant or member) unban of bob into admin, a target his entry from 1 lacks
+    though his entries from 0 and from member hold it (only the entry whose from_role_index is the target's
+    current role counts). Accepted: dave's unban of bob into member."""
     roles = _roles() + [{"index": MODERATOR, "name": "moderator", "capabilities": list(_MEMBER_CAPABILITIES),
                          "authorizedRoleChanges": [{"from": 1, "to": [MEMBER]}]}]
     roles[ADMIN]["authorizedRoleChanges"][0]["to"].append(MODERATOR)  # alice adds erin as moderator
+    # also from member: erin's add stays authorized for a hub that mixes up the entries (judged below)
+    roles[ADMIN]["authorizedRoleChanges"][2]["to"].append(MODERATOR)
     room, alice = _policy_room(cast, {"roles": roles})
     dave = ref_follower.create_user("dave")
     erin = ref_follower.create_user("erin")

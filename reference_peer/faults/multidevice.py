@@ -1,6 +1,7 @@
 """Faults of the multi-device area (checks: conformance/scenarios/test_multi_device.py; a new device's external
 commit with a PartialGroupInfo: conformance/scenarios/test_external_commit.py)."""
 
+from ..room.policy import PolicyError
 from .registry import define
 
 AREA = "multidevice"
@@ -9,6 +10,10 @@ AREA = "multidevice"
 def _first_leaf_key(new: object) -> bytes:
     """The signature key of the new epoch's leaf 0 (the room's first member, never an external joiner)."""
     return bytes(new.tree.leaf(0).signature_key)  # type: ignore[attr-defined]
+
+
+def _refuse_external_join(room: object, joiner: bytes | None) -> None:
+    raise PolicyError("an external commit is not taken")
 
 
 NEW_DEVICE_GROUPINFO_REFUSED = define(
@@ -68,4 +73,10 @@ MAX_CLIENTS_EXCLUSIVE = define(
     description="as hub, reads max_clients as exclusive: refuses a commit that takes the group to exactly "
     "max_clients clients (one client fewer than the policy allows)",
     departs=("policy.constraints.max-clients-inclusive",),
+)
+EXTERNAL_JOIN_REFUSED = define(
+    "external-join-refused", area=AREA, requirements=["PROTO-GROUPINFO-NEW-DEVICE-JOIN", "POLICY-CAP-ADD-OWN-CLIENT"],
+    description="as hub, serves a participant's new client the GroupInfo but answers invalidProposal to its valid "
+    "external commit, although the participant's role holds canAddOwnClient",
+    hooks={"hub.external-join.accept": _refuse_external_join},
 )

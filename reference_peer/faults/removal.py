@@ -23,8 +23,9 @@ HUB_KEEPS_REMOVED_USERS_CLIENT = define(
 ACCEPT_REMOVED_MEMBER_MESSAGE = define(
     "accept-removed-member-message",
     area=AREA,
-    requirements=["PROTO-REMOVAL-BLOCK-APP-SEND"],
-    description="the hub accepts (and fans out) submitMessage from a removed or departing participant",
+    requirements=["PROTO-REMOVAL-BLOCK-APP-SEND", "POLICY-CAP-SEND-MESSAGE"],
+    description="the hub accepts (and fans out) submitMessage from a removed or departing participant, or from one "
+    "whose role lacks canSendMessage",
     departs=("hub.submit.refuse-inactive-sender",),
 )
 ACCEPT_REMOVED_MEMBER_COMMIT = define(
@@ -55,6 +56,14 @@ REFUSE_SELF_REMOVE = define(
     requirements=["PROTO-REMOVAL-ONLY-REMOVE-PROPOSALS", "POLICY-CAP-REMOVE-SELF-ALL-CLIENTS"],
     description="the hub answers notAllowed to every valid SelfRemove proposal",
     departs=("hub.proposal.accept-self-remove",),
+)
+REFUSE_OWN_PLIST_LEAVE = define(
+    "refuse-own-plist-leave",
+    area=AREA,
+    requirements=["PROTO-UPDATE-SELF-LEAVE-CACHED"],
+    description="the hub answers notAllowed to a member's valid participant-list proposal removing its own user "
+    "(the list half of a leave)",
+    departs=("hub.plist.accept-authorized-member-change",),
 )
 NO_COMMIT_TO_REMOVED_PROVIDER = define(
     "no-commit-to-removed-provider",

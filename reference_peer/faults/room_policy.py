@@ -86,3 +86,15 @@ OWN_ADD_UNCHECKED = define(
     "of its own user",
     departs=("hub.commit.own-add-needs-capability",),
 )
+SINGLE_DEVICE_REFUSES_ONE = define(
+    "single-device-refuses-one", area=AREA, requirements=["POLICY-BASE-SINGLE-DEVICE"],
+    description="as hub, refuses every group of a room whose policy has multi_device false, even one with a single "
+    "client per user (a commit switching a room to single-device is refused)",
+    departs=("hub.members.single-device-allows-one",),
+)
+PLIST_JUDGED_IN_COMMITTED_LIST = define(
+    "plist-judged-in-committed-list", area=AREA, requirements=["PROTO-ROOMSTATE-APPLIED-ON-ACCEPT"],
+    description="as hub, reads and authorizes a proposal's participant-list changes in the committed list, "
+    "ignoring the changes of the proposals it already accepted in the epoch (their indices included)",
+    departs=("hub.proposal.judge-in-accepted-list",),
+)

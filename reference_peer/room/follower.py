@@ -428,7 +428,9 @@ class SimulatedClient(BuiltWith):
 
     def receive(self, fanout: FanoutMessage) -> str:
         """Process one FanoutMessage; returns what happened ("joined", "commit", "proposal",
-        "application", "ignored", "own", or "error: ...")."""
+        "application", "ignored", "own", or "error: ..."). A client a Welcome names joins from it and reads the
+        room's messages (PROTO-KEYMAT-KPREF-TARGET-CLIENT); commits and the hub's proposals keep a joined client
+        in the room's epochs (PROTO-GROUPINFO-FOLLOWER-JOIN-NEW-DEVICE)."""
         msg = fanout.message
         try:
             if msg.wire_format == WireFormat.mls_welcome:

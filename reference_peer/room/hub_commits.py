@@ -19,18 +19,22 @@ from . import participants as plist_mod
 from .hub_records import HOSTED_ROOMS, FanoutPlan, _not_allowed, _Refused, update_response
 from .hub_steps import (
     ACCEPT_AUTHORIZED_ADD,
+    ACCEPT_AUTHORIZED_PLIST_CHANGES,
+    ACCEPT_EXTERNAL_JOIN,
     ADD_CLIENTS_WITH_ADDITION_ONLY,
     ALLOW_OWN_CLIENT_REMOVAL,
     BASE_POLICY_NEEDS_MEMBERSHIP_STYLE,
     COMMITTED_KICK_NEEDS_CAPABILITY,
     COMMITTED_OWN_ADD_NEEDS_CAPABILITY,
     EXTERNAL_JOIN_NEEDS_ADD_OWN_CLIENT,
+    KEEP_HUB_IN_EXTERNAL_SENDERS,
     OWN_CLIENT_REMOVAL_NEEDS_CAPABILITY,
     PARENT_STRICT_SUBSET,
     PARTIAL_GROUPINFO_JOINER_SIGNS,
     REFUSE_REMOVED_MEMBER_COMMIT,
     REFUSE_SUPERSEDED_EPOCH_COMMIT,
     REQUIRE_ROLE_DEFINITIONS_CAPABILITY,
+    TAKE_COMMITTERS_GROUPINFO,
 )
 from .naming import domain_of_uri, user_of_credential
 from .participants import ChangeKind, ParticipantChange, ParticipantListError
@@ -96,6 +100,7 @@ class CommitRules:
         if external:
             self._authorize_external_join(committer_user, old_roles, received.applied)
             self._refuse_external_hub_update(received.applied)
+            self.overrides.hook(ACCEPT_EXTERNAL_JOIN, self, committer_user)  # a fault's hook may refuse (raises)
         new_roles = self._check_commit_policy(old, work, committer_user, received.applied)
         transition = self._check_hub_component_commit(old, work, received.applied)
         group_info = self._group_info_from_bundle(bundle, work, content, msg)
@@ -176,7 +181,7 @@ class CommitRules:
         refusal = self._parent_subset_refusal(old_roles, new_roles)
         if refusal is not None:
             raise _not_allowed(refusal)
-        if not any(
+        if not self.overrides.departs(KEEP_HUB_IN_EXTERNAL_SENDERS) and not any(
             bytes(s.signature_key) == bytes(self.identity.external_sender.signature_key) for s in new.external_senders()
         ):
             raise _not_allowed(Refusal("the hub is missing from external_senders", "PROTO-EXTSENDERS-HUB-CERT"))
@@ -214,6 +219,7 @@ class CommitRules:
                         self._authorize_plist_change(
                             kind, actor, actor_role or ROLE_INDEX_NON_PARTICIPANT, change, departing
                         )
+                    self.overrides.hook(ACCEPT_AUTHORIZED_PLIST_CHANGES, self, more)  # a fault's hook may refuse (raises)
                     changes.extend(more)
                 elif cid == COMPONENT_ROLES:
                     policy_changed = True
@@ -326,7 +332,8 @@ class CommitRules:
                             "POLICY-CAP-KICK-KEEPS-PARTICIPANT",
                         )
                     )
-            elif ptype == ProposalType.group_context_extensions and kind != "hub":
+            elif ptype == ProposalType.group_context_extensions and kind != "hub" \
+                    and not self.overrides.departs(KEEP_HUB_IN_EXTERNAL_SENDERS):
                 if not any(
                     bytes(s.signature_key) == bytes(self.identity.external_sender.signature_key)
                     for s in new.external_senders()
@@ -389,6 +396,7 @@ class CommitRules:
             signer_leaf.signature_key, "GroupInfoTBS", tbs, bytes(info.signature)
         ):
             raise _Refused(UpdateResponseCode.invalidProposal, "the GroupInfo signature does not verify")
+        self.overrides.hook(TAKE_COMMITTERS_GROUPINFO, self, info)  # a fault's hook may refuse (raises)
         tree_option = bundle.ratchetTreeOption  # type: ignore[attr-defined]
         if tree_option.representation == RatchetTreeRepresentation.full:
             try:

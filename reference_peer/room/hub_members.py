@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..mls import HubView
 from ..wire.room_policy import ROLE_INDEX_BANNED, ROLE_INDEX_NON_PARTICIPANT, Bool
-from .hub_steps import NO_CLIENT_WITHOUT_PARTICIPANT, SINGLE_DEVICE
+from .hub_steps import NO_CLIENT_WITHOUT_PARTICIPANT, SINGLE_DEVICE, SINGLE_DEVICE_ALLOWS_ONE
 from .policy import PolicyError, Refusal, RoomPolicy
 
 
@@ -50,9 +50,10 @@ class MembershipInvariants:
             if not policy.may_be_active(role):
                 return Refusal(f"role {role} may have no clients", "POLICY-ROLE-MAX-ACTIVE-ZERO")
             per_user[user] = per_user.get(user, 0) + 1
+        most = 0 if self.overrides.departs(SINGLE_DEVICE_ALLOWS_ONE) else 1
         if (
             policy.base.multi_device == Bool.false
-            and any(n > 1 for n in per_user.values())
+            and any(n > most for n in per_user.values())
             and not self.overrides.departs(SINGLE_DEVICE)
         ):
             return Refusal("more than one client of a user in a single-device room", "POLICY-BASE-SINGLE-DEVICE")

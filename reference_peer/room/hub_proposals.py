@@ -14,9 +14,11 @@ from ..wire.room_policy import ROLE_INDEX_NON_PARTICIPANT, Capability
 from . import participants as plist_mod
 from .hub_records import FanoutPlan, PendingEntry, _not_allowed, _Refused, update_response
 from .hub_steps import (
+    ACCEPT_AUTHORIZED_MEMBER_PLIST_CHANGE,
     ACCEPT_SELF_REMOVE,
     BIND_LEAVER_WITHIN_BUNDLE,
     CUTOVER_REQUIRES_PENDING,
+    JUDGE_IN_ACCEPTED_LIST,
     PROPOSED_REMOVE_NEEDS_CAPABILITY,
     PROVIDER_PLIST_OWN_REMOVALS_ONLY,
     PROVIDER_REMOVES_OWN_CLIENTS_ONLY,
@@ -40,7 +42,8 @@ class ProposalRules:
         roles = self.roles()
         plist = self.participant_list()
         touched: set[bytes] = set()
-        for entry in self.pending:  # the plist effect of proposals already accepted this epoch
+        # the plist effect of proposals already accepted this epoch (-06 §7.1)
+        for entry in self.pending if not self.overrides.departs(JUDGE_IN_ACCEPTED_LIST) else ():
             plist, touched = self._replay_plist(entry, plist, touched)
         leaving_now: set[bytes] = set()
         for msg in messages:
@@ -164,6 +167,9 @@ class ProposalRules:
         refusal = self.policy.authorize_change(actor, actor_role, change, self.overrides)
         if refusal is not None:
             raise _not_allowed(refusal)
+        if (change.user == actor and change.kind is ChangeKind.remove
+                and self.overrides.departs(ACCEPT_AUTHORIZED_MEMBER_PLIST_CHANGE)):  # a fault: refuses a leave
+            raise _not_allowed(Refusal("a leave's participant-list removal refused", "PROTO-UPDATE-SELF-LEAVE-CACHED"))
 
     def _check_remove_proposal(self, view: HubView, kind: str, actor: bytes | None, proposal: object) -> None:
         """On acceptance (§7.1): a member's Remove of another user's client needs canKick or

@@ -15,14 +15,22 @@ REFUSE_SUPERSEDED_EPOCH_COMMIT = step(
 )
 TAKE_UP_PUBLIC_HANDSHAKE = step(
     "hub.update.take-up-public-handshake", "PROTO-UPDATE-HANDSHAKE-FRAMING", "POLICY-CAP-ADD-PARTICIPANT-CLIENTS",
+    "PROTO-UPDATE-SELF-LEAVE-CACHED",
     summary="a proposal or commit framed as a PublicMessage is taken up and judged by the room's rules (never "
-    "refused for that framing), so a valid authorized add is accepted (hook: the PublicMessage; a fault's hook "
-    "raises to refuse it)",
+    "refused for that framing), so a valid authorized add is accepted and a leave's proposals are cached (hook: "
+    "the PublicMessage; a fault's hook raises to refuse it)",
 )
 ACCEPT_AUTHORIZED_ADD = step(
     "hub.commit.accept-authorized-add", "POLICY-CAP-ADD-PARTICIPANT-CLIENTS", "PROTO-FANOUT-WELCOME-ROUTING",
     summary="a valid commit by a canAddParticipant holder adding a user and its clients (with its Welcome) is "
     "accepted and its Welcome routed (hook: the room, the sender domain, the applied proposals; a fault's hook raises to refuse)",
+)
+ACCEPT_AUTHORIZED_PLIST_CHANGES = step(
+    "hub.commit.accept-authorized-plist-changes", "PROTO-PLIST-CHANGES-AUTHORIZED-SEPARATELY",
+    "POLICY-CAP-ADD-PARTICIPANT-CLIENTS",
+    summary="a commit's participant-list AppDataUpdate whose changes are each authorized for its proposer is taken, so "
+    "a canAddParticipant holder's addition of a user (and of its clients) is accepted (hook: the room and the "
+    "update's changes; a fault's hook raises to refuse)",
 )
 ADD_CLIENTS_WITH_ADDITION_ONLY = step(
     "hub.commit.add-clients-with-addition-only", "POLICY-CAP-ADD-PARTICIPANT-CLIENTS",
@@ -51,6 +59,11 @@ BIND_LEAVER_WITHIN_BUNDLE = step(
 ACCEPT_SELF_REMOVE = step(
     "hub.proposal.accept-self-remove", "PROTO-REMOVAL-ONLY-REMOVE-PROPOSALS", "POLICY-CAP-REMOVE-SELF-ALL-CLIENTS",
     summary="a valid SelfRemove proposal is accepted",
+)
+ACCEPT_AUTHORIZED_MEMBER_PLIST_CHANGE = step(
+    "hub.plist.accept-authorized-member-change", "PROTO-UPDATE-SELF-LEAVE-CACHED", "POLICY-CAP-ADD-PARTICIPANT-CLIENTS",
+    summary="a member's participant-list change that the room policy authorizes is accepted, in a proposal or a "
+    "commit: its own removal (a leave's, -06 §3.5, then cached) or an add by a canAddParticipant holder",
 )
 REQUIRE_CACHED_LEAVE = step(
     "hub.proposal.require-cached-leave", "PROTO-UPDATE-SELF-LEAVE-CACHED",
@@ -104,6 +117,13 @@ REQUIRE_ROLE_DEFINITIONS_CAPABILITY = step(
     "hub.commit.require-role-definitions-capability", "POLICY-CAP-CHANGE-ROLE-DEFINITIONS",
     summary="a roles_list AppDataUpdate is accepted only from a proposer whose role holds canChangeRoleDefinitions",
 )
+TAKE_COMMITTERS_GROUPINFO = step(
+    "hub.commit.take-committers-groupinfo", "POLICY-OPS-COMMITTER-PROVIDES-GROUPINFO",
+    "POLICY-CAP-ADD-PARTICIPANT-CLIENTS",
+    summary="a commit's GroupInfo (full, or rebuilt from a PartialGroupInfo) of the epoch it starts, whose signature "
+    "verifies, is taken, so a valid commit (an authorized add among them) is accepted (hook: the room and the "
+    "GroupInfo; a fault's hook raises to refuse)",
+)
 PARTIAL_GROUPINFO_JOINER_SIGNS = step(
     "hub.commit.partial-groupinfo-joiner-signs", "PROTO-UPDATE-PARTIAL-GROUPINFO",
     summary="the GroupInfo rebuilt from an external commit's PartialGroupInfo names the joiner's new leaf as its "
@@ -122,6 +142,19 @@ NO_CLIENT_WITHOUT_PARTICIPANT = step(
 SINGLE_DEVICE = step(
     "hub.members.single-device", "POLICY-BASE-SINGLE-DEVICE",
     summary="a room whose policy has multi_device false holds at most one client per user",
+)
+JUDGE_IN_ACCEPTED_LIST = step(
+    "hub.proposal.judge-in-accepted-list", "PROTO-ROOMSTATE-APPLIED-ON-ACCEPT",
+    summary="a proposal's participant-list changes are read and authorized in the list that the epoch's accepted, "
+    "uncommitted proposals left (its indices included), not in the committed one",
+)
+SINGLE_DEVICE_ALLOWS_ONE = step(
+    "hub.members.single-device-allows-one", "POLICY-BASE-SINGLE-DEVICE",
+    summary="a room whose policy has multi_device false holds one client per user: only a second one is refused",
+)
+KEEP_HUB_IN_EXTERNAL_SENDERS = step(
+    "hub.commit.keep-hub-in-external-senders", "PROTO-EXTSENDERS-HUB-CERT",
+    summary="a commit whose GroupContextExtensions leave the hub out of external_senders is refused",
 )
 SENDER_REMOVAL_AFTER_LAST_FOLLOWER = step(
     "hub.senders.remove-last-follower", "PROTO-EXTSENDERS-REMOVE-LAST-FOLLOWER",
@@ -183,6 +216,11 @@ REFUSE_INACTIVE_SENDER = step(
     "POLICY-CAP-SEND-MESSAGE",
     summary="an application message from a user who is not an active participant allowed to send is refused",
 )
+SUBMIT_APPLICATION_ONLY = step(
+    "hub.submit.application-privatemessage-only", "PROTO-SUBMIT-PRIVATEMESSAGE-ONLY",
+    summary="a submitMessage is taken only when its appMessage is a PrivateMessage of content type application (hook: "
+    "the PrivateMessage or None; a fault's hook relabels it in place)",
+)
 REFUSE_STALE_EPOCH = step(
     "hub.submit.refuse-stale-epoch", "PROTO-SUBMIT-EPOCH-TOO-OLD",
     summary="an application message of an epoch older than the room's is refused (epochTooOld)",
@@ -212,6 +250,11 @@ EXTERNAL_JOIN_NEEDS_ADD_OWN_CLIENT = step(
     "hub.external-join.require-add-own-client", "POLICY-CAP-ADD-OWN-CLIENT",
     summary="a participant's new client whose role lacks canAddOwnClient gets no GroupInfo and its external "
     "commit is refused",
+)
+ACCEPT_EXTERNAL_JOIN = step(
+    "hub.external-join.accept", "PROTO-GROUPINFO-NEW-DEVICE-JOIN", "POLICY-CAP-ADD-OWN-CLIENT",
+    summary="a valid external commit by a new client of a participant whose role holds canAddOwnClient is accepted "
+    "(hook: the room and the joiner's user; a fault's hook raises to refuse)",
 )
 ENCRYPT_TO_ROOM_CONTEXT = step(
     "hub.groupinfo.encrypt-to-room-context", "PROTO-GROUPINFO-ENCRYPTED-TO-REQUESTER",

@@ -13,6 +13,7 @@ from .hub_steps import (
     REFUSE_FUTURE_EPOCH,
     REFUSE_INACTIVE_SENDER,
     REFUSE_STALE_EPOCH,
+    SUBMIT_APPLICATION_ONLY,
     TAKEN_OVER_KEEPS_REMOVALS,
     WINDOW_SERVES_MESSAGES,
 )
@@ -35,6 +36,7 @@ class SubmitRules:
         if req.protocol != Protocol.mls10:
             return refused
         pm = req.appMessage.private_message
+        self.overrides.hook(SUBMIT_APPLICATION_ONLY, pm)  # a fault's hook may relabel it
         if pm is None or pm.content_type != ContentType.application:  # PROTO-SUBMIT-PRIVATEMESSAGE-ONLY
             return refused
         if bytes(pm.group_id) != self.group_id:

@@ -67,7 +67,10 @@ class UpdateRules:
         self, view: HubView, sender: object, *, new_member_user: bytes | None = None
     ) -> tuple[str, bytes | None]:
         """('member'|'hub'|'provider'|'new_member', user or None) for a handshake sender. For a
-        follower provider (an external sender other than the hub) the "user" is its provider URI."""
+        follower provider (an external sender other than the hub) the "user" is its provider URI. Only the hub's
+        own proposals (its signature key) may change the mimi_hub component (EXT-HUBXFER-COMPONENT-SENDER), so a
+        member's commit of the hub's begin proposals is accepted and the transfer goes on to its cut-over
+        (EXT-HUBXFER-BEGIN-PROPOSALS)."""
         st = sender.sender_type  # type: ignore[attr-defined]
         if st == SenderType.member:
             leaf = view.tree.leaf(sender.leaf_index)  # type: ignore[attr-defined]

@@ -39,9 +39,10 @@ ENFORCE_MAX_CLIENTS = step(
 )
 
 MAX_CLIENTS_INCLUSIVE = step(
-    "policy.constraints.max-clients-inclusive", "POLICY-BASE-MAX-CLIENTS",
+    "policy.constraints.max-clients-inclusive", "POLICY-BASE-MAX-CLIENTS", "POLICY-CAP-ADD-PARTICIPANT-CLIENTS",
     summary="max_clients is the largest group allowed: a commit that takes the group to exactly max_clients "
-    "clients is accepted",
+    "clients is accepted; the size bounds refuse only what exceeds a bound that is set, so a valid add in a room "
+    "whose bounds are unset is accepted",
 )
 
 ENFORCE_MAX_USERS = step(
@@ -142,11 +143,16 @@ class RoomPolicy:
         return None
 
     def has(self, role_index: int, capability: Capability) -> bool:
+        """The role holds the capability (§8); every capability decision asks this: the add of a user by a
+        canAddParticipant holder (POLICY-CAP-ADD-PARTICIPANT-CLIENTS), a role change (POLICY-CAP-CHANGE-USER-ROLE),
+        an unban (POLICY-CAP-UNBAN-FROM-INDEX-1)."""
         role = self.role(role_index)
         return role is not None and int(capability) in role.role_capabilities
 
     def may_change(self, actor_role: int, from_role: int, to_role: int) -> bool:
-        """authorized_role_changes of the actor's role holds from_role -> to_role (§3)."""
+        """authorized_role_changes of the actor's role holds from_role -> to_role (§3); an add needs its entry
+        from role 0 (POLICY-CAP-ADD-PARTICIPANT-CLIENTS), a ban its entry to role 1 (POLICY-CAP-BAN-REMOVES-CLIENTS),
+        a role change or an unban its own (POLICY-CAP-CHANGE-USER-ROLE, POLICY-CAP-UNBAN-FROM-INDEX-1)."""
         role = self.role(actor_role)
         if role is None:
             return False
@@ -156,6 +162,8 @@ class RoomPolicy:
         )
 
     def banned_role_exists(self) -> bool:
+        """Role 1 exists and is named "banned", which a ban and an unban need (§8.1.3;
+        POLICY-CAP-BAN-REMOVES-CLIENTS, POLICY-CAP-UNBAN-FROM-INDEX-1)."""
         role = self.role(ROLE_INDEX_BANNED)
         return role is not None and bytes(role.role_name) == BANNED_ROLE_NAME
 
@@ -171,7 +179,8 @@ class RoomPolicy:
     def authorize_change(
         self, actor: bytes, actor_role: int, change: ParticipantChange, overrides: Overrides = NO_OVERRIDES
     ) -> Refusal | None:
-        """One participant-list action (PROTO-PLIST-CHANGES-AUTHORIZED-SEPARATELY, room-policy §8.1).
+        """One participant-list action (PROTO-PLIST-CHANGES-AUTHORIZED-SEPARATELY, room-policy §8.1): an add of
+        another user by a canAddParticipant holder is authorized (POLICY-CAP-ADD-PARTICIPANT-CLIENTS).
         ``overrides``: the hub room's (:data:`CHECK_CHANGE_USER_ROLE`)."""
         target_is_actor = change.user == actor
         if change.to_role != ROLE_INDEX_NON_PARTICIPANT and self.role(change.to_role) is None:
