@@ -104,7 +104,7 @@ class FollowerSide(Side):
         if data is not None and data.state == HubState.stable and data.previous_hub is not None:
             epochs = [m.group.epoch for (r, _), m in self.p.members.items()
                       if r == room_id and m.group is not None and not m.removed]
-            if epochs:
+            if epochs and not self.overrides.departs(FOLLOWER_REFUSES_STALE_NOTIFY):  # E_c bounds the old hub
                 self.cutover_epochs.setdefault((room_id, data.generation), max(epochs))
 
     def previous_hub_may_notify(self, room_id: str, data, body: bytes) -> bool:

@@ -15,7 +15,7 @@ from .mls.crypto import cipher_suite
 from .mls.group import external_senders_extension, set_extension
 from .mls.hub import HubView
 from .mls.tree import RatchetTree
-from .overrides import step
+from .overrides import Step, step
 from .room.hub import HubRoom, PendingEntry
 from .room.naming import domain_of_uri
 from .room.transfer import IncomingTransfer, hub_domain, hub_of_record, provider_uri, sender_domain, verify_request
@@ -55,9 +55,15 @@ PREPARE_VERIFIES_REQUEST = step(
 ACCEPTANCE_NAMES_TARGET = step(
     "transfer.accept.names-target", "EXT-HUBXFER-ACCEPT-SENDER",
     summary="the acceptance's new_hub_sender is the target's own key and names the target")
+TARGET_ACCEPTS_AS_DECLARED = step(
+    "transfer.target.accepts-as-declared", "EXT-HUBXFER-DECLARED",
+    summary="the target accepts a verified prepare from an old hub its manifest's accepts_from admits")
 TARGET_EXPIRES = step(
     "transfer.target.expires", "EXT-HUBXFER-TARGET-EXPIRES",
     summary="the target discards an accepted transfer whose cut-over it did not observe by not_after")
+TARGET_KEEPS_UNTIL_NOT_AFTER = step(
+    "transfer.target.keeps-until-not-after", "EXT-HUBXFER-TARGET-EXPIRES",
+    summary="the target keeps an accepted transfer open until its not_after (section 11), not shorter")
 TARGET_DISCARDS_ON_ABORT = step(
     "transfer.target.discards-on-abort", "EXT-HUBXFER-TARGET-EXPIRES",
     summary="the target discards the transfer a valid abort names")
@@ -70,6 +76,9 @@ NEWHUB_503_BEFORE_HANDOFF = step(
 TAKEOVER_FROM_OLD_HUB = step(
     "transfer.takeover.from-old-hub", "EXT-HUBXFER-SOURCE-BINDING", "EXT-HUBXFER-HANDOFF-VERIFY",
     summary="the new hub accepts a handoff only from the previous hub (mTLS peer)")
+TAKEOVER_ACCEPTS_VALID = step(
+    "transfer.takeover.accepts-valid-handoff", "EXT-HUBXFER-NEWHUB-ACCEPTS-HANDOFF",
+    summary="a handoff meeting every condition of section 12 is accepted and the room taken over")
 TAKEOVER_ANSWERS_REPLAY = step(
     "transfer.takeover.answers-replay", "EXT-HUBXFER-HANDOFF-REPLAY",
     summary="a repeated handoff is answered accepted without effect, a different one replayed")
@@ -148,7 +157,7 @@ class NewHubSide(Side):
         if domain_of_uri(bytes(c.request.content.target.uri)) != self.p.domain:
             return response(kind, HubTransferCode.notAllowed, "the request names another target")
         self.seen_transfer_ids.add(bytes(c.transfer_id))
-        if not self.accepts(peer_domain, room_id):  # EXT-HUBXFER-TARGET-MAY-DECLINE
+        if not self.accepts(peer_domain, room_id, declared=TARGET_ACCEPTS_AS_DECLARED):  # TARGET-MAY-DECLINE, DECLARED
             return response(kind, HubTransferCode.declined, "this provider does not host rooms of that hub")
         not_after = min(c.requested_not_after, now_ms() + self.settings.cutover_timeout_ms)
         content = HubTransferAcceptTBS(
@@ -168,11 +177,15 @@ class NewHubSide(Side):
             room_id=room_id, transfer_id=bytes(c.transfer_id), old_hub=peer_domain, group_id=bytes(view.group_id),
             old_hub_sender=c.old_hub_sender, acceptance=acceptance, not_after=not_after, view=view,
         )
+        self.overrides.hook(TARGET_KEEPS_UNTIL_NOT_AFTER, self.incoming[room_id])
         return response(kind, HubTransferCode.accepted, acceptance=acceptance)
 
-    def accepts(self, old_hub: str, room_id: str) -> bool:
-        """The target's policy (manifest ``accepts_from``); a room it already hosts is never accepted."""
+    def accepts(self, old_hub: str, room_id: str, declared: Step = TARGET_ACCEPTS_AS_DECLARED) -> bool:
+        """The target's policy (manifest ``accepts_from``, EXT-HUBXFER-DECLARED); a room it already hosts is
+        never accepted. process_prepare names ``declared`` so that its refusals map to EXT-HUBXFER-DECLARED."""
         if room_id in self.p.hub_rooms and self.p.hub_rooms[room_id].moved is None:
+            return False
+        if self.overrides.departs(declared):
             return False
         allowed = self.settings.accepts_from
         return allowed is None or old_hub in allowed
@@ -276,6 +289,8 @@ class NewHubSide(Side):
         tracked = incoming.view
         if tracked is not None and tracked.epoch == view.epoch and tracked.context.encode() != view.context.encode():
             return response(kind, HubTransferCode.wrongEpoch, "the GroupInfo differs from the tracked state")
+        if (refusal := self.overrides.hook(TAKEOVER_ACCEPTS_VALID, kind)) is not None:
+            return refusal
         self.take_over(room_id, view, handoff, incoming)
         incoming.state, incoming.handoff = "handed-over", raw
         return response(kind, HubTransferCode.accepted)

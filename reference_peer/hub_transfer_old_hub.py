@@ -139,6 +139,9 @@ ABORT_NEXT_GENERATION = step(
 ABORT_NO_PREVIOUS_HUB = step(
     "transfer.abort.no-previous-hub", "EXT-HUBXFER-COMPONENT-TRANSITIONS",
     summary="the abort mimi_hub update leaves previous_hub absent")
+ABORT_AT_NOT_AFTER = step(
+    "transfer.abort.at-not-after", "EXT-HUBXFER-ABORT-ON-TIMEOUT",
+    summary="the old hub proposes the abort once not_after passes with the cut-over commit not accepted")
 ABORT_REMOVES_TARGET_SENDER = step(
     "transfer.abort.removes-target-sender", "EXT-HUBXFER-ABORT-ON-TIMEOUT",
     summary="the abort proposes the removal of the target's external_senders entry with the mimi_hub abort")
@@ -320,7 +323,8 @@ class OldHubSide(Side):
             transfer = room.transfer
             if transfer is None:
                 continue
-            if transfer.in_window and now > transfer.not_after and transfer.phase != ABORT_PROPOSED:
+            if transfer.in_window and now > transfer.not_after and transfer.phase != ABORT_PROPOSED \
+                    and not self.overrides.departs(ABORT_AT_NOT_AFTER):
                 self.abort(room_id, room, "the cut-over was not committed by not_after")
             elif transfer.phase == BEGIN_COMMITTED and (self.begin_delivered(room_id, transfer)
                                                         or self.overrides.departs(CUTOVER_AFTER_DELIVERY)):
@@ -463,6 +467,8 @@ class OldHubSide(Side):
 
     async def send_handoff(self, room_id: str, room: HubRoom) -> None:
         """EXT-HUBXFER-HANDOFF-SENT; every retry byte-identical (EXT-HUBXFER-HANDOFF-RETRY-IDENTICAL)."""
+        if self.overrides.departs(HANDOFF_SENT):  # tick() skips the call already; this names the step here
+            return
         transfer = room.transfer
         if transfer.handoff is None or self.overrides.departs(HANDOFF_RETRY_IDENTICAL):
             transfer.handoff = self.build_handoff(room_id, room)

@@ -207,6 +207,8 @@ CROSS_HUB_DUPLICATE_201 = step("follower.notify.cross-hub-duplicate-201", "EXT-H
 TARGET_TRACKS_FANOUT = step("transfer.target.tracks-fanout", "EXT-HUBXFER-NEWHUB-503",
                             summary="the target keeps the room's public state from the old hub's fan-out (section "
                                     "6.2), so it observes the cut-over commit and answers 503 until the handoff")
+TARGET_NOTIFY_201 = step("transfer.target.notify-answered-201", "EXT-HUBXFER-TARGET-NOTIFY-201",
+                         summary="the target answers the old hub's /notify of the room during the window 201 (section 6.2)")
 NOTIFY_ANSWER_NO_BODY = step("follower.notify.answer-without-body", "EXT-CONSENT-QUARANTINE-NOTIFY-201",
                              summary="a /notify is answered 201 with no body (a room held for a local user is "
                                      "not revealed)")
@@ -215,6 +217,13 @@ ACCEPT_TARGET_NOTIFY = step("follower.notify.accept-transfer-target", "EXT-HUBXF
 UNKNOWN_ROOM_WELCOME_ONLY = step("follower.notify.unknown-room-welcome-only", "EXT-HUBXFER-FOLLOWER-STALE-NOTIFY",
                                  summary="for a room it holds no state of, a /notify from a provider other than "
                                          "the room ID's authority is taken only if it carries a Welcome")
+TARGET_ONLY_WHILE_ACCEPTED = step("transfer.target.target-only-while-accepted", "EXT-HUBXFER-TARGET-EXPIRES",
+                                  summary="a target keeps the room's public state and delivers nothing only while "
+                                          "the transfer is accepted: once discarded it takes the room's /notify "
+                                          "like any provider")
+NOTIFY_FROM_ADMITTED_SENDERS = step("follower.notify.refuse-other-senders", "EXT-HUBXFER-FOLLOWER-STALE-NOTIFY",
+                                    summary="a /notify for a room from a provider notify_allowed does not admit "
+                                            "(the hub; in a transfer also its target or previous hub) is refused 403")
 
 # follower: room requests and the hub-of-record
 HUB_FROM_COMPONENT = step("follower.room.hub-from-component", "EXT-HUBXFER-FOLLOWER-HUB-FROM-COMPONENT",
@@ -808,8 +817,8 @@ class ReferenceProvider:
         response, plan = room.handle_update(request.peer_domain, request.body, self._room_now(room))
         if response.responseCode == UpdateResponseCode.success:  # a refusal leaves the room, and the store, as they were
             self.commit_room_change(request.value, room, plan)
-        elif (other := self._refusal_otherwise("update", response.responseCode.name, response.errorDescription,
-                                               response)) is not None:
+        elif (other := self._refusal_otherwise(REFUSAL_AS_200_WITH_CODE, "update", response.responseCode.name,
+                                               response.errorDescription, response)) is not None:
             return other
         return MimiResponse(response.encode())
 
@@ -824,15 +833,16 @@ class ReferenceProvider:
         response, plan = room.handle_submit(request.peer_domain, request.body, self._room_now(room))
         if response.statusCode == SubmitResponseCode.accepted:  # a refusal writes nothing
             self.commit_room_change(request.value, room, plan, room_changed=False, submitted_by=request.peer_domain)
-        elif (other := self._refusal_otherwise("submitMessage", response.statusCode.name, "", response)) is not None:
+        elif (other := self._refusal_otherwise(REFUSAL_AS_200_WITH_CODE, "submitMessage", response.statusCode.name, "",
+                                               response)) is not None:
             return other
         return MimiResponse(response.encode())
 
-    def _refusal_otherwise(self, endpoint: str, code_name: str, description, response) -> MimiResponse | None:
+    def _refusal_otherwise(self, answer_step, endpoint: str, code_name: str, description, response) -> MimiResponse | None:
         """A refusal of an update or submitMessage answered as this peer was built to (None: 200 with the failure
         code). A hook of step hub.answer.refusal-as-200-with-code gives the HTTP status, with no body, or
         (status, True) to carry the encoded answer all the same (AMB-FAILURE-CODE-STATUS: either is a refusal)."""
-        answer = self.overrides.hook(REFUSAL_AS_200_WITH_CODE, endpoint, code_name, description)
+        answer = self.overrides.hook(answer_step, endpoint, code_name, description)
         if answer is None:
             return None
         status, with_body = answer if isinstance(answer, tuple) else (answer, False)
@@ -983,7 +993,8 @@ class ReferenceProvider:
         if not _is_room_uri(room_id):
             raise MimiHTTPError(400, "malformed-room-id", f"{room_id!r} is not a mimi:// room URI")
         if not self.notify_allowed(room_id, request.peer_domain, request.body):
-            raise MimiHTTPError(403, "not-the-hub", f"{request.peer_domain} is not the hub of {room_id}")
+            if not self.overrides.departs(NOTIFY_FROM_ADMITTED_SENDERS):
+                raise MimiHTTPError(403, "not-the-hub", f"{request.peer_domain} is not the hub of {room_id}")
         # The register's readings (AMB-PROTOCOL-CONTEXT, AMB-FANOUT-SELECT) are accepted and recorded.
         messages, leniencies = decode_fanout_sequence_tolerant(request.body, scope=MLS10)
         took_readings(leniencies)
@@ -1002,8 +1013,8 @@ class ReferenceProvider:
                     if not messages and (status := self.overrides.hook(CROSS_HUB_DUPLICATE_201)) is not None:
                         return MimiResponse(status=status)
                     self.transfers.track(room_id, [] if self.overrides.departs(TARGET_TRACKS_FANOUT) else messages)
-                    if self._is_transfer_target_only(room_id):
-                        return MimiResponse(status=201)
+                    if self._is_transfer_target_only(room_id, self.overrides.departs(TARGET_ONLY_WHILE_ACCEPTED)):
+                        return MimiResponse(status=self.overrides.hook(TARGET_NOTIFY_201) or 201)
                 if messages:
                     self.intake(room_id, self.overrides.hook(PROCESS_EVERY_FANOUT_MESSAGE, messages) or messages)
             else:
@@ -1101,12 +1112,14 @@ class ReferenceProvider:
             allowed.add(domain_of_uri(bytes(data.previous_hub.uri)))
         return peer_domain in allowed
 
-    def _is_transfer_target_only(self, room_id: str) -> bool:
+    def _is_transfer_target_only(self, room_id: str, keep_discarded: bool = False) -> bool:
         """The target before the handoff with no client of its own in the room: it keeps the public
-        state and delivers nothing (section 6.2)."""
+        state and delivers nothing (section 6.2); a discarded transfer no longer (EXT-HUBXFER-TARGET-EXPIRES),
+        unless ``keep_discarded`` (departing from TARGET_ONLY_WHILE_ACCEPTED)."""
         incoming = self.transfers.incoming.get(room_id) if self.transfers is not None else None
         return (
-            incoming is not None and incoming.state == "accepted" and not self.room_clients(room_id)
+            incoming is not None and (incoming.state == "accepted" or keep_discarded)
+            and not self.room_clients(room_id)
             and not self._held_clients(room_id)
         )
 

@@ -431,6 +431,10 @@ def test_follower_refuses_notify_from_the_old_hub_after_the_cutover_epoch(sut, s
     transfer_settings(sut, "follower")
     room, creator, sam = _room(ref_hub, sut_party)
     cutover = _move(ref_hub, ref_follower, room, creator, poll_until)
+    # The new hub's proposal removing the old hub's external_senders entry is required in the next commit: the
+    # creator's client must hold it before committing the add (a set-up wait, not judged).
+    poll_until(lambda: (m := ref_hub.member_state(room, creator.client)).epoch > cutover or m.group.proposal_cache,
+               what="the new hub's external_senders proposal at the creator's client")
     ref_hub.add_ok(room, creator, ref_follower.create_user("xavier"))  # a commit sequenced by the new hub
     member = _synced(ref_hub, room, creator.client, cutover + 1, poll_until)
     epoch = member.epoch

@@ -92,6 +92,8 @@ NO_REINIT = "EXT-HUBXFER-NO-REINIT"
 ROOMID_UNCHANGED = "EXT-HUBXFER-ROOMID-UNCHANGED"
 TARGET_EXPIRES = "EXT-HUBXFER-TARGET-EXPIRES"
 REMOVAL_PRESERVED = "EXT-HUBXFER-REMOVAL-PRESERVED"
+ACCEPTS_HANDOFF = "EXT-HUBXFER-NEWHUB-ACCEPTS-HANDOFF"
+DECLARED = "EXT-HUBXFER-DECLARED"
 
 new_hub_check = [pytest.mark.role("hub"), pytest.mark.feature("hubTransfer")]
 
@@ -389,12 +391,17 @@ def test_target_refuses_unverified_prepares(world_factory, recorder):
 @pytest.mark.usefixtures("sut")
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
-@pytest.mark.requirements(ACCEPT_SENDER, PREPARE_REPLAY)
+@pytest.mark.requirements(ACCEPT_SENDER, PREPARE_REPLAY, DECLARED)
 @pytest.mark.operations()
 def test_target_acceptance_names_itself_and_replays_are_refused(world_factory, recorder):
     """A valid prepare is accepted with an acceptance whose new_hub_sender credential names the SUT's domain and
     whose signature verifies with that sender's key; the same prepare again, and another prepare reusing its
-    transfer_id, are refused with replayed."""
+    transfer_id, are refused with replayed.
+
+    EXT-HUBXFER-DECLARED ("MUST declare in its manifest [...] its acceptance policy as a target"; the manifest's
+    accepts_from, hub-transfer.md §17): the check runs only when accepts_from admits the reference hub (else
+    NOT_APPLICABLE, in World), so a valid prepare from it that is not accepted departs from the declared policy.
+    §5.2 lets a target decline "for any reason"; the declaration is where the SUT states its reasons."""
     w = world_factory()
     admin = w.ref_hub.member_state(w.room, w.admin.client)
     transfer_id = _random_id()
@@ -402,7 +409,10 @@ def test_target_acceptance_names_itself_and_replays_are_refused(world_factory, r
     answer = w.hub_transfer(prepare, requirement=ACCEPT_SENDER)
     recorder.note(f"valid prepare: {_code(answer)}")
     if answer.code != HubTransferCode.accepted or answer.acceptance is None:
-        raise HarnessError(f"the SUT did not accept a valid prepare: {_code(answer)}")
+        fail(f"the SUT answered {_code(answer)} to a valid prepare from {HUB_DOMAIN}, which its manifest's "
+             f"accepts_from ({w.settings.get('accepts_from', 'any')}) admits", requirement=DECLARED)
+    observed(DECLARED, f"a valid prepare from {HUB_DOMAIN}, admitted by accepts_from "
+             f"({w.settings.get('accepts_from', 'any')}), accepted")
     acceptance = answer.acceptance
     c = acceptance.content
     named = sender_domain(c.new_hub_sender)
@@ -508,16 +518,41 @@ def test_target_discards_an_aborted_transfer(world_factory, recorder):
 @pytest.mark.requirements(TARGET_EXPIRES)
 @pytest.mark.operations()
 def test_target_discards_a_transfer_past_not_after(world_factory, poll_until, recorder):
-    """A transfer whose cut-over the target never observed is discarded at not_after: a later handoff for it is
-    answered unknownTransfer (the prepare asks for a short deadline)."""
+    """A transfer whose cut-over the target never observed is discarded at not_after, not before: the
+    reference hub's handoff (no cut-over committed) sent well before not_after is refused for another reason
+    than unknownTransfer, the same handoff after not_after is answered unknownTransfer (the prepare asks for
+    a short deadline).
+
+    hub-transfer.md §11: "If B sees no cut-over commit by not_after, it discards the transfer without being
+    told. Either way, after a valid abort or after not_after, B answers a later handoff for the transfer with
+    unknownTransfer." Until not_after the transfer is open: §5.2 "When it accepts, it answers accepted with a
+    HubTransferAcceptance, and from then on it keeps the group's public state", and §12 accepts a handoff
+    only if "B accepted the prepare with this transfer_id", so a target that dropped it earlier would refuse
+    the handoff of a cut-over committed in time. §12 lists the refusals in the order of its conditions
+    ("Refusals: notHub, unknownTransfer, staleGeneration or wrongEpoch, and badSignature"): unknownTransfer is
+    the answer for a transfer B did not accept (or discarded), and the early probe, lacking only the committed
+    cut-over, is staleGeneration or wrongEpoch; which of those is not judged, only that it is not
+    unknownTransfer."""
     w = world_factory()
     admin = w.ref_hub.member_state(w.room, w.admin.client)
     transfer_id = _random_id()
-    answer = w.hub_transfer(w.prepare(w.request(admin), transfer_id, not_after_ms=1500))
+    answer = w.hub_transfer(w.prepare(w.request(admin), transfer_id, not_after_ms=4000))
     if answer.code != HubTransferCode.accepted or answer.acceptance is None:
         raise HarnessError(f"the SUT did not accept a valid prepare: {_code(answer)}")
     not_after = answer.acceptance.content.not_after
     recorder.note(f"accepted with not_after {not_after} (in {not_after - now_ms()} ms)")
+    time.sleep(0.5)  # the SUT's expiry timers run meanwhile
+    if now_ms() < not_after - 1000:
+        hub = w.hub()
+        early = w.hub_transfer(w.handoff(transfer_id, hub.hub_data().generation + 2, hub.epoch, hub),
+                               requirement=TARGET_EXPIRES)
+        recorder.note(f"handoff {not_after - now_ms()} ms before not_after (no cut-over): {_code(early)}")
+        if early.code == HubTransferCode.unknownTransfer:
+            fail(f"{not_after - now_ms()} ms before the accepted transfer's not_after, with no abort, the SUT "
+                 "answered its handoff unknownTransfer: it discarded the transfer before not_after",
+                 requirement=TARGET_EXPIRES)
+    else:  # the SUT chose a not_after too close for the early probe (permitted: not_after <= requested)
+        recorder.note("not_after too close for a handoff before it; only the expiry is judged")
     poll_until(lambda: now_ms() > not_after + 200, timeout=max(5.0, (not_after - now_ms()) / 1000 + 5),
                what="the transfer's not_after to pass")
     hub = w.hub()
@@ -577,12 +612,17 @@ def test_new_hub_answers_503_until_the_handoff(world_factory, recorder):
 @pytest.mark.usefixtures("sut")
 @pytest.mark.role("hub")
 @pytest.mark.feature("hubTransfer")
-@pytest.mark.requirements(HANDOFF_VERIFY, SOURCE_BINDING, HANDOFF_REPLAY)
+@pytest.mark.requirements(HANDOFF_VERIFY, SOURCE_BINDING, HANDOFF_REPLAY, ACCEPTS_HANDOFF)
 @pytest.mark.operations()
 def test_new_hub_verifies_handoffs(world_factory, ref_follower, recorder):
     """Before the real handoff, handoffs from a third provider (notHub), with another transfer_id, generation or
     cut-over epoch, or a bad signature are refused; the real one is accepted; its byte-identical repeat is
-    answered accepted with no further effect, and a different handoff for the transfer is refused replayed."""
+    answered accepted with no further effect, and a different handoff for the transfer is refused replayed.
+
+    EXT-HUBXFER-NEWHUB-ACCEPTS-HANDOFF (IMPLIED; hub-transfer.md §6.4 "B verifies the handoff (§12) [...] Then
+    it: * becomes the hub", §11 "A later valid handoff is still accepted"): the reference old hub's real handoff,
+    sent once the SUT answered 201 to the cut-over commit, is answered accepted. A refusal code or an HTTP error
+    status from the SUT is a miss; a handoff that never got an answer is the set-up's."""
     w = world_factory(members=("bob", "carol"))
     outgoing = _held_at_cutover(w)
     hub = w.hub()
@@ -620,8 +660,22 @@ def test_new_hub_verifies_handoffs(world_factory, ref_follower, recorder):
         refused.append(f"{label}: {answer.code.name}")
 
     w.ref_hub.hold_transfer(hold_handoff=False)
-    with _precondition("the SUT to accept the reference hub's real handoff"):
+    try:
         outgoing = w.wait_handed_off()
+    except PollTimeout as exc:
+        status = w.outgoing().get("handoffStatus") or ""
+        recorder.note(f"the SUT's last answer to the reference hub's real handoff: {status!r}")
+        # An in-body refusal, or an HTTP error for a decodable message (§3.3: "Any message that can be decoded is
+        # answered with HTTP 200 and an in-body code"); a transport failure or a 503 stays the set-up's.
+        if (status in HubTransferCode.__members__ and status != HubTransferCode.accepted.name) \
+                or (status.startswith("HTTP ") and status != "HTTP 503"):
+            fail(f"the SUT answered the reference hub's valid handoff {status} (a committed cut-over to the SUT, "
+                 "the accepted transfer_id, from the previous hub): it never takes the room over",
+                 requirement=ACCEPTS_HANDOFF)
+        raise HarnessError(f"precondition not met (the SUT to accept the reference hub's real handoff): {exc}") \
+            from None
+    observed(ACCEPTS_HANDOFF, f"the reference hub's real handoff accepted (after {outgoing.get('handoffAttempts')} "
+             "attempt(s))")
     # The refusals are refusals of what was wrong in each, not of every handoff: the real one was accepted.
     observed(HANDOFF_VERIFY, "refused: " + "; ".join(refused) + "; the real handoff accepted")
     real = bytes.fromhex(outgoing["handoff"])

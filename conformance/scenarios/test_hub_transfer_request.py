@@ -948,6 +948,74 @@ def _responses(ref_follower, room: str, after: int, endpoint: str) -> list:
     return [t for t in ref_follower.traffic(after, endpoint=endpoint, direction="out") if t.value == room]
 
 
+def _answer_of(reply) -> HubTransferResponse | None:
+    try:
+        return HubTransferResponse.decode(reply.body) if reply.status == 200 else None
+    except (DecodeError, EncodeError):
+        return None
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
+@pytest.mark.requirements(ONE_AT_A_TIME)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
+def test_two_requests_during_one_prepare_begin_one_transfer(sut, sut_party, ref_follower, ref_hub, mimi_as,
+                                                             poll_until, recorder):
+    """Two valid requests of a follower admin (dave) reach the SUT while the reference target holds the first
+    one's prepare unanswered; the target then accepts whatever prepares it holds. At most one request may be
+    answered accepted.
+
+    hub-transfer.md §11: "One at a time. While a transfer is in its window, A refuses any other request
+    (busy)."; §2: "Transfer window: from the moment the old hub sends the begin proposals to its acceptance of
+    the cut-over commit". A request is answered accepted only once its begin proposals are sent, so two accepted
+    answers mean a second transfer began inside the first one's window. Which request wins, when the SUT answers
+    the other, and with which refusal code are not judged."""
+    transfer_settings(sut, OLD_HUB)
+    room, _, users = _room(sut_party, ref_follower, admins=("dave",), members=("witness",))
+    dave = _synced(ref_follower, sut_party, room, users["dave"].client, poll_until)
+    bodies = [_signed_request(dave, room, HUB_DOMAIN), _signed_request(dave, room, HUB_DOMAIN)]
+    sessions = [mimi_as(FOLLOWER_DOMAIN), mimi_as(FOLLOWER_DOMAIN)]
+    ref_follower.hold_transfer(autocommit=[])  # the window stays open: nobody commits the begin proposals
+    ref_hub.hold_transfer(hold_prepares=True)
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            try:
+                first = pool.submit(sessions[0].run, sessions[0].client.call(_authority(sut), "hubTransfer", room,
+                                                                               bodies[0]))
+                try:
+                    poll_until(lambda: first.done() or room in ref_hub.hub_transfer_state().get("heldPrepares", []),
+                               what="the SUT's prepare to reach the reference target")
+                except PollTimeout as exc:
+                    raise HarnessError(f"the SUT sent the reference target no prepare for a valid request: {exc}") \
+                        from None
+                if first.done():
+                    raise HarnessError("the SUT answered a valid transfer request without a prepare reaching the "
+                                       f"target (HTTP {first.result().status}), so no second request can meet it")
+                second = pool.submit(sessions[1].run, sessions[1].client.call(_authority(sut), "hubTransfer", room,
+                                                                                bodies[1]))
+                try:  # a SUT may answer the second at once (busy) or keep it until the first is decided
+                    poll_until(second.done, timeout=3.0, what="an answer to the second request")
+                except PollTimeout:
+                    recorder.note("the second request was not answered while the first prepare was held")
+            finally:
+                ref_hub.hold_transfer(hold_prepares=False)
+            replies = [first.result(), second.result()]
+        answers = [_answer_of(reply) for reply in replies]
+        codes = [a.code.name if a is not None else f"HTTP {r.status}" for a, r in zip(answers, replies, strict=True)]
+        recorder.note(f"answers to the two requests: {codes}")
+        accepted = [i for i, a in enumerate(answers) if a is not None and a.code == HubTransferCode.accepted]
+        if not accepted:
+            raise HarnessError(f"the SUT accepted neither valid request to an accepting target ({codes}), so no "
+                               "transfer window opened")
+        if len(accepted) > 1:
+            fail("two transfer requests that reached the hub while the first one's prepare was held were both "
+                 "answered accepted: a second transfer began inside the first one's window", requirement=ONE_AT_A_TIME)
+        observed(ONE_AT_A_TIME, f"two requests during one prepare: answered {codes}, one transfer begun")
+    finally:
+        ref_hub.hold_transfer(hold_prepares=False)
+        ref_follower.hold_transfer(autocommit=AUTOCOMMIT_ALL)
+
+
 @pytest.mark.feature("hubTransfer")
 @pytest.mark.role("hub")
 @pytest.mark.requirements(WINDOW_NORMAL, NO_NEW_PROVIDERS)

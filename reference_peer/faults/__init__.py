@@ -10,6 +10,7 @@ from . import (  # noqa: F401 - importing an area module registers its faults
     consent,
     discovery,
     fanout,
+    follower_side,
     hub_acceptance,
     multidevice,
     parent_rooms,

@@ -88,6 +88,29 @@ TARGET_NEVER_EXPIRES = define(
     description="the target keeps a transfer whose cut-over it never observed past not_after",
     departs=("transfer.target.expires",),
 )
+TARGET_DECLINES_AGAINST_ITS_MANIFEST = define(
+    "target-declines-against-its-manifest",
+    area=AREA,
+    requirements=["EXT-HUBXFER-DECLARED"],
+    description="the target declines every prepare although its manifest's accepts_from admits the old hub",
+    departs=("transfer.target.accepts-as-declared",),
+)
+TARGET_DISCARDS_BEFORE_NOT_AFTER = define(
+    "target-discards-before-not-after",
+    area=AREA,
+    requirements=["EXT-HUBXFER-TARGET-EXPIRES"],
+    description="the target keeps an accepted transfer with a not_after of 0 (the acceptance still signs the "
+    "real one): it discards the transfer at once, long before its not_after",
+    hooks={"transfer.target.keeps-until-not-after": lambda incoming: setattr(incoming, "not_after", 0)},
+)
+NEWHUB_REFUSES_VALID_HANDOFF = define(
+    "newhub-refuses-valid-handoff",
+    area=AREA,
+    requirements=["EXT-HUBXFER-NEWHUB-ACCEPTS-HANDOFF"],
+    description="the new hub answers wrongEpoch to a handoff that meets every condition of section 12, so the "
+    "room it was committed as hub of is never taken over",
+    hooks={"transfer.takeover.accepts-valid-handoff": lambda kind: _refusal(kind)},
+)
 NEWHUB_HANDOFF_FROM_ANY_PEER = define(
     "newhub-handoff-from-any-peer",
     area=AREA,
@@ -263,3 +286,10 @@ def group_info_answer(room, response, domain: str):
     sender = ExternalSender(signature_key=pub, credential=basic_credential(f"mimi://{domain}".encode()))
     response = response.replace(hub_sender=sender, signature=b"")
     return response.replace(signature=suite.sign_with_label(priv, "GroupInfoResponseTBS", response.tbs().encode()))
+
+
+def _refusal(kind):
+    from ..hub_transfer_common import response
+    from ..wire.hub_transfer import HubTransferCode
+
+    return response(kind, HubTransferCode.wrongEpoch, "the GroupInfo is not of the cut-over epoch")

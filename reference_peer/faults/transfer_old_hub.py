@@ -164,6 +164,22 @@ WINDOW_ADMITS_NEW_PROVIDER = define(
     description="during the transfer window the hub accepts a commit giving a new provider its first participant",
     departs=("hub.transfer-window.no-new-providers",),
 )
+WINDOW_REFUSES_ADDS = define(
+    "window-refuses-adds",
+    area=AREA,
+    requirements=["EXT-HUBXFER-WINDOW-NORMAL"],
+    description="during the transfer window the hub refuses every commit with an Add, even of a user at a provider "
+    "already in the room",
+    hooks={"hub.transfer-window.accepts-commits": lambda old, new, applied: _refuse_adds(applied)},
+)
+ABORT_NEVER_AT_NOT_AFTER = define(
+    "abort-never-at-not-after",
+    area=AREA,
+    requirements=["EXT-HUBXFER-ABORT-ON-TIMEOUT"],
+    description="the old hub leaves a transfer whose cut-over was not committed by not_after in its window: "
+    "it never proposes the abort",
+    departs=("transfer.abort.at-not-after",),
+)
 ABORT_KEEPS_TARGET_SENDER = define(
     "abort-keeps-target-sender",
     area=AREA,
@@ -194,3 +210,13 @@ def made_up_acceptance(provider, room_id: str, room, request, transfer_id: bytes
         new_hub=provider_uri(target), not_after=not_after, new_hub_sender=provider.identity.external_sender,
     )
     return sign_hub_transfer_acceptance(cipher_suite(room.view.suite.suite_id), provider.identity.signature_priv, content)
+
+
+def _refuse_adds(applied) -> None:
+    """window-refuses-adds: refuse the commit (notAllowed) when it carries an Add."""
+    from ..room.hub_records import _not_allowed
+    from ..room.policy import Refusal
+    from ..wire.mls import ProposalType
+
+    if any(e.proposal.proposal_type == ProposalType.add for e in applied):
+        raise _not_allowed(Refusal("an Add during the transfer window", "EXT-HUBXFER-WINDOW-NORMAL"))

@@ -24,6 +24,10 @@ WINDOW_ENDS_WITH_THE_TRANSFER = step(
     "hub.transfer-window.ends-with-abort", "EXT-HUBXFER-WINDOW-NO-NEW-PROVIDERS",
     summary="the window's no-new-provider rule stops applying once the abort (or cut-over) commit is accepted: "
             "a later commit may give any provider its first participant")
+WINDOW_ACCEPTS_COMMITS = step(
+    "hub.transfer-window.accepts-commits", "EXT-HUBXFER-WINDOW-NORMAL",
+    summary="during the transfer window a commit that gives no new provider a participant is judged as outside a "
+            "transfer (with the pending cut-over, other proposals may ride along)")
 
 
 class TransferRules:
@@ -82,6 +86,7 @@ class TransferRules:
                         "EXT-HUBXFER-WINDOW-NO-NEW-PROVIDERS",
                     )
                 )
+            self.overrides.hook(WINDOW_ACCEPTS_COMMITS, old, new, applied)  # EXT-HUBXFER-WINDOW-NORMAL
         if before == after:
             return None
         updates = [
