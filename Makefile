@@ -25,7 +25,7 @@ demo: $(STAMP)
 
 ## test: lint, then the project's own tests
 test: $(STAMP) lint browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=20
 
 # The HTML report is checked in headless Chromium. Install Debian's package where we can (root
 # with apt-get); elsewhere the browser tests skip and say why.

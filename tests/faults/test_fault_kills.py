@@ -11,8 +11,6 @@ takes about five times as long, see ``mimi-conformance selftest``); the matrix i
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from conformance.selftest import GOAL_PRECISION, kill_matrix, render
@@ -20,9 +18,8 @@ from reference_peer.faults import REGISTRY
 
 
 @pytest.fixture(scope="module")
-def matrix(tmp_path_factory, kill_matrix_texts):
-    parallel = int(os.environ.get("MIMI_SELFTEST_PARALLEL", "2"))
-    result = kill_matrix(tmp_path_factory.mktemp("selftest"), parallel=parallel, scope="module")
+def matrix(tmp_path_factory, kill_matrix_texts, selftest_parallel):
+    result = kill_matrix(tmp_path_factory.mktemp("selftest"), parallel=selftest_parallel, scope="module")
     kill_matrix_texts.append(render(result))
     return result
 

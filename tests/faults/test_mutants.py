@@ -259,9 +259,9 @@ SAMPLE_SIZE, SAMPLE_SEED, SAMPLE_BUDGET = 60, 1, 8 * 60
 
 @pytest.mark.skipif(os.environ.get("MIMI_MUTATION_SAMPLE") != "1",
                     reason="the seeded mutation sample runs only with MIMI_MUTATION_SAMPLE=1")
-def test_mutation_sample(tmp_path):
+def test_mutation_sample(tmp_path, selftest_parallel):
     started = time.monotonic()
-    report = mutation.run_mutants(tmp_path / "mutants", size=SAMPLE_SIZE, seed=SAMPLE_SEED, parallel=2)
+    report = mutation.run_mutants(tmp_path / "mutants", size=SAMPLE_SIZE, seed=SAMPLE_SEED, parallel=selftest_parallel)
     text = mutation.render(report)
     print(text)
     assert len(report.results) == SAMPLE_SIZE

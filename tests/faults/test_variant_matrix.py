@@ -11,8 +11,6 @@ ID the variants do not cite, NOT_APPLICABLE "nothing was observed", a check with
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from conformance.selftest import GOAL_SPECIFICITY, render_variants, variant_matrix
@@ -35,11 +33,11 @@ class _Summary:
 
 
 @pytest.fixture(scope="module")
-def matrix(tmp_path_factory, pytestconfig):
+def matrix(tmp_path_factory, pytestconfig, selftest_parallel):
     summary = _Summary()
     pytestconfig.pluginmanager.register(summary, "mimi-variant-matrix-summary")
-    parallel = int(os.environ.get("MIMI_SELFTEST_PARALLEL", "2"))
-    result = variant_matrix(tmp_path_factory.mktemp("variants"), variant_names=MATRIX_VARIANTS, parallel=parallel)
+    result = variant_matrix(tmp_path_factory.mktemp("variants"), variant_names=MATRIX_VARIANTS,
+                            parallel=selftest_parallel)
     summary.texts.append(render_variants(result))
     return result
 

@@ -62,9 +62,9 @@ def test_a_peer_built_with_the_409_variant_answers_a_stale_epoch_with_the_body()
     response = UpdateRoomResponse(responseCode=UpdateResponseCode.wrongEpoch, errorDescription="", currentEpoch=7)
     provider, plain = _provider(["stale-epoch-refusals-as-http-409"]), _provider([])
     try:
-        answer = provider._refusal_otherwise("update", "wrongEpoch", "", response)  # noqa: SLF001
+        answer = provider._refusal_otherwise(REFUSAL_AS_200_WITH_CODE, "update", "wrongEpoch", "", response)  # noqa: SLF001
         assert answer.status == 409 and UpdateRoomResponse.decode(answer.body).currentEpoch == 7
-        assert plain._refusal_otherwise("update", "wrongEpoch", "", response) is None  # noqa: SLF001
+        assert plain._refusal_otherwise(REFUSAL_AS_200_WITH_CODE, "update", "wrongEpoch", "", response) is None  # noqa: SLF001
     finally:
         provider.state.close()
         plain.state.close()
