@@ -34,6 +34,11 @@ HUB_SENDER_NAMES_HUB = step(
     summary="a newcomer accepts a GroupInfoResponse only if its hub_sender key is that of the external_senders "
     "entry whose credential names the hub that served it (not any entry's)")
 
+RETRIES_NEW_HUB_503 = step(
+    "transfer.newcomer.retries-503", "EXT-HUBXFER-FOLLOWER-503-RETRY",
+    summary="a newcomer whose groupInfo the located hub answers 503 (a new hub before its handoff) retries it, "
+    "honouring Retry-After (section 7, '503 from the new hub')")
+
 
 @dataclass
 class Located:
@@ -65,7 +70,8 @@ async def fetch_group_info(provider, room_id: str, body: bytes):
             if target is not None and target != located.hub and not provider.is_local_domain(target):
                 located = Located(target, redirect.generation, located.hops + 1, overrides=provider.overrides)
                 continue
-        if reply.status == 503 and time.monotonic() < deadline:  # a new hub before its handoff
+        if reply.status == 503 and time.monotonic() < deadline \
+                and not provider.overrides.departs(RETRIES_NEW_HUB_503):  # a new hub before its handoff
             delay = parse_retry_after(reply.headers.get("retry-after"), time.time())
             await asyncio.sleep(min(delay if delay is not None else 1.0, 5.0))
             continue

@@ -173,6 +173,9 @@ REDIRECT_GROUPINFO_AFTER_CUTOVER = step("transfer.old-hub.redirect-groupinfo", "
 # keyMaterial: the requester, the hub's relay, the target
 PUBLISH_VALID_KEY_PACKAGES = step("keymaterial.publish.valid-only", "PROTO-KEYMAT-NO-EXPIRED",
                                   summary="a local client publishes only KeyPackages within their lifetime")
+PUBLISH_LAST_RESORT_MARKED = step("keymaterial.publish.last-resort-marked", "PROTO-KEYMAT-NO-REUSE",
+                                  summary="the KeyPackage published as a client's last-resort one, which may be "
+                                          "served again, carries the last_resort_key_package extension")
 CHECK_KEYMAT_SIGNATURE = step("keymaterial.target.check-signature", "PROTO-KEYMAT-SIGNATURE-CHECKED",
                               summary="the target provider verifies key_material_request_signature")
 KEYMAT_TARGET_MATCHES_PATH = step("keymaterial.target.path-matches-body", "PROTO-KEYMAT-TARGET-IN-PATH",
@@ -650,6 +653,9 @@ class ReferenceProvider:
             if last_resort:
                 spare = make_key_package(keys.suite_id, keys.credential, keys.signature_priv, last_resort=True,
                                          leaf_extensions=keys.leaf_extensions(), **lifetime)
+                if self.overrides.departs(PUBLISH_LAST_RESORT_MARKED):  # served again, yet unmarked
+                    spare = make_key_package(keys.suite_id, keys.credential, keys.signature_priv,
+                                             leaf_extensions=keys.leaf_extensions(), **lifetime)
                 self.state.upload_key_packages(client_uri, [spare.key_package.encode()], last_resort=True)
                 bundles.append(spare)
             for bundle in bundles:
@@ -1225,8 +1231,10 @@ class ReferenceProvider:
             return 200, None, f"undecodable GroupInfoResponse: {exc}", located
 
     async def join_external(self, room_id: str, client_uri: str) -> tuple[RoomCall, SimulatedClient | None, str]:
-        """A local client joins ``room_id`` by external commit (§5.6 groupInfo, then /update).
-        Returns the hub's answer, the member on success, and a reason on failure."""
+        """A local client joins ``room_id`` by external commit (§5.6 groupInfo, then /update): at the
+        hub-of-record when this provider holds the room's state (EXT-HUBXFER-FOLLOWER-RETARGET), else at
+        the hub located from the room ID. Returns the hub's answer, the member on success, and a reason on
+        failure."""
         member = self.new_member(room_id, client_uri)
         suite = cipher_suite(member.suite_id)
         hpke_priv, hpke_pub = suite.generate_hpke_key_pair()

@@ -385,14 +385,16 @@ def test_identifier_query_vcard_fn_matches_exactly(sut, sut_party, mimi, names, 
 @pytest.mark.operations("createUser")
 def test_identifier_query_oidc_claim_matches_exactly(sut, sut_party, mimi, names, recorder):
     """An oidcStdClaim search for given_name finds the one user whose given name is the value, not a
-    user whose given name only starts with it; the value less its last character finds nobody.
+    user whose given name only starts with it and whose nickname is the value; the value less its last
+    character finds nobody.
 
     -06 §5.8: "oidcStdClaim means that the query string exactly matches the specified UserInfo Standard
-    Claim (defined in Section 5.1 of [OidcCore])" (given_name is one of them). A SUT that does not search
-    that claim answers unsupportedField or forbidden, which makes the check NOT_APPLICABLE."""
+    Claim (defined in Section 5.1 of [OidcCore])" (given_name is one of them; a nickname is the nickname
+    claim, not given_name). A SUT that does not search that claim answers unsupportedField or forbidden,
+    which makes the check NOT_APPLICABLE."""
     given = names("Gn").replace("-", "")
     named, _ = _searchable_user(sut_party, names, "given", names={"given_name": given})
-    _searchable_user(sut_party, names, "longer", names={"given_name": f"{given}a"})
+    _searchable_user(sut_party, names, "longer", names={"given_name": f"{given}a"}, nicks=[given])
     _, found = _query(mimi, sut, recorder, _element(T.oidcStdClaim, given, "given_name"), requirement=EXACT_MATCH)
     _expect_success(found, {named.uri}, f"an oidcStdClaim given_name search for {given!r}", EXACT_MATCH)
     _, near = _query(mimi, sut, recorder, _element(T.oidcStdClaim, given[:-1], "given_name"),
@@ -401,7 +403,7 @@ def test_identifier_query_oidc_claim_matches_exactly(sut, sut_party, mimi, names
         _expect_not_found(near, "an oidcStdClaim given_name search for the name less its last character",
                           EXACT_MATCH)
     observed(EXACT_MATCH, f"given_name={given!r} found the one user with that given name (not the one named "
-             f"{given + 'a'!r}); {given[:-1]!r} found nobody ({near.responseCode.name})")
+             f"{given + 'a'!r}, whose nickname it is); {given[:-1]!r} found nobody ({near.responseCode.name})")
 
 
 @pytest.mark.feature("identifierQuery")
@@ -456,25 +458,29 @@ def _query_or_refusal(mimi, sut, recorder, *elements: QueryElement) -> Identifie
 @pytest.mark.operations("createUser")
 def test_identifier_query_partial_name_is_a_caseless_substring(sut, sut_party, mimi, names, recorder):
     """partialName finds a user by a substring of the family name in the other letter case, and a
-    string that no name holds finds nobody.
+    string that no name holds finds nobody, although the user's OIDC sub claim (an identifier, not a
+    name) holds it.
 
     -06 §5.8: "partialName means that the query string matches a case-insensitive substring of any
     field which contains the name of a (usually human) user. For example, mat would match [...] last
-    (family) names of Mather and Matali." A SUT may not offer partialName (forbidden,
-    unsupportedField) or may want exact fields ("ambiguous means that a field [...] or combination of
-    fields [...] need to match exactly for the provider to return any responses"): either makes the
-    check NOT_APPLICABLE."""
+    (family) names of Mather and Matali." Matching any field is the other type, "wholeProfile means that
+    the query string matches a substring of any searchable field in a user's profile". A SUT may not
+    offer partialName (forbidden, unsupportedField) or may want exact fields ("ambiguous means that a
+    field [...] or combination of fields [...] need to match exactly for the provider to return any
+    responses"): either makes the check NOT_APPLICABLE."""
     token = names("Pn").replace("-", "")
     family = f"{token}Mather"
-    user, _ = _searchable_user(sut_party, names, "partial", names={"family_name": family})
+    foreign = f"{token}Zq".swapcase()
+    user, _ = _searchable_user(sut_party, names, "partial", names={"family_name": family},
+                               oidcClaims={"sub": f"{token}Zq-0001"})
     needle = family[1:-1].swapcase()
     _, found = _query(mimi, sut, recorder, _element(T.partialName, needle), requirement=PARTIALNAME)
     if found.responseCode == IdentifierQueryCode.ambiguous and not found.uri:
         not_applicable(f"the SUT answers a partialName search ambiguous (it wants exact fields): {needle!r}")
     _expect_success(found, {user.uri}, f"a partialName search for {needle!r} (family name {family!r})", PARTIALNAME)
-    foreign = f"{token}Zq".swapcase()
     _, other = _query(mimi, sut, recorder, _element(T.partialName, foreign), requirement=PARTIALNAME)
-    _expect_not_found(other, f"a partialName search for {foreign!r}, in no user's name", PARTIALNAME)
+    _expect_not_found(other, f"a partialName search for {foreign!r}, in no user's name (only in a sub claim)",
+                      PARTIALNAME)
     observed(PARTIALNAME, f"partialName {needle!r} found the user named {family!r}; {foreign!r} found nobody "
              f"({other.responseCode.name})")
 

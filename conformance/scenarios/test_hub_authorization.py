@@ -378,28 +378,41 @@ def test_admin_being_removed_loses_its_capabilities(cast, sut, ref_follower, mim
     carol_leaves = bob_state.leaves_of_user(carol.uri.encode())
     adding = app_data_update_proposal(int(COMPONENT_PARTICIPANT_LIST),
                                       plist_mod.make_update(added=[(erin.uri.encode(), MEMBER)]).encode())
+    if not carol_leaves:
+        not_applicable(f"set-up failed: bob's client does not see carol's client in the group of {room}")
+    judge_each_proposal_refused(
+        ONLY_REMOVE_PROPOSALS,
+        (("a Remove proposal of carol's client by bob (admin, canKick) while his removal is pending",
+          remove_proposal(carol_leaves[0])),
+         ("a participant-list AppDataUpdate by bob (admin, canAddParticipant) adding erin while his removal is "
+          "pending", adding)),
+        proposer=bob_state, witness=dave.client, cast=cast, sut=sut, mimi_as=mimi_as, ref_follower=ref_follower,
+        recorder=recorder, room=room, sender=alice)
+
+
+def judge_each_proposal_refused(requirement: str, cases, *, proposer, witness, cast, sut, mimi_as, ref_follower,
+                                recorder, room, sender) -> None:
+    """Sends each (what, proposal) of ``cases`` alone from the ``proposer`` state's client to the SUT hub: each
+    must be refused (any refusal, AMB-FAILURE-CODE-STATUS) and not fanned out, judged by the follower's traffic
+    and a message from ``sender`` that the ``witness`` client must still receive. A miss ends the check at the
+    first accepted proposal; otherwise ``requirement`` is observed with every refusal."""
     evidence = []
-    for what, proposal in (("a Remove proposal of carol's client by bob (admin, canKick) while his removal is "
-                            "pending", remove_proposal(carol_leaves[0]) if carol_leaves else None),
-                           ("a participant-list AppDataUpdate by bob (admin, canAddParticipant) adding erin while his "
-                            "removal is pending", adding)):
-        if proposal is None:
-            not_applicable(f"set-up failed: bob's client does not see carol's client in the group of {room}")
-        body = bob_state.proposals_request([proposal])
+    for what, proposal in cases:
+        body = proposer.proposals_request([proposal])
         recorder.note(what)
         mark = ref_follower.traffic_mark()
-        with judging(ONLY_REMOVE_PROPOSALS):
-            answer = _post_update(mimi_as, sut, room, body, ONLY_REMOVE_PROPOSALS)
+        with judging(requirement):
+            answer = _post_update(mimi_as, sut, room, body, requirement)
         recorder.note(f"the hub answered {answer.label}")
         if answer.accepted:
-            miss(ONLY_REMOVE_PROPOSALS, f"the hub accepted {what}")
+            miss(requirement, f"the hub accepted {what}")
             return
-        with judging(ONLY_REMOVE_PROPOSALS):
-            effect = judge_not_applied(ONLY_REMOVE_PROPOSALS, ref_follower, mark, _handshake_bytes(body), what,
-                                       sentinel=_message_sentinel(cast, room, alice, dave.client,
+        with judging(requirement):
+            effect = judge_not_applied(requirement, ref_follower, mark, _handshake_bytes(body), what,
+                                       sentinel=_message_sentinel(cast, room, sender, witness,
                                                                   f"after {what}".encode()))
         evidence.append(f"refused ({answer.label}) {what}: {effect}")
-    observed(ONLY_REMOVE_PROPOSALS, "the hub " + "; ".join(evidence))
+    observed(requirement, "the hub " + "; ".join(evidence))
 
 
 # -- a follower provider as an external sender -----------------------------------------------------

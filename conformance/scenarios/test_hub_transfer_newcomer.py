@@ -22,19 +22,24 @@ hub's key and names the old hub's entry, still listed in the cut-over epoch (the
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from conformance.harness.polling import PollTimeout
 from conformance.harness.reference_names import current
 from conformance.scenarios.hub_transfer_support import transfer_settings
-from conformance.verdicts import HarnessError, fail, not_applicable, observed
+from conformance.verdicts import HarnessError, expect, fail, not_applicable, observed
 from reference_peer.room.transfer import sender_domain
+from reference_peer.room.transfer_settings import HubTransferSettings
 from reference_peer.wire.hub_transfer import read_hub_redirect
 
 # This worker's reference domains (hub-k.ref.test on worker k): the plugin fixes them before import.
 OLD_HUB, NEW_HUB = current()  # OLD_HUB is the room ID's authority
 ROOM_ENDPOINTS = ("update", "submitMessage", "groupInfo", "keyMaterial", "reportAbuse")
 NEWCOMER = "EXT-HUBXFER-NEWCOMER-DISCOVERY"
+RETRY_503 = "EXT-HUBXFER-FOLLOWER-503-RETRY"
 
 
 def _incoming(ref_follower, room: str) -> dict:
@@ -56,9 +61,11 @@ def _leaf_clients(ref_follower, room: str) -> set[bytes]:
     return {bytes(leaf.credential.identity) for _, leaf in tree.leaves()}
 
 
-def _moved_room_with_a_newcomer(sut, sut_party, ref_hub, ref_follower, poll_until):
+def _moved_room_with_a_newcomer(sut, sut_party, ref_hub, ref_follower, poll_until, *, until_handoff: bool = True):
     """(room, Sam): a room of hub.ref.test moved to follower.ref.test, with the SUT user Sam in its
-    participant list and no client of Sam's in the group (the SUT holds only the room ID)."""
+    participant list and no client of Sam's in the group (the SUT holds only the room ID). With
+    ``until_handoff=False`` the reference hub holds its handoff back (the caller releases it): the scene
+    ends once follower.ref.test has observed the cut-over, so it answers room requests 503."""
     transfer_settings(sut, "follower")
     declared = sut.manifest.control_operations
     if (declared is not None and "joinRoom" not in declared) or not sut_party.supports("joinRoom"):
@@ -68,12 +75,18 @@ def _moved_room_with_a_newcomer(sut, sut_party, ref_hub, ref_follower, poll_unti
     room = ref_hub.create_room(creator)
     sam = sut_party.create_user("sam")
     ref_hub.add_ok(room, creator, sam, withoutClients=True)  # a participant with no client: the SUT is not told
+    if not until_handoff:
+        ref_hub.hold_transfer(hold_handoff=True)
     start = ref_hub.start_hub_transfer(room, creator, NEW_HUB)
     if start.get("outcome") != "started":
         raise HarnessError(f"the reference hub did not start the transfer to {NEW_HUB}: {start}")
     try:  # a transfer between the suite's own peers: the SUT takes no part in it yet
-        poll_until(lambda: _incoming(ref_follower, room).get("state") == "handed-over", timeout=20,
-                   what=f"{NEW_HUB} to take the room over (handoff accepted)")
+        if until_handoff:
+            poll_until(lambda: _incoming(ref_follower, room).get("state") == "handed-over", timeout=20,
+                       what=f"{NEW_HUB} to take the room over (handoff accepted)")
+        else:
+            poll_until(lambda: _incoming(ref_follower, room).get("cutoverSeen"), timeout=20,
+                       what=f"{NEW_HUB} to observe the cut-over (it answers 503 until the handoff)")
     except PollTimeout as exc:
         raise HarnessError(f"the suite's reference hubs did not complete the transfer the scene needs: {exc}") from None
     if sut_party.room(room) is not None:
@@ -204,3 +217,70 @@ def test_newcomer_refuses_a_hub_signing_with_another_providers_entry(sut, sut_pa
              f"answered {result})", requirement=NEWCOMER)
     observed(NEWCOMER, f"with hub_sender {OLD_HUB}'s entry in {NEW_HUB}'s GroupInfoResponse, the SUT fetched groupInfo "
              f"at {NEW_HUB} and did not commit there (joinRoom answered {result.get('outcome')}; {seen})")
+
+
+@pytest.mark.requirements(RETRY_503)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom", "joinRoom")
+def test_newcomer_retries_the_new_hubs_503(sut, sut_party, ref_hub, ref_follower, poll_until, recorder):
+    """A SUT newcomer (Sam, a participant whose provider holds only the room ID) joins while follower.ref.test, the
+    hub the authority's HubRedirect names, has observed the cut-over but not yet received the handoff: it answers
+    the SUT's groupInfo 503 with Retry-After. Once the handoff is released the SUT asks again, no sooner than
+    Retry-After, and joins.
+
+    hub-transfer.md §6.4: "From the moment B observes the cut-over commit until it has accepted a handoff, it
+    answers room requests with **503** and a `Retry-After` header"; §7: "**503 from the new hub.** The follower
+    retries with backoff and honours Retry-After" (EXT-HUBXFER-FOLLOWER-503-RETRY, a SHOULD). Sam is in the
+    room's participant list, so the SUT is a follower of the room sending the new hub a room request (groupInfo,
+    §13 "then fetches /groupInfo from the last hub named"); a join that ends at the 503, or a retry before
+    Retry-After, is the miss."""
+    retry_after = HubTransferSettings().retry_503_seconds  # the suite's reference new hub's Retry-After
+    try:
+        room, sam = _moved_room_with_a_newcomer(sut, sut_party, ref_hub, ref_follower, poll_until,
+                                                until_handoff=False)
+        mark_new = ref_follower.traffic_mark()
+        outcome: dict = {}
+
+        def join() -> None:
+            try:
+                outcome["result"] = sut_party.join_room(room, sam.client)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                outcome["error"] = exc
+
+        joining = threading.Thread(target=join, daemon=True)
+        joining.start()
+        try:
+            first = poll_until(lambda: [t for t in _sut_in(ref_follower, mark_new, sut_party, room)
+                                        if t.endpoint == "groupInfo" and t.status == 503],
+                               timeout=8, what=f"the SUT's groupInfo at {NEW_HUB}, answered 503")[0]
+        except PollTimeout:
+            joining.join(30)
+            raise HarnessError(f"the SUT sent {NEW_HUB} no groupInfo while it answered 503 (requests "
+                               f"{_describe(_sut_in(ref_follower, mark_new, sut_party, room))}; joinRoom "
+                               f"{outcome})") from None
+    finally:
+        ref_hub.hold_transfer(hold_handoff=False)
+    released = time.time()
+    joining.join(45)
+    if joining.is_alive():
+        raise HarnessError("the SUT's joinRoom did not return within 45 s")
+    if "error" in outcome:
+        raise HarnessError(f"joinRoom failed: {outcome['error']}")
+    result = outcome.get("result") or {}
+    recorder.note(f"joinRoom answered {result} (handoff released {released - first.time:.2f} s after the 503)")
+    at_new = _sut_in(ref_follower, mark_new, sut_party, room)
+    seen = f"at {NEW_HUB}: {_describe(at_new)}"
+    later = [t for t in at_new if t.endpoint == "groupInfo" and t.seq > first.seq]
+    if not later:
+        fail(f"{NEW_HUB} answered the SUT's groupInfo 503 (Retry-After: {retry_after}) before its handoff; the SUT "
+             f"never asked again (requests {seen}; joinRoom answered {result})", requirement=RETRY_503)
+    waited = later[0].time - first.time
+    if waited < retry_after - 0.05:
+        fail(f"the SUT asked {NEW_HUB} again {waited:.2f} s after a 503 with Retry-After: {retry_after} (requests "
+             f"{seen})", requirement=RETRY_503)
+    expect(RETRY_503, result.get("outcome") == "accepted" and any(t.endpoint == "update" and t.status == 200
+                                                                  for t in at_new),
+           f"the SUT asked {NEW_HUB} for groupInfo again after its 503 but did not join (requests {seen}; joinRoom "
+           f"answered {result})",
+           evidence=f"asked again {waited:.2f} s after a 503 with Retry-After: {retry_after}, then joined ({seen})")

@@ -223,13 +223,16 @@ def _judge_unverified_request(answer, prepared: str, proposed: str, what: str, b
     ambiguous_if_read_otherwise(REFUSED, "whether the SUT fanned out proposals after the refusal")
 
 
-def _signed_request(member, room: str, target: str, *, initiator: str | None = None) -> bytes:
+def _signed_request(member, room: str, target: str, *, initiator: str | None = None,
+                    group_id: bytes | None = None) -> bytes:
     """A HubTransferMessage.request signed by a copy of a reference client (section 5.1), from its own leaf;
-    ``initiator`` names another user as the initiator (default: the client's own user)."""
+    ``initiator`` names another user as the initiator (default: the client's own user), ``group_id`` another
+    MLS group (default: the client's group)."""
     group = member.group
     data = read_hub_data(group.app_data(), room)
     content = HubTransferRequestTBS(
-        room_id=IdentifierUri(uri=room.encode()), group_id=bytes(group.group_id), target=provider_uri(target),
+        room_id=IdentifierUri(uri=room.encode()), group_id=bytes(group.group_id) if group_id is None else group_id,
+        target=provider_uri(target),
         generation=data.generation, not_after=int(time.time() * 1000) + 60_000,
         initiator=IdentifierUri(uri=(initiator or member.user_uri).encode()), initiator_leaf_index=group.own_leaf,
     )
@@ -503,6 +506,40 @@ def test_request_with_a_bad_signature_is_refused(sut, sut_party, ref_follower, r
     prepared, proposed = _transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, REFUSED)
     _judge_unverified_request(answer, prepared, proposed, "a request whose signature does not verify",
                               "a request with a corrupted signature")
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
+@pytest.mark.requirements(CAP_REQUIRED, REFUSED)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
+def test_request_naming_another_group_is_refused(sut, sut_party, ref_follower, ref_hub, mimi_as, poll_until,
+                                                 recorder):
+    """A request from the leaf of a follower admin holding canTransferHub (dave), naming dave and the room, but
+    with another group_id (the room's with one octet changed), correctly signed over that content, does not
+    verify: refused notAllowed, no prepare at the target, no proposal.
+
+    hub-transfer.md 5.1: "A request **verifies** in an epoch when all of the following hold. [...] `room_id`,
+    `group_id` and `generation` match the group and its hub component." and "The hub refuses with these codes:
+    `notAllowed` when the request does not verify or the role lacks the capability"; "A refused request changes
+    nothing. No prepare is sent, and no proposal is made." EXT-HUBXFER-CAP-REQUIRED: no transfer may begin
+    without a request that verifies (judged by effect: no acceptance, no begin proposal, no prepare unless
+    answered notAllowed); EXT-HUBXFER-REQUEST-REFUSED: the refusal's code is notAllowed and nothing is sent."""
+    transfer_settings(sut, OLD_HUB)
+    room, admin, users = _room(sut_party, ref_follower, admins=("dave",), members=("witness",))
+    dave = _synced(ref_follower, sut_party, room, users["dave"].client, poll_until)
+    group_id = bytearray(dave.group.group_id)
+    group_id[-1] ^= 0x01
+    body = _signed_request(dave, room, HUB_DOMAIN, group_id=bytes(group_id))
+    hub_mark, follower_mark = ref_hub.traffic_mark(), ref_follower.traffic_mark()
+    answer = _post_request(mimi_as, sut, room, body, as_domain=FOLLOWER_DOMAIN, requirement=REFUSED)
+    recorder.note(f"request of {dave.user_uri} (canTransferHub) from its leaf {dave.group.own_leaf} naming group "
+                  f"{bytes(group_id).hex()} (the room's is {bytes(dave.group.group_id).hex()}): {answer.code.name}")
+    if answer.code == HubTransferCode.accepted:
+        fail("the hub accepted a transfer request whose group_id is not the room's MLS group", requirement=CAP_REQUIRED)
+    _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
+    prepared, proposed = _transfer_traffic(ref_hub, ref_follower, sut, room, hub_mark, follower_mark, REFUSED)
+    _judge_unverified_request(answer, prepared, proposed, "a request naming another group_id",
+                              "a request naming another group")
 
 
 @pytest.mark.feature("hubTransfer")

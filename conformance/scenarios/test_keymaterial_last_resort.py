@@ -17,6 +17,7 @@ import pytest
 
 from conformance.scenarios.roles import both_roles
 from conformance.scenarios.test_keymaterial import (
+    NO_REUSE,
     PUBLICATION_POINT,
     _is_last_resort,
     _key_packages,
@@ -114,3 +115,47 @@ def test_last_resort_key_package_claimed_again_is_answered(cast, sut, mimi, mimi
                        requirement=PUBLICATION_POINT)
         return
     observed(PUBLICATION_POINT, f"four keyMaterial answers, each a KeyMaterialResponse: {', '.join(answers)}")
+
+
+@pytest.mark.requirements(NO_REUSE)
+@both_roles
+@pytest.mark.operations("createUser", "grantConsent", "publishKeyPackages", hub=("createRoom",))
+def test_key_package_served_again_is_marked_last_resort(cast, sut, mimi, mimi_as, names, recorder):
+    """A client with one one-time KeyPackage and a last-resort one, asked for four times: a KeyPackage that
+    more than one answer hands out carries the last_resort_key_package extension.
+
+    -06 §5.2: "Keying material provided from one response MUST NOT be provided in any other response." The
+    one exception MLS knows is the last-resort KeyPackage, which draft-ietf-mls-extensions marks with the
+    last_resort_key_package extension as one "that MAY be used more than once in scenarios where all other
+    KeyPackages have already been used"; a KeyPackage served again without that mark is one-time keying
+    material provided in another response. The marked one served again, keyMaterialExhausted or any other
+    answer passes."""
+    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
+    target = _target(cast, asker)
+    if not cast.sut.supports("publishKeyPackages"):
+        not_applicable("the SUT's control API does not implement publishKeyPackages", operation="publishKeyPackages")
+    published = cast.sut.publish_key_packages(target.client, 1, replace=True, lastResort=True)
+    if not published.get("lastResort"):
+        not_applicable(f"publishKeyPackages with lastResort left {target.client} without a last-resort KeyPackage "
+                       f"({published}): no KeyPackage may be served again", requirement=NO_REUSE)
+    first: dict[bytes, int] = {}
+    again = 0
+    for attempt in range(1, 5):
+        _, _, response = asker.ask_consented(target.uri)
+        for client, kp in _key_packages(response):
+            if client != target.client:
+                continue
+            ref = _ref(kp)
+            if ref in first:
+                if not _is_last_resort(kp):
+                    fail(f"answer {attempt} hands out the KeyPackage {ref.hex()} of {client} that answer {first[ref]} "
+                         "already handed out, and it carries no last_resort_key_package extension",
+                         requirement=NO_REUSE)
+                again += 1
+            first.setdefault(ref, attempt)
+    if not first:
+        not_applicable(f"no answer handed out a KeyPackage of {target.client}: nothing to compare", requirement=NO_REUSE)
+        return
+    observed(NO_REUSE, f"{len(first)} distinct KeyPackage(s) of {target.client} over four answers; "
+                       + (f"{again} handed out again, each marked last_resort_key_package" if again
+                          else "none handed out twice"))

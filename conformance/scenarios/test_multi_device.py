@@ -297,6 +297,28 @@ def _moderated_roles() -> list[dict]:
     ]
 
 
+def moderated_room_with_dave_and_carol(cast, ref_follower):
+    """A room at the SUT hub with the moderated roles: alice (admin, the SUT's) created it and added the
+    reference follower's dave as moderator and carol as member. NOT_APPLICABLE where the SUT hosts no such
+    room or the roles did not take. Returns (alice, room, dave, carol)."""
+    alice = cast.hub.create_user("alice")
+    try:
+        room = cast.hub.create_room(alice, policy={"roles": _moderated_roles()}, creatorRole=ADMIN)
+    except ControlProblem as exc:
+        if exc.status in (400, 422):
+            not_applicable(f"the SUT does not host a room with a moderator role: {exc}")
+        raise
+    dave = ref_follower.create_user("dave")
+    carol = ref_follower.create_user("carol")
+    setup_add(cast.hub, room, alice, dave, hub=cast.hub, role=MODERATOR)
+    setup_add(cast.hub, room, alice, carol, hub=cast.hub, role=MEMBER)
+    listed = {user: entry["role"] for user, entry in cast.hub.participants(room).items()}
+    if listed.get(dave.uri) != MODERATOR or listed.get(carol.uri) != MEMBER:
+        not_applicable(f"set-up failed: dave is not listed as moderator ({MODERATOR}) and carol as member "
+                       f"({MEMBER}) at the SUT: {listed}")
+    return alice, room, dave, carol
+
+
 def _role_change(state, user: str, role: int):
     """The participant-list AppDataUpdate changing ``user``'s role (from the member ``state``'s list)."""
     index = plist_mod.index_of(state.participant_list(), user.encode())
@@ -320,21 +342,7 @@ def test_role_change_does_not_authorize_adding_the_users_clients(cast, sut, ref_
     already listed; it is not dave's own client), so the hub must refuse the commit; judged by effect (any
     refusal: nothing applied or fanned out, carol keeps her one client). The same role change alone is then
     accepted, so the refusal is the Add's."""
-    alice = cast.hub.create_user("alice")
-    try:
-        room = cast.hub.create_room(alice, policy={"roles": _moderated_roles()}, creatorRole=ADMIN)
-    except ControlProblem as exc:
-        if exc.status in (400, 422):
-            not_applicable(f"the SUT does not host a room with a moderator role: {exc}")
-        raise
-    dave = ref_follower.create_user("dave")
-    carol = ref_follower.create_user("carol")
-    setup_add(cast.hub, room, alice, dave, hub=cast.hub, role=MODERATOR)
-    setup_add(cast.hub, room, alice, carol, hub=cast.hub, role=MEMBER)
-    listed = {user: entry["role"] for user, entry in cast.hub.participants(room).items()}
-    if listed.get(dave.uri) != MODERATOR or listed.get(carol.uri) != MEMBER:
-        not_applicable(f"set-up failed: dave is not listed as moderator ({MODERATOR}) and carol as member "
-                       f"({MEMBER}) at the SUT: {listed}")
+    alice, room, dave, carol = moderated_room_with_dave_and_carol(cast, ref_follower)
     carol_before = _clients_of(cast.hub, room, carol)
     device = SimulatedClient(ref_follower.domain, MimiUri.parse(carol.uri).name, names("device"))
     dave_state = _synced_state(ref_follower, cast.hub, room, dave.client, poll_until)

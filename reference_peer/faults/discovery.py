@@ -105,6 +105,19 @@ IDQUERY_OIDC_CLAIM_PREFIX_MATCH = define(
 )
 
 
+def _claim_or_nickname(profile, claim: str) -> set[str]:
+    """Hook of step directory.match.oidc-claim-values: the faulty provider matches an oidcStdClaim search
+    for any claim against the user's nicknames too."""
+    return profile.oidc_values(claim) | set(profile.nicks)
+
+
+IDQUERY_OIDC_CLAIM_MATCHES_NICKNAMES = define(
+    "idquery-oidc-claim-matches-nicknames", area=AREA, requirements=["PROTO-IDQUERY-EXACT-MATCH-TYPES"],
+    description="an oidcStdClaim search for any claim (given_name, family_name, ...) also matches the user's nicknames",
+    hooks={"directory.match.oidc-claim-values": _claim_or_nickname},
+)
+
+
 def _given_name_only(profile) -> list[str]:
     """Hook of step directory.match.partial-name-every-name-field: the faulty provider searches a
     partialName in the given name alone (a list that is never empty, so the hook's answer is used)."""
@@ -116,6 +129,21 @@ IDQUERY_PARTIALNAME_GIVEN_ONLY = define(
     description="a partialName search looks at the given name only, not the family, middle or full name",
     hooks={"directory.match.partial-name-every-name-field": _given_name_only},
 )
+
+
+def _every_field(profile) -> list[str]:
+    """Hook of step directory.match.partial-name-every-name-field: the faulty provider searches a
+    partialName in every field of the profile (handles, emails, every OIDC claim, ...), as for wholeProfile
+    (never empty: a profile always holds its handle)."""
+    return profile.all_values()
+
+
+IDQUERY_PARTIALNAME_EVERY_FIELD = define(
+    "idquery-partialname-searches-every-field", area=AREA, requirements=["PROTO-IDQUERY-PARTIALNAME"],
+    description="a partialName search looks at every profile field (an OIDC sub claim too), not the name fields only",
+    hooks={"directory.match.partial-name-every-name-field": _every_field},
+)
+
 
 # --- §5.2 keyMaterial -------------------------------------------------------------------------
 
@@ -136,6 +164,12 @@ KEYMAT_REUSE = define(
     "keymat-reuse-key-package", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-NO-REUSE"],
     description="a one-time KeyPackage handed out is not marked used, so the next request gets it again",
     departs=("keymaterial.claim.mark-claimed",),
+)
+KEYMAT_LAST_RESORT_UNMARKED = define(
+    "keymat-last-resort-unmarked", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-NO-REUSE"],
+    description="the KeyPackage a client publishes as its last-resort one lacks the last_resort_key_package "
+                "extension, yet is served again once the one-time ones are gone",
+    departs=("keymaterial.publish.last-resort-marked",),
 )
 KEYMAT_SERVE_EXPIRED = define(
     "keymat-serve-expired", area=KEYMATERIAL, requirements=["PROTO-KEYMAT-NO-EXPIRED"],

@@ -26,6 +26,11 @@ def _refuse_every_add(room: object, sender_domain: str, applied: list[AppliedPro
         raise PolicyError("a commit adding clients is not taken")
 
 
+def _refuse_adds_to_dependent_rooms(room: object, sender_domain: str, applied: list[AppliedProposal]) -> None:
+    if _adds(applied) and room.parent_room is not None:  # type: ignore[attr-defined]
+        raise PolicyError("a commit adding clients to a parent-dependent room is not taken")
+
+
 def _refuse_follower_adds(room: object, sender_domain: str, applied: list[AppliedProposal]) -> None:
     if _adds(applied) and sender_domain != domain_of_uri(room.room_uri):  # type: ignore[attr-defined]
         raise PolicyError("a commit adding clients from a follower provider's client is not taken")
@@ -68,6 +73,14 @@ REFUSE_FOLLOWER_ADDS = define(
     description="the hub answers invalidProposal to a valid commit adding clients when a follower provider's "
     "client (a canAddParticipant holder) sends it; its own clients' adds are accepted",
     hooks={"hub.commit.accept-authorized-add": _refuse_follower_adds},
+)
+REFUSE_ADDS_TO_DEPENDENT_ROOMS = define(
+    "refuse-adds-to-dependent-rooms",
+    area=AREA,
+    requirements=["POLICY-CAP-ADD-PARTICIPANT-CLIENTS"],
+    description="the hub answers invalidProposal to every valid commit adding clients to a parent-dependent room, "
+    "even a canAddParticipant holder's add of a participant of the parent room, so the room admits nobody",
+    hooks={"hub.commit.accept-authorized-add": _refuse_adds_to_dependent_rooms},
 )
 REFUSE_PLIST_ADDITIONS = define(
     "refuse-plist-additions",

@@ -1,7 +1,11 @@
 """Faults of the multi-device area (checks: conformance/scenarios/test_multi_device.py; a new device's external
 commit with a PartialGroupInfo: conformance/scenarios/test_external_commit.py)."""
 
+import dataclasses
+
+from ..room.participants import ChangeKind, ParticipantChange
 from ..room.policy import PolicyError
+from ..wire.room_policy import ROLE_INDEX_NON_PARTICIPANT
 from .registry import define
 
 AREA = "multidevice"
@@ -10,6 +14,15 @@ AREA = "multidevice"
 def _first_leaf_key(new: object) -> bytes:
     """The signature key of the new epoch's leaf 0 (the room's first member, never an external joiner)."""
     return bytes(new.tree.leaf(0).signature_key)  # type: ignore[attr-defined]
+
+
+def _role_change_as_departure(room: object, changes: list[ParticipantChange]) -> None:
+    """Rewrite, in place, each role change of the commit as a departure (to role 0), so the hub takes the
+    Removes of that user's clients as part of removing the user and asks no capability for them."""
+    changes[:] = [
+        dataclasses.replace(c, to_role=ROLE_INDEX_NON_PARTICIPANT) if c.kind is ChangeKind.role else c
+        for c in changes
+    ]
 
 
 def _refuse_external_join(room: object, joiner: bytes | None) -> None:
@@ -57,6 +70,12 @@ ROLE_CHANGE_ADDS_CLIENTS = define(
     description="as hub, lets a commit that changes a listed user's role (not only one adding the user) add that "
     "user's clients without the adder's canAddParticipant",
     departs=("hub.commit.add-clients-with-addition-only",),
+)
+ROLE_CHANGE_REMOVES_CLIENTS = define(
+    "role-change-removes-clients", area=AREA, requirements=["POLICY-CAP-KICK-KEEPS-PARTICIPANT"],
+    description="as hub, lets a commit that changes a listed user's role (not only one removing or banning the "
+    "user) remove that user's clients without the remover's canKick",
+    hooks={"hub.commit.accept-authorized-plist-changes": _role_change_as_departure},
 )
 SINGLE_DEVICE_IGNORED = define(
     "single-device-ignored", area=AREA, requirements=["POLICY-BASE-SINGLE-DEVICE"],

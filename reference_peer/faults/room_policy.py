@@ -51,6 +51,12 @@ UNBAN_UNCHECKED = define(
     "authorized_role_changes entry from 1 to the new role",
     departs=("policy.authorize.unban",),
 )
+REMOVE_PARTICIPANT_UNCHECKED = define(
+    "remove-participant-unchecked", area=AREA, requirements=["POLICY-CAP-REMOVE-PARTICIPANT-AUTHZ"],
+    description="as hub, accepts a participant-list removal of another participant by a role without "
+    "canRemoveParticipant or without an authorized_role_changes entry from the target's role that includes 0",
+    departs=("policy.authorize.remove-participant",),
+)
 LEAVE_LOST_TO_EXTERNAL_COMMIT = define(
     "leave-lost-to-external-commit", area="fanout", requirements=["PROTO-FANOUT-REGENERATE-AFTER-EXTERNAL-COMMIT"],
     description="as hub, drops a user's pending leave proposals when an external commit lands before them, "

@@ -33,3 +33,11 @@ NEWCOMER_ANY_HUB_SENDER = define(
     "whose credential names the hub that served it",
     departs=("transfer.newcomer.hub-sender-names-hub",),
 )
+NEWCOMER_GIVES_UP_ON_503 = define(
+    "newcomer-gives-up-on-503",
+    area=AREA,
+    requirements=["EXT-HUBXFER-FOLLOWER-503-RETRY"],
+    description="a provider joining a room it knows only by its ID takes the 503 (Retry-After) of the hub a "
+    "HubRedirect names, a new hub before its handoff, as the final answer: the join fails, no retry",
+    departs=("transfer.newcomer.retries-503",),
+)

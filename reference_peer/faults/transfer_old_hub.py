@@ -75,6 +75,15 @@ REQUEST_SIGNATURE_UNCHECKED = define(
     "corrupted signature is prepared (the target's verdict is answered) instead of refused notAllowed",
     departs=("transfer.verify.request-signature",),
 )
+REQUEST_GROUP_UNCHECKED = define(
+    "transfer-request-group-unchecked",
+    area=AREA,
+    requirements=["EXT-HUBXFER-CAP-REQUIRED", "EXT-HUBXFER-REQUEST-REFUSED"],
+    description="the hub does not check a transfer request's group_id: a request signed by an admin's leaf that "
+    "names the room but another MLS group is prepared (the target's verdict is answered) instead of refused "
+    "notAllowed",
+    departs=("transfer.verify.request-names-its-group",),
+)
 VALID_REQUEST_REFUSED = define(
     "valid-transfer-request-refused",
     area=AREA,

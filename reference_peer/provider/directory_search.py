@@ -81,6 +81,10 @@ PHONE_EXACT = step(
 OIDC_CLAIM_EXACT = step(
     "directory.match.oidc-claim-exact", "PROTO-IDQUERY-EXACT-MATCH-TYPES",
     summary="an oidcStdClaim element matches the named claim's whole value exactly")
+OIDC_CLAIM_VALUES = step(
+    "directory.match.oidc-claim-values", "PROTO-IDQUERY-EXACT-MATCH-TYPES",
+    summary="an oidcStdClaim element is matched against the named claim's values only (the nicknames only for "
+            "nickname, never for given_name or another claim)")
 PARTIAL_NAME_EVERY_NAME_FIELD = step(
     "directory.match.partial-name-every-name-field", "PROTO-IDQUERY-PARTIALNAME",
     summary="a partialName element is searched in every name field (given, middle, family and full name)")
@@ -446,7 +450,8 @@ def element_matches(profile: Profile, el: QueryElement, overrides: Overrides = N
     if kind == T.oidcStdClaim:
         if overrides.departs(OIDC_CLAIM_EXACT):  # a fault's: a prefix of the claim's value matches
             return any(v.startswith(value) for v in profile.oidc_values(str(el.name_text)))
-        return el.name_text is not None and value in profile.oidc_values(el.name_text)
+        return el.name_text is not None and value in (overrides.hook(OIDC_CLAIM_VALUES, profile, el.name_text)
+                                                      or profile.oidc_values(el.name_text))
     if kind == T.vcardField:
         if overrides.departs(VCARD_EXACT):  # a fault's: a prefix of the property's value matches
             return any(v.startswith(value) for v in profile.vcard_values(str(el.name_text)))

@@ -466,7 +466,9 @@ class ProviderState:
 
     def deliver_to_clients(self, room: str, clients: Sequence[str], item: bytes) -> dict[str, RoomState | None]:
         """A later fan-out item of ``room`` for local ``clients`` (the room layer knows which):
-        delivered, held or dropped per user according to the room's quarantine state."""
+        delivered, held or dropped per user according to the room's quarantine state
+        (EXT-CONSENT-IMMEDIATE-DELIVERY, EXT-CONSENT-QUARANTINE-HOLD, EXT-CONSENT-QUARANTINE-RELEASE,
+        EXT-CONSENT-QUARANTINE-REJECT-DROPS)."""
         by_user: dict[str, list[str]] = {}
         for client in clients:
             user = self.user_of(client)

@@ -18,6 +18,7 @@ from .hub_steps import (
     ACCEPT_SELF_REMOVE,
     BIND_LEAVER_WITHIN_BUNDLE,
     CUTOVER_REQUIRES_PENDING,
+    DEPARTING_APP_DATA_PLIST_ONLY,
     JUDGE_IN_ACCEPTED_LIST,
     PROPOSED_REMOVE_NEEDS_CAPABILITY,
     PROVIDER_PLIST_OWN_REMOVALS_ONLY,
@@ -138,7 +139,8 @@ class ProposalRules:
     def _authorize_plist_change(
         self, kind: str, actor: bytes | None, actor_role: int, change: ParticipantChange, departing: set[bytes]
     ) -> None:
-        """One participant-list action by one proposer (PROTO-PLIST-CHANGES-AUTHORIZED-SEPARATELY)."""
+        """One participant-list action by one proposer (PROTO-PLIST-CHANGES-AUTHORIZED-SEPARATELY); a removed or
+        leaving user's change passes only as its own removal (step hub.proposal.departing-app-data-plist-only)."""
         if kind == "hub":
             return  # the hub's own regenerated removals
         if kind == "provider":
@@ -163,7 +165,8 @@ class ProposalRules:
                 )
             )
         if actor in departing and not (change.user == actor and change.kind is ChangeKind.remove):
-            raise _not_allowed(Refusal("a leaving user may only remove itself", "PROTO-REMOVAL-ONLY-REMOVE-PROPOSALS"))
+            # a leaver's participant-list change passes only as its own removal (PROTO-REMOVAL-ONLY-REMOVE-PROPOSALS)
+            raise _not_allowed(Refusal("a leaving user may only remove itself", *DEPARTING_APP_DATA_PLIST_ONLY.requirements))
         refusal = self.policy.authorize_change(actor, actor_role, change, self.overrides)
         if refusal is not None:
             raise _not_allowed(refusal)

@@ -30,7 +30,7 @@ ACCEPT_AUTHORIZED_PLIST_CHANGES = step(
     "POLICY-CAP-ADD-PARTICIPANT-CLIENTS",
     summary="a commit's participant-list AppDataUpdate whose changes are each authorized for its proposer is taken, so "
     "a canAddParticipant holder's addition of a user (and of its clients) is accepted (hook: the room and the "
-    "update's changes; a fault's hook raises to refuse)",
+    "update's changes; a fault's hook raises to refuse, or rewrites the changes in place)",
 )
 ADD_CLIENTS_WITH_ADDITION_ONLY = step(
     "hub.commit.add-clients-with-addition-only", "POLICY-CAP-ADD-PARTICIPANT-CLIENTS",
@@ -131,8 +131,9 @@ PARTIAL_GROUPINFO_JOINER_SIGNS = step(
     "to name instead)",
 )
 PARENT_STRICT_SUBSET = step(
-    "hub.commit.parent-strict-subset", "POLICY-BASE-PARENT-STRICT-SUBSET",
-    summary="a user entering a parent-dependent room must be a participant of the parent room",
+    "hub.commit.parent-strict-subset", "POLICY-BASE-PARENT-STRICT-SUBSET", "POLICY-CAP-ADD-PARTICIPANT-CLIENTS",
+    summary="a user entering a parent-dependent room must be a participant of the parent room (and a participant of "
+    "the parent that a canAddParticipant holder adds is admitted)",
 )
 NO_CLIENT_WITHOUT_PARTICIPANT = step(
     "hub.members.no-client-without-participant", "POLICY-CAP-REMOVE-PARTICIPANT-NO-CLIENTS-LEFT",

@@ -75,6 +75,12 @@ CHECK_UNBAN = step(
     "actor's role from 1 to the new role",
 )
 
+CHECK_REMOVE_PARTICIPANT = step(
+    "policy.authorize.remove-participant", "POLICY-CAP-REMOVE-PARTICIPANT-AUTHZ",
+    summary="removing another participant from the participant list needs canRemoveParticipant and an "
+    "authorized_role_changes entry of the actor's role from the target's role that includes 0",
+)
+
 COMPONENT_ROLES = int(PolicyComponentId.roles_list)
 COMPONENT_BASE_POLICY = int(PolicyComponentId.base_room_policy)
 
@@ -180,7 +186,9 @@ class RoomPolicy:
         self, actor: bytes, actor_role: int, change: ParticipantChange, overrides: Overrides = NO_OVERRIDES
     ) -> Refusal | None:
         """One participant-list action (PROTO-PLIST-CHANGES-AUTHORIZED-SEPARATELY, room-policy §8.1): an add of
-        another user by a canAddParticipant holder is authorized (POLICY-CAP-ADD-PARTICIPANT-CLIENTS).
+        another user by a canAddParticipant holder is authorized (POLICY-CAP-ADD-PARTICIPANT-CLIENTS), and so is a ban
+        by a canBan holder whose role has an entry from the target's role to 1, "banned", which then takes effect
+        (POLICY-CAP-BAN-REMOVES-CLIENTS).
         ``overrides``: the hub room's (:data:`CHECK_CHANGE_USER_ROLE`)."""
         target_is_actor = change.user == actor
         if change.to_role != ROLE_INDEX_NON_PARTICIPANT and self.role(change.to_role) is None:
@@ -213,12 +221,13 @@ class RoomPolicy:
                     return None
                 return Refusal(f"role {actor_role} lacks canRemoveSelf", "POLICY-CAP-REMOVE-SELF-ALL-CLIENTS")
             if not self.has(actor_role, Capability.canRemoveParticipant):
-                return Refusal(f"role {actor_role} lacks canRemoveParticipant", "POLICY-CAP-REMOVE-PARTICIPANT-AUTHZ")
+                return self._removal_refusal(Refusal(
+                    f"role {actor_role} lacks canRemoveParticipant", "POLICY-CAP-REMOVE-PARTICIPANT-AUTHZ"), overrides)
             if not self.may_change(actor_role, change.from_role, ROLE_INDEX_NON_PARTICIPANT):
-                return Refusal(
+                return self._removal_refusal(Refusal(
                     f"role {actor_role} may not remove a user of role {change.from_role}",
                     "POLICY-CAP-REMOVE-PARTICIPANT-AUTHZ",
-                )
+                ), overrides)
             return None
         # A role change: ban, unban, or an ordinary change.
         if change.to_role == ROLE_INDEX_BANNED:
@@ -251,6 +260,14 @@ class RoomPolicy:
                     "POLICY-CAP-CHANGE-USER-ROLE",
                 )
         return None
+
+    @staticmethod
+    def _removal_refusal(refusal: Refusal, overrides: Overrides) -> Refusal | None:
+        """The refusal of an unauthorized removal of another participant (:data:`CHECK_REMOVE_PARTICIPANT`; a fault
+        departing from it lets it pass); a helper of :meth:`authorize_change`."""
+        if overrides.departs(CHECK_REMOVE_PARTICIPANT):
+            return None
+        return refusal
 
     @staticmethod
     def _unban_refusal(actor_role: int, to_role: int, overrides: Overrides) -> Refusal | None:

@@ -115,6 +115,11 @@ REQUEST_SIGNATURE = step(
     summary="a transfer request whose signature does not verify with the initiator_leaf_index leaf's signature key "
     "does not verify (notAllowed)",
 )
+REQUEST_NAMES_ITS_GROUP = step(
+    "transfer.verify.request-names-its-group", "EXT-HUBXFER-CAP-REQUIRED", "EXT-HUBXFER-REQUEST-REFUSED",
+    summary="a transfer request whose group_id is not the room's MLS group ID does not verify (notAllowed), "
+    "even when its signature verifies",
+)
 VALID_REQUEST_ACCEPTED = step(
     "transfer.verify.valid-request-accepted", "EXT-HUBXFER-BEGIN-PROPOSALS",
     summary="a transfer request that verifies and breaks no other rule of section 5.1 is accepted (the hub goes on "
@@ -169,7 +174,8 @@ def verify_request(view, room_uri: str, request: HubTransferRequest, now: int, *
         policy = RoomPolicy.from_components(view.app_data())
     except (DecodeError, EncodeError, ValueError, PolicyError) as exc:
         return HubTransferCode.notAllowed, f"unreadable room state: {exc}"
-    if bytes(content.room_id.uri) != room_uri.encode() or bytes(content.group_id) != bytes(view.group_id):
+    if bytes(content.room_id.uri) != room_uri.encode() or (bytes(content.group_id) != bytes(view.group_id)
+                                                           and not overrides.departs(REQUEST_NAMES_ITS_GROUP)):
         return HubTransferCode.notAllowed, "the request names another room or group"
     if current.state != HubState.stable:
         return HubTransferCode.busy, "a transfer of the room is in its window [EXT-HUBXFER-ONE-AT-A-TIME]"

@@ -161,6 +161,10 @@ def match_endpoint(raw_path: str, prefix: str = API_PREFIX) -> tuple[Endpoint, s
 
     ``raw_path`` must be the undecoded request path without the query: decoding first would turn an
     encoded ``%2F`` into a segment separator.
+
+    Every MIMI request the server admits is routed here, so a request at a served endpoint's URL must
+    reach its handler: a requestConsent for a known user is answered 201 (PROTO-CONSENT-REQUEST-RESPONSE),
+    not refused as an unknown path.
     """
     if not raw_path.startswith(prefix):
         return None

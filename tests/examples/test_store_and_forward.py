@@ -61,6 +61,7 @@ EXPECTED_RUN: frozenset[str] = frozenset({
     "test_keymaterial.py::test_required_capabilities_no_client_supports_get_no_key_package[sut-follower]",
     "test_keymaterial.py::test_sut_key_material_requests_are_well_formed[sut-follower]",
     "test_keymaterial.py::test_unknown_user_gets_no_key_material[sut-follower]",
+    "test_keymaterial_last_resort.py::test_key_package_served_again_is_marked_last_resort[sut-follower]",
     "test_keymaterial_last_resort.py::test_last_resort_key_package_claimed_again_is_answered[sut-follower]",
     "test_keymaterial_last_resort.py::test_last_resort_key_package_only_after_the_one_time_ones[sut-follower]",
     "test_multi_device.py::test_follower_joins_a_new_device_by_external_commit[sut-follower]",
