@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.harness.control import ControlProblem
-from conformance.scenarios.test_parent_subset import _add
+from conformance.scenarios.test_hub_accepts_valid_changes import judge_creators_add_accepted
+from conformance.scenarios.test_parent_subset import _add, dependent_room
 from conformance.scenarios.test_removal import setup_add
-from conformance.verdicts import HarnessError, fail, judging, not_applicable, observed
+from conformance.verdicts import judging, observed
 
 ADD_CLIENTS = "POLICY-CAP-ADD-PARTICIPANT-CLIENTS"
 
@@ -36,24 +36,14 @@ def test_hub_accepts_its_creators_add_of_a_parent_participant_to_a_dependent_roo
     frank = ref_follower.create_user("frank")
     setup_add(sut_party, parent, admin, erin, hub=sut_party)
     setup_add(sut_party, parent, admin, frank, hub=sut_party)
-    policy = {"base": {"parentDependent": True, "parentRoom": parent}}
-    try:
-        child = sut_party.create_room(admin, policy=policy)
-    except ControlProblem as exc:
-        if exc.status in (422, 501):
-            not_applicable(f"the SUT's control API does not create a parent-dependent room ({policy}): {exc}")
-        raise
+    child = dependent_room(sut_party, admin, parent)
     with judging(ADD_CLIENTS):
         result = _add(sut_party, child, admin, erin)
         recorder.note(f"the creator's add of {erin.uri} (a participant of the parent room {parent}) to {child}: "
                       f"{result}")
-        outcome = result.get("outcome")
-        if outcome == "noKeyMaterial":
-            raise HarnessError(f"set-up failed: the SUT got no usable KeyPackage for {erin.uri} from the suite's "
-                               f"reference follower ({result.get('keyMaterial')}): the suite's own peer failed")
-        if outcome != "accepted":
-            fail(f"the SUT as hub refused its room creator's add of {erin.uri}, a participant of the parent room "
-                 f"{parent}, to the parent-dependent room {child} ({outcome}: {result.get('hubResponse') or result}); "
-                 "the creator holds a role able to add participants and the room stays a strict subset of its parent")
+        judge_creators_add_accepted(ADD_CLIENTS, result, erin,
+                                    added=f", a participant of the parent room {parent}, to the parent-dependent room "
+                                          f"{child}",
+                                    authorized=" and the room stays a strict subset of its parent")
     observed(ADD_CLIENTS, f"the SUT as hub accepted its creator's commit adding {erin.uri}, a participant of the "
              f"parent room, to the parent-dependent room (the parent keeps {frank.uri} besides)")

@@ -91,6 +91,21 @@ def _update_answers(ref_follower, room: str, mark: int) -> list[tuple[str, bool]
     return answers
 
 
+def judge_creators_add_accepted(requirement: str, result: dict, user, *, added: str = "", authorized: str) -> None:
+    """The SUT as hub must have accepted its room creator's add of the reference follower's ``user``
+    (``result``: the control API's answer). noKeyMaterial is the suite's own peer failing (HarnessError); any
+    other outcome fails ``requirement``, the message naming the add (``added``: what follows the user's URI) and
+    why the creator may make it (``authorized``: what follows "able to add participants")."""
+    outcome = result.get("outcome")
+    if outcome == "noKeyMaterial":
+        raise HarnessError(f"set-up failed: the SUT got no usable KeyPackage for {user.uri} from the suite's "
+                           f"reference follower ({result.get('keyMaterial')}): the suite's own peer failed")
+    if outcome != "accepted":
+        fail(f"the SUT as hub refused its room creator's add of {user.uri}{added} ({outcome}: "
+             f"{result.get('hubResponse') or result}); the creator holds a role able to add participants{authorized}",
+             requirement=requirement)
+
+
 @pytest.mark.role("hub")
 @pytest.mark.requirements(ADD_CLIENTS, WELCOME_ROUTING)
 @pytest.mark.operations("createUser", "createRoom", "addParticipant")
@@ -115,14 +130,7 @@ def test_hub_accepts_its_creators_add_of_a_follower_user(sut_party, ref_follower
                      f"answered {exc.status}: {exc})")
             raise
         recorder.note(f"the creator's add of {bob.uri}: {result}")
-        outcome = result.get("outcome")
-        if outcome == "noKeyMaterial":
-            raise HarnessError(f"set-up failed: the SUT got no usable KeyPackage for {bob.uri} from the suite's "
-                               f"reference follower ({result.get('keyMaterial')}): the suite's own peer failed")
-        if outcome != "accepted":
-            fail(f"the SUT as hub refused its room creator's add of {bob.uri} ({outcome}: "
-                 f"{result.get('hubResponse') or result}); the creator holds a role able to add participants, "
-                 "so the add and its clients are authorized")
+        judge_creators_add_accepted(ADD_CLIENTS, result, bob, authorized=", so the add and its clients are authorized")
     observed(ADD_CLIENTS, f"the SUT as hub accepted its creator's commit adding {bob.uri} and the clients "
              "whose KeyPackages the reference follower provided")
     _judge_welcome_delivered(ref_follower, room, mark, bob.uri, poll_until)

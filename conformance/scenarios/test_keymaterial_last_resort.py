@@ -32,6 +32,23 @@ ONE_TIME = 2  # one-time KeyPackages published next to the last-resort one
 ASKS = ONE_TIME + 2  # two more answers, which may hand out the last-resort one (twice)
 
 
+def _target_with_a_last_resort_key_package(cast, sut, mimi, mimi_as, names, recorder, one_time: int,
+                                            consequence: str, requirement: str | None = None):
+    """The requester and the target of test_keymaterial once the SUT published ``one_time`` one-time KeyPackages
+    and a last-resort one for the target's client. NOT_APPLICABLE without publishKeyPackages; also when no
+    last-resort KeyPackage was published (``consequence``: what that leaves the check), then for ``requirement``
+    alone when given."""
+    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
+    target = _target(cast, asker)
+    if not cast.sut.supports("publishKeyPackages"):
+        not_applicable("the SUT's control API does not implement publishKeyPackages", operation="publishKeyPackages")
+    published = cast.sut.publish_key_packages(target.client, one_time, replace=True, lastResort=True)
+    if not published.get("lastResort"):
+        not_applicable(f"publishKeyPackages with lastResort left {target.client} without a last-resort KeyPackage "
+                       f"({published}): {consequence}", requirement=requirement)
+    return asker, target
+
+
 @pytest.mark.requirements(LAST_RESORT_LAST)
 @both_roles
 @pytest.mark.operations("createUser", "grantConsent", "publishKeyPackages", hub=("createRoom",))
@@ -39,14 +56,8 @@ def test_last_resort_key_package_only_after_the_one_time_ones(cast, sut, mimi, m
     """A client with two one-time KeyPackages and a last-resort one: the first two keyMaterial answers
     hand out two distinct KeyPackages that are not the last-resort one (no last_resort_key_package
     extension, never handed out again in the two answers after)."""
-    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
-    target = _target(cast, asker)
-    if not cast.sut.supports("publishKeyPackages"):
-        not_applicable("the SUT's control API does not implement publishKeyPackages", operation="publishKeyPackages")
-    published = cast.sut.publish_key_packages(target.client, ONE_TIME, replace=True, lastResort=True)
-    if not published.get("lastResort"):
-        not_applicable(f"publishKeyPackages with lastResort left {target.client} without a last-resort KeyPackage "
-                       f"({published}): there is nothing to order")
+    asker, target = _target_with_a_last_resort_key_package(cast, sut, mimi, mimi_as, names, recorder, ONE_TIME,
+                                                           "there is nothing to order")
     served: list[tuple[int, bytes | None, object]] = []
     for attempt in range(1, ASKS + 1):
         _, _, response = asker.ask_consented(target.uri)
@@ -86,14 +97,8 @@ def test_last_resort_key_package_claimed_again_is_answered(cast, sut, mimi, mimi
     KeyPackages have already been used"), so the last-resort one again, keyMaterialExhausted or any user code
     passes; what the SUT owes a valid request for its own consenting user is an answer with a user code, not an
     HTTP error."""
-    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
-    target = _target(cast, asker)
-    if not cast.sut.supports("publishKeyPackages"):
-        not_applicable("the SUT's control API does not implement publishKeyPackages", operation="publishKeyPackages")
-    published = cast.sut.publish_key_packages(target.client, 1, replace=True, lastResort=True)
-    if not published.get("lastResort"):
-        not_applicable(f"publishKeyPackages with lastResort left {target.client} without a last-resort KeyPackage "
-                       f"({published}): there is none to claim again")
+    asker, target = _target_with_a_last_resort_key_package(cast, sut, mimi, mimi_as, names, recorder, 1,
+                                                           "there is none to claim again")
     answers: list[str] = []
     counts: Counter = Counter()
     last_resort_served = 0
@@ -130,14 +135,8 @@ def test_key_package_served_again_is_marked_last_resort(cast, sut, mimi, mimi_as
     KeyPackages have already been used"; a KeyPackage served again without that mark is one-time keying
     material provided in another response. The marked one served again, keyMaterialExhausted or any other
     answer passes."""
-    asker = _requester(cast, sut, mimi, mimi_as, names, recorder)
-    target = _target(cast, asker)
-    if not cast.sut.supports("publishKeyPackages"):
-        not_applicable("the SUT's control API does not implement publishKeyPackages", operation="publishKeyPackages")
-    published = cast.sut.publish_key_packages(target.client, 1, replace=True, lastResort=True)
-    if not published.get("lastResort"):
-        not_applicable(f"publishKeyPackages with lastResort left {target.client} without a last-resort KeyPackage "
-                       f"({published}): no KeyPackage may be served again", requirement=NO_REUSE)
+    asker, target = _target_with_a_last_resort_key_package(cast, sut, mimi, mimi_as, names, recorder, 1,
+                                                           "no KeyPackage may be served again", requirement=NO_REUSE)
     first: dict[bytes, int] = {}
     again = 0
     for attempt in range(1, 5):

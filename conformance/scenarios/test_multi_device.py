@@ -350,34 +350,50 @@ def test_role_change_does_not_authorize_adding_the_users_clients(cast, sut, ref_
                              add_proposal(device.make_key_package().key_package)])
     recorder.note(f"dave (moderator, no canAddParticipant) commits carol's role change member -> moderator with an "
                   f"Add of carol's new client {device.uri}")
+    what = "dave's commit adding carol's new client with her role change"
+    judge_refused_beside_the_role_change(
+        ADD_PARTICIPANT_CLIENTS, out, what, unauthorized="Add",
+        accepted=("the hub accepted a commit by dave, whose role lacks canAddParticipant, adding a new client of "
+                  "carol (already listed) alongside her role change"),
+        clients_problem=lambda clients: (f"the hub refused {what} but lists carol's clients as {clients}"
+                                         if device.uri in clients else None),
+        carol_before=carol_before, cast=cast, sut=sut, mimi_as=mimi_as, ref_follower=ref_follower,
+        poll_until=poll_until, recorder=recorder, room=room, alice=alice, dave=dave, carol=carol)
+
+
+def judge_refused_beside_the_role_change(requirement: str, out, what: str, *, unauthorized: str, accepted: str,
+                                         clients_problem, carol_before, cast, sut, mimi_as, ref_follower, poll_until,
+                                         recorder, room, alice, dave, carol) -> None:
+    """Posts dave's commit ``out`` (``what``: carol's role change with the ``unauthorized`` proposal) to the SUT
+    hub of a moderated_room_with_dave_and_carol room. Accepted: a miss (``accepted``, then carol's clients).
+    Refused: judged not applied nor fanned out (carol still receives), and ``clients_problem(carol's clients)``
+    must return None, else it is the failure; then the role change alone must be accepted (the control; its
+    refusal makes the check NOT_APPLICABLE) for ``requirement`` to be observed."""
     epoch, mark = cast.hub.room(room)["epoch"], ref_follower.traffic_mark()
-    with judging(ADD_PARTICIPANT_CLIENTS):
-        answer = _post_update(mimi_as, sut, room, out.request, ADD_PARTICIPANT_CLIENTS)
+    with judging(requirement):
+        answer = _post_update(mimi_as, sut, room, out.request, requirement)
     recorder.note(f"the hub answered {answer.label}")
     if answer.accepted:
-        miss(ADD_PARTICIPANT_CLIENTS, f"the hub accepted a commit by dave, whose role lacks canAddParticipant, "
-                                      f"adding a new client of carol (already listed) alongside her role change; "
-                                      f"carol's clients: {_clients_of(cast.hub, room, carol)}")
+        miss(requirement, f"{accepted}; carol's clients: {_clients_of(cast.hub, room, carol)}")
         return
-    what = "dave's commit adding carol's new client with her role change"
-    with judging(ADD_PARTICIPANT_CLIENTS):
-        effect = judge_not_applied(ADD_PARTICIPANT_CLIENTS, ref_follower, mark, _handshake_bytes(out.request), what,
+    with judging(requirement):
+        effect = judge_not_applied(requirement, ref_follower, mark, _handshake_bytes(out.request), what,
                                    sentinel=_message_sentinel(cast, room, alice, carol.client, b"after the refusal"),
                                    epoch_before=epoch, sut_party=cast.hub, room=room)
-        clients = _clients_of(cast.hub, room, carol)
-        if device.uri in clients:
-            fail(f"the hub refused {what} but lists carol's clients as {clients}", requirement=ADD_PARTICIPANT_CLIENTS)
+        problem = clients_problem(_clients_of(cast.hub, room, carol))
+        if problem is not None:
+            fail(problem, requirement=requirement)
     dave_state = _synced_state(ref_follower, cast.hub, room, dave.client, poll_until)
     alone = dave_state.commit([_role_change(dave_state, carol.uri, MODERATOR)])
     recorder.note("dave commits the same role change alone")
     with setting_up("dave's role change alone"):
-        control = _post_update(mimi_as, sut, room, alone.request, ADD_PARTICIPANT_CLIENTS)
+        control = _post_update(mimi_as, sut, room, alone.request, requirement)
     recorder.note(f"the hub answered {control.label}")
     if control.refused:
         not_applicable(f"the hub refused ({answer.label}) {what}, but it also refused ({control.label}) the role "
-                       "change alone, which dave's role authorizes: the refusal cannot be laid on the Add")
-    observed(ADD_PARTICIPANT_CLIENTS, f"the hub refused ({answer.label}) {what} ({effect}; carol's clients stayed "
-                                      f"{carol_before}) and accepted the role change alone")
+                       f"change alone, which dave's role authorizes: the refusal cannot be laid on the {unauthorized}")
+    observed(requirement, f"the hub refused ({answer.label}) {what} ({effect}; carol's clients stayed "
+                          f"{carol_before}) and accepted the role change alone")
 
 
 @pytest.mark.feature("multiDevice")

@@ -55,6 +55,18 @@ def _add(sut_party, room: str, actor, user) -> dict:
     return result
 
 
+def dependent_room(sut_party, admin, parent: str) -> str:
+    """A parent-dependent room of ``parent`` that ``admin`` creates on the SUT; NOT_APPLICABLE where the SUT's
+    control API does not create one (422, 501)."""
+    policy = {"base": {"parentDependent": True, "parentRoom": parent}}
+    try:
+        return sut_party.create_room(admin, policy=policy)
+    except ControlProblem as exc:
+        if exc.status in (422, 501):
+            not_applicable(f"the SUT's control API does not create a parent-dependent room ({policy}): {exc}")
+        raise
+
+
 @pytest.mark.role("hub")
 @pytest.mark.requirements(STRICT_SUBSET)
 @pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
@@ -67,13 +79,7 @@ def test_dependent_room_refuses_its_creators_add_of_an_outsider(sut_party, ref_f
     parent = sut_party.create_room(admin)
     erin = ref_follower.create_user("erin")
     setup_add(sut_party, parent, admin, erin, hub=sut_party)
-    policy = {"base": {"parentDependent": True, "parentRoom": parent}}
-    try:
-        child = sut_party.create_room(admin, policy=policy)
-    except ControlProblem as exc:
-        if exc.status in (422, 501):
-            not_applicable(f"the SUT's control API does not create a parent-dependent room ({policy}): {exc}")
-        raise
+    child = dependent_room(sut_party, admin, parent)
     carol = ref_follower.create_user("carol")
 
     mark = ref_follower.traffic_mark()

@@ -15,17 +15,11 @@ from conformance.scenarios.test_multi_device import (
     MODERATOR,
     _clients_of,
     _role_change,
+    judge_refused_beside_the_role_change,
     moderated_room_with_dave_and_carol,
 )
-from conformance.scenarios.test_removal import (
-    _handshake_bytes,
-    _message_sentinel,
-    _post_update,
-    _synced_state,
-    judge_not_applied,
-    setting_up,
-)
-from conformance.verdicts import fail, judging, miss, not_applicable, observed
+from conformance.scenarios.test_removal import _synced_state
+from conformance.verdicts import not_applicable
 from reference_peer.mls import remove_proposal
 
 KICK = "POLICY-CAP-KICK-KEEPS-PARTICIPANT"
@@ -55,31 +49,12 @@ def test_role_change_does_not_authorize_removing_the_users_clients(cast, sut, re
     out = dave_state.commit([_role_change(dave_state, carol.uri, MODERATOR), remove_proposal(leaves[0])])
     recorder.note(f"dave (moderator, no canKick) commits carol's role change member -> moderator with a Remove of "
                   f"carol's client (leaf {leaves[0]})")
-    epoch, mark = cast.hub.room(room)["epoch"], ref_follower.traffic_mark()
-    with judging(KICK):
-        answer = _post_update(mimi_as, sut, room, out.request, KICK)
-    recorder.note(f"the hub answered {answer.label}")
-    if answer.accepted:
-        miss(KICK, f"the hub accepted a commit by dave, whose role lacks canKick and canRemoveParticipant, removing "
-                   f"carol's client alongside her role change; carol's clients: {_clients_of(cast.hub, room, carol)}")
-        return
     what = "dave's commit removing carol's client with her role change"
-    with judging(KICK):
-        effect = judge_not_applied(KICK, ref_follower, mark, _handshake_bytes(out.request), what,
-                                   sentinel=_message_sentinel(cast, room, alice, carol.client, b"after the refusal"),
-                                   epoch_before=epoch, sut_party=cast.hub, room=room)
-        clients = _clients_of(cast.hub, room, carol)
-        if clients != carol_before:
-            fail(f"the hub refused {what} but carol's clients went from {carol_before} to {clients}",
-                 requirement=KICK)
-    dave_state = _synced_state(ref_follower, cast.hub, room, dave.client, poll_until)
-    alone = dave_state.commit([_role_change(dave_state, carol.uri, MODERATOR)])
-    recorder.note("dave commits the same role change alone")
-    with setting_up("dave's role change alone"):
-        control = _post_update(mimi_as, sut, room, alone.request, KICK)
-    recorder.note(f"the hub answered {control.label}")
-    if control.refused:
-        not_applicable(f"the hub refused ({answer.label}) {what}, but it also refused ({control.label}) the role "
-                       "change alone, which dave's role authorizes: the refusal cannot be laid on the Remove")
-    observed(KICK, f"the hub refused ({answer.label}) {what} ({effect}; carol's clients stayed {carol_before}) and "
-                   "accepted the role change alone")
+    judge_refused_beside_the_role_change(
+        KICK, out, what, unauthorized="Remove",
+        accepted=("the hub accepted a commit by dave, whose role lacks canKick and canRemoveParticipant, removing "
+                  "carol's client alongside her role change"),
+        clients_problem=lambda clients: (f"the hub refused {what} but carol's clients went from {carol_before} to "
+                                         f"{clients}" if clients != carol_before else None),
+        carol_before=carol_before, cast=cast, sut=sut, mimi_as=mimi_as, ref_follower=ref_follower,
+        poll_until=poll_until, recorder=recorder, room=room, alice=alice, dave=dave, carol=carol)
