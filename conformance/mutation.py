@@ -307,8 +307,9 @@ def module_steps(module: str) -> dict[str, Any]:
 
 
 def map_mutants(mutants: Sequence[Mutant], source: str, known_requirements: Iterable[str]) -> list[Mutant]:
-    """Each mutant with the steps its enclosing function refers to and their requirements; else the
-    requirement IDs written in that function's source; else ``unmapped`` with every step of the module."""
+    """Each mutant with the steps its enclosing function refers to (or its callers') and their requirements
+    plus the requirement IDs written in that function's source; else those IDs alone; else ``unmapped``
+    with every step of the module."""
     if not mutants:
         return []
     module = mutants[0].module
@@ -367,11 +368,15 @@ def map_mutants(mutants: Sequence[Mutant], source: str, known_requirements: Iter
             how = "callers"
         else:
             how = "steps"
+        # The IDs written in the function count beside its steps': a rule that names a requirement in
+        # its refusal or comment enforces it even where the step it refers to is tagged otherwise.
+        written = {t for t in REQUIREMENT_TOKEN.findall(text) if t in known}
         if used:
-            result = (tuple(sorted(used)), tuple(sorted({r for n in used for r in by_name[n].requirements})), how)
+            result = (tuple(sorted(used)), tuple(sorted(written | {r for n in used for r in by_name[n].requirements})),
+                      how)
         else:
-            written = sorted({t for t in REQUIREMENT_TOKEN.findall(text) if t in known})
-            result = ((), tuple(written), "comments") if written else (tuple(all_steps), all_requirements, "unmapped")
+            result = ((), tuple(sorted(written)), "comments") if written else (tuple(all_steps), all_requirements,
+                                                                                 "unmapped")
         cache[function] = result
         return result
 

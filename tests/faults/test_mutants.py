@@ -151,6 +151,22 @@ def test_helpers_without_steps_map_by_their_callers_or_comments():
     assert mapped["_helper_for_test"].requirements
 
 
+def test_a_function_with_steps_also_maps_the_requirements_written_in_it():
+    """A rule that refers to a step and names another requirement (in a refusal or comment) is judged by
+    the checks of both: the written IDs count beside the step's."""
+    from reference_peer.room.hub_steps import SINGLE_DEVICE
+
+    module = "reference_peer.room.hub_members"
+    source = (
+        Path(mutation.PEER_ROOT / "room" / "hub_members.py").read_text(encoding="utf-8")
+        + "\n\ndef _stepped_for_test(x):\n    # PROTO-FAKE-REQ applies here too\n"
+        + "    return SINGLE_DEVICE if x > 1 else None\n"
+    )
+    mapped = {m.function: m for m in mutation.map_mutants(mutations_of(module, source), source, ["PROTO-FAKE-REQ"])}
+    assert mapped["_stepped_for_test"].mapped_by == "steps"
+    assert set(mapped["_stepped_for_test"].requirements) == {*SINGLE_DEVICE.requirements, "PROTO-FAKE-REQ"}
+
+
 def test_the_sample_is_seeded_and_sorted():
     mutants = mutations_of("pkg.mod", SOURCE)
     a = mutation.sample(mutants, 5, seed=1)
