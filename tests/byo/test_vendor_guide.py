@@ -152,17 +152,12 @@ def followed(steps, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def embedded(followed, tmp_path_factory):
+def embedded(followed, embedded_verdicts):
     """The embedded reference SUT, run like the guide's runs (-n 2, the same seed)."""
     guide_runs = [result.command for _, result in followed["runs"].values()]
     if not guide_runs:
         pytest.skip("the guide's runs did not happen")
-    seed = _option(guide_runs[0], "--seed")
-    out = tmp_path_factory.mktemp("embedded") / "out"
-    runner = GuideRunner(out.parent, BIN_DIR, {}, command_timeout=COMMAND_TIMEOUT)
-    runner.run(Step("run", 0, f"mimi-conformance run --sut reference -n 2 --seed {seed} --out {out}\n",
-                    exit_codes=(0, 1)))
-    return _verdicts(out)
+    return embedded_verdicts(_option(guide_runs[0], "--seed"))
 
 
 def test_following_the_guide_works(followed) -> None:
