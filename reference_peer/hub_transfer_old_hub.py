@@ -77,6 +77,10 @@ log = logging.getLogger("reference_peer.hub_transfer")
 REQUEST_FROM_INITIATOR_PROVIDER = step(
     "transfer.request.from-initiator-provider", "EXT-HUBXFER-REQUEST-SOURCE",
     summary="a request is processed only when the mTLS peer is the initiator's provider")
+REQUEST_REFUSED_AFTER_CUTOVER = step(
+    "transfer.request.refused-after-cutover", "EXT-HUBXFER-REQUEST-REFUSED", "EXT-HUBXFER-OLDHUB-NO-ACCEPT",
+    summary="after the cut-over the old hub answers a request for the room notHub (section 8.1) and sends no "
+    "prepare for it")
 REQUEST_ONE_AT_A_TIME = step(
     "transfer.request.one-at-a-time", "EXT-HUBXFER-ONE-AT-A-TIME",
     summary="a request is answered busy while another transfer of the room is being prepared or in its window")
@@ -185,7 +189,7 @@ class OldHubSide(Side):
     async def process_request(self, room_id: str, request, peer_domain: str) -> HubTransferResponse:
         kind = HubTransferMessageType.request
         room = self.p.hub_rooms.get(room_id)
-        if room is None or room.moved is not None:
+        if room is None or (room.moved is not None and not self.overrides.departs(REQUEST_REFUSED_AFTER_CUTOVER)):
             code = HubTransferCode.notHub if room is not None or room_id in self.service.incoming else HubTransferCode.noSuchRoom
             return response(kind, code, f"{self.p.domain} is not the hub of {room_id}")
         if domain_of_uri(bytes(request.content.initiator.uri)) != peer_domain \

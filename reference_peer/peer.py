@@ -588,6 +588,8 @@ class ReferenceProvider:
         return self.options.peers.authority(domain)
 
     def is_local_domain(self, domain: str | None) -> bool:
+        """Whether ``domain`` is one of this provider's: it answers keyMaterial for its own users (a user it
+        does not know with userUnknown or noConsent, PROTO-KEYMAT-UNKNOWN-USER) and relays or refuses the rest."""
         return domain is not None and domain.lower() in self.domains
 
     async def _deliver_item(self, item: OutboxItem) -> DeliveryResult:
@@ -605,7 +607,8 @@ class ReferenceProvider:
     # -- local clients ------------------------------------------------------------------------------
 
     def provision_client_keys(self, client_uri: str, count: int = KEY_PACKAGES_PER_CLIENT) -> SimulatedClient:
-        """A local client's identity (signature key) and ``count`` KeyPackages, uploaded for keyMaterial."""
+        """A local client's identity (signature key) and ``count`` KeyPackages, uploaded for keyMaterial; each
+        carries the credential of that client's URI (PROTO-KEYMAT-CLIENTS-ENUMERATED)."""
         parsed = MimiUri.parse(client_uri)
         name = client_uri.rsplit("/", 1)[1]
         keys = self.client_keys.get(client_uri) or SimulatedClient(parsed.domain, parsed.user or name, name,

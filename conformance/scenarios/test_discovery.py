@@ -383,6 +383,35 @@ def test_identifier_query_vcard_fn_matches_exactly(sut, sut_party, mimi, names, 
 @pytest.mark.feature("identifierQuery")
 @pytest.mark.requirements(EXACT_MATCH)
 @pytest.mark.operations("createUser")
+def test_identifier_query_vcard_property_matches_only_that_property(sut, sut_party, mimi, names, recorder):
+    """A vcardField search for ORG finds the one user whose ORG is the value; a user's full name (the
+    name claim) or nickname searched as ORG finds nobody, as that user has no ORG.
+
+    -06 §5.8: "vcardField means that the query string exactly matches the specified vCard property
+    listed in the vCard Properties IANA registry" (ORG: RFC 6350 §6.6.4; the full name is FN, §6.2.1, a
+    nickname NICKNAME, §6.2.3). A SUT that does not search ORG answers unsupportedField or forbidden,
+    which makes the check NOT_APPLICABLE."""
+    org = f"{names('Org').replace('-', '')} Works"
+    orged, _ = _searchable_user(sut_party, names, "org", vcard={"ORG": org})
+    full = f"{names('Full').replace('-', '')} Lee"
+    nick = names("Orgnick").replace("-", "")
+    _searchable_user(sut_party, names, "named", names={"name": full}, nicks=[nick])
+    _, found = _query(mimi, sut, recorder, _element(T.vcardField, org, "ORG"), requirement=EXACT_MATCH)
+    _expect_success(found, {orged.uri}, f"a vcardField ORG search for {org!r}", EXACT_MATCH)
+    answers = []
+    for value, what in ((full, "the full name"), (nick, "the nickname")):
+        _, other = _query(mimi, sut, recorder, _element(T.vcardField, value, "ORG"), requirement=EXACT_MATCH)
+        if other.responseCode not in REFUSALS:  # a refused search finds nobody either
+            _expect_not_found(other, f"a vcardField ORG search for {value!r}, {what} of a user who has no ORG",
+                              EXACT_MATCH)
+        answers.append(f"{what} {value!r} ({other.responseCode.name})")
+    observed(EXACT_MATCH, f"vcardField ORG={org!r} found the one user with that ORG; searched as ORG, "
+             f"{' and '.join(answers)} of a user without ORG found nobody")
+
+
+@pytest.mark.feature("identifierQuery")
+@pytest.mark.requirements(EXACT_MATCH)
+@pytest.mark.operations("createUser")
 def test_identifier_query_oidc_claim_matches_exactly(sut, sut_party, mimi, names, recorder):
     """An oidcStdClaim search for given_name finds the one user whose given name is the value, not a
     user whose given name only starts with it and whose nickname is the value; the value less its last

@@ -86,6 +86,7 @@ NO_ROLLBACK = "EXT-HUBXFER-NO-ROLLBACK"
 NO_NEW_PROVIDERS = "EXT-HUBXFER-WINDOW-NO-NEW-PROVIDERS"
 ABORT_TIMEOUT = "EXT-HUBXFER-ABORT-ON-TIMEOUT"  # what the window check needs, not what it judges
 BEGIN = "EXT-HUBXFER-BEGIN-PROPOSALS"  # (blocked())
+REQUEST_REFUSED = "EXT-HUBXFER-REQUEST-REFUSED"
 FANOUT = "PROTO-FANOUT-TO-ACTIVE-PROVIDERS"  # what the checks need, not what they judge (blocked())
 
 # Retry-After (s) of the one /notify a reference peer refuses: long enough for the suite to act while
@@ -867,7 +868,7 @@ def _describe(fanout: FanoutMessage) -> str:
 # -- what the old hub answers afterwards -------------------------------------------------------------
 
 
-@pytest.mark.requirements(REDIRECT, REDIRECT_SHAPE, NO_ACCEPT)
+@pytest.mark.requirements(REDIRECT, REDIRECT_SHAPE, NO_ACCEPT, REQUEST_REFUSED)
 @pytest.mark.role("hub")
 @pytest.mark.feature(FEATURE)
 @pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "startHubTransfer")
@@ -875,9 +876,14 @@ def test_old_hub_redirects_every_room_request_after_the_cutover(sut, sut_party, 
                                                                 recorder):
     """After the cut-over, the reference follower sends the SUT submitMessage and update for the cut-over
     epoch and for an epoch before the transfer, groupInfo and a hubTransfer request for the room: each is
-    answered 421 with a HubRedirect naming the new hub, the cut-over generation and epoch, none accepted."""
+    answered 421 with a HubRedirect naming the new hub, the cut-over generation and epoch, none accepted.
+
+    The hubTransfer request (signed by bob, an admin, for a transfer to the reference follower) is a refused
+    request: section 8.1 "A hubTransfer request for the room is answered notHub", and EXT-HUBXFER-REQUEST-REFUSED
+    "MUST change nothing: no prepare is sent". Which refusal code it carries is not judged here, only that the
+    reference follower (the target it names) received no prepare from the SUT for the room."""
     transfer_settings(sut, "old-hub")
-    room, alice, (bob,) = _sut_room(sut_party, ref_follower, "bob")
+    room, alice, (bob,) = _sut_room(sut_party, ref_follower, "bob", admins=("bob",))
     try:  # _sut_room waited for this epoch already
         old = _member_at(ref_follower, room, bob.client, sut_party.room(room)["epoch"], poll_until)
     except PollTimeout as exc:
@@ -914,6 +920,7 @@ def test_old_hub_redirects_every_room_request_after_the_cutover(sut, sut_party, 
         ("hubTransfer", "hubTransfer request", transfer_request.encode()),
     ]
     accepted, not_redirected, misshapen = [], [], []
+    follower_mark = ref_follower.traffic_mark()
     for endpoint, label, body in requests:
         reply = _post(mimi_as, sut, endpoint, room, body)
         ctype = reply.headers.get("content-type")
@@ -929,6 +936,17 @@ def test_old_hub_redirects_every_room_request_after_the_cutover(sut, sut_party, 
         if problem:
             misshapen.append(f"{label}: {problem}")
     redirected = len(requests) - 1 - len(not_redirected)  # the hubTransfer request is not judged for the redirect
+    # The request's answer comes after any prepare the SUT sent (a hub answers a request once its prepare is
+    # answered), so the reference follower's record is complete here.
+    prepares = [item for item in ref_follower.traffic(follower_mark, endpoint="hubTransfer", direction="in",
+                                                      peer=sut.primary_domain) if item.value == room]
+    recorder.note(f"hubTransfer messages the SUT sent the reference follower for the room: {len(prepares)}")
+    if prepares:
+        miss(REQUEST_REFUSED, f"after the cut-over the SUT took up a hubTransfer request for the room: it sent the "
+             f"reference follower (the request's target) {len(prepares)} hubTransfer message(s) instead of refusing "
+             "it with nothing sent")
+    else:
+        observed(REQUEST_REFUSED, "the hubTransfer request after the cut-over sent the target no prepare")
     if accepted:
         miss(NO_ACCEPT, f"after the cut-over the SUT accepted {accepted} for the room")
     else:

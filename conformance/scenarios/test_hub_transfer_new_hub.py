@@ -486,8 +486,18 @@ def test_target_redirects_to_the_current_hub_during_the_window(world_factory, re
 @pytest.mark.requirements(TARGET_EXPIRES, SOURCE_BINDING)
 @pytest.mark.operations()
 def test_target_discards_an_aborted_transfer(world_factory, recorder):
-    """An abort from a provider that is not the room's hub is refused with notHub; after a valid abort from the
-    hub, a handoff for the transfer is answered unknownTransfer."""
+    """An abort from a provider that is not the room's hub is refused with notHub; an abort signed by the hub
+    but naming another transfer_id leaves the accepted transfer open (a handoff probe before any cut-over is
+    refused for another reason than unknownTransfer); after a valid abort from the hub, a handoff for the
+    transfer is answered unknownTransfer.
+
+    hub-transfer.md §11: "after a valid abort or after not_after, B answers a later handoff for the transfer
+    with unknownTransfer"; an abort names the transfer it ends (HubTransferAbortTBS.transfer_id), and until
+    then the transfer is open (§5.2 "from then on it keeps the group's public state"; §12 accepts a handoff
+    only if "B accepted the prepare with this transfer_id"), so a target that discarded it on another
+    transfer's abort would refuse the handoff of a cut-over committed in time. As in
+    test_target_discards_a_transfer_past_not_after, which refusal the probe gets (staleGeneration or
+    wrongEpoch: no cut-over was committed) is not judged, only that it is not unknownTransfer."""
     w = world_factory()
     admin = w.ref_hub.member_state(w.room, w.admin.client)
     transfer_id = _random_id()
@@ -501,6 +511,16 @@ def test_target_discards_an_aborted_transfer(world_factory, recorder):
              "not notHub")
     else:
         observed(SOURCE_BINDING, f"an abort from {FOLLOWER_DOMAIN} (not the hub) answered notHub")
+    answer = w.hub_transfer(w.abort(_random_id()), requirement=TARGET_EXPIRES)
+    recorder.note(f"abort from {HUB_DOMAIN} naming another transfer_id: {_code(answer)}")
+    hub = w.hub()
+    probe = w.hub_transfer(w.handoff(transfer_id, hub.hub_data().generation + 2, hub.epoch, hub),
+                           requirement=TARGET_EXPIRES)
+    recorder.note(f"handoff probe after the abort naming another transfer_id (no cut-over): {_code(probe)}")
+    if probe.code == HubTransferCode.unknownTransfer:
+        fail("after an abort signed by the hub but naming another transfer_id (and one from a provider that is not "
+             "the hub), the SUT answered a handoff for the accepted transfer unknownTransfer: it discarded a "
+             "transfer no valid abort named", requirement=TARGET_EXPIRES)
     answer = w.hub_transfer(w.abort(transfer_id), requirement=TARGET_EXPIRES)
     recorder.note(f"abort from {HUB_DOMAIN}: {_code(answer)}")
     hub = w.hub()

@@ -173,6 +173,18 @@ def _hub_update(proposal_msg, requirement: str) -> HubData | None:
         fail(f"a mimi_hub update the SUT proposed does not decode strictly as HubData: {exc}", requirement=requirement)
 
 
+def _first_commit_after(fanouts, proposal: FanoutMessage) -> bytes | None:
+    """The bytes of the first commit in ``fanouts`` after the FanoutMessage carrying ``proposal``'s message; None
+    when ``proposal`` is not among them or no commit follows it."""
+    wanted = proposal.message.encode()
+    found = False
+    for _, message in fanouts:
+        if found and _is_commit(message):
+            return message.message.encode()
+        found = found or message.message.encode() == wanted
+    return None
+
+
 def _hub_bundles(fanouts, requirement: str) -> list[tuple[object, FanoutMessage, HubData, list]]:
     """(traffic item, FanoutMessage, HubData, proposals) of every proposal bundle carrying a mimi_hub update;
     a mimi_hub update that is not a valid HubData update is a miss of ``requirement``."""
@@ -893,7 +905,23 @@ def test_transfer_proposals_and_target_fanout(sut, sut_party, ref_follower, ref_
     if order != follower_seq:
         fail("the target received the room's handshake messages in another order than the followers",
              requirement=TARGET_FANOUT)
-    observed(TARGET_FANOUT, f"the target got all {len(follower_seq)} handshake messages the follower got, in order")
+    # Section 6.3, when A accepts the cut-over commit: "it fans the commit out like any commit: to every follower,
+    # to its local clients, and to B". The cut-over commit is the first commit the SUT fanned out to the follower
+    # after the cut-over proposal (the hub requires the next commit to include it).
+    cutover_commit = _first_commit_after(
+        _fanouts_from(ref_follower, room, follower_mark, sut.primary_domain, TARGET_FANOUT), bundles[1][1]
+    ) if moved else None
+    if cutover_commit is not None:
+        try:
+            poll_until(lambda: any(m.message.encode() == cutover_commit for _, m in _fanouts_from(
+                ref_hub, room, hub_mark, sut.primary_domain, TARGET_FANOUT)), timeout=10,
+                what="the cut-over commit the follower got to reach the target too")
+        except PollTimeout:
+            fail("the SUT fanned the cut-over commit out to the follower but never to the target (section 6.3: "
+                 "\"it fans the commit out like any commit: to every follower, to its local clients, and to B\")",
+                 requirement=TARGET_FANOUT)
+    observed(TARGET_FANOUT, f"the target got all {len(follower_seq)} handshake messages the follower got, in order"
+             + (", and the cut-over commit" if cutover_commit is not None else ""))
     ambiguous_if_read_otherwise(BEGIN, "the begin and cut-over proposals the SUT fanned out")
 
 

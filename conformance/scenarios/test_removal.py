@@ -729,24 +729,32 @@ def test_self_leave_removes_every_client_of_the_user(cast, ref_hub, poll_until, 
     with setting_up("both of the leaver's clients in the group"):
         poll_until(lambda: len([u for u in _reference_tree_users(cast, room, witness.client).values()
                                 if u == leaver.uri.encode()]) == 2, what="both of the leaver's clients in the group")
+    leaver_leaves = {i for i, u in _reference_tree_users(cast, room, witness.client).items() if u == leaver.uri.encode()}
     mark, since = _mark(cast)
     result = cast.sut.leave(room, leaver)
     _sut_action(cast, result, "the leave of a user with two clients through the SUT", SELF_ALL_CLIENTS, mark, since)
     if cast.sut_role == "follower":
-        proposals = []
+        proposals = []  # (the proposing member's leaf, the proposal)
         for item in ref_hub.traffic(mark, endpoint="update", direction="in"):
             bundle = UpdateRequest.decode(item.request, scope={"protocol": Protocol.mls10}).bundle
             # moreProposals is present only with a proposal in proposalOrCommit (-06 §5.5 UpdateRequest).
             for msg in [bundle.proposalOrCommit, *(bundle.moreProposals or [])]:
                 if msg.public_message is not None and msg.public_message.content.content_type == ContentType.proposal:
-                    proposals.append(msg.public_message.content.proposal)
-        removes = [p for p in proposals if p.proposal_type == ProposalType.remove]
-        self_removes = [p for p in proposals if p.proposal_type == ProposalType.self_remove]
-        recorder.note(f"the SUT sent {len(self_removes)} SelfRemove and {len(removes)} Remove proposal(s)")
-        expect(SELF_ALL_CLIENTS, len(self_removes) + len(removes) >= 2,
-               "the leaving user's proposals do not remove both of its clients "
+                    content = msg.public_message.content
+                    proposals.append((content.sender.leaf_index, content.proposal))
+        removes = [p for _, p in proposals if p.proposal_type == ProposalType.remove]
+        self_removes = [leaf for leaf, p in proposals if p.proposal_type == ProposalType.self_remove]
+        # A SelfRemove removes its sender's leaf, a Remove the leaf it names (a Remove of the proposer's own
+        # leaf serves as well): together they must cover every client of the leaver.
+        covered = set(self_removes) | {p.remove.removed for p in removes}
+        recorder.note(f"the SUT sent {len(self_removes)} SelfRemove and {len(removes)} Remove proposal(s), "
+                      f"covering leaves {sorted(covered)} of the leaver's {sorted(leaver_leaves)}")
+        expect(SELF_ALL_CLIENTS, leaver_leaves <= covered,
+               "the leaving user's proposals do not remove every one of its clients: they cover leaves "
+               f"{sorted(covered)}, the leaver's clients are at {sorted(leaver_leaves)} "
                f"({len(self_removes)} SelfRemove, {len(removes)} Remove)",
-               evidence=f"the SUT proposed {len(self_removes)} SelfRemove and {len(removes)} Remove for the leave")
+               evidence=f"the SUT's {len(self_removes)} SelfRemove and {len(removes)} Remove cover both of the "
+                        f"leaver's leaves {sorted(leaver_leaves)}")
     if cast.sut_role == "hub":
         commit = cast.sut.remove(room, admin, leaver)
     else:

@@ -191,9 +191,10 @@ def test_role_change_needs_can_change_user_role(cast, sut, ref_follower, mimi_as
 # -- role definitions ----------------------------------------------------------------------------
 
 
-def _roles_update(member_state, description: bytes):
-    """A roles_list AppDataUpdate replacing the room's RoleData with one whose member role has
-    ``description`` (room-policy-04 §3: the update "completely replaces the value of the data field")."""
+def _member_role_update(member_state, edit):
+    """A roles_list AppDataUpdate replacing the room's RoleData with one whose member role ``edit`` (a function
+    of the RoleData entry) changed, the rest as the proposer reads it (room-policy-04 §3: the update "completely
+    replaces the value of the data field")."""
     data = member_state.group.app_data().get(COMPONENT_ROLES)
     if data is None:
         not_applicable("the SUT's room has no roles_list component (0x0025) in its app_data_dictionary, so no "
@@ -201,16 +202,27 @@ def _roles_update(member_state, description: bytes):
     roles = RoleData.decode(bytes(data))
     for role in roles.roles:
         if role.role_index == MEMBER:
-            role.role_description = description
+            edit(role)
     return app_data_update_proposal(COMPONENT_ROLES, roles.encode())
 
 
-def _member_description(cast, room: str) -> str | None:
+def _roles_update(member_state, description: bytes):
+    """A roles_list AppDataUpdate whose member role has ``description``."""
+    return _member_role_update(member_state, lambda role: setattr(role, "role_description", description))
+
+
+def _member_role_field(cast, room: str, field: str, missing=None):
+    """``field`` of the member role in the SUT hub's effective policy (getRoom); ``missing`` when the role is
+    not reported."""
     policy = (cast.hub.room(room) or {}).get("policy") or {}
     for role in policy.get("roles") or []:
         if role.get("index") == MEMBER:
-            return role.get("description")
-    return None
+            return role.get(field)
+    return missing
+
+
+def _member_description(cast, room: str) -> str | None:
+    return _member_role_field(cast, room, "description")
 
 
 @pytest.mark.requirements(CHANGE_ROLE_DEFINITIONS)
@@ -495,16 +507,10 @@ def test_role_update_cannot_give_open_join_to_a_non_zero_role(cast, sut, ref_fol
     dave = ref_follower.create_user("dave")
     _add(cast, room, alice, dave, role=ADMIN)
     dave_state = _synced_state(ref_follower, cast.hub, room, dave.client, poll_until)
-    data = dave_state.group.app_data().get(COMPONENT_ROLES)
-    if data is None:
-        not_applicable("the SUT's room has no roles_list component (0x0025) in its app_data_dictionary, so no "
-                       "update of it can be judged")
-    roles = RoleData.decode(bytes(data))
-    for role in roles.roles:
-        if role.role_index == MEMBER:
-            role.role_capabilities = [*role.role_capabilities, int(Capability.canOpenJoin)]
+    update = _member_role_update(dave_state, lambda role: setattr(
+        role, "role_capabilities", [*role.role_capabilities, int(Capability.canOpenJoin)]))
     before = _member_capabilities(cast, room)
-    out = dave_state.commit([app_data_update_proposal(COMPONENT_ROLES, roles.encode())])
+    out = dave_state.commit([update])
     recorder.note("dave (admin, canChangeRoleDefinitions) commits a roles_list update giving canOpenJoin to role 2")
 
     def capabilities_kept() -> str | None:
@@ -530,8 +536,5 @@ def test_role_update_cannot_give_open_join_to_a_non_zero_role(cast, sut, ref_fol
 
 
 def _member_capabilities(cast, room: str):
-    policy = (cast.hub.room(room) or {}).get("policy") or {}
-    for role in policy.get("roles") or []:
-        if role.get("index") == MEMBER:
-            return sorted(role.get("capabilities") or [])
-    return None
+    capabilities = _member_role_field(cast, room, "capabilities", missing=False)
+    return None if capabilities is False else sorted(capabilities or [])

@@ -16,6 +16,21 @@ ROLE_DEFINITIONS_UNCHECKED = define(
     description="as hub, accepts a roles_list AppDataUpdate from a role that lacks canChangeRoleDefinitions",
     departs=("hub.commit.require-role-definitions-capability",),
 )
+
+
+def _zero_active_as_unbounded(policy) -> None:
+    """Read every non-zero role's maximum_active_participants_constraint 0 as no bound (in place)."""
+    for role in policy.roles.roles:
+        if role.role_index > 1 and role.maximum_active_participants_constraint == 0:
+            role.maximum_active_participants_constraint = None
+
+
+ZERO_ACTIVE_ROLE_KEEPS_CLIENTS = define(
+    "zero-active-role-keeps-clients", area=AREA, requirements=["POLICY-ROLE-MAX-ACTIVE-ZERO"],
+    description="as hub, lets clients stay in the group for a user whose role has maximum_active_participants_"
+    "constraint 0 (e.g. accepts a roles_list update setting it on a role whose users have clients)",
+    hooks={"hub.members.zero-active-role-has-no-clients": _zero_active_as_unbounded},
+)
 MAX_USERS_IGNORED = define(
     "max-users-ignored", area=AREA, requirements=["POLICY-BASE-MAX-USERS"],
     description="as hub, accepts commits that take the participant list above the room's max_users",

@@ -31,6 +31,14 @@ CUTOVER_TAKEN_AS_ABORT = define(
     "records the room as moved, hands it off or redirects",
     departs=("transfer.commit.cutover-moves-the-room",),
 )
+OLDHUB_TAKES_REQUESTS_AFTER_CUTOVER = define(
+    "oldhub-takes-requests-after-cutover",
+    area=AREA,
+    requirements=["EXT-HUBXFER-REQUEST-REFUSED", "EXT-HUBXFER-OLDHUB-NO-ACCEPT"],
+    description="after the cut-over the old hub still processes a hubTransfer request for the room as its hub: "
+    "instead of notHub it verifies the request and sends the target a prepare",
+    departs=("transfer.request.refused-after-cutover",),
+)
 NO_HANDOFF = define(
     "cutover-no-handoff",
     area=AREA,

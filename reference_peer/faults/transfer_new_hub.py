@@ -103,6 +103,14 @@ TARGET_DISCARDS_BEFORE_NOT_AFTER = define(
     "real one): it discards the transfer at once, long before its not_after",
     hooks={"transfer.target.keeps-until-not-after": lambda incoming: setattr(incoming, "not_after", 0)},
 )
+TARGET_IGNORES_TRANSFER_ID = define(
+    "target-ignores-transfer-id",
+    area=AREA,
+    requirements=["EXT-HUBXFER-TARGET-EXPIRES", "EXT-HUBXFER-HANDOFF-VERIFY"],
+    description="the target matches an abort or a handoff against the room's open transfer whatever transfer_id "
+    "it names: an abort for another transfer discards the open one",
+    hooks={"transfer.target.keeps-until-not-after": lambda incoming: _match_any_transfer_id(incoming)},
+)
 NEWHUB_REFUSES_VALID_HANDOFF = define(
     "newhub-refuses-valid-handoff",
     area=AREA,
@@ -266,6 +274,23 @@ def served_group_info(group_info, *, reinit: bool = False, reset_roles: bool = F
                 break
         context = context.replace(extensions=extensions)
     return group_info.replace(group_context=context)
+
+
+class _AnyTransferId(bytes):
+    """TARGET_IGNORES_TRANSFER_ID: a transfer_id equal to every other one (Python tries a subclass's reflected
+    ``__ne__`` first, so the target's ``bytes(named) != incoming.transfer_id`` is False for any name)."""
+
+    def __eq__(self, other):
+        return isinstance(other, (bytes, bytearray, memoryview))
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    __hash__ = bytes.__hash__
+
+
+def _match_any_transfer_id(incoming) -> None:
+    incoming.transfer_id = _AnyTransferId(incoming.transfer_id)
 
 
 def _reset_roles(plist):

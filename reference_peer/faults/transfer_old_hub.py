@@ -159,6 +159,22 @@ TARGET_MISSES_BEGIN_BUNDLE = define(
     description="the hub fans the begin proposals out to the followers but not to the target",
     departs=("transfer.begin.fans-out-to-target",),
 )
+
+
+def _cutover_commit_not_to_target(room, plan) -> None:
+    """Drop the target's delivery of a commit planned once the room has moved (the cut-over commit)."""
+    transfer = room.transfer
+    if transfer is not None and transfer.phase == "moved" and transfer.target not in room.active_providers():
+        plan.deliveries.pop(transfer.target, None)
+
+
+CUTOVER_COMMIT_NOT_TO_TARGET = define(
+    "cutover-commit-not-to-target",
+    area=AREA,
+    requirements=["EXT-HUBXFER-TARGET-FANOUT"],
+    description="the hub fans the cut-over commit out to the followers but not to the target",
+    hooks={"hub.fanout.commit-to-transfer-target": _cutover_commit_not_to_target},
+)
 WINDOW_REFUSES_MESSAGES = define(
     "window-refuses-messages",
     area=AREA,

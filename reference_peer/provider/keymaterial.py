@@ -461,7 +461,8 @@ class KeyPackageRoutes:
     def welcome_routes(self, refs: Iterable[bytes]) -> list[WelcomeRoute]:
         """Routes for the refs of a Welcome's ``secrets`` that this provider handed out (others are
         skipped: they belong to other providers), so the Welcome reaches the clients whose KeyPackages
-        they are (PROTO-KEYMAT-KPREF-TARGET-CLIENT)."""
+        they are (PROTO-KEYMAT-KPREF-TARGET-CLIENT), each with the requester that claimed it: in quarantine mode
+        a room from a requester the user granted is not held (EXT-CONSENT-QUARANTINE-GRANTED-NOT-HELD)."""
         out = []
         for ref in refs:
             row = self._store.conn.execute(

@@ -116,7 +116,7 @@ class RetryPolicy:
 
 def parse_retry_after(value: str | float | None, now: float) -> float | None:
     """Seconds to wait from a Retry-After value (delta-seconds or HTTP-date); None if absent or
-    unparseable."""
+    unparseable. The worker waits that long before the retry (PROTO-FANOUT-RETRY-AFTER-RESPECTED)."""
     if value is None:
         return None
     if isinstance(value, (int, float)):
@@ -348,6 +348,9 @@ class OutboxWorker:
         self.wake()
 
     async def _drain_destination(self, destination: str) -> int:
+        """Send ``destination``'s due items, oldest first, until one is not due or fails. Every queued request
+        leaves this way: the /notify fan-out and the consent requests and grants (PROTO-CONSENT-DIRECT,
+        EXT-CONSENT-FIRST-GRANT-SENT)."""
         attempts = 0
         while True:
             rec = self.outbox.head(destination)

@@ -244,6 +244,9 @@ class ProviderState:
         ]
 
     def user_of(self, client_uri: str) -> str | None:
+        """The user owning a local client, or None. The follower's /notify intake maps every fanned-out
+        item's clients to their users through it (deliver_to_clients), so a /notify for a room with local
+        members is processed and answered 201 only if this holds (PROTO-FANOUT-CONCATENATED-MESSAGES)."""
         row = self.store.conn.execute("SELECT user_uri FROM clients WHERE uri = ?", (client_uri,)).fetchone()
         return None if row is None else row[0]
 

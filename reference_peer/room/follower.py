@@ -336,7 +336,7 @@ class SimulatedClient(BuiltWith):
         return self.commit(proposals, **kwargs)
 
     def change_role(self, user: bytes, role: int, *, remove_clients: bool = False, **kwargs: object) -> OutgoingCommit:
-        """A role change (ban: role 1 with ``remove_clients``; unban: from role 1)."""
+        """A role change (ban: role 1 with ``remove_clients``, POLICY-CAP-BAN-REMOVES-CLIENTS; unban: from role 1)."""
         index = plist_mod.index_of(self.participant_list(), user)
         if index is None:
             raise MLSError(f"{user!r} is not in the participant list")

@@ -78,7 +78,7 @@ class CommitRules:
             raise _not_allowed(
                 Refusal("a removed or banned participant's client may not commit", "PROTO-REMOVAL-BLOCK-COMMITS")
             )
-        # Cached proposals that must be in this commit (self-leave, the hub's own).
+        # Cached proposals that must be in this commit (self-leave, the hub's own): PROTO-UPDATE-SELF-LEAVE-CACHED.
         by_ref = {bytes(p.reference) for p in commit.proposals if p.type == ProposalOrRefType.reference}
         missing = [e for e in self.pending if e.required and e.ref not in by_ref]
         if external and self._cutover_pending():
@@ -152,7 +152,10 @@ class CommitRules:
     def _check_commit_policy(
         self, old: HubView, new: HubView, committer: bytes, applied: list[AppliedProposal]
     ) -> dict[bytes, int]:
-        """Room-policy rules over the whole commit; returns the new roles. Raises _Refused."""
+        """Room-policy rules over the whole commit; returns the new roles. Raises _Refused. An authorized commit
+        passes: adds (POLICY-CAP-ADD-PARTICIPANT-CLIENTS, POLICY-CAP-ADD-OWN-CLIENT), removals
+        (POLICY-CAP-KICK-KEEPS-PARTICIPANT, POLICY-CAP-REMOVE-PARTICIPANT-NO-CLIENTS-LEFT) and the hub kept in
+        external_senders (PROTO-EXTSENDERS-HUB-CERT)."""
         old_roles = self._roles_of(old)
         try:
             new_plist = self._plist_of(new)

@@ -15,6 +15,7 @@ from ..wire.ratchet_tree_options import RatchetTreeOption, RatchetTreeRepresenta
 from .hub_records import FanoutPlan, PendingEntry
 from .hub_steps import (
     COMMIT_TO_REMOVED_PROVIDER,
+    COMMIT_TO_TRANSFER_TARGET,
     FANOUT_AS_ACCEPTED,
     ROUTE_WELCOME_TO_JOINERS,
     STAMP_COMMIT_AT_ACCEPTANCE,
@@ -63,6 +64,7 @@ class FanoutPlanning:
         notified = before_providers if not self.overrides.departs(COMMIT_TO_REMOVED_PROVIDER) else set()
         for domain in sorted(notified | self.active_providers() | self.transfer_fanout_domains()):
             plan.add(domain, fanout)
+        self.overrides.hook(COMMIT_TO_TRANSFER_TARGET, self, plan)
         if welcome is not None:
             tree_option = RatchetTreeOption(
                 representation=RatchetTreeRepresentation.full, ratchet_tree=self.view.tree.to_wire()

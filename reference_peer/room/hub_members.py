@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from ..mls import HubView
 from ..wire.room_policy import ROLE_INDEX_BANNED, ROLE_INDEX_NON_PARTICIPANT, Bool
-from .hub_steps import NO_CLIENT_WITHOUT_PARTICIPANT, SINGLE_DEVICE, SINGLE_DEVICE_ALLOWS_ONE
+from .hub_steps import (
+    NO_CLIENT_WITHOUT_PARTICIPANT,
+    SINGLE_DEVICE,
+    SINGLE_DEVICE_ALLOWS_ONE,
+    ZERO_ACTIVE_ROLE_HAS_NO_CLIENTS,
+)
 from .policy import PolicyError, Refusal, RoomPolicy
 
 
@@ -30,6 +35,7 @@ class MembershipInvariants:
         self, view: HubView, roles: dict[bytes, int], policy: RoomPolicy | None = None
     ) -> Refusal | None:
         policy = policy or RoomPolicy.from_components(view.app_data())
+        self.overrides.hook(ZERO_ACTIVE_ROLE_HAS_NO_CLIENTS, policy)
         per_user: dict[bytes, int] = {}
         for index, user in self._leaf_users(view).items():
             if user is None:
@@ -51,6 +57,9 @@ class MembershipInvariants:
                 return Refusal(f"role {role} may have no clients", "POLICY-ROLE-MAX-ACTIVE-ZERO")
             per_user[user] = per_user.get(user, 0) + 1
         most = 0 if self.overrides.departs(SINGLE_DEVICE_ALLOWS_ONE) else 1
+        # Only a single-device room caps a user's clients: with multi_device true (the default) "the MLS group
+        # may contain multiple clients per user", and a canAddOwnClient holder's new device is authorized
+        # (POLICY-CAP-ADD-OWN-CLIENT).
         if (
             policy.base.multi_device == Bool.false
             and any(n > most for n in per_user.values())

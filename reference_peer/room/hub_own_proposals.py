@@ -27,7 +27,9 @@ class HubProposalRules:
     def _hub_followups(
         self, now: int, before_providers: set[str], carried: list[PendingEntry], old: HubView
     ) -> list[PendingEntry]:
-        """After a commit: proposals the hub issues for the new epoch, each required in the next commit."""
+        """After a commit: proposals the hub issues for the new epoch, each required in the next commit. It runs for
+        every commit the hub accepts, so it must not fail one: the add of a follower's first user, an add its
+        policy authorizes (POLICY-CAP-ADD-PARTICIPANT-CLIENTS), is where a follower's entry may be added."""
         out = self._regenerate(carried, old, now) if carried else []
         senders = list(self.view.external_senders())
         active = self.active_providers()

@@ -140,6 +140,17 @@ NO_CLIENT_WITHOUT_PARTICIPANT = step(
     "PROTO-UPDATE-REMOVE-SIMULTANEOUS", "PROTO-REMOVAL-BLOCK-APP-RECEIVE",
     summary="no client remains in the group whose user has no participant-list entry",
 )
+COMMIT_TO_TRANSFER_TARGET = step(
+    "hub.fanout.commit-to-transfer-target", "EXT-HUBXFER-TARGET-FANOUT",
+    summary="an accepted commit goes to a transfer's target from the acceptance to the handoff, the cut-over "
+    "commit included (hook: the room and the commit's FanoutPlan; a fault's hook drops deliveries in place)",
+)
+ZERO_ACTIVE_ROLE_HAS_NO_CLIENTS = step(
+    "hub.members.zero-active-role-has-no-clients", "POLICY-ROLE-MAX-ACTIVE-ZERO",
+    summary="no client remains in the group whose user's role has maximum_active_participants_constraint 0, so a "
+    "commit leaving one (a roles_list update setting it on an active role, an Add) is refused (hook: the RoomPolicy "
+    "the members are judged by; a fault's hook rewrites its roles in place)",
+)
 SINGLE_DEVICE = step(
     "hub.members.single-device", "POLICY-BASE-SINGLE-DEVICE",
     summary="a room whose policy has multi_device false holds at most one client per user",

@@ -39,7 +39,8 @@ class TransferRules:
 
     def transfer_fanout_domains(self) -> set[str]:
         """The target gets every handshake message from the acceptance to the handoff
-        (EXT-HUBXFER-TARGET-FANOUT); empty outside a transfer."""
+        (EXT-HUBXFER-TARGET-FANOUT); empty outside a transfer. Read for the fan-out of every commit the hub
+        accepts, so it must not fail one: an authorized add's (POLICY-CAP-ADD-PARTICIPANT-CLIENTS) included."""
         transfer = self.transfer
         if transfer is None or not (transfer.in_window or transfer.phase == MOVED):
             return set()
@@ -49,7 +50,9 @@ class TransferRules:
         return self.transfer is not None and self.transfer.phase == CUTOVER_PROPOSED
 
     def _check_hub_component_proposal(self, kind: str, proposal: object) -> None:
-        """Only the hub's own external sender changes mimi_hub (EXT-HUBXFER-COMPONENT-SENDER)."""
+        """Only the hub's own external sender changes mimi_hub (EXT-HUBXFER-COMPONENT-SENDER); a member's
+        AppDataUpdate of any other component passes here, a leave's participant-list removal among them, which the
+        hub takes and caches (PROTO-UPDATE-SELF-LEAVE-CACHED)."""
         ptype = proposal.proposal_type  # type: ignore[attr-defined]
         if (
             ptype == ProposalType.app_data_update
@@ -72,7 +75,9 @@ class TransferRules:
     def _check_hub_component_commit(self, old: HubView, new: HubView, applied: list[AppliedProposal]) -> str | None:
         """A commit that changes mimi_hub must do it through the hub's own AppDataUpdate
         (EXT-HUBXFER-COMPONENT-SENDER); during the window no provider but the target gets its first
-        participant (EXT-HUBXFER-WINDOW-NO-NEW-PROVIDERS). Returns the transition the commit makes
+        participant (EXT-HUBXFER-WINDOW-NO-NEW-PROVIDERS); the window's other commits pass
+        (EXT-HUBXFER-WINDOW-NORMAL), the first of them the commit of the hub's begin proposals
+        (EXT-HUBXFER-BEGIN-PROPOSALS), which starts the transfer. Returns the transition the commit makes
         ("begin", "cutover", "abort") or None."""
         before = old.app_data().get(MIMI_HUB_COMPONENT_ID)
         after = new.app_data().get(MIMI_HUB_COMPONENT_ID)

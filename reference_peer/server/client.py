@@ -180,6 +180,8 @@ class MimiClient:
         await self.aclose()
 
     def _pool(self, host: str, port: int) -> httpx.AsyncClient:
+        # Every request to a peer goes out through a pool, From: mimi@<own domain> (PROTO-TRANSPORT-FROM-LOCALPART-MIMI):
+        # a user's grant queued for the requester's provider reaches it (EXT-CONSENT-FIRST-GRANT-SENT) only through one.
         key = (host, port)
         pool = self._pools.get(key)
         if pool is None:
@@ -205,6 +207,8 @@ class MimiClient:
 
         ``headers`` override the defaults, From and Host included: negative tests send a wrong From this way.
         """
+        # Every request to a peer goes out here (PROTO-TRANSPORT-FROM-LOCALPART-MIMI): a user's grant queued for the
+        # requester's provider reaches it (EXT-CONSENT-FIRST-GRANT-SENT) only if this sends it.
         target = httpx.URL(url)
         if target.scheme != "https":
             raise PeerError(f"MIMI peers are reached over https only, not {target.scheme!r}", url=url)
@@ -293,6 +297,8 @@ class MimiClient:
         -06 models the directory on ACME's (RFC 8555 §7.1.1), which may carry a ``meta`` object and
         other members: every member is kept as it is and none is judged here. Only the templates a
         caller uses are validated, by :meth:`endpoint_url` / :meth:`endpoint_urls`."""
+        # Every call to a peer's endpoint starts here (PROTO-TRANSPORT-FROM-LOCALPART-MIMI): a user's grant queued
+        # for the requester's provider reaches it (EXT-CONSENT-FIRST-GRANT-SENT) only through its directory.
         if not refresh and peer in self._directories:
             return self._directories[peer]
         url = f"https://{peer}{DIRECTORY_PATH}"
@@ -313,6 +319,8 @@ class MimiClient:
 
         Raises one :class:`PeerDirectoryError` naming *every* endpoint asked for that is missing or
         whose template is unusable (not a string, no ``{variable}``), not only the first."""
+        # Every call to a peer's endpoint takes its URL here (PROTO-TRANSPORT-FROM-LOCALPART-MIMI): a user's grant
+        # queued for the requester's provider reaches it (EXT-CONSENT-FIRST-GRANT-SENT) only at such a URL.
         for endpoint in values:
             if endpoint not in ENDPOINTS:
                 raise ValueError(f"unknown MIMI endpoint {endpoint!r}")

@@ -138,7 +138,10 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def decode_segment(segment: str) -> str:
-    """Percent-decode one path segment strictly: every ``%`` starts a valid escape and the result is UTF-8."""
+    """Percent-decode one path segment strictly: every ``%`` starts a valid escape and the result is UTF-8.
+
+    Every endpoint request's path variable passes here, so a well-formed one must decode: a requestConsent
+    for a known user is answered 201 (PROTO-CONSENT-REQUEST-RESPONSE), not refused as a malformed path."""
     if _BAD_ESCAPE.search(segment):
         raise PathError(f"invalid percent-escape in path segment {segment!r}")
     try:

@@ -540,6 +540,8 @@ class MimiServer:
                 405, "method-not-allowed", f"{endpoint.name} takes {endpoint.method}, got {request.method}",
                 headers={"Allow": endpoint.method},
             )
+        # A request at a served endpoint's URL reaches its handler: a requestConsent for a known user is
+        # answered 201 (PROTO-CONSENT-REQUEST-RESPONSE), not refused as an endpoint not served.
         handler = self._by_name[target_domain].handler(endpoint.name)
         if handler is None:
             raise _Refuse(404, "endpoint-not-served", f"{target_domain} serves no {endpoint.name} endpoint")
@@ -586,6 +588,8 @@ class MimiServer:
     async def _handle(self, request: web.Request, context: dict) -> web.StreamResponse:
         admitted = self._admit(request, context)
         if admitted.endpoint is None:
+            # The directory's URLs name this server's authority, a host and a valid port, so a peer can
+            # reach the endpoints through them (PROTO-DIRECTORY-HTTPS-URLS).
             authority = admitted.target_domain
             if self.advertise_port is not None:
                 authority = f"{authority}:{self.advertise_port}"
@@ -690,6 +694,8 @@ class MimiServer:
                 mimi_request.http.raw_path,
             )
             return web.Response(status=500, text="internal error\n")
+        # The handler's answer is the one sent: a keyMaterial request for a user whose clients have KeyPackages
+        # is answered 200 with them (PROTO-KEYMAT-PUBLICATION-POINT), not replaced by an internal error.
         if isinstance(result, web.StreamResponse):
             return result
         if isinstance(result, MimiResponse):
