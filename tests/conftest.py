@@ -1,4 +1,5 @@
-"""Fixtures shared by test folders."""
+"""Fixtures shared by test folders. (tests/ is a package, tests/__init__.py, so that pytest puts the repository root,
+not tests/, on sys.path for this file: tests/reports would otherwise shadow the reports package.)"""
 
 from __future__ import annotations
 
