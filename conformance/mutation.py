@@ -44,8 +44,9 @@ counted, and a goal missed). A clean-run diff
 that misses clean too kills nothing.
 
 Triage (``conformance/mutant-triage.yaml``): per mutant ID ``equivalent: <reason>``, ``permitted: <the
-draft's latitude>``, ``gap: <missing check>`` or ``closed-by: <check>``. Strict score = killed / (mutants -
-stillborn - equivalent - permitted).
+draft's latitude>``, ``provider-local: <the client-to-provider operation that alone changes>``, ``gap:
+<missing check>`` or ``closed-by: <check>``. Strict score = killed / (mutants - stillborn - equivalent -
+permitted - provider-local); the report also gives it with provider-local counted as survivors.
 """
 
 from __future__ import annotations
@@ -77,10 +78,14 @@ EXCLUDED = ("reference_peer/faults/", "reference_peer/control/", "reference_peer
 OPERATORS = ("negate-if", "negate-while", "drop-and", "drop-or", "flip-compare", "flip-in", "raise-to-pass",
              "int-plus", "int-minus", "flip-bool")
 OUTCOMES = ("killed", "collateral", "survived", "timeout", "stillborn", "error")
-TRIAGE_KINDS = ("equivalent", "permitted", "gap", "closed-by")
-# Out of the score: no conforming observer can tell the mutant from the clean peer (equivalent), or it
-# can, but the draft leaves that latitude, so a check killing it would fail a conformant server (permitted).
-UNSCORED_KINDS = ("equivalent", "permitted")
+TRIAGE_KINDS = ("equivalent", "permitted", "provider-local", "gap", "closed-by")
+# Out of the score: no conforming observer can tell the mutant from the clean peer (equivalent); it can,
+# but the draft leaves that latitude, so a check killing it would fail a conformant server (permitted); or
+# only the provider's own clients can, through the client-to-provider interactions the draft leaves out
+# (-06 §3: "the MIMI protocol only defines interactions between service providers' servers"), which the
+# suite reaches only through its control API, whose failures are set-up errors, never verdicts
+# (provider-local). Each is counted apart, and the report also gives the score with provider-local counted.
+UNSCORED_KINDS = ("equivalent", "permitted", "provider-local")
 REQUIREMENT_TOKEN = re.compile(r"\b[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+\b")
 _FLIP_COMPARE: dict[type, type] = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
                                    ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Is: ast.IsNot, ast.IsNot: ast.Is}
@@ -736,7 +741,19 @@ class MutationReport:
         return self._unscored("permitted")
 
     @property
+    def provider_local(self) -> list[str]:
+        return self._unscored("provider-local")
+
+    @property
     def strict_score(self) -> float | None:
+        counted = (len(self.results) - self.count("stillborn") - self.count("error") - len(self.equivalent)
+                   - len(self.permitted) - len(self.provider_local))
+        return self.count("killed") / counted if counted else None
+
+    @property
+    def score_counting_provider_local(self) -> float | None:
+        """The strict score with the provider-local mutants left in the denominator as survivors: what the
+        score would be if the control API's failures were judged (they are not: set-up errors)."""
         counted = (len(self.results) - self.count("stillborn") - self.count("error") - len(self.equivalent)
                    - len(self.permitted))
         return self.count("killed") / counted if counted else None
@@ -766,7 +783,9 @@ class MutationReport:
             **{outcome: self.count(outcome) for outcome in OUTCOMES},
             "equivalent": len(self.equivalent),
             "permitted": len(self.permitted),
+            "providerLocal": len(self.provider_local),
             "strictScore": self.strict_score,
+            "scoreCountingProviderLocal": self.score_counting_provider_local,
             "untriaged": self.untriaged,
             "failingClean": self.failing_clean,
             "staleTriage": self.stale,
@@ -949,6 +968,8 @@ def render(report: MutationReport) -> str:
         if r.note and r.outcome in ("stillborn", "error"):
             lines.append(f"    {r.note}")
     score = "n/a" if report.strict_score is None else f"{report.strict_score:.1%}"
+    with_local = ("n/a" if report.score_counting_provider_local is None
+                  else f"{report.score_counting_provider_local:.1%}")
     lines += [
         "",
         f"generated {report.generated}, run {len(report.results)}"
@@ -957,9 +978,10 @@ def render(report: MutationReport) -> str:
         f"not reached (survived without a run: the SUT never ran their code) "
         f"{sum(r.note == NOT_REACHED for r in report.results)}",
         "  ".join(f"{o} {report.count(o)}" for o in OUTCOMES)
-        + f"  equivalent {len(report.equivalent)}  permitted {len(report.permitted)}",
-        f"strict score {score} (killed / (mutants - stillborn - equivalent - permitted)); "
-        f"wall time {report.seconds:.0f}s",
+        + f"  equivalent {len(report.equivalent)}  permitted {len(report.permitted)}"
+        + f"  provider-local {len(report.provider_local)}",
+        f"strict score {score} (killed / (mutants - stillborn - equivalent - permitted - provider-local)); "
+        f"{with_local} with provider-local counted as survivors; wall time {report.seconds:.0f}s",
         f"untriaged survivors {len(report.untriaged)}" + (f": {report.untriaged}" if report.untriaged else ""),
         f"stale triage entries (no such mutant any more) {len(report.stale)}" + (f": {report.stale}" if report.stale else ""),
         f"checks that miss without a mutant too (clean-run diff) {len(report.failing_clean)}"

@@ -245,6 +245,22 @@ def test_permitted_mutants_leave_the_score_and_are_counted_apart():
     assert "permitted 1" in mutation.render(report)
 
 
+def test_provider_local_mutants_leave_the_score_and_the_report_gives_it_with_them_counted():
+    """A mutant whose change only the provider's own clients see (the client-to-provider interactions -06 §3
+    leaves out, reached by the suite through its control API) leaves the strict score, is counted apart, and
+    the report also gives the score with it counted as a survivor."""
+    results = [_result("m:f:flip-bool:0", "killed"), _result("m:f:flip-bool:1", "collateral"),
+               _result("m:f:flip-bool:2", "survived"), _result("m:f:flip-bool:3", "killed")]
+    triage = {"m:f:flip-bool:1": {"provider-local": "createUser answers 500"},
+              "m:f:flip-bool:2": {"gap": "no check"}}
+    report = MutationReport(results, 10, triage, 1.0, 1, 4)
+    assert report.provider_local == ["m:f:flip-bool:1"]
+    assert report.strict_score == pytest.approx(2 / 3)
+    assert report.score_counting_provider_local == pytest.approx(2 / 4)
+    assert report.as_dict()["providerLocal"] == 1
+    assert "provider-local 1" in mutation.render(report) and "50.0% with provider-local counted" in mutation.render(report)
+
+
 def test_a_killed_mutant_is_never_unscored():
     report = MutationReport([_result("m:f:flip-bool:0", "killed")], 1,
                             {"m:f:flip-bool:0": {"permitted": "stale entry"}}, 1.0, 1, 1)
