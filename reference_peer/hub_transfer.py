@@ -57,6 +57,9 @@ class HubTransferService:
         self.hold_handoff = False
         # The suite's knob: room ID -> how many of its next handoffs to answer 503, unprocessed (a lost answer).
         self.refuse_handoffs: dict[str, int] = {}
+        # The suite's knob: room ID -> the in-body refusal codes (HubTransferCode names) its next handoffs get, in
+        # order, once refuse_handoffs is spent (a target refusing, then accepting a later attempt; section 11).
+        self.refuse_handoff_codes: dict[str, list[str]] = {}
         # The suite's peers withhold their /notify to these domains (kept pending, in order) while set.
         self.withhold_notify_to: set[str] = set()
         # The suite's knob: the HubRedirects this peer answers as old hub claim a generation this much above
@@ -72,6 +75,12 @@ class HubTransferService:
         # The suite's knob: while set (a domain), the acceptances this peer returns as target name that provider as
         # new_hub (still signed with, and carrying, its own new_hub_sender), to see an old hub check new_hub.
         self.acceptance_new_hub: str | None = None
+        # The suite's knob: room ID -> a provider this peer names in a 421 HubRedirect to every room request for the
+        # room, whatever it holds (two peers naming each other make a redirect loop; EXT-HUBXFER-NEWCOMER-DISCOVERY).
+        self.redirect_rooms: dict[str, str] = {}
+        # The suite's knob: milliseconds the acceptances this peer returns as target add to their not_after (past
+        # the prepare's requested_not_after; re-signed), to see an old hub check the deadline (section 5.2).
+        self.acceptance_late_ms = 0
         self._tasks: set[asyncio.Task] = set()
         self._driver: asyncio.Task | None = None
         self.old_hub = OldHubSide(self)
@@ -154,6 +163,9 @@ class HubTransferService:
         if kind == HubTransferMessageType.handoff and self.refuse_handoffs.get(request.value, 0) > 0:  # the suite's knob
             self.refuse_handoffs[request.value] -= 1
             return MimiResponse(b"", status=503, headers={"Retry-After": "1"})
+        if kind == HubTransferMessageType.handoff and self.refuse_handoff_codes.get(request.value):  # the suite's knob
+            code = HubTransferCode[self.refuse_handoff_codes[request.value].pop(0)]
+            return MimiResponse(response(kind, code, "refused by the suite's knob").encode())
         try:
             if kind == HubTransferMessageType.request:
                 answer = await self.process_request(request.value, message.request, request.peer_domain)
@@ -219,7 +231,18 @@ class HubTransferService:
     # -- target / new hub (hub_transfer_new_hub) ------------------------------------------------
 
     def process_prepare(self, room_id: str, prepare, peer_domain: str) -> HubTransferResponse:
-        return self.new_hub.process_prepare(room_id, prepare, peer_domain)
+        answer = self.new_hub.process_prepare(room_id, prepare, peer_domain)
+        if self.acceptance_late_ms and answer.code == HubTransferCode.accepted and answer.acceptance is not None:
+            from .mls.crypto import cipher_suite
+            from .wire.hub_transfer import sign_hub_transfer_acceptance
+
+            # The suite's knob: a deadline past the prepare's requested_not_after, signed like a real acceptance.
+            content = answer.acceptance.content
+            content = content.replace(not_after=prepare.content.requested_not_after + self.acceptance_late_ms)
+            late = sign_hub_transfer_acceptance(cipher_suite(prepare.content.cipher_suite),
+                                                self.p.identity.signature_priv, content)
+            answer = answer.replace(acceptance=late)
+        return answer
 
     def accepts(self, old_hub: str, room_id: str) -> bool:
         return self.new_hub.accepts(old_hub, room_id)
@@ -241,6 +264,14 @@ class HubTransferService:
     def room_gate(self, room_id: str) -> MimiResponse | None:
         """421 + HubRedirect (old hub after the cut-over, target during the window), 503 + Retry-After
         (target after the cut-over, before the handoff), or None: serve the request."""
+        if (named := self.redirect_rooms.get(room_id)) is not None:  # the suite's knob: a scripted redirect
+            from .hub_transfer_common import redirect_response
+            from .room.transfer import provider_uri
+            from .wire.hub_transfer import HubRedirect
+            from .wire.identity import IdentifierUri
+
+            return redirect_response(HubRedirect(room_id=IdentifierUri(uri=room_id.encode()), hub=provider_uri(named),
+                                                 generation=0, epoch=0))
         room = self.p.hub_rooms.get(room_id)
         answer = self.old_hub.gate(room_id, room)
         return answer if answer is not None else self.new_hub.gate(room_id, room)

@@ -109,7 +109,9 @@ class FollowerSide(Side):
 
     def previous_hub_may_notify(self, room_id: str, data, body: bytes) -> bool:
         """EXT-HUBXFER-FOLLOWER-STALE-NOTIFY: after the cut-over the previous hub may deliver only
-        FanoutMessages of epochs up to and including E_c (its backlog until the handoff)."""
+        FanoutMessages of epochs up to and including E_c (its backlog until the handoff); one of those that the
+        new hub delivered before is a byte-identical repeat from either hub, answered 201
+        (EXT-HUBXFER-FOLLOWER-DEDUP)."""
         cutover = self.cutover_epochs.get((room_id, data.generation))
         if cutover is None or self.overrides.departs(FOLLOWER_REFUSES_STALE_NOTIFY):
             return True

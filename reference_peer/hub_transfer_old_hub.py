@@ -98,6 +98,11 @@ ACCEPTANCE_NAMES_TARGET = step(
     "transfer.prepare.acceptance-names-target", "EXT-HUBXFER-CONSENT-FIRST", "EXT-HUBXFER-BEGIN-PROPOSALS",
     summary="an acceptance whose new_hub is not the target the prepare was sent to is not the target's consent: "
     "the request is answered declined and nothing is proposed; one naming the target is taken (the begin follows)")
+ACCEPTANCE_WITHIN_DEADLINE = step(
+    "transfer.prepare.acceptance-within-deadline", "EXT-HUBXFER-CONSENT-FIRST", "EXT-HUBXFER-BEGIN-PROPOSALS",
+    summary="an acceptance whose not_after is later than the prepare's requested_not_after (section 5.2: "
+    "'not_after; /* <= requested_not_after */') is not taken: the request is answered declined, nothing proposed; "
+    "one within it is taken (the begin follows)")
 PREPARE_DECLARED_TIMEOUT = step(
     "transfer.prepare.declared-timeout", "EXT-HUBXFER-DECLARED",
     summary="the prepare asks for a cut-over deadline within the manifest's cutover_timeout_ms")
@@ -275,7 +280,7 @@ class OldHubSide(Side):
             bytes(c.room_id.uri) == room_id.encode() and bytes(c.group_id) == room.group_id
             and bytes(c.transfer_id) == transfer_id and c.generation == request.content.generation + 1
             and domain_of_uri(bytes(c.old_hub.uri)) == self.p.domain and self._names_target(c, target)
-            and c.not_after <= requested_not_after
+            and (c.not_after <= requested_not_after or self.overrides.departs(ACCEPTANCE_WITHIN_DEADLINE))
         )
         if not expected:
             return None, "the acceptance does not match the prepare"
@@ -322,7 +327,8 @@ class OldHubSide(Side):
 
     async def tick(self, now: int) -> None:
         """The old hub's timers: abort at not_after, the cut-over once the begin is delivered, the handoff
-        (and its retries), the abort message."""
+        (and its retries until one is accepted, EXT-HUBXFER-HANDOFF-RETRY-IDENTICAL), the abort message (only
+        for a transfer it aborted)."""
         for room_id, room in list(self.p.hub_rooms.items()):
             transfer = room.transfer
             if transfer is None:
@@ -345,6 +351,9 @@ class OldHubSide(Side):
         return int(row[0] or 0)
 
     def _room_items(self, room_id: str, states: tuple[str, ...], *, after: int = 0, upto: int | None = None):
+        """The room's /notify rows in the outbox (id, destination, body) in those states, in order: what the begin
+        watermark waits for (EXT-HUBXFER-CUTOVER-AFTER-DELIVERY) and the handoff's undelivered backlog
+        (EXT-HUBXFER-HANDOFF-SENT, EXT-HUBXFER-HANDOFF-CONTENT)."""
         key = json.dumps({"roomId": room_id}, sort_keys=True)
         marks = ",".join("?" for _ in states)
         return self.p.state.store.conn.execute(

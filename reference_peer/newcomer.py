@@ -34,6 +34,11 @@ HUB_SENDER_NAMES_HUB = step(
     summary="a newcomer accepts a GroupInfoResponse only if its hub_sender key is that of the external_senders "
     "entry whose credential names the hub that served it (not any entry's)")
 
+HOP_LIMIT = step(
+    "transfer.newcomer.hop-limit", "EXT-HUBXFER-NEWCOMER-DISCOVERY",
+    summary="a newcomer follows at most 8 HubRedirects, then takes the last answer (section 13: 'follows the chain "
+    "for at most 8 hops')")
+
 RETRIES_NEW_HUB_503 = step(
     "transfer.newcomer.retries-503", "EXT-HUBXFER-FOLLOWER-503-RETRY",
     summary="a newcomer whose groupInfo the located hub answers 503 (a new hub before its handoff) retries it, "
@@ -64,7 +69,8 @@ async def fetch_group_info(provider, room_id: str, body: bytes):
     deadline = time.monotonic() + RETRY_503_SECONDS
     while True:
         reply = await provider._call(provider.authority(located.hub), "groupInfo", room_id, body)  # noqa: SLF001
-        if reply.status == 421 and located.hops < MAX_HOPS and not provider.overrides.departs(FOLLOWS_REDIRECT):
+        if reply.status == 421 and (located.hops < MAX_HOPS or provider.overrides.departs(HOP_LIMIT)) \
+                and not provider.overrides.departs(FOLLOWS_REDIRECT):
             redirect = read_hub_redirect(reply.headers.get("content-type"), reply.body, room_id)
             target = domain_of_uri(bytes(redirect.hub.uri)) if redirect is not None else None
             if target is not None and target != located.hub and not provider.is_local_domain(target):

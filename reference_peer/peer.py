@@ -220,6 +220,12 @@ ACCEPT_TARGET_NOTIFY = step("follower.notify.accept-transfer-target", "EXT-HUBXF
 UNKNOWN_ROOM_WELCOME_ONLY = step("follower.notify.unknown-room-welcome-only", "EXT-HUBXFER-FOLLOWER-STALE-NOTIFY",
                                  summary="for a room it holds no state of, a /notify from a provider other than "
                                          "the room ID's authority is taken only if it carries a Welcome")
+NEWCOMER_WELCOME_FROM_ANY_HUB = step(
+    "follower.notify.newcomer-welcome-from-moved-hub", "EXT-HUBXFER-FOLLOWER-ACCEPT-TARGET",
+    summary="with no local client's mimi_hub component for a room, /notify is taken from a provider other than the "
+            "room ID's authority too: a Welcome for a room held in no state, and the new hub's of a room this "
+            "provider moved away (extension 6.2 'the add can be retried after the cut-over', 7, 13); a hook may "
+            "refuse it by raising")
 TARGET_ONLY_WHILE_ACCEPTED = step("transfer.target.target-only-while-accepted", "EXT-HUBXFER-TARGET-EXPIRES",
                                   summary="a target keeps the room's public state and delivers nothing only while "
                                           "the transfer is accepted: once discarded it takes the room's /notify "
@@ -342,7 +348,9 @@ class PeerBook:
         self._static[normalize_peer_key(domain)] = authority
 
     def route(self, domain: str) -> str | None:
-        """The configured ``host[:port]`` for ``domain``, or None when no entry covers it."""
+        """The configured ``host[:port]`` for ``domain``, or None when no entry covers it. Every request the
+        provider sends is routed here, a new hub's fan-out of a room it took over included
+        (EXT-HUBXFER-NEWHUB-SERVES: the follower's submitMessage is sequenced and delivered)."""
         self._reload()
         domain = normalize_domain(domain)
         _, dot, zone = domain.partition(".")
@@ -593,6 +601,8 @@ class ReferenceProvider:
         return domain is not None and domain.lower() in self.domains
 
     async def _deliver_item(self, item: OutboxItem) -> DeliveryResult:
+        """Send one queued request: the hub's fan-out reaches every provider with active participants
+        (PROTO-FANOUT-TO-ACTIVE-PROVIDERS); only the suite's withhold knob holds a /notify back."""
         value = next(iter(item.path_vars.values()))
         if self.transfers is not None and item.endpoint == "notify" and item.destination in self.transfers.withhold_notify_to:
             return DeliveryResult(None, retry_after=0.2, error="withheld (the suite's hub-transfer knob)")
@@ -812,7 +822,8 @@ class ReferenceProvider:
         return self.transfers.room_gate(room_id) if self.transfers is not None else None
 
     def _room_now(self, room: HubRoom) -> int:
-        """The acceptance time: never below a handoff's last_accepted_timestamp (hub transfer)."""
+        """The acceptance time of what the hub accepts: never below a handoff's last_accepted_timestamp (hub
+        transfer), the new hub serving the room it took over (EXT-HUBXFER-NEWHUB-SERVES)."""
         now = max(now_ms(), room.min_timestamp)
         if room.min_timestamp and (other := self.overrides.hook(STAMP_NOT_BEFORE_HANDOFF, now_ms())) is not None:
             now = other
@@ -970,7 +981,8 @@ class ReferenceProvider:
 
     async def fetch_key_material(self, room_id: str, target: str, body: bytes) -> tuple[int, bytes]:
         """The hub asks the target's provider (PROTO-KEYMAT-HUB-RELAY) and records KeyPackageRef ->
-        provider for the Welcome routing (PROTO-KEYMAT-KPREF-HUB-PROVIDER)."""
+        provider for the Welcome routing (PROTO-KEYMAT-KPREF-HUB-PROVIDER), which a hub transfer's handoff
+        hands over as its routes (EXT-HUBXFER-HANDOFF-CONTENT)."""
         target_domain = _provider_domain(target)
         if target_domain is None:
             raise MimiHTTPError(404, "not-relayable", f"{target!r} names no provider domain")
@@ -1106,6 +1118,9 @@ class ReferenceProvider:
         if data is None:
             if domain_of_uri(room_id) == peer_domain:
                 return True
+            # Without a local client's component the room's hub may still be another provider than the ID's
+            # authority: a moved room's new hub (EXT-HUBXFER-FOLLOWER-ACCEPT-TARGET). A hook that refuses it raises.
+            self.overrides.hook(NEWCOMER_WELCOME_FROM_ANY_HUB, self, room_id, peer_domain, body)
             room = self.hub_rooms.get(room_id)
             if room is not None and room.moved is not None:
                 return peer_domain == domain_of_uri(bytes(room.moved.hub.uri))

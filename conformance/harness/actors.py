@@ -349,7 +349,10 @@ class Party:
                       refuse_handoffs: dict[str, int] | None = None,
                       lacking_hub_component: list[str] | None = None,
                       inflate_redirect_generation: int | None = None,
-                      hold_prepares: bool | None = None, acceptance_new_hub: str | None = None) -> None:
+                      hold_prepares: bool | None = None, acceptance_new_hub: str | None = None,
+                      retry_503_seconds: int | None = None, redirect_rooms: dict[str, str] | None = None,
+                      refuse_handoff_codes: dict[str, list[str]] | None = None,
+                      acceptance_late_ms: int | None = None) -> None:
         """Which transfer commits a reference peer's initiating client makes by itself (begin, cutover,
         abort), whether it holds its handoffs back, and to which domains it withholds its /notify (kept
         pending, in order, until released with ``[]``): to hold a window open, watch a new hub before
@@ -361,7 +364,13 @@ class Party:
         ``hold_prepares`` makes the prepares it receives as target wait unprocessed (at most 15 s) until cleared
         (``hub_transfer_state()["heldPrepares"]`` lists the rooms whose prepare waits); ``acceptance_new_hub`` (a
         domain, ``""`` to clear) makes the acceptances it returns as target name that provider as new_hub (still
-        signed with its own new_hub_sender)."""
+        signed with its own new_hub_sender); ``retry_503_seconds`` (1 to 30) sets the Retry-After it answers as new
+        hub between the cut-over and the handoff (section 6.4; 1 unless set); ``redirect_rooms`` (room -> domain,
+        ``{}`` to clear) makes it answer every room request for those rooms 421 with a HubRedirect naming that
+        domain, whatever it holds (two peers naming each other make a redirect loop); ``refuse_handoff_codes`` (room
+        -> HubTransferCode names, ``{}`` to clear) answers the next handoffs for a room, once ``refuse_handoffs`` is
+        spent, HTTP 200 with those refusal codes in order; ``acceptance_late_ms`` (0 to clear) makes the acceptances it
+        returns as target carry a not_after that much past the prepare's requested_not_after (re-signed)."""
         body: dict[str, Any] = {}
         if autocommit is not None:
             body["autocommit"] = autocommit
@@ -379,6 +388,14 @@ class Party:
             body["holdPrepares"] = hold_prepares
         if acceptance_new_hub is not None:
             body["acceptanceNewHub"] = acceptance_new_hub or None
+        if retry_503_seconds is not None:
+            body["retry503Seconds"] = retry_503_seconds
+        if redirect_rooms is not None:
+            body["redirectRooms"] = redirect_rooms
+        if refuse_handoff_codes is not None:
+            body["refuseHandoffCodes"] = refuse_handoff_codes
+        if acceptance_late_ms is not None:
+            body["acceptanceLateMs"] = acceptance_late_ms
         self._introspect_post("hub-transfer", body)
 
     def member_state(self, room: str, client: str) -> Any:

@@ -43,6 +43,7 @@ HUB_ENDPOINTS = "PROTO-DIRECTORY-HUB-ENDPOINTS"
 FOLLOWER_ENDPOINTS = "PROTO-DIRECTORY-FOLLOWER-ENDPOINTS"
 EXACT_MATCH = "PROTO-IDQUERY-EXACT-MATCH-TYPES"
 PARTIALNAME = "PROTO-IDQUERY-PARTIALNAME"
+WHOLEPROFILE = "PROTO-IDQUERY-WHOLEPROFILE"
 AND_SEMANTICS = "PROTO-IDQUERY-AND-SEMANTICS"
 STATUS_CODES = "PROTO-IDQUERY-STATUS-CODES"
 SEARCH_POLICY = "PROTO-IDQUERY-SEARCH-POLICY"
@@ -385,7 +386,7 @@ def test_identifier_query_vcard_fn_matches_exactly(sut, sut_party, mimi, names, 
 @pytest.mark.operations("createUser")
 def test_identifier_query_vcard_property_matches_only_that_property(sut, sut_party, mimi, names, recorder):
     """A vcardField search for ORG finds the one user whose ORG is the value; a user's full name (the
-    name claim) or nickname searched as ORG finds nobody, as that user has no ORG.
+    name claim), nickname or phone number searched as ORG finds nobody, as that user has no ORG.
 
     -06 §5.8: "vcardField means that the query string exactly matches the specified vCard property
     listed in the vCard Properties IANA registry" (ORG: RFC 6350 §6.6.4; the full name is FN, §6.2.1, a
@@ -395,18 +396,19 @@ def test_identifier_query_vcard_property_matches_only_that_property(sut, sut_par
     orged, _ = _searchable_user(sut_party, names, "org", vcard={"ORG": org})
     full = f"{names('Full').replace('-', '')} Lee"
     nick = names("Orgnick").replace("-", "")
-    _searchable_user(sut_party, names, "named", names={"name": full}, nicks=[nick])
+    phone = f"+4420{int.from_bytes(nick.encode(), 'big') % 10**7:07d}"
+    _searchable_user(sut_party, names, "named", names={"name": full}, nicks=[nick], phones=[phone])
     _, found = _query(mimi, sut, recorder, _element(T.vcardField, org, "ORG"), requirement=EXACT_MATCH)
     _expect_success(found, {orged.uri}, f"a vcardField ORG search for {org!r}", EXACT_MATCH)
     answers = []
-    for value, what in ((full, "the full name"), (nick, "the nickname")):
+    for value, what in ((full, "the full name"), (nick, "the nickname"), (phone, "the phone number")):
         _, other = _query(mimi, sut, recorder, _element(T.vcardField, value, "ORG"), requirement=EXACT_MATCH)
         if other.responseCode not in REFUSALS:  # a refused search finds nobody either
             _expect_not_found(other, f"a vcardField ORG search for {value!r}, {what} of a user who has no ORG",
                               EXACT_MATCH)
         answers.append(f"{what} {value!r} ({other.responseCode.name})")
     observed(EXACT_MATCH, f"vcardField ORG={org!r} found the one user with that ORG; searched as ORG, "
-             f"{' and '.join(answers)} of a user without ORG found nobody")
+             f"{', '.join(answers)} of a user without ORG found nobody")
 
 
 @pytest.mark.feature("identifierQuery")
@@ -512,6 +514,39 @@ def test_identifier_query_partial_name_is_a_caseless_substring(sut, sut_party, m
                       PARTIALNAME)
     observed(PARTIALNAME, f"partialName {needle!r} found the user named {family!r}; {foreign!r} found nobody "
              f"({other.responseCode.name})")
+
+
+@pytest.mark.feature("identifierQuery")
+@pytest.mark.requirements(WHOLEPROFILE)
+@pytest.mark.operations("createUser")
+def test_identifier_query_whole_profile_is_a_substring_of_any_field(sut, sut_party, mimi, names, recorder):
+    """A user's exact handle together with wholeProfile for a substring of the user's email finds the
+    user; the same handle together with wholeProfile for a string that no field of the profile holds
+    finds nobody.
+
+    -06 §5.8: "wholeProfile means that the query string matches a substring of any searchable field in
+    a user's profile" and "Each request can contain multiple query elements, which all have to match for
+    the request to match (AND semantics)". The handle element keeps the answer to this one user, so
+    the other users of the SUT never make it ambiguous by their number. A SUT may not offer
+    wholeProfile (forbidden, unsupportedField) or may want exact fields (ambiguous): either makes the
+    check NOT_APPLICABLE. The substring keeps the email's letter case (-06 says only "substring")."""
+    token = names("Wp").replace("-", "")
+    email = f"{token}Qz@mail.example"
+    user, handle = _searchable_user(sut_party, names, "whole", emails=[email])
+    needle = email[1:len(token) + 2]
+    absent = f"{token}Xk9"
+    _, found = _query(mimi, sut, recorder, _element(T.handle, handle), _element(T.wholeProfile, needle),
+                      requirement=WHOLEPROFILE)
+    if found.responseCode == IdentifierQueryCode.ambiguous and not found.uri:
+        not_applicable(f"the SUT answers a wholeProfile search ambiguous (it wants exact fields): {needle!r}")
+    _expect_success(found, {user.uri}, f"handle {handle!r} AND wholeProfile {needle!r} (email {email!r})",
+                    WHOLEPROFILE)
+    _, other = _query(mimi, sut, recorder, _element(T.handle, handle), _element(T.wholeProfile, absent),
+                      requirement=WHOLEPROFILE)
+    _expect_not_found(other, f"handle {handle!r} AND wholeProfile {absent!r}, a string in no field of the profile",
+                      WHOLEPROFILE)
+    observed(WHOLEPROFILE, f"wholeProfile {needle!r} (in the email) found the user beside its handle; {absent!r} "
+             f"(in no field) found nobody ({other.responseCode.name})")
 
 
 @pytest.mark.feature("identifierQuery")

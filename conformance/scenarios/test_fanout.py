@@ -15,6 +15,7 @@ and a retry has no deadline, so a slow one is awaited, bounded (allowed variant 
 
 from __future__ import annotations
 
+import email.utils
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -538,6 +539,44 @@ def test_retry_waits_for_retry_after(cast, poll_until, recorder):
             fail(f"a /notify refused with 503 was never delivered: {undelivered}", requirement=RETRY)
     finally:
         cast.follower.refuse_notifies([])  # refusals left unused must not hit the next check
+    first, retries = _refused_notify_and_its_retries(cast, mark)
+    waited = retries[0].time - first.time
+    expect(RETRY_AFTER, waited >= 0.95, f"the retry came {waited:.2f} s after a 503 with Retry-After: 1",
+           evidence=f"the retry came {waited:.2f} s after a 503 with Retry-After: 1")
+
+
+@pytest.mark.requirements(RETRY_AFTER, RETRY)
+@as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
+def test_retry_waits_for_an_http_date_retry_after(cast, poll_until, recorder):
+    """A hub retrying a /notify refused with a Retry-After in its HTTP-date form (RFC 9110 §10.2.3:
+    "Retry-After = HTTP-date / delay-seconds") waits until that date: -06 §5.5 asks it to retry "respecting
+    any guidance provided by the server in HTTP header fields such as Retry-After". The date is three
+    seconds ahead, truncated to the second, so the retry is due at least two seconds after the refusal."""
+    room, alice, (bob,) = _sut_hub_room(cast)
+    mark = cast.follower.traffic_mark()
+    when = time.time() + 3
+    date = email.utils.formatdate(when, usegmt=True)
+    due = int(when) - 0.05  # the date has whole seconds
+    cast.follower.refuse_notifies([503], retry_after=date)
+    text = b"after a dated pause " + room.encode()
+    try:
+        cast.hub.send_ok(room, alice.client, text)
+        undelivered = _await_retried_delivery(cast, bob, text, room, mark, recorder)
+        if undelivered is not None:
+            fail(f"a /notify refused with 503 and Retry-After: {date} was never delivered: {undelivered}",
+                 requirement=RETRY)
+    finally:
+        cast.follower.refuse_notifies([])  # refusals left unused must not hit the next check
+    first, retries = _refused_notify_and_its_retries(cast, mark)
+    early = retries[0].time - due
+    expect(RETRY_AFTER, early >= 0, f"the retry came {-early:.2f} s before the Retry-After date {date}",
+           evidence=f"the retry came after the Retry-After date {date} ({early:.2f} s after)")
+
+
+def _refused_notify_and_its_retries(cast, mark):
+    """The first /notify the reference follower answered 503 after ``mark`` and the same request sent again
+    (PROTO-FANOUT-RETRY-NON-201: judged here; at least one resend)."""
     notifies = cast.follower.traffic(mark, endpoint="notify", direction="in")
     refused = [t for t in notifies if t.status == 503]
     if not refused:
@@ -546,9 +585,7 @@ def test_retry_waits_for_retry_after(cast, poll_until, recorder):
     retries = [t for t in notifies if t.seq > first.seq and t.request == first.request]
     expect(RETRY, retries, f"the /notify #{first.seq} answered 503 was not sent again",
            evidence=f"the /notify #{first.seq} answered 503 was sent again")
-    waited = retries[0].time - first.time
-    expect(RETRY_AFTER, waited >= 0.95, f"the retry came {waited:.2f} s after a 503 with Retry-After: 1",
-           evidence=f"the retry came {waited:.2f} s after a 503 with Retry-After: 1")
+    return first, retries
 
 
 # -- SUT as follower -------------------------------------------------------------------------------

@@ -79,8 +79,9 @@ def test_kick_needs_can_kick(cast, sut, ref_follower, mimi_as, names, poll_until
     Refused, each judged by effect (nothing applied or fanned out, carol keeps her client): bob's Remove
     proposal of carol's client; bob's commit of the same Remove; an external commit by bob's new client (his
     role holds canAddOwnClient) that also removes carol's client (RFC 9420 §12.4.3.2 allows an external commit
-    to remove only an old version of the joiner itself). Accepted: dave's commit of the same Remove, after
-    which carol is still listed with her role (the "without changing the Participant List" half)."""
+    to remove only an old version of the joiner itself). Accepted: dave's (canKick) proposal of the same Remove
+    (the capability is to "propose removal"), then his commit of it, after which carol is still listed with her
+    role (the "without changing the Participant List" half)."""
     room, alice = _policy_room(cast, {"roles": _roles()})
     dave = ref_follower.create_user("dave")
     bob = ref_follower.create_user("bob")
@@ -135,19 +136,24 @@ def test_kick_needs_can_kick(cast, sut, ref_follower, mimi_as, names, poll_until
     if said is None:
         return
     evidence.append(said)
-    # 4. accepted within the rule: dave (admin, canKick) commits the same Remove
+    # 4. accepted within the rule: dave (admin, canKick) proposes the same Remove, then commits it
     dave_state = _synced_state(ref_follower, cast.hub, room, dave.client, poll_until)
-    out = dave_state.commit([remove_proposal(dave_state.leaves_of_user(carol.uri.encode())[0])])
-    recorder.note("dave (admin, canKick) commits the Remove of carol's client")
+    body = dave_state.proposals_request([remove_proposal(dave_state.leaves_of_user(carol.uri.encode())[0])])
+    recorder.note("dave (admin, canKick) proposes the Remove of carol's client")
+    _accepted(KICK, sut, mimi_as, recorder, room, body, "a Remove proposal of carol's client by dave, an admin whose "
+              "role holds canKick (\"the holder of this capability can propose removal of another participant's "
+              "clients\")")
+    out = dave_state.commit([])  # his cached proposal, by reference
+    recorder.note("dave commits his Remove proposal of carol's client")
     _accepted(KICK, sut, mimi_as, recorder, room, out.request, "a commit by dave, an admin whose role holds "
-              "canKick, removing carol's client")
+              "canKick, of his proposal removing carol's client")
     with setting_up("the room's participant list after dave's kick"):
         listed = cast.hub.participants(room)
     entry = listed.get(carol.uri)
     if entry is None or entry.get("role") != MEMBER:
         fail(f"the hub accepted dave's kick of carol's client but no longer lists carol as a member: {entry}",
              requirement=KICK)
-    observed(KICK, "the hub " + "; ".join(evidence) + f"; it accepted dave's (canKick) commit removing carol's "
+    observed(KICK, "the hub " + "; ".join(evidence) + f"; it accepted dave's (canKick) proposal and commit removing carol's "
                    f"client, and carol stays listed with role {MEMBER}")
 
 

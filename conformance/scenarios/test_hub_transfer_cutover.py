@@ -25,11 +25,12 @@ from conformance.scenarios.hub_transfer_support import transfer_settings
 from conformance.scenarios.notify_bodies import ambiguous_if_read_otherwise, read_fanouts
 from conformance.scenarios.refusals import update_answer
 from conformance.verdicts import HarnessError, blocked, fail, judging, miss, not_applicable, observed
-from reference_peer.mls import app_data_update_proposal, cipher_suite, remove_proposal
+from reference_peer.mls import MLSError, app_data_update_proposal, cipher_suite, remove_proposal
 from reference_peer.mls.hub import HubView
 from reference_peer.mls.leaf import key_package_ref
 from reference_peer.mls.tree import RatchetTree
 from reference_peer.room import participants as plist_mod
+from reference_peer.room.follower import SimulatedClient
 from reference_peer.room.naming import domain_of_uri, user_of_credential
 from reference_peer.room.transfer import provider_uri, sender_domain
 from reference_peer.wire.codec import DecodeError, EncodeError
@@ -47,7 +48,7 @@ from reference_peer.wire.hub_transfer import (
     sign_hub_transfer_request,
     verify_hub_handoff,
 )
-from reference_peer.wire.identity import IdentifierUri
+from reference_peer.wire.identity import IdentifierUri, MimiUri
 from reference_peer.wire.mimi import (
     COMPONENT_PARTICIPANT_LIST,
     FanoutMessage,
@@ -424,10 +425,11 @@ def _cached_cutover(member, room: str) -> bytes | None:
 @pytest.mark.feature(FEATURE)
 @pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom")
 def test_cutover_commit_must_include_the_pending_removal(sut, sut_party, ref_hub, ref_follower, mimi_as, poll_until,
-                                                         recorder):
+                                                         recorder, names):
     """Dave (reference follower, admin) starts the transfer and holds the cut-over commit back; with the
     cut-over proposal pending he proposes Erin's removal. The SUT refuses a cut-over commit omitting that
-    removal and accepts one including it; the handoff's cut-over epoch no longer has Erin."""
+    removal, and an external commit (a new client of dave), and accepts one including it; the handoff's cut-over
+    epoch no longer has Erin."""
     settings = transfer_settings(sut, "old-hub")
     room, _alice, (dave, erin, wendy) = _sut_room(sut_party, ref_follower, "dave", "erin", "wendy", admins=("dave",))
     hub_mark = ref_hub.traffic_mark()
@@ -461,6 +463,19 @@ def test_cutover_commit_must_include_the_pending_removal(sut, sut_party, ref_hub
             fail("the SUT accepted a cut-over commit that omits the proposals removing erin, pending at the hub in "
                  "that epoch", requirement=INCLUDES_PENDING)
         dave_state.commit_refused()
+        # §6.3: "A refuses an external commit while the cut-over proposal is pending, because an external commit
+        # could not include it": a new client of dave joins from the GroupInfo dave's client signs.
+        joiner = SimulatedClient(ref_follower.domain, MimiUri.parse(dave.uri).name, names("device"))
+        try:
+            external = joiner.join_external(dave_state.group.group_info(ratchet_tree=True), None)
+        except (MLSError, ValueError) as exc:
+            raise HarnessError(f"the suite could not build the external commit of dave's new client: {exc}") from None
+        response = _post_update(mimi_as, sut, room, external)
+        recorder.note(f"external commit of dave's new client with the cut-over pending: {response.responseCode.name} "
+                      f"{response.errorDescription!r}")
+        if response.responseCode == UpdateResponseCode.success:
+            fail("the SUT accepted an external commit (a new client of dave) while its cut-over proposal was pending; "
+                 "an external commit cannot include it", requirement=INCLUDES_PENDING)
         including = dave_state.commit(include_cached=True)
         response = _post_update(mimi_as, sut, room, including.request)
         recorder.note(f"cut-over commit including every pending proposal: {response.responseCode.name}")
@@ -616,8 +631,8 @@ def test_in_flight_messages_are_handed_over_once(sut, sut_party, ref_hub, ref_fo
     """The target answers the begin proposals 503 (Retry-After 2): while the SUT waits for it, the
     follower refuses the next /notify (Retry-After 4), and Alice (SUT) and Bob (follower) send a message
     each. The cut-over then leaves those two, the cut-over proposal and the cut-over commit undelivered to
-    the follower: the handoff (refused once, so the SUT retries it byte for byte) carries exactly them,
-    the reference hub delivers them, Carol (follower) gets every message once, and the SUT sends no
+    the follower: the handoff (answered 503, then refused wrongEpoch, so the SUT retries it byte for byte)
+    carries exactly them, the reference hub delivers them, Carol (follower) gets every message once, and the SUT sends no
     /notify for the room after the handoff and no mimi_hub proposal after the cut-over."""
     transfer_settings(sut, "old-hub")
     domain = sut.primary_domain
@@ -633,7 +648,9 @@ def test_in_flight_messages_are_handed_over_once(sut, sut_party, ref_hub, ref_fo
     marks = (ref_hub.traffic_mark(), ref_follower.traffic_mark())
     m1, m2 = b"m1 from alice in the window " + room.encode(), b"m2 from bob in the window " + room.encode()
     ref_hub.refuse_notifies([503], retry_after=str(LATE_201))
-    ref_hub.hold_transfer(refuse_handoffs={room: 1})
+    # The first handoff is answered 503, the second refused in the body (wrongEpoch): either is a handoff that
+    # failed, which the old hub retries (§11: "If the handoff fails, A retries it (byte-identical)").
+    ref_hub.hold_transfer(refuse_handoffs={room: 1}, refuse_handoff_codes={room: ["wrongEpoch"]})
     try:
         started = _start(sut_party, room, alice)
         try:
@@ -661,16 +678,19 @@ def test_in_flight_messages_are_handed_over_once(sut, sut_party, ref_hub, ref_fo
             fail(f"after the cut-over the SUT sent no handoff to the new hub: {exc}", requirement=HANDOFF_SENT)
         observed(HANDOFF_SENT, f"the SUT sent {HUB} a handoff for the room after the cut-over")
         try:
+            # §11 names no backoff schedule ("retries it [...] with backoff"): two retries get a minute.
             poll_until(lambda: any(_accepted(a) for a in _handoff_attempts(ref_hub, marks[0], room, domain)),
-                       what="the SUT to retry the handoff the reference hub answered 503, and the retry accepted")
+                       timeout=60, what="the SUT to retry the handoff the reference hub answered 503, then refused wrongEpoch, "
+                       "and the retry accepted")
         except PollTimeout as exc:
             attempts = _handoff_attempts(ref_hub, marks[0], room, domain)
-            fail(f"the handoff was never accepted after the reference hub refused it once (503): {len(attempts)} "
-                 f"attempt(s), answered {[a.status for a in attempts]}: {exc}", requirement=RETRY_IDENTICAL)
+            fail(f"the handoff was never accepted after the reference hub answered it 503, then refused it wrongEpoch "
+                 f"in the body: {len(attempts)} attempt(s), answered {[a.status for a in attempts]}: {exc}",
+                 requirement=RETRY_IDENTICAL)
     finally:  # knobs and refusals left unused must not hit the next check
         ref_follower.refuse_notifies([])
         ref_hub.refuse_notifies([])
-        ref_hub.hold_transfer(refuse_handoffs={})
+        ref_hub.hold_transfer(refuse_handoffs={}, refuse_handoff_codes={})
 
     # Each requirement below is judged on its own (miss() goes on) unless a later one needs what it saw.
     attempts = _handoff_attempts(ref_hub, marks[0], room, domain)

@@ -88,7 +88,8 @@ def transfer_knobs(ref_hub, ref_follower):
         yield
     finally:
         for party in (ref_hub, ref_follower):
-            party.hold_transfer(autocommit=ALL_COMMITS, hold_handoff=False, withhold_notify_to=[])
+            party.hold_transfer(autocommit=ALL_COMMITS, hold_handoff=False, withhold_notify_to=[],
+                                retry_503_seconds=HubTransferSettings().retry_503_seconds)
 
 
 def _authority(sut) -> str:
@@ -601,7 +602,10 @@ def test_follower_retries_after_the_new_hubs_503(sut, sut_party, ref_hub, ref_fo
     """Before the handoff the new hub answers the SUT's submitMessage 503 with Retry-After; the SUT sends it
     again no sooner than that and it is accepted once the new hub serves."""
     transfer_settings(sut, "follower")
-    retry_after = HubTransferSettings().retry_503_seconds  # the suite's reference new hub's Retry-After
+    # The suite's new hub answers Retry-After: 2 here, not its default 1, so a retry after a fixed second (a
+    # follower ignoring the header) comes too soon; transfer_knobs puts it back.
+    retry_after = 2 * HubTransferSettings().retry_503_seconds
+    ref_follower.hold_transfer(retry_503_seconds=retry_after)
     room, creator, sam = _room(ref_hub, sut_party)
     ref_hub.hold_transfer(hold_handoff=True)
     _start(ref_hub, room, creator)
@@ -709,6 +713,71 @@ def test_fanout_message_from_both_hubs_is_delivered_once(sut, sut_party, ref_hub
     expect(DEDUP, count == 1,
            f"after both hubs delivered the same FanoutMessage the SUT's client lists it {count} times",
            evidence="the new hub's repeat of the old hub's FanoutMessage answered 201, delivered once")
+
+
+def _epoch_of(message) -> int | None:
+    """The room epoch a FanoutMessage's message was sent in (None: a Welcome)."""
+    msg = message.message
+    if msg.private_message is not None:
+        return msg.private_message.epoch
+    if msg.public_message is not None:
+        return msg.public_message.content.epoch
+    return None
+
+
+@pytest.mark.requirements(DEDUP)
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("follower")
+@pytest.mark.operations("createUser", "getRoom")
+def test_old_hub_repeat_of_a_cutover_epoch_message_is_answered_201(sut, sut_party, ref_hub, ref_follower, mimi_as,
+                                                                   poll_until, recorder):
+    """After the handoff the new hub delivers the SUT a FanoutMessage of the cut-over epoch E_c (its own proposal
+    removing the old hub from external_senders); the old hub then sends the same FanoutMessage again in its own
+    /notify: the SUT answers 201. So it does when the old hub repeats, after the cut-over, the Welcome it delivered
+    before the transfer (a FanoutMessage with no room epoch).
+
+    hub-transfer.md §7: "After the cut-over, it accepts /notify from B and, for FanoutMessages of epochs up to and
+    including E_c, from A"; §9 (EXT-HUBXFER-FOLLOWER-DEDUP): a follower "MUST answer such a /notify with 201"
+    when the FanoutMessage is byte-identical to one it already received from either hub of the transfer."""
+    transfer_settings(sut, "follower")
+    old_mark = ref_hub.traffic_mark()
+    room, creator, sam = _room(ref_hub, sut_party)
+    welcomes = [m for t in ref_hub.traffic(old_mark, endpoint="notify", direction="out", peer=sut_party.domain)
+                if t.value == room and t.status == 201
+                for m in decode_fanout_sequence_tolerant(t.request, scope=MLS10).value if _epoch_of(m) is None]
+    mark = ref_follower.traffic_mark()
+    cutover = _move(ref_hub, ref_follower, room, creator, poll_until)
+    sut_party.wait_epoch(room, cutover, what="the SUT to process the cut-over commit")
+
+    def of_cutover_epoch() -> list:
+        found = []
+        for t in ref_follower.traffic(mark, endpoint="notify", direction="out", peer=sut_party.domain):
+            if t.value == room and t.status == 201:
+                found += [m for m in decode_fanout_sequence_tolerant(t.request, scope=MLS10).value
+                          if _epoch_of(m) == cutover]
+        return found
+
+    try:
+        message = poll_until(of_cutover_epoch, timeout=15,
+                             what=f"a FanoutMessage of the cut-over epoch {cutover} delivered by {NEW_HUB}")[0]
+    except PollTimeout as exc:
+        raise HarnessError(f"{NEW_HUB} delivered the SUT no FanoutMessage of the cut-over epoch: {exc}") from None
+    status = _notify_as(mimi_as, sut, OLD_HUB, room, message.encode())
+    recorder.note(f"{OLD_HUB} (the old hub) repeats {NEW_HUB}'s FanoutMessage of epoch {cutover} (E_c): HTTP {status}")
+    if status != 201:
+        fail(f"the SUT answered HTTP {status}, not 201, to the old hub's /notify repeating a FanoutMessage of the "
+             f"cut-over epoch {cutover} that the new hub had delivered", requirement=DEDUP)
+    if not welcomes:
+        raise HarnessError(f"{OLD_HUB}'s traffic shows no Welcome it delivered to the SUT for the room")
+    # A Welcome has no room epoch: the old hub's repeat of the one it delivered before the transfer is a
+    # byte-identical FanoutMessage the SUT already received from a hub of the transfer.
+    again = _notify_as(mimi_as, sut, OLD_HUB, room, welcomes[0].encode())
+    recorder.note(f"{OLD_HUB} repeats, after the cut-over, the Welcome it delivered before the transfer: HTTP {again}")
+    expect(DEDUP, again == 201,
+           f"the SUT answered HTTP {again}, not 201, to the old hub's /notify repeating, after the cut-over, the "
+           "Welcome it had delivered before the transfer",
+           evidence=f"the old hub's repeat of the new hub's FanoutMessage of epoch {cutover} (E_c), and of its own "
+           "earlier Welcome, each answered 201")
 
 
 # -- §10 no ReInit (the follower's view) ----------------------------------------------------------

@@ -337,8 +337,8 @@ def _notify_fanouts(party, mark: int, source: str, room: str) -> list[tuple[byte
 @pytest.mark.operations()
 def test_target_refuses_unverified_prepares(world_factory, recorder):
     """The SUT as target refuses a prepare from a provider that is not the room's hub (notHub), one whose
-    signature does not verify with the hub's external_senders entry, and one whose request was signed by a
-    member without canTransferHub; then accepts a valid one (so the refusals are not blanket refusals)."""
+    signature does not verify with the hub's external_senders entry, one signed with a key in no external_senders
+    entry (under the hub's credential), and one whose request was signed by a member without canTransferHub; then accepts a valid one (so the refusals are not blanket refusals)."""
     w = world_factory()
     admin = w.ref_hub.member_state(w.room, w.admin.client)
     bob = w.member("bob")
@@ -371,6 +371,23 @@ def test_target_refuses_unverified_prepares(world_factory, recorder):
     else:
         refused.append(f"bad signature: {answer.code.name}")
 
+    # Signed, and verifying, with a key that is in no external_senders entry (its ExternalSender carries the
+    # hub's own credential): the signature must verify with "an external_senders entry naming that hub".
+    unlisted = w.prepare(good, _random_id())
+    hub_state = w.hub()
+    suite = cipher_suite(hub_state.view.suite.suite_id)
+    priv, pub = suite.generate_signature_key_pair()
+    content = unlisted.prepare.content.replace(
+        old_hub_sender=hub_state.identity.external_sender.replace(signature_key=pub))
+    unlisted = unlisted.replace(prepare=sign_hub_transfer_prepare(suite, priv, content))
+    answer = w.hub_transfer(unlisted, requirement=PREPARE_VERIFY)
+    recorder.note(f"prepare signed with a key in no external_senders entry: {_code(answer)}")
+    if answer.code == HubTransferCode.accepted:
+        miss(PREPARE_VERIFY, "the SUT accepted a prepare whose old_hub_sender key (its signature verifies with it) "
+             "is in no external_senders entry of the room")
+    else:
+        refused.append(f"key in no external_senders entry: {answer.code.name}")
+
     answer = w.hub_transfer(w.prepare(w.request(bob), _random_id()), requirement=PREPARE_VERIFY)
     recorder.note(f"prepare with a request signed by bob (no canTransferHub): {_code(answer)}")
     if answer.code == HubTransferCode.accepted:
@@ -384,7 +401,7 @@ def test_target_refuses_unverified_prepares(world_factory, recorder):
     if answer.code != HubTransferCode.accepted:
         raise HarnessError(f"the SUT did not accept a valid prepare ({_code(answer)}), so its refusals above "
                            "cannot be told from a target that accepts nothing")
-    if len(refused) == 3:
+    if len(refused) == 4:
         observed(PREPARE_VERIFY, "refused: " + "; ".join(refused) + "; a valid prepare accepted")
 
 
@@ -426,6 +443,17 @@ def test_target_acceptance_names_itself_and_replays_are_refused(world_factory, r
         problems.append("the acceptance's signature does not verify with its new_hub_sender key (HubTransferAcceptTBS)")
     if bytes(c.transfer_id) != transfer_id or bytes(c.room_id.uri) != w.room.encode():
         problems.append("the acceptance does not carry the prepare's transfer_id and room_id")
+    asked = prepare.prepare.content
+    if c.generation != asked.request.content.generation + 1 or bytes(c.group_id) != bytes(w.hub().group_id) \
+            or domain_of_uri(bytes(c.old_hub.uri)) != HUB_DOMAIN or c.not_after > asked.requested_not_after:
+        # §5.2: HubTransferAcceptTBS "generation; /* of the begin update: request generation + 1 */", "not_after;
+        # /* <= requested_not_after */"; §4.2 item 3: the content matches "the group ID, [...] generation, A".
+        problems.append(f"the acceptance's generation {c.generation}, group_id, old_hub {bytes(c.old_hub.uri)!r} or "
+                        f"not_after {c.not_after} do not match the prepare (request generation "
+                        f"{asked.request.content.generation} + 1, {HUB_DOMAIN}, at most {asked.requested_not_after})")
+    if domain_of_uri(bytes(c.new_hub.uri)) != w.domain:
+        # §4.2 item 3: a begin is valid only if the acceptance's "content matches [...] A, B": new_hub is B, the target.
+        problems.append(f"the acceptance's new_hub is {bytes(c.new_hub.uri)!r}, not the target {w.domain!r}")
     if problems:
         miss(ACCEPT_SENDER, "; ".join(problems))
     else:
@@ -849,10 +877,24 @@ def _app_data(group_info):
 def test_new_hub_accepts_and_sequences_the_room(world_factory, recorder):
     """After the handoff, the SUT accepts and fans out the room's messages and commits under the unchanged room
     ID (whose authority is hub.ref.test): a follower member's message, the old hub's own user's message, and a
-    commit removing a member."""
+    commit removing a member; and it answers a participant's groupInfo for the room with a GroupInfoResponse of
+    status success (the requirement names "update, submitMessage and groupInfo requests")."""
     w = world_factory(members=("bob", "carol", "dave"))
     _moved(w)
     bob, carol, dave = (w.members[n] for n in ("bob", "carol", "dave"))
+    asking = w.member("bob")
+    _, hpke_pub = cipher_suite(asking.suite_id).generate_hpke_key_pair()
+    reply = w.call("groupInfo", asking.group_info_request(hpke_pub).encode())
+    answered = f"HTTP {reply.status}"
+    if reply.status == 200:
+        try:
+            answered = GroupInfoResponse.decode(reply.body).status.name
+        except Exception as exc:  # noqa: BLE001 - an undecodable answer serves nothing: reported below
+            answered = f"HTTP 200 with no GroupInfoResponse ({type(exc).__name__})"
+    recorder.note(f"bob's groupInfo at the new hub after the handoff: {answered}")
+    if answered != GroupInfoCode.success.name:
+        fail(f"the new hub answered a participant's groupInfo for the room {answered}, not a GroupInfoResponse of "
+             "status success", requirement=NEWHUB_SERVES)
     sent = w.ref_follower.send(w.room, bob.client, b"from bob via the new hub")
     if sent.get("outcome") != "accepted":
         fail(f"the new hub did not accept a participant's message for the room: {sent}", requirement=NEWHUB_SERVES)
@@ -867,8 +909,8 @@ def test_new_hub_accepts_and_sequences_the_room(world_factory, recorder):
         fail(f"the new hub did not accept a valid commit for the room: {removed}", requirement=NEWHUB_SERVES)
     w.poll(lambda: dave.uri not in w.ref_follower.participants(w.room),
            what="the removal to reach the follower through the new hub")
-    observed(NEWHUB_SERVES, "after the handoff: a follower member's message, the old hub's user's message and a "
-             "removal commit accepted and fanned out")
+    observed(NEWHUB_SERVES, "after the handoff: a participant's groupInfo answered success; a follower member's "
+             "message, the old hub's user's message and a removal commit accepted and fanned out")
 
 
 # A well-formed URI that is not -06's provider form (mimi://<domain>), naming no MIMI provider.

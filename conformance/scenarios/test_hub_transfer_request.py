@@ -748,6 +748,62 @@ def test_acceptance_naming_another_new_hub_begins_nothing(sut, sut_party, ref_fo
     ambiguous_if_read_otherwise(CONSENT_FIRST, "whether the SUT fanned out proposals on the misnamed acceptance")
 
 
+LATE_MS = 60_000  # how far past the prepare's requested_not_after the reference target's acceptance reaches
+
+
+@pytest.mark.feature("hubTransfer")
+@pytest.mark.role("hub")
+@pytest.mark.requirements(CONSENT_FIRST)
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
+def test_acceptance_past_the_requested_deadline_begins_nothing(sut, sut_party, ref_follower, ref_hub, mimi_as,
+                                                               poll_until, recorder):
+    """A follower admin's valid request to move the room to hub.ref.test; the reference target answers the
+    prepare accepted, with an acceptance signed with its own new_hub_sender whose not_after is a minute later than
+    the prepare's requested_not_after. That is no acceptance of this prepare: the SUT must not answer accepted and
+    must propose nothing.
+
+    hub-transfer.md 5.2: HubTransferAcceptTBS "uint64 not_after; /* <= requested_not_after */"; EXT-HUBXFER-CONSENT-
+    FIRST: "The hub MUST NOT send any proposal of a transfer before it holds a HubTransferAcceptance from the target
+    that verifies." The refusal's code is not judged."""
+    transfer_settings(sut, OLD_HUB)
+    room, admin, users = _room(sut_party, ref_follower, admins=("dave",), members=("witness",))
+    dave = _synced(ref_follower, sut_party, room, users["dave"].client, poll_until)
+    hub_mark, follower_mark = ref_hub.traffic_mark(), ref_follower.traffic_mark()
+    ref_hub.hold_transfer(acceptance_late_ms=LATE_MS)
+    try:
+        answer = _post_request(mimi_as, sut, room, _signed_request(dave, room, HUB_DOMAIN), as_domain=FOLLOWER_DOMAIN,
+                               requirement=CONSENT_FIRST)
+    finally:
+        ref_hub.hold_transfer(acceptance_late_ms=0)
+    recorder.note(f"request to {HUB_DOMAIN} whose acceptance reaches {LATE_MS} ms past the requested deadline: "
+                  f"{answer.code.name}")
+    prepares = [(i, m) for i, m in _prepares_at(ref_hub, room, hub_mark, sut) if m.msg_type == HubTransferMessageType.prepare]
+    if not prepares:
+        blocked(BEGIN, f"the SUT sent the target no prepare for a valid request of an admin holding canTransferHub "
+                f"(answered {answer.code.name}), so it never held the late acceptance")
+    try:
+        given = HubTransferResponse.decode(prepares[0][0].response).acceptance
+    except (DecodeError, EncodeError, TypeError) as exc:
+        raise HarnessError(f"the reference target's answer to the SUT's prepare does not decode: {exc}") from None
+    requested = prepares[0][1].prepare.content.requested_not_after
+    if given is None or given.content.not_after <= requested:
+        raise HarnessError(f"the reference target did not answer the prepare with an acceptance whose not_after is "
+                           f"past the requested {requested}: {given}")
+    if answer.code == HubTransferCode.accepted:
+        fail(f"the hub answered accepted (it began the transfer to {HUB_DOMAIN}) on an acceptance whose not_after "
+             f"{given.content.not_after} is past its prepare's requested_not_after {requested}",
+             requirement=CONSENT_FIRST)
+    _sentinel(sut_party, ref_follower, room, admin, users["witness"], poll_until)
+    proposals = [i.seq for i, m in _fanouts_from(ref_follower, room, follower_mark, sut.primary_domain, CONSENT_FIRST)
+                 if _proposals(m)]
+    if proposals:
+        miss(CONSENT_FIRST, f"the target's acceptance reaches past the requested deadline, yet the SUT fanned out "
+             f"proposals (/notify #{proposals})")
+    observed(CONSENT_FIRST, f"answered {answer.code.name}; no proposal fanned out on an acceptance whose not_after is "
+             "past the prepare's requested_not_after")
+    ambiguous_if_read_otherwise(CONSENT_FIRST, "whether the SUT fanned out proposals on the late acceptance")
+
+
 # -- a complete transfer: begin, fan-out to the target, cut-over -----------------------------------
 
 

@@ -10,8 +10,10 @@ participant-list removal *and* the Remove proposals of his clients; here the adm
 participant-list AppDataUpdate alone (the user's removal; the Removes of his clients may come with the commit),
 and what he then proposes is a participant-list AppDataUpdate removing another member (a change his admin role
 would authorize, but not a removal "for its users") and a Remove of that member's client. Each is refused (any
-refusal, AMB-FAILURE-CODE-STATUS) and not fanned out. A hub that does not take a participant-list removal
-without its Removes as a proposal makes the check NOT_APPLICABLE (the draft does not make it accept one).
+refusal, AMB-FAILURE-CODE-STATUS) and not fanned out. What the sentence leaves him is then accepted: the Remove of
+his own other client, a Remove "for its users" that his role authorizes (canRemoveOwnClient, room-policy-04
+§8.1.2), as a leave with several clients needs. A hub that does not take a participant-list removal without its
+Removes as a proposal makes the check NOT_APPLICABLE (the draft does not make it accept one).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from conformance.scenarios.test_removal import (
     setting_up,
 )
 from conformance.scenarios.test_room_policy_matrix import ADMIN, _add, _policy_room, _roles
-from conformance.verdicts import not_applicable
+from conformance.verdicts import expect, judging, not_applicable
 from reference_peer.mls import app_data_update_proposal, remove_proposal
 from reference_peer.room import participants as plist_mod
 from reference_peer.wire.mimi import COMPONENT_PARTICIPANT_LIST
@@ -55,10 +57,11 @@ def test_user_whose_listed_removal_is_pending_may_not_remove_others(cast, sut, r
     canRemoveParticipant, and an authorized change from member to 0) then proposes a participant-list
     AppDataUpdate removing carol, then a Remove of carol's client: -06 §5.3 makes the hub "prevent it from
     sending any proposals except for Remove and SelfRemove ... proposals for its users", so each is refused and
-    not fanned out."""
+    not fanned out. Bob's proposal of the Remove of his own other client, which the sentence leaves him and his
+    role authorizes (canRemoveOwnClient), is then accepted."""
     room, alice = _policy_room(cast, {"roles": _roles()})
     dave = ref_follower.create_user("dave")
-    bob = ref_follower.create_user("bob")
+    bob = ref_follower.create_user("bob", clients=2)
     carol = ref_follower.create_user("carol")
     _add(cast, room, alice, dave, role=ADMIN)
     _add(cast, room, alice, bob, role=ADMIN)
@@ -86,3 +89,16 @@ def test_user_whose_listed_removal_is_pending_may_not_remove_others(cast, sut, r
           remove_proposal(carol_leaves[0]))),
         proposer=bob_state, witness=dave.client, cast=cast, sut=sut, mimi_as=mimi_as, ref_follower=ref_follower,
         recorder=recorder, room=room, sender=alice)
+    own = [leaf for leaf in bob_state.leaves_of_user(bob.uri.encode()) if leaf != bob_state.group.own_leaf]
+    if not own:
+        not_applicable(f"set-up failed: bob's client does not see his second client in the group of {room}")
+    recorder.note("a Remove proposal of bob's own second client by bob (canRemoveOwnClient) while his listed "
+                  "removal is pending")
+    with judging(ONLY_REMOVE_PROPOSALS):
+        answer = _post_update(mimi_as, sut, room, bob_state.proposals_request([remove_proposal(own[0])]),
+                              ONLY_REMOVE_PROPOSALS)
+    recorder.note(f"the hub answered {answer.label}")
+    expect(ONLY_REMOVE_PROPOSALS, answer.accepted,
+           f"the hub refused ({answer.label}) the Remove of bob's own second client, a Remove proposal for his "
+           "user, which -06 §5.3 leaves a user whose removal is pending and his role (canRemoveOwnClient) authorizes",
+           evidence="it accepted bob's Remove proposal of his own second client")

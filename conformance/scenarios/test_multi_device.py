@@ -14,17 +14,20 @@ import pytest
 
 from conformance.harness.control import ControlProblem
 from conformance.scenarios.roles import as_follower, as_hub
+from conformance.scenarios.test_hub_accepts_valid_changes import judge_creators_add_accepted
 from conformance.scenarios.test_removal import (
+    BLOCK_COMMITS,
     _handshake_bytes,
     _message_sentinel,
+    _pending_removal,
     _post_update,
     _synced_state,
     judge_not_applied,
     setting_up,
     setup_add,
 )
-from conformance.verdicts import HarnessError, expect, fail, judging, miss, not_applicable, observed
-from reference_peer.mls import add_proposal, app_data_update_proposal
+from conformance.verdicts import HarnessError, blocked, expect, fail, judging, miss, not_applicable, observed
+from reference_peer.mls import MLSError, add_proposal, app_data_update_proposal
 from reference_peer.room import participants as plist_mod
 from reference_peer.room.follower import SimulatedClient
 from reference_peer.wire.identity import MimiUri
@@ -198,6 +201,49 @@ def test_device_self_remove_is_accepted_and_committed(cast, ref_hub):
            "the self-removed device received a later message",
            evidence="the hub accepted bob's device's SelfRemove and the next commit removed only that client; "
                     "bob stayed listed and only his remaining client received a later message")
+
+
+@pytest.mark.feature("multiDevice")
+@pytest.mark.requirements(ADD_PARTICIPANT_CLIENTS, REMOVE_OWN_CLIENT)
+@as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
+def test_creators_add_after_a_device_leave_and_an_external_commit(cast, ref_hub, recorder):
+    """One of bob's devices removes itself (a SelfRemove, accepted and pending); before anyone commits it, a new
+    device of bob joins by external commit, which cannot carry it (-06 §5.5: "An external commit will invalidate
+    certain pending proposals. [...] The hub would then be expected to regenerate any relevant, comparable
+    proposals in the new epoch"). Then alice, the room's creator on the SUT, adds carol: whatever the hub did with
+    the invalidated SelfRemove (regenerated it as its own Remove, or not), it may not refuse that add, which its
+    policy authorizes (room-policy-04 §8.1.1 canAddParticipant: "the holder is also authorized to add any MLS
+    clients matching the added user"). Where the hub regenerated the Remove, the removed device is gone after it."""
+    room, alice, bob = _sut_hub_room(cast, bob_clients=2)
+    keep, drop = bob.clients
+    left = cast.follower.remove_client(room, drop)
+    recorder.note(f"bob's device {drop} removes itself: {left}")
+    if left.get("outcome") != "accepted":
+        fail(f"the hub refused a SelfRemove from bob's device: {left}", requirement=REMOVE_OWN_CLIENT)
+    mark = cast.follower.traffic_mark()
+    device = cast.follower.add_client(bob)
+    _require_join_attempt(cast, room, mark)
+    joined = device in _clients_of(cast.hub, room, bob)
+    recorder.note(f"bob's new device {device} joined by external commit with the SelfRemove pending: {joined}")
+    if not joined:
+        not_applicable(f"the hub did not take the external commit of bob's new device {device} while his other "
+                       "device's SelfRemove was pending: no proposal was invalidated, nothing to judge")
+    carol = ref_hub.create_user("carol")
+    result = cast.hub.add(room, alice, carol)
+    recorder.note(f"alice's add of carol after the external commit: {result}")
+    judge_creators_add_accepted(ADD_PARTICIPANT_CLIENTS, result, carol,
+                                added=" after an external commit invalidated a device's pending SelfRemove",
+                                authorized=", so the add and its clients are authorized")
+    observed(ADD_PARTICIPANT_CLIENTS, "the SUT as hub accepted its creator's add of carol after an external commit "
+                                      "invalidated a pending SelfRemove")
+    clients = _clients_of(cast.hub, room, bob)
+    if drop in clients:
+        recorder.note(f"the hub still lists {drop} after alice's commit (it did not regenerate the SelfRemove, which "
+                      "-06 §5.5 only expects): not judged")
+    else:
+        observed(REMOVE_OWN_CLIENT, f"bob's self-removed device {drop} is gone after alice's commit (the hub's "
+                                    f"regenerated Remove); bob's clients: {clients}")
 
 
 @pytest.mark.feature("multiDevice")
@@ -431,6 +477,127 @@ def test_new_device_without_add_own_client_does_not_join(cast):
            f"bob's role lacks canAddOwnClient, yet his new device joined by external commit: the hub lists {clients}",
            evidence=f"bob's new device {device} tried to join by external commit; bob's role lacks canAddOwnClient "
                     f"and the hub lists only {clients}")
+
+
+@pytest.mark.feature("multiDevice")
+@pytest.mark.requirements(NEW_DEVICE_JOIN, ADD_OWN_CLIENT)
+@as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "removeParticipant", "getRoom", "sendMessage")
+def test_relisted_user_adds_a_new_device_by_external_commit(cast, sut, ref_follower, mimi_as, poll_until, recorder):
+    """A user removed from the room and then listed again (a participant-list addition with no client) is a
+    participant like any other: its new device joins by external commit. -06 §5.6 gives the GroupInfo to "a
+    client that wishes to join a room" of a participant; room-policy-04 §8.1.1: "canAddOwnClient - a holder of
+    this capability that is in the participant list, can add its own client (via an external commit or external
+    proposal)". Alice (the SUT's admin) removes bob; dave (admin, reference follower) commits bob's addition to
+    the participant list as member, without any client; bob's new device then joins (groupInfo, external
+    commit) and must be listed and read a message. A hub that still treats bob as removed refuses it."""
+    alice = cast.hub.create_user("alice")
+    room = cast.hub.create_room(alice)
+    dave = ref_follower.create_user("dave")
+    bob = ref_follower.create_user("bob")
+    setup_add(cast.hub, room, alice, dave, hub=cast.hub, role=ADMIN)
+    setup_add(cast.hub, room, alice, bob, hub=cast.hub, role=MEMBER)
+    listed = cast.hub.participants(room)
+    if listed.get(dave.uri, {}).get("role") != ADMIN or bob.uri not in listed:
+        not_applicable(f"set-up failed: dave is not listed as admin ({ADMIN}) and bob as a participant at the SUT: "
+                       f"{listed}")
+    removed = cast.hub.remove(room, alice, bob)
+    if removed.get("outcome") != "accepted" or bob.uri in cast.hub.participants(room):
+        not_applicable(f"set-up failed: the SUT did not remove bob from its room: {removed}")
+    recorder.note(f"alice removed bob: {removed}")
+    dave_state = _synced_state(ref_follower, cast.hub, room, dave.client, poll_until)
+    update = plist_mod.make_update(added=[(bob.uri.encode(), MEMBER)]).encode()
+    out = dave_state.commit([app_data_update_proposal(int(COMPONENT_PARTICIPANT_LIST), update)])
+    answer = _post_update(mimi_as, sut, room, out.request, NEW_DEVICE_JOIN)
+    recorder.note(f"dave's commit listing bob again as member, with no client: {answer.label}")
+    if answer.refused:
+        not_applicable(f"set-up failed: the SUT as hub refused dave's commit listing bob again ({answer.label})")
+    with setting_up("the SUT to list bob again"):
+        poll_until(lambda: cast.hub.participants(room).get(bob.uri, {}).get("role") == MEMBER,
+                   what="the SUT to list bob again as member")
+    device = cast.follower.add_client(bob, join_rooms=False)
+    mark = cast.follower.traffic_mark()
+    joined = cast.follower.join_room(room, device)
+    recorder.note(f"bob's new device {device} joins: {joined}")
+    _require_join_attempt(cast, room, mark)
+    updates = _updates(cast.follower, room, mark, "out")
+    if not updates:
+        infos = [t for t in cast.follower.traffic(mark, endpoint="groupInfo", direction="out") if t.value == room]
+        answered = _groupinfo_answer(infos[-1])
+        miss(ADD_OWN_CLIENT, f"the hub answered the GroupInfo request of the new device of bob, listed again as "
+                             f"member, {answered}")
+        fail(f"the hub did not give the new device of bob, removed and then listed again as member, a GroupInfo "
+             f"(groupInfo answered {answered})", requirement=NEW_DEVICE_JOIN)
+    last = updates[-1]
+    result = UpdateRoomResponse.decode(last.response) if last.status == 200 else None
+    if result is None or result.responseCode != UpdateResponseCode.success:
+        refused = (f"{result.responseCode.name} {result.errorDescription!r}" if result is not None
+                   else f"HTTP {last.status}")
+        miss(NEW_DEVICE_JOIN, f"the hub refused the external commit of the new device of bob, listed again as "
+                              f"member ({refused})")
+        fail(f"the hub refused the external commit of the new device of bob, removed and then listed again as "
+             f"member, whose role holds canAddOwnClient ({refused})", requirement=ADD_OWN_CLIENT)
+    observed(ADD_OWN_CLIENT, "the hub accepted the external commit of the new device of bob, listed again as member")
+    text = b"to the relisted user's device " + room.encode()
+    cast.hub.send_ok(room, alice.client, text)
+    with judging(NEW_DEVICE_JOIN):
+        cast.follower.wait_received(device, text, room=room, what="bob's new device to receive a message")
+    observed(NEW_DEVICE_JOIN, "the new device of bob, removed and then listed again, fetched the GroupInfo, joined "
+                              "by external commit and received a message")
+
+
+def _member_made_external_join(state, user, names) -> tuple[SimulatedClient, bytes]:
+    """A new client of ``user`` (reference follower) and its external commit, built from the GroupInfo the
+    member ``state`` (a copy of one of the user's or another member's clients) signs for the current epoch, tree
+    embedded: the hub is not asked for it."""
+    uri = MimiUri.parse(user.uri)
+    device = SimulatedClient(uri.domain, uri.name, names("device"))
+    return device, device.join_external(state.group.group_info(ratchet_tree=True), None)
+
+
+@pytest.mark.feature("multiDevice")
+@pytest.mark.requirements(BLOCK_COMMITS)
+@as_hub
+@pytest.mark.operations("createUser", "createRoom", "addParticipant", "getRoom", "sendMessage")
+def test_new_device_of_a_user_being_removed_does_not_join(cast, sut, ref_follower, sut_party, mimi_as, names,
+                                                           poll_until, recorder):
+    """-06 §5.3: "A hub provider which observes that an active participant has been removed or banned from the
+    room, MUST prevent any of its clients from sending or receiving any additional application messages in the
+    corresponding MLS group; MUST prevent any of those clients from sending Commit messages in that group". A
+    new device of that participant is one of its clients, and its external commit is a Commit. Dave (admin,
+    reference follower) proposes bob's removal, accepted but not committed; bob's new device then sends an
+    external commit built from a GroupInfo bob's client signs (the hub need not serve one to a user being
+    removed). It must be refused (any refusal; nothing applied or fanned out). The same join by a new device of
+    dave, from dave's GroupInfo, is then accepted, so the refusal is bob's."""
+    room, bob, bob_state, admin, dave = _pending_removal(cast, sut, ref_follower, sut_party, mimi_as, poll_until,
+                                                         recorder, BLOCK_COMMITS)
+    try:
+        device, request = _member_made_external_join(bob_state, bob, names)
+    except (MLSError, ValueError) as exc:
+        raise HarnessError(f"the suite could not build the external commit of bob's new device: {exc}") from None
+    epoch, mark = sut_party.room(room)["epoch"], ref_follower.traffic_mark()
+    answer = _post_update(mimi_as, sut, room, request, BLOCK_COMMITS)
+    recorder.note(f"the external commit of bob's new device {device.uri} while bob's removal is pending: "
+                  f"{answer.label}")
+    if answer.accepted:
+        fail(f"the hub accepted the external commit of a new device of bob, whose removal it had accepted "
+             f"({device.uri} joined)", requirement=BLOCK_COMMITS)
+    effect = judge_not_applied(BLOCK_COMMITS, ref_follower, mark, _handshake_bytes(request),
+                               "the external commit of a new device of a user being removed",
+                               sentinel=_message_sentinel(cast, room, admin, dave.client, b"after bob's join"),
+                               epoch_before=epoch, sut_party=sut_party, room=room)
+    dave_state = _synced_state(ref_follower, sut_party, room, dave.client, poll_until)
+    try:
+        control, control_request = _member_made_external_join(dave_state, dave, names)
+    except (MLSError, ValueError) as exc:
+        raise HarnessError(f"the suite could not build the external commit of dave's new device: {exc}") from None
+    again = _post_update(mimi_as, sut, room, control_request, BLOCK_COMMITS)
+    recorder.note(f"the same join by dave's new device {control.uri}: {again.label}")
+    if again.refused:
+        blocked(NEW_DEVICE_JOIN, f"the hub refused a new device of dave (admin, not being removed) joining the same "
+                f"way ({again.label}), so its refusal of bob's ({answer.label}) shows nothing about the removal")
+    observed(BLOCK_COMMITS, f"the external commit of a new device of bob, whose removal is pending, was refused "
+                            f"({answer.label}); {effect}; the same join by a new device of dave was accepted")
 
 
 # -- SUT as follower -------------------------------------------------------------------------------

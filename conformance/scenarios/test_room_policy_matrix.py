@@ -231,8 +231,8 @@ def _member_description(cast, room: str) -> str | None:
 def test_role_definitions_change_needs_the_capability(cast, sut, ref_follower, mimi_as, poll_until, recorder):
     """room-policy-04 §8.6: "canChangeRoleDefinitions - the holder is authorized to make changes to the
     definitions of the Roles component." A member, whose role lacks it, commits a roles_list AppDataUpdate:
-    refused, the role list unchanged. An admin whose role holds it commits the same kind of update: accepted
-    (§3: "If the contents of the update field are valid and if the proposer is authorized to generate such an
+    refused, the role list unchanged. An admin whose role holds it commits the same kind of update, then proposes
+    another and commits that proposal by reference: each accepted (§3: "If the contents of the update field are valid and if the proposer is authorized to generate such an
     update, the value of the update field completely replaces the value of the data field")."""
     room, alice = _policy_room(cast, {"roles": _roles(admin_extra=("canChangeRoleDefinitions",))})
     dave = ref_follower.create_user("dave")
@@ -260,8 +260,18 @@ def test_role_definitions_change_needs_the_capability(cast, sut, ref_follower, m
     recorder.note("dave (admin, canChangeRoleDefinitions) commits a roles_list AppDataUpdate")
     _accepted(CHANGE_ROLE_DEFINITIONS, sut, mimi_as, recorder, room, out.request, "a valid roles_list AppDataUpdate "
               "committed by an admin whose role holds canChangeRoleDefinitions")
+    # the same by proposal: §3 speaks of "the proposer", so the update may come as a proposal, committed later
+    dave_state.commit_accepted()  # the suite's copy moves to the new epoch (it made the commit)
+    body = dave_state.proposals_request([_roles_update(dave_state, b"proposed by dave")])
+    recorder.note("dave proposes a roles_list AppDataUpdate (a proposal, not committed)")
+    _accepted(CHANGE_ROLE_DEFINITIONS, sut, mimi_as, recorder, room, body, "a valid roles_list AppDataUpdate "
+              "proposed by an admin whose role holds canChangeRoleDefinitions")
+    out = dave_state.commit([])  # his cached proposal, by reference
+    recorder.note("dave commits his roles_list proposal")
+    _accepted(CHANGE_ROLE_DEFINITIONS, sut, mimi_as, recorder, room, out.request, "dave's commit of his valid "
+              "roles_list proposal")
     observed(CHANGE_ROLE_DEFINITIONS, f"the hub {said}, the role list unchanged; it accepted the same kind of update "
-                                      "from an admin holding canChangeRoleDefinitions")
+                                      "from an admin holding canChangeRoleDefinitions, committed and proposed")
 
 
 # -- bounds --------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ the same code: nothing a SUT sends is ever unpickled.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import pickle
 
 from aiohttp import web
@@ -159,6 +160,24 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
             inflate = body.get("inflateRedirectGeneration")
             hold_prepares = body.get("holdPrepares")
             new_hub = body.get("acceptanceNewHub", False)
+            retry_503 = body.get("retry503Seconds")
+            redirect_rooms = body.get("redirectRooms")
+            refuse_codes = body.get("refuseHandoffCodes")
+            late_ms = body.get("acceptanceLateMs")
+            if late_ms is not None and not (type(late_ms) is int and 0 <= late_ms < 2**32):
+                raise ValueError(late_ms)
+            from ..wire.hub_transfer import HubTransferCode
+
+            refusals = {c.name for c in HubTransferCode} - {"accepted"}
+            if refuse_codes is not None and not (isinstance(refuse_codes, dict) and all(
+                    isinstance(r, str) and isinstance(c, list) and all(n in refusals for n in c)
+                    for r, c in refuse_codes.items())):
+                raise ValueError(refuse_codes)
+            if redirect_rooms is not None and not (isinstance(redirect_rooms, dict) and all(
+                    isinstance(r, str) and isinstance(d, str) and d for r, d in redirect_rooms.items())):
+                raise ValueError(redirect_rooms)
+            if retry_503 is not None and not (type(retry_503) is int and 0 < retry_503 <= 30):
+                raise ValueError(retry_503)
             if new_hub is not False and new_hub is not None and not (isinstance(new_hub, str) and new_hub):
                 raise ValueError(new_hub)
             if hold_prepares is not None and not isinstance(hold_prepares, bool):
@@ -194,6 +213,14 @@ def add_introspection_routes(app: web.Application, provider, server=None) -> Non
             transfers.hold_prepares = hold_prepares
         if new_hub is not False:
             transfers.acceptance_new_hub = new_hub.lower() if new_hub else None
+        if late_ms is not None:
+            transfers.acceptance_late_ms = late_ms
+        if refuse_codes is not None:
+            transfers.refuse_handoff_codes = {r: list(c) for r, c in refuse_codes.items()}
+        if redirect_rooms is not None:
+            transfers.redirect_rooms = {r: d.lower() for r, d in redirect_rooms.items()}
+        if retry_503 is not None:  # the Retry-After it answers as new hub before the handoff (section 6.4)
+            transfers.settings = dataclasses.replace(transfers.settings, retry_503_seconds=retry_503)
         return web.json_response({"autocommit": sorted(transfers.autocommit), "holdHandoff": transfers.hold_handoff,
                                   "withholdNotifyTo": sorted(transfers.withhold_notify_to)})
 

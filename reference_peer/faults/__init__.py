@@ -19,6 +19,7 @@ from . import (  # noqa: F401 - importing an area module registers its faults
     room_policy,
     transfer_cutover,
     transfer_follower,
+    transfer_follower_welcome,
     transfer_member_support,
     transfer_new_hub,
     transfer_newcomer,

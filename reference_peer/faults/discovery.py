@@ -145,6 +145,20 @@ IDQUERY_PARTIALNAME_EVERY_FIELD = define(
 )
 
 
+def _name_fields_only(profile) -> list[str]:
+    """Hook of step directory.match.whole-profile-every-field: the faulty provider searches a
+    wholeProfile element in the name fields alone, as for partialName (never empty, so the hook's
+    answer is used: a profile without names gets a NUL, which no query string holds)."""
+    return profile.name_values() or ["\x00"]
+
+
+IDQUERY_WHOLEPROFILE_NAMES_ONLY = define(
+    "idquery-wholeprofile-names-only", area=AREA, requirements=["PROTO-IDQUERY-WHOLEPROFILE"],
+    description="a wholeProfile search looks at the name fields only, so a substring of a user's email finds nobody",
+    hooks={"directory.match.whole-profile-every-field": _name_fields_only},
+)
+
+
 # --- §5.2 keyMaterial -------------------------------------------------------------------------
 
 def _last_resort_served_once_only(conn, row_id: int) -> None:

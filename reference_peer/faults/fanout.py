@@ -69,6 +69,13 @@ RETRY_AFTER_IGNORED = define(
     description="as hub, retries a refused /notify after 0.1 s whatever Retry-After said",
     hooks={"hub.notify.retry-refused": lambda status, retry_after, room: (status, 0.1)},
 )
+RETRY_AFTER_DATE_IGNORED = define(
+    "retry-after-http-date-ignored", area=AREA, requirements=["PROTO-FANOUT-RETRY-AFTER-RESPECTED"],
+    description="as hub, retries a /notify refused with a Retry-After in the HTTP-date form after 0.1 s (a "
+    "delay-seconds one is respected)",
+    hooks={"hub.notify.retry-refused": lambda status, retry_after, room: (
+        (status, 0.1) if retry_after is not None and not str(retry_after).strip().isdigit() else None)},
+)
 DUPLICATE_NOTIFY_REFUSED = define(
     "duplicate-notify-refused", area=AREA, requirements=["PROTO-FANOUT-DUP-NOTIFY-201"],
     description="as follower, answers a byte-identical repeated /notify with 409 instead of 201",

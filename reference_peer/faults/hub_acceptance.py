@@ -45,6 +45,13 @@ def _refuse_groupinfo(room: object, info: object) -> None:
     raise PolicyError("the committer's GroupInfo is not taken")
 
 
+def _keep_previous_groupinfo(room: object, info: object) -> None:
+    previous = room.group_info  # type: ignore[attr-defined]  # still the epoch before the commit's
+    if previous is not None:
+        for field in ("group_context", "extensions", "confirmation_tag", "signer", "signature"):
+            setattr(info, field, getattr(previous, field))
+
+
 def _relabel_as_application(private_message: object) -> None:
     if private_message is not None:
         private_message.content_type = ContentType.application  # type: ignore[attr-defined]
@@ -97,6 +104,15 @@ REFUSE_COMMITTERS_GROUPINFO = define(
     description="the hub answers invalidProposal to every commit once it has verified the committer's GroupInfo of "
     "the new epoch, so no valid commit (an authorized add among them) is ever accepted",
     hooks={"hub.commit.take-committers-groupinfo": _refuse_groupinfo},
+)
+KEEP_PREVIOUS_GROUPINFO = define(
+    "keep-previous-groupinfo",
+    area=AREA,
+    requirements=["POLICY-OPS-COMMITTER-PROVIDES-GROUPINFO"],
+    description="the hub accepts a valid commit but keeps the GroupInfo of the epoch before it instead of the "
+    "committer's GroupInfo of the new epoch, so the GroupInfo it serves to new clients is stale "
+    "(check: conformance/scenarios/test_committer_groupinfo.py)",
+    hooks={"hub.commit.take-committers-groupinfo": _keep_previous_groupinfo},
 )
 SUBMIT_TAKES_PRIVATE_HANDSHAKES = define(
     "submit-takes-private-handshakes",

@@ -29,6 +29,25 @@ def _refuse_external_join(room: object, joiner: bytes | None) -> None:
     raise PolicyError("an external commit is not taken")
 
 
+def _refuse_join_without_a_client(room: object, joiner: bytes | None) -> None:
+    if joiner not in room.active_users():  # type: ignore[attr-defined]
+        raise PolicyError("an external commit by a participant with no client in the group is not taken")
+
+
+def _refuse_own_removes(room: object, sender_domain: str, applied: list) -> None:
+    """Refuse a commit that includes a Remove the hub itself proposed (e.g. one regenerated after an external
+    commit), as if the hub's own proposals needed a role's canKick."""
+    from ..wire.mls import ProposalType, SenderType
+
+    hub_key = bytes(room.identity.external_sender.signature_key)  # type: ignore[attr-defined]
+    senders = room.view.external_senders()  # type: ignore[attr-defined]
+    for entry in applied:
+        sender = entry.sender
+        if entry.proposal.proposal_type == ProposalType.remove and sender.sender_type == SenderType.external \
+                and sender.sender_index < len(senders) and bytes(senders[sender.sender_index].signature_key) == hub_key:
+            raise PolicyError("a commit including the hub's own Remove is not taken")
+
+
 NEW_DEVICE_GROUPINFO_REFUSED = define(
     "new-device-groupinfo-refused", area=AREA,
     requirements=["PROTO-GROUPINFO-NEW-DEVICE-JOIN", "POLICY-CAP-ADD-OWN-CLIENT"],
@@ -98,4 +117,24 @@ EXTERNAL_JOIN_REFUSED = define(
     description="as hub, serves a participant's new client the GroupInfo but answers invalidProposal to its valid "
     "external commit, although the participant's role holds canAddOwnClient",
     hooks={"hub.external-join.accept": _refuse_external_join},
+)
+EXTERNAL_JOIN_NEEDS_A_CLIENT = define(
+    "external-join-needs-a-client", area=AREA, requirements=["PROTO-GROUPINFO-NEW-DEVICE-JOIN", "POLICY-CAP-ADD-OWN-CLIENT"],
+    description="as hub, answers invalidProposal to the valid external commit of a participant who has no client in "
+    "the group yet (e.g. one removed and then listed again), although its role holds canAddOwnClient; a participant "
+    "with a client already in the group adds a new one as usual",
+    hooks={"hub.external-join.accept": _refuse_join_without_a_client},
+)
+EXTERNAL_JOIN_OF_DEPARTING_USER = define(
+    "external-join-of-departing-user", area=AREA, requirements=["PROTO-REMOVAL-BLOCK-COMMITS"],
+    description="as hub, accepts the external commit of a new client of a user whose removal it has accepted but "
+    "not yet committed, as if the user were not being removed",
+    departs=("hub.external-join.refuse-departing-user",),
+)
+HUB_REMOVE_NEEDS_CAPABILITY = define(
+    "hub-remove-needs-capability", area=AREA, requirements=["POLICY-CAP-ADD-PARTICIPANT-CLIENTS"],
+    description="as hub, refuses every commit that includes a Remove it proposed itself (e.g. a device's SelfRemove "
+    "regenerated after an external commit, which it then requires), as if its own proposals needed canKick, so the "
+    "creator's next valid add is refused",
+    hooks={"hub.commit.accept-authorized-add": _refuse_own_removes},
 )

@@ -41,3 +41,11 @@ NEWCOMER_GIVES_UP_ON_503 = define(
     "HubRedirect names, a new hub before its handoff, as the final answer: the join fails, no retry",
     departs=("transfer.newcomer.retries-503",),
 )
+NEWCOMER_FOLLOWS_ENDLESS_REDIRECTS = define(
+    "newcomer-follows-endless-redirects",
+    area=AREA,
+    requirements=["EXT-HUBXFER-NEWCOMER-DISCOVERY"],
+    description="a provider joining a room it knows only by its ID follows HubRedirects with no hop limit (not at "
+    "most 8): on a redirect loop it asks for groupInfo again and again",
+    departs=("transfer.newcomer.hop-limit",),
+)

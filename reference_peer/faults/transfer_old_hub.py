@@ -130,6 +130,14 @@ ACCEPTANCE_NEW_HUB_UNCHECKED = define(
     "proposes the begin with a validly signed acceptance naming another provider as new hub",
     departs=("transfer.prepare.acceptance-names-target",),
 )
+ACCEPTANCE_DEADLINE_UNCHECKED = define(
+    "acceptance-deadline-unchecked",
+    area=AREA,
+    requirements=["EXT-HUBXFER-CONSENT-FIRST"],
+    description="the hub does not check that the acceptance's not_after is no later than the requested_not_after "
+    "of its prepare: it proposes the begin with a validly signed acceptance granting itself a later deadline",
+    departs=("transfer.prepare.acceptance-within-deadline",),
+)
 SECOND_TRANSFER_WHILE_BUSY = define(
     "second-transfer-while-busy",
     area=AREA,

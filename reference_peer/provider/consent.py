@@ -205,8 +205,9 @@ def check_consent_domains(
     """§5.7: for ``request``/``cancel`` (requestConsent) the target is in one of our domains and
     the requester in one of the sending provider's (the authenticated peer: one domain, or all of
     its names); for ``grant``/``revoke`` (updateConsent) the reverse. Raises
-    :class:`ConsentDomainError`; the handler answers it with an error status. ``overrides``: those of
-    the provider checking."""
+    :class:`ConsentDomainError`; the handler answers it with an error status. A well-addressed
+    requestConsent passes, so it is answered 201 and recorded pending (EXT-CONSENT-FIRST-REQUEST-201).
+    ``overrides``: those of the provider checking."""
     if operation in ("grant", "revoke") and overrides.departs(CHECK_UPDATE_DOMAINS):
         return
     local = {d.lower() for d in local_domains}

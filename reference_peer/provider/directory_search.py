@@ -88,6 +88,10 @@ OIDC_CLAIM_VALUES = step(
 PARTIAL_NAME_EVERY_NAME_FIELD = step(
     "directory.match.partial-name-every-name-field", "PROTO-IDQUERY-PARTIALNAME",
     summary="a partialName element is searched in every name field (given, middle, family and full name)")
+WHOLE_PROFILE_EVERY_FIELD = step(
+    "directory.match.whole-profile-every-field", "PROTO-IDQUERY-WHOLEPROFILE",
+    summary="a wholeProfile element is searched in every searchable field of the profile (handles, emails, "
+            "phones, names, claims and properties), not in the name fields only")
 
 # OpenID Connect Core 1.0 §5.1 standard claims.
 OIDC_STANDARD_CLAIMS = frozenset(
@@ -420,8 +424,15 @@ class Directory:
         return SearchResult(IdentifierQueryCode.success, tuple(matches))
 
 
+def _whole_profile_values(profile: Profile, overrides: Overrides) -> list[str]:
+    """The values a wholeProfile element is searched in: every field of the profile (a fault's hook
+    may answer fewer)."""
+    return overrides.hook(WHOLE_PROFILE_EVERY_FIELD, profile) or profile.all_values()
+
+
 def element_matches(profile: Profile, el: QueryElement, overrides: Overrides = NO_OVERRIDES) -> bool:
-    """Whether query element ``el`` matches ``profile`` (``overrides``: those of the provider searching)."""
+    """Whether query element ``el`` matches ``profile`` (``overrides``: those of the provider searching).
+    wholeProfile: a substring of any field (PROTO-IDQUERY-WHOLEPROFILE)."""
     value = el.text
     if value is None or value == "":
         return False
@@ -446,7 +457,7 @@ def element_matches(profile: Profile, el: QueryElement, overrides: Overrides = N
         return any(needle in name.casefold() for name in names)
     if kind == T.wholeProfile:
         needle = value.casefold()
-        return any(needle in v.casefold() for v in profile.all_values())
+        return any(needle in v.casefold() for v in _whole_profile_values(profile, overrides))
     if kind == T.oidcStdClaim:
         if overrides.departs(OIDC_CLAIM_EXACT):  # a fault's: a prefix of the claim's value matches
             return any(v.startswith(value) for v in profile.oidc_values(str(el.name_text)))

@@ -170,7 +170,9 @@ class Outbox:
         idempotency_key: str | None = None,
     ) -> int:
         """Add an item (joining the caller's transaction, if any); an item with the same
-        idempotency key is not added twice. Returns the item's id."""
+        idempotency key is not added twice. Returns the item's id. Every /notify a hub sends is queued
+        here, a new hub's fan-out of a room it took over included (EXT-HUBXFER-NEWHUB-SERVES: the
+        follower's submitMessage is sequenced and delivered)."""
         key = idempotency_key or uuid.uuid4().hex
         with self._store.transaction() as conn:
             conn.execute(

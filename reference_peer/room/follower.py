@@ -307,7 +307,8 @@ class SimulatedClient(BuiltWith):
         **kwargs: object,
     ) -> OutgoingCommit:
         """Add clients, with the participant-list AppDataUpdate adding their users in the same commit
-        (PROTO-UPDATE-ADD-PLIST-FIRST)."""
+        (PROTO-UPDATE-ADD-PLIST-FIRST): the add a room creator's role authorizes, which a hub accepts
+        (POLICY-CAP-ADD-PARTICIPANT-CLIENTS)."""
         proposals: list[Proposal] = []
         if new_users:
             update = plist_mod.make_update(added=new_users).encode()

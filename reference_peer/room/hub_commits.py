@@ -27,6 +27,7 @@ from .hub_steps import (
     COMMITTED_KICK_NEEDS_CAPABILITY,
     COMMITTED_OWN_ADD_NEEDS_CAPABILITY,
     EXTERNAL_JOIN_NEEDS_ADD_OWN_CLIENT,
+    EXTERNAL_JOIN_REFUSES_DEPARTING_USER,
     KEEP_HUB_IN_EXTERNAL_SENDERS,
     OWN_CLIENT_REMOVAL_NEEDS_CAPABILITY,
     PARENT_STRICT_SUBSET,
@@ -129,9 +130,11 @@ class CommitRules:
         self, user: bytes, old_roles: dict[bytes, int], applied: list[AppliedProposal]
     ) -> None:
         """A new client of an existing participant joins by external commit (PROTO-GROUPINFO-NEW-DEVICE-JOIN)
-        only with canAddOwnClient (POLICY-CAP-ADD-OWN-CLIENT); a banned or departed user cannot."""
+        only with canAddOwnClient (POLICY-CAP-ADD-OWN-CLIENT); a banned or departed user cannot, nor a user whose
+        removal is accepted but not yet committed: its new client's external commit is a Commit of one of its
+        clients (PROTO-REMOVAL-BLOCK-COMMITS)."""
         role = old_roles.get(user, ROLE_INDEX_NON_PARTICIPANT)
-        if user in self.departing_users() or not self.policy.may_be_active(role):
+        if self._departing_joiner(user) or not self.policy.may_be_active(role):
             raise _not_allowed(
                 Refusal(
                     "an external join by a user who is not an active-capable participant", "POLICY-CAP-ADD-OWN-CLIENT"
@@ -148,6 +151,12 @@ class CommitRules:
                     raise _not_allowed(
                         Refusal("an external commit removes another user's client", "POLICY-CAP-REMOVE-OWN-CLIENT")
                     )
+
+    def _departing_joiner(self, user: bytes) -> bool:
+        """Whether an external joiner's user is being removed or banned (PROTO-REMOVAL-BLOCK-COMMITS; a fault
+        departing from the step lets it join). Any other participant's new client may join
+        (PROTO-GROUPINFO-NEW-DEVICE-JOIN)."""
+        return user in self.departing_users() and not self.overrides.departs(EXTERNAL_JOIN_REFUSES_DEPARTING_USER)
 
     def _check_commit_policy(
         self, old: HubView, new: HubView, committer: bytes, applied: list[AppliedProposal]

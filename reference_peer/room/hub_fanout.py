@@ -47,7 +47,8 @@ class FanoutPlanning:
     ) -> FanoutPlan:
         """An accepted commit (the room already at its new epoch): the commit with the hub's follow-up
         proposals to every provider that had clients before it or has some after it, then the Welcome
-        (with the tree, and the follow-ups again) to the joiners' providers."""
+        (with the tree, and the follow-ups again) to the joiners' providers. Every accepted add passes through
+        here, so a plan that fails leaves a valid add unprocessed (POLICY-CAP-ADD-PARTICIPANT-CLIENTS)."""
         plan = FanoutPlan()
         stamp = self.overrides.hook(STAMP_COMMIT_AT_ACCEPTANCE, now)
         if stamp is None:

@@ -74,8 +74,9 @@ class ProposalRules:
                 or (user in leaving_now and not self.overrides.departs(BIND_LEAVER_WITHIN_BUNDLE))
             ):
                 self._check_departing_proposal(work, user, proposal)
-            self._check_remove_proposal(work, kind, user, proposal)
+            self._check_remove_proposal(work, kind, user, proposal)  # a canKick holder's (POLICY-CAP-KICK-KEEPS-PARTICIPANT)
             self._check_hub_component_proposal(kind, proposal)
+            # another component's update (a roles_list change, POLICY-CAP-CHANGE-ROLE-DEFINITIONS) is cached as it is
             if (
                 ptype == ProposalType.app_data_update
                 and proposal.app_data_update.component_id == COMPONENT_PARTICIPANT_LIST

@@ -263,6 +263,11 @@ EXTERNAL_JOIN_NEEDS_ADD_OWN_CLIENT = step(
     summary="a participant's new client whose role lacks canAddOwnClient gets no GroupInfo and its external "
     "commit is refused",
 )
+EXTERNAL_JOIN_REFUSES_DEPARTING_USER = step(
+    "hub.external-join.refuse-departing-user", "PROTO-REMOVAL-BLOCK-COMMITS",
+    summary="the external commit of a new client of a user whose removal or ban is accepted (committed or not) is "
+    "refused: it is a Commit of one of that user's clients",
+)
 ACCEPT_EXTERNAL_JOIN = step(
     "hub.external-join.accept", "PROTO-GROUPINFO-NEW-DEVICE-JOIN", "POLICY-CAP-ADD-OWN-CLIENT",
     summary="a valid external commit by a new client of a participant whose role holds canAddOwnClient is accepted "

@@ -47,6 +47,8 @@ class TransferRules:
         return {transfer.target}
 
     def _cutover_pending(self) -> bool:
+        """The cut-over proposal is pending (EXT-HUBXFER-CUTOVER-INCLUDES-PENDING). Outside a transfer it never is, so
+        a participant's new client joins by external commit as ever (PROTO-GROUPINFO-NEW-DEVICE-JOIN)."""
         return self.transfer is not None and self.transfer.phase == CUTOVER_PROPOSED
 
     def _check_hub_component_proposal(self, kind: str, proposal: object) -> None:

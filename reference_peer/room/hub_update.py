@@ -67,7 +67,8 @@ class UpdateRules:
         self, view: HubView, sender: object, *, new_member_user: bytes | None = None
     ) -> tuple[str, bytes | None]:
         """('member'|'hub'|'provider'|'new_member', user or None) for a handshake sender. For a
-        follower provider (an external sender other than the hub) the "user" is its provider URI. Only the hub's
+        follower provider (an external sender other than the hub) the "user" is its provider URI: a provider holds no
+        participant-list entry, so no role over other providers' users (POLICY-CAP-KICK-KEEPS-PARTICIPANT). Only the hub's
         own proposals (its signature key) may change the mimi_hub component (EXT-HUBXFER-COMPONENT-SENDER), so a
         member's commit of the hub's begin proposals is accepted and the transfer goes on to its cut-over
         (EXT-HUBXFER-BEGIN-PROPOSALS)."""

@@ -281,6 +281,8 @@ class MimiClient:
         return httpx.Timeout(deadline, connect=min(self.limits.connect_timeout, deadline * 0.8))
 
     def _observe(self, method, url, headers, body, status, response_headers, response_body, error, started) -> None:
+        """Every exchange with a peer ends here (the observer records it), a new hub's fan-out of a room it
+        took over included (EXT-HUBXFER-NEWHUB-SERVES: the follower's submitMessage is sequenced and delivered)."""
         if self._observer is None:
             return
         self._observer(

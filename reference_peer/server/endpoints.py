@@ -185,7 +185,9 @@ TEMPLATE_VARIABLE = re.compile(r"\{(" + _VARCHAR + r"(?:\.?" + _VARCHAR + r")*)\
 
 def expand_template(template: str, value: str) -> str:
     """Fill the single ``{variable}`` of a directory URL template with the percent-encoded ``value``
-    (any RFC 6570 variable name: -06 §5.1 fixes none)."""
+    (any RFC 6570 variable name: -06 §5.1 fixes none). Every outgoing request's URL is built here, a new
+    hub's fan-out of a room it took over included (EXT-HUBXFER-NEWHUB-SERVES: the follower's submitMessage
+    is sequenced and delivered)."""
     match = TEMPLATE_VARIABLE.search(template)
     if match is None:
         raise ValueError(f"directory template has no variable: {template!r}")

@@ -641,6 +641,9 @@ class MimiServer:
         return domain, port
 
     def _check_from(self, request: web.Request, context: dict, peer_names: list[str]) -> str:
+        """The requesting provider's domain, from its one From header, which its client certificate must
+        authenticate. Every MIMI request passes here, the directory's GET included, so a well-formed one is
+        admitted (PROTO-DIRECTORY-WELL-KNOWN: the directory is served)."""
         froms = self._from_values(request)
         context["from"] = ", ".join(froms) or None
         if len(froms) > 1:
